@@ -1,0 +1,80 @@
+//! The one codec for values that cross a process boundary: postcard over serde.
+//!
+//! Decoding never runs user code beyond `Deserialize` impls and never trusts a length prefix
+//! beyond the bytes it was given, so a malformed message is a [`CodecError`], not a panic or a
+//! huge allocation.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// A value could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The value could not be serialized (for example a handle outside a handle-carrying channel).
+    #[error("cannot encode value: {0}")]
+    Encode(String),
+    /// The bytes are not a valid encoding of the expected type.
+    #[error("cannot decode value: {0}")]
+    Decode(String),
+}
+
+/// Encodes `value` with postcard.
+///
+/// ```
+/// let bytes = processing_core::codec::encode(&42u32).unwrap();
+/// assert_eq!(processing_core::codec::decode::<u32>(&bytes).unwrap(), 42);
+/// ```
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    postcard::to_allocvec(value).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Appends the postcard encoding of `value` to `out`.
+///
+/// ```
+/// let mut buf = vec![0xff];
+/// processing_core::codec::encode_into(&7u8, &mut buf).unwrap();
+/// assert_eq!(buf, [0xff, 7]);
+/// ```
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let extended = postcard::to_extend(value, std::mem::take(out))
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    *out = extended;
+    Ok(())
+}
+
+/// Decodes a value of type `T` from exactly `bytes` (trailing bytes are an error).
+///
+/// ```
+/// assert!(processing_core::codec::decode::<u32>(&[0xff, 0xff]).is_err());
+/// ```
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, rest) =
+        postcard::take_from_bytes(bytes).map_err(|e| CodecError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CodecError::Decode(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_trailing_bytes() {
+        let bytes = encode(&(1i32, "abc", 2.5f64)).unwrap();
+        let back: (i32, String, f64) = decode(&bytes).unwrap();
+        assert_eq!(back, (1, "abc".into(), 2.5));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode::<(i32, String, f64)>(&longer).is_err());
+    }
+
+    #[test]
+    fn huge_length_prefix_is_an_error_not_an_allocation() {
+        // A Vec<u8> claiming 2^63 elements followed by nothing.
+        let bytes = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        assert!(decode::<Vec<u8>>(&bytes).is_err());
+        assert!(decode::<String>(&bytes).is_err());
+    }
+}

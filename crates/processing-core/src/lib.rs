@@ -1,0 +1,23 @@
+//! The bottom layer of `processing`: what every other crate shares.
+//!
+//! Layer: below everything (`core → shm → sync → transport → process → {manager, pool} →
+//! processing`). It holds the codec every value uses to cross a process boundary (postcard,
+//! never anything that runs code while decoding), the per-process authentication key, the side
+//! channel that carries OS handles (file descriptors on Unix, `HANDLE`s on Windows) along with a
+//! serialized message, and a few portable process facts (pid, liveness). It must never depend on
+//! another crate of the workspace.
+//!
+//! ```
+//! let bytes = processing_core::codec::encode(&(1u8, "abc")).unwrap();
+//! let back: (u8, String) = processing_core::codec::decode(&bytes).unwrap();
+//! assert_eq!(back, (1, "abc".to_string()));
+//! ```
+
+pub mod authkey;
+pub mod codec;
+pub mod handles;
+pub mod os;
+mod sys;
+
+pub use codec::CodecError;
+pub use handles::{HandleError, OwnedOsHandle, TransferableHandle};

@@ -1,0 +1,13 @@
+//! The platform seam of processing-core: `unix.rs` or `windows.rs`, one fixed list of names.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::{deserialize_handle, pid_alive, serialize_handle};
+#[cfg(unix)]
+pub use unix::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::{deserialize_handle, pid_alive, serialize_handle};

@@ -1,0 +1,36 @@
+//! `cargo xtask` — the project's task runner (one module per subcommand).
+//!
+//! - `cargo xtask test [--fast]`: every check CI runs; ends with `xtask: N passed, M failed`.
+//! - `cargo xtask bench [--quick] [--compare] [--only NAMES] [--baseline PATH]`: benchmarks.
+//! - `cargo xtask windows`: the Windows leg (cross-build with mingw-w64, run under Wine).
+//! - `cargo xtask tidy`: crate headers and layering.
+
+mod bench;
+mod test;
+mod tidy;
+mod util;
+mod windows;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!("usage: cargo xtask <test|bench|windows|tidy> [options]");
+        return ExitCode::from(2);
+    };
+    let result = match cmd.as_str() {
+        "test" => test::run(rest),
+        "bench" => bench::run(rest),
+        "windows" => windows::run(rest).map(|_| ()),
+        "tidy" => tidy::run().map(|_| ()),
+        other => Err(format!("unknown subcommand `{other}`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
