@@ -17,7 +17,24 @@ pub mod authkey;
 pub mod codec;
 pub mod handles;
 pub mod os;
+pub mod startup;
 mod sys;
 
 pub use codec::CodecError;
 pub use handles::{HandleError, OwnedOsHandle, TransferableHandle};
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static RAN: AtomicBool = AtomicBool::new(false);
+    fn mark() {
+        RAN.store(true, Ordering::SeqCst);
+    }
+    crate::on_load!(mark);
+
+    #[test]
+    fn on_load_runs_before_main() {
+        assert!(RAN.load(Ordering::SeqCst));
+    }
+}

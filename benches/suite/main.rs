@@ -1,0 +1,18 @@
+//! The benchmark suite behind `cargo xtask bench` (see BENCHMARKS.md).
+//!
+//! Prints one JSON object per line on stdout; progress goes to stderr. Flags: `--quick`,
+//! `--only NAME[,NAME...]`. Each area lives in its own module with a `run(&Ctx)` function.
+
+mod ctx;
+
+use ctx::Ctx;
+
+fn main() {
+    let ctx = Ctx::from_args();
+    // Areas register here, in the order BENCHMARKS.md lists their metrics.
+    let areas: &[(&str, fn(&Ctx))] = &[];
+    for (name, run) in areas {
+        eprintln!("bench: {name}");
+        run(&ctx);
+    }
+}
