@@ -3,11 +3,13 @@
 use std::time::Duration;
 
 /// What the run was asked for.
+#[allow(dead_code)]
 pub struct Ctx {
     pub quick: bool,
     only: Option<Vec<String>>,
 }
 
+#[allow(dead_code)]
 impl Ctx {
     pub fn from_args() -> Ctx {
         let args: Vec<String> = std::env::args().collect();
