@@ -115,6 +115,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let ours = relay(&mut cmd, None, &mut problems);
     eprintln!("bench: suite done in {}", fmt_secs(start.elapsed()));
+    for p in validate(&ours) {
+        eprintln!("bench: WARNING: {p}");
+        problems.push(p);
+    }
     let mut all: Vec<Json> = ours.clone();
 
     if opts.compare {
@@ -353,6 +357,69 @@ fn probe(exe: &PathBuf) -> Option<Python> {
         version,
         key,
     })
+}
+
+/// The units BENCHMARKS.md and `python_baseline.py` fix for each metric.
+const UNITS: &[(&str, &str)] = &[
+    ("spawn_join_ms", "ms"),
+    ("pipe_rtt_us", "us"),
+    ("pipe_bytes_gbps", "GB/s"),
+    ("queue_items_per_s", "items/s"),
+    ("lock_uncontended_ns", "ns"),
+    ("value_locked_incr_per_s", "ops/s"),
+    ("array_share_gbps", "GB/s"),
+    ("pool_map_tasks_per_s", "tasks/s"),
+    ("pool_apply_async_tasks_per_s", "tasks/s"),
+    ("manager_list_ops_per_s", "ops/s"),
+];
+
+/// Checks the suite's lines against BENCHMARKS.md's rules: known metrics in their unit, a
+/// headline row where a metric has several, exactly one default `spawn_join_ms` row.
+fn validate(ours: &[Json]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut metrics: Vec<&str> = Vec::new();
+    for l in ours {
+        let (Some(m), unit) = (l.str("metric"), l.str("unit").unwrap_or("")) else {
+            continue;
+        };
+        if !metrics.contains(&m) {
+            metrics.push(m);
+        }
+        if let Some((_, want)) = UNITS.iter().find(|(n, _)| *n == m) {
+            if unit != *want {
+                problems.push(format!(
+                    "{m} is printed in `{unit}`; BENCHMARKS.md fixes `{want}`"
+                ));
+            }
+        }
+        if l.num("value").is_none() {
+            problems.push(format!("{m} has no numeric value"));
+        }
+    }
+    for m in metrics {
+        let rows: Vec<&Json> = ours.iter().filter(|l| l.str("metric") == Some(m)).collect();
+        if m == "spawn_join_ms" {
+            let defaults = rows
+                .iter()
+                .filter(|r| r.bool("default") == Some(true))
+                .count();
+            if defaults != 1 {
+                problems.push(format!("spawn_join_ms has {defaults} rows with \"default\": true; it needs exactly one"));
+            }
+            continue;
+        }
+        let headlines = rows
+            .iter()
+            .filter(|r| r.bool("headline") == Some(true))
+            .count();
+        if rows.len() > 1 && headlines != 1 {
+            problems.push(format!(
+                "{m} has {} rows and {headlines} with \"headline\": true; it needs exactly one",
+                rows.len()
+            ));
+        }
+    }
+    problems
 }
 
 /// Whether smaller values are better, by unit; `None` when the unit says nothing.
@@ -741,6 +808,22 @@ mod tests {
         assert!(t
             .markdown("--quick")
             .contains("| `pipe_rtt_us` | us | 4.00 | 20.0 | 33.0 | 5.00× |"));
+    }
+
+    #[test]
+    fn validates_rows() {
+        let ok = lines(
+            r#"{"metric": "spawn_join_ms", "value": 0.5, "unit": "ms", "start_method": "forkserver", "default": true}
+{"metric": "pipe_rtt_us", "value": 2.0, "unit": "us", "pinned": true}
+{"metric": "pipe_rtt_us", "value": 4.0, "unit": "us", "headline": true}"#,
+        );
+        assert!(super::validate(&ok).is_empty());
+        let bad = lines(
+            r#"{"metric": "spawn_join_ms", "value": 0.5, "unit": "ms", "start_method": "forkserver"}
+{"metric": "pipe_rtt_us", "value": 2.0, "unit": "ms"}
+{"metric": "pipe_rtt_us", "value": 4.0, "unit": "us"}"#,
+        );
+        assert_eq!(super::validate(&bad).len(), 3);
     }
 
     #[test]
