@@ -1,11 +1,15 @@
 //! `cargo xtask` — the project's task runner (one module per subcommand).
 //!
-//! - `cargo xtask test [--fast]`: every check CI runs; ends with `xtask: N passed, M failed`.
-//! - `cargo xtask bench [--quick] [--compare] [--only NAMES] [--baseline PATH]`: benchmarks.
-//! - `cargo xtask windows`: the Windows leg (cross-build with mingw-w64, run under Wine).
+//! - `cargo xtask test [--fast] [--no-windows]`: every check CI runs; ends with
+//!   `xtask: N passed, M failed` and a non-zero exit status on any failure.
+//! - `cargo xtask bench [--quick] [--compare] [--only NAMES] [--baseline PATH] [--json-out PATH]
+//!   [--markdown] [--markdown-out PATH]`: benchmarks, optionally compared with Python.
+//! - `cargo xtask windows [FILTER...] [-- TEST-ARGS]`: the Windows leg (cross-build with
+//!   mingw-w64, run under Wine).
 //! - `cargo xtask tidy`: crate headers and layering.
 
 mod bench;
+mod json;
 mod test;
 mod tidy;
 mod util;
@@ -22,7 +26,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "test" => test::run(rest),
         "bench" => bench::run(rest),
-        "windows" => windows::run(rest).map(|_| ()),
+        "windows" => windows::run(rest),
         "tidy" => tidy::run().map(|_| ()),
         other => Err(format!("unknown subcommand `{other}`")),
     };

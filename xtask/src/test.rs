@@ -1,8 +1,21 @@
 //! `cargo xtask test`: formatting, lints (Linux and Windows), every test, and the Windows leg.
+//!
+//! Test binaries are built once with `cargo test --no-run` and then run one by one, so that each
+//! gets the flags its source asks for (`// xtask: serial` → `--test-threads=1`), a timeout (a
+//! hung binary fails instead of wedging CI) and, under Wine, its skip markers.
 
-use crate::util::{cargo, count_tests, run_capture, run_status, target_installed};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::util::{
+    build_test_binaries, cargo, count_tests, fmt_secs, run_capture, run_capture_timeout,
+    run_status, target_installed, TestBinary,
+};
 
 pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+
+/// Per test binary on Linux, overridable with `XTASK_TEST_TIMEOUT` (seconds).
+const LINUX_BINARY_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Default)]
 struct Tally {
@@ -20,10 +33,135 @@ impl Tally {
             self.failures.push(name.to_string());
         }
     }
+
+    fn add(&mut self, leg: &Leg) {
+        self.passed += leg.passed;
+        self.failed += leg.failed;
+        self.failures.extend(leg.failures.iter().cloned());
+    }
+}
+
+/// The outcome of running a list of test binaries.
+#[derive(Debug, Default)]
+pub struct Leg {
+    pub passed: usize,
+    pub failed: usize,
+    /// Binaries with a failing test, a crash or a timeout.
+    pub failures: Vec<String>,
+    /// (binary or binary::test, reason), each already printed as `<leg>: skipped ...`.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// How to run a list of test binaries.
+pub struct RunOptions<'a> {
+    /// Name printed in front of skip lines (`linux`, `windows`).
+    pub leg: &'a str,
+    /// A program the executable is passed to (Wine), or none.
+    pub runner: Option<&'a Path>,
+    pub envs: Vec<(String, String)>,
+    pub timeout: Duration,
+    /// Once this much time has gone, the remaining binaries are skipped (with that reason).
+    pub budget: Option<Duration>,
+    /// Honour the `wine-skip` markers.
+    pub under_wine: bool,
+    /// Arguments for every binary (a test-name filter, `--nocapture` ...).
+    pub test_args: &'a [String],
+}
+
+/// Runs each binary, counting `test result:` lines.
+pub fn run_binaries(bins: &[TestBinary], opts: &RunOptions) -> Leg {
+    let start = Instant::now();
+    let mut leg = Leg::default();
+    for bin in bins {
+        let label = bin.label();
+        let markers = bin.markers();
+        let mut skip = |what: String, reason: String| {
+            eprintln!("{}: skipped {what} ({reason})", opts.leg);
+            leg.skipped.push((what, reason));
+        };
+        if opts.under_wine {
+            if let Some(reason) = &markers.wine_skip_file {
+                skip(label.clone(), reason.clone());
+                continue;
+            }
+        }
+        if let Some(budget) = opts.budget {
+            if start.elapsed() > budget {
+                skip(
+                    label.clone(),
+                    format!("the leg's time budget of {} s is used up", budget.as_secs()),
+                );
+                continue;
+            }
+        }
+        let mut cmd = bin.command(opts.runner);
+        cmd.envs(opts.envs.iter().map(|(k, v)| (k, v)));
+        if markers.serial {
+            cmd.arg("--test-threads=1");
+        }
+        if opts.under_wine {
+            for (name, reason) in &markers.wine_skip {
+                skip(format!("{label}::{name}"), reason.clone());
+                cmd.args(["--skip", name]);
+            }
+        }
+        cmd.args(opts.test_args);
+        eprintln!(
+            "{}: running {label}{}",
+            opts.leg,
+            if markers.serial { " (serial)" } else { "" }
+        );
+        let t = Instant::now();
+        let run = run_capture_timeout(&mut cmd, Some(opts.timeout));
+        let (p, f) = count_tests(&run.output);
+        leg.passed += p;
+        leg.failed += f;
+        let why = if run.timed_out {
+            Some(format!("timed out after {} s", opts.timeout.as_secs()))
+        } else if !run.ok && f == 0 {
+            Some("exited with an error and no failing test (crash or harness error)".to_string())
+        } else if f > 0 {
+            Some(format!("{f} failed"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            if f == 0 {
+                leg.failed += 1;
+            }
+            eprintln!("{}: FAILED {label}: {why}", opts.leg);
+            leg.failures.push(format!("{}:{label}", opts.leg));
+        }
+        eprintln!(
+            "{}: {label}: {p} passed, {f} failed in {}",
+            opts.leg,
+            fmt_secs(t.elapsed())
+        );
+    }
+    leg
+}
+
+pub fn env_secs(var: &str, default: Duration) -> Duration {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(default)
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
+    let start = Instant::now();
     let fast = args.iter().any(|a| a == "--fast");
+    let no_windows = args.iter().any(|a| a == "--no-windows");
+    if let Some(unknown) = args
+        .iter()
+        .find(|a| !matches!(a.as_str(), "--fast" | "--no-windows"))
+    {
+        return Err(format!(
+            "unknown option `{unknown}` (usage: cargo xtask test [--fast] [--no-windows])"
+        ));
+    }
+    let windows_target = target_installed(WINDOWS_TARGET);
     let mut tally = Tally::default();
 
     if !fast {
@@ -43,25 +181,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "warnings",
             ])),
         );
-    }
-
-    // Every test of every crate: unit, integration (including the root conformance suite),
-    // doc tests; examples are built by `--all-targets`-free `cargo test` as well.
-    let (ok, out) = run_capture(cargo().args(["test", "--workspace", "--no-fail-fast"]));
-    let (p, f) = count_tests(&out);
-    tally.passed += p;
-    tally.failed += f;
-    if !ok && f == 0 {
-        tally.step("cargo test", false);
-    }
-    tally.step(
-        "examples build",
-        run_status(cargo().args(["build", "--workspace", "--examples"])),
-    );
-
-    // Windows: lint always where the target exists; run under Wine through the Windows leg.
-    if target_installed(WINDOWS_TARGET) {
-        if !fast {
+        if windows_target {
             tally.step(
                 "clippy windows",
                 run_status(cargo().args([
@@ -75,28 +195,72 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     "warnings",
                 ])),
             );
+        } else {
+            eprintln!("xtask: clippy for {WINDOWS_TARGET} SKIPPED (target not installed)");
         }
-        match crate::windows::run(&[]) {
-            Ok(Some((p, f))) => {
-                tally.passed += p;
-                tally.failed += f;
-                if f > 0 {
-                    tally.failures.push("windows leg".into());
-                }
-            }
+    }
+
+    // Unit and integration tests of every crate, including the root conformance suite and the
+    // task runner's own tests (building them also builds the examples).
+    match build_test_binaries(None, &[]) {
+        Ok(bins) => {
+            let opts = RunOptions {
+                leg: "linux",
+                runner: None,
+                envs: Vec::new(),
+                timeout: env_secs("XTASK_TEST_TIMEOUT", LINUX_BINARY_TIMEOUT),
+                budget: None,
+                under_wine: false,
+                test_args: &[],
+            };
+            tally.add(&run_binaries(&bins, &opts));
+        }
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            tally.step("build tests", false);
+        }
+    }
+
+    // Doc tests: `cargo test --no-run` does not build them; they must run and there must be some.
+    let (ok, out) = run_capture(cargo().args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--doc",
+        "--no-fail-fast",
+    ]));
+    let (p, f) = count_tests(&out);
+    tally.passed += p;
+    tally.failed += f;
+    if !ok && f == 0 {
+        tally.step("doc tests", false);
+    } else if p + f == 0 {
+        eprintln!("xtask: no doc test ran (the crates' examples are doc tests; something is off)");
+        tally.step("doc tests ran", false);
+    }
+    tally.step(
+        "examples build",
+        run_status(cargo().args(["build", "--workspace", "--examples"])),
+    );
+
+    if no_windows {
+        eprintln!("windows: SKIPPED (--no-windows)");
+    } else {
+        match crate::windows::leg(&[], &[]) {
+            Ok(Some(leg)) => tally.add(&leg),
             Ok(None) => {}
             Err(e) => {
-                eprintln!("xtask: windows leg failed: {e}");
+                eprintln!("windows: FAILED: {e}");
                 tally.step("windows leg", false);
             }
         }
-    } else {
-        eprintln!("windows: SKIPPED (rustup target {WINDOWS_TARGET} is not installed; `rustup target add {WINDOWS_TARGET}` installs it)");
     }
 
     if !tally.failures.is_empty() {
-        eprintln!("xtask: failed steps: {}", tally.failures.join(", "));
+        eprintln!("xtask: failed: {}", tally.failures.join(", "));
     }
+    eprintln!("xtask: total time {}", fmt_secs(start.elapsed()));
     println!("xtask: {} passed, {} failed", tally.passed, tally.failed);
     if tally.failed == 0 {
         Ok(())
