@@ -17,7 +17,9 @@ pub struct Gate {
 impl Gate {
     /// A closed gate on a loopback port.
     pub fn new() -> Gate {
-        Gate { listener: TcpListener::bind("127.0.0.1:0").expect("bind a loopback port") }
+        Gate {
+            listener: TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"),
+        }
     }
 
     /// The port a child passes to [`wait_at_gate`].
@@ -61,7 +63,10 @@ pub fn running(pid: u32) -> bool {
     {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Ok(stat) => {
-                let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+                let state = stat
+                    .rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next());
                 !matches!(state, Some("Z") | Some("X") | None)
             }
             Err(_) => false,
@@ -86,7 +91,12 @@ pub fn temp_path(tag: &str) -> std::path::PathBuf {
 
 fn p01_child((port, values, text): (u16, Vec<u32>, String)) -> (Vec<u32>, String, String, u32) {
     wait_at_gate(port);
-    (values, text, current_process().name().to_string(), current_process().pid())
+    (
+        values,
+        text,
+        current_process().name().to_string(),
+        current_process().pid(),
+    )
 }
 
 /// P01 Lifecycle.
@@ -103,7 +113,9 @@ pub fn p01_lifecycle(method: StartMethod) {
     let pid = p.pid().expect("pid after start");
     assert!(p.is_alive());
     assert_eq!(p.exitcode(), None);
-    assert!(active_children().iter().any(|c| c.pid() == pid && c.name() == "p01-child"));
+    assert!(active_children()
+        .iter()
+        .any(|c| c.pid() == pid && c.name() == "p01-child"));
     gate.open();
     let (values, text, name, child_pid) = p.join().unwrap();
     assert_eq!(values, vec![1, 2, 3]);
@@ -117,7 +129,13 @@ pub fn p01_lifecycle(method: StartMethod) {
 
 fn p02_child(_: ()) -> (String, u32, bool, bool, Vec<u8>) {
     let me = current_process();
-    (me.name().to_string(), me.pid(), me.daemon(), me.is_alive(), me.authkey().to_vec())
+    (
+        me.name().to_string(),
+        me.pid(),
+        me.daemon(),
+        me.is_alive(),
+        me.authkey().to_vec(),
+    )
 }
 
 /// P02 current_process in the main process (and, for contrast, in a child).
@@ -131,7 +149,10 @@ pub fn p02_current_process(method: StartMethod) {
     p.start().unwrap();
     let pid = p.pid().unwrap();
     let (name, child_pid, daemon, alive, key) = p.join().unwrap();
-    assert_eq!((name.as_str(), child_pid, daemon, alive), ("p02", pid, false, true));
+    assert_eq!(
+        (name.as_str(), child_pid, daemon, alive),
+        ("p02", pid, false, true)
+    );
     assert_eq!(key, me.authkey().to_vec(), "the authkey is inherited");
 }
 
@@ -185,12 +206,19 @@ pub fn p04_exit_codes(method: StartMethod) {
 
     let path = temp_path("p04-stderr");
     let file = std::fs::File::create(&path).unwrap();
-    let mut p = Process::new(panicker, "boom-p04".to_string()).stderr(Stdio::file(file)).start_method(method);
+    let mut p = Process::new(panicker, "boom-p04".to_string())
+        .stderr(Stdio::file(file))
+        .start_method(method);
     p.start().unwrap();
     match p.join() {
         Err(ProcessError::Panicked { message, location }) => {
             assert_eq!(message, "boom-p04");
-            assert!(location.as_deref().is_some_and(|l| l.contains("process_cases.rs")), "{location:?}");
+            assert!(
+                location
+                    .as_deref()
+                    .is_some_and(|l| l.contains("process_cases.rs")),
+                "{location:?}"
+            );
         }
         other => panic!("expected a panic, got {other:?}"),
     }
@@ -217,7 +245,11 @@ pub struct Summary {
 }
 
 fn summarise(values: Vec<u64>) -> Summary {
-    Summary { total: values.iter().sum(), words: values.iter().map(|v| v.to_string()).collect(), note: None }
+    Summary {
+        total: values.iter().sum(),
+        words: values.iter().map(|v| v.to_string()).collect(),
+        note: None,
+    }
 }
 
 /// P05 the target's return value comes back through join.
@@ -225,7 +257,14 @@ pub fn p05_return_value(method: StartMethod) {
     let mut p = Process::new(summarise, vec![1, 2, 39]).start_method(method);
     p.start().unwrap();
     let s = p.join().unwrap();
-    assert_eq!(s, Summary { total: 42, words: vec!["1".into(), "2".into(), "39".into()], note: None });
+    assert_eq!(
+        s,
+        Summary {
+            total: 42,
+            words: vec!["1".into(), "2".into(), "39".into()],
+            note: None
+        }
+    );
     assert!(matches!(p.join(), Err(ProcessError::AlreadyJoined)));
 }
 
@@ -233,11 +272,17 @@ fn daemon_creator(method: StartMethod) -> (bool, bool, bool) {
     let mut p = Process::new(noop, ()).start_method(method);
     let inherited = p.is_daemon();
     let err = p.start().unwrap_err();
-    (current_process().daemon(), inherited, err.spawn_error().is_some_and(|e| e.is_daemonic()))
+    (
+        current_process().daemon(),
+        inherited,
+        err.spawn_error().is_some_and(|e| e.is_daemonic()),
+    )
 }
 
 fn start_daemon_and_leave(method: StartMethod) -> u32 {
-    let mut p = Process::new(sleeper, 60_000).daemon(true).start_method(method);
+    let mut p = Process::new(sleeper, 60_000)
+        .daemon(true)
+        .start_method(method);
     p.start().unwrap();
     p.pid().unwrap()
 }
@@ -246,8 +291,13 @@ fn start_daemon_and_leave(method: StartMethod) -> u32 {
 /// no children of daemons.
 pub fn p06_daemon(method: StartMethod) {
     let p = Process::new(noop, ()).start_method(method);
-    assert!(!p.is_daemon(), "defaults to the creator's flag (not daemonic)");
-    let mut p = Process::new(daemon_creator, method).daemon(true).start_method(method);
+    assert!(
+        !p.is_daemon(),
+        "defaults to the creator's flag (not daemonic)"
+    );
+    let mut p = Process::new(daemon_creator, method)
+        .daemon(true)
+        .start_method(method);
     p.start().unwrap();
     assert!(p.is_daemon());
     assert_eq!(p.join().unwrap(), (true, true, true));
@@ -259,7 +309,10 @@ pub fn p06_daemon(method: StartMethod) {
     while running(grandchild) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!running(grandchild), "the daemonic child {grandchild} outlived its parent");
+    assert!(
+        !running(grandchild),
+        "the daemonic child {grandchild} outlived its parent"
+    );
 }
 
 fn tree_node((path, method): (Vec<u32>, StartMethod)) -> Vec<Vec<u32>> {
@@ -284,7 +337,15 @@ fn tree_node((path, method): (Vec<u32>, StartMethod)) -> Vec<Vec<u32>> {
 /// P07 a tree of depth 2 reports its paths in depth-first order through join values.
 pub fn p07_nested_tree(method: StartMethod) {
     let paths = tree_node((Vec::new(), method));
-    let expected: Vec<Vec<u32>> = vec![vec![], vec![0], vec![0, 0], vec![0, 1], vec![1], vec![1, 0], vec![1, 1]];
+    let expected: Vec<Vec<u32>> = vec![
+        vec![],
+        vec![0],
+        vec![0, 0],
+        vec![0, 1],
+        vec![1],
+        vec![1, 0],
+        vec![1, 1],
+    ];
     assert_eq!(paths, expected);
 }
 
@@ -295,14 +356,19 @@ pub fn p08_misuse_errors(method: StartMethod) {
     assert!(matches!(p.terminate(), Err(ProcessError::NotStarted)));
     p.start().unwrap();
     assert!(matches!(p.start(), Err(ProcessError::AlreadyStarted)));
-    assert!(matches!(p.set_daemon(true), Err(ProcessError::AlreadyStarted)));
+    assert!(matches!(
+        p.set_daemon(true),
+        Err(ProcessError::AlreadyStarted)
+    ));
     p.join().unwrap();
     assert!(matches!(p.start(), Err(ProcessError::AlreadyStarted)));
 }
 
 /// P09 100 short processes exit 0; 100 sleepers terminated right after start report −SIGTERM.
 pub fn p09_many_processes(method: StartMethod) {
-    let mut ps: Vec<Process> = (0..100).map(|_| Process::new(noop, ()).start_method(method)).collect();
+    let mut ps: Vec<Process> = (0..100)
+        .map(|_| Process::new(noop, ()).start_method(method))
+        .collect();
     for p in &mut ps {
         p.start().unwrap();
     }
@@ -310,7 +376,9 @@ pub fn p09_many_processes(method: StartMethod) {
         p.join().unwrap();
         assert_eq!(p.exitcode(), Some(0));
     }
-    let mut ps: Vec<Process> = (0..100).map(|_| Process::new(sleeper, 60_000).start_method(method)).collect();
+    let mut ps: Vec<Process> = (0..100)
+        .map(|_| Process::new(sleeper, 60_000).start_method(method))
+        .collect();
     for p in &mut ps {
         p.start().unwrap();
         p.terminate().unwrap();
@@ -342,8 +410,13 @@ pub fn p10_parent_process(method: StartMethod) {
     assert!(parent_process().is_none());
     let mut p = Process::new(parent_of_me, ()).start_method(method);
     p.start().unwrap();
-    assert_eq!(p.join().unwrap(), Some((std::process::id(), "MainProcess".to_string())));
-    let mut p = Process::new(parent_of_grandchild, method).name("middle").start_method(method);
+    assert_eq!(
+        p.join().unwrap(),
+        Some((std::process::id(), "MainProcess".to_string()))
+    );
+    let mut p = Process::new(parent_of_grandchild, method)
+        .name("middle")
+        .start_method(method);
     p.start().unwrap();
     let (grand, middle_pid) = p.join().unwrap();
     assert_eq!(grand, Some((middle_pid, "middle".to_string())));
@@ -353,7 +426,9 @@ fn count_fds(_: ()) -> usize {
     #[cfg(target_os = "linux")]
     {
         // The directory handle itself is one entry.
-        std::fs::read_dir("/proc/self/fd").map(|d| d.count().saturating_sub(1)).unwrap_or(0)
+        std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count().saturating_sub(1))
+            .unwrap_or(0)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -384,7 +459,10 @@ pub fn p11_no_fd_leak(method: StartMethod) {
         s.kill().unwrap();
         let _ = s.join();
     }
-    assert!(with_ten <= with_one, "fds with 1 sibling: {with_one}, with 10: {with_ten}");
+    assert!(
+        with_ten <= with_one,
+        "fds with 1 sibling: {with_one}, with 10: {with_ten}"
+    );
     if cfg!(target_os = "linux") {
         assert!(with_one <= 8, "a child has {with_one} descriptors open");
     }

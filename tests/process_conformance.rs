@@ -79,7 +79,14 @@ fn p13_start_methods_of_the_platform() {
     let available = StartMethod::available();
     assert!(available.contains(&StartMethod::Spawn));
     if cfg!(target_os = "linux") {
-        assert_eq!(available, &[StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]);
+        assert_eq!(
+            available,
+            &[
+                StartMethod::ForkServer,
+                StartMethod::Spawn,
+                StartMethod::Fork
+            ]
+        );
         assert_eq!(processing::get_start_method(), StartMethod::ForkServer);
     } else if cfg!(windows) {
         assert_eq!(available, &[StartMethod::Spawn]);

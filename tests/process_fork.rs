@@ -100,7 +100,9 @@ fn p04_fork_closure_panic_and_exit() {
     let _g = serial();
     let mut p: Process<u8> = Process::fork(|| panic!("closure boom"));
     p.start().unwrap();
-    assert!(matches!(p.join(), Err(ProcessError::Panicked { ref message, .. }) if message == "closure boom"));
+    assert!(
+        matches!(p.join(), Err(ProcessError::Panicked { ref message, .. }) if message == "closure boom")
+    );
     let mut p: Process<u8> = Process::fork(|| std::process::exit(3));
     p.start().unwrap();
     assert!(matches!(p.join(), Err(ProcessError::Exited(3))));
@@ -111,5 +113,8 @@ fn p13_fork_closure_needs_fork_method() {
     let _g = serial();
     let mut p: Process<u8> = Process::fork(|| 1).start_method(StartMethod::Spawn);
     let err = p.start().unwrap_err();
-    assert!(err.spawn_error().is_some_and(|e| e.is_unsupported()), "{err}");
+    assert!(
+        err.spawn_error().is_some_and(|e| e.is_unsupported()),
+        "{err}"
+    );
 }
