@@ -88,7 +88,7 @@ mod fork {
 #[test]
 fn p05_fork_closure_returns_captured_state() {
     let _g = serial();
-    let words = vec!["a".to_string(), "b".to_string()];
+    let words = ["a".to_string(), "b".to_string()];
     let base = 40u32;
     let mut p = Process::fork(move || (words.join("+"), base + 2));
     p.start().unwrap();
