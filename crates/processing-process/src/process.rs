@@ -260,8 +260,8 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         self
     }
 
-    /// Runs this program instead of the current executable (spawn method only), like
-    /// Python's `set_executable`. The program must be the same build of this program; any
+    /// Runs this program instead of the current executable, like Python's `set_executable`;
+    /// implies the spawn start method unless another is set (which is then an error). The program must be the same build of this program; any
     /// other program is detected and reported as an error by `start`.
     pub fn executable(mut self, path: impl Into<PathBuf>) -> Self {
         self.opts.executable = Some(path.into());
@@ -334,7 +334,12 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             .into());
         }
         registry::sweep();
-        let method = self.opts.method.unwrap_or_else(get_start_method);
+        let method = match (self.opts.method, &self.opts.executable) {
+            (Some(m), _) => m,
+            // Another executable is only meaningful for the spawn method.
+            (None, Some(_)) => StartMethod::Spawn,
+            (None, None) => get_start_method(),
+        };
         method.check()?;
         if self.opts.executable.is_some() && method != StartMethod::Spawn {
             return Err(unsupported("executable() needs the spawn start method").into());
