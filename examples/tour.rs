@@ -22,6 +22,7 @@ fn fails(reason: String) -> u32 {
     panic!("{reason}")
 }
 
+#[processing::main]
 fn main() -> Result<(), ProcessError> {
     processing::log_to_stderr(processing::process::Level::WARN);
 
