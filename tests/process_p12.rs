@@ -67,8 +67,13 @@ fn p12_no_bootstrap_is_an_error_not_a_recursive_spawn() {
     );
 
     // (c) Another build of the program: the target cannot be located in it.
-    let copy = temp_path("p12-other-build");
+    // The copy sits beside the original so that it finds the same libraries.
     let exe = std::env::current_exe().unwrap();
+    let copy = exe.with_file_name(format!(
+        "p12-other-build-{}{}",
+        std::process::id(),
+        std::env::consts::EXE_SUFFIX
+    ));
     std::fs::copy(&exe, &copy).unwrap();
     {
         let mut f = std::fs::OpenOptions::new()
