@@ -307,6 +307,8 @@ pub(crate) fn serve_forkserver(marker: &str) -> ! {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let plan = ClonePlan::probe();
+    // Computed once here, inherited by every child instead of recomputed in each.
+    let _ = crate::target::BuildId::current();
     if send_with_fds(control.as_fd(), b"R", &[]).is_err() {
         exit_now(0);
     }
