@@ -166,7 +166,11 @@ pub(crate) fn run_configured(
         parent: Some((parent_pid, parent_name)),
         method: Some(method),
     });
-    authkey::set(key);
+    // A forked child already has the key in memory; setting it could wait forever on a lock
+    // that another thread of the parent held at the moment of the fork.
+    if method != StartMethod::Fork {
+        authkey::set(key);
+    }
     INIT_CALLED.store(true, Ordering::Relaxed);
     send(
         &chan,

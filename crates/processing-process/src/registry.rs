@@ -128,16 +128,28 @@ pub(crate) fn sweep() -> Vec<Arc<ChildShared>> {
 /// another thread.
 #[derive(Debug)]
 pub(crate) struct ForkGuard {
+    // The standard streams' locks, which another thread (a test harness printing results)
+    // may hold at any moment; a child that inherited one held would hang on its final flush.
+    _stdout: std::io::StdoutLock<'static>,
+    _stderr: std::io::StderrLock<'static>,
     _children: std::sync::MutexGuard<'static, Vec<Arc<ChildShared>>>,
     _later: std::sync::MutexGuard<'static, Vec<u32>>,
-    _identity: std::sync::RwLockReadGuard<'static, Option<Identity>>,
+    _identity: std::sync::RwLockWriteGuard<'static, Option<Identity>>,
 }
 
 pub(crate) fn fork_guard() -> ForkGuard {
+    // Our own locks first, then the streams: code that logs while holding one of ours takes
+    // the stream locks in that order too.
+    let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let later = REAP_LATER.lock().unwrap_or_else(|e| e.into_inner());
+    // Exclusive, so that no other thread's read lock is copied into the child.
+    let identity = IDENTITY.write().unwrap_or_else(|e| e.into_inner());
     ForkGuard {
-        _children: CHILDREN.lock().unwrap_or_else(|e| e.into_inner()),
-        _later: REAP_LATER.lock().unwrap_or_else(|e| e.into_inner()),
-        _identity: IDENTITY.read().unwrap_or_else(|e| e.into_inner()),
+        _stdout: std::io::stdout().lock(),
+        _stderr: std::io::stderr().lock(),
+        _children: children,
+        _later: later,
+        _identity: identity,
     }
 }
 
@@ -145,6 +157,8 @@ pub(crate) fn fork_guard() -> ForkGuard {
 /// their descriptors (they may be closed or reused here).
 pub(crate) fn after_fork_in_child(guard: ForkGuard) {
     let ForkGuard {
+        _stdout,
+        _stderr,
         mut _children,
         mut _later,
         _identity,
@@ -154,5 +168,9 @@ pub(crate) fn after_fork_in_child(guard: ForkGuard) {
     drop(_children);
     drop(_later);
     drop(_identity);
+    // The forking thread took these locks, and this thread is its copy (same thread id),
+    // so releasing them here is a normal unlock.
+    drop(_stderr);
+    drop(_stdout);
     crate::sys::forget_inherited_state();
 }
