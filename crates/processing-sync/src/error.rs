@@ -50,7 +50,9 @@ impl<G> AcquireError<G> {
 /// let lock = processing_sync::Lock::new().unwrap();
 /// assert!(lock.release().unwrap_err().is_not_locked());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
 #[non_exhaustive]
 pub enum ReleaseError {
     /// The lock was not held.
@@ -88,7 +90,9 @@ impl ReleaseError {
 /// let cond = processing_sync::Condition::new().unwrap();
 /// assert!(cond.notify().unwrap_err().is_not_owner());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
 #[non_exhaustive]
 pub enum ConditionError {
     /// `wait` or `notify` was called by a thread that does not hold the condition's lock.
@@ -110,7 +114,9 @@ impl ConditionError {
 /// b.abort();
 /// assert!(b.wait().unwrap_err().is_broken());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
 #[non_exhaustive]
 pub enum BarrierError {
     /// The barrier was aborted, reset, timed out by another party, or a party died.
