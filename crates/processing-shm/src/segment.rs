@@ -247,7 +247,7 @@ impl SharedMemory {
         h.size.store(size as u64, Ordering::Release);
         h.attach();
         h.magic.store(MAGIC, Ordering::Release);
-        sys::tracker_register(name);
+        sys::tracker_register(name, true);
         Ok(SharedMemory {
             inner: Arc::new(Attachment {
                 seg,
@@ -272,7 +272,7 @@ impl SharedMemory {
         let h = header(&seg);
         let size = h.size.load(Ordering::Acquire) as usize;
         h.attach();
-        sys::tracker_register(name);
+        sys::tracker_register(name, false);
         Ok(SharedMemory {
             inner: Arc::new(Attachment {
                 seg,

@@ -7,11 +7,12 @@
 //! `processing_core::on_load!` turns the re-executed process into the tracker before `main`.
 //!
 //! Each client process keeps one connection open and writes `R <name>\n` for each segment it
-//! attaches. The tracker never trusts the connection for ownership: it reads the holder table
-//! in each segment's header. It sweeps its names when a client disconnects (a process ended)
-//! and every second: a segment none of whose holders runs and with no handle in flight is
-//! unlinked. When its last client is gone it sweeps once more, this time also removing
-//! segments whose in-flight handles were never received, removes its socket and exits.
+//! creates. The tracker never trusts the connection for ownership: it reads the holder table
+//! in each segment's header, which lists every process that attached (creators and openers
+//! alike). It sweeps its names when a client disconnects (a process ended) and every second:
+//! a segment none of whose holders runs and with no handle in flight is unlinked. Once no
+//! client is left it also removes segments whose in-flight handles were never received, and
+//! it exits when it has neither clients nor segments left to watch.
 //!
 //! This module is the only place in processing-shm that creates a process.
 
@@ -65,10 +66,20 @@ fn ensure_locked(slot: &mut Option<Client>) -> io::Result<&mut UnixStream> {
     }
 }
 
-/// Tells the tracker that this process holds segment `name`. Best effort: without a tracker,
-/// segments are still removed by their last dropper, only crashes may leave them behind.
-pub(crate) fn tracker_register(name: &str) {
+/// Tells the tracker about segment `name`. `created`: this process made it, so a tracker is
+/// started if none is reachable; a segment that was only opened is already known to its
+/// creator's tracker, which watches every holder in the segment's table, so it is reported
+/// only over a connection that already exists. Best effort: without a tracker, segments are
+/// still removed by their last dropper, only crashes may leave them behind.
+pub(crate) fn tracker_register(name: &str, created: bool) {
     let mut slot = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    if !created
+        && slot
+            .as_ref()
+            .is_none_or(|c| c.pid != liveness::current_pid())
+    {
+        return;
+    }
     let line = format!("R {name}\n");
     for _ in 0..2 {
         match ensure_locked(&mut slot) {
@@ -129,9 +140,11 @@ fn start() -> io::Result<UnixStream> {
     let fd = listener.as_raw_fd();
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
+    // A clean environment: the tracker needs nothing from it, and markers that other
+    // pre-main hooks look for (a child bootstrap, a forkserver) must not reach it.
     cmd.arg("--processing-resource-tracker")
+        .env_clear()
         .env(MARKER_ENV, LISTENER_FD.to_string())
-        .env_remove(PATH_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -177,12 +190,33 @@ fn hook() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(LISTENER_FD);
     std::env::remove_var(MARKER_ENV);
+    close_other_descriptors(fd);
     // SAFETY: the starter placed the listening socket at this descriptor for us alone.
     let listener = unsafe { UnixListener::from_raw_fd(fd) };
     serve(listener);
     std::process::exit(0);
 }
 processing_core::on_load!(hook);
+
+/// Closes every descriptor above stderr except `keep`: descriptors that leaked into the
+/// tracker without close-on-exec (a pipe of the program's) must not be held open by it.
+fn close_other_descriptors(keep: RawFd) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd").or_else(|_| std::fs::read_dir("/dev/fd"))
+    else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd > 2 && fd != keep {
+            // SAFETY: closing a descriptor number; nothing in this process uses them yet
+            // (the one the directory listing used is already closed, and closing a stale
+            // number fails harmlessly).
+            unsafe { libc::close(fd) };
+        }
+    }
+}
 
 struct Conn {
     stream: UnixStream,
@@ -237,14 +271,19 @@ fn serve(listener: UnixListener) {
             conns = keep;
         }
         if lost_client || last_sweep.elapsed() >= Duration::from_secs(1) {
-            sweep(&mut names, false);
+            // With no client left, a handle still in flight has no process to receive it.
+            sweep(&mut names, conns.is_empty());
             last_sweep = Instant::now();
         }
-        if conns.is_empty() && (had_client || started.elapsed() > Duration::from_secs(10)) {
+        // Segments still held by live processes that are not clients (children that only
+        // opened them) keep the tracker watching until their holders are gone too.
+        if conns.is_empty()
+            && names.is_empty()
+            && (had_client || started.elapsed() > Duration::from_secs(10))
+        {
             break;
         }
     }
-    sweep(&mut names, true);
     if let Some(path) = socket_path {
         let _ = std::fs::remove_file(path);
     }

@@ -198,7 +198,7 @@ pub(crate) fn process_stamp(pid: u32) -> Option<u32> {
 pub(crate) fn on_fork_child(_f: fn()) {}
 
 /// Windows needs no tracker: the kernel frees a section with its last handle.
-pub(crate) fn tracker_register(_name: &str) {}
+pub(crate) fn tracker_register(_name: &str, _created: bool) {}
 
 /// Windows needs no tracker.
 pub(crate) fn tracker_ensure() -> io::Result<()> {
