@@ -1,55 +1,80 @@
 //! The bare algorithms, exposed under `cfg(loom)` for `tests/loom_*.rs`: each state lives in
 //! an `Arc` instead of a segment, and sleeping is a yield.
+#![allow(missing_docs, missing_debug_implementations)]
 
 use std::time::Instant;
 
 use crate::algo::lock::{Acquired, Me};
 use crate::sys::Parker;
 
-pub use crate::algo::barrier::BarrierState;
-pub use crate::algo::condition::ConditionState;
-pub use crate::algo::event::EventState;
-pub use crate::algo::lock::LockState;
-pub use crate::algo::semaphore::SemaphoreState;
-
 const ME: Me = Me { pid: 1, stamp: 1 };
 const PARK: Parker = Parker;
 
-/// A lock state with its operations.
+pub struct LockState(crate::algo::lock::LockState);
+pub struct ConditionState(crate::algo::condition::ConditionState);
+pub struct SemaphoreState(crate::algo::semaphore::SemaphoreState);
+pub struct EventState(crate::algo::event::EventState);
+pub struct BarrierState(crate::algo::barrier::BarrierState);
+
+impl ConditionState {
+    pub fn new() -> Self {
+        ConditionState(crate::algo::condition::ConditionState::new())
+    }
+}
+
+impl SemaphoreState {
+    pub fn new(value: u32, bound: u32) -> Self {
+        SemaphoreState(crate::algo::semaphore::SemaphoreState::new(value, bound))
+    }
+}
+
+impl EventState {
+    pub fn new() -> Self {
+        EventState(crate::algo::event::EventState::new())
+    }
+}
+
+impl BarrierState {
+    pub fn new(parties: u32) -> Self {
+        BarrierState(crate::algo::barrier::BarrierState::new(parties))
+    }
+}
+
 pub fn lock_new() -> LockState {
-    LockState::new()
+    LockState(crate::algo::lock::LockState::new())
 }
 
 /// Acquires (no timeout); true if clean.
 pub fn lock_acquire(l: &LockState) -> bool {
-    l.acquire(ME, None, &PARK) == Ok(Acquired::Clean)
+    l.0.acquire(ME, None, &PARK) == Ok(Acquired::Clean)
 }
 
 /// Releases; false if it was not held.
 pub fn lock_release(l: &LockState) -> bool {
-    l.release(&PARK)
+    l.0.release(&PARK)
 }
 
 /// RLock acquire by the current loom thread.
 pub fn rlock_acquire(l: &LockState) {
-    let _ = l.acquire_recursive(ME, crate::sys::thread_tag(), None, &PARK);
+    let _ =
+        l.0.acquire_recursive(ME, crate::sys::thread_tag(), None, &PARK);
 }
 
 /// RLock release by the current loom thread.
 pub fn rlock_release(l: &LockState) -> bool {
-    l.release_recursive(ME, crate::sys::thread_tag(), &PARK)
+    l.0.release_recursive(ME, crate::sys::thread_tag(), &PARK)
 }
 
 /// Condition wait (the caller holds `l` as an RLock); returns whether notified.
 pub fn cond_wait(c: &ConditionState, l: &LockState) -> bool {
-    c.wait(&PARK, l, &PARK, ME, crate::sys::thread_tag(), None)
+    c.0.wait(&PARK, &l.0, &PARK, ME, crate::sys::thread_tag(), None)
 }
 
-/// Condition wait with a deadline already passed after the first sleep.
+/// Condition wait whose deadline passes after the first sleep.
 pub fn cond_wait_once(c: &ConditionState, l: &LockState) -> bool {
-    c.wait(
+    c.0.wait(
         &PARK,
-        l,
+        &l.0,
         &PARK,
         ME,
         crate::sys::thread_tag(),
@@ -57,32 +82,28 @@ pub fn cond_wait_once(c: &ConditionState, l: &LockState) -> bool {
     )
 }
 
-/// Notify up to `n` (the caller holds `l`); returns how many were granted.
+/// Notify up to `n` (the caller holds the lock); returns how many were granted.
 pub fn cond_notify(c: &ConditionState, n: u32) -> u32 {
-    c.notify(&PARK, ME.pid, n)
+    c.0.notify(&PARK, ME.pid, n)
 }
 
-/// Semaphore acquire (no timeout).
 pub fn sem_acquire(s: &SemaphoreState) {
-    s.acquire(None, &PARK);
+    s.0.acquire(None, &PARK);
 }
 
-/// Semaphore release.
 pub fn sem_release(s: &SemaphoreState) -> bool {
-    s.release(&PARK).is_ok()
+    s.0.release(&PARK).is_ok()
 }
 
-/// Event set.
 pub fn event_set(e: &EventState) {
-    e.set(&PARK);
+    e.0.set(&PARK);
 }
 
-/// Event wait (no timeout).
 pub fn event_wait(e: &EventState) -> bool {
-    e.wait(None, &PARK)
+    e.0.wait(None, &PARK)
 }
 
 /// Barrier wait (no timeout); the arrival index.
 pub fn barrier_wait(b: &BarrierState) -> u32 {
-    b.wait(&PARK, ME, None, None).unwrap_or(u32::MAX)
+    b.0.wait(&PARK, ME, None, None).unwrap_or(u32::MAX)
 }
