@@ -5,6 +5,7 @@
 
 mod ctx;
 mod spawn;
+mod sync;
 
 use ctx::Ctx;
 
@@ -14,7 +15,7 @@ type Area = (&'static str, fn(&Ctx));
 fn main() {
     let ctx = Ctx::from_args();
     // Areas register here, in the order BENCHMARKS.md lists their metrics.
-    let areas: &[Area] = &[("spawn", spawn::run)];
+    let areas: &[Area] = &[("spawn", spawn::run), ("sync", sync::run)];
     for (name, run) in areas {
         eprintln!("bench: {name}");
         run(&ctx);

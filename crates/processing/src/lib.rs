@@ -35,3 +35,8 @@ pub use processing_process::{
     log_to_stderr, parent_process, set_start_method, spawn, Context, Process, ProcessError,
     SpawnError, StartMethod,
 };
+
+pub use processing_shm::{RawArray, RawValue, SharedMemory};
+pub use processing_sync::{
+    Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Value,
+};

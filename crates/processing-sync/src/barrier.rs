@@ -1,0 +1,116 @@
+//! `Barrier`.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::algo::barrier::{BarrierState, WaitFailed};
+use crate::error::{BarrierError, SyncError};
+use crate::shared::{me, Shared};
+
+/// A cyclic barrier for `parties` threads or processes, like `threading.Barrier`.
+///
+/// `wait` blocks until `parties` callers have arrived, then releases them all and returns
+/// each a distinct index in `0..parties`; the barrier is then ready for the next pass. An
+/// optional action (a `fn()`, which travels with the handle to child processes of the same
+/// executable) runs once per pass, in the last arriver, before the others are released.
+/// `abort`, a timeout, a panicking action or the death of a waiting party break it: waiters
+/// get [`BarrierError::Broken`] until `reset`.
+///
+/// ```
+/// let b = processing_sync::Barrier::new(1).unwrap();
+/// assert_eq!(b.wait().unwrap(), 0); // one party never blocks
+/// assert_eq!((b.parties(), b.n_waiting(), b.broken()), (1, 0, false));
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Barrier {
+    shared: Shared<BarrierState>,
+    action: Option<crate::action::Action>,
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Barrier")
+            .field("segment", &self.shared)
+            .field("parties", &self.parties())
+            .field("n_waiting", &self.n_waiting())
+            .field("broken", &self.broken())
+            .finish()
+    }
+}
+
+impl Barrier {
+    /// Creates a barrier for `parties` (at least 1).
+    pub fn new(parties: u32) -> Result<Barrier, SyncError> {
+        if parties == 0 {
+            return Err(SyncError::InvalidArgument(
+                "a barrier needs at least one party",
+            ));
+        }
+        let shared = Shared::create(|s: &BarrierState| s.init(parties))?;
+        Ok(Barrier {
+            shared,
+            action: None,
+        })
+    }
+
+    /// Creates a barrier whose last arriver runs `action` once per pass.
+    pub fn with_action(parties: u32, action: fn()) -> Result<Barrier, SyncError> {
+        let mut b = Barrier::new(parties)?;
+        b.action = Some(crate::action::Action(action));
+        Ok(b)
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<usize, BarrierError> {
+        let run = self
+            .action
+            .map(|a| move || catch_unwind(AssertUnwindSafe(a.0)).is_ok());
+        let action: Option<&dyn Fn() -> bool> = run.as_ref().map(|f| f as &dyn Fn() -> bool);
+        self.shared
+            .state()
+            .wait(self.shared.park(), me(), deadline, action)
+            .map(|i| i as usize)
+            .map_err(|e| match e {
+                WaitFailed::Broken => BarrierError::Broken,
+                WaitFailed::Timeout => BarrierError::Timeout,
+                WaitFailed::ActionPanicked => BarrierError::ActionPanicked,
+            })
+    }
+
+    /// Waits for all parties; returns this arrival's index.
+    pub fn wait(&self) -> Result<usize, BarrierError> {
+        self.wait_until(None)
+    }
+
+    /// Waits at most `timeout`; on timeout the barrier breaks for every party.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BarrierError> {
+        self.wait_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Breaks the barrier: current and future waits fail until [`reset`](Self::reset).
+    pub fn abort(&self) {
+        self.shared.state().abort(self.shared.park(), me());
+    }
+
+    /// Fails the current waiters (if any) and makes the barrier usable again.
+    pub fn reset(&self) {
+        self.shared.state().reset(self.shared.park(), me());
+    }
+
+    /// The number of parties a pass needs.
+    pub fn parties(&self) -> usize {
+        self.shared.state().parties() as usize
+    }
+
+    /// The number of parties waiting in the current pass.
+    pub fn n_waiting(&self) -> usize {
+        self.shared.state().n_waiting() as usize
+    }
+
+    /// Whether the barrier is broken.
+    pub fn broken(&self) -> bool {
+        self.shared.state().is_broken()
+    }
+}

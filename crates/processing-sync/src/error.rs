@@ -1,0 +1,168 @@
+//! Error types of processing-sync.
+
+use processing_shm::ShmError;
+
+/// Acquiring failed: the wait timed out, or the lock was acquired from a holder that died.
+///
+/// `OwnerDied` carries the guard: the caller holds the lock, and should check the data it
+/// protects (the dead holder may have left it half-updated).
+///
+/// ```
+/// use processing_sync::{AcquireError, Lock};
+/// let lock = Lock::new().unwrap();
+/// let guard = lock.acquire().unwrap();
+/// let err = lock.acquire_timeout(std::time::Duration::from_millis(10)).unwrap_err();
+/// assert!(err.is_timeout());
+/// drop(guard);
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError<G> {
+    /// The timeout passed before the lock was free.
+    #[error("timed out waiting for the lock")]
+    Timeout,
+    /// The previous holder's process died while holding it; the lock is now held by the
+    /// caller through the carried guard.
+    #[error("the previous holder of the lock died while holding it")]
+    OwnerDied(G),
+}
+
+impl<G> AcquireError<G> {
+    /// Whether the wait timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, AcquireError::Timeout)
+    }
+    /// Whether the lock was recovered from a dead holder.
+    pub fn is_owner_died(&self) -> bool {
+        matches!(self, AcquireError::OwnerDied(_))
+    }
+    /// The guard, when the lock was recovered from a dead holder.
+    pub fn into_guard(self) -> Option<G> {
+        match self {
+            AcquireError::OwnerDied(g) => Some(g),
+            AcquireError::Timeout => None,
+        }
+    }
+}
+
+/// A release was refused.
+///
+/// ```
+/// let lock = processing_sync::Lock::new().unwrap();
+/// assert!(lock.release().unwrap_err().is_not_locked());
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// The lock was not held.
+    #[error("release of an unlocked lock")]
+    NotLocked,
+    /// The calling thread does not hold the recursive lock.
+    #[error("release of a recursive lock by a thread that does not hold it")]
+    NotOwner,
+    /// A bounded semaphore would exceed its initial value.
+    #[error("bounded semaphore released too many times")]
+    Bound,
+    /// The semaphore's count would overflow.
+    #[error("semaphore count overflow")]
+    Overflow,
+}
+
+impl ReleaseError {
+    /// Whether the lock was not held.
+    pub fn is_not_locked(&self) -> bool {
+        matches!(self, ReleaseError::NotLocked)
+    }
+    /// Whether the caller was not the owner.
+    pub fn is_not_owner(&self) -> bool {
+        matches!(self, ReleaseError::NotOwner)
+    }
+    /// Whether a bounded semaphore was released past its bound.
+    pub fn is_bound(&self) -> bool {
+        matches!(self, ReleaseError::Bound)
+    }
+}
+
+/// A condition was used without holding its lock.
+///
+/// ```
+/// let cond = processing_sync::Condition::new().unwrap();
+/// assert!(cond.notify().unwrap_err().is_not_owner());
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
+#[non_exhaustive]
+pub enum ConditionError {
+    /// `wait` or `notify` was called by a thread that does not hold the condition's lock.
+    #[error("condition used without holding its lock")]
+    NotOwner,
+}
+
+impl ConditionError {
+    /// Whether the caller did not hold the lock.
+    pub fn is_not_owner(&self) -> bool {
+        matches!(self, ConditionError::NotOwner)
+    }
+}
+
+/// A barrier wait failed.
+///
+/// ```
+/// let b = processing_sync::Barrier::new(2).unwrap();
+/// b.abort();
+/// assert!(b.wait().unwrap_err().is_broken());
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
+#[non_exhaustive]
+pub enum BarrierError {
+    /// The barrier was aborted, reset, timed out by another party, or a party died.
+    #[error("barrier is broken")]
+    Broken,
+    /// This wait timed out (and broke the barrier for the other parties).
+    #[error("timed out waiting at the barrier, which is now broken")]
+    Timeout,
+    /// The barrier's action panicked in this party (the barrier is now broken).
+    #[error("the barrier action panicked")]
+    ActionPanicked,
+}
+
+impl BarrierError {
+    /// Whether the barrier was broken by someone else (or is broken).
+    pub fn is_broken(&self) -> bool {
+        matches!(self, BarrierError::Broken)
+    }
+    /// Whether this wait timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, BarrierError::Timeout)
+    }
+}
+
+/// Creating or attaching a primitive failed.
+///
+/// ```
+/// assert!(processing_sync::Barrier::new(0).unwrap_err().is_invalid_argument());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The shared segment could not be created or opened.
+    #[error(transparent)]
+    Shm(#[from] ShmError),
+    /// An argument is out of range (a barrier of 0 parties, a segment of the wrong size).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// The operating system refused a kernel object the primitive needs.
+    #[error("synchronisation object: {0}")]
+    Os(#[from] std::io::Error),
+}
+
+impl SyncError {
+    /// Whether an argument was out of range.
+    pub fn is_invalid_argument(&self) -> bool {
+        matches!(self, SyncError::InvalidArgument(_))
+    }
+}

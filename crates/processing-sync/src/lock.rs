@@ -1,0 +1,271 @@
+//! `Lock` and `RLock`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::algo::lock::{Acquired, LockState};
+use crate::error::{AcquireError, ReleaseError, SyncError};
+use crate::shared::{me, Shared};
+use crate::sys;
+
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// A lock shared between processes (and threads), like `threading.Lock`: any thread of any
+/// process may release it.
+///
+/// A holder that dies is detected by the next acquirer (its waits poll the holder's liveness
+/// every 100 ms), which gets the lock with [`AcquireError::OwnerDied`].
+///
+/// ```
+/// let lock = processing_sync::Lock::new().unwrap();
+/// {
+///     let _guard = lock.acquire().unwrap();
+///     assert!(lock.try_acquire().is_none());
+/// } // released here, also on panic
+/// assert!(lock.try_acquire().is_some());
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Lock {
+    shared: Shared<LockState>,
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("segment", &self.shared)
+            .field("locked", &self.is_locked())
+            .finish()
+    }
+}
+
+/// Holds a [`Lock`]; releases it on drop.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("lock", &self.lock.shared)
+            .finish()
+    }
+}
+
+impl LockGuard<'_> {
+    /// Keeps the lock held past the guard (release it later with [`Lock::release`]).
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+fn outcome<G>(got: Result<Acquired, ()>, guard: impl FnOnce() -> G) -> Result<G, AcquireError<G>> {
+    match got {
+        Ok(Acquired::Clean) => Ok(guard()),
+        Ok(Acquired::OwnerDied) => Err(AcquireError::OwnerDied(guard())),
+        Err(()) => Err(AcquireError::Timeout),
+    }
+}
+
+impl Lock {
+    /// Creates an unlocked lock in a fresh segment.
+    pub fn new() -> Result<Lock, SyncError> {
+        Ok(Lock {
+            shared: Shared::create(|_| {})?,
+        })
+    }
+
+    pub(crate) fn state(&self) -> &LockState {
+        self.shared.state()
+    }
+
+    /// Acquires, waiting as long as it takes. The only error is
+    /// [`AcquireError::OwnerDied`], which carries the guard.
+    #[inline]
+    pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+        outcome(self.state().acquire(me(), None, self.shared.park()), || {
+            LockGuard { lock: self }
+        })
+    }
+
+    /// Acquires, waiting at most `timeout`.
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+        outcome(
+            self.state()
+                .acquire(me(), deadline(timeout), self.shared.park()),
+            || LockGuard { lock: self },
+        )
+    }
+
+    /// Acquires, taking a lock recovered from a dead holder silently (for `Value`/`Array`
+    /// one-copy accessors, whose data is plain old data).
+    #[inline]
+    pub(crate) fn acquire_held(&self) -> LockGuard<'_> {
+        let _ = self.state().acquire(me(), None, self.shared.park());
+        LockGuard { lock: self }
+    }
+
+    /// Acquires if the lock is free now.
+    #[inline]
+    pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
+        self.state()
+            .try_acquire(me())
+            .then(|| LockGuard { lock: self })
+    }
+
+    /// Releases the lock (held through a forgotten guard). Releasing an unlocked lock is
+    /// [`ReleaseError::NotLocked`].
+    #[inline]
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        if self.state().release(self.shared.park()) {
+            Ok(())
+        } else {
+            Err(ReleaseError::NotLocked)
+        }
+    }
+
+    /// Whether any thread of any process holds the lock now.
+    pub fn is_locked(&self) -> bool {
+        self.state().is_locked()
+    }
+}
+
+/// A recursive lock shared between processes, like `threading.RLock`: the holding thread may
+/// acquire it again, and must release it as many times; other threads and processes may not
+/// release it.
+///
+/// ```
+/// let lock = processing_sync::RLock::new().unwrap();
+/// let a = lock.acquire().unwrap();
+/// let b = lock.acquire().unwrap();
+/// drop(b);
+/// drop(a);
+/// assert!(lock.release().unwrap_err().is_not_owner());
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RLock {
+    shared: Shared<LockState>,
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock")
+            .field("segment", &self.shared)
+            .field("owned", &self.is_owned())
+            .finish()
+    }
+}
+
+/// Holds one level of an [`RLock`]; releases it on drop. Tied to its thread.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct RLockGuard<'a> {
+    lock: &'a RLock,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockGuard")
+            .field("lock", &self.lock.shared)
+            .finish()
+    }
+}
+
+impl RLockGuard<'_> {
+    /// Keeps this level held past the guard (release it later with [`RLock::release`]).
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+impl RLock {
+    /// Creates an unlocked recursive lock in a fresh segment.
+    pub fn new() -> Result<RLock, SyncError> {
+        Ok(RLock {
+            shared: Shared::create(|_| {})?,
+        })
+    }
+
+    pub(crate) fn state(&self) -> &LockState {
+        self.shared.state()
+    }
+
+    pub(crate) fn park(&self) -> &crate::sys::Parker {
+        self.shared.park()
+    }
+
+    fn guard(&self) -> RLockGuard<'_> {
+        RLockGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    fn acquire_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+        let got = self
+            .state()
+            .acquire_recursive(me(), sys::thread_tag(), deadline, self.park());
+        outcome(got, || self.guard())
+    }
+
+    /// Acquires (again, if this thread holds it), waiting as long as it takes. The only
+    /// error is [`AcquireError::OwnerDied`], which carries the guard.
+    pub fn acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+        self.acquire_until(None)
+    }
+
+    /// Acquires, waiting at most `timeout`.
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+        self.acquire_until(deadline(timeout))
+    }
+
+    /// Acquires if free now or already held by this thread.
+    pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
+        self.state()
+            .try_acquire_recursive(me(), sys::thread_tag())
+            .then(|| self.guard())
+    }
+
+    /// Releases one level; [`ReleaseError::NotOwner`] if this thread does not hold it.
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        if self
+            .state()
+            .release_recursive(me(), sys::thread_tag(), self.park())
+        {
+            Ok(())
+        } else {
+            Err(ReleaseError::NotOwner)
+        }
+    }
+
+    /// Whether the calling thread holds the lock.
+    pub fn is_owned(&self) -> bool {
+        self.state().owned_by(me(), sys::thread_tag())
+    }
+}
