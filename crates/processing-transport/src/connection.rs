@@ -354,6 +354,19 @@ impl<T, D: Direction> Connection<T, D> {
         Ok(Connection::from_stream(Stream::adopt(handle)?))
     }
 
+    /// The same end, for messages of another type (connections are untyped on the wire, as in
+    /// Python: a typed message is checked only when it is received).
+    ///
+    /// ```
+    /// let (a, b) = processing_transport::Pipe::new::<u8>().unwrap();
+    /// let a = a.with_type::<String>();
+    /// a.send(&"now text".to_string()).unwrap();
+    /// assert!(b.recv().is_err());
+    /// ```
+    pub fn with_type<U>(self) -> Connection<U, D> {
+        Connection { inner: self.inner, _marker: PhantomData }
+    }
+
     /// The largest message this end accepts (default 16 GiB); a longer length prefix is a
     /// [`FrameError::TooLarge`] error before anything is allocated.
     ///

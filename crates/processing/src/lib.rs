@@ -25,3 +25,7 @@ pub use processing_process::{
     log_to_stderr, parent_process, set_start_method, spawn, Context, Process, ProcessError,
     SpawnError, StartMethod,
 };
+
+pub use processing_transport::{
+    wait, Address, AuthError, Client, Connection, ConnectionError, Listener, ListenerError, Pipe, Waitable,
+};
