@@ -38,7 +38,11 @@ fn echo_bytes(conn: Connection<()>) {
 fn c01_round_trips_buffer_too_short_and_eof() {
     let (parent, child) = Pipe::new::<Msg>().unwrap();
     let mut p = spawn(echo_typed, child).unwrap();
-    for m in [Msg::Text("hello".into()), Msg::Numbers(vec![1, -2, 3]), Msg::Pair(7, 2.5)] {
+    for m in [
+        Msg::Text("hello".into()),
+        Msg::Numbers(vec![1, -2, 3]),
+        Msg::Pair(7, 2.5),
+    ] {
         parent.send(&m).unwrap();
         assert_eq!(parent.recv().unwrap(), m);
     }
@@ -56,7 +60,9 @@ fn c01_round_trips_buffer_too_short_and_eof() {
     let mut buf = [0u8; 10];
     assert_eq!(parent.recv_bytes_into(&mut buf, 3).unwrap(), 5);
     assert_eq!(&buf[3..8], b"hello");
-    parent.send_bytes(b"a message longer than the room").unwrap();
+    parent
+        .send_bytes(b"a message longer than the room")
+        .unwrap();
     match parent.recv_bytes_into(&mut buf, 4) {
         Err(ConnectionError::BufferTooShort(m)) => assert_eq!(m, b"a message longer than the room"),
         other => panic!("expected BufferTooShort, got {other:?}"),
@@ -80,16 +86,25 @@ fn c02_poll() {
     let mut p = spawn(wait_then_send, child).unwrap();
     let t = Instant::now();
     assert!(!parent.poll(Duration::ZERO).unwrap());
-    assert!(t.elapsed() < Duration::from_secs(1), "poll(0) returns at once");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "poll(0) returns at once"
+    );
     let t = Instant::now();
     assert!(!parent.poll(Duration::from_millis(300)).unwrap());
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(300) && el < Duration::from_secs(5), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(300) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
     parent.send(&41).unwrap();
     assert!(parent.poll(Duration::from_secs(10)).unwrap());
     let t = Instant::now();
     assert!(parent.poll(Duration::from_secs(10)).unwrap());
-    assert!(t.elapsed() < Duration::from_secs(1), "poll with data pending returns at once");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "poll with data pending returns at once"
+    );
     assert_eq!(parent.recv().unwrap(), 42);
     p.join().unwrap();
 }
@@ -121,7 +136,10 @@ fn send_many(conn: Connection<()>) {
 fn c04_empty_messages_and_boundaries() {
     let (parent, child) = Pipe::new::<()>().unwrap();
     let mut p = spawn(send_many, child).unwrap();
-    assert!(parent.poll(Duration::from_secs(10)).unwrap(), "an empty message makes poll true");
+    assert!(
+        parent.poll(Duration::from_secs(10)).unwrap(),
+        "an empty message makes poll true"
+    );
     assert_eq!(parent.recv_bytes().unwrap(), b"");
     for i in 0..200usize {
         assert_eq!(parent.recv_bytes().unwrap(), vec![i as u8; i * 37]);
@@ -145,7 +163,8 @@ fn c05_parent_closes_child_end_after_start() {
 fn relay(carrier: Connection<Connection<String>>) -> String {
     let conn = carrier.recv().unwrap();
     let m = conn.recv().unwrap();
-    conn.send(&format!("{m} via a connection received over a pipe")).unwrap();
+    conn.send(&format!("{m} via a connection received over a pipe"))
+        .unwrap();
     m
 }
 
@@ -157,7 +176,10 @@ fn c06_connection_sent_over_a_pipe() {
     carrier_parent.send(&theirs).unwrap();
     drop(theirs);
     mine.send(&"hi".to_string()).unwrap();
-    assert_eq!(mine.recv().unwrap(), "hi via a connection received over a pipe");
+    assert_eq!(
+        mine.recv().unwrap(),
+        "hi via a connection received over a pipe"
+    );
     assert_eq!(p.join().unwrap(), "hi");
 }
 
@@ -194,11 +216,19 @@ fn c07_wait_over_connections_and_sentinels() {
     let mut pb = spawn(exit_on_message, b_child).unwrap();
     let sb = sentinel_of(&pb);
     let t = Instant::now();
-    assert!(wait(&[&a, &b, &sb], Some(Duration::from_millis(300))).unwrap().is_empty());
+    assert!(wait(&[&a, &b, &sb], Some(Duration::from_millis(300)))
+        .unwrap()
+        .is_empty());
     let el = t.elapsed();
-    assert!(el >= Duration::from_millis(300) && el < Duration::from_secs(5), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(300) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
     a.send(&1).unwrap();
-    assert_eq!(wait(&[&a, &b, &sb], Some(Duration::from_secs(20))).unwrap(), [0]);
+    assert_eq!(
+        wait(&[&a, &b, &sb], Some(Duration::from_secs(20))).unwrap(),
+        [0]
+    );
     assert_eq!(a.recv().unwrap(), 2);
     b.send(&0).unwrap();
     // The child exits: its sentinel and the end of its connection become ready.
@@ -210,7 +240,10 @@ fn c07_wait_over_connections_and_sentinels() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    assert!(seen.contains(&2), "the sentinel of an exited child is ready: {seen:?}");
+    assert!(
+        seen.contains(&2),
+        "the sentinel of an exited child is ready: {seen:?}"
+    );
     pa.join().unwrap();
     pb.join().unwrap();
 }
@@ -241,10 +274,16 @@ fn c08_malformed_bytes_are_errors() {
     {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let conn = Connection::<()>::from_os_handle(a.into()).unwrap();
-        let mut p = spawn(write_hostile, processing::core::TransferableHandle::new(b.into())).unwrap();
+        let mut p = spawn(
+            write_hostile,
+            processing::core::TransferableHandle::new(b.into()),
+        )
+        .unwrap();
         let e = conn.recv_bytes().unwrap_err();
-        assert!(matches!(e, ConnectionError::Frame(FrameError::TooLarge { .. })), "{e}");
+        assert!(
+            matches!(e, ConnectionError::Frame(FrameError::TooLarge { .. })),
+            "{e}"
+        );
         p.join().unwrap();
     }
 }
-

@@ -364,7 +364,10 @@ impl<T, D: Direction> Connection<T, D> {
     /// assert!(b.recv().is_err());
     /// ```
     pub fn with_type<U>(self) -> Connection<U, D> {
-        Connection { inner: self.inner, _marker: PhantomData }
+        Connection {
+            inner: self.inner,
+            _marker: PhantomData,
+        }
     }
 
     /// The largest message this end accepts (default 16 GiB); a longer length prefix is a
