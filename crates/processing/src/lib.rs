@@ -27,6 +27,5 @@ pub use processing_process::{
 };
 
 pub use processing_transport::{
-    wait, Address, AuthError, Client, Connection, ConnectionError, Listener, ListenerError, Pipe,
-    Waitable,
+    wait, Address, AuthError, Client, Connection, ConnectionError, Listener, ListenerError, Pipe, Waitable,
 };
