@@ -5,8 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use processing_transport::{
-    wait, Address, AuthError, Client, Connection, ConnectionError, FrameError, Listener,
-    ListenerError, Pipe,
+    wait, Address, AuthError, Client, Connection, ConnectionError, Listener, ListenerError, Pipe,
 };
 
 #[test]
@@ -87,6 +86,7 @@ fn raw_pair() -> (Connection<String>, std::os::unix::net::UnixStream) {
 #[cfg(unix)]
 #[test]
 fn hostile_frames_are_typed_errors() {
+    use processing_transport::FrameError;
     // A length prefix of 2^63 in the long form.
     let (c, mut raw) = raw_pair();
     raw.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
