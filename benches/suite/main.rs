@@ -4,6 +4,7 @@
 //! `--only NAME[,NAME...]`. Each area lives in its own module with a `run(&Ctx)` function.
 
 mod ctx;
+mod pipe;
 mod spawn;
 mod sync;
 
@@ -15,7 +16,7 @@ type Area = (&'static str, fn(&Ctx));
 fn main() {
     let ctx = Ctx::from_args();
     // Areas register here, in the order BENCHMARKS.md lists their metrics.
-    let areas: &[Area] = &[("spawn", spawn::run), ("sync", sync::run)];
+    let areas: &[Area] = &[("spawn", spawn::run), ("pipe", pipe::run), ("sync", sync::run)];
     for (name, run) in areas {
         eprintln!("bench: {name}");
         run(&ctx);

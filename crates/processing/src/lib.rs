@@ -40,3 +40,7 @@ pub use processing_shm::{RawArray, RawValue, SharedMemory};
 pub use processing_sync::{
     Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Value,
 };
+pub use processing_transport::{
+    wait, Address, AuthError, Client, Connection, ConnectionError, Listener, ListenerError, Pipe,
+    Waitable,
+};
