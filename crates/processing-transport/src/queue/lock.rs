@@ -1,0 +1,88 @@
+//! The two side locks of a queue (one for producers, one for consumers), living in the queue's
+//! header: a 32-bit word holding the owner's pid (0 when free) and a count of sleepers.
+//!
+//! A lock whose owner process died is taken over by the next locker, which learns it
+//! (`Acquired::owner_died`). Liveness is checked only after spinning, with `kill(pid, 0)` /
+//! `OpenProcess`: a dead process that is not yet reaped (a zombie) still counts as alive, so its
+//! lock is recovered once its parent has waited for it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::park::{self, Backoff, Deadline};
+
+/// A pid-word lock in shared memory (two consecutive `u32`s of the queue header).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct PidLock {
+    owner: AtomicU32,
+    sleepers: AtomicU32,
+}
+
+/// How a lock was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Acquired {
+    /// The previous owner died while holding it; the state it protected may need repair.
+    pub(crate) owner_died: bool,
+}
+
+/// The pid stored in the lock word; never 0.
+fn me() -> u32 {
+    processing_core::os::pid().max(1)
+}
+
+impl PidLock {
+    /// Takes the lock, or returns `None` when the deadline passes first.
+    pub(crate) fn lock(&self, deadline: Deadline) -> Option<Acquired> {
+        let me = me();
+        if self
+            .owner
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Some(Acquired { owner_died: false });
+        }
+        let mut backoff = Backoff::new();
+        loop {
+            let cur = self.owner.load(Ordering::Relaxed);
+            if cur == 0 {
+                if self
+                    .owner
+                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Some(Acquired { owner_died: false });
+                }
+                continue;
+            }
+            if backoff.snooze() {
+                continue;
+            }
+            if cur != me && !processing_core::os::pid_alive(cur) {
+                if self
+                    .owner
+                    .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    tracing::warn!(dead_owner = cur, "queue lock recovered from a dead process");
+                    return Some(Acquired { owner_died: true });
+                }
+                continue;
+            }
+            let still_held = || {
+                let now = self.owner.load(Ordering::SeqCst);
+                now != cur
+            };
+            if !park::sleep_on(&self.owner, &self.sleepers, deadline, still_held) {
+                return None;
+            }
+        }
+    }
+
+    /// Releases the lock (the caller holds it).
+    pub(crate) fn unlock(&self) {
+        self.owner.store(0, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            super::sys::wake_all(&self.owner);
+        }
+    }
+}
