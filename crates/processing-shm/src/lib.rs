@@ -1,6 +1,46 @@
 //! Shared-memory segments and plain-old-data views of them.
 //!
 //! Layer: `core → **shm** → sync → transport → process → {manager, pool} → processing`.
-//! It will hold `SharedMemory` (create, create_named, open, unlink), `RawValue<T>` and
-//! `RawArray<T>` for plain-old-data `T`, and the resource tracker that removes the segments of
-//! crashed processes. It knows nothing about processes, locks or channels.
+//! It holds [`SharedMemory`] (named segments: `create`, `create_named`, `open`, `unlink`),
+//! [`RawValue<T>`] and [`RawArray<T>`] for plain-old-data `T`, the resource tracker that
+//! removes the segments of crashed processes, and [`liveness`] (is the process that wrote
+//! this pid still running). It knows nothing about locks, channels or how processes are
+//! started, and never depends on a higher crate.
+//!
+//! ```
+//! use processing_shm::{RawArray, RawValue};
+//! let counter = RawValue::new(0u64).unwrap();
+//! counter.set(7);
+//! let squares = RawArray::from_slice(&[0u32, 1, 4, 9]).unwrap();
+//! assert_eq!((counter.get(), squares.get(3)), (7, Some(9)));
+//! ```
+//!
+//! Every handle is `Clone + Send + Sync + Serialize + Deserialize`: send it to a child process
+//! (as a spawn argument, through a pipe or a queue) and it re-attaches there by name.
+
+mod error;
+pub mod liveness;
+mod raw;
+mod segment;
+mod sys;
+
+pub use bytemuck::{Pod, Zeroable};
+pub use error::ShmError;
+pub use raw::{RawArray, RawValue};
+pub use segment::{SharedMemory, NAME_PREFIX};
+
+/// Resource-tracker control.
+pub mod tracker {
+    /// Connects this process to the resource tracker, starting one if none is reachable.
+    ///
+    /// Segments call this themselves; calling it early in `main` (before other threads
+    /// exist) makes every child started later share one tracker. On Windows the kernel frees
+    /// a segment with its last handle, so there is no tracker and this does nothing.
+    ///
+    /// ```
+    /// processing_shm::tracker::ensure().unwrap();
+    /// ```
+    pub fn ensure() -> std::io::Result<()> {
+        crate::sys::tracker_ensure()
+    }
+}

@@ -1,0 +1,366 @@
+//! `RawValue<T>` and `RawArray<T>`: typed views of a segment, without a lock.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+
+use bytemuck::Pod;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::ShmError;
+use crate::segment::SharedMemory;
+
+/// Largest alignment a segment's data guarantees.
+const MAX_ALIGN: usize = 4096;
+
+fn check_align<T>() -> Result<(), ShmError> {
+    if std::mem::align_of::<T>() > MAX_ALIGN {
+        return Err(ShmError::Alignment(std::mem::align_of::<T>()));
+    }
+    Ok(())
+}
+
+/// One plain-old-data value in shared memory, without a lock.
+///
+/// `T` must be [`Pod`](bytemuck::Pod): integers, floats, arrays of them and `#[repr(C)]`
+/// structs of them (derive `bytemuck::Pod` and `bytemuck::Zeroable`). Types holding pointers
+/// or references are rejected at compile time:
+///
+/// ```compile_fail
+/// let v = processing_shm::RawValue::new(&5u8); // a reference is not plain old data
+/// ```
+///
+/// Reads and writes are single copies; concurrent writers from several processes need a lock
+/// (`processing_sync::Value`).
+///
+/// ```
+/// let v = processing_shm::RawValue::new(41i64).unwrap();
+/// v.set(v.get() + 1);
+/// assert_eq!(v.get(), 42);
+/// ```
+pub struct RawValue<T: Pod> {
+    shm: SharedMemory,
+    _type: PhantomData<T>,
+}
+
+impl<T: Pod> Clone for RawValue<T> {
+    fn clone(&self) -> Self {
+        RawValue {
+            shm: self.shm.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for RawValue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawValue")
+            .field("value", &self.get())
+            .field("segment", &self.shm.name())
+            .finish()
+    }
+}
+
+impl<T: Pod> RawValue<T> {
+    /// Creates a value in a fresh segment.
+    pub fn new(value: T) -> Result<RawValue<T>, ShmError> {
+        check_align::<T>()?;
+        let shm = SharedMemory::create(std::mem::size_of::<T>().max(1))?;
+        let v = RawValue {
+            shm,
+            _type: PhantomData,
+        };
+        v.set(value);
+        Ok(v)
+    }
+
+    /// Views the start of an existing segment as a `T` (it must be large enough).
+    pub fn from_shared_memory(shm: SharedMemory) -> Result<RawValue<T>, ShmError> {
+        check_align::<T>()?;
+        if shm.len() < std::mem::size_of::<T>() {
+            return Err(ShmError::OutOfRange {
+                index: std::mem::size_of::<T>(),
+                len: shm.len(),
+            });
+        }
+        Ok(RawValue {
+            shm,
+            _type: PhantomData,
+        })
+    }
+
+    /// A copy of the value.
+    pub fn get(&self) -> T {
+        // SAFETY: the segment holds at least size_of::<T>() bytes at a 4096-aligned address
+        // (checked at construction); any bit pattern is a valid Pod value.
+        unsafe { std::ptr::read_volatile(self.as_ptr()) }
+    }
+
+    /// Overwrites the value.
+    pub fn set(&self, value: T) {
+        // SAFETY: as in `get`; the memory is writable shared memory.
+        unsafe { std::ptr::write_volatile(self.as_ptr(), value) }
+    }
+
+    /// The value's address in this process (valid while this handle lives).
+    pub fn as_ptr(&self) -> *mut T {
+        self.shm.as_ptr().cast()
+    }
+
+    /// The segment behind the value.
+    pub fn shared_memory(&self) -> &SharedMemory {
+        &self.shm
+    }
+}
+
+impl<T: Pod> Serialize for RawValue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.shm.serialize(s)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let shm = SharedMemory::deserialize(d)?;
+        RawValue::from_shared_memory(shm).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A fixed-length array of plain-old-data values in shared memory, without a lock;
+/// zero-filled on creation.
+///
+/// Element access is by copy and bounds-checked: an index out of range is an error (or
+/// `None`), never undefined behaviour.
+///
+/// ```
+/// let a = processing_shm::RawArray::<f64>::new(4).unwrap();
+/// assert_eq!(a.to_vec(), vec![0.0; 4]);
+/// a.write(1, &[1.5, 2.5]).unwrap();
+/// assert_eq!(a.get(2), Some(2.5));
+/// assert_eq!(a.slice(1..3).unwrap(), vec![1.5, 2.5]);
+/// assert!(a.set(4, 1.0).is_err());
+/// assert_eq!(a.iter().sum::<f64>(), 4.0);
+/// ```
+pub struct RawArray<T: Pod> {
+    shm: SharedMemory,
+    len: usize,
+    _type: PhantomData<T>,
+}
+
+impl<T: Pod> Clone for RawArray<T> {
+    fn clone(&self) -> Self {
+        RawArray {
+            shm: self.shm.clone(),
+            len: self.len,
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> fmt::Debug for RawArray<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawArray")
+            .field("len", &self.len)
+            .field("segment", &self.shm.name())
+            .finish()
+    }
+}
+
+fn resolve(range: impl RangeBounds<usize>, len: usize) -> Result<(usize, usize), ShmError> {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s
+            .checked_add(1)
+            .ok_or(ShmError::OutOfRange { index: s, len })?,
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e
+            .checked_add(1)
+            .ok_or(ShmError::OutOfRange { index: e, len })?,
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => len,
+    };
+    if end > len {
+        return Err(ShmError::OutOfRange { index: end, len });
+    }
+    if start > end {
+        return Err(ShmError::OutOfRange {
+            index: start,
+            len: end,
+        });
+    }
+    Ok((start, end))
+}
+
+impl<T: Pod> RawArray<T> {
+    /// Creates a zero-filled array of `len` elements (`len` may be 0).
+    pub fn new(len: usize) -> Result<RawArray<T>, ShmError> {
+        check_align::<T>()?;
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or(ShmError::InvalidSize(usize::MAX))?;
+        let shm = SharedMemory::create(bytes.max(1))?;
+        Ok(RawArray {
+            shm,
+            len,
+            _type: PhantomData,
+        })
+    }
+
+    /// Creates an array holding a copy of `items`.
+    pub fn from_slice(items: &[T]) -> Result<RawArray<T>, ShmError> {
+        let a = RawArray::new(items.len())?;
+        a.write(0, items)?;
+        Ok(a)
+    }
+
+    /// Views an existing segment as `len` elements (the segment must be large enough).
+    pub fn from_shared_memory(shm: SharedMemory, len: usize) -> Result<RawArray<T>, ShmError> {
+        check_align::<T>()?;
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or(ShmError::InvalidSize(usize::MAX))?;
+        if bytes > shm.len() {
+            return Err(ShmError::OutOfRange {
+                index: bytes,
+                len: shm.len(),
+            });
+        }
+        Ok(RawArray {
+            shm,
+            len,
+            _type: PhantomData,
+        })
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A copy of element `index`, or `None` when out of range.
+    pub fn get(&self, index: usize) -> Option<T> {
+        if index >= self.len {
+            return None;
+        }
+        // SAFETY: index < len, so the element lies within the segment; T is Pod and the base
+        // is 4096-aligned, so every element is aligned.
+        Some(unsafe { std::ptr::read_volatile(self.as_ptr().add(index)) })
+    }
+
+    /// Overwrites element `index`.
+    pub fn set(&self, index: usize, value: T) -> Result<(), ShmError> {
+        if index >= self.len {
+            return Err(ShmError::OutOfRange {
+                index,
+                len: self.len,
+            });
+        }
+        // SAFETY: as in `get`; the memory is writable.
+        unsafe { std::ptr::write_volatile(self.as_ptr().add(index), value) };
+        Ok(())
+    }
+
+    /// A copy of the elements in `range` (a slice).
+    pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<Vec<T>, ShmError> {
+        let (start, end) = resolve(range, self.len)?;
+        let mut out = Vec::with_capacity(end - start);
+        // SAFETY: start..end lies within the array; the destination has that capacity and
+        // is a distinct allocation; T is Pod so the copied bytes are valid values.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.as_ptr().add(start), out.as_mut_ptr(), end - start);
+            out.set_len(end - start);
+        }
+        Ok(out)
+    }
+
+    /// Copies `items` into the array starting at `start` (slice assignment).
+    pub fn write(&self, start: usize, items: &[T]) -> Result<(), ShmError> {
+        let end = start.checked_add(items.len()).ok_or(ShmError::OutOfRange {
+            index: start,
+            len: self.len,
+        })?;
+        if end > self.len {
+            return Err(ShmError::OutOfRange {
+                index: end,
+                len: self.len,
+            });
+        }
+        // SAFETY: start..end lies within the array; the source is a distinct buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(items.as_ptr(), self.as_ptr().add(start), items.len())
+        };
+        Ok(())
+    }
+
+    /// A copy of all elements.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.slice(..).unwrap_or_default()
+    }
+
+    /// Iterates over copies of the elements (each read when the iterator reaches it).
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        (0..self.len).filter_map(move |i| self.get(i))
+    }
+
+    /// The first element's address in this process (valid while this handle lives).
+    pub fn as_ptr(&self) -> *mut T {
+        self.shm.as_ptr().cast()
+    }
+
+    /// Borrows the elements as a slice.
+    ///
+    /// # Safety
+    /// No process may write to the array while the slice is in use.
+    pub unsafe fn as_slice(&self) -> &[T] {
+        // SAFETY: the elements lie within the mapping, which outlives &self; the caller
+        // promises no concurrent writes.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len) }
+    }
+
+    /// Borrows the elements as a mutable slice.
+    ///
+    /// # Safety
+    /// No other thread or process may access the array while the slice is in use (holding a
+    /// lock that every user of the array takes is the usual way).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn as_mut_slice(&self) -> &mut [T] {
+        // SAFETY: as for `as_slice`; the caller promises exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.as_ptr(), self.len) }
+    }
+
+    /// The segment behind the array.
+    pub fn shared_memory(&self) -> &SharedMemory {
+        &self.shm
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ArrayWire {
+    len: u64,
+    shm: SharedMemory,
+}
+
+impl<T: Pod> Serialize for RawArray<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ArrayWire {
+            len: self.len as u64,
+            shm: self.shm.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = ArrayWire::deserialize(d)?;
+        let len = usize::try_from(wire.len).map_err(serde::de::Error::custom)?;
+        RawArray::from_shared_memory(wire.shm, len).map_err(serde::de::Error::custom)
+    }
+}

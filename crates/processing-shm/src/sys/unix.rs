@@ -1,0 +1,219 @@
+//! Unix: POSIX shared memory (`shm_open`, `posix_fallocate`, `mmap`) and `/proc` facts.
+
+use std::ffi::CString;
+use std::io;
+use std::ptr::NonNull;
+
+use crate::error::ShmError;
+
+/// One mapped segment; unmapped on drop (the name is removed only by [`Segment::unlink_name`]).
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; access to its bytes is synchronised by the
+// users of the segment (atomics or the caller's own discipline), not by thread identity.
+unsafe impl Send for Segment {}
+// SAFETY: as for Send; `Segment` itself has no interior state besides the pointer.
+unsafe impl Sync for Segment {}
+
+fn c_name(name: &str) -> Result<CString, ShmError> {
+    CString::new(format!("/{name}")).map_err(|_| ShmError::InvalidName(name.to_string()))
+}
+
+impl Segment {
+    /// Creates `name` exclusively with `len` bytes reserved (zero-filled) and maps it.
+    pub(crate) fn create(name: &str, len: usize) -> Result<Segment, ShmError> {
+        let cname = c_name(name)?;
+        let size = libc::off_t::try_from(len).map_err(|_| ShmError::InvalidSize(len))?;
+        // SAFETY: cname is a valid NUL-terminated string; the flags create a new object only.
+        let fd = unsafe {
+            libc::shm_open(
+                cname.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+                0o600,
+            )
+        };
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            return Err(match err.raw_os_error() {
+                Some(libc::EEXIST) => ShmError::AlreadyExists(name.to_string()),
+                Some(libc::EINVAL) | Some(libc::ENAMETOOLONG) => {
+                    ShmError::InvalidName(name.to_string())
+                }
+                _ => ShmError::Io(err),
+            });
+        }
+        let cleanup = |err: ShmError| {
+            // SAFETY: fd is ours and open; cname names the object we just created.
+            unsafe {
+                libc::close(fd);
+                libc::shm_unlink(cname.as_ptr());
+            }
+            err
+        };
+        // SAFETY: fd is a valid shared-memory descriptor we own.
+        if unsafe { libc::ftruncate(fd, size) } != 0 {
+            return Err(cleanup(ShmError::Io(io::Error::last_os_error())));
+        }
+        // Reserve the pages now so that a full /dev/shm is an error here rather than SIGBUS at
+        // first touch. posix_fallocate returns the error number instead of setting errno.
+        // SAFETY: fd is valid; the range lies within the object just sized.
+        let rc = unsafe { libc::posix_fallocate(fd, 0, size) };
+        if rc != 0 && rc != libc::EOPNOTSUPP && rc != libc::EINVAL {
+            let err = if rc == libc::ENOSPC {
+                ShmError::NoSpace(len)
+            } else {
+                ShmError::Io(io::Error::from_raw_os_error(rc))
+            };
+            return Err(cleanup(err));
+        }
+        let mapped = map(fd, len);
+        // SAFETY: fd is ours; the mapping (if any) keeps the object alive.
+        unsafe { libc::close(fd) };
+        match mapped {
+            Ok(base) => Ok(Segment { base, len }),
+            Err(e) => {
+                // SAFETY: cname names the object we just created.
+                unsafe { libc::shm_unlink(cname.as_ptr()) };
+                Err(ShmError::Io(e))
+            }
+        }
+    }
+
+    /// Opens an existing segment and maps all of it.
+    pub(crate) fn open(name: &str) -> Result<Segment, ShmError> {
+        let cname = c_name(name)?;
+        // SAFETY: cname is a valid NUL-terminated string.
+        let fd = unsafe { libc::shm_open(cname.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            return Err(match err.raw_os_error() {
+                Some(libc::ENOENT) => ShmError::NotFound(name.to_string()),
+                Some(libc::EINVAL) | Some(libc::ENAMETOOLONG) => {
+                    ShmError::InvalidName(name.to_string())
+                }
+                _ => ShmError::Io(err),
+            });
+        }
+        // SAFETY: an all-zero stat is a valid out-parameter.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fd is valid and st is a writable stat.
+        let rc = unsafe { libc::fstat(fd, &mut st) };
+        let result = if rc != 0 {
+            Err(ShmError::Io(io::Error::last_os_error()))
+        } else {
+            let len = usize::try_from(st.st_size).unwrap_or(0);
+            if len == 0 {
+                Err(ShmError::Invalid(name.to_string()))
+            } else {
+                map(fd, len)
+                    .map(|base| Segment { base, len })
+                    .map_err(ShmError::Io)
+            }
+        };
+        // SAFETY: fd is ours.
+        unsafe { libc::close(fd) };
+        result
+    }
+
+    /// Removes `name` from the system namespace (existing mappings stay valid).
+    pub(crate) fn unlink_name(name: &str) -> Result<(), ShmError> {
+        let cname = c_name(name)?;
+        // SAFETY: cname is a valid NUL-terminated string.
+        if unsafe { libc::shm_unlink(cname.as_ptr()) } != 0 {
+            let err = io::Error::last_os_error();
+            return Err(match err.raw_os_error() {
+                Some(libc::ENOENT) => ShmError::NotFound(name.to_string()),
+                _ => ShmError::Io(err),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `name` exists in the system namespace.
+    #[allow(dead_code)]
+    pub(crate) fn exists(name: &str) -> bool {
+        match Segment::open(name) {
+            Ok(_) => true,
+            Err(e) => !matches!(e, ShmError::NotFound(_)),
+        }
+    }
+
+    pub(crate) fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: base/len describe a mapping created by `map` and not unmapped before.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+fn map(fd: libc::c_int, len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: a fresh shared mapping of an open descriptor; the kernel picks the address.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
+/// This process's id as the OS reports it now.
+pub(crate) fn os_pid() -> u32 {
+    std::process::id()
+}
+
+/// The start time of `pid` (clock ticks since boot, low 32 bits, never 0), or `None` when no
+/// such process runs (exited, or a zombie waiting to be reaped).
+#[cfg(target_os = "linux")]
+pub(crate) fn process_stamp(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain anything: parse after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" || state == "x" {
+        return None;
+    }
+    // starttime is field 22 overall, the 20th after the state (field 3).
+    let start: u64 = fields.nth(18)?.parse().ok()?;
+    Some((start as u32).max(1))
+}
+
+/// Other Unix: liveness only (no start time to tell pid reuse apart).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn process_stamp(pid: u32) -> Option<u32> {
+    processing_core::os::pid_alive(pid).then_some(1)
+}
+
+/// Runs `f` in the child after every `fork` of this process.
+pub(crate) fn on_fork_child(f: fn()) {
+    static HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+    extern "C" fn child() {
+        if let Some(f) = HOOK.get() {
+            f();
+        }
+    }
+    if HOOK.set(f).is_ok() {
+        // SAFETY: registers a handler that only stores to atomics (async-signal-safe).
+        unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    }
+}

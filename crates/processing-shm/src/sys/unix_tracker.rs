@@ -1,0 +1,295 @@
+//! Unix: the resource tracker, a helper process that removes the segments of dead processes.
+//!
+//! The first process that creates or opens a segment starts the tracker: it binds a listening
+//! socket in a private 0700 directory, re-executes its own executable with the listener as
+//! descriptor 3 and [`MARKER_ENV`] set, and records the socket's path in [`PATH_ENV`] so that
+//! its children (spawned later) connect to the same tracker. A pre-main hook registered with
+//! `processing_core::on_load!` turns the re-executed process into the tracker before `main`.
+//!
+//! Each client process keeps one connection open and writes `R <name>\n` for each segment it
+//! attaches. The tracker never trusts the connection for ownership: it reads the holder table
+//! in each segment's header. It sweeps its names when a client disconnects (a process ended)
+//! and every second: a segment none of whose holders runs and with no handle in flight is
+//! unlinked. When its last client is gone it sweeps once more, this time also removing
+//! segments whose in-flight handles were never received, removes its socket and exits.
+//!
+//! This module is the only place in processing-shm that creates a process.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::unix::Segment;
+use crate::liveness;
+use crate::segment::header;
+
+/// Set (to the listener's descriptor number) in the environment of the tracker process.
+const MARKER_ENV: &str = "PROCESSING_SHM_TRACKER_FD";
+/// The socket path of this process tree's tracker (not a secret: the directory is 0700).
+const PATH_ENV: &str = "PROCESSING_SHM_TRACKER";
+const LISTENER_FD: RawFd = 3;
+
+struct Client {
+    pid: u32,
+    stream: UnixStream,
+}
+
+static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
+
+/// Makes sure this process is connected to a tracker (starting one if needed). Calling it
+/// early in `main`, before threads exist, is the cleanest moment to set the environment
+/// variable children inherit.
+pub(crate) fn tracker_ensure() -> io::Result<()> {
+    let mut slot = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    ensure_locked(&mut slot).map(|_| ())
+}
+
+fn ensure_locked(slot: &mut Option<Client>) -> io::Result<&mut UnixStream> {
+    let pid = liveness::current_pid();
+    if slot.as_ref().is_none_or(|c| c.pid != pid) {
+        *slot = Some(Client {
+            pid,
+            stream: connect()?,
+        });
+    }
+    match slot {
+        Some(c) => Ok(&mut c.stream),
+        None => Err(io::Error::other("no tracker connection")),
+    }
+}
+
+/// Tells the tracker that this process holds segment `name`. Best effort: without a tracker,
+/// segments are still removed by their last dropper, only crashes may leave them behind.
+pub(crate) fn tracker_register(name: &str) {
+    let mut slot = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    let line = format!("R {name}\n");
+    for _ in 0..2 {
+        match ensure_locked(&mut slot) {
+            Ok(stream) => {
+                if stream.write_all(line.as_bytes()).is_ok() {
+                    return;
+                }
+                // The tracker is gone (it exits with its last client, e.g. after our parent
+                // died): start over with a fresh one.
+                *slot = None;
+                std::env::remove_var(PATH_ENV);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn connect() -> io::Result<UnixStream> {
+    if let Some(path) = std::env::var_os(PATH_ENV) {
+        if let Ok(stream) = UnixStream::connect(&path) {
+            return Ok(stream);
+        }
+    }
+    start()
+}
+
+fn private_dir() -> io::Result<PathBuf> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = base.join(format!("processing-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(&dir)?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is not a private directory", dir.display()),
+        ));
+    }
+    Ok(dir)
+}
+
+fn start() -> io::Result<UnixStream> {
+    let dir = private_dir()?;
+    let tag: String = processing_core::authkey::random_bytes(6)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = dir.join(format!("tracker-{}-{tag}.sock", liveness::current_pid()));
+    let listener = UnixListener::bind(&path)?;
+    let fd = listener.as_raw_fd();
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--processing-resource-tracker")
+        .env(MARKER_ENV, LISTENER_FD.to_string())
+        .env_remove(PATH_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe calls (dup2, fcntl, setsid) on descriptors it owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == LISTENER_FD {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, LISTENER_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Its own session: a Ctrl-C aimed at the program must not kill the cleaner.
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    drop(listener);
+    // Reap the tracker when it exits so that it does not linger as a zombie of ours.
+    let _ = std::thread::Builder::new()
+        .name("processing-tracker-reaper".into())
+        .spawn(move || child.wait());
+    std::env::set_var(PATH_ENV, &path);
+    UnixStream::connect(&path)
+}
+
+/// The pre-main hook: in the tracker process, runs the tracker and exits.
+fn hook() {
+    let Some(value) = std::env::var_os(MARKER_ENV) else {
+        return;
+    };
+    let fd: RawFd = value
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(LISTENER_FD);
+    std::env::remove_var(MARKER_ENV);
+    // SAFETY: the starter placed the listening socket at this descriptor for us alone.
+    let listener = unsafe { UnixListener::from_raw_fd(fd) };
+    serve(listener);
+    std::process::exit(0);
+}
+processing_core::on_load!(hook);
+
+struct Conn {
+    stream: UnixStream,
+    buf: Vec<u8>,
+}
+
+fn serve(listener: UnixListener) {
+    let socket_path = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(PathBuf::from));
+    let _ = listener.set_nonblocking(true);
+    let mut conns: Vec<Conn> = Vec::new();
+    let mut names: HashSet<String> = HashSet::new();
+    let started = Instant::now();
+    let mut had_client = false;
+    let mut last_sweep = Instant::now();
+    loop {
+        let mut fds: Vec<libc::pollfd> = std::iter::once(listener.as_raw_fd())
+            .chain(conns.iter().map(|c| c.stream.as_raw_fd()))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: fds is a valid array of pollfd of the given length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 250) };
+        let mut lost_client = false;
+        if n > 0 {
+            if fds[0].revents != 0 {
+                while let Ok((stream, _)) = listener.accept() {
+                    let _ = stream.set_nonblocking(true);
+                    conns.push(Conn {
+                        stream,
+                        buf: Vec::new(),
+                    });
+                    had_client = true;
+                }
+            }
+            let mut idx = 0;
+            let mut keep = Vec::with_capacity(conns.len());
+            for mut conn in conns.drain(..) {
+                idx += 1;
+                let revents = fds.get(idx).map_or(0, |p| p.revents);
+                if revents != 0 && !read_client(&mut conn, &mut names) {
+                    lost_client = true;
+                    continue;
+                }
+                keep.push(conn);
+            }
+            conns = keep;
+        }
+        if lost_client || last_sweep.elapsed() >= Duration::from_secs(1) {
+            sweep(&mut names, false);
+            last_sweep = Instant::now();
+        }
+        if conns.is_empty() && (had_client || started.elapsed() > Duration::from_secs(10)) {
+            break;
+        }
+    }
+    sweep(&mut names, true);
+    if let Some(path) = socket_path {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Reads what a client sent; false when it disconnected.
+fn read_client(conn: &mut Conn, names: &mut HashSet<String>) -> bool {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match conn.stream.read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+    while let Some(pos) = conn.buf.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = conn.buf.drain(..=pos).collect();
+        if let Some(name) = line
+            .strip_prefix(b"R ")
+            .and_then(|l| std::str::from_utf8(&l[..l.len() - 1]).ok())
+        {
+            names.insert(name.to_string());
+        }
+    }
+    // A client that sends garbage without newlines cannot make us hold unbounded memory.
+    if conn.buf.len() > 64 * 1024 {
+        conn.buf.clear();
+    }
+    true
+}
+
+fn sweep(names: &mut HashSet<String>, final_sweep: bool) {
+    names.retain(|name| match Segment::open(name) {
+        Err(e) if e.is_not_found() => false,
+        Err(_) => true,
+        Ok(seg) => {
+            let h = header(&seg);
+            if h.valid(seg.len()) && h.abandoned(final_sweep) {
+                let _ = Segment::unlink_name(name);
+                false
+            } else {
+                true
+            }
+        }
+    });
+}
