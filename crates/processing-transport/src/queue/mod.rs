@@ -56,10 +56,11 @@ struct Shared {
     segment: Segment,
 }
 
-/// A reference from the ring to an item spilled into its own segment.
+/// A reference from the ring to an item spilled into its own segment. Serializing the handle
+/// marks it in flight, which keeps the segment alive after its producer is gone.
 #[derive(Serialize, Deserialize)]
 struct SpillRef {
-    name: String,
+    segment: processing_shm::SharedMemory,
     len: u64,
 }
 
@@ -211,9 +212,8 @@ impl<T> Queue<T> {
         QueueBuilder::new().max_items(n).build()
     }
 
-    /// Opens the queue whose segment is named `name` (as written by its `Serialize` impl).
-    fn open(name: &str) -> Result<Queue<T>, QueueError> {
-        let segment = Segment::open(name)?;
+    /// Attaches to the queue in `segment` (received in a message).
+    fn attach(segment: Segment) -> Result<Queue<T>, QueueError> {
         // SAFETY: the segment stays mapped for as long as `Shared` holds it next to the ring;
         // it is shared only with other queue handles, which follow the ring protocol.
         let ring = unsafe { Ring::attach(segment.as_ptr(), segment.len()) }.map_err(|e| {
@@ -303,14 +303,15 @@ impl<T: Serialize> Queue<T> {
                 std::ptr::copy_nonoverlapping(buf.as_ptr(), spill.as_ptr().as_ptr(), buf.len())
             };
             let reference = SpillRef {
-                name: spill.name().to_string(),
+                segment: spill.shared_memory().clone(),
                 len: buf.len() as u64,
             };
             let encoded = processing_core::codec::encode(&reference).map_err(|e| e.to_string())?;
+            drop(reference);
             let r = ring.put(FrameKind::Spilled, &encoded, deadline);
-            if r.is_ok() {
-                spill.release_to_consumer();
-            } else {
+            if r.is_err() {
+                // Take the handle back out of flight, then remove the segment.
+                let _ = processing_core::codec::decode::<SpillRef>(&encoded);
                 spill.unlink();
             }
             Ok(r)
@@ -362,9 +363,9 @@ impl<T: DeserializeOwned> Queue<T> {
         let got = self.shared.ring.get(deadline, |kind, bytes| match kind {
             FrameKind::Inline => decode::<T>(bytes),
             _ => {
-                let reference: SpillRef = decode(bytes)?;
-                let segment = Segment::open(&reference.name)
+                let reference: SpillRef = processing_core::codec::decode(bytes)
                     .map_err(|e| GetError::Decode(format!("spilled item lost: {e}")))?;
+                let segment = Segment::from_shared_memory(reference.segment);
                 if reference.len > segment.len() as u64 {
                     return Err(GetError::Decode(
                         "spilled item shorter than announced".into(),
@@ -402,14 +403,14 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetError> {
 
 impl<T> Serialize for Queue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.shared.segment.name())
+        self.shared.segment.shared_memory().serialize(s)
     }
 }
 
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        Queue::open(&name).map_err(serde::de::Error::custom)
+        let shm = processing_shm::SharedMemory::deserialize(d)?;
+        Queue::attach(Segment::from_shared_memory(shm)).map_err(serde::de::Error::custom)
     }
 }
 

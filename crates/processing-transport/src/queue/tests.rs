@@ -125,7 +125,7 @@ fn wrong_type_is_a_decode_error_and_the_item_is_removed() {
     let q: Queue<String> = Queue::new().unwrap();
     q.put("not a number".to_string()).unwrap();
     q.put("x".to_string()).unwrap();
-    let as_u64: Queue<u64> = Queue::open(q.shared.segment.name()).unwrap();
+    let as_u64: Queue<u64> = Queue::attach(q.shared.segment.clone()).unwrap();
     // A String of 12 bytes is a 1-byte varint then 12 bytes: trailing bytes for a u64.
     assert!(as_u64.try_get().unwrap_err().is_decode());
     assert_eq!(q.try_get().unwrap(), "x");
