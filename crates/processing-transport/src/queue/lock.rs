@@ -2,9 +2,9 @@
 //! header: a 32-bit word holding the owner's pid (0 when free) and a count of sleepers.
 //!
 //! A lock whose owner process died is taken over by the next locker, which learns it
-//! (`Acquired::owner_died`). Liveness is checked only after spinning, with `kill(pid, 0)` /
-//! `OpenProcess`: a dead process that is not yet reaped (a zombie) still counts as alive, so its
-//! lock is recovered once its parent has waited for it.
+//! (`Acquired::owner_died`). Liveness is checked only after spinning, with
+//! `processing_shm::liveness` (a zombie counts as dead; a reused pid would be taken for the
+//! dead owner, a risk bounded by the time a pid takes to be reused).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -27,7 +27,7 @@ pub(crate) struct Acquired {
 
 /// The pid stored in the lock word; never 0.
 fn me() -> u32 {
-    processing_core::os::pid().max(1)
+    processing_shm::liveness::current_pid().max(1)
 }
 
 impl PidLock {
@@ -57,7 +57,7 @@ impl PidLock {
             if backoff.snooze() {
                 continue;
             }
-            if cur != me && !processing_core::os::pid_alive(cur) {
+            if cur != me && !processing_shm::liveness::is_alive(cur, 0) {
                 if self
                     .owner
                     .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
