@@ -1,5 +1,5 @@
 //! The two side locks of a queue (one for producers, one for consumers), living in the queue's
-//! header: a 32-bit word holding the owner's pid (0 when free) and a count of sleepers.
+//! header: a 32-bit word holding the owner's pid (0 when free) and a wake flag.
 //!
 //! A lock whose owner process died is taken over by the next locker, which learns it
 //! (`Acquired::owner_died`). Liveness is checked only after spinning, with
@@ -15,7 +15,7 @@ use super::park::{self, Backoff, Deadline};
 #[derive(Debug)]
 pub(crate) struct PidLock {
     owner: AtomicU32,
-    sleepers: AtomicU32,
+    wake_flag: AtomicU32,
 }
 
 /// How a lock was obtained.
@@ -72,7 +72,7 @@ impl PidLock {
                 let now = self.owner.load(Ordering::SeqCst);
                 now != cur
             };
-            if !park::sleep_on(&self.owner, &self.sleepers, deadline, still_held) {
+            if !park::sleep_on(&self.owner, &self.wake_flag, deadline, still_held) {
                 return None;
             }
         }
@@ -81,8 +81,6 @@ impl PidLock {
     /// Releases the lock (the caller holds it).
     pub(crate) fn unlock(&self) {
         self.owner.store(0, Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            super::sys::wake_all(&self.owner);
-        }
+        park::wake(&self.owner, &self.wake_flag);
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! A blocking wake-up across cores costs tens of microseconds, busy-polling a fraction of one,
 //! so a waiter first spins briefly; an unbounded spin on a shared core would cost a whole time
-//! slice, so it soon yields and then sleeps. Sleepers announce themselves in a `waiters` counter
-//! so that the waking side only makes a system call when someone sleeps.
+//! slice, so it soon yields and then sleeps. A sleeper raises a `wake_flag` word before its last
+//! check; the waking side makes a system call only when it finds the flag raised, and lowers
+//! it in the same atomic swap, so a sleeper that is slow to run costs one wake-up, not one per
+//! operation of the waking side.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -57,7 +59,7 @@ pub(crate) struct Backoff {
 }
 
 const SPIN_LIMIT: u32 = 6;
-const YIELD_LIMIT: u32 = 10;
+const YIELD_LIMIT: u32 = 16;
 
 impl Backoff {
     pub(crate) fn new() -> Backoff {
@@ -80,34 +82,38 @@ impl Backoff {
     }
 }
 
-/// Sleeps on `seq` (observed as `seen`) unless `ready()` holds after announcing the sleep in
-/// `waiters`. Returns false if the deadline has passed (nothing waited then).
+/// Sleeps on `seq` unless `ready()` holds after raising `wake_flag`. Returns false if the
+/// deadline has passed (nothing waited then).
 ///
-/// The waking side stores a new `seq` with `SeqCst` and then reads `waiters` with `SeqCst`;
-/// here `waiters` is raised with `SeqCst` before `seq` is read again, so either the waker sees the
-/// sleeper or the sleeper sees the new value (and `ready()` then sees what was published before it).
+/// The waking side changes `seq` with `SeqCst` and then swaps `wake_flag` with `SeqCst`; here
+/// the flag is raised with `SeqCst` before `seq` is read, so either the waker sees the flag or
+/// the sleeper sees the new `seq` (and `ready()` then sees what was published before it).
 pub(crate) fn sleep_on(
     seq: &AtomicU32,
-    waiters: &AtomicU32,
+    wake_flag: &AtomicU32,
     deadline: Deadline,
     ready: impl Fn() -> bool,
 ) -> bool {
     let Some(slice) = deadline.sleep_slice() else {
         return false;
     };
-    waiters.fetch_add(1, Ordering::SeqCst);
+    wake_flag.store(1, Ordering::SeqCst);
     let seen = seq.load(Ordering::SeqCst);
     if !ready() {
         sys::wait(seq, seen, slice);
     }
-    waiters.fetch_sub(1, Ordering::SeqCst);
     true
 }
 
-/// Publishes a change of `seq` and wakes its sleepers, if any.
-pub(crate) fn bump_and_wake(seq: &AtomicU32, waiters: &AtomicU32) {
-    seq.fetch_add(1, Ordering::SeqCst);
-    if waiters.load(Ordering::SeqCst) != 0 {
+/// Wakes the sleepers on `seq` (whose change was already published with `SeqCst`), if any.
+pub(crate) fn wake(seq: &AtomicU32, wake_flag: &AtomicU32) {
+    if wake_flag.load(Ordering::SeqCst) != 0 && wake_flag.swap(0, Ordering::SeqCst) != 0 {
         sys::wake_all(seq);
     }
+}
+
+/// Publishes a change of `seq` and wakes its sleepers, if any.
+pub(crate) fn bump_and_wake(seq: &AtomicU32, wake_flag: &AtomicU32) {
+    seq.fetch_add(1, Ordering::SeqCst);
+    wake(seq, wake_flag);
 }

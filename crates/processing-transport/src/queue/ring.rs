@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! offset 0    Header (256 bytes): magic, version, capacity, max_items, closed, done, ...
-//!             put side (own cache line): lock, commit, seq, seq_sleepers, cache of get.commit
-//!             get side (own cache line): lock, commit, seq, seq_sleepers, cache of put.commit
+//!             put side (own cache line): lock, commit, seq, wake_flag, cache of get.commit
+//!             get side (own cache line): lock, commit, seq, wake_flag, cache of put.commit
 //! offset 256  data: `capacity` bytes (a power of two), frames at 4-byte aligned positions:
 //!             u32 word = kind << 30 | len, then `len` payload bytes, padded to 4
 //! ```
@@ -82,8 +82,8 @@ struct Side {
     commit: AtomicU64,
     /// Bumped after each commit; the other side sleeps on it.
     seq: AtomicU32,
-    /// How many of the other side sleep on `seq`.
-    seq_sleepers: AtomicU32,
+    /// Raised by a process about to sleep on `seq` (see `park`).
+    wake_flag: AtomicU32,
     /// The other side's commit as last read (under this side's lock); lags, never leads.
     cache: AtomicU64,
 }
@@ -98,7 +98,7 @@ struct Header {
     max_items: u64,
     /// `task_done` calls so far (wrapping); unfinished tasks = put count − done.
     done: AtomicU32,
-    join_sleepers: AtomicU32,
+    join_wake_flag: AtomicU32,
     put: Side,
     get: Side,
 }
@@ -279,8 +279,8 @@ impl Ring {
     pub(crate) fn close(&self) {
         let h = self.h();
         h.closed.store(1, Ordering::SeqCst);
-        park::bump_and_wake(&h.put.seq, &h.put.seq_sleepers);
-        park::bump_and_wake(&h.get.seq, &h.get.seq_sleepers);
+        park::bump_and_wake(&h.put.seq, &h.put.wake_flag);
+        park::bump_and_wake(&h.get.seq, &h.get.wake_flag);
     }
 
     /// Whether [`Ring::close`] was called.
@@ -369,7 +369,7 @@ impl Ring {
                 let new_tail = pack(pos_of(tail) + need, count_of(tail) + 1);
                 h.put.commit.store(new_tail, Ordering::Release);
                 drop(_guard);
-                park::bump_and_wake(&h.put.seq, &h.put.seq_sleepers);
+                park::bump_and_wake(&h.put.seq, &h.put.wake_flag);
                 return Ok(());
             }
             drop(_guard);
@@ -384,7 +384,7 @@ impl Ring {
             let mut backoff = Backoff::new();
             while !has_room() {
                 if !backoff.snooze()
-                    && !park::sleep_on(&h.get.seq, &h.get.seq_sleepers, deadline, has_room)
+                    && !park::sleep_on(&h.get.seq, &h.get.wake_flag, deadline, has_room)
                 {
                     return Err(PutFail::Timeout);
                 }
@@ -418,7 +418,7 @@ impl Ring {
                 let result = self.take(head, tail, read);
                 drop(guard);
                 if result.is_ok() {
-                    park::bump_and_wake(&h.get.seq, &h.get.seq_sleepers);
+                    park::bump_and_wake(&h.get.seq, &h.get.wake_flag);
                 }
                 return result;
             }
@@ -437,7 +437,7 @@ impl Ring {
             let mut backoff = Backoff::new();
             while !ready() {
                 if !backoff.snooze()
-                    && !park::sleep_on(&h.put.seq, &h.put.seq_sleepers, deadline, ready)
+                    && !park::sleep_on(&h.put.seq, &h.put.wake_flag, deadline, ready)
                 {
                     return Err(GetFail::Timeout);
                 }
@@ -518,8 +518,8 @@ impl Ring {
                 )
                 .is_ok()
             {
-                if unfinished == 1 && h.join_sleepers.load(Ordering::SeqCst) != 0 {
-                    super::sys::wake_all(&h.done);
+                if unfinished == 1 {
+                    park::wake(&h.done, &h.join_wake_flag);
                 }
                 return true;
             }
@@ -540,7 +540,7 @@ impl Ring {
         let mut backoff = Backoff::new();
         let ready = || self.unfinished() == 0;
         while !ready() {
-            if !backoff.snooze() && !park::sleep_on(&h.done, &h.join_sleepers, deadline, ready) {
+            if !backoff.snooze() && !park::sleep_on(&h.done, &h.join_wake_flag, deadline, ready) {
                 return false;
             }
         }
