@@ -83,4 +83,10 @@ impl PidLock {
         self.owner.store(0, Ordering::SeqCst);
         park::wake(&self.owner, &self.wake_flag);
     }
+
+    /// Test hook: stores `pid` as the owner.
+    #[cfg(test)]
+    pub(crate) fn force_owner(&self, pid: u32) {
+        self.owner.store(pid, Ordering::SeqCst);
+    }
 }

@@ -546,4 +546,13 @@ impl Ring {
         }
         true
     }
+
+    /// Test hook: makes both side locks look held by process `pid`, as if it died inside a
+    /// put and a get.
+    #[cfg(test)]
+    pub(crate) fn hold_locks_as(&self, pid: u32) {
+        let h = self.h();
+        h.put.lock.force_owner(pid);
+        h.get.lock.force_owner(pid);
+    }
 }

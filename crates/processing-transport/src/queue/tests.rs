@@ -184,3 +184,38 @@ fn handles_cannot_go_through_a_queue() {
     let h = processing_core::TransferableHandle::new(file.into());
     assert!(q.put(h).unwrap_err().is_encode());
 }
+
+#[cfg(unix)]
+#[test]
+fn locks_held_by_a_dead_process_are_recovered() {
+    let q: Queue<u32> = Queue::new().unwrap();
+    q.put(1).unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    q.shared.ring.hold_locks_as(dead);
+    let t = Instant::now();
+    q.put_timeout(2, Duration::from_secs(10)).unwrap();
+    assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 1);
+    assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 2);
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_lock_held_by_a_live_process_makes_timed_operations_time_out() {
+    let q: Queue<u32> = Queue::new().unwrap();
+    q.shared.ring.hold_locks_as(std::process::id()); // this process: alive
+    let t = Instant::now();
+    assert!(q
+        .put_timeout(1, Duration::from_millis(200))
+        .unwrap_err()
+        .is_timeout());
+    assert!(q
+        .get_timeout(Duration::from_millis(200))
+        .unwrap_err()
+        .is_timeout());
+    assert!(t.elapsed() >= Duration::from_millis(400));
+    q.shared.ring.hold_locks_as(0);
+    q.put(1).unwrap();
+    assert_eq!(q.get().unwrap(), 1);
+}
