@@ -5,6 +5,7 @@
 
 mod ctx;
 mod pipe;
+mod queue;
 mod spawn;
 mod sync;
 
@@ -16,7 +17,12 @@ type Area = (&'static str, fn(&Ctx));
 fn main() {
     let ctx = Ctx::from_args();
     // Areas register here, in the order BENCHMARKS.md lists their metrics.
-    let areas: &[Area] = &[("spawn", spawn::run), ("pipe", pipe::run), ("sync", sync::run)];
+    let areas: &[Area] = &[
+        ("spawn", spawn::run),
+        ("pipe", pipe::run),
+        ("queue", queue::run),
+        ("sync", sync::run),
+    ];
     for (name, run) in areas {
         eprintln!("bench: {name}");
         run(&ctx);

@@ -1,10 +1,11 @@
-//! Moving values between processes: pipes, connections and authenticated listeners.
+//! Moving values between processes: pipes, connections, authenticated listeners and queues.
 //!
 //! Layer: `core → shm → sync → **transport** → process → {manager, pool} → processing`.
 //! It holds [`Pipe`]/[`Connection`] (framed typed messages with OS handles beside them),
 //! [`Listener`]/[`Client`] (local sockets and TCP behind a mutual HMAC-SHA256 handshake that
 //! speaks the wire of Python's `multiprocessing.connection`), and [`wait`] over connections and
-//! anything [`Waitable`] (process sentinels implement it in the process layer). It never
+//! anything [`Waitable`] (process sentinels implement it in the process layer), and the
+//! [`Queue`] family (multi-producer, multi-consumer queues in shared memory). It never
 //! depends on process, manager or pool.
 //!
 //! ```
@@ -30,3 +31,7 @@ pub use connection::{
 pub use error::{AuthError, ConnectionError, FrameError, ListenerError};
 pub use listener::{Client, ClientBuilder, Listener, ListenerBuilder};
 pub use wait::{wait, RawWaitable, Waitable};
+
+pub mod queue;
+
+pub use queue::{GetError, JoinableQueue, PutError, Queue, QueueBuilder, QueueError, SimpleQueue};

@@ -44,3 +44,4 @@ pub use processing_transport::{
     wait, Address, AuthError, Client, Connection, ConnectionError, Listener, ListenerError, Pipe,
     Waitable,
 };
+pub use processing_transport::{JoinableQueue, Queue, SimpleQueue};

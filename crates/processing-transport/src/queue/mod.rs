@@ -1,0 +1,592 @@
+//! Multi-producer, multi-consumer queues across processes: [`Queue`], [`JoinableQueue`],
+//! [`SimpleQueue`].
+//!
+//! A queue is one shared-memory segment: a header of atomics and a byte ring of framed items
+//! (each item's postcard encoding). There is no feeder thread: **an item is in shared memory
+//! when `put` returns**, so a producer that exits or is killed right after loses nothing, and
+//! joining a producer before its items are consumed never deadlocks. Items larger than a quarter
+//! of the ring are spilled to a segment of their own, referenced from the ring, which the
+//! consumer removes after reading. A process killed in the middle of a put or get leaves the
+//! queue usable for everyone else.
+//!
+//! A queue handle is `Clone + Send + Sync + Serialize + Deserialize`: pass it to a child as a
+//! spawn argument, send it through a pipe or put it in another queue; it re-attaches by name.
+//!
+//! ```
+//! use processing_transport::queue::Queue;
+//! let q = Queue::bounded(2).unwrap();
+//! q.put((1, "abc".to_string(), 2.5)).unwrap();
+//! q.try_put((2, "def".to_string(), 3.5)).unwrap();
+//! assert!(q.try_put((3, "ghi".to_string(), 4.5)).unwrap_err().is_full());
+//! assert_eq!(q.len(), 2);
+//! assert_eq!(q.get().unwrap().0, 1);
+//! q.close();
+//! assert_eq!(q.get().unwrap().0, 2); // get drains a closed queue ...
+//! assert!(q.get().unwrap_err().is_closed()); // ... then reports it closed
+//! ```
+
+mod error;
+mod lock;
+mod park;
+mod ring;
+mod segment;
+mod sys;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
+
+pub use error::{GetError, JoinTimeoutError, PutError, QueueError, TaskDoneError};
+use park::Deadline;
+use ring::{FrameKind, GetFail, PutFail, Ring};
+use segment::Segment;
+
+/// Bytes of ring a queue gets unless told otherwise.
+pub const DEFAULT_CAPACITY_BYTES: usize = 1 << 20;
+
+/// The untyped state shared by every handle of one queue in this process.
+#[derive(Debug)]
+struct Shared {
+    ring: Ring,
+    // Declared after `ring`, which points into it: dropped last.
+    segment: Segment,
+}
+
+/// A reference from the ring to an item spilled into its own segment. Serializing the handle
+/// marks it in flight, which keeps the segment alive after its producer is gone.
+#[derive(Serialize, Deserialize)]
+struct SpillRef {
+    segment: processing_shm::SharedMemory,
+    len: u64,
+}
+
+thread_local! {
+    /// Reused encoding buffer: a put of a small item allocates nothing.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Builds a [`Queue`] with chosen bounds.
+///
+/// Defaults: no item bound, a ring of [`DEFAULT_CAPACITY_BYTES`] (1 MiB).
+///
+/// ```
+/// use processing_transport::queue::{Queue, QueueBuilder};
+/// let q: Queue<u64> = QueueBuilder::new().max_items(6).capacity_bytes(64 << 10).build().unwrap();
+/// assert_eq!(q.max_items(), Some(6));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct QueueBuilder {
+    max_items: Option<usize>,
+    capacity_bytes: usize,
+}
+
+impl Default for QueueBuilder {
+    fn default() -> Self {
+        QueueBuilder::new()
+    }
+}
+
+impl QueueBuilder {
+    /// The defaults.
+    pub fn new() -> QueueBuilder {
+        QueueBuilder {
+            max_items: None,
+            capacity_bytes: DEFAULT_CAPACITY_BYTES,
+        }
+    }
+
+    /// At most `n` items at a time (`n ≥ 1`).
+    pub fn max_items(mut self, n: usize) -> QueueBuilder {
+        self.max_items = Some(n);
+        self
+    }
+
+    /// Bytes of ring (rounded up to a power of two, 1 KiB to 64 MiB). Items whose encoding is
+    /// larger than a quarter of it are spilled to segments of their own.
+    pub fn capacity_bytes(mut self, n: usize) -> QueueBuilder {
+        self.capacity_bytes = n;
+        self
+    }
+
+    /// Creates the queue.
+    pub fn build<T>(self) -> Result<Queue<T>, QueueError> {
+        let capacity = (self.capacity_bytes as u64)
+            .checked_next_power_of_two()
+            .unwrap_or(u64::MAX);
+        if !(ring::MIN_CAPACITY..=ring::MAX_CAPACITY).contains(&capacity) {
+            return Err(QueueError::InvalidArgument(format!(
+                "capacity_bytes {} is outside 1 KiB ..= 64 MiB",
+                self.capacity_bytes
+            )));
+        }
+        let max_items = match self.max_items {
+            Some(0) => {
+                return Err(QueueError::InvalidArgument(
+                    "a bounded queue holds at least one item".into(),
+                ))
+            }
+            // Beyond 2^22 items the ring's byte capacity is the tighter bound anyway.
+            Some(n) => (n as u64).min(1 << 22),
+            None => 0,
+        };
+        let segment = Segment::create(Ring::region_len(capacity))?;
+        // SAFETY: the segment was just created: zero-filled, page-aligned, large enough, and
+        // unknown to anyone else; `Shared` keeps it mapped as long as the ring.
+        let ring = unsafe { Ring::init(segment.as_ptr(), segment.len(), capacity, max_items) };
+        Ok(Queue::from_shared(Arc::new(Shared { ring, segment })))
+    }
+}
+
+/// A multi-producer, multi-consumer FIFO queue shared between processes.
+///
+/// Items are serde values (encoded with postcard). Values holding OS handles (a `Connection`)
+/// cannot travel through a queue on Unix: `put` returns [`PutError::Encode`]. Values holding
+/// shared-memory handles (segments, queues, locks) travel fine.
+///
+/// After [`close`](Queue::close), `put` fails with [`PutError::Closed`] (the item handed back)
+/// in every process, and `get` drains the items still queued before failing with
+/// [`GetError::Closed`].
+///
+/// ```
+/// use processing_transport::queue::Queue;
+/// let q = Queue::new().unwrap();
+/// let inner: Queue<String> = Queue::new().unwrap();
+/// q.put(inner.clone()).unwrap(); // a queue travels through a queue
+/// let back = q.get().unwrap();
+/// back.put("hello".to_string()).unwrap();
+/// assert_eq!(inner.get().unwrap(), "hello");
+/// ```
+pub struct Queue<T> {
+    shared: Arc<Shared>,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue::from_shared(self.shared.clone())
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.shared.segment.name())
+            .field("len", &self.shared.ring.len())
+            .field("max_items", &self.max_items())
+            .field("capacity_bytes", &self.shared.ring.capacity())
+            .finish()
+    }
+}
+
+impl<T> Queue<T> {
+    fn from_shared(shared: Arc<Shared>) -> Queue<T> {
+        Queue {
+            shared,
+            _items: PhantomData,
+        }
+    }
+
+    /// A queue without an item bound (its 1 MiB ring bounds the bytes queued; a full ring makes
+    /// `put` wait).
+    ///
+    /// ```
+    /// let q = processing_transport::queue::Queue::<u8>::new().unwrap();
+    /// assert!(q.is_empty());
+    /// ```
+    pub fn new() -> Result<Queue<T>, QueueError> {
+        QueueBuilder::new().build()
+    }
+
+    /// A queue of at most `n` items (`n ≥ 1`).
+    ///
+    /// ```
+    /// let q = processing_transport::queue::Queue::bounded(1).unwrap();
+    /// q.put(1u8).unwrap();
+    /// assert!(q.is_full());
+    /// ```
+    pub fn bounded(n: usize) -> Result<Queue<T>, QueueError> {
+        QueueBuilder::new().max_items(n).build()
+    }
+
+    /// Attaches to the queue in `segment` (received in a message).
+    fn attach(segment: Segment) -> Result<Queue<T>, QueueError> {
+        // SAFETY: the segment stays mapped for as long as `Shared` holds it next to the ring;
+        // it is shared only with other queue handles, which follow the ring protocol.
+        let ring = unsafe { Ring::attach(segment.as_ptr(), segment.len()) }.map_err(|e| {
+            QueueError::NotAQueue(match e {
+                ring::AttachFail::TooSmall => "segment too small",
+                ring::AttachFail::BadMagic => "bad magic number",
+                ring::AttachFail::BadVersion => "unsupported version",
+                ring::AttachFail::BadCapacity => "bad capacity",
+            })
+        })?;
+        Ok(Queue::from_shared(Arc::new(Shared { ring, segment })))
+    }
+
+    /// Number of items in the queue (a snapshot: other processes may change it at once).
+    pub fn len(&self) -> usize {
+        self.shared.ring.len()
+    }
+
+    /// Whether the queue holds no item (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the queue holds its maximum number of items (always false without a bound).
+    pub fn is_full(&self) -> bool {
+        self.shared.ring.is_full()
+    }
+
+    /// The item bound, if any.
+    pub fn max_items(&self) -> Option<usize> {
+        match self.shared.ring.max_items() {
+            0 => None,
+            n => Some(n as usize),
+        }
+    }
+
+    /// Closes the queue for every process: later puts fail, gets drain what is left and then
+    /// fail with [`GetError::Closed`]; blocked puts and gets wake up.
+    pub fn close(&self) {
+        self.shared.ring.close();
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.ring.is_closed()
+    }
+}
+
+impl<T: Serialize> Queue<T> {
+    /// Puts `item`, waiting for room as long as needed. When it returns `Ok`, the item is in
+    /// shared memory: the calling process may exit at once.
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_until(item, Deadline::Never)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        self.put_until(item, Deadline::after(timeout))
+    }
+
+    /// Puts `item` if there is room now.
+    pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_until(item, Deadline::Now)
+    }
+
+    fn put_until(&self, item: T, deadline: Deadline) -> Result<(), PutError<T>> {
+        let ring = &self.shared.ring;
+        if ring.is_closed() {
+            return Err(PutError::Closed(item));
+        }
+        let outcome = SCRATCH.with(|scratch| {
+            let mut buf = scratch.try_borrow_mut().ok();
+            let mut fresh = Vec::new();
+            let buf: &mut Vec<u8> = match buf.as_deref_mut() {
+                Some(b) => b,
+                // Re-entered from a Serialize impl that puts into a queue: use a fresh buffer.
+                None => &mut fresh,
+            };
+            buf.clear();
+            processing_core::codec::encode_into(&item, buf).map_err(|e| e.to_string())?;
+            if buf.len() <= ring.max_inline() {
+                return Ok(ring.put(FrameKind::Inline, buf, deadline));
+            }
+            let spill = Segment::create(buf.len()).map_err(|e| e.to_string())?;
+            // SAFETY: the fresh segment is at least buf.len() bytes and not shared yet.
+            unsafe {
+                std::ptr::copy_nonoverlapping(buf.as_ptr(), spill.as_ptr().as_ptr(), buf.len())
+            };
+            let reference = SpillRef {
+                segment: spill.shared_memory().clone(),
+                len: buf.len() as u64,
+            };
+            let encoded = processing_core::codec::encode(&reference).map_err(|e| e.to_string())?;
+            drop(reference);
+            let r = ring.put(FrameKind::Spilled, &encoded, deadline);
+            if r.is_err() {
+                // Take the handle back out of flight, then remove the segment.
+                let _ = processing_core::codec::decode::<SpillRef>(&encoded);
+                spill.unlink();
+            }
+            Ok(r)
+        });
+        if buf_too_large_for_scratch() {
+            SCRATCH.with(|s| {
+                if let Ok(mut s) = s.try_borrow_mut() {
+                    *s = Vec::new();
+                }
+            });
+        }
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(PutFail::Full)) => Err(PutError::Full(item)),
+            Ok(Err(PutFail::Closed)) => Err(PutError::Closed(item)),
+            Ok(Err(PutFail::Timeout)) => Err(PutError::Timeout(item)),
+            Err(e) => Err(PutError::Encode(e)),
+        }
+    }
+}
+
+/// Whether the thread's encoding buffer grew beyond what is worth keeping.
+fn buf_too_large_for_scratch() -> bool {
+    SCRATCH.with(|s| {
+        s.try_borrow()
+            .map(|b| b.capacity() > 1 << 20)
+            .unwrap_or(false)
+    })
+}
+
+impl<T: DeserializeOwned> Queue<T> {
+    /// Takes the oldest item, waiting as long as needed.
+    pub fn get(&self) -> Result<T, GetError> {
+        self.get_until(Deadline::Never)
+    }
+
+    /// Takes the oldest item, waiting at most `timeout`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        self.get_until(Deadline::after(timeout))
+    }
+
+    /// Takes the oldest item if there is one now.
+    pub fn try_get(&self) -> Result<T, GetError> {
+        self.get_until(Deadline::Now)
+    }
+
+    fn get_until(&self, deadline: Deadline) -> Result<T, GetError> {
+        let mut spilled: Option<Segment> = None;
+        let got = self.shared.ring.get(deadline, |kind, bytes| match kind {
+            FrameKind::Inline => decode::<T>(bytes),
+            _ => {
+                let reference: SpillRef = processing_core::codec::decode(bytes)
+                    .map_err(|e| GetError::Decode(format!("spilled item lost: {e}")))?;
+                let segment = Segment::from_shared_memory(reference.segment);
+                if reference.len > segment.len() as u64 {
+                    return Err(GetError::Decode(
+                        "spilled item shorter than announced".into(),
+                    ));
+                }
+                // SAFETY: the spill segment is mapped for `segment`'s life and at least
+                // `reference.len` bytes; its producer finished writing it before publishing the
+                // reference, and nobody writes it afterwards.
+                let payload = unsafe {
+                    std::slice::from_raw_parts(segment.as_ptr().as_ptr(), reference.len as usize)
+                };
+                let value = decode::<T>(payload);
+                spilled = Some(segment);
+                value
+            }
+        });
+        if let Some(segment) = spilled {
+            segment.unlink();
+        }
+        match got {
+            Ok(value) => value,
+            Err(GetFail::Empty) => Err(GetError::Empty),
+            Err(GetFail::Closed) => Err(GetError::Closed),
+            Err(GetFail::Timeout) => Err(GetError::Timeout),
+            Err(GetFail::Corrupt) => {
+                Err(GetError::Decode("malformed frame in the queue ring".into()))
+            }
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetError> {
+    processing_core::codec::decode(bytes).map_err(|e| GetError::Decode(e.to_string()))
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.shared.segment.shared_memory().serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let shm = processing_shm::SharedMemory::deserialize(d)?;
+        Queue::attach(Segment::from_shared_memory(shm)).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A [`Queue`] that also counts unfinished tasks: every put adds one, [`task_done`]
+/// (JoinableQueue::task_done) removes one, and [`join`](JoinableQueue::join) waits for zero.
+///
+/// ```
+/// use processing_transport::queue::JoinableQueue;
+/// let q = JoinableQueue::new().unwrap();
+/// q.put(1u32).unwrap();
+/// let _item = q.get().unwrap();
+/// q.task_done().unwrap();
+/// q.join(); // every task is done
+/// assert!(q.task_done().is_err()); // one too many
+/// ```
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("queue", &self.queue)
+            .field("unfinished", &self.queue.shared.ring.unfinished())
+            .finish()
+    }
+}
+
+impl<T> std::ops::Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T> JoinableQueue<T> {
+    /// A joinable queue without an item bound.
+    pub fn new() -> Result<JoinableQueue<T>, QueueError> {
+        Ok(JoinableQueue {
+            queue: Queue::new()?,
+        })
+    }
+
+    /// A joinable queue of at most `n` items.
+    pub fn bounded(n: usize) -> Result<JoinableQueue<T>, QueueError> {
+        Ok(JoinableQueue {
+            queue: Queue::bounded(n)?,
+        })
+    }
+
+    /// Marks one item taken from the queue as processed.
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        if self.queue.shared.ring.task_done() {
+            Ok(())
+        } else {
+            Err(TaskDoneError)
+        }
+    }
+
+    /// Waits until every item ever put has been marked done.
+    pub fn join(&self) {
+        self.queue.shared.ring.join(Deadline::Never);
+    }
+
+    /// Waits at most `timeout` for every item to be marked done.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinTimeoutError> {
+        if self.queue.shared.ring.join(Deadline::after(timeout)) {
+            Ok(())
+        } else {
+            Err(JoinTimeoutError)
+        }
+    }
+
+    /// The underlying queue handle.
+    pub fn as_queue(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.queue.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(JoinableQueue {
+            queue: Queue::deserialize(d)?,
+        })
+    }
+}
+
+/// The simplest queue: unbounded `put`, blocking `get`, `is_empty`, `close`.
+///
+/// ```
+/// use processing_transport::queue::SimpleQueue;
+/// let q = SimpleQueue::new().unwrap();
+/// q.put("x".to_string()).unwrap();
+/// assert!(!q.is_empty());
+/// assert_eq!(q.get().unwrap(), "x");
+/// ```
+pub struct SimpleQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> Self {
+        SimpleQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimpleQueue")
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+impl<T> SimpleQueue<T> {
+    /// A new simple queue.
+    pub fn new() -> Result<SimpleQueue<T>, QueueError> {
+        Ok(SimpleQueue {
+            queue: Queue::new()?,
+        })
+    }
+
+    /// Whether the queue holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Closes the queue (see [`Queue::close`]).
+    pub fn close(&self) {
+        self.queue.close();
+    }
+}
+
+impl<T: Serialize> SimpleQueue<T> {
+    /// Puts `item` (it is in shared memory when this returns).
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.queue.put(item)
+    }
+}
+
+impl<T: DeserializeOwned> SimpleQueue<T> {
+    /// Takes the oldest item, waiting as long as needed.
+    pub fn get(&self) -> Result<T, GetError> {
+        self.queue.get()
+    }
+}
+
+impl<T> Serialize for SimpleQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.queue.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(SimpleQueue {
+            queue: Queue::deserialize(d)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,558 @@
+//! The algorithm of a queue, over one region of shared memory: a header of atomics followed by
+//! a byte ring of framed items.
+//!
+//! ```text
+//! offset 0    Header (256 bytes): magic, version, capacity, max_items, closed, done, ...
+//!             put side (own cache line): lock, commit, seq, wake_flag, cache of get.commit
+//!             get side (own cache line): lock, commit, seq, wake_flag, cache of put.commit
+//! offset 256  data: `capacity` bytes (a power of two), frames at 4-byte aligned positions:
+//!             u32 word = kind << 30 | len, then `len` payload bytes, padded to 4
+//! ```
+//!
+//! Each side's `commit` word packs a 40-bit byte position and a 24-bit item count (both
+//! monotonic, compared with wrapping arithmetic). Producers serialise among themselves with the
+//! put lock, consumers with the get lock; one producer and one consumer never touch a common lock.
+//!
+//! Invariant: an item is visible to consumers exactly when the single `Release` store of the
+//! producer's new `put.commit` has happened; bytes beyond it are scratch. Likewise an item is
+//! consumed exactly when the consumer's store of `get.commit` has happened. A process killed at
+//! any point of a put or get therefore leaves a consistent ring: the next locker takes the lock
+//! over (`owner_died`) and finds nothing to repair.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::lock::PidLock;
+use super::park::{self, Backoff, Deadline};
+
+const MAGIC: u64 = u64::from_le_bytes(*b"prcQUEUE");
+const VERSION: u32 = 1;
+
+/// Bytes before the data area.
+pub(crate) const HEADER_BYTES: usize = 256;
+/// Smallest ring.
+pub(crate) const MIN_CAPACITY: u64 = 1 << 10;
+/// Largest ring: every item takes at least 4 bytes, and at most 2^22 items may be in flight so
+/// that the 24-bit counts never wrap into ambiguity.
+pub(crate) const MAX_CAPACITY: u64 = 1 << 26;
+
+const COUNT_BITS: u32 = 24;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+const POS_MASK: u64 = (1 << 40) - 1;
+
+const KIND_SHIFT: u32 = 30;
+const LEN_MASK: u32 = (1 << KIND_SHIFT) - 1;
+
+/// What a frame holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    /// The item's encoding.
+    Inline = 0,
+    /// A reference to a segment holding the item's encoding.
+    Spilled = 1,
+    /// Padding up to the end of the ring (never handed out).
+    Skip = 2,
+}
+
+fn pack(pos: u64, count: u64) -> u64 {
+    ((pos & POS_MASK) << COUNT_BITS) | (count & COUNT_MASK)
+}
+fn pos_of(commit: u64) -> u64 {
+    commit >> COUNT_BITS
+}
+fn count_of(commit: u64) -> u64 {
+    commit & COUNT_MASK
+}
+fn items_between(head: u64, tail: u64) -> u64 {
+    count_of(tail).wrapping_sub(count_of(head)) & COUNT_MASK
+}
+fn bytes_between(head: u64, tail: u64) -> u64 {
+    pos_of(tail).wrapping_sub(pos_of(head)) & POS_MASK
+}
+fn round4(n: u64) -> u64 {
+    (n + 3) & !3
+}
+
+/// One side (producers or consumers) of the queue, on its own cache line.
+#[repr(C, align(64))]
+#[derive(Debug)]
+struct Side {
+    lock: PidLock,
+    /// This side's committed position and count.
+    commit: AtomicU64,
+    /// Bumped after each commit; the other side sleeps on it.
+    seq: AtomicU32,
+    /// Raised by a process about to sleep on `seq` (see `park`).
+    wake_flag: AtomicU32,
+    /// The other side's commit as last read (under this side's lock); lags, never leads.
+    cache: AtomicU64,
+}
+
+#[repr(C, align(64))]
+#[derive(Debug)]
+struct Header {
+    magic: u64,
+    version: u32,
+    closed: AtomicU32,
+    capacity: u64,
+    max_items: u64,
+    /// `task_done` calls so far (wrapping); unfinished tasks = put count − done.
+    done: AtomicU32,
+    join_wake_flag: AtomicU32,
+    put: Side,
+    get: Side,
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_BYTES);
+
+/// Why a put did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PutFail {
+    Full,
+    Closed,
+    Timeout,
+}
+
+/// Why a get returned nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GetFail {
+    Empty,
+    Closed,
+    Timeout,
+    /// The ring held a frame that cannot be valid; the ring was emptied to stay usable.
+    Corrupt,
+}
+
+/// Why a region is not a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttachFail {
+    TooSmall,
+    BadMagic,
+    BadVersion,
+    BadCapacity,
+}
+
+/// A view of a queue region. It does not own the memory: its owner keeps the mapping alive
+/// for as long as the `Ring` exists.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    header: NonNull<Header>,
+    data: NonNull<u8>,
+    capacity: u64,
+    max_items: u64,
+}
+
+// SAFETY: all shared state behind the pointers is accessed through atomics, or (data bytes)
+// under the side locks following the commit protocol; the pointers stay valid while the owner
+// keeps the mapping, which it does for the Ring's whole life.
+unsafe impl Send for Ring {}
+// SAFETY: as for Send; no method hands out references that outlive the synchronisation.
+unsafe impl Sync for Ring {}
+
+struct SideGuard<'a>(&'a PidLock);
+impl Drop for SideGuard<'_> {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
+/// The deadline used to take a side lock: locks are only held for short, bounded work, so even
+/// a non-blocking operation waits for one.
+fn lock_deadline(deadline: Deadline) -> Deadline {
+    match deadline {
+        Deadline::Now => Deadline::Never,
+        d => d,
+    }
+}
+
+impl Ring {
+    /// Bytes a region needs for a ring of `capacity` bytes.
+    pub(crate) fn region_len(capacity: u64) -> usize {
+        HEADER_BYTES + capacity as usize
+    }
+
+    /// Writes a fresh header into a zeroed region.
+    ///
+    /// # Safety
+    /// `base` is valid for reads and writes of `len` bytes, aligned to 64, zero-filled, not yet
+    /// used by anyone, and stays mapped for the life of the returned ring.
+    pub(crate) unsafe fn init(
+        base: NonNull<u8>,
+        len: usize,
+        capacity: u64,
+        max_items: u64,
+    ) -> Ring {
+        debug_assert!(capacity.is_power_of_two() && len >= Self::region_len(capacity));
+        let header = base.cast::<Header>();
+        // SAFETY: the caller guarantees exclusive access to a zeroed, aligned region large enough
+        // for the header; the fields written are plain integers (atomics are zero-valid).
+        unsafe {
+            let h = header.as_ptr();
+            (*h).capacity = capacity;
+            (*h).max_items = max_items;
+            (*h).version = VERSION;
+            (*h).magic = MAGIC;
+        }
+        // SAFETY: the data area starts inside the region (len ≥ HEADER_BYTES + capacity).
+        let data = unsafe { base.add(HEADER_BYTES) };
+        Ring {
+            header,
+            data,
+            capacity,
+            max_items,
+        }
+    }
+
+    /// Views a region initialised by [`Ring::init`] (in this or another process).
+    ///
+    /// # Safety
+    /// `base` is valid for reads and writes of `len` bytes, aligned to 64, shared only with
+    /// other users of this protocol, and stays mapped for the life of the returned ring.
+    pub(crate) unsafe fn attach(base: NonNull<u8>, len: usize) -> Result<Ring, AttachFail> {
+        if len < HEADER_BYTES {
+            return Err(AttachFail::TooSmall);
+        }
+        let header = base.cast::<Header>();
+        // SAFETY: the region holds at least a header; its constant fields are written once before
+        // the region is shared and never again.
+        let (magic, version, capacity, max_items) = unsafe {
+            let h = header.as_ptr();
+            ((*h).magic, (*h).version, (*h).capacity, (*h).max_items)
+        };
+        if magic != MAGIC {
+            return Err(AttachFail::BadMagic);
+        }
+        if version != VERSION {
+            return Err(AttachFail::BadVersion);
+        }
+        if !capacity.is_power_of_two()
+            || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
+            || len < Self::region_len(capacity)
+        {
+            return Err(AttachFail::BadCapacity);
+        }
+        // SAFETY: the data area lies inside the region, as just checked.
+        let data = unsafe { base.add(HEADER_BYTES) };
+        Ok(Ring {
+            header,
+            data,
+            capacity,
+            max_items,
+        })
+    }
+
+    fn h(&self) -> &Header {
+        // SAFETY: the header is valid for the ring's life (constructor contract); shared fields
+        // are atomics, the others are never written after initialisation.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// Capacity of the data area in bytes.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Item bound (0: bounded by bytes only).
+    pub(crate) fn max_items(&self) -> u64 {
+        self.max_items
+    }
+
+    /// Largest payload stored inline; bigger items are spilled by the caller.
+    pub(crate) fn max_inline(&self) -> usize {
+        (self.capacity / 4 - 4) as usize
+    }
+
+    /// Items put and not yet got.
+    pub(crate) fn len(&self) -> usize {
+        let h = self.h();
+        let head = h.get.commit.load(Ordering::Acquire);
+        let tail = h.put.commit.load(Ordering::Acquire);
+        items_between(head, tail) as usize
+    }
+
+    /// Whether `max_items` items are in the queue.
+    pub(crate) fn is_full(&self) -> bool {
+        self.max_items != 0 && self.len() as u64 >= self.max_items
+    }
+
+    /// Marks the queue closed and wakes every sleeper.
+    pub(crate) fn close(&self) {
+        let h = self.h();
+        h.closed.store(1, Ordering::SeqCst);
+        park::bump_and_wake(&h.put.seq, &h.put.wake_flag);
+        park::bump_and_wake(&h.get.seq, &h.get.wake_flag);
+    }
+
+    /// Whether [`Ring::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.h().closed.load(Ordering::Acquire) != 0
+    }
+
+    fn room(&self, tail: u64, head: u64, frame: u64) -> Option<u64> {
+        if self.max_items != 0 && items_between(head, tail) >= self.max_items {
+            return None;
+        }
+        let off = pos_of(tail) & (self.capacity - 1);
+        let rest = self.capacity - off;
+        let need = if frame <= rest { frame } else { rest + frame };
+        (bytes_between(head, tail) + need <= self.capacity).then_some(need)
+    }
+
+    fn write_word(&self, off: u64, word: u32) {
+        // SAFETY: off is 4-aligned and ≤ capacity − 4, inside the data area; the bytes are
+        // beyond put.commit, so no consumer reads them, and only the put-lock holder writes them.
+        unsafe {
+            self.data
+                .as_ptr()
+                .add(off as usize)
+                .cast::<u32>()
+                .write(word.to_le())
+        };
+    }
+
+    fn read_word(&self, off: u64) -> u32 {
+        // SAFETY: off is 4-aligned and ≤ capacity − 4; the bytes are committed and before
+        // get.commit is advanced no producer writes them.
+        u32::from_le(unsafe { self.data.as_ptr().add(off as usize).cast::<u32>().read() })
+    }
+
+    /// Puts one frame of `kind` holding `payload` (at most [`Ring::max_inline`] bytes).
+    pub(crate) fn put(
+        &self,
+        kind: FrameKind,
+        payload: &[u8],
+        deadline: Deadline,
+    ) -> Result<(), PutFail> {
+        debug_assert!(payload.len() <= self.max_inline());
+        let h = self.h();
+        let frame = 4 + round4(payload.len() as u64);
+        loop {
+            if self.is_closed() {
+                return Err(PutFail::Closed);
+            }
+            let _guard = {
+                h.put
+                    .lock
+                    .lock(lock_deadline(deadline))
+                    .ok_or(PutFail::Timeout)?;
+                SideGuard(&h.put.lock)
+            };
+            let tail = h.put.commit.load(Ordering::Acquire);
+            let mut head = h.put.cache.load(Ordering::Relaxed);
+            let mut room = self.room(tail, head, frame);
+            if room.is_none() {
+                head = h.get.commit.load(Ordering::Acquire);
+                h.put.cache.store(head, Ordering::Relaxed);
+                room = self.room(tail, head, frame);
+            }
+            if let Some(need) = room {
+                let mut off = pos_of(tail) & (self.capacity - 1);
+                if need != frame {
+                    // Pad to the end of the ring so the frame stays contiguous.
+                    let rest = self.capacity - off;
+                    self.write_word(
+                        off,
+                        ((FrameKind::Skip as u32) << KIND_SHIFT) | (rest - 4) as u32,
+                    );
+                    off = 0;
+                }
+                self.write_word(off, ((kind as u32) << KIND_SHIFT) | payload.len() as u32);
+                // SAFETY: off + 4 + payload.len() ≤ capacity (the frame fits contiguously, as
+                // `room` checked); the bytes are beyond put.commit, owned by this lock holder.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        payload.as_ptr(),
+                        self.data.as_ptr().add(off as usize + 4),
+                        payload.len(),
+                    );
+                }
+                let new_tail = pack(pos_of(tail) + need, count_of(tail) + 1);
+                h.put.commit.store(new_tail, Ordering::Release);
+                drop(_guard);
+                park::bump_and_wake(&h.put.seq, &h.put.wake_flag);
+                return Ok(());
+            }
+            drop(_guard);
+            if deadline == Deadline::Now {
+                return Err(PutFail::Full);
+            }
+            let has_room = || {
+                let tail = h.put.commit.load(Ordering::Acquire);
+                let head = h.get.commit.load(Ordering::Acquire);
+                self.is_closed() || self.room(tail, head, frame).is_some()
+            };
+            let mut backoff = Backoff::new();
+            while !has_room() {
+                if !backoff.snooze()
+                    && !park::sleep_on(&h.get.seq, &h.get.wake_flag, deadline, has_room)
+                {
+                    return Err(PutFail::Timeout);
+                }
+            }
+        }
+    }
+
+    /// Takes the oldest frame and hands its kind and payload to `read`, whose result is
+    /// returned. The frame is consumed only after `read` returns.
+    pub(crate) fn get<R>(
+        &self,
+        deadline: Deadline,
+        read: impl FnOnce(FrameKind, &[u8]) -> R,
+    ) -> Result<R, GetFail> {
+        let h = self.h();
+        loop {
+            let guard = {
+                h.get
+                    .lock
+                    .lock(lock_deadline(deadline))
+                    .ok_or(GetFail::Timeout)?;
+                SideGuard(&h.get.lock)
+            };
+            let head = h.get.commit.load(Ordering::Acquire);
+            let mut tail = h.get.cache.load(Ordering::Relaxed);
+            if items_between(head, tail) == 0 {
+                tail = h.put.commit.load(Ordering::Acquire);
+                h.get.cache.store(tail, Ordering::Relaxed);
+            }
+            if items_between(head, tail) != 0 {
+                let result = self.take(head, tail, read);
+                drop(guard);
+                if result.is_ok() {
+                    park::bump_and_wake(&h.get.seq, &h.get.wake_flag);
+                }
+                return result;
+            }
+            drop(guard);
+            if self.is_closed() {
+                return Err(GetFail::Closed);
+            }
+            if deadline == Deadline::Now {
+                return Err(GetFail::Empty);
+            }
+            let ready = || {
+                let tail = h.put.commit.load(Ordering::Acquire);
+                let head = h.get.commit.load(Ordering::Acquire);
+                self.is_closed() || items_between(head, tail) != 0
+            };
+            let mut backoff = Backoff::new();
+            while !ready() {
+                if !backoff.snooze()
+                    && !park::sleep_on(&h.put.seq, &h.put.wake_flag, deadline, ready)
+                {
+                    return Err(GetFail::Timeout);
+                }
+            }
+        }
+    }
+
+    /// Reads the frame at `head` (the get lock is held and at least one item is committed).
+    fn take<R>(
+        &self,
+        head: u64,
+        tail: u64,
+        read: impl FnOnce(FrameKind, &[u8]) -> R,
+    ) -> Result<R, GetFail> {
+        let h = self.h();
+        let mut pos = pos_of(head);
+        let mut available = bytes_between(head, tail);
+        let mut word = self.read_word(pos & (self.capacity - 1));
+        if word >> KIND_SHIFT == FrameKind::Skip as u32 {
+            let skip = 4 + round4((word & LEN_MASK) as u64);
+            if skip > available || (pos & (self.capacity - 1)) + skip != self.capacity {
+                return Err(self.corrupt(head, tail));
+            }
+            pos += skip;
+            available -= skip;
+            word = self.read_word(0);
+        }
+        let kind = match word >> KIND_SHIFT {
+            0 => FrameKind::Inline,
+            1 => FrameKind::Spilled,
+            _ => return Err(self.corrupt(head, tail)),
+        };
+        let len = (word & LEN_MASK) as u64;
+        let off = pos & (self.capacity - 1);
+        let frame = 4 + round4(len);
+        if frame > available || off + frame > self.capacity {
+            return Err(self.corrupt(head, tail));
+        }
+        // SAFETY: [off + 4, off + 4 + len) lies inside the data area and before put.commit
+        // (checked against `available`); producers do not write it until get.commit passes it.
+        let payload = unsafe {
+            std::slice::from_raw_parts(self.data.as_ptr().add(off as usize + 4), len as usize)
+        };
+        let result = read(kind, payload);
+        h.get
+            .commit
+            .store(pack(pos + frame, count_of(head) + 1), Ordering::Release);
+        Ok(result)
+    }
+
+    /// Empties a ring that holds an impossible frame, so that it stays usable.
+    fn corrupt(&self, head: u64, tail: u64) -> GetFail {
+        tracing::error!(
+            head,
+            tail,
+            "queue ring holds a malformed frame; dropping its contents"
+        );
+        self.h().get.commit.store(tail, Ordering::Release);
+        GetFail::Corrupt
+    }
+
+    /// Marks one task done; false if there was no unfinished task.
+    pub(crate) fn task_done(&self) -> bool {
+        let h = self.h();
+        loop {
+            let done = h.done.load(Ordering::SeqCst);
+            let put = count_of(h.put.commit.load(Ordering::Acquire));
+            let unfinished = put.wrapping_sub(done as u64) & COUNT_MASK;
+            if unfinished == 0 {
+                return false;
+            }
+            if h.done
+                .compare_exchange(
+                    done,
+                    done.wrapping_add(1),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+                .is_ok()
+            {
+                if unfinished == 1 {
+                    park::wake(&h.done, &h.join_wake_flag);
+                }
+                return true;
+            }
+        }
+    }
+
+    /// Items put and not yet marked done.
+    pub(crate) fn unfinished(&self) -> u64 {
+        let h = self.h();
+        let done = h.done.load(Ordering::SeqCst);
+        let put = count_of(h.put.commit.load(Ordering::Acquire));
+        put.wrapping_sub(done as u64) & COUNT_MASK
+    }
+
+    /// Waits until every item put has been marked done; false on timeout.
+    pub(crate) fn join(&self, deadline: Deadline) -> bool {
+        let h = self.h();
+        let mut backoff = Backoff::new();
+        let ready = || self.unfinished() == 0;
+        while !ready() {
+            if !backoff.snooze() && !park::sleep_on(&h.done, &h.join_wake_flag, deadline, ready) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Test hook: makes both side locks look held by process `pid`, as if it died inside a
+    /// put and a get.
+    #[cfg(test)]
+    pub(crate) fn hold_locks_as(&self, pid: u32) {
+        let h = self.h();
+        h.put.lock.force_owner(pid);
+        h.get.lock.force_owner(pid);
+    }
+}

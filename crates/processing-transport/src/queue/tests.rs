@@ -1,0 +1,221 @@
+//! In-process tests of the queue protocol (threads over one mapping); the cross-process
+//! conformance tests live in the workspace's `tests/queue_*.rs`.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+#[test]
+fn fifo_len_and_bounds() {
+    let q = Queue::bounded(3).unwrap();
+    assert!(q.is_empty());
+    for i in 0..3u32 {
+        q.try_put(i).unwrap();
+        assert_eq!(q.len(), i as usize + 1);
+    }
+    assert!(q.is_full());
+    assert!(q.try_put(9).unwrap_err().is_full());
+    let t = Instant::now();
+    let e = q.put_timeout(9, Duration::from_millis(100)).unwrap_err();
+    assert!(e.is_timeout());
+    assert_eq!(e.into_inner(), Some(9));
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    for i in 0..3u32 {
+        assert_eq!(q.try_get().unwrap(), i);
+    }
+    assert!(q.try_get().unwrap_err().is_empty());
+    let t = Instant::now();
+    assert!(q
+        .get_timeout(Duration::from_millis(100))
+        .unwrap_err()
+        .is_timeout());
+    assert!(t.elapsed() >= Duration::from_millis(100));
+}
+
+#[test]
+fn wraps_around_many_times_with_varied_sizes() {
+    let q: Queue<Vec<u8>> = QueueBuilder::new().capacity_bytes(1024).build().unwrap();
+    let producer = {
+        let q = q.clone();
+        std::thread::spawn(move || {
+            for i in 0..20_000usize {
+                q.put(vec![(i % 251) as u8; i % 300]).unwrap();
+            }
+        })
+    };
+    for i in 0..20_000usize {
+        let v = q.get().unwrap();
+        assert_eq!(v.len(), i % 300, "item {i}");
+        assert!(v.iter().all(|&b| b == (i % 251) as u8));
+    }
+    producer.join().unwrap();
+    assert!(q.is_empty());
+}
+
+#[test]
+fn many_producers_many_consumers_exactly_once() {
+    let q: Queue<u64> = QueueBuilder::new().capacity_bytes(4096).build().unwrap();
+    let n_per = 20_000u64;
+    let producers: Vec<_> = (0..4u64)
+        .map(|p| {
+            let q = q.clone();
+            std::thread::spawn(move || (0..n_per).for_each(|i| q.put(p * n_per + i).unwrap()))
+        })
+        .collect();
+    let consumers: Vec<_> = (0..4)
+        .map(|_| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Ok(v) = q.get() {
+                    got.push(v);
+                }
+                got
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    q.close();
+    let mut all: Vec<u64> = consumers
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..4 * n_per).collect::<Vec<_>>());
+}
+
+#[test]
+fn large_items_spill_and_come_back_intact() {
+    let q: Queue<Vec<u8>> = QueueBuilder::new().capacity_bytes(4096).build().unwrap();
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+    q.put(big.clone()).unwrap();
+    q.put(vec![1, 2, 3]).unwrap();
+    assert_eq!(q.get().unwrap(), big);
+    assert_eq!(q.get().unwrap(), vec![1, 2, 3]);
+}
+
+#[test]
+fn close_fails_puts_and_drains_gets() {
+    let q = Queue::new().unwrap();
+    q.put(1u8).unwrap();
+    q.close();
+    assert!(q.is_closed());
+    assert_eq!(q.put(2).unwrap_err(), PutError::Closed(2));
+    assert_eq!(q.get().unwrap(), 1);
+    assert!(q.get().unwrap_err().is_closed());
+    assert!(q.try_get().unwrap_err().is_closed());
+}
+
+#[test]
+fn close_wakes_a_blocked_get() {
+    let q: Queue<u8> = Queue::new().unwrap();
+    let waiter = {
+        let q = q.clone();
+        std::thread::spawn(move || q.get())
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    q.close();
+    assert!(waiter.join().unwrap().unwrap_err().is_closed());
+}
+
+#[test]
+fn wrong_type_is_a_decode_error_and_the_item_is_removed() {
+    let q: Queue<String> = Queue::new().unwrap();
+    q.put("not a number".to_string()).unwrap();
+    q.put("x".to_string()).unwrap();
+    let as_u64: Queue<u64> = Queue::attach(q.shared.segment.clone()).unwrap();
+    // A String of 12 bytes is a 1-byte varint then 12 bytes: trailing bytes for a u64.
+    assert!(as_u64.try_get().unwrap_err().is_decode());
+    assert_eq!(q.try_get().unwrap(), "x");
+}
+
+#[test]
+fn joinable_counts_tasks() {
+    let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+    for i in 0..10 {
+        q.put(i).unwrap();
+    }
+    assert!(q.join_timeout(Duration::from_millis(50)).is_err());
+    let worker = {
+        let q = q.clone();
+        std::thread::spawn(move || {
+            for _ in 0..10 {
+                q.get().unwrap();
+                q.task_done().unwrap();
+            }
+        })
+    };
+    q.join();
+    worker.join().unwrap();
+    assert_eq!(q.task_done(), Err(TaskDoneError));
+}
+
+#[test]
+fn queue_serializes_by_name() {
+    let q: Queue<u32> = Queue::new().unwrap();
+    let bytes = processing_core::codec::encode(&q).unwrap();
+    let back: Queue<u32> = processing_core::codec::decode(&bytes).unwrap();
+    back.put(5).unwrap();
+    assert_eq!(q.get().unwrap(), 5);
+}
+
+#[test]
+fn capacity_and_bound_are_checked() {
+    assert!(Queue::<u8>::bounded(0).unwrap_err().is_invalid_argument());
+    assert!(QueueBuilder::new()
+        .capacity_bytes(10)
+        .build::<u8>()
+        .unwrap_err()
+        .is_invalid_argument());
+    assert!(QueueBuilder::new()
+        .capacity_bytes(1 << 30)
+        .build::<u8>()
+        .unwrap_err()
+        .is_invalid_argument());
+}
+
+#[cfg(unix)]
+#[test]
+fn handles_cannot_go_through_a_queue() {
+    let q = Queue::new().unwrap();
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let h = processing_core::TransferableHandle::new(file.into());
+    assert!(q.put(h).unwrap_err().is_encode());
+}
+
+#[cfg(unix)]
+#[test]
+fn locks_held_by_a_dead_process_are_recovered() {
+    let q: Queue<u32> = Queue::new().unwrap();
+    q.put(1).unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    q.shared.ring.hold_locks_as(dead);
+    let t = Instant::now();
+    q.put_timeout(2, Duration::from_secs(10)).unwrap();
+    assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 1);
+    assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 2);
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_lock_held_by_a_live_process_makes_timed_operations_time_out() {
+    let q: Queue<u32> = Queue::new().unwrap();
+    q.shared.ring.hold_locks_as(std::process::id()); // this process: alive
+    let t = Instant::now();
+    assert!(q
+        .put_timeout(1, Duration::from_millis(200))
+        .unwrap_err()
+        .is_timeout());
+    assert!(q
+        .get_timeout(Duration::from_millis(200))
+        .unwrap_err()
+        .is_timeout());
+    assert!(t.elapsed() >= Duration::from_millis(400));
+    q.shared.ring.hold_locks_as(0);
+    q.put(1).unwrap();
+    assert_eq!(q.get().unwrap(), 1);
+}
