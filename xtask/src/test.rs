@@ -28,10 +28,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     if !fast {
         tally.step("tidy", crate::tidy::run().is_ok());
-        tally.step("fmt", run_status(cargo().args(["fmt", "--all", "--", "--check"])));
+        tally.step(
+            "fmt",
+            run_status(cargo().args(["fmt", "--all", "--", "--check"])),
+        );
         tally.step(
             "clippy",
-            run_status(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])),
+            run_status(cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])),
         );
     }
 
@@ -44,7 +54,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !ok && f == 0 {
         tally.step("cargo test", false);
     }
-    tally.step("examples build", run_status(cargo().args(["build", "--workspace", "--examples"])));
+    tally.step(
+        "examples build",
+        run_status(cargo().args(["build", "--workspace", "--examples"])),
+    );
 
     // Windows: lint always where the target exists; run under Wine through the Windows leg.
     if target_installed(WINDOWS_TARGET) {
@@ -52,7 +65,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
             tally.step(
                 "clippy windows",
                 run_status(cargo().args([
-                    "clippy", "--workspace", "--all-targets", "--target", WINDOWS_TARGET, "--", "-D", "warnings",
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--target",
+                    WINDOWS_TARGET,
+                    "--",
+                    "-D",
+                    "warnings",
                 ])),
             );
         }

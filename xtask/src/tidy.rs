@@ -21,7 +21,9 @@ pub fn run() -> Result<(), String> {
         let dir = root().join("crates").join(name);
         let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap_or_default();
         if !lib.trim_start().starts_with("//!") {
-            problems.push(format!("{name}: src/lib.rs does not open with a //! crate doc"));
+            problems.push(format!(
+                "{name}: src/lib.rs does not open with a //! crate doc"
+            ));
         }
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
         let deps = manifest.split("[dependencies]").nth(1).unwrap_or("");
@@ -30,7 +32,9 @@ pub fn run() -> Result<(), String> {
             let dep = line.split(['=', ' ', '.']).next().unwrap_or("").trim();
             if let Some((_, dep_rank)) = LAYERS.iter().find(|(n, _)| *n == dep) {
                 if dep_rank >= rank && dep != "processing-macros" {
-                    problems.push(format!("{name} (layer {rank}) depends on {dep} (layer {dep_rank})"));
+                    problems.push(format!(
+                        "{name} (layer {rank}) depends on {dep} (layer {dep_rank})"
+                    ));
                 }
             }
         }

@@ -43,7 +43,13 @@ pub fn run_capture(cmd: &mut Command) -> (bool, String) {
     let stderr = child.stderr.take();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let mut threads = Vec::new();
-    for stream in [stdout.map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), stderr.map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+    for stream in [
+        stdout.map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        stderr.map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let tx = tx.clone();
         threads.push(std::thread::spawn(move || {
             use std::io::BufRead;
@@ -81,7 +87,11 @@ pub fn target_installed(target: &str) -> bool {
     Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == target))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+        })
         .unwrap_or(false)
 }
 
@@ -90,9 +100,15 @@ pub fn count_tests(output: &str) -> (usize, usize) {
     let mut passed = 0;
     let mut failed = 0;
     for line in output.lines() {
-        let Some(rest) = line.trim().strip_prefix("test result: ") else { continue };
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            continue;
+        };
         for part in rest.split(';') {
-            let part = part.trim().trim_start_matches("ok.").trim_start_matches("FAILED.").trim();
+            let part = part
+                .trim()
+                .trim_start_matches("ok.")
+                .trim_start_matches("FAILED.")
+                .trim();
             let mut words = part.split_whitespace();
             if let (Some(n), Some(kind)) = (words.next(), words.next()) {
                 let n: usize = n.parse().unwrap_or(0);

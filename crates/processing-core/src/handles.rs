@@ -27,7 +27,9 @@ use std::cell::RefCell;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[cfg(unix)]
-pub use std::os::fd::{AsFd as AsOsHandle, BorrowedFd as BorrowedOsHandle, OwnedFd as OwnedOsHandle};
+pub use std::os::fd::{
+    AsFd as AsOsHandle, BorrowedFd as BorrowedOsHandle, OwnedFd as OwnedOsHandle,
+};
 #[cfg(windows)]
 pub use std::os::windows::io::{
     AsHandle as AsOsHandle, BorrowedHandle as BorrowedOsHandle, OwnedHandle as OwnedOsHandle,
@@ -113,7 +115,10 @@ impl TransferableHandle {
 
 /// Serializes a borrowed handle through the side channel (for use inside `Serialize` impls of
 /// types that keep their handle in another shape).
-pub fn serialize_handle<S: Serializer>(handle: BorrowedOsHandle<'_>, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize_handle<S: Serializer>(
+    handle: BorrowedOsHandle<'_>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     crate::sys::serialize_handle(handle, &OUTGOING, s)
 }
 

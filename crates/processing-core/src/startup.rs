@@ -24,7 +24,16 @@ macro_rules! on_load {
     ($f:path) => {
         const _: () = {
             #[used]
-            #[cfg_attr(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"), link_section = ".init_array")]
+            #[cfg_attr(
+                any(
+                    target_os = "linux",
+                    target_os = "android",
+                    target_os = "freebsd",
+                    target_os = "netbsd",
+                    target_os = "openbsd"
+                ),
+                link_section = ".init_array"
+            )]
             #[cfg_attr(target_os = "macos", link_section = "__DATA,__mod_init_func")]
             #[cfg_attr(windows, link_section = ".CRT$XCU")]
             static ON_LOAD: extern "C" fn() = {

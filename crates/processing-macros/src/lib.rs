@@ -18,10 +18,17 @@ use proc_macro::{Delimiter, Group, TokenStream, TokenTree};
 pub fn main(_attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut tokens: Vec<TokenTree> = item.into_iter().collect();
     // The body is the last brace-delimited group of the function item.
-    let Some(pos) = tokens.iter().rposition(|t| matches!(t, TokenTree::Group(g) if g.delimiter() == Delimiter::Brace)) else {
-        return "compile_error!(\"#[processing::main] expects a function\");".parse().unwrap_or_default();
+    let Some(pos) = tokens
+        .iter()
+        .rposition(|t| matches!(t, TokenTree::Group(g) if g.delimiter() == Delimiter::Brace))
+    else {
+        return "compile_error!(\"#[processing::main] expects a function\");"
+            .parse()
+            .unwrap_or_default();
     };
-    let TokenTree::Group(body) = &tokens[pos] else { unreachable!() };
+    let TokenTree::Group(body) = &tokens[pos] else {
+        unreachable!()
+    };
     let prelude: TokenStream = "::processing::init();".parse().unwrap_or_default();
     let mut new_body = prelude;
     new_body.extend(body.stream());

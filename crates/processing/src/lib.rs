@@ -19,3 +19,7 @@ pub use processing_sync as sync;
 pub use processing_transport as transport;
 
 pub use processing_macros::main;
+
+pub use processing_pool::{
+    cpu_count, dummy, AsyncResult, Callbacks, IMap, Pool, PoolBuildError, PoolBuilder, PoolError,
+};

@@ -55,15 +55,27 @@ pub const MAX_FDS_PER_MESSAGE: usize = 250;
 
 /// Sends `data` on the stream or seqpacket socket `sock`, with `fds` attached to its first byte.
 /// Returns the number of bytes written (possibly fewer than `data.len()`, as `send` would).
-pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+pub fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
     if fds.len() > MAX_FDS_PER_MESSAGE {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors in one message"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many descriptors in one message",
+        ));
     }
     if fds.is_empty() {
         loop {
             // SAFETY: data is a valid readable buffer of data.len() bytes for the call.
             let n = unsafe {
-                libc::send(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL)
+                libc::send(
+                    sock.as_raw_fd(),
+                    data.as_ptr().cast(),
+                    data.len(),
+                    libc::MSG_NOSIGNAL,
+                )
             };
             if n >= 0 {
                 return Ok(n as usize);
@@ -79,7 +91,10 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) 
     // SAFETY: CMSG_SPACE only computes a size.
     let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
     let mut control = vec![0u64; space.div_ceil(8)];
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
     // SAFETY: msghdr is plain old data; zero is a valid starting value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -93,7 +108,11 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) 
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
         (*cmsg).cmsg_len = libc::CMSG_LEN(payload as u32) as _;
-        std::ptr::copy_nonoverlapping(raw.as_ptr(), libc::CMSG_DATA(cmsg).cast::<RawFd>(), raw.len());
+        std::ptr::copy_nonoverlapping(
+            raw.as_ptr(),
+            libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+            raw.len(),
+        );
     }
     loop {
         // SAFETY: msg and everything it points to (iov, data, control) live across the call.
@@ -110,12 +129,19 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) 
 
 /// Receives into `buf` from `sock`, collecting any descriptors that arrived (close-on-exec set).
 /// Returns the byte count (0 at end of stream) and the descriptors.
-pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<(usize, Vec<OwnedFd>)> {
+pub fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: i32,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
     let payload = MAX_FDS_PER_MESSAGE * std::mem::size_of::<RawFd>();
     // SAFETY: CMSG_SPACE only computes a size.
     let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
     let mut control = vec![0u64; space.div_ceil(8)];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: msghdr is plain old data; zero is a valid starting value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
