@@ -494,3 +494,119 @@ macro_rules! suite {
 }
 
 suite!(threads, Kind::Threads);
+suite!(processes, Kind::Processes);
+
+// ---- W12: worker deaths (process pool only: a thread cannot die alone) ----
+
+fn abort_task(_: u64) -> u64 {
+    std::process::abort()
+}
+
+fn exit_task(code: i32) -> u64 {
+    std::process::exit(code)
+}
+
+/// Writes this worker's pid into the FIFO at `path`, then sleeps far longer than any test.
+#[cfg(unix)]
+fn report_pid_then_sleep(path: String) -> u64 {
+    use std::io::Write;
+    let mut fifo = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    writeln!(fifo, "{}", std::process::id()).unwrap();
+    drop(fifo);
+    std::thread::sleep(Duration::from_secs(120));
+    0
+}
+
+fn assert_survives(p: &Pool, n: usize) {
+    assert_eq!(p.map(square, 0..1000u64).unwrap()[999], 998_001);
+    assert_eq!(p.worker_pids().len(), n);
+    assert_eq!(p.apply(square, 4).unwrap(), 16);
+}
+
+#[test]
+fn w12_abort_fails_that_task_with_worker_lost() {
+    let p = pool(Kind::Processes, 2);
+    let others: Vec<_> = (0..50u64)
+        .map(|i| p.apply_async(sleep_ms, i % 3).unwrap())
+        .collect();
+    let t = Instant::now();
+    let e = p.apply(abort_task, 0).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(10));
+    match e {
+        PoolError::WorkerLost {
+            signal, exitcode, ..
+        } => {
+            #[cfg(unix)]
+            assert_eq!(signal, Some(libc::SIGABRT), "exitcode {exitcode:?}");
+            #[cfg(not(unix))]
+            assert!(signal.is_some() || exitcode.is_some());
+        }
+        other => panic!("expected WorkerLost, got {other:?}"),
+    }
+    for (i, r) in others.into_iter().enumerate() {
+        assert_eq!(r.get().unwrap(), i as u64 % 3);
+    }
+    assert_survives(&p, 2);
+}
+
+#[test]
+fn w12_exit_fails_that_task_with_its_exit_code() {
+    let p = pool(Kind::Processes, 2);
+    let batch: Vec<_> = (0..20u64)
+        .map(|i| p.apply_async(square, i).unwrap())
+        .collect();
+    let e = p.apply(exit_task, 7).unwrap_err();
+    match e {
+        PoolError::WorkerLost {
+            exitcode, signal, ..
+        } => assert_eq!((exitcode, signal), (Some(7), None)),
+        other => panic!("expected WorkerLost, got {other:?}"),
+    }
+    for (i, r) in batch.into_iter().enumerate() {
+        assert_eq!(r.get().unwrap(), (i * i) as u64);
+    }
+    // A map whose chunk kills its worker fails with worker-lost, and nothing hangs.
+    let e = p.chunksize(1).map(exit_task, [3, 3]).unwrap_err();
+    assert!(e.is_worker_lost(), "{e}");
+    assert_survives(&p, 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn w12_sigkill_from_outside_fails_that_task() {
+    use std::io::BufRead;
+    let p = pool(Kind::Processes, 2);
+    let path = std::env::temp_dir().join(format!("processing-w12-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let victim = p
+        .apply_async(report_pid_then_sleep, path.to_str().unwrap().to_string())
+        .unwrap();
+    let others = p.map_async(sleep_ms, vec![20u64; 40]).unwrap();
+    // Blocks until the task has opened the FIFO: the task is running.
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(&path).unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let pid: i32 = line.trim().parse().unwrap();
+    assert!(p.worker_pids().contains(&(pid as u32)));
+    let t = Instant::now();
+    // SAFETY: sending SIGKILL to our own worker process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    match victim.get().unwrap_err() {
+        PoolError::WorkerLost {
+            signal, pid: lost, ..
+        } => {
+            assert_eq!(signal, Some(libc::SIGKILL));
+            assert_eq!(lost, pid as u32);
+        }
+        other => panic!("expected WorkerLost, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(others.get().unwrap(), vec![20u64; 40]);
+    assert_survives(&p, 2);
+    assert!(!p.worker_pids().contains(&(pid as u32)));
+}

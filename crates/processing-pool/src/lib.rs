@@ -47,6 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use processing_process::StartMethod;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::backend::{Backend, WorkerInit};
@@ -103,6 +104,7 @@ pub struct PoolBuilder {
     max_memory_per_child: Option<u64>,
     task_timeout: Option<Duration>,
     progress: bool,
+    start_method: Option<StartMethod>,
     threads: bool,
 }
 
@@ -163,6 +165,13 @@ impl PoolBuilder {
         self
     }
 
+    /// How worker processes are started (default: the process layer's default, forkserver on
+    /// Unix and spawn on Windows). Ignored by a thread pool.
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
     pub(crate) fn threads(mut self) -> Self {
         self.threads = true;
         self
@@ -196,7 +205,9 @@ impl PoolBuilder {
         let backend: Box<dyn Backend> = if self.threads {
             Box::new(backend::threads::Threads)
         } else {
-            Box::new(backend::threads::Threads)
+            Box::new(backend::processes::Processes {
+                start_method: self.start_method,
+            })
         };
         let (shared, handles) = Shared::start(config, backend).map_err(PoolBuildError::spawn)?;
         Ok(Pool {

@@ -203,8 +203,9 @@ pub(crate) fn catch_task<T>(f: impl FnOnce() -> T) -> Result<T, PanicReport> {
     })
 }
 
-fn write_error<E: Serialize>(out: &mut Vec<u8>, status: Status, error: &E) -> Status {
-    out.clear();
+/// Replaces what the entry appended after `start` with an encoded error.
+fn write_error<E: Serialize>(out: &mut Vec<u8>, start: usize, status: Status, error: &E) -> Status {
+    out.truncate(start);
     match processing_core::codec::encode_into(error, out) {
         Ok(()) => status,
         Err(_) => Status::Codec,
@@ -219,13 +220,26 @@ where
     R: Serialize,
 {
     let call: C = conjure();
+    let start = out.len();
     let (count, mut rest) = match postcard::take_from_bytes::<u64>(input) {
         Ok(v) => v,
-        Err(e) => return write_error(out, Status::Codec, &format!("cannot decode arguments: {e}")),
+        Err(e) => {
+            return write_error(
+                out,
+                start,
+                Status::Codec,
+                &format!("cannot decode arguments: {e}"),
+            )
+        }
     };
     let mut codec_error: Option<String> = None;
     if let Err(e) = postcard::to_io(&count, &mut *out) {
-        return write_error(out, Status::Codec, &format!("cannot encode results: {e}"));
+        return write_error(
+            out,
+            start,
+            Status::Codec,
+            &format!("cannot encode results: {e}"),
+        );
     }
     let outcome = catch_task(|| {
         for _ in 0..count {
@@ -250,8 +264,8 @@ where
         }
     });
     match (outcome, codec_error) {
-        (Err(report), _) => write_error(out, Status::Panic, &report),
-        (Ok(()), Some(msg)) => write_error(out, Status::Codec, &msg),
+        (Err(report), _) => write_error(out, start, Status::Panic, &report),
+        (Ok(()), Some(msg)) => write_error(out, start, Status::Codec, &msg),
         (Ok(()), None) => Status::Ok,
     }
 }
@@ -263,11 +277,13 @@ where
     A: DeserializeOwned,
 {
     let f: F = conjure();
+    let start = out.len();
     let args = match processing_core::codec::decode::<A>(input) {
         Ok(a) => a,
         Err(e) => {
             return write_error(
                 out,
+                start,
                 Status::Codec,
                 &format!("cannot decode initializer arguments: {e}"),
             )
@@ -275,7 +291,7 @@ where
     };
     match catch_task(|| f(args)) {
         Ok(()) => Status::Ok,
-        Err(report) => write_error(out, Status::Panic, &report),
+        Err(report) => write_error(out, start, Status::Panic, &report),
     }
 }
 

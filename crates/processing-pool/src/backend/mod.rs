@@ -14,6 +14,7 @@ use std::time::Instant;
 use crate::task::{EntryFn, Status};
 use crate::PoolError;
 
+pub(crate) mod processes;
 pub(crate) mod threads;
 
 /// What every new worker runs before its first task.

@@ -4,7 +4,10 @@
 mod unix;
 #[cfg(unix)]
 #[allow(unused_imports)]
-pub(crate) use unix::{ignore_interrupts, resident_bytes};
+pub(crate) use unix::{
+    duplex, ignore_interrupts, kill_pid, read_now, resident_bytes, stream_from_handle,
+    wait_readable, write_all, Stream,
+};
 
 #[cfg(windows)]
 mod windows;
