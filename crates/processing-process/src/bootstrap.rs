@@ -59,7 +59,9 @@ fn take_over() {
         match sys::parse_marker(&value) {
             Some(chan) => run_child(chan, StartMethod::Spawn),
             None => {
-                sys::write_stderr("processing: the bootstrap channel named in PROCESSING_BOOTSTRAP is not open\n");
+                sys::write_stderr(
+                    "processing: the bootstrap channel named in PROCESSING_BOOTSTRAP is not open\n",
+                );
                 sys::exit_now(EXIT_BOOTSTRAP_FAILED)
             }
         }
@@ -107,7 +109,11 @@ pub(crate) fn run_child(chan: Channel, method: StartMethod) -> ! {
     let config_handles = all.split_off(split);
     let config: Config = match handles::provide(config_handles, || codec::decode(&frame.body)) {
         Ok(c) => c,
-        Err(e) => refuse(&chan, Refusal::Config, format!("cannot decode the launch message: {e}")),
+        Err(e) => refuse(
+            &chan,
+            Refusal::Config,
+            format!("cannot decode the launch message: {e}"),
+        ),
     };
     if config.build != BuildId::current() {
         refuse(
@@ -134,7 +140,18 @@ pub(crate) fn run_configured(
     close_others: bool,
 ) -> ! {
     sys::child_defaults();
-    let Config { entry, args, name, daemon, authkey: key, parent_pid, parent_name, method, setup, .. } = config;
+    let Config {
+        entry,
+        args,
+        name,
+        daemon,
+        authkey: key,
+        parent_pid,
+        parent_name,
+        method,
+        setup,
+        ..
+    } = config;
     if let Err(detail) = sys::apply_setup(setup, parent_pid) {
         refuse(&chan, Refusal::Setup, detail);
     }
@@ -151,12 +168,20 @@ pub(crate) fn run_configured(
     });
     authkey::set(key);
     INIT_CALLED.store(true, Ordering::Relaxed);
-    send(&chan, &Report::Ready { pid: std::process::id() }, &[]);
+    send(
+        &chan,
+        &Report::Ready {
+            pid: std::process::id(),
+        },
+        &[],
+    );
 
     let hook_name = name;
     std::panic::set_hook(Box::new(move |info| {
         let message = panic_message(info.payload());
-        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
         sys::write_stderr(&format!(
             "process '{hook_name}' panicked at {}:\n{message}\n",
             location.as_deref().unwrap_or("<unknown>")

@@ -49,7 +49,10 @@ impl StartMethod {
         if StartMethod::available().contains(&self) {
             Ok(())
         } else {
-            Err(unsupported(format!("the {} start method is not available on this platform", self.name())))
+            Err(unsupported(format!(
+                "the {} start method is not available on this platform",
+                self.name()
+            )))
         }
     }
 
@@ -100,7 +103,8 @@ pub fn set_start_method(method: StartMethod) -> Result<(), SpawnError> {
 /// assert!(processing_process::StartMethod::available().contains(&m));
 /// ```
 pub fn get_start_method() -> StartMethod {
-    StartMethod::from_code(DEFAULT.load(Ordering::Relaxed)).unwrap_or_else(crate::sys::default_start_method)
+    StartMethod::from_code(DEFAULT.load(Ordering::Relaxed))
+        .unwrap_or_else(crate::sys::default_start_method)
 }
 
 /// A context whose processes use one start method (Python's `get_context`).

@@ -31,11 +31,19 @@ pub(crate) enum SpawnErrorKind {
 
 impl SpawnError {
     pub(crate) fn new(kind: SpawnErrorKind, detail: impl Into<String>) -> SpawnError {
-        SpawnError { kind, detail: detail.into(), source: None }
+        SpawnError {
+            kind,
+            detail: detail.into(),
+            source: None,
+        }
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> SpawnError {
-        SpawnError { kind: SpawnErrorKind::Io, detail: context.into(), source: Some(source) }
+        SpawnError {
+            kind: SpawnErrorKind::Io,
+            detail: context.into(),
+            source: Some(source),
+        }
     }
 
     /// The operating system refused an operation (creating a socket, executing the program).

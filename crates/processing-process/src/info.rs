@@ -56,7 +56,11 @@ impl CurrentProcess {
 /// This process.
 pub fn current_process() -> CurrentProcess {
     let id = registry::identity();
-    CurrentProcess { name: id.name, daemon: id.daemon, method: id.method }
+    CurrentProcess {
+        name: id.name,
+        daemon: id.daemon,
+        method: id.method,
+    }
 }
 
 /// The process that started this one, as it was at start.
@@ -89,7 +93,9 @@ impl ParentProcess {
 
 /// The parent process; `None` in the main process.
 pub fn parent_process() -> Option<ParentProcess> {
-    registry::identity().parent.map(|(pid, name)| ParentProcess { pid, name })
+    registry::identity()
+        .parent
+        .map(|(pid, name)| ParentProcess { pid, name })
 }
 
 /// A live child, as `active_children()` lists it.
@@ -126,7 +132,11 @@ impl ChildInfo {
 pub fn active_children() -> Vec<ChildInfo> {
     registry::sweep()
         .into_iter()
-        .map(|c| ChildInfo { pid: c.proc.pid(), name: c.name.clone(), daemon: c.daemon })
+        .map(|c| ChildInfo {
+            pid: c.proc.pid(),
+            name: c.name.clone(),
+            daemon: c.daemon,
+        })
         .collect()
 }
 

@@ -43,7 +43,10 @@ mod wire;
 pub use bootstrap::init;
 pub use context::{get_context, get_start_method, set_start_method, Context, StartMethod};
 pub use error::{ProcessError, SpawnError};
-pub use info::{active_children, cpu_count, current_process, parent_process, ChildInfo, CurrentProcess, ParentProcess};
+pub use info::{
+    active_children, cpu_count, current_process, parent_process, ChildInfo, CurrentProcess,
+    ParentProcess,
+};
 pub use log::log_to_stderr;
 pub use process::{spawn, Process, Resource, Stdio};
 pub use tracing::Level;

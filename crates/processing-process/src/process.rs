@@ -62,7 +62,10 @@ pub enum Resource {
 }
 
 enum Launch {
-    Target { entry: i64, payload: Result<(Vec<u8>, Vec<OwnedOsHandle>), CodecError> },
+    Target {
+        entry: i64,
+        payload: Result<(Vec<u8>, Vec<OwnedOsHandle>), CodecError>,
+    },
     Closure(Closure),
 }
 
@@ -188,7 +191,8 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     {
         let closure: Closure = Box::new(move || {
             let value = f();
-            handles::collect(|| codec::encode(&value)).map_err(|e| format!("cannot encode the return value: {e}"))
+            handles::collect(|| codec::encode(&value))
+                .map_err(|e| format!("cannot encode the return value: {e}"))
         });
         Process::with_launch(Launch::Closure(closure), Some(StartMethod::Fork))
     }
@@ -197,7 +201,10 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         Process {
             name: registry::next_name(),
             launch: Some(launch),
-            opts: Options { method, ..Options::default() },
+            opts: Options {
+                method,
+                ..Options::default()
+            },
             started: None,
             joined: false,
             _value: PhantomData,
@@ -293,7 +300,10 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     pub fn is_daemon(&self) -> bool {
         match &self.started {
             Some(s) => s.shared.daemon,
-            None => self.opts.daemon.unwrap_or_else(|| registry::identity().daemon),
+            None => self
+                .opts
+                .daemon
+                .unwrap_or_else(|| registry::identity().daemon),
         }
     }
 
@@ -303,7 +313,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         if self.started.is_some() {
             return Err(ProcessError::AlreadyStarted);
         }
-        let Some(launch) = self.launch.take() else { return Err(ProcessError::AlreadyStarted) };
+        let Some(launch) = self.launch.take() else {
+            return Err(ProcessError::AlreadyStarted);
+        };
         let result = self.start_inner(launch);
         if let Err(e) = &result {
             tracing::error!(target: "processing", name = %self.name, error = %e, "cannot start process");
@@ -315,7 +327,11 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         bootstrap::guard_against_recursion()?;
         let me = registry::identity();
         if me.daemon {
-            return Err(SpawnError::new(SpawnErrorKind::Daemonic, "a daemonic process is not allowed to have children").into());
+            return Err(SpawnError::new(
+                SpawnErrorKind::Daemonic,
+                "a daemonic process is not allowed to have children",
+            )
+            .into());
         }
         registry::sweep();
         let method = self.opts.method.unwrap_or_else(get_start_method);
@@ -335,7 +351,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             }
             Launch::Closure(c) => {
                 if method != StartMethod::Fork {
-                    return Err(unsupported("a capturing closure needs the fork start method").into());
+                    return Err(
+                        unsupported("a capturing closure needs the fork start method").into(),
+                    );
                 }
                 (0, Vec::new(), Vec::new(), Some(c))
             }
@@ -350,9 +368,14 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             parent_pid: std::process::id(),
             parent_name: me.name,
             method,
-            setup: Setup { limits: opts.limits.clone(), die_with_parent: daemon, ..Setup::default() },
+            setup: Setup {
+                limits: opts.limits.clone(),
+                die_with_parent: daemon,
+                ..Setup::default()
+            },
         };
-        let (ours, theirs) = sys::channel_pair().map_err(|e| SpawnError::io("cannot create the bootstrap channel", e))?;
+        let (ours, theirs) = sys::channel_pair()
+            .map_err(|e| SpawnError::io("cannot create the bootstrap channel", e))?;
         let proc = match method {
             StartMethod::Spawn => {
                 let proc = sys::spawn_exec(sys::ExecRequest {
@@ -383,7 +406,13 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
                 config.setup.env = opts.env;
                 config.setup.cwd = opts.cwd;
                 config.setup.stdio = stdio_messages_local(opts.stdio)?;
-                Some(fork_start(ours.raw_for_child(), theirs, config, arg_handles, closure)?)
+                Some(fork_start(
+                    ours.raw_for_child(),
+                    theirs,
+                    config,
+                    arg_handles,
+                    closure,
+                )?)
             }
         };
         let pid = await_ready(&ours, proc.as_ref())?;
@@ -391,7 +420,12 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         let shared = Arc::new(ChildShared::new(self.name.clone(), daemon, proc));
         registry::register(shared.clone());
         tracing::info!(target: "processing", name = %self.name, pid, method = %method, daemon, "process started");
-        self.started = Some(Started { shared, chan: Some(ours), report: None, method });
+        self.started = Some(Started {
+            shared,
+            chan: Some(ours),
+            report: None,
+            method,
+        });
         Ok(())
     }
 
@@ -412,7 +446,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     }
 
     fn join_inner(&mut self, deadline: Option<Instant>) -> Result<R, ProcessError> {
-        let Some(st) = self.started.as_mut() else { return Err(ProcessError::NotStarted) };
+        let Some(st) = self.started.as_mut() else {
+            return Err(ProcessError::NotStarted);
+        };
         if self.joined {
             return Err(ProcessError::AlreadyJoined);
         }
@@ -438,7 +474,11 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
                     Some(d - now)
                 }
             };
-            let chan = if st.report.is_none() { st.chan.as_ref() } else { None };
+            let chan = if st.report.is_none() {
+                st.chan.as_ref()
+            } else {
+                None
+            };
             let event = sys::wait_event(chan, &st.shared.proc, remaining)?;
             if event.channel {
                 read_report(st);
@@ -452,7 +492,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
 
     /// Whether the process has started and not yet ended.
     pub fn is_alive(&self) -> bool {
-        self.started.as_ref().is_some_and(|s| s.shared.poll().is_none())
+        self.started
+            .as_ref()
+            .is_some_and(|s| s.shared.poll().is_none())
     }
 
     /// The process id, once started.
@@ -489,7 +531,10 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// the process handle; elsewhere the bootstrap channel, ready at the final report).
     pub fn sentinel(&self) -> Option<processing_core::handles::BorrowedOsHandle<'_>> {
         let st = self.started.as_ref()?;
-        st.shared.proc.sentinel().or_else(|| st.chan.as_ref().map(|c| c.as_os_handle()))
+        st.shared
+            .proc
+            .sentinel()
+            .or_else(|| st.chan.as_ref().map(|c| c.as_os_handle()))
     }
 
     /// The start method the process was started with.
@@ -502,7 +547,9 @@ impl<R> Drop for Process<R> {
     fn drop(&mut self) {
         if let Some(st) = &self.started {
             // A child still running is reaped by a later sweep.
-            st.shared.dropped.store(true, std::sync::atomic::Ordering::Relaxed);
+            st.shared
+                .dropped
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -517,15 +564,21 @@ fn read_report(st: &mut Started) {
 
 fn interpret<R: DeserializeOwned>(report: Option<Frame>, code: i32) -> Result<R, ProcessError> {
     if let Some(frame) = report {
-        let Frame { body, handles: fds, .. } = frame;
-        let report: Report = codec::decode(&body).map_err(|e| ProcessError::Codec(e.to_string()))?;
+        let Frame {
+            body, handles: fds, ..
+        } = frame;
+        let report: Report =
+            codec::decode(&body).map_err(|e| ProcessError::Codec(e.to_string()))?;
         return match report {
-            Report::Returned(bytes) => {
-                handles::provide(fds, || codec::decode(&bytes)).map_err(|e| ProcessError::Codec(e.to_string()))
+            Report::Returned(bytes) => handles::provide(fds, || codec::decode(&bytes))
+                .map_err(|e| ProcessError::Codec(e.to_string())),
+            Report::Panicked { message, location } => {
+                Err(ProcessError::Panicked { message, location })
             }
-            Report::Panicked { message, location } => Err(ProcessError::Panicked { message, location }),
             Report::Failed(message) => Err(ProcessError::Codec(message)),
-            Report::Ready { .. } | Report::Refused { .. } => Err(ProcessError::Codec("unexpected report from the child".into())),
+            Report::Ready { .. } | Report::Refused { .. } => Err(ProcessError::Codec(
+                "unexpected report from the child".into(),
+            )),
         };
     }
     if code == 0 {
@@ -543,7 +596,8 @@ fn send_launch(chan: &Channel, config: &Config, arg_handles: &[OwnedOsHandle]) {
     // A send error means the child already ended; `await_ready` reports why.
     match handles::collect(|| codec::encode(config)) {
         Ok((body, config_handles)) => {
-            let mut all: Vec<OwnedOsHandle> = Vec::with_capacity(arg_handles.len() + config_handles.len());
+            let mut all: Vec<OwnedOsHandle> =
+                Vec::with_capacity(arg_handles.len() + config_handles.len());
             for h in arg_handles {
                 if let Ok(dup) = h.try_clone() {
                     all.push(dup);
@@ -553,7 +607,9 @@ fn send_launch(chan: &Channel, config: &Config, arg_handles: &[OwnedOsHandle]) {
             all.extend(config_handles);
             let _ = chan.send_frame(split, &body, &all);
         }
-        Err(e) => tracing::error!(target: "processing", error = %e, "cannot encode the launch message"),
+        Err(e) => {
+            tracing::error!(target: "processing", error = %e, "cannot encode the launch message")
+        }
     }
 }
 

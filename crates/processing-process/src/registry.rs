@@ -26,7 +26,12 @@ pub(crate) fn identity() -> Identity {
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone()
-        .unwrap_or_else(|| Identity { name: "MainProcess".into(), daemon: false, parent: None, method: None })
+        .unwrap_or_else(|| Identity {
+            name: "MainProcess".into(),
+            daemon: false,
+            parent: None,
+            method: None,
+        })
 }
 
 pub(crate) fn set_identity(identity: Identity) {
@@ -52,7 +57,13 @@ pub(crate) struct ChildShared {
 
 impl ChildShared {
     pub(crate) fn new(name: String, daemon: bool, proc: ProcHandle) -> ChildShared {
-        ChildShared { name, daemon, proc, status: Mutex::new(None), dropped: AtomicBool::new(false) }
+        ChildShared {
+            name,
+            daemon,
+            proc,
+            status: Mutex::new(None),
+            dropped: AtomicBool::new(false),
+        }
     }
 
     /// The exit code if the child ended (reaping it on first sight).
@@ -87,13 +98,19 @@ static CHILDREN: Mutex<Vec<Arc<ChildShared>>> = Mutex::new(Vec::new());
 static REAP_LATER: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 pub(crate) fn register(child: Arc<ChildShared>) {
-    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(child);
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(child);
 }
 
 /// Remembers a helper pid (a dead fork server) to reap in the next sweep.
 #[allow(dead_code)]
 pub(crate) fn reap_later(pid: u32) {
-    REAP_LATER.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+    REAP_LATER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(pid);
 }
 
 /// Reaps ended children and forgets them; returns the live ones.
@@ -127,7 +144,11 @@ pub(crate) fn fork_guard() -> ForkGuard {
 /// In a forked child: releases the guard and forgets the parent's children without closing
 /// their descriptors (they may be closed or reused here).
 pub(crate) fn after_fork_in_child(guard: ForkGuard) {
-    let ForkGuard { mut _children, mut _later, _identity } = guard;
+    let ForkGuard {
+        mut _children,
+        mut _later,
+        _identity,
+    } = guard;
     std::mem::forget(std::mem::take(&mut *_children));
     _later.clear();
     drop(_children);

@@ -49,7 +49,8 @@ where
     // valid value.
     let target: F = unsafe { std::ptr::read(std::ptr::NonNull::<F>::dangling().as_ptr()) };
     let value = target(args);
-    handles::collect(|| codec::encode(&value)).map_err(|e| format!("cannot encode the return value: {e}"))
+    handles::collect(|| codec::encode(&value))
+        .map_err(|e| format!("cannot encode the return value: {e}"))
 }
 
 /// The offset of the trampoline for target `F` from the anchor.

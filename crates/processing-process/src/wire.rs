@@ -83,7 +83,10 @@ pub(crate) enum Report {
     /// The target returned this encoded value (its handles came with the frame).
     Returned(Vec<u8>),
     /// The target panicked.
-    Panicked { message: String, location: Option<String> },
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
     /// The arguments or the value could not travel.
     Failed(String),
 }

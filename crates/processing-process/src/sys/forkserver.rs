@@ -59,7 +59,9 @@ pub(crate) fn forkserver_request(child_end: Channel) -> Result<(), SpawnError> {
             }
             *slot = Some(start_server()?);
         }
-        let Some(server) = slot.as_ref() else { continue };
+        let Some(server) = slot.as_ref() else {
+            continue;
+        };
         match send_with_fds(server.control.as_fd(), b"F", &[child_end.as_fd()]) {
             Ok(_) => return Ok(()),
             Err(e) => {
@@ -72,7 +74,10 @@ pub(crate) fn forkserver_request(child_end: Channel) -> Result<(), SpawnError> {
             }
         }
     }
-    Err(SpawnError::new(SpawnErrorKind::Io, "cannot reach the fork server"))
+    Err(SpawnError::new(
+        SpawnErrorKind::Io,
+        "cannot reach the fork server",
+    ))
 }
 
 trait OwnerCheck {
@@ -92,11 +97,15 @@ impl OwnerCheck for Option<&Server> {
 fn start_server() -> Result<Server, SpawnError> {
     let me = std::process::id();
     let server = on_launcher(move || -> Result<Server, SpawnError> {
-        let (ours, theirs) =
-            socketpair(libc::SOCK_SEQPACKET).map_err(|e| SpawnError::io("cannot create the fork server socket", e))?;
-        let exe = std::env::current_exe().map_err(|e| SpawnError::io("cannot locate the executable", e))?;
-        let program =
-            if std::path::Path::new("/proc/self/exe").exists() { "/proc/self/exe".into() } else { exe.clone() };
+        let (ours, theirs) = socketpair(libc::SOCK_SEQPACKET)
+            .map_err(|e| SpawnError::io("cannot create the fork server socket", e))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| SpawnError::io("cannot locate the executable", e))?;
+        let program = if std::path::Path::new("/proc/self/exe").exists() {
+            "/proc/self/exe".into()
+        } else {
+            exe.clone()
+        };
         let fd = theirs.as_raw_fd();
         let mut cmd = std::process::Command::new(program);
         std::os::unix::process::CommandExt::arg0(&mut cmd, exe);
@@ -109,9 +118,15 @@ fn start_server() -> Result<Server, SpawnError> {
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || set_cloexec(fd, false));
         }
-        let child = cmd.spawn().map_err(|e| SpawnError::io("cannot start the fork server", e))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| SpawnError::io("cannot start the fork server", e))?;
         drop(theirs);
-        Ok(Server { owner: me, pid: child.id(), control: ours })
+        Ok(Server {
+            owner: me,
+            pid: child.id(),
+            control: ours,
+        })
     })?;
     // The server says one byte when it is ready; end of stream means it never ran.
     let mut byte = [0u8; 1];
@@ -121,7 +136,10 @@ fn start_server() -> Result<Server, SpawnError> {
             Ok(server)
         }
         _ => {
-            let code = super::unix::reap_within(&super::unix::ProcHandle::open(server.pid), std::time::Duration::from_secs(5));
+            let code = super::unix::reap_within(
+                &super::unix::ProcHandle::open(server.pid),
+                std::time::Duration::from_secs(5),
+            );
             Err(SpawnError::new(
                 SpawnErrorKind::NoBootstrap,
                 format!(
@@ -149,20 +167,34 @@ impl ClonePlan {
         // SAFETY: get_robust_list(0, ..) reads this thread's registration into two valid
         // out-pointers.
         let r = unsafe {
-            libc::syscall(libc::SYS_get_robust_list, 0, &mut head as *mut usize, &mut len as *mut usize)
+            libc::syscall(
+                libc::SYS_get_robust_list,
+                0,
+                &mut head as *mut usize,
+                &mut len as *mut usize,
+            )
         };
         if r != 0 || head == 0 {
-            return ClonePlan { tid_address: None, robust_head: 0, robust_len: 0 };
+            return ClonePlan {
+                tid_address: None,
+                robust_head: 0,
+                robust_len: 0,
+            };
         }
         // glibc's thread descriptor keeps `pid_t tid; pid_t pid_unused; void *robust_prev;`
         // right before `robust_head`. Accept the address only if it holds our thread id.
-        let candidate = head - 2 * std::mem::size_of::<libc::pid_t>() - std::mem::size_of::<usize>();
+        let candidate =
+            head - 2 * std::mem::size_of::<libc::pid_t>() - std::mem::size_of::<usize>();
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t;
         // SAFETY: `candidate` lies within glibc's thread descriptor, a live allocation of
         // hundreds of bytes that contains `head`; reading an aligned i32 there is valid.
         let found = unsafe { std::ptr::read_volatile(candidate as *const libc::pid_t) };
-        ClonePlan { tid_address: (found == tid).then_some(candidate), robust_head: head, robust_len: len }
+        ClonePlan {
+            tid_address: (found == tid).then_some(candidate),
+            robust_head: head,
+            robust_len: len,
+        }
     }
 
     /// `clone(CLONE_PARENT)`: `Ok(None)` in the child, `Ok(Some(pid))` in the server.
@@ -196,7 +228,13 @@ impl ClonePlan {
         // SAFETY: clone3 without CLONE_VM duplicates the (single-threaded) server like fork;
         // `args` is a valid clone_args of the size passed; the child continues on a copy of
         // this stack.
-        let mut r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+        let mut r = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
         if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
             r = self.clone_legacy(flags)?;
         }
@@ -206,7 +244,9 @@ impl ClonePlan {
                 if self.robust_head != 0 {
                     // SAFETY: re-registers glibc's own robust list head (same address in the
                     // copied address space), exactly what glibc's fork does in a child.
-                    unsafe { libc::syscall(libc::SYS_set_robust_list, self.robust_head, self.robust_len) };
+                    unsafe {
+                        libc::syscall(libc::SYS_set_robust_list, self.robust_head, self.robust_len)
+                    };
                 }
                 Ok(None)
             }
@@ -242,7 +282,9 @@ pub(crate) fn serve_forkserver(marker: &str) -> ! {
     let mut parts = marker.split(':');
     let fd: Option<RawFd> = parts.next().and_then(|s| s.parse().ok());
     let user: Option<u32> = parts.next().and_then(|s| s.parse().ok());
-    let (Some(fd), Some(user)) = (fd, user) else { exit_now(crate::wire::EXIT_BOOTSTRAP_FAILED) };
+    let (Some(fd), Some(user)) = (fd, user) else {
+        exit_now(crate::wire::EXIT_BOOTSTRAP_FAILED)
+    };
     // SAFETY: fcntl(F_GETFD) only queries the descriptor.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         exit_now(crate::wire::EXIT_BOOTSTRAP_FAILED);
@@ -252,7 +294,13 @@ pub(crate) fn serve_forkserver(marker: &str) -> ! {
     let control = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: prctl/getppid record a signal number and query the parent; no memory is touched.
     unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         if libc::getppid() as u32 != user {
             exit_now(0);
         }
@@ -289,7 +337,11 @@ fn fork_one(plan: &ClonePlan, control: &OwnedFd, child_end: OwnedFd) {
         Ok(Some(_pid)) => drop(child_end),
         Err(e) => {
             let chan = Channel::from_fd(child_end);
-            crate::bootstrap::refuse(&chan, crate::wire::Refusal::Fork, format!("the fork server cannot fork: {e}"));
+            crate::bootstrap::refuse(
+                &chan,
+                crate::wire::Refusal::Fork,
+                format!("the fork server cannot fork: {e}"),
+            );
         }
     }
 }

@@ -20,7 +20,9 @@ pub(crate) use forkserver::{forkserver_request, serve_forkserver};
 
 #[cfg(all(unix, not(target_os = "linux")))]
 pub(crate) fn forkserver_request(_child_end: Channel) -> Result<(), crate::SpawnError> {
-    Err(crate::error::unsupported("the forkserver start method needs Linux"))
+    Err(crate::error::unsupported(
+        "the forkserver start method needs Linux",
+    ))
 }
 
 #[cfg(all(unix, not(target_os = "linux")))]

@@ -33,7 +33,11 @@ pub(crate) fn default_start_method() -> StartMethod {
 /// The start methods this platform offers.
 pub(crate) fn available_methods() -> &'static [StartMethod] {
     if cfg!(target_os = "linux") {
-        &[StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]
+        &[
+            StartMethod::ForkServer,
+            StartMethod::Spawn,
+            StartMethod::Fork,
+        ]
     } else {
         &[StartMethod::Spawn, StartMethod::Fork]
     }
@@ -65,7 +69,11 @@ pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor the caller owns; it changes only its descriptor flags.
     unsafe {
         let flags = cvt(libc::fcntl(fd, libc::F_GETFD))?;
-        let new = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+        let new = if on {
+            flags | libc::FD_CLOEXEC
+        } else {
+            flags & !libc::FD_CLOEXEC
+        };
         if new != flags {
             cvt(libc::fcntl(fd, libc::F_SETFD, new))?;
         }
@@ -108,9 +116,17 @@ impl Channel {
     }
 
     /// Sends one frame; `handles` are attached to its first byte.
-    pub(crate) fn send_frame(&self, split: u32, body: &[u8], handles: &[OwnedFd]) -> io::Result<()> {
+    pub(crate) fn send_frame(
+        &self,
+        split: u32,
+        body: &[u8],
+        handles: &[OwnedFd],
+    ) -> io::Result<()> {
         if handles.len() > MAX_FDS_PER_MESSAGE {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors in one message"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "too many descriptors in one message",
+            ));
         }
         let len = u32::try_from(body.len())
             .ok()
@@ -142,15 +158,27 @@ impl Channel {
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let split = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         if len >= MAX_FRAME {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "frame too large",
+            ));
         }
         let mut body = vec![0u8; len];
         self.read_exact(&mut body, &mut handles, false)?;
-        Ok(Some(Frame { split, body, handles: handles.into_iter().collect() }))
+        Ok(Some(Frame {
+            split,
+            body,
+            handles: handles.into_iter().collect(),
+        }))
     }
 
     /// Fills `buf`; returns false on end of stream before the first byte (if `eof_ok`).
-    fn read_exact(&self, buf: &mut [u8], handles: &mut Vec<OwnedFd>, eof_ok: bool) -> io::Result<bool> {
+    fn read_exact(
+        &self,
+        buf: &mut [u8],
+        handles: &mut Vec<OwnedFd>,
+        eof_ok: bool,
+    ) -> io::Result<bool> {
         let mut got = 0;
         while got < buf.len() {
             let (n, fds) = recv_with_fds(self.fd.as_fd(), &mut buf[got..], 0)?;
@@ -168,19 +196,36 @@ impl Channel {
 
     /// Whether a frame (or end of stream) can be read without blocking.
     pub(crate) fn readable_now(&self) -> bool {
-        poll_two(Some(self.raw()), None, Some(Duration::ZERO)).map(|r| r.0).unwrap_or(true)
+        poll_two(Some(self.raw()), None, Some(Duration::ZERO))
+            .map(|r| r.0)
+            .unwrap_or(true)
     }
 }
 
 /// Polls up to two descriptors for readability; returns which were ready.
-fn poll_two(a: Option<RawFd>, b: Option<RawFd>, timeout: Option<Duration>) -> io::Result<(bool, bool)> {
+fn poll_two(
+    a: Option<RawFd>,
+    b: Option<RawFd>,
+    timeout: Option<Duration>,
+) -> io::Result<(bool, bool)> {
     let mut fds = [
-        libc::pollfd { fd: a.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: b.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+        libc::pollfd {
+            fd: a.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: b.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
     let ms = match timeout {
         None => -1,
-        Some(d) => d.as_millis().min(i32::MAX as u128) as i32 + i32::from(d.subsec_nanos() % 1_000_000 != 0),
+        Some(d) => {
+            d.as_millis().min(i32::MAX as u128) as i32
+                + i32::from(d.subsec_nanos() % 1_000_000 != 0)
+        }
     };
     // SAFETY: `fds` is a valid array of two pollfd structures; negative fds are ignored.
     let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
@@ -205,7 +250,10 @@ impl ProcHandle {
     /// Takes over `pid`, which must be an unreaped child of this process.
     pub(crate) fn open(pid: u32) -> ProcHandle {
         let pid = pid as libc::pid_t;
-        ProcHandle { pid, pidfd: pidfd_open(pid) }
+        ProcHandle {
+            pid,
+            pidfd: pidfd_open(pid),
+        }
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -277,7 +325,11 @@ pub(crate) struct Event {
 }
 
 /// Waits until `chan` is readable, the process may have exited, or `timeout` passes.
-pub(crate) fn wait_event(chan: Option<&Channel>, proc: &ProcHandle, timeout: Option<Duration>) -> io::Result<Event> {
+pub(crate) fn wait_event(
+    chan: Option<&Channel>,
+    proc: &ProcHandle,
+    timeout: Option<Duration>,
+) -> io::Result<Event> {
     match &proc.pidfd {
         Some(pidfd) => {
             let (c, _) = poll_two(chan.map(Channel::raw), Some(pidfd.as_raw_fd()), timeout)?;
@@ -369,11 +421,19 @@ fn to_std(s: Stdio) -> std::process::Stdio {
 pub(crate) fn spawn_exec(req: ExecRequest) -> Result<ProcHandle, SpawnError> {
     let via_launcher = req.die_with_parent;
     let run = move || -> Result<u32, SpawnError> {
-        let ExecRequest { program, env, cwd, stdio, child_end, .. } = req;
+        let ExecRequest {
+            program,
+            env,
+            cwd,
+            stdio,
+            child_end,
+            ..
+        } = req;
         let mut cmd = match program {
             Some(p) => std::process::Command::new(p),
             None => {
-                let (exe, arg0) = self_exe().map_err(|e| SpawnError::io("cannot locate the executable", e))?;
+                let (exe, arg0) =
+                    self_exe().map_err(|e| SpawnError::io("cannot locate the executable", e))?;
                 let mut cmd = std::process::Command::new(exe);
                 if let Some(a) = arg0 {
                     cmd.arg0(a);
@@ -388,17 +448,25 @@ pub(crate) fn spawn_exec(req: ExecRequest) -> Result<ProcHandle, SpawnError> {
             cmd.current_dir(dir);
         }
         let [stdin, stdout, stderr] = stdio;
-        cmd.stdin(to_std(stdin)).stdout(to_std(stdout)).stderr(to_std(stderr));
+        cmd.stdin(to_std(stdin))
+            .stdout(to_std(stdout))
+            .stderr(to_std(stderr));
         // SAFETY: the closure runs in the forked child before exec and only calls fcntl, which
         // is async-signal-safe, on a descriptor that the child inherited.
         unsafe {
             cmd.pre_exec(move || set_cloexec(fd, false));
         }
-        let child = cmd.spawn().map_err(|e| SpawnError::io("cannot execute the program", e))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| SpawnError::io("cannot execute the program", e))?;
         drop(child_end);
         Ok(child.id())
     };
-    let pid = if via_launcher { on_launcher(run)? } else { run()? };
+    let pid = if via_launcher {
+        on_launcher(run)?
+    } else {
+        run()?
+    };
     Ok(ProcHandle::open(pid))
 }
 
@@ -507,7 +575,13 @@ pub(crate) fn child_defaults() {
 
 /// Child side: applies redirections, environment, directory, limits and the parent-death signal.
 pub(crate) fn apply_setup(setup: Setup, parent_pid: u32) -> Result<(), String> {
-    let Setup { env, cwd, stdio, limits, die_with_parent } = setup;
+    let Setup {
+        env,
+        cwd,
+        stdio,
+        limits,
+        die_with_parent,
+    } = setup;
     for (target, msg) in stdio.into_iter().enumerate() {
         if let StdioMsg::Handle(h) = msg {
             let fd = h.into_inner();
@@ -520,10 +594,12 @@ pub(crate) fn apply_setup(setup: Setup, parent_pid: u32) -> Result<(), String> {
         std::env::set_var(k, v);
     }
     if let Some(dir) = cwd {
-        std::env::set_current_dir(&dir).map_err(|e| format!("cannot change directory to {}: {e}", dir.display()))?;
+        std::env::set_current_dir(&dir)
+            .map_err(|e| format!("cannot change directory to {}: {e}", dir.display()))?;
     }
     for (resource, soft, hard) in limits {
-        set_limit(resource, soft, hard).map_err(|e| format!("cannot set limit {resource:?}: {e}"))?;
+        set_limit(resource, soft, hard)
+            .map_err(|e| format!("cannot set limit {resource:?}: {e}"))?;
     }
     if die_with_parent {
         die_with(parent_pid)?;
@@ -534,8 +610,16 @@ pub(crate) fn apply_setup(setup: Setup, parent_pid: u32) -> Result<(), String> {
 #[cfg(target_os = "linux")]
 fn die_with(parent_pid: u32) -> Result<(), String> {
     // SAFETY: prctl(PR_SET_PDEATHSIG) only records a signal number for this process.
-    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) })
-        .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    cvt(unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGTERM as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })
+    .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
     // The parent may have died before the signal was armed.
     // SAFETY: getppid has no preconditions.
     if unsafe { libc::getppid() } as u32 != parent_pid {
@@ -571,7 +655,10 @@ fn set_limit(resource: Resource, soft: u64, hard: u64) -> io::Result<()> {
         Resource::DataSize => libc::RLIMIT_DATA,
         Resource::StackSize => libc::RLIMIT_STACK,
     };
-    let lim = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+    let lim = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
     // SAFETY: setrlimit reads a valid rlimit structure.
     cvt(unsafe { libc::setrlimit(which, &lim) }).map(drop)
 }
@@ -599,14 +686,25 @@ fn close_range(low: RawFd, high: RawFd) {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: close_range closes descriptors of this process only; the caller owns them all.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, low as libc::c_uint, high as libc::c_uint, 0) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                low as libc::c_uint,
+                high as libc::c_uint,
+                0,
+            )
+        };
         if r == 0 {
             return;
         }
     }
     // SAFETY: sysconf has no preconditions.
     let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
-    let max = if max <= 0 { 1024 } else { max.min(65_536) as RawFd };
+    let max = if max <= 0 {
+        1024
+    } else {
+        max.min(65_536) as RawFd
+    };
     for fd in low..=high.min(max) {
         // SAFETY: closing descriptors the caller gave up (EBADF for unused numbers is fine).
         unsafe { libc::close(fd) };
@@ -642,7 +740,8 @@ pub(crate) fn parse_marker(value: &str) -> Option<Channel> {
     }
     let _ = set_cloexec(fd, true);
     // SAFETY: the descriptor is open and was handed to this process as its bootstrap channel.
-    Some(Channel { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Some(Channel { fd })
 }
 
 /// Duplicates standard descriptor `n` for a fork-server child (which has none of ours).
@@ -655,11 +754,15 @@ pub(crate) fn dup_stdio(n: RawFd) -> io::Result<OwnedFd> {
 
 /// Reaps `pid` if it ended; true once it is gone.
 pub(crate) fn reap_pid(pid: u32) -> bool {
-    ProcHandle { pid: pid as libc::pid_t, pidfd: None }.try_wait().map_or(true, |s| s.is_some())
+    ProcHandle {
+        pid: pid as libc::pid_t,
+        pidfd: None,
+    }
+    .try_wait()
+    .map_or(true, |s| s.is_some())
 }
 
 /// The raw numbers of handles, for [`close_fds_except`].
 pub(crate) fn raw_numbers(handles: &[OwnedFd]) -> Vec<RawFd> {
     handles.iter().map(|h| h.as_raw_fd()).collect()
 }
-
