@@ -4,13 +4,17 @@
 //! `--only NAME[,NAME...]`. Each area lives in its own module with a `run(&Ctx)` function.
 
 mod ctx;
+mod pool;
 
 use ctx::Ctx;
+
+/// A benchmark area: its name and the function that runs its metrics.
+type Area = (&'static str, fn(&Ctx));
 
 fn main() {
     let ctx = Ctx::from_args();
     // Areas register here, in the order BENCHMARKS.md lists their metrics.
-    let areas: &[(&str, fn(&Ctx))] = &[];
+    let areas: &[Area] = &[("pool", pool::run)];
     for (name, run) in areas {
         eprintln!("bench: {name}");
         run(&ctx);

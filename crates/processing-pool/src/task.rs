@@ -81,10 +81,10 @@ pub(crate) fn conjure<F: Copy>() -> F {
             "a pool task must be a fn item or a closure that captures nothing"
         )
     };
-    // SAFETY: F is zero-sized (checked at compile time above) and Copy: a value of it holds
-    // no bytes, so an uninitialised one is a valid one; the functions passed here are fn
-    // items and capture-free closures, which carry no invariant.
-    unsafe { std::mem::MaybeUninit::<F>::uninit().assume_init() }
+    // SAFETY: F is zero-sized (checked at compile time above): a value of it holds no bytes,
+    // so reading one from a dangling, well-aligned pointer produces a valid value; the
+    // functions passed here are fn items and capture-free closures, which carry no invariant.
+    unsafe { std::ptr::read(std::ptr::NonNull::<F>::dangling().as_ptr()) }
 }
 
 /// A function of one (possibly tuple) argument that a worker can call.

@@ -319,7 +319,7 @@ impl WorkerLink for ProcessLink {
 
 fn write_frame(
     stream: &sys::Stream,
-    out: &mut Vec<u8>,
+    out: &mut [u8],
     kind: u8,
     id: u64,
     status: Status,

@@ -13,4 +13,7 @@ pub(crate) use unix::{
 mod windows;
 #[cfg(windows)]
 #[allow(unused_imports)]
-pub(crate) use windows::{ignore_interrupts, resident_bytes};
+pub(crate) use windows::{
+    duplex, ignore_interrupts, kill_pid, read_now, resident_bytes, stream_from_handle,
+    wait_readable, write_all, Stream,
+};
