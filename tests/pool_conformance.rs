@@ -433,6 +433,17 @@ fn cancel_and_callbacks(kind: Kind) {
     assert!(rx.recv().unwrap().unwrap_err().contains("boom at 7"));
 }
 
+fn progress_bar_map(kind: Kind) {
+    let p = build!(kind, |b| b.processes(2).progress(true)).unwrap();
+    assert_eq!(p.map(square, 0..500u64).unwrap()[499], 249_001);
+    let got: Vec<u64> = p
+        .imap(square, 0..50u64)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got[49], 2401);
+}
+
 macro_rules! suite {
     ($module:ident, $kind:expr) => {
         mod $module {
@@ -484,6 +495,10 @@ macro_rules! suite {
             #[test]
             fn w13_task_timeout_fails_task_and_replaces_worker() {
                 w13($kind)
+            }
+            #[test]
+            fn progress_bar_does_not_change_results() {
+                progress_bar_map($kind)
             }
             #[test]
             fn cancel_and_callbacks() {

@@ -146,6 +146,10 @@ impl Shared {
         }
         let mut handles = Vec::with_capacity(n);
         lock(&shared.queue).live_supervisors = n;
+        // The first workers are known before `Pool::new` returns (`worker_pids` is complete).
+        for (slot, link) in links.iter().enumerate() {
+            shared.set_control(slot, Some(link.control()));
+        }
         for (slot, link) in links.into_iter().enumerate() {
             let s = shared.clone();
             let spawned = std::thread::Builder::new()
@@ -351,6 +355,12 @@ impl Shared {
 fn supervise(shared: Arc<Shared>, slot: usize, first: Box<dyn WorkerLink>) {
     let mut next = Some(first);
     let mut start_failures = 0u32;
+    let mut failed: Option<(Task, PoolError)> = None;
+    let deliver = |failed: &mut Option<(Task, PoolError)>| {
+        if let Some((task, error)) = failed.take() {
+            task.fail(error);
+        }
+    };
     let max_tasks = shared.config.max_tasks_per_child.unwrap_or(usize::MAX);
     'slot: loop {
         let mut worker = match next.take() {
@@ -374,6 +384,7 @@ fn supervise(shared: Arc<Shared>, slot: usize, first: Box<dyn WorkerLink>) {
             }
         };
         shared.set_control(slot, Some(worker.control()));
+        deliver(&mut failed);
         if shared.is_terminated() {
             worker.control().kill();
             worker.reap();
@@ -411,7 +422,7 @@ fn supervise(shared: Arc<Shared>, slot: usize, first: Box<dyn WorkerLink>) {
                 break 'slot;
             };
             start_failures = 0;
-            let (kept, done) = run_batch(&shared, worker, batch);
+            let (kept, done) = run_batch(&shared, worker, batch, &mut failed);
             done_by_worker += done;
             match kept {
                 Some(w) if done_by_worker < max_tasks => worker = w,
@@ -423,6 +434,7 @@ fn supervise(shared: Arc<Shared>, slot: usize, first: Box<dyn WorkerLink>) {
             }
         }
     }
+    deliver(&mut failed);
     shared.set_control(slot, None);
     shared.supervisor_stopped();
 }
@@ -433,6 +445,7 @@ fn run_batch(
     shared: &Shared,
     mut worker: Box<dyn WorkerLink>,
     batch: Vec<Task>,
+    failed: &mut Option<(Task, PoolError)>,
 ) -> (Option<Box<dyn WorkerLink>>, usize) {
     let refs: Vec<TaskRef<'_>> = batch
         .iter()
@@ -497,7 +510,9 @@ fn run_batch(
         } else {
             error
         };
-        task.fail(error);
+        // Delivered once the slot has its new worker, so that whoever sees the error also
+        // sees the pool at its size.
+        *failed = Some((task, error));
         shared.requeue(tasks.collect());
         return (None, done);
     }
