@@ -5,6 +5,7 @@
 
 mod ctx;
 mod pipe;
+mod pool;
 mod queue;
 mod spawn;
 mod sync;
@@ -22,6 +23,7 @@ fn main() {
         ("pipe", pipe::run),
         ("queue", queue::run),
         ("sync", sync::run),
+        ("pool", pool::run),
     ];
     for (name, run) in areas {
         eprintln!("bench: {name}");

@@ -1,5 +1,668 @@
 //! A pool of worker processes that never hangs when a worker dies.
 //!
 //! Layer: `core → shm → sync → transport → process → {manager, **pool**} → processing`.
-//! It will hold `Pool` with `apply`, `map`, `imap` and friends. It never depends on manager or
-//! the facade.
+//! It holds [`Pool`] (`apply`, `apply_async`, `map`, `map_async`, `imap`, `imap_unordered`,
+//! `starmap`, with chunking, callbacks, `close`/`terminate`/`join`) and [`dummy`], the same API
+//! backed by threads. It never depends on manager or the facade.
+//!
+//! A task is a fn item or a closure that captures nothing (checked at compile time); its
+//! arguments and result are serde values. Every task is tracked to the worker that holds it:
+//! a worker that dies in the middle of a task (panic with `abort`, `exit`, a signal, out of
+//! memory) fails exactly that task with [`PoolError::WorkerLost`], is replaced, and the pool
+//! goes on; a task past the pool's `task_timeout` fails with [`PoolError::TaskTimeout`] and its
+//! worker is replaced.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use processing_pool::dummy::Pool; // processing_pool::Pool: the same with processes
+//! fn square(x: u64) -> u64 { x * x }
+//! let pool = Pool::new(2)?;
+//! assert_eq!(pool.map(square, 0..10)?, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+//! assert_eq!(pool.apply(square, 12)?, 144);
+//! let r = pool.map_async(square, 0..4)?;
+//! assert_eq!(r.get_timeout(std::time::Duration::from_secs(5))?, [0, 1, 4, 9]);
+//! pool.close();
+//! pool.join()?;
+//! # Ok(()) }
+//! ```
+//!
+//! A capturing closure is rejected at compile time:
+//!
+//! ```compile_fail
+//! let pool = processing_pool::dummy::Pool::new(1).unwrap();
+//! let k = 3u64;
+//! pool.map(move |x: u64| x * k, 0..10u64).unwrap();
+//! ```
+
+mod backend;
+mod core;
+pub mod dummy;
+mod error;
+mod progress;
+mod result;
+mod sys;
+mod task;
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use processing_process::StartMethod;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::backend::{Backend, WorkerInit};
+use crate::core::{Config, Shared};
+use crate::task::{chunk_entry, encode_chunk, init_entry, Direct, EntryFn, Spread};
+
+pub use crate::error::{PoolBuildError, PoolError};
+pub use crate::result::{AsyncResult, Callbacks, IMap};
+pub use crate::task::StarFn;
+
+/// The number of CPUs this process may use (at least 1): the default pool size.
+///
+/// ```
+/// assert!(processing_pool::cpu_count() >= 1);
+/// ```
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Python's automatic chunk size for `map`: about four chunks per worker.
+fn default_chunksize(len: usize, processes: usize) -> usize {
+    let parts = processes.max(1) * 4;
+    len.div_ceil(parts).max(1)
+}
+
+/// How many chunks `imap` keeps pulled ahead of the consumer.
+fn imap_lookahead(processes: usize) -> usize {
+    4 * processes.max(1)
+}
+
+/// Settings of a [`Pool`]; build it with [`build`](PoolBuilder::build).
+///
+/// Defaults: [`cpu_count`] processes, no initializer, workers live for any number of tasks
+/// and any size, no task timeout, no progress bar.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// let pool = processing_pool::dummy::Pool::builder()
+///     .processes(2)
+///     .max_tasks_per_child(100)
+///     .task_timeout(Duration::from_secs(60))
+///     .build()?;
+/// assert_eq!(pool.processes(), 2);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    initializer: Option<Result<(EntryFn, Vec<u8>), String>>,
+    max_tasks_per_child: Option<usize>,
+    max_memory_per_child: Option<u64>,
+    task_timeout: Option<Duration>,
+    progress: bool,
+    start_method: Option<StartMethod>,
+    threads: bool,
+}
+
+impl PoolBuilder {
+    /// Number of workers (default: [`cpu_count`]); 0 is an error at `build`.
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// Runs `f(args)` once in each worker before its first task (`f`: a fn item or a
+    /// closure that captures nothing). A panicking initializer makes the worker fail to start;
+    /// after repeated failures the pool fails its queued tasks instead of retrying forever.
+    pub fn initializer<F, A>(mut self, f: F, args: A) -> Self
+    where
+        F: Fn(A) + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "an initializer must be a fn item or a closure that captures nothing"
+            )
+        };
+        let _ = f;
+        let entry: EntryFn = init_entry::<F, A>;
+        self.initializer = Some(
+            processing_core::codec::encode(&args)
+                .map(|bytes| (entry, bytes))
+                .map_err(|e| e.to_string()),
+        );
+        self
+    }
+
+    /// A worker is replaced after this many tasks (a map chunk counts as one); 0 is an error.
+    pub fn max_tasks_per_child(mut self, n: usize) -> Self {
+        self.max_tasks_per_child = Some(n);
+        self
+    }
+
+    /// A worker whose resident size exceeds `bytes` after a task is replaced (process pools;
+    /// threads share one address space, so a thread pool ignores it); 0 is an error.
+    pub fn max_memory_per_child(mut self, bytes: u64) -> Self {
+        self.max_memory_per_child = Some(bytes);
+        self
+    }
+
+    /// A task running longer fails with [`PoolError::TaskTimeout`] and its worker is replaced
+    /// (a thread worker cannot be stopped: it is abandoned and finishes on its own).
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// Draws a progress bar on stderr for map-style calls (off by default).
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// How worker processes are started (default: the process layer's default, forkserver on
+    /// Unix and spawn on Windows). Ignored by a thread pool.
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
+    pub(crate) fn threads(mut self) -> Self {
+        self.threads = true;
+        self
+    }
+
+    /// Starts the workers.
+    pub fn build(self) -> Result<Pool, PoolBuildError> {
+        let processes = self.processes.unwrap_or_else(cpu_count);
+        if processes == 0 {
+            return Err(PoolBuildError::zero_processes());
+        }
+        if self.max_tasks_per_child == Some(0) {
+            return Err(PoolBuildError::zero_max_tasks());
+        }
+        if self.max_memory_per_child == Some(0) {
+            return Err(PoolBuildError::zero_max_memory());
+        }
+        let initializer = self
+            .initializer
+            .transpose()
+            .map_err(PoolBuildError::codec)?;
+        let config = Config {
+            processes,
+            max_tasks_per_child: self.max_tasks_per_child,
+            task_timeout: self.task_timeout,
+            init: WorkerInit {
+                initializer,
+                max_memory: self.max_memory_per_child,
+            },
+        };
+        let backend: Box<dyn Backend> = if self.threads {
+            Box::new(backend::threads::Threads)
+        } else {
+            Box::new(backend::processes::Processes {
+                start_method: self.start_method,
+            })
+        };
+        let (shared, handles) = Shared::start(config, backend).map_err(PoolBuildError::spawn)?;
+        Ok(Pool {
+            shared,
+            handles: Mutex::new(handles),
+            processes,
+            progress: self.progress,
+        })
+    }
+}
+
+/// A pool of worker processes.
+///
+/// Calls return `Result`: a task's panic, its worker's death or its timeout is an `Err` of
+/// that call only; the pool stays usable. `map` returns the first failing chunk's error (the
+/// first to fail in time) and dispatches none of the map's remaining chunks.
+///
+/// Dropping the pool terminates it: queued tasks fail with [`PoolError::Terminated`] and the
+/// workers are stopped. Call [`close`](Pool::close) and [`join`](Pool::join) to wait for the
+/// queued work instead.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use processing_pool::dummy::Pool;
+/// fn add(a: i32, b: i32) -> i32 { a + b }
+/// let pool = Pool::new(2)?;
+/// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, [3, 7]);
+/// assert_eq!(pool.chunksize(1).map(i32::abs, [-1, 2, -3])?, [1, 2, 3]);
+/// # Ok(()) }
+/// ```
+pub struct Pool {
+    shared: Arc<Shared>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    processes: usize,
+    progress: bool,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.processes)
+            .field("threads", &self.shared.is_threads())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// A pool of `processes` workers (`Pool::new(0)` is an error).
+    pub fn new(processes: usize) -> Result<Pool, PoolBuildError> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// A builder with every setting at its default.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// The number of workers.
+    pub fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// The process ids of the current workers (this process's id for each thread worker).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared.worker_pids()
+    }
+
+    /// Runs `f(args)` in a worker and waits for the result.
+    pub fn apply<F, A, R>(&self, f: F, args: A) -> Result<R, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async(f, args)?.get()
+    }
+
+    /// Queues `f(args)` and returns at once.
+    pub fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async_with(f, args, Callbacks::new())
+    }
+
+    /// [`apply_async`](Pool::apply_async) with a callback and/or error callback.
+    pub fn apply_async_with<F, A, R>(
+        &self,
+        f: F,
+        args: A,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "a pool task must be a fn item or a closure that captures nothing"
+            )
+        };
+        let _ = f;
+        let entry: EntryFn = chunk_entry::<Direct<F>, A, R>;
+        let input = encode_chunk(std::slice::from_ref(&args))?;
+        result::ApplyGroup::submit(&self.shared, entry, input, callbacks)
+    }
+
+    /// `f` applied to every input, in order; waits for all.
+    pub fn map<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.chunksize_opt(None).map(f, iterable)
+    }
+
+    /// Queues `f` over every input; the result is the whole vector.
+    pub fn map_async<F, A, R, I>(&self, f: F, iterable: I) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.chunksize_opt(None).map_async(f, iterable)
+    }
+
+    /// [`map_async`](Pool::map_async) with a callback and/or error callback.
+    pub fn map_async_with<F, A, R, I>(
+        &self,
+        f: F,
+        iterable: I,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.chunksize_opt(None)
+            .map_async_with(f, iterable, callbacks)
+    }
+
+    /// A lazy iterator of `f` over the inputs, in order (see [`IMap`]).
+    pub fn imap<'a, F, A, R, I>(&self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        self.chunksize_opt(None).imap(f, iterable)
+    }
+
+    /// Like [`imap`](Pool::imap), yielding results as they finish.
+    pub fn imap_unordered<'a, F, A, R, I>(
+        &self,
+        f: F,
+        iterable: I,
+    ) -> Result<IMap<'a, R>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        self.chunksize_opt(None).imap_unordered(f, iterable)
+    }
+
+    /// `f(a, b, ..)` for every tuple `(a, b, ..)`, in order.
+    pub fn starmap<F, Args, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
+    where
+        F: StarFn<Args, R>,
+        Args: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = Args>,
+    {
+        self.chunksize_opt(None).starmap(f, iterable)
+    }
+
+    /// Queues [`starmap`](Pool::starmap).
+    pub fn starmap_async<F, Args, R, I>(
+        &self,
+        f: F,
+        iterable: I,
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        F: StarFn<Args, R>,
+        Args: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = Args>,
+    {
+        self.chunksize_opt(None).starmap_async(f, iterable)
+    }
+
+    /// The map-style calls with an explicit chunk size (inputs per task message; at least 1).
+    /// Without it, `map`/`starmap` use about four chunks per worker and `imap` uses 1 (or the
+    /// `map` rule when the input knows its exact length).
+    pub fn chunksize(&self, chunksize: usize) -> Chunked<'_> {
+        self.chunksize_opt(Some(chunksize.max(1)))
+    }
+
+    fn chunksize_opt(&self, chunksize: Option<usize>) -> Chunked<'_> {
+        Chunked {
+            pool: self,
+            chunksize,
+        }
+    }
+
+    /// No more tasks are accepted; the workers exit once the queued tasks are done.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Stops the workers now; queued and running tasks fail with [`PoolError::Terminated`].
+    pub fn terminate(&self) {
+        self.shared.terminate();
+    }
+
+    /// Waits for the workers to exit; only after [`close`](Pool::close) or
+    /// [`terminate`](Pool::terminate) ([`PoolError::NotClosed`] otherwise).
+    pub fn join(&self) -> Result<(), PoolError> {
+        if !self.shared.is_stopping() {
+            return Err(PoolError::NotClosed);
+        }
+        self.shared.wait_stopped();
+        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in handles {
+            let _ = h.join();
+        }
+        Ok(())
+    }
+
+    fn progress_for(&self, total: Option<usize>) -> Option<progress::Progress> {
+        self.progress.then(|| progress::Progress::new(total))
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.terminate();
+        let _ = self.join();
+    }
+}
+
+/// The map-style calls of a [`Pool`] with a chosen chunk size ([`Pool::chunksize`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Chunked<'p> {
+    pool: &'p Pool,
+    chunksize: Option<usize>,
+}
+
+impl<'p> Chunked<'p> {
+    /// [`Pool::map`] with this chunk size.
+    pub fn map<F, A, R, I>(self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_async(f, iterable)?.get()
+    }
+
+    /// [`Pool::map_async`] with this chunk size.
+    pub fn map_async<F, A, R, I>(self, f: F, iterable: I) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_async_with(f, iterable, Callbacks::new())
+    }
+
+    /// [`Pool::map_async_with`] with this chunk size.
+    pub fn map_async_with<F, A, R, I>(
+        self,
+        f: F,
+        iterable: I,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "a pool task must be a fn item or a closure that captures nothing"
+            )
+        };
+        let _ = f;
+        self.submit_map(chunk_entry::<Direct<F>, A, R>, iterable, callbacks)
+    }
+
+    /// [`Pool::starmap`] with this chunk size.
+    pub fn starmap<F, Args, R, I>(self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
+    where
+        F: StarFn<Args, R>,
+        Args: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = Args>,
+    {
+        self.starmap_async(f, iterable)?.get()
+    }
+
+    /// [`Pool::starmap_async`] with this chunk size.
+    pub fn starmap_async<F, Args, R, I>(
+        self,
+        f: F,
+        iterable: I,
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        F: StarFn<Args, R>,
+        Args: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = Args>,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "a pool task must be a fn item or a closure that captures nothing"
+            )
+        };
+        let _ = f;
+        self.submit_map(
+            chunk_entry::<Spread<F>, Args, R>,
+            iterable,
+            Callbacks::new(),
+        )
+    }
+
+    /// [`Pool::imap`] with this chunk size.
+    pub fn imap<'a, F, A, R, I>(self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "a pool task must be a fn item or a closure that captures nothing"
+            )
+        };
+        let _ = f;
+        self.submit_imap(chunk_entry::<Direct<F>, A, R>, iterable, true)
+    }
+
+    /// [`Pool::imap_unordered`] with this chunk size.
+    pub fn imap_unordered<'a, F, A, R, I>(self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
+    where
+        F: Fn(A) -> R + Copy + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "a pool task must be a fn item or a closure that captures nothing"
+            )
+        };
+        let _ = f;
+        self.submit_imap(chunk_entry::<Direct<F>, A, R>, iterable, false)
+    }
+
+    fn submit_map<A, R, I>(
+        self,
+        entry: EntryFn,
+        iterable: I,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        if !self.pool.shared.is_running() {
+            return Err(PoolError::Closed);
+        }
+        let items: Vec<A> = iterable.into_iter().collect();
+        let chunksize = self
+            .chunksize
+            .unwrap_or_else(|| default_chunksize(items.len(), self.pool.processes));
+        let progress = self.pool.progress_for(Some(items.len()));
+        let chunks = items.chunks(chunksize).map(|c| {
+            encode_chunk(c)
+                .map(|bytes| (bytes, c.len()))
+                .map_err(PoolError::from)
+        });
+        result::MapGroup::submit(
+            &self.pool.shared,
+            entry,
+            items.len().div_ceil(chunksize),
+            chunks,
+            callbacks,
+            progress,
+        )
+    }
+
+    fn submit_imap<'a, A, R, I>(
+        self,
+        entry: EntryFn,
+        iterable: I,
+        ordered: bool,
+    ) -> Result<IMap<'a, R>, PoolError>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        let mut input = iterable.into_iter();
+        let exact = match input.size_hint() {
+            (lower, Some(upper)) if lower == upper => Some(lower),
+            _ => None,
+        };
+        let chunksize = self.chunksize.unwrap_or_else(|| {
+            exact.map_or(1, |n| default_chunksize(n, self.pool.processes).min(1024))
+        });
+        let source: result::ChunkSource<'a> = Box::new(move || {
+            let chunk: Vec<A> = input.by_ref().take(chunksize).collect();
+            if chunk.is_empty() {
+                return None;
+            }
+            Some(
+                encode_chunk(&chunk)
+                    .map(|bytes| (bytes, chunk.len()))
+                    .map_err(PoolError::from),
+            )
+        });
+        let progress = self.pool.progress_for(exact);
+        IMap::start(
+            self.pool.shared.clone(),
+            entry,
+            source,
+            ordered,
+            imap_lookahead(self.pool.processes),
+            progress,
+        )
+    }
+}

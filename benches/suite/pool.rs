@@ -1,0 +1,58 @@
+//! Pool metrics: `pool_map_tasks_per_s` and `pool_apply_async_tasks_per_s`, measured as
+//! `python_baseline.py` measures them (Pool(2), a warm-up call first, default chunk size).
+
+use std::time::Instant;
+
+use processing::Pool;
+
+use crate::ctx::Ctx;
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+pub fn run(ctx: &Ctx) {
+    if ctx.want("pool_map_tasks_per_s") {
+        let n: u64 = if ctx.quick { 100_000 } else { 1_000_000 };
+        let pool = Pool::new(2).expect("pool starts");
+        pool.map(square, 0..1000u64).expect("warm-up map");
+        let t = Instant::now();
+        let r = pool.map(square, 0..n).expect("map");
+        let dt = t.elapsed().as_secs_f64();
+        assert_eq!(r[r.len() - 1], (n - 1) * (n - 1));
+        drop(pool);
+        ctx.emit(
+            "pool_map_tasks_per_s",
+            n as f64 / dt,
+            "tasks/s",
+            &[
+                ("workers", "2".into()),
+                ("count", n.to_string()),
+                ("headline", "true".into()),
+            ],
+        );
+    }
+    if ctx.want("pool_apply_async_tasks_per_s") {
+        let n: u64 = if ctx.quick { 5_000 } else { 50_000 };
+        let pool = Pool::new(2).expect("pool starts");
+        pool.apply(square, 3).expect("warm-up apply");
+        let t = Instant::now();
+        let rs: Vec<_> = (0..n)
+            .map(|i| pool.apply_async(square, i).expect("apply_async"))
+            .collect();
+        let total: u64 = rs.into_iter().map(|r| r.get().expect("get")).sum();
+        let dt = t.elapsed().as_secs_f64();
+        assert!(total > 0);
+        drop(pool);
+        ctx.emit(
+            "pool_apply_async_tasks_per_s",
+            n as f64 / dt,
+            "tasks/s",
+            &[
+                ("workers", "2".into()),
+                ("count", n.to_string()),
+                ("headline", "true".into()),
+            ],
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! What a worker runs: type-erased entry points and the panic capture around them.
+//!
+//! A task function is a fn item or a closure that captures nothing: a zero-sized type, so the
+//! function is fully named by its type. For each `(function, argument, result)` combination the
+//! pool instantiates [`chunk_entry`], a plain `fn(&[u8], &mut Vec<u8>) -> Status` that decodes a
+//! postcard sequence of arguments, calls the function on each and appends the encoded results.
+//! A thread worker calls that pointer directly; a process worker receives it as an offset from
+//! [`anchor`] (the worker is the same executable, so the offset names the same code).
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// The type-erased entry of a task: input bytes to output bytes.
+pub(crate) type EntryFn = fn(&[u8], &mut Vec<u8>) -> Status;
+
+/// How a task ended, as the first byte of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Status {
+    /// The output holds the encoded results.
+    Ok = 0,
+    /// The output holds an encoded [`PanicReport`].
+    Panic = 1,
+    /// The output holds an encoded message (arguments that did not decode, results that did
+    /// not encode).
+    Codec = 2,
+}
+
+impl Status {
+    pub(crate) fn from_u8(b: u8) -> Option<Status> {
+        match b {
+            0 => Some(Status::Ok),
+            1 => Some(Status::Panic),
+            2 => Some(Status::Codec),
+            _ => None,
+        }
+    }
+}
+
+/// A panic inside a task, as it travels back to the parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PanicReport {
+    pub(crate) message: String,
+    pub(crate) location: Option<String>,
+}
+
+/// The fixed symbol entry offsets are relative to.
+#[inline(never)]
+pub(crate) fn anchor(_: &[u8], _: &mut Vec<u8>) -> Status {
+    Status::Ok
+}
+
+/// The offset of `entry` from [`anchor`], for sending to a process worker.
+pub(crate) fn entry_to_offset(entry: EntryFn) -> i64 {
+    (entry as usize as i64).wrapping_sub(anchor as EntryFn as usize as i64)
+}
+
+/// The entry at `offset` from [`anchor`] in this image.
+///
+/// # Safety
+/// `offset` must come from [`entry_to_offset`] in a process running the same executable image.
+pub(crate) unsafe fn entry_from_offset(offset: i64) -> EntryFn {
+    let address = (anchor as EntryFn as usize as i64).wrapping_add(offset) as usize;
+    // SAFETY: by the caller's contract `address` is the address of an `EntryFn` of this image
+    // (the same code at the same offset from the anchor); fn pointers and usize have one size.
+    unsafe { std::mem::transmute::<usize, EntryFn>(address) }
+}
+
+/// A value of a zero-sized function type.
+///
+/// Only called for types the public API checked to be zero-sized fn items or capture-free
+/// closures, which have no state and no invariant a value could break.
+pub(crate) fn conjure<F: Copy>() -> F {
+    const {
+        assert!(
+            std::mem::size_of::<F>() == 0,
+            "a pool task must be a fn item or a closure that captures nothing"
+        )
+    };
+    // SAFETY: F is zero-sized (checked at compile time above): a value of it holds no bytes,
+    // so reading one from a dangling, well-aligned pointer produces a valid value; the
+    // functions passed here are fn items and capture-free closures, which carry no invariant.
+    unsafe { std::ptr::read(std::ptr::NonNull::<F>::dangling().as_ptr()) }
+}
+
+/// A function of one (possibly tuple) argument that a worker can call.
+pub(crate) trait Invoke<A, R>: Copy + Send + Sync + 'static {
+    fn invoke(self, args: A) -> R;
+}
+
+/// `f(a)`.
+#[derive(Clone, Copy)]
+pub(crate) struct Direct<F>(pub(crate) F);
+
+impl<F, A, R> Invoke<A, R> for Direct<F>
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+{
+    #[inline(always)]
+    fn invoke(self, args: A) -> R {
+        (self.0)(args)
+    }
+}
+
+/// `f(a, b, ...)` from a tuple `(a, b, ...)`.
+#[derive(Clone, Copy)]
+pub(crate) struct Spread<F>(pub(crate) F);
+
+/// A function that takes its arguments spread out of a tuple, for [`Pool::starmap`](crate::Pool::starmap).
+///
+/// Implemented for every `Fn(A) -> R` (arguments `(A,)`) up to `Fn(A, B, C, D, E, F, G, H) -> R`.
+///
+/// ```
+/// fn add(a: u32, b: u32) -> u32 { a + b }
+/// fn takes<F: processing_pool::StarFn<(u32, u32), u32>>(_: F) {}
+/// takes(add);
+/// ```
+pub trait StarFn<Args, R>: Copy + Send + Sync + 'static {
+    /// Calls the function with the tuple's elements as arguments.
+    fn call_spread(&self, args: Args) -> R;
+}
+
+macro_rules! star_fn {
+    ($($name:ident),+) => {
+        impl<Func, R, $($name),+> StarFn<($($name,)+), R> for Func
+        where
+            Func: Fn($($name),+) -> R + Copy + Send + Sync + 'static,
+        {
+            #[allow(non_snake_case)]
+            #[inline(always)]
+            fn call_spread(&self, args: ($($name,)+)) -> R {
+                let ($($name,)+) = args;
+                self($($name),+)
+            }
+        }
+    };
+}
+star_fn!(A);
+star_fn!(A, B);
+star_fn!(A, B, C);
+star_fn!(A, B, C, D);
+star_fn!(A, B, C, D, E);
+star_fn!(A, B, C, D, E, G);
+star_fn!(A, B, C, D, E, G, H);
+star_fn!(A, B, C, D, E, G, H, I);
+
+impl<F, Args, R> Invoke<Args, R> for Spread<F>
+where
+    F: StarFn<Args, R>,
+{
+    #[inline(always)]
+    fn invoke(self, args: Args) -> R {
+        self.0.call_spread(args)
+    }
+}
+
+thread_local! {
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once per process) a panic hook that records the location of a panic inside a
+/// task and keeps it off stderr (the panic travels back as the task's error); panics outside
+/// tasks go to the hook that was there before.
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_TASK.with(Cell::get) {
+                let location = info.location().map(|l| l.to_string());
+                LAST_PANIC.with(|p| *p.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Runs `f` as task code: a panic becomes a [`PanicReport`].
+pub(crate) fn catch_task<T>(f: impl FnOnce() -> T) -> Result<T, PanicReport> {
+    IN_TASK.with(|t| t.set(true));
+    LAST_PANIC.with(|p| *p.borrow_mut() = None);
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    IN_TASK.with(|t| t.set(false));
+    result.map_err(|payload| PanicReport {
+        message: panic_message(&*payload),
+        location: LAST_PANIC.with(|p| p.borrow_mut().take()),
+    })
+}
+
+/// Replaces what the entry appended after `start` with an encoded error.
+fn write_error<E: Serialize>(out: &mut Vec<u8>, start: usize, status: Status, error: &E) -> Status {
+    out.truncate(start);
+    match processing_core::codec::encode_into(error, out) {
+        Ok(()) => status,
+        Err(_) => Status::Codec,
+    }
+}
+
+/// Decodes a sequence of `A`, applies `C` to each and appends the encoded sequence of `R`.
+pub(crate) fn chunk_entry<C, A, R>(input: &[u8], out: &mut Vec<u8>) -> Status
+where
+    C: Invoke<A, R>,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let call: C = conjure();
+    let start = out.len();
+    let (count, mut rest) = match postcard::take_from_bytes::<u64>(input) {
+        Ok(v) => v,
+        Err(e) => {
+            return write_error(
+                out,
+                start,
+                Status::Codec,
+                &format!("cannot decode arguments: {e}"),
+            )
+        }
+    };
+    let mut codec_error: Option<String> = None;
+    if let Err(e) = postcard::to_io(&count, &mut *out) {
+        return write_error(
+            out,
+            start,
+            Status::Codec,
+            &format!("cannot encode results: {e}"),
+        );
+    }
+    let outcome = catch_task(|| {
+        for _ in 0..count {
+            let args = match postcard::take_from_bytes::<A>(rest) {
+                Ok((args, tail)) => {
+                    rest = tail;
+                    args
+                }
+                Err(e) => {
+                    codec_error = Some(format!("cannot decode arguments: {e}"));
+                    return;
+                }
+            };
+            let result = call.invoke(args);
+            if let Err(e) = postcard::to_io(&result, &mut *out) {
+                codec_error = Some(format!("cannot encode result: {e}"));
+                return;
+            }
+        }
+        if !rest.is_empty() {
+            codec_error = Some(format!("{} trailing bytes after the arguments", rest.len()));
+        }
+    });
+    match (outcome, codec_error) {
+        (Err(report), _) => write_error(out, start, Status::Panic, &report),
+        (Ok(()), Some(msg)) => write_error(out, start, Status::Codec, &msg),
+        (Ok(()), None) => Status::Ok,
+    }
+}
+
+/// Decodes one `A` and calls the initializer `F` with it.
+pub(crate) fn init_entry<F, A>(input: &[u8], out: &mut Vec<u8>) -> Status
+where
+    F: Fn(A) + Copy + Send + Sync + 'static,
+    A: DeserializeOwned,
+{
+    let f: F = conjure();
+    let start = out.len();
+    let args = match processing_core::codec::decode::<A>(input) {
+        Ok(a) => a,
+        Err(e) => {
+            return write_error(
+                out,
+                start,
+                Status::Codec,
+                &format!("cannot decode initializer arguments: {e}"),
+            )
+        }
+    };
+    match catch_task(|| f(args)) {
+        Ok(()) => Status::Ok,
+        Err(report) => write_error(out, start, Status::Panic, &report),
+    }
+}
+
+/// Encodes `items` as the postcard sequence [`chunk_entry`] decodes.
+pub(crate) fn encode_chunk<A: Serialize>(
+    items: &[A],
+) -> Result<Vec<u8>, processing_core::CodecError> {
+    processing_core::codec::encode(items)
+}
