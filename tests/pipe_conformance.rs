@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use processing::transport::{ConnectionError, FrameError, Waitable};
+#[cfg(unix)]
+use processing::transport::FrameError;
+use processing::transport::{ConnectionError, Waitable};
 use processing::{spawn, wait, Connection, Pipe, Process};
 use serde::{Deserialize, Serialize};
 

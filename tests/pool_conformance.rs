@@ -497,11 +497,11 @@ macro_rules! suite {
                 w13($kind)
             }
             #[test]
-            fn progress_bar_does_not_change_results() {
+            fn w01_progress_bar_does_not_change_results() {
                 progress_bar_map($kind)
             }
             #[test]
-            fn cancel_and_callbacks() {
+            fn w02_cancel_and_callbacks() {
                 super::cancel_and_callbacks($kind)
             }
         }

@@ -1,3 +1,4 @@
+// xtask: not-conformance
 //! Our Listener/Client against Python's `multiprocessing.connection` (3.12+): framing and the
 //! mutual HMAC-SHA256 handshake, both directions, right and wrong keys, 64 MiB messages.
 //!

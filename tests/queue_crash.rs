@@ -1,3 +1,4 @@
+// xtask: not-conformance
 //! Killing a process in the middle of put or get leaves the queue usable for everyone else.
 
 use std::time::Duration;
