@@ -200,6 +200,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
+    // Shared-memory entries present before the tests: the suite must leave no new one behind.
+    let shm_before = shm_entries();
+
     // Unit and integration tests of every crate, including the root conformance suite and the
     // task runner's own tests (building them also builds the examples).
     match build_test_binaries(None, &[]) {
@@ -220,6 +223,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             tally.step("build tests", false);
         }
     }
+
+    tally.step("/dev/shm clean after the suite", shm_clean_since(&shm_before));
 
     // Doc tests: `cargo test --no-run` does not build them; they must run and there must be some.
     let (ok, out) = run_capture(cargo().args([
@@ -266,5 +271,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{} failed", tally.failed))
+    }
+}
+
+/// The project's entries in `/dev/shm` (empty where there is no such directory).
+fn shm_entries() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("processing-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether every project entry that appeared in `/dev/shm` since `before` is gone, allowing
+/// the resource trackers a few seconds to sweep after the last test process exited.
+fn shm_clean_since(before: &std::collections::BTreeSet<String>) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<String> = shm_entries().difference(before).cloned().collect();
+        if left.is_empty() {
+            eprintln!("xtask: /dev/shm holds no entry left by the suite");
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            eprintln!("xtask: the suite left entries in /dev/shm: {left:?}");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
