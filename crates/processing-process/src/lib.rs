@@ -1,5 +1,49 @@
 //! Processes with a thread-shaped API.
 //!
 //! Layer: `core → shm → sync → transport → **process** → {manager, pool} → processing`.
-//! It will hold `Process`, the spawn, fork and forkserver start methods and the child bootstrap.
-//! It never depends on manager, pool or the facade.
+//! It holds [`Process`], the spawn, fork and forkserver start methods, the child bootstrap
+//! (a pre-main hook, so binaries, test binaries, examples and benches need no code of their
+//! own), and the facts about the current, parent and child processes. It never depends on
+//! manager, pool or the facade.
+//!
+//! ```
+//! use processing_process::{spawn, current_process, Process, StartMethod};
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! let mut child = spawn(square, 7).unwrap();
+//! assert_eq!(child.join().unwrap(), 49);
+//!
+//! let mut p = Process::new(|(): ()| processing_process::current_process().name().to_string(), ())
+//!     .name("worker")
+//!     .start_method(StartMethod::Spawn);
+//! p.start().unwrap();
+//! assert_eq!(p.join().unwrap(), "worker");
+//! assert_eq!(current_process().name(), "MainProcess");
+//! ```
+//!
+//! Map: [`Process`] (builder, `start`, `join`, `terminate`...), [`spawn`], [`StartMethod`],
+//! [`set_start_method`], [`get_context`]/[`Context`], [`current_process`],
+//! [`parent_process`], [`active_children`], [`cpu_count`], [`init`], [`log_to_stderr`],
+//! errors [`ProcessError`] and [`SpawnError`].
+
+mod bootstrap;
+mod context;
+mod error;
+mod info;
+mod log;
+mod process;
+mod registry;
+mod sys;
+mod target;
+mod wire;
+
+pub use bootstrap::init;
+pub use context::{get_context, get_start_method, set_start_method, Context, StartMethod};
+pub use error::{ProcessError, SpawnError};
+pub use info::{active_children, cpu_count, current_process, parent_process, ChildInfo, CurrentProcess, ParentProcess};
+pub use log::log_to_stderr;
+pub use process::{spawn, Process, Resource, Stdio};
+pub use tracing::Level;

@@ -1,5 +1,32 @@
-//! Moving values between processes: pipes, connections, listeners and queues.
+//! Moving values between processes: pipes, connections and authenticated listeners.
 //!
 //! Layer: `core → shm → sync → **transport** → process → {manager, pool} → processing`.
-//! It will hold `Pipe`/`Connection<T>`, `Listener`/`Client` with authkey handshakes, and the
-//! `Queue` family. It never depends on process, manager or pool.
+//! It holds [`Pipe`]/[`Connection`] (framed typed messages with OS handles beside them),
+//! [`Listener`]/[`Client`] (local sockets and TCP behind a mutual HMAC-SHA256 handshake that
+//! speaks the wire of Python's `multiprocessing.connection`), and [`wait`] over connections and
+//! anything [`Waitable`] (process sentinels implement it in the process layer). It never
+//! depends on process, manager or pool.
+//!
+//! ```
+//! use processing_transport::Pipe;
+//! let (parent, child) = Pipe::new::<(u32, String)>().unwrap();
+//! child.send(&(1, "one".into())).unwrap();
+//! assert_eq!(parent.recv().unwrap(), (1, "one".to_string()));
+//! ```
+
+mod address;
+mod auth;
+mod connection;
+mod error;
+pub mod frame;
+mod listener;
+mod sys;
+mod wait;
+
+pub use address::{Address, IntoAddress};
+pub use connection::{
+    CanRecv, CanSend, Connection, Direction, Duplex, Pipe, ReadOnly, SimplexPair, WriteOnly,
+};
+pub use error::{AuthError, ConnectionError, FrameError, ListenerError};
+pub use listener::{Client, ClientBuilder, Listener, ListenerBuilder};
+pub use wait::{wait, RawWaitable, Waitable};

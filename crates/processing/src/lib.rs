@@ -19,3 +19,9 @@ pub use processing_sync as sync;
 pub use processing_transport as transport;
 
 pub use processing_macros::main;
+
+pub use processing_process::{
+    active_children, cpu_count, current_process, get_context, get_start_method, init,
+    log_to_stderr, parent_process, set_start_method, spawn, Context, Process, ProcessError,
+    SpawnError, StartMethod,
+};

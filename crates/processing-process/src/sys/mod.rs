@@ -1,0 +1,34 @@
+//! The platform seam of processing-process: `unix.rs` (with `forkserver.rs` on Linux) or
+//! `windows.rs`, one fixed list of names.
+//!
+//! Both sides provide: `Channel` (the bootstrap channel: framed messages with OS handles),
+//! `channel_pair`, `ProcHandle` (a started child: wait, signal, sentinel), `spawn_exec` (re-exec
+//! of the program), `fork_process` and `forkserver_request` (errors where unsupported),
+//! `wait_event`, the child-side `apply_setup`, `close_fds_except`, `child_defaults`, `exit_now`,
+//! `write_stderr`, `image_fingerprint`, `parse_marker`, `default_start_method`,
+//! `TERMINATE` and `KILL`.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::*;
+
+#[cfg(target_os = "linux")]
+mod forkserver;
+#[cfg(target_os = "linux")]
+pub(crate) use forkserver::{forkserver_request, serve_forkserver};
+
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) fn forkserver_request(_child_end: Channel) -> Result<(), crate::SpawnError> {
+    Err(crate::error::unsupported("the forkserver start method needs Linux"))
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) fn serve_forkserver(_marker: &str) -> ! {
+    exit_now(crate::wire::EXIT_BOOTSTRAP_FAILED)
+}
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;

@@ -1,0 +1,665 @@
+//! Unix: socketpair bootstrap channels, re-exec with `Command`, `fork`, `waitpid`, pidfds,
+//! signals, resource limits and the parent-death signal. Every raw `fork` and `Command::new`
+//! of the crate lives here (and in `forkserver.rs`).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use processing_core::os::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
+
+use crate::error::SpawnError;
+use crate::wire::{Frame, Setup, StdioMsg, CHILD_MARKER, MAX_FRAME};
+use crate::{Resource, StartMethod, Stdio};
+
+/// The signal `terminate` sends.
+pub(crate) const TERMINATE: i32 = libc::SIGTERM;
+/// The signal `kill` sends.
+pub(crate) const KILL: i32 = libc::SIGKILL;
+
+/// The platform's default start method.
+pub(crate) fn default_start_method() -> StartMethod {
+    if cfg!(target_os = "linux") {
+        StartMethod::ForkServer
+    } else {
+        StartMethod::Spawn
+    }
+}
+
+/// The start methods this platform offers.
+pub(crate) fn available_methods() -> &'static [StartMethod] {
+    if cfg!(target_os = "linux") {
+        &[StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]
+    } else {
+        &[StartMethod::Spawn, StartMethod::Fork]
+    }
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A connected socketpair of `kind`, both ends close-on-exec.
+pub(crate) fn socketpair(kind: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let kind = kind | libc::SOCK_CLOEXEC;
+    // SAFETY: `fds` is a valid array of two descriptors for the kernel to fill.
+    cvt(unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) })?;
+    // SAFETY: socketpair succeeded, so both descriptors are fresh and owned by nobody else.
+    let pair = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    set_cloexec(pair.0.as_raw_fd(), true)?;
+    set_cloexec(pair.1.as_raw_fd(), true)?;
+    Ok(pair)
+}
+
+pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller owns; it changes only its descriptor flags.
+    unsafe {
+        let flags = cvt(libc::fcntl(fd, libc::F_GETFD))?;
+        let new = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+        if new != flags {
+            cvt(libc::fcntl(fd, libc::F_SETFD, new))?;
+        }
+    }
+    Ok(())
+}
+
+/// The bootstrap channel: a Unix stream socket carrying frames with descriptors.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    fd: OwnedFd,
+}
+
+/// Two connected channel ends: the parent's and the child's.
+pub(crate) fn channel_pair() -> io::Result<(Channel, Channel)> {
+    let (a, b) = socketpair(libc::SOCK_STREAM)?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub(crate) fn from_fd(fd: OwnedFd) -> Channel {
+        Channel { fd }
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub(crate) fn as_os_handle(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The descriptor number, for a forked child to close its copy of the parent's end.
+    pub(crate) fn raw_for_child(&self) -> i64 {
+        i64::from(self.fd.as_raw_fd())
+    }
+
+    /// Sends one frame; `handles` are attached to its first byte.
+    pub(crate) fn send_frame(&self, split: u32, body: &[u8], handles: &[OwnedFd]) -> io::Result<()> {
+        if handles.len() > MAX_FDS_PER_MESSAGE {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors in one message"));
+        }
+        let len = u32::try_from(body.len())
+            .ok()
+            .filter(|&l| (l as usize) < MAX_FRAME)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "message too large"))?;
+        let mut buf = Vec::with_capacity(8 + body.len());
+        buf.extend_from_slice(&len.to_le_bytes());
+        buf.extend_from_slice(&split.to_le_bytes());
+        buf.extend_from_slice(body);
+        let borrowed: Vec<BorrowedFd<'_>> = handles.iter().map(|h| h.as_fd()).collect();
+        let mut sent = send_with_fds(self.fd.as_fd(), &buf, &borrowed)?;
+        while sent < buf.len() {
+            let n = send_with_fds(self.fd.as_fd(), &buf[sent..], &[])?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            sent += n;
+        }
+        Ok(())
+    }
+
+    /// Receives one frame; `None` at a clean end of stream.
+    pub(crate) fn recv_frame(&self) -> io::Result<Option<Frame>> {
+        let mut handles = Vec::new();
+        let mut header = [0u8; 8];
+        if !self.read_exact(&mut header, &mut handles, true)? {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let split = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if len >= MAX_FRAME {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too large"));
+        }
+        let mut body = vec![0u8; len];
+        self.read_exact(&mut body, &mut handles, false)?;
+        Ok(Some(Frame { split, body, handles: handles.into_iter().collect() }))
+    }
+
+    /// Fills `buf`; returns false on end of stream before the first byte (if `eof_ok`).
+    fn read_exact(&self, buf: &mut [u8], handles: &mut Vec<OwnedFd>, eof_ok: bool) -> io::Result<bool> {
+        let mut got = 0;
+        while got < buf.len() {
+            let (n, fds) = recv_with_fds(self.fd.as_fd(), &mut buf[got..], 0)?;
+            handles.extend(fds);
+            if n == 0 {
+                if got == 0 && eof_ok {
+                    return Ok(false);
+                }
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            got += n;
+        }
+        Ok(true)
+    }
+
+    /// Whether a frame (or end of stream) can be read without blocking.
+    pub(crate) fn readable_now(&self) -> bool {
+        poll_two(Some(self.raw()), None, Some(Duration::ZERO)).map(|r| r.0).unwrap_or(true)
+    }
+}
+
+/// Polls up to two descriptors for readability; returns which were ready.
+fn poll_two(a: Option<RawFd>, b: Option<RawFd>, timeout: Option<Duration>) -> io::Result<(bool, bool)> {
+    let mut fds = [
+        libc::pollfd { fd: a.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: b.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+    ];
+    let ms = match timeout {
+        None => -1,
+        Some(d) => d.as_millis().min(i32::MAX as u128) as i32 + i32::from(d.subsec_nanos() % 1_000_000 != 0),
+    };
+    // SAFETY: `fds` is a valid array of two pollfd structures; negative fds are ignored.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if r < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok((false, false));
+        }
+        return Err(err);
+    }
+    Ok((fds[0].revents != 0, fds[1].revents != 0))
+}
+
+/// A started child as the parent sees it.
+#[derive(Debug)]
+pub(crate) struct ProcHandle {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+}
+
+impl ProcHandle {
+    /// Takes over `pid`, which must be an unreaped child of this process.
+    pub(crate) fn open(pid: u32) -> ProcHandle {
+        let pid = pid as libc::pid_t;
+        ProcHandle { pid, pidfd: pidfd_open(pid) }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// The exit code if the child has ended (reaping it): the code, or minus the signal.
+    pub(crate) fn try_wait(&self) -> io::Result<Option<i32>> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            if r == 0 {
+                return Ok(None);
+            }
+            if r < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            return Ok(Some(decode_status(status)));
+        }
+    }
+
+    /// Sends `signal` (the caller guarantees the child is not reaped yet).
+    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: the pid is our unreaped child (a zombie at worst), so it cannot be reused.
+        cvt(unsafe { libc::kill(self.pid, signal) }).map(drop)
+    }
+
+    /// The waitable sentinel: the pidfd where the kernel has them.
+    pub(crate) fn sentinel(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|f| f.as_fd())
+    }
+}
+
+fn decode_status(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        status
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor (close-on-exec) or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel returned a fresh descriptor owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pidfd_open(_pid: libc::pid_t) -> Option<OwnedFd> {
+    None
+}
+
+/// What [`wait_event`] saw.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Event {
+    pub(crate) channel: bool,
+}
+
+/// Waits until `chan` is readable, the process may have exited, or `timeout` passes.
+pub(crate) fn wait_event(chan: Option<&Channel>, proc: &ProcHandle, timeout: Option<Duration>) -> io::Result<Event> {
+    match &proc.pidfd {
+        Some(pidfd) => {
+            let (c, _) = poll_two(chan.map(Channel::raw), Some(pidfd.as_raw_fd()), timeout)?;
+            Ok(Event { channel: c })
+        }
+        None => {
+            // Without pidfds the exit is noticed by polling in short slices.
+            let slice = Duration::from_millis(2);
+            let t = timeout.map_or(slice, |t| t.min(slice));
+            let (c, _) = poll_two(chan.map(Channel::raw), None, Some(t))?;
+            Ok(Event { channel: c })
+        }
+    }
+}
+
+/// Kills and reaps a child that did not run the bootstrap, waiting at most `grace` first.
+pub(crate) fn reap_within(proc: &ProcHandle, grace: Duration) -> Option<i32> {
+    let deadline = Instant::now() + grace;
+    loop {
+        match proc.try_wait() {
+            Ok(Some(code)) => return Some(code),
+            Err(_) => return None,
+            Ok(None) => {}
+        }
+        if Instant::now() >= deadline {
+            let _ = proc.signal(KILL);
+            let mut status = 0;
+            // SAFETY: blocking waitpid on our own child that was just sent SIGKILL.
+            let r = unsafe { libc::waitpid(proc.pid, &mut status, 0) };
+            return (r > 0).then(|| decode_status(status));
+        }
+        let _ = wait_event(None, proc, Some(Duration::from_millis(5)));
+    }
+}
+
+/// The executable to re-run: `/proc/self/exe` on Linux (the very image, even if the file was
+/// replaced), else `current_exe()`.
+fn self_exe() -> io::Result<(PathBuf, Option<PathBuf>)> {
+    let exe = std::env::current_exe()?;
+    if cfg!(target_os = "linux") && Path::new("/proc/self/exe").exists() {
+        return Ok((PathBuf::from("/proc/self/exe"), Some(exe)));
+    }
+    Ok((exe, None))
+}
+
+/// A fingerprint of the running executable file (device, inode, size, modification time).
+pub(crate) fn image_fingerprint() -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = if cfg!(target_os = "linux") {
+        std::fs::metadata("/proc/self/exe")
+    } else {
+        std::env::current_exe().and_then(std::fs::metadata)
+    };
+    match meta {
+        Ok(m) => crate::target::fingerprint(&[
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime() as u64,
+            m.mtime_nsec() as u64,
+        ]),
+        Err(_) => 0,
+    }
+}
+
+/// What a re-exec needs.
+#[derive(Debug)]
+pub(crate) struct ExecRequest {
+    pub(crate) program: Option<PathBuf>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stdio: [Stdio; 3],
+    pub(crate) child_end: Channel,
+    pub(crate) die_with_parent: bool,
+}
+
+fn to_std(s: Stdio) -> std::process::Stdio {
+    match s {
+        Stdio::Inherit => std::process::Stdio::inherit(),
+        Stdio::Null => std::process::Stdio::null(),
+        Stdio::File(f) => std::process::Stdio::from(f),
+    }
+}
+
+/// Re-executes the program (or `program`) with the child marker; returns the child.
+///
+/// A child that must die with this process is started from the launcher thread, because the
+/// parent-death signal follows the thread that forked.
+pub(crate) fn spawn_exec(req: ExecRequest) -> Result<ProcHandle, SpawnError> {
+    let via_launcher = req.die_with_parent;
+    let run = move || -> Result<u32, SpawnError> {
+        let ExecRequest { program, env, cwd, stdio, child_end, .. } = req;
+        let mut cmd = match program {
+            Some(p) => std::process::Command::new(p),
+            None => {
+                let (exe, arg0) = self_exe().map_err(|e| SpawnError::io("cannot locate the executable", e))?;
+                let mut cmd = std::process::Command::new(exe);
+                if let Some(a) = arg0 {
+                    cmd.arg0(a);
+                }
+                cmd
+            }
+        };
+        let fd = child_end.raw();
+        cmd.env(CHILD_MARKER, fd.to_string());
+        cmd.envs(env);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let [stdin, stdout, stderr] = stdio;
+        cmd.stdin(to_std(stdin)).stdout(to_std(stdout)).stderr(to_std(stderr));
+        // SAFETY: the closure runs in the forked child before exec and only calls fcntl, which
+        // is async-signal-safe, on a descriptor that the child inherited.
+        unsafe {
+            cmd.pre_exec(move || set_cloexec(fd, false));
+        }
+        let child = cmd.spawn().map_err(|e| SpawnError::io("cannot execute the program", e))?;
+        drop(child_end);
+        Ok(child.id())
+    };
+    let pid = if via_launcher { on_launcher(run)? } else { run()? };
+    Ok(ProcHandle::open(pid))
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+static LAUNCHER: Mutex<Option<(u32, mpsc::Sender<Job>)>> = Mutex::new(None);
+
+/// Runs `f` on the launcher: a thread that lives as long as the process, so that the parent
+/// of children it creates never "dies" before the process does (PR_SET_PDEATHSIG fires when
+/// the parent *thread* exits).
+pub(crate) fn on_launcher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    let sender = {
+        let mut slot = LAUNCHER.lock().unwrap_or_else(|e| e.into_inner());
+        let me = std::process::id();
+        match slot.as_ref() {
+            Some((owner, s)) if *owner == me => s.clone(),
+            _ => {
+                let (s, r) = mpsc::channel::<Job>();
+                let spawned = std::thread::Builder::new()
+                    .name("processing-launcher".into())
+                    .stack_size(256 * 1024)
+                    .spawn(move || {
+                        for job in r {
+                            job();
+                        }
+                    });
+                if spawned.is_err() {
+                    // No thread available: run here (the parent-death signal then follows
+                    // the calling thread).
+                    drop(slot);
+                    job();
+                    return rx.recv().unwrap_or_else(|_| unreachable_result());
+                }
+                if let Some(old) = slot.replace((me, s.clone())) {
+                    // Inherited through fork: the thread behind it does not exist here.
+                    std::mem::forget(old);
+                }
+                s
+            }
+        }
+    };
+    if let Err(mpsc::SendError(job)) = sender.send(job) {
+        job();
+    }
+    rx.recv().unwrap_or_else(|_| unreachable_result())
+}
+
+fn unreachable_result<T>() -> T {
+    // The job always sends before it is dropped; a missing result means it panicked, which
+    // the launcher thread reports on its own.
+    exit_now(crate::wire::EXIT_BOOTSTRAP_FAILED)
+}
+
+/// Forgets process-local state inherited through `fork` (without closing anything: the
+/// descriptors may already be closed or reused in the child).
+pub(crate) fn forget_inherited_state() {
+    if let Ok(mut slot) = LAUNCHER.try_lock() {
+        if let Some(old) = slot.take() {
+            std::mem::forget(old);
+        }
+    }
+    #[cfg(target_os = "linux")]
+    super::forkserver::forget_inherited();
+}
+
+/// `fork()`: `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
+///
+/// # Safety
+/// In the child only async-signal-safe work is guaranteed to be safe if other threads exist;
+/// the caller holds this crate's locks across the call and keeps the child's work small.
+pub(crate) unsafe fn fork_raw() -> io::Result<Option<u32>> {
+    // SAFETY: per this function's contract.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as u32)),
+    }
+}
+
+/// Closes descriptor `raw` by number (a forked child's copy of the parent's channel end).
+pub(crate) fn close_raw(raw: i64) {
+    // SAFETY: closes this process's copy of a descriptor nothing else in the child uses.
+    unsafe { libc::close(raw as RawFd) };
+}
+
+/// The null device.
+pub(crate) const NULL_DEVICE: &str = "/dev/null";
+
+/// Whether the fork start method exists here.
+pub(crate) fn fork_supported() -> Result<(), SpawnError> {
+    Ok(())
+}
+
+/// Child side: ignore SIGPIPE as the Rust runtime does for `main` (the bootstrap runs before it).
+pub(crate) fn child_defaults() {
+    // SAFETY: setting a signal disposition to SIG_IGN has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Child side: applies redirections, environment, directory, limits and the parent-death signal.
+pub(crate) fn apply_setup(setup: Setup, parent_pid: u32) -> Result<(), String> {
+    let Setup { env, cwd, stdio, limits, die_with_parent } = setup;
+    for (target, msg) in stdio.into_iter().enumerate() {
+        if let StdioMsg::Handle(h) = msg {
+            let fd = h.into_inner();
+            // SAFETY: dup2 onto a standard descriptor number; `fd` is owned and valid.
+            cvt(unsafe { libc::dup2(fd.as_raw_fd(), target as RawFd) })
+                .map_err(|e| format!("cannot redirect descriptor {target}: {e}"))?;
+        }
+    }
+    for (k, v) in env {
+        std::env::set_var(k, v);
+    }
+    if let Some(dir) = cwd {
+        std::env::set_current_dir(&dir).map_err(|e| format!("cannot change directory to {}: {e}", dir.display()))?;
+    }
+    for (resource, soft, hard) in limits {
+        set_limit(resource, soft, hard).map_err(|e| format!("cannot set limit {resource:?}: {e}"))?;
+    }
+    if die_with_parent {
+        die_with(parent_pid)?;
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn die_with(parent_pid: u32) -> Result<(), String> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only records a signal number for this process.
+    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) })
+        .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    // The parent may have died before the signal was armed.
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } as u32 != parent_pid {
+        return Err("the parent exited before the child started".into());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with(parent_pid: u32) -> Result<(), String> {
+    // No parent-death signal: a watcher thread polls the parent.
+    std::thread::Builder::new()
+        .name("processing-parent-watch".into())
+        .spawn(move || loop {
+            // SAFETY: getppid has no preconditions.
+            if unsafe { libc::getppid() } as u32 != parent_pid {
+                // SAFETY: sending SIGTERM to ourselves.
+                unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        })
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn set_limit(resource: Resource, soft: u64, hard: u64) -> io::Result<()> {
+    let which = match resource {
+        Resource::AddressSpace => libc::RLIMIT_AS,
+        Resource::CpuTime => libc::RLIMIT_CPU,
+        Resource::OpenFiles => libc::RLIMIT_NOFILE,
+        Resource::FileSize => libc::RLIMIT_FSIZE,
+        Resource::CoreSize => libc::RLIMIT_CORE,
+        Resource::DataSize => libc::RLIMIT_DATA,
+        Resource::StackSize => libc::RLIMIT_STACK,
+    };
+    let lim = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+    // SAFETY: setrlimit reads a valid rlimit structure.
+    cvt(unsafe { libc::setrlimit(which, &lim) }).map(drop)
+}
+
+/// Whether resource limits can be applied here.
+pub(crate) fn limits_supported() -> bool {
+    true
+}
+
+/// Child side (fork method): closes every descriptor except `keep`.
+pub(crate) fn close_fds_except(keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&f| f >= 0).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut low: RawFd = 0;
+    for &k in keep.iter().chain(std::iter::once(&RawFd::MAX)) {
+        if k > low {
+            close_range(low, k - 1);
+        }
+        low = k.saturating_add(1);
+    }
+}
+
+fn close_range(low: RawFd, high: RawFd) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: close_range closes descriptors of this process only; the caller owns them all.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, low as libc::c_uint, high as libc::c_uint, 0) };
+        if r == 0 {
+            return;
+        }
+    }
+    // SAFETY: sysconf has no preconditions.
+    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+    let max = if max <= 0 { 1024 } else { max.min(65_536) as RawFd };
+    for fd in low..=high.min(max) {
+        // SAFETY: closing descriptors the caller gave up (EBADF for unused numbers is fine).
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Child side: ends the process at once with `code`, without running exit handlers.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes `text` to descriptor 2 directly (past any in-process output capture).
+pub(crate) fn write_stderr(text: &str) {
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        // SAFETY: writing a valid buffer to descriptor 2.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+/// Child side: the channel named by the marker's value.
+pub(crate) fn parse_marker(value: &str) -> Option<Channel> {
+    let fd: RawFd = value.trim().parse().ok()?;
+    // The descriptor must be open; then it is ours (the parent passed it for this purpose).
+    // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    let _ = set_cloexec(fd, true);
+    // SAFETY: the descriptor is open and was handed to this process as its bootstrap channel.
+    Some(Channel { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+}
+
+/// Duplicates standard descriptor `n` for a fork-server child (which has none of ours).
+pub(crate) fn dup_stdio(n: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: `n` is a standard descriptor number; borrowing it for the duration of the
+    // duplication is fine even if it is closed (the dup then fails).
+    let borrowed = unsafe { BorrowedFd::borrow_raw(n) };
+    borrowed.try_clone_to_owned()
+}
+
+/// Reaps `pid` if it ended; true once it is gone.
+pub(crate) fn reap_pid(pid: u32) -> bool {
+    ProcHandle { pid: pid as libc::pid_t, pidfd: None }.try_wait().map_or(true, |s| s.is_some())
+}
+
+/// The raw numbers of handles, for [`close_fds_except`].
+pub(crate) fn raw_numbers(handles: &[OwnedFd]) -> Vec<RawFd> {
+    handles.iter().map(|h| h.as_raw_fd()).collect()
+}
+

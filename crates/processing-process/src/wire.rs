@@ -1,0 +1,97 @@
+//! What travels over the bootstrap channel between a parent and its child.
+//!
+//! Parent → child: one launch frame, whose body is a postcard [`Config`] and whose OS handles
+//! are the argument's handles (the first `split`) followed by the config's own (redirections).
+//! Child → parent: [`Report`] frames: `Ready` once the child took over, then one final report.
+//! A frame is `[len: u32 LE][split: u32 LE][body]`, handles attached to its first byte (Unix).
+
+use std::path::PathBuf;
+
+use processing_core::TransferableHandle;
+use serde::{Deserialize, Serialize};
+
+use crate::target::BuildId;
+use crate::StartMethod;
+
+/// Environment marker of a child: the bootstrap channel (a descriptor number on Unix, two
+/// handle values on Windows). It carries no secret.
+pub(crate) const CHILD_MARKER: &str = "PROCESSING_BOOTSTRAP";
+/// Environment marker of the fork server: its control socket and the expected parent pid.
+pub(crate) const SERVER_MARKER: &str = "PROCESSING_FORKSERVER";
+/// Setting this (to anything but `0`) disables the pre-main hook; `processing::init()` then
+/// runs the bootstrap.
+pub(crate) const NO_AUTO_BOOTSTRAP: &str = "PROCESSING_NO_AUTO_BOOTSTRAP";
+
+/// Exit code of a child whose bootstrap could not proceed (the parent reports why).
+pub(crate) const EXIT_BOOTSTRAP_FAILED: i32 = 70;
+
+/// The largest frame either side accepts.
+pub(crate) const MAX_FRAME: usize = 1 << 31;
+
+/// Everything a child needs to become the process its parent asked for.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Config {
+    pub(crate) build: BuildId,
+    pub(crate) entry: i64,
+    pub(crate) args: Vec<u8>,
+    pub(crate) name: String,
+    pub(crate) daemon: bool,
+    pub(crate) authkey: Vec<u8>,
+    pub(crate) parent_pid: u32,
+    pub(crate) parent_name: String,
+    pub(crate) method: StartMethod,
+    pub(crate) setup: Setup,
+}
+
+/// Settings the child applies to itself (for the spawn method the environment, working
+/// directory and redirections were already applied by the exec).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Setup {
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stdio: [StdioMsg; 3],
+    pub(crate) limits: Vec<(crate::Resource, u64, u64)>,
+    pub(crate) die_with_parent: bool,
+}
+
+/// One redirection as the child applies it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) enum StdioMsg {
+    /// Keep what the process has.
+    #[default]
+    Keep,
+    /// Install this handle.
+    Handle(TransferableHandle),
+}
+
+/// Why a child refused to run the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Refusal {
+    DifferentBinary,
+    Setup,
+    Config,
+    Fork,
+}
+
+/// A message from child to parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Report {
+    /// The bootstrap took over; the target is about to run.
+    Ready { pid: u32 },
+    /// The bootstrap refused the launch.
+    Refused { why: Refusal, detail: String },
+    /// The target returned this encoded value (its handles came with the frame).
+    Returned(Vec<u8>),
+    /// The target panicked.
+    Panicked { message: String, location: Option<String> },
+    /// The arguments or the value could not travel.
+    Failed(String),
+}
+
+/// A received frame.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub(crate) split: u32,
+    pub(crate) body: Vec<u8>,
+    pub(crate) handles: Vec<processing_core::OwnedOsHandle>,
+}

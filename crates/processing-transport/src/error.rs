@@ -1,0 +1,180 @@
+//! Error types of the transport layer.
+
+use std::io;
+
+use processing_core::{CodecError, HandleError};
+
+/// A frame on the wire is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The length prefix is negative (and not the `-1` escape of a long frame).
+    #[error("malformed frame: negative length {0}")]
+    NegativeLength(i32),
+    /// The length prefix is larger than the connection accepts.
+    #[error("message of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// The announced length.
+        len: u64,
+        /// The connection's limit.
+        max: u64,
+    },
+    /// The stream ended in the middle of a frame.
+    #[error("stream ended in the middle of a frame")]
+    Truncated,
+    /// A typed message announced more OS handles than arrived with it.
+    #[error("message announces {announced} os handles but {arrived} arrived")]
+    MissingHandles {
+        /// Handles the message claims.
+        announced: usize,
+        /// Handles that actually arrived.
+        arrived: usize,
+    },
+    /// A typed message has no handle-count byte.
+    #[error("typed message is empty")]
+    EmptyTyped,
+}
+
+/// An operation on a [`Connection`](crate::Connection) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The peer closed its end: there is nothing more to receive (Python's `EOFError`).
+    #[error("end of stream: the peer closed the connection")]
+    Eof,
+    /// The peer is gone: a send found the other end closed.
+    #[error("the peer closed the connection")]
+    Disconnected,
+    /// The receive buffer was too small; the whole message is handed back.
+    #[error("buffer too short for a message of {} bytes", .0.len())]
+    BufferTooShort(Vec<u8>),
+    /// The stream carried a malformed frame; the connection is unusable afterwards.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The value could not be encoded or the message could not be decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// An OS handle inside the value could not travel.
+    #[error(transparent)]
+    Handle(#[from] HandleError),
+    /// The connection was left broken by an earlier malformed frame or interrupted transfer.
+    #[error("the connection is broken by an earlier error")]
+    Broken,
+    /// A timeout elapsed (handshake reads).
+    #[error("timed out")]
+    Timeout,
+    /// Any other operating-system error.
+    #[error("connection i/o error: {0}")]
+    Io(#[source] io::Error),
+}
+
+impl ConnectionError {
+    /// Whether the peer closed the connection (EOF on receive, or a broken pipe on send).
+    pub fn is_eof(&self) -> bool {
+        matches!(self, ConnectionError::Eof | ConnectionError::Disconnected)
+    }
+
+    /// Whether this is [`ConnectionError::BufferTooShort`].
+    pub fn is_buffer_too_short(&self) -> bool {
+        matches!(self, ConnectionError::BufferTooShort(_))
+    }
+
+    /// Whether the bytes on the wire were malformed.
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            ConnectionError::Frame(_) | ConnectionError::Codec(CodecError::Decode(_))
+        )
+    }
+
+    /// Whether a timeout elapsed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ConnectionError::Timeout)
+    }
+}
+
+impl From<io::Error> for ConnectionError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected => ConnectionError::Disconnected,
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ConnectionError::Timeout,
+            _ => ConnectionError::Io(e),
+        }
+    }
+}
+
+/// The authentication handshake failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The peer's answer to our challenge was wrong (different authkey).
+    #[error("authentication failed: the peer's digest was wrong")]
+    WrongDigest,
+    /// The peer rejected our answer (different authkey).
+    #[error("authentication failed: the peer rejected our digest")]
+    Rejected,
+    /// The peer does not speak the handshake (bad message, wrong size, missing challenge).
+    #[error("authentication failed: protocol error: {0}")]
+    Protocol(String),
+    /// The peer asked for the legacy HMAC-MD5 handshake (Python 3.11 and older), which is weak
+    /// and refused.
+    #[error("authentication failed: the peer uses the weak legacy hmac-md5 handshake (python 3.11 or older), which is refused")]
+    LegacyDigest,
+    /// The peer asked for a digest this side does not offer.
+    #[error("authentication failed: unsupported digest {0:?}")]
+    UnsupportedDigest(String),
+    /// The connection failed during the handshake.
+    #[error("authentication failed: {0}")]
+    Connection(#[source] Box<ConnectionError>),
+}
+
+impl From<ConnectionError> for AuthError {
+    fn from(e: ConnectionError) -> Self {
+        match e {
+            ConnectionError::Frame(FrameError::TooLarge { len, .. }) => {
+                AuthError::Protocol(format!("handshake message of {len} bytes is too long"))
+            }
+            ConnectionError::Frame(f) => AuthError::Protocol(f.to_string()),
+            other => AuthError::Connection(Box::new(other)),
+        }
+    }
+}
+
+/// Binding, accepting or connecting failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListenerError {
+    /// The address could not be parsed or resolved.
+    #[error("invalid address {0:?}")]
+    InvalidAddress(String),
+    /// Another live listener already serves this address.
+    #[error("address {0} is already in use")]
+    AddressInUse(String),
+    /// A TCP address with an empty authkey was refused (enable it on the builder).
+    #[error("refusing an empty authkey on a tcp address (allow it explicitly on the builder)")]
+    UnauthenticatedTcp,
+    /// The per-user socket directory is not private to this user.
+    #[error("socket directory {0} is not private to this user")]
+    InsecureDirectory(String),
+    /// The handshake failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Any other operating-system error.
+    #[error("listener i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ListenerError {
+    /// Whether the handshake failed because of an authentication problem.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, ListenerError::Auth(_))
+    }
+
+    /// Whether the address was already in use.
+    pub fn is_address_in_use(&self) -> bool {
+        matches!(self, ListenerError::AddressInUse(_))
+    }
+}

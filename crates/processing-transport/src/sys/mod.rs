@@ -1,0 +1,23 @@
+//! The platform seam of processing-transport: `unix.rs` or `windows.rs`, one fixed list of names.
+//!
+//! Both provide `Stream` (a connected byte stream that may carry OS handles), `LocalListener`
+//! and `connect_local` (private local sockets / named pipes), `wait_any`, `RawWaitable` and
+//! `yield_now`.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::RawWaitable;
+#[cfg(unix)]
+pub(crate) use unix::{
+    borrow_handle, connect_local, wait_any, yield_now, LocalListener, Stream, StreamKind,
+};
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::RawWaitable;
+#[cfg(windows)]
+pub(crate) use windows::{
+    borrow_handle, connect_local, wait_any, yield_now, LocalListener, Stream, StreamKind,
+};

@@ -1,0 +1,415 @@
+//! Unix: connections are stream sockets (`socketpair` for pipes, Unix domain sockets in a
+//! private per-user directory for local listeners, TCP); handles travel with `SCM_RIGHTS`.
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use processing_core::os::{recv_with_fds, send_with_fds};
+
+use crate::error::ListenerError;
+
+/// The OS object [`wait`](crate::wait) watches: a descriptor that polls readable when ready.
+pub type RawWaitable = RawFd;
+
+/// What kind of stream a connection runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    /// A Unix domain socket (can carry descriptors).
+    Local,
+    /// A TCP socket.
+    Tcp,
+}
+
+impl StreamKind {
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            StreamKind::Local => 0,
+            StreamKind::Tcp => 1,
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Option<StreamKind> {
+        match b {
+            0 => Some(StreamKind::Local),
+            1 => Some(StreamKind::Tcp),
+            _ => None,
+        }
+    }
+}
+
+/// A connected stream socket.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    fd: OwnedFd,
+    kind: StreamKind,
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+impl Stream {
+    /// A connected pair of Unix stream sockets.
+    pub(crate) fn pair() -> io::Result<(Stream, Stream)> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: fds is a writable array of two ints, as socketpair requires.
+        cvt(unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        })?;
+        // SAFETY: socketpair succeeded, so both descriptors are fresh and owned by nobody else.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let a = Stream {
+            fd: a,
+            kind: StreamKind::Local,
+        };
+        let b = Stream {
+            fd: b,
+            kind: StreamKind::Local,
+        };
+        a.tune();
+        b.tune();
+        Ok((a, b))
+    }
+
+    /// Larger socket buffers: fewer wake-ups per large message.
+    fn tune(&self) {
+        let size: libc::c_int = 1 << 20;
+        for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+            // SAFETY: setsockopt reads sizeof(c_int) bytes from &size; failure is harmless.
+            unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+    }
+
+    pub(crate) fn from_tcp(s: TcpStream) -> Stream {
+        let _ = s.set_nodelay(true);
+        Stream {
+            fd: s.into(),
+            kind: StreamKind::Tcp,
+        }
+    }
+
+    pub(crate) fn from_handle(fd: OwnedFd, kind: StreamKind) -> io::Result<Stream> {
+        Ok(Stream { fd, kind })
+    }
+
+    /// Adopts a connected stream socket (Unix domain or TCP).
+    pub(crate) fn adopt(fd: OwnedFd) -> io::Result<Stream> {
+        // SAFETY: sockaddr_storage is plain old data; zero is a valid value.
+        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: addr is writable for len bytes; getsockname writes at most that many.
+        cvt(unsafe {
+            libc::getsockname(
+                fd.as_raw_fd(),
+                (&mut addr as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+            )
+        })?;
+        let kind = match i32::from(addr.ss_family) {
+            libc::AF_UNIX => StreamKind::Local,
+            libc::AF_INET | libc::AF_INET6 => StreamKind::Tcp,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a unix or tcp socket",
+                ))
+            }
+        };
+        Ok(Stream { fd, kind })
+    }
+
+    /// The handle to serialize when the connection travels.
+    pub(crate) fn transfer_handle(&self) -> io::Result<BorrowedFd<'_>> {
+        Ok(self.fd.as_fd())
+    }
+
+    pub(crate) fn kind(&self) -> StreamKind {
+        self.kind
+    }
+
+    /// Whether OS handles can travel beside the bytes.
+    pub(crate) fn carries_handles(&self) -> bool {
+        self.kind == StreamKind::Local
+    }
+
+    /// Writes all of `data`; `handles` travel with its first byte.
+    pub(crate) fn write_all(&self, mut data: &[u8], handles: &[OwnedFd]) -> io::Result<()> {
+        if !handles.is_empty() {
+            let borrowed: Vec<BorrowedFd<'_>> = handles.iter().map(|h| h.as_fd()).collect();
+            let n = send_with_fds(self.fd.as_fd(), data, &borrowed)?;
+            data = &data[n..];
+        }
+        while !data.is_empty() {
+            let n = send_with_fds(self.fd.as_fd(), data, &[])?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    /// Reads into `buf`, collecting handles that arrive. `Ok(0)` is the end of the stream;
+    /// `nonblocking` reads fail with `WouldBlock` when nothing is there.
+    pub(crate) fn read_chunk(
+        &self,
+        buf: &mut [u8],
+        nonblocking: bool,
+        handles: &mut Vec<OwnedFd>,
+    ) -> io::Result<usize> {
+        let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+        if self.kind == StreamKind::Tcp {
+            return self.read_raw(buf.as_mut_ptr(), buf.len(), flags);
+        }
+        let (n, fds) = recv_with_fds(self.fd.as_fd(), buf, flags)?;
+        handles.extend(fds);
+        Ok(n)
+    }
+
+    /// Reads at most `max` bytes into the spare capacity of `v` (which must have room for
+    /// them); handles never arrive here (they travel with a frame's first byte, which was read
+    /// by `read_chunk`).
+    pub(crate) fn read_spare(
+        &self,
+        v: &mut Vec<u8>,
+        max: usize,
+        nonblocking: bool,
+    ) -> io::Result<usize> {
+        let max = max.min(v.capacity() - v.len());
+        let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+        // SAFETY: the pointer is to v's spare capacity, which has room for `max` bytes.
+        let ptr = unsafe { v.as_mut_ptr().add(v.len()) };
+        let n = self.read_raw(ptr, max, flags)?;
+        // SAFETY: the kernel initialised exactly n <= max bytes of the spare capacity.
+        unsafe { v.set_len(v.len() + n) };
+        Ok(n)
+    }
+
+    fn read_raw(&self, ptr: *mut u8, len: usize, flags: libc::c_int) -> io::Result<usize> {
+        loop {
+            // SAFETY: the caller guarantees ptr is valid for writes of len bytes.
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), ptr.cast(), len, flags) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// Whether the stream is readable (data or end of stream) within `timeout`.
+    pub(crate) fn poll_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        Ok(wait_any(&[self.fd.as_raw_fd()], timeout)?[0])
+    }
+
+    /// A timeout for blocking reads (`None`: block forever).
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let tv = match timeout {
+            Some(d) => libc::timeval {
+                tv_sec: d.as_secs().min(i32::MAX as u64) as libc::time_t,
+                tv_usec: d.subsec_micros().max(if d.is_zero() { 1 } else { 0 })
+                    as libc::suseconds_t,
+            },
+            None => libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+        };
+        // SAFETY: setsockopt reads sizeof(timeval) bytes from &tv.
+        cvt(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        })?;
+        Ok(())
+    }
+
+    pub(crate) fn raw_waitable(&self) -> Option<RawWaitable> {
+        Some(self.fd.as_raw_fd())
+    }
+}
+
+/// Borrows an owned handle.
+pub(crate) fn borrow_handle(h: &OwnedFd) -> BorrowedFd<'_> {
+    h.as_fd()
+}
+
+/// Which of `raws` are ready (readable, at end of stream, or in error) within `timeout`.
+pub(crate) fn wait_any(raws: &[RawWaitable], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = raws
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so that a short timeout does not become a busy loop.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: pfds is a valid array of pfds.len() pollfd structures.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if r >= 0 {
+            return Ok(pfds.iter().map(|p| p.revents != 0).collect());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Gives the processor to another runnable thread.
+pub(crate) fn yield_now() {
+    std::thread::yield_now();
+}
+
+/// The private per-user directory that holds local sockets:
+/// `$XDG_RUNTIME_DIR/processing-<uid>` or `/tmp/processing-<uid>`, mode 0700, owned by us.
+fn socket_dir() -> Result<PathBuf, ListenerError> {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let dir = base.join(format!("processing-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.into()),
+    }
+    let meta = std::fs::symlink_metadata(&dir)?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(ListenerError::InsecureDirectory(dir.display().to_string()));
+    }
+    Ok(dir)
+}
+
+/// The filesystem path of a local address: absolute paths are used as given, bare names live
+/// in the private per-user directory.
+fn local_path(name: &str) -> Result<PathBuf, ListenerError> {
+    let path = if name.starts_with('/') {
+        PathBuf::from(name)
+    } else {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(ListenerError::InvalidAddress(name.to_string()));
+        }
+        socket_dir()?.join(name)
+    };
+    // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
+    if path.as_os_str().len() >= 108 {
+        return Err(ListenerError::InvalidAddress(format!(
+            "{} (path too long for a socket)",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// A listening Unix domain socket that removes its file when dropped.
+#[derive(Debug)]
+pub(crate) struct LocalListener {
+    listener: UnixListener,
+    path: PathBuf,
+    identity: (u64, u64),
+}
+
+impl LocalListener {
+    pub(crate) fn bind(name: &str) -> Result<LocalListener, ListenerError> {
+        let path = local_path(name)?;
+        let listener = match UnixListener::bind(&path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                // A live listener answers; a stale file left by a dead process refuses.
+                match UnixStream::connect(&path) {
+                    Ok(_) => return Err(ListenerError::AddressInUse(path.display().to_string())),
+                    Err(c) if c.kind() == io::ErrorKind::ConnectionRefused => {
+                        let meta = std::fs::symlink_metadata(&path)?;
+                        if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+                            return Err(ListenerError::AddressInUse(path.display().to_string()));
+                        }
+                        std::fs::remove_file(&path)?;
+                        UnixListener::bind(&path)?
+                    }
+                    Err(_) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let meta = std::fs::symlink_metadata(&path)?;
+        Ok(LocalListener {
+            listener,
+            path,
+            identity: (meta.dev(), meta.ino()),
+        })
+    }
+
+    pub(crate) fn accept(&self) -> io::Result<Stream> {
+        let (s, _) = self.listener.accept()?;
+        Ok(Stream {
+            fd: s.into(),
+            kind: StreamKind::Local,
+        })
+    }
+
+    pub(crate) fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+}
+
+impl Drop for LocalListener {
+    fn drop(&mut self) {
+        // Remove the file only if it is still the socket this listener bound.
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
+            if (meta.dev(), meta.ino()) == self.identity {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Connects to a local address.
+pub(crate) fn connect_local(name: &str) -> Result<Stream, ListenerError> {
+    let path = local_path(name)?;
+    let s = UnixStream::connect(&path)?;
+    Ok(Stream {
+        fd: s.into(),
+        kind: StreamKind::Local,
+    })
+}

@@ -1,0 +1,537 @@
+//! Windows: pipes are byte-mode named pipes with unique names (as Python's `Pipe()` does),
+//! local listeners are named pipes `\\.\pipe\<name>`, and TCP uses std's sockets. OS handles
+//! inside messages travel in-band as `(pid, value)` (see processing-core), so no side list.
+
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::os::windows::io::{
+    AsHandle, AsRawHandle, AsRawSocket, BorrowedHandle, FromRawHandle, OwnedHandle, RawHandle,
+};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::Foundation::{
+    GetLastError, ERROR_ACCESS_DENIED, ERROR_BROKEN_PIPE, ERROR_NO_DATA, ERROR_PIPE_BUSY,
+    ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE,
+    INVALID_HANDLE_VALUE, WAIT_OBJECT_0,
+};
+use windows_sys::Win32::Networking::WinSock::{recv, WSAPoll, POLLRDNORM, SOCKET, WSAPOLLFD};
+use windows_sys::Win32::Storage::FileSystem::{
+    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, OPEN_EXISTING,
+    PIPE_ACCESS_DUPLEX,
+};
+use windows_sys::Win32::System::Pipes::{
+    ConnectNamedPipe, CreateNamedPipeW, PeekNamedPipe, WaitNamedPipeW, PIPE_READMODE_BYTE,
+    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
+};
+use windows_sys::Win32::System::Threading::{WaitForMultipleObjects, WaitForSingleObject};
+
+use crate::error::ListenerError;
+
+/// The OS object [`wait`](crate::wait) watches: a handle that is signalled when ready.
+pub type RawWaitable = RawHandle;
+
+/// What kind of stream a connection runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    /// A named pipe.
+    Local,
+    /// A TCP socket.
+    Tcp,
+}
+
+impl StreamKind {
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            StreamKind::Local => 0,
+            StreamKind::Tcp => 1,
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Option<StreamKind> {
+        match b {
+            0 => Some(StreamKind::Local),
+            1 => Some(StreamKind::Tcp),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Os {
+    Pipe(OwnedHandle),
+    Tcp(TcpStream),
+}
+
+/// A connected byte stream.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    os: Os,
+    /// Read timeout of pipes in microseconds (0: none).
+    timeout_us: AtomicU64,
+}
+
+const PIPE_BUFFER: u32 = 1 << 20;
+
+fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(std::iter::once(0)).collect()
+}
+
+fn last_error() -> u32 {
+    // SAFETY: GetLastError has no preconditions.
+    unsafe { GetLastError() }
+}
+
+fn unique_pipe_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let r = processing_core::authkey::random_bytes(8);
+    let mut hex = String::new();
+    for b in r {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    format!(
+        r"\\.\pipe\processing-{}-{}-{hex}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn create_instance(name: &[u16], first: bool) -> io::Result<OwnedHandle> {
+    let flags = PIPE_ACCESS_DUPLEX
+        | if first {
+            FILE_FLAG_FIRST_PIPE_INSTANCE
+        } else {
+            0
+        };
+    // SAFETY: name is a NUL-terminated UTF-16 string; a null security descriptor is allowed.
+    let h = unsafe {
+        CreateNamedPipeW(
+            name.as_ptr(),
+            flags,
+            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+            PIPE_UNLIMITED_INSTANCES,
+            PIPE_BUFFER,
+            PIPE_BUFFER,
+            0,
+            std::ptr::null(),
+        )
+    };
+    if h == INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: CreateNamedPipeW returned a fresh handle owned by nobody else.
+    Ok(unsafe { OwnedHandle::from_raw_handle(h as RawHandle) })
+}
+
+fn open_client(name: &[u16]) -> io::Result<OwnedHandle> {
+    // SAFETY: name is a NUL-terminated UTF-16 string; null security attributes and template.
+    let h = unsafe {
+        CreateFileW(
+            name.as_ptr(),
+            GENERIC_READ | GENERIC_WRITE,
+            0,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            0,
+            std::ptr::null_mut(),
+        )
+    };
+    if h == INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: CreateFileW returned a fresh handle owned by nobody else.
+    Ok(unsafe { OwnedHandle::from_raw_handle(h as RawHandle) })
+}
+
+fn connect_server(h: &OwnedHandle) -> io::Result<()> {
+    // SAFETY: h is a valid pipe server handle opened for synchronous I/O.
+    let ok = unsafe { ConnectNamedPipe(h.as_raw_handle() as HANDLE, std::ptr::null_mut()) };
+    if ok == 0 && last_error() != ERROR_PIPE_CONNECTED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn is_eof_error(code: u32) -> bool {
+    code == ERROR_BROKEN_PIPE || code == ERROR_NO_DATA || code == ERROR_PIPE_NOT_CONNECTED
+}
+
+/// Bytes waiting in a pipe; `None` at the end of the stream.
+fn pipe_available(h: &OwnedHandle) -> io::Result<Option<u32>> {
+    let mut avail = 0u32;
+    // SAFETY: only the count of available bytes is written; no buffer is passed.
+    let ok = unsafe {
+        PeekNamedPipe(
+            h.as_raw_handle() as HANDLE,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+            &mut avail,
+            std::ptr::null_mut(),
+        )
+    };
+    if ok == 0 {
+        let code = last_error();
+        if is_eof_error(code) {
+            return Ok(None);
+        }
+        return Err(io::Error::from_raw_os_error(code as i32));
+    }
+    Ok(Some(avail))
+}
+
+fn socket_readable(s: &TcpStream, timeout: Option<Duration>) -> io::Result<bool> {
+    let mut fd = WSAPOLLFD {
+        fd: s.as_raw_socket() as SOCKET,
+        events: POLLRDNORM,
+        revents: 0,
+    };
+    let ms = timeout.map_or(-1, |t| {
+        t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+    });
+    // SAFETY: fd is one valid WSAPOLLFD.
+    let r = unsafe { WSAPoll(&mut fd, 1, ms) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r > 0 && fd.revents != 0)
+}
+
+impl Stream {
+    fn new(os: Os) -> Stream {
+        Stream {
+            os,
+            timeout_us: AtomicU64::new(0),
+        }
+    }
+
+    /// A connected pair of byte-mode named pipe ends.
+    pub(crate) fn pair() -> io::Result<(Stream, Stream)> {
+        let name = wide(&unique_pipe_name());
+        let server = create_instance(&name, true)?;
+        let client = open_client(&name)?;
+        connect_server(&server)?;
+        Ok((Stream::new(Os::Pipe(server)), Stream::new(Os::Pipe(client))))
+    }
+
+    pub(crate) fn from_tcp(s: TcpStream) -> Stream {
+        let _ = s.set_nodelay(true);
+        Stream::new(Os::Tcp(s))
+    }
+
+    pub(crate) fn from_handle(h: OwnedHandle, kind: StreamKind) -> io::Result<Stream> {
+        match kind {
+            StreamKind::Local => Ok(Stream::new(Os::Pipe(h))),
+            StreamKind::Tcp => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "tcp connections cannot travel on windows",
+            )),
+        }
+    }
+
+    /// Adopts a connected byte-mode pipe handle.
+    pub(crate) fn adopt(h: OwnedHandle) -> io::Result<Stream> {
+        Ok(Stream::new(Os::Pipe(h)))
+    }
+
+    /// The handle to serialize when the connection travels.
+    pub(crate) fn transfer_handle(&self) -> io::Result<BorrowedHandle<'_>> {
+        match &self.os {
+            Os::Pipe(h) => Ok(h.as_handle()),
+            Os::Tcp(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "tcp connections cannot travel on windows",
+            )),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> StreamKind {
+        match self.os {
+            Os::Pipe(_) => StreamKind::Local,
+            Os::Tcp(_) => StreamKind::Tcp,
+        }
+    }
+
+    /// Whether OS handles can travel with messages (Windows: in-band, always).
+    pub(crate) fn carries_handles(&self) -> bool {
+        true
+    }
+
+    /// Writes all of `data` (`handles` is always empty on Windows).
+    pub(crate) fn write_all(&self, mut data: &[u8], _handles: &[OwnedHandle]) -> io::Result<()> {
+        match &self.os {
+            Os::Tcp(s) => {
+                let mut s = s;
+                s.write_all(data)
+            }
+            Os::Pipe(h) => {
+                while !data.is_empty() {
+                    let chunk = data.len().min(u32::MAX as usize) as u32;
+                    let mut n = 0u32;
+                    // SAFETY: data is valid for chunk bytes; n receives the count written.
+                    let ok = unsafe {
+                        WriteFile(
+                            h.as_raw_handle() as HANDLE,
+                            data.as_ptr(),
+                            chunk,
+                            &mut n,
+                            std::ptr::null_mut(),
+                        )
+                    };
+                    if ok == 0 {
+                        let code = last_error();
+                        if is_eof_error(code) {
+                            return Err(io::ErrorKind::BrokenPipe.into());
+                        }
+                        return Err(io::Error::from_raw_os_error(code as i32));
+                    }
+                    data = &data[n as usize..];
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn read_chunk(
+        &self,
+        buf: &mut [u8],
+        nonblocking: bool,
+        _handles: &mut Vec<OwnedHandle>,
+    ) -> io::Result<usize> {
+        self.read_raw(buf.as_mut_ptr(), buf.len(), nonblocking)
+    }
+
+    /// Reads at most `max` bytes into the spare capacity of `v`.
+    pub(crate) fn read_spare(
+        &self,
+        v: &mut Vec<u8>,
+        max: usize,
+        nonblocking: bool,
+    ) -> io::Result<usize> {
+        let max = max.min(v.capacity() - v.len());
+        // SAFETY: the pointer is to v's spare capacity, which has room for `max` bytes.
+        let ptr = unsafe { v.as_mut_ptr().add(v.len()) };
+        let n = self.read_raw(ptr, max, nonblocking)?;
+        // SAFETY: the OS initialised exactly n <= max bytes of the spare capacity.
+        unsafe { v.set_len(v.len() + n) };
+        Ok(n)
+    }
+
+    fn read_raw(&self, ptr: *mut u8, len: usize, nonblocking: bool) -> io::Result<usize> {
+        let mut len = len.min(i32::MAX as usize);
+        if nonblocking {
+            if !self.poll_readable(Some(Duration::ZERO))? {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+        } else {
+            let t = self.timeout_us.load(Ordering::Relaxed);
+            if t != 0 && !self.poll_readable(Some(Duration::from_micros(t)))? {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+        }
+        match &self.os {
+            Os::Tcp(s) => {
+                // SAFETY: ptr is valid for writes of len bytes (caller's guarantee).
+                let n = unsafe { recv(s.as_raw_socket() as SOCKET, ptr, len as i32, 0) };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(n as usize)
+            }
+            Os::Pipe(h) => {
+                if nonblocking {
+                    match pipe_available(h)? {
+                        None => return Ok(0),
+                        Some(a) => len = len.min(a.max(1) as usize),
+                    }
+                }
+                let mut n = 0u32;
+                // SAFETY: ptr is valid for writes of len bytes (caller's guarantee).
+                let ok = unsafe {
+                    ReadFile(
+                        h.as_raw_handle() as HANDLE,
+                        ptr,
+                        len as u32,
+                        &mut n,
+                        std::ptr::null_mut(),
+                    )
+                };
+                if ok == 0 {
+                    let code = last_error();
+                    if is_eof_error(code) {
+                        return Ok(0);
+                    }
+                    return Err(io::Error::from_raw_os_error(code as i32));
+                }
+                Ok(n as usize)
+            }
+        }
+    }
+
+    /// Whether the stream is readable (data or end of stream) within `timeout`.
+    pub(crate) fn poll_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        match &self.os {
+            Os::Tcp(s) => socket_readable(s, timeout),
+            Os::Pipe(h) => {
+                // Anonymous and synchronous named pipes have no readiness event: peek, then
+                // sleep a growing slice.
+                let deadline = timeout.map(|t| Instant::now() + t);
+                let mut slice = Duration::from_micros(100);
+                loop {
+                    match pipe_available(h)? {
+                        None => return Ok(true),
+                        Some(n) if n > 0 => return Ok(true),
+                        Some(_) => {}
+                    }
+                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    if left.is_some_and(|l| l.is_zero()) {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(left.map_or(slice, |l| l.min(slice)));
+                    slice = (slice * 2).min(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+
+    /// A timeout for blocking reads (`None`: block forever).
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match &self.os {
+            Os::Tcp(s) => s.set_read_timeout(timeout.map(|t| t.max(Duration::from_millis(1)))),
+            Os::Pipe(_) => {
+                let us = timeout.map_or(0, |t| t.as_micros().clamp(1, u64::MAX as u128) as u64);
+                self.timeout_us.store(us, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn raw_waitable(&self) -> Option<RawWaitable> {
+        None
+    }
+}
+
+/// Borrows an owned handle.
+pub(crate) fn borrow_handle(h: &OwnedHandle) -> BorrowedHandle<'_> {
+    h.as_handle()
+}
+
+/// Which of `raws` are signalled within `timeout`.
+pub(crate) fn wait_any(raws: &[RawWaitable], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let check = |h: RawWaitable| {
+        // SAFETY: h is a valid waitable handle supplied by a Waitable implementation.
+        unsafe { WaitForSingleObject(h as HANDLE, 0) == WAIT_OBJECT_0 }
+    };
+    if raws.is_empty() {
+        std::thread::sleep(timeout.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+        return Ok(Vec::new());
+    }
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if raws.len() <= 64 {
+            let handles: Vec<HANDLE> = raws.iter().map(|&h| h as HANDLE).collect();
+            let ms = left.map_or(u32::MAX, |l| {
+                l.as_micros().div_ceil(1000).min(u32::MAX as u128 - 1) as u32
+            });
+            // SAFETY: handles is a valid array of at most 64 waitable handles.
+            unsafe { WaitForMultipleObjects(handles.len() as u32, handles.as_ptr(), 0, ms) };
+            return Ok(raws.iter().map(|&h| check(h)).collect());
+        }
+        let flags: Vec<bool> = raws.iter().map(|&h| check(h)).collect();
+        if flags.iter().any(|&f| f) || left.is_some_and(|l| l.is_zero()) {
+            return Ok(flags);
+        }
+        std::thread::sleep(left.map_or(Duration::from_millis(5), |l| {
+            l.min(Duration::from_millis(5))
+        }));
+    }
+}
+
+/// Gives the processor to another runnable thread.
+pub(crate) fn yield_now() {
+    std::thread::yield_now();
+}
+
+fn pipe_path(name: &str) -> Result<String, ListenerError> {
+    if name.is_empty() {
+        return Err(ListenerError::InvalidAddress(name.to_string()));
+    }
+    if name.starts_with(r"\\.\pipe\") {
+        Ok(name.to_string())
+    } else if name.contains(['\\', '/']) {
+        Err(ListenerError::InvalidAddress(name.to_string()))
+    } else {
+        Ok(format!(r"\\.\pipe\{name}"))
+    }
+}
+
+/// A named-pipe listener: one instance waits for the next client at any time.
+#[derive(Debug)]
+pub(crate) struct LocalListener {
+    name: Vec<u16>,
+    next: Mutex<Option<OwnedHandle>>,
+}
+
+impl LocalListener {
+    pub(crate) fn bind(name: &str) -> Result<LocalListener, ListenerError> {
+        let path = pipe_path(name)?;
+        let wname = wide(&path);
+        let first = match create_instance(&wname, true) {
+            Ok(h) => h,
+            Err(e)
+                if matches!(
+                    e.raw_os_error().map(|c| c as u32),
+                    Some(ERROR_ACCESS_DENIED) | Some(ERROR_PIPE_BUSY)
+                ) =>
+            {
+                return Err(ListenerError::AddressInUse(path));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(LocalListener {
+            name: wname,
+            next: Mutex::new(Some(first)),
+        })
+    }
+
+    pub(crate) fn accept(&self) -> io::Result<Stream> {
+        let pending = self.next.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let h = match pending {
+            Some(h) => h,
+            None => create_instance(&self.name, false)?,
+        };
+        connect_server(&h)?;
+        // Keep an instance open so that the name stays ours between accepts.
+        if let Ok(next) = create_instance(&self.name, false) {
+            *self.next.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
+        }
+        Ok(Stream::new(Os::Pipe(h)))
+    }
+
+    pub(crate) fn path(&self) -> Option<&Path> {
+        None
+    }
+}
+
+/// Connects to a local address.
+pub(crate) fn connect_local(name: &str) -> Result<Stream, ListenerError> {
+    let path = pipe_path(name)?;
+    let wname = wide(&path);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match open_client(&wname) {
+            Ok(h) => return Ok(Stream::new(Os::Pipe(h))),
+            Err(e)
+                if e.raw_os_error().map(|c| c as u32) == Some(ERROR_PIPE_BUSY)
+                    && Instant::now() < deadline =>
+            {
+                // SAFETY: wname is a NUL-terminated UTF-16 string.
+                unsafe { WaitNamedPipeW(wname.as_ptr(), 1000) };
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

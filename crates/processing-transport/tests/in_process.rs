@@ -1,0 +1,298 @@
+//! Transport behaviour within one process (threads and in-process pairs). The cross-process
+//! conformance tests live in the workspace's root `tests/` (they need the process layer).
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use processing_transport::{
+    wait, Address, AuthError, Client, Connection, ConnectionError, FrameError, Listener,
+    ListenerError, Pipe,
+};
+
+#[test]
+fn messages_keep_boundaries_and_order() {
+    let (a, b) = Pipe::new::<String>().unwrap();
+    for i in 0..1000 {
+        a.send(&format!("m{i}")).unwrap();
+    }
+    a.send_bytes(b"").unwrap();
+    for i in 0..1000 {
+        assert_eq!(b.recv().unwrap(), format!("m{i}"));
+    }
+    assert_eq!(b.recv_bytes().unwrap(), b"");
+}
+
+#[test]
+fn large_message_256_mib() {
+    let (a, b) = Pipe::new::<()>().unwrap();
+    let len = 256 << 20;
+    let t = std::thread::spawn(move || {
+        let msg: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        a.send_bytes(&msg).unwrap();
+    });
+    let got = b.recv_bytes().unwrap();
+    t.join().unwrap();
+    assert_eq!(got.len(), len);
+    assert!(got.iter().enumerate().all(|(i, &x)| x == (i % 251) as u8));
+}
+
+#[test]
+fn eof_after_peer_closes() {
+    let (a, b) = Pipe::new::<u8>().unwrap();
+    a.send(&1).unwrap();
+    drop(a);
+    assert_eq!(b.recv().unwrap(), 1);
+    assert!(
+        b.poll(Duration::ZERO).unwrap(),
+        "end of stream makes poll true"
+    );
+    let e = b.recv().unwrap_err();
+    assert!(matches!(e, ConnectionError::Eof), "{e}");
+    assert!(b.send(&2).unwrap_err().is_eof());
+}
+
+#[test]
+fn connection_travels_through_a_pipe_in_process() {
+    let (carrier_a, carrier_b) = Pipe::new::<Connection<String>>().unwrap();
+    let (x, y) = Pipe::new::<String>().unwrap();
+    x.send(&"read ahead".to_string()).unwrap();
+    // Make `y` read ahead so that its buffer travels with it.
+    assert!(y.poll(Duration::from_secs(5)).unwrap());
+    carrier_a.send(&y).unwrap();
+    drop(y);
+    let y2 = carrier_b.recv().unwrap();
+    assert_eq!(y2.recv().unwrap(), "read ahead");
+    x.send(&"after".to_string()).unwrap();
+    assert_eq!(y2.recv().unwrap(), "after");
+}
+
+#[cfg(unix)]
+#[test]
+fn connection_outside_a_handle_channel_is_an_error() {
+    let (x, _y) = Pipe::new::<u8>().unwrap();
+    // postcard reports the custom error without its text; the kind is what matters.
+    let err = processing_core::codec::encode(&x).unwrap_err();
+    assert!(
+        matches!(err, processing_core::CodecError::Encode(_)),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+fn raw_pair() -> (Connection<String>, std::os::unix::net::UnixStream) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    (Connection::from_os_handle(a.into()).unwrap(), b)
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile_frames_are_typed_errors() {
+    // A length prefix of 2^63 in the long form.
+    let (c, mut raw) = raw_pair();
+    raw.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
+    raw.write_all(&(1u64 << 63).to_be_bytes()).unwrap();
+    let e = c.recv_bytes().unwrap_err();
+    assert!(
+        matches!(e, ConnectionError::Frame(FrameError::TooLarge { .. })),
+        "{e}"
+    );
+    assert!(matches!(
+        c.recv_bytes().unwrap_err(),
+        ConnectionError::Broken
+    ));
+
+    // A negative length.
+    let (c, mut raw) = raw_pair();
+    raw.write_all(&[0x80, 0, 0, 1]).unwrap();
+    assert!(c.recv_bytes().unwrap_err().is_malformed());
+
+    // A truncated frame followed by the end of the stream.
+    let (c, mut raw) = raw_pair();
+    raw.write_all(&[0, 0, 0, 10, 1, 2]).unwrap();
+    drop(raw);
+    assert!(matches!(
+        c.recv_bytes().unwrap_err(),
+        ConnectionError::Frame(FrameError::Truncated)
+    ));
+
+    // A big announced length with few bytes behind it: no allocation of the announced size.
+    let (c, mut raw) = raw_pair();
+    raw.write_all(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap();
+    drop(raw);
+    assert!(matches!(
+        c.recv_bytes().unwrap_err(),
+        ConnectionError::Frame(FrameError::Truncated)
+    ));
+
+    // A well-formed frame with garbage inside for a typed receive.
+    let (c, mut raw) = raw_pair();
+    raw.write_all(&[0, 0, 0, 3, 0, 0xff, 0xff]).unwrap();
+    assert!(c.recv().unwrap_err().is_malformed());
+
+    // A typed message that claims handles that never came.
+    let (c, mut raw) = raw_pair();
+    raw.write_all(&[0, 0, 0, 2, 3, 0]).unwrap();
+    assert!(matches!(
+        c.recv().unwrap_err(),
+        ConnectionError::Frame(FrameError::MissingHandles { .. })
+    ));
+}
+
+#[cfg(unix)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let (c, mut raw) = raw_pair();
+            c.set_max_message_size(1 << 16);
+            raw.write_all(&bytes).unwrap();
+            drop(raw);
+            for _ in 0..64 {
+                match c.recv() {
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn poll_and_wait() {
+    let (a, b) = Pipe::new::<u8>().unwrap();
+    let t = Instant::now();
+    assert!(!b.poll(Duration::ZERO).unwrap());
+    assert!(!b.poll(Duration::from_millis(100)).unwrap());
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    a.send(&5).unwrap();
+    assert!(b.poll(Duration::from_secs(5)).unwrap());
+    let (c, d) = Pipe::new::<u8>().unwrap();
+    assert_eq!(wait(&[&b, &d], Some(Duration::ZERO)).unwrap(), [0]);
+    assert_eq!(b.recv().unwrap(), 5);
+    let t = Instant::now();
+    assert!(wait(&[&b, &d], Some(Duration::from_millis(100)))
+        .unwrap()
+        .is_empty());
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    c.send(&1).unwrap();
+    assert_eq!(wait(&[&b, &d], None).unwrap(), [1]);
+}
+
+#[test]
+fn simplex_pair_moves_one_way() {
+    let (rx, tx) = Pipe::simplex::<Vec<u8>>().unwrap();
+    tx.send(&vec![1, 2, 3]).unwrap();
+    assert_eq!(rx.recv().unwrap(), [1, 2, 3]);
+}
+
+fn serve_one(l: Listener) -> std::thread::JoinHandle<Result<String, ListenerError>> {
+    std::thread::spawn(move || {
+        let c = l.accept::<String>()?;
+        let m = c
+            .recv()
+            .map_err(|e| ListenerError::Io(std::io::Error::other(e)))?;
+        c.send(&format!("echo {m}")).unwrap();
+        Ok(m)
+    })
+}
+
+#[test]
+fn local_and_tcp_listeners() {
+    for addr in [Address::unique_local(), "127.0.0.1:0".parse().unwrap()] {
+        let l = Listener::bind(addr, Some(b"key")).unwrap();
+        let addr = l.address().clone();
+        let t = serve_one(l);
+        let c = Client::connect::<String>(&addr, Some(b"key")).unwrap();
+        c.send(&"hello".into()).unwrap();
+        assert_eq!(c.recv().unwrap(), "echo hello");
+        assert_eq!(t.join().unwrap().unwrap(), "hello");
+    }
+}
+
+#[test]
+fn wrong_key_fails_on_both_sides() {
+    let l = Listener::bind("127.0.0.1:0", Some(b"right")).unwrap();
+    let addr = l.address().clone();
+    let t = serve_one(l);
+    let e = Client::connect::<String>(&addr, Some(b"wrong")).unwrap_err();
+    assert!(e.is_auth(), "{e}");
+    assert!(matches!(e, ListenerError::Auth(AuthError::Rejected)), "{e}");
+    let e = t.join().unwrap().unwrap_err();
+    assert!(
+        matches!(e, ListenerError::Auth(AuthError::WrongDigest)),
+        "{e}"
+    );
+}
+
+#[test]
+fn unauthenticated_peer_sending_garbage_gets_nothing_read() {
+    let l = Listener::bind("127.0.0.1:0", Some(b"k")).unwrap();
+    let Address::Tcp(sa) = l.address().clone() else {
+        unreachable!()
+    };
+    let t = std::thread::spawn(move || l.accept::<Vec<u8>>().map(|_| ()));
+    let mut raw = std::net::TcpStream::connect(sa).unwrap();
+    // A length prefix of 1 GiB followed by payload: refused at the header.
+    raw.write_all(&(1i32 << 30).to_be_bytes()).unwrap();
+    raw.write_all(&[0u8; 4096]).unwrap();
+    let e = t.join().unwrap().unwrap_err();
+    assert!(
+        matches!(e, ListenerError::Auth(AuthError::Protocol(_))),
+        "{e}"
+    );
+}
+
+#[test]
+fn empty_key_rules() {
+    // Local: accepted when both sides use it.
+    let l = Listener::bind(Address::unique_local(), Some(b"")).unwrap();
+    let addr = l.address().clone();
+    let t = serve_one(l);
+    let c = Client::connect::<String>(&addr, Some(b"")).unwrap();
+    c.send(&"x".into()).unwrap();
+    assert_eq!(t.join().unwrap().unwrap(), "x");
+    // TCP: refused unless allowed.
+    assert!(matches!(
+        Listener::bind("127.0.0.1:0", Some(b"")),
+        Err(ListenerError::UnauthenticatedTcp)
+    ));
+    assert!(matches!(
+        Client::connect::<u8>("127.0.0.1:9", Some(b"")),
+        Err(ListenerError::UnauthenticatedTcp)
+    ));
+    assert!(Listener::builder()
+        .authkey(b"")
+        .allow_unauthenticated_tcp(true)
+        .bind("127.0.0.1:0")
+        .is_ok());
+}
+
+#[test]
+fn address_in_use_and_stale_socket() {
+    let addr = Address::unique_local();
+    let l = Listener::bind(&addr, None).unwrap();
+    assert!(Listener::bind(&addr, None).unwrap_err().is_address_in_use());
+    let tcp = Listener::bind("127.0.0.1:0", None).unwrap();
+    assert!(Listener::bind(tcp.address(), None)
+        .unwrap_err()
+        .is_address_in_use());
+    if let Some(path) = l.local_path().map(|p| p.to_path_buf()) {
+        assert!(path.exists());
+        drop(l);
+        assert!(!path.exists(), "a dropped listener removes its socket file");
+        // A stale socket file (left by a dead process) is replaced at the next bind.
+        #[cfg(unix)]
+        {
+            let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            drop(stale);
+            assert!(path.exists());
+            let l2 = Listener::bind(&addr, None).unwrap();
+            drop(l2);
+            assert!(!path.exists());
+        }
+    }
+}
