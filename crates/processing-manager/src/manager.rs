@@ -49,7 +49,6 @@ struct Owner {
 #[derive(Debug)]
 enum ServerHandle {
     Thread(Option<std::thread::JoinHandle<()>>),
-    #[allow(dead_code)]
     Process(Option<crate::spawn::ServerProcess>),
 }
 
@@ -129,6 +128,28 @@ impl<L: TypeList> ManagerBuilder<L> {
             .filter(|k| **k != *processing_core::authkey::get())
     }
 
+    /// Starts the server in a daemonic child process and returns its owner (see
+    /// [`Manager::start`]).
+    pub fn start(self) -> Result<Manager, ManagerError> {
+        let address = sys::new_local_address()?;
+        let owner_token = owner_token();
+        let args = ServerArgs {
+            address: address.clone(),
+            authkey: self.key(),
+            owner_token,
+        };
+        let process = crate::spawn::start::<L>(args).map_err(|e| {
+            sys::remove_local_address(&address);
+            ManagerError::Start(e)
+        })?;
+        self.attach_owner(
+            address,
+            owner_token,
+            ServerHandle::Process(Some(process)),
+            Duration::from_secs(30),
+        )
+    }
+
     /// Starts a server on a thread of this process (useful in tests and when no child
     /// process is wanted). Proxies work from other processes all the same, as long as this
     /// process lives; the server stops when the manager is shut down or dropped.
@@ -176,6 +197,7 @@ impl<L: TypeList> ManagerBuilder<L> {
                 }
                 Err(e) => {
                     server.abandon();
+                    sys::remove_local_address(&address);
                     return Err(match e {
                         ManagerError::Disconnected(m) => ManagerError::Start(m),
                         other => other,
@@ -306,7 +328,7 @@ impl ServerHandle {
             }
             ServerHandle::Process(p) => {
                 if let Some(mut p) = p.take() {
-                    if !matches!(p.join_timeout(patience), Ok(Some(_))) {
+                    if p.join_timeout(patience).is_err() && p.is_alive() {
                         let _ = p.kill();
                         let _ = p.join_timeout(patience);
                     }
@@ -458,7 +480,7 @@ impl Manager {
     /// The server is a daemonic child: it stops when this manager is shut down or dropped,
     /// and when this process exits or dies.
     pub fn start() -> Result<Manager, ManagerError> {
-        ManagerBuilder::new().start_in_thread()
+        ManagerBuilder::new().start()
     }
 
     /// Starts a manager server on a thread of this process (see
@@ -493,6 +515,14 @@ impl Manager {
     /// The server's address.
     pub fn address(&self) -> &Address {
         &self.remote.address
+    }
+
+    /// The server process's id, for a manager started with [`Manager::start`].
+    pub fn server_pid(&self) -> Option<u32> {
+        match &self.owner.as_ref()?.server {
+            ServerHandle::Process(Some(p)) => p.pid(),
+            _ => None,
+        }
     }
 
     /// Whether this handle owns (started) its server.

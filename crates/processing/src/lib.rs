@@ -25,3 +25,5 @@ pub use processing_process::{
     log_to_stderr, parent_process, set_start_method, spawn, Context, Process, ProcessError,
     SpawnError, StartMethod,
 };
+
+pub use processing_manager::Manager;

@@ -2,8 +2,7 @@
 //! bounded spin, and the peer-closed check.
 //!
 //! Every platform module exports the same names: `Stream`, `Listener`, `connect`, `bind`,
-//! `try_read`, `peer_closed`, `new_local_address`, `remove_local_address`,
-//! `detach_std_streams`.
+//! `try_read`, `peer_closed`, `new_local_address`, `remove_local_address`.
 
 #[cfg(unix)]
 mod unix;

@@ -189,16 +189,3 @@ pub(crate) fn remove_local_address(address: &Address) {
         }
     }
 }
-
-/// Points stdout and stderr at the null device, so a helper server does not keep the user's
-/// terminal or pipe open.
-pub(crate) fn detach_std_streams() {
-    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
-        return;
-    };
-    for target in [1, 2] {
-        // SAFETY: dup2 on a descriptor we own onto the standard descriptors; it does not touch
-        // Rust-managed memory and failure leaves the old descriptor in place.
-        unsafe { libc::dup2(null.as_raw_fd(), target) };
-    }
-}

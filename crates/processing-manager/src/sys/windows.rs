@@ -139,6 +139,3 @@ pub(crate) fn new_local_address() -> io::Result<Address> {
 
 /// Nothing to remove for TCP addresses.
 pub(crate) fn remove_local_address(_address: &Address) {}
-
-/// Helper servers keep no console of their own on Windows; nothing to redirect.
-pub(crate) fn detach_std_streams() {}
