@@ -24,7 +24,9 @@ impl Ctx {
 
     /// Whether `metric` was asked for.
     pub fn want(&self, metric: &str) -> bool {
-        self.only.as_ref().is_none_or(|o| o.iter().any(|m| m == metric))
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|m| m == metric))
     }
 
     /// Prints one result line. `extra` is a list of already-JSON-encoded `"key": value` pairs.

@@ -4,13 +4,14 @@
 //! `--only NAME[,NAME...]`. Each area lives in its own module with a `run(&Ctx)` function.
 
 mod ctx;
+mod manager;
 
 use ctx::Ctx;
 
 fn main() {
     let ctx = Ctx::from_args();
     // Areas register here, in the order BENCHMARKS.md lists their metrics.
-    let areas: &[(&str, fn(&Ctx))] = &[];
+    let areas: &[(&str, fn(&Ctx))] = &[("manager", manager::run)];
     for (name, run) in areas {
         eprintln!("bench: {name}");
         run(&ctx);
