@@ -177,10 +177,7 @@ pub(crate) fn call_bytes(
         let sent = conn
             .framed
             .send(&[&object.to_le_bytes(), &[mlen], method.as_bytes(), args]);
-        match sent.and_then(|()| conn.framed.recv(CLIENT_SPIN).map(|f| f.to_vec())) {
-            Ok(frame) => Ok(frame),
-            Err(e) => Err(e),
-        }
+        sent.and_then(|()| conn.framed.recv(CLIENT_SPIN).map(|f| f.to_vec()))
     };
     let frame = match outcome {
         Ok(frame) => frame,

@@ -49,7 +49,7 @@ struct Owner {
 #[derive(Debug)]
 enum ServerHandle {
     Thread(Option<std::thread::JoinHandle<()>>),
-    Process(Option<crate::spawn::ServerProcess>),
+    Process(Option<Box<crate::spawn::ServerProcess>>),
 }
 
 /// Configures a manager: its custom types and authkey, then starts, serves or connects.
@@ -145,7 +145,7 @@ impl<L: TypeList> ManagerBuilder<L> {
         self.attach_owner(
             address,
             owner_token,
-            ServerHandle::Process(Some(process)),
+            ServerHandle::Process(Some(Box::new(process))),
             Duration::from_secs(30),
         )
     }

@@ -40,7 +40,7 @@ fn bounds(range: impl RangeBounds<isize>) -> (Option<i64>, Option<i64>) {
         Bound::Unbounded => None,
     };
     let end = match range.end_bound() {
-        Bound::Included(&e) if e == -1 => None,
+        Bound::Included(&-1) => None,
         Bound::Included(&e) => Some(e as i64 + 1),
         Bound::Excluded(&e) => Some(e as i64),
         Bound::Unbounded => None,

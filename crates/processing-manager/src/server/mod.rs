@@ -226,14 +226,9 @@ impl Server {
         let is_owner = hello.owner_token.is_some() && hello.owner_token == self.config.owner_token;
         let mut request = Vec::with_capacity(256);
         let mut stop_after = false;
-        loop {
-            match f.recv(SERVER_SPIN) {
-                Ok(frame) => {
-                    request.clear();
-                    request.extend_from_slice(frame);
-                }
-                Err(_) => break,
-            }
+        while let Ok(frame) = f.recv(SERVER_SPIN) {
+            request.clear();
+            request.extend_from_slice(frame);
             let cx = Cx {
                 registry: &self.registry,
                 conn,
