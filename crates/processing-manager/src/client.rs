@@ -13,7 +13,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::address::Address;
 use crate::error::{ManagerError, RemoteError};
 use crate::protocol::{self, Elem, Hello, TypeIdentity, Welcome, STATUS_OK};
-use crate::sys;
+use crate::sys::{self, Mailbox};
 use crate::wire::Framed;
 
 /// How long a client polls for a reply before blocking. Most calls are answered within a few
@@ -97,7 +97,29 @@ pub(crate) fn open(
 
 struct Conn {
     framed: Framed,
+    mailbox: Option<Mailbox>,
+    reply: Vec<u8>,
     pid: u32,
+}
+
+/// Moves a local connection onto a shared-memory mailbox (where the platform has one).
+fn upgrade(address: &Address, framed: &mut Framed) -> Option<Mailbox> {
+    let Address::Local(socket) = address else {
+        return None;
+    };
+    let path = sys::mailbox_path(socket)?;
+    let mailbox = Mailbox::create(&path).ok()?;
+    let upgraded = (|| {
+        let args = encode(&path.to_string_lossy().into_owned()).ok()?;
+        let method = b"mailbox";
+        framed
+            .send(&[&0u64.to_le_bytes(), &[method.len() as u8], method, &args])
+            .ok()?;
+        let reply = framed.recv(Duration::ZERO).ok()?;
+        (reply.first() == Some(&STATUS_OK)).then_some(())
+    })();
+    let _ = std::fs::remove_file(&path);
+    upgraded.map(|()| mailbox)
 }
 
 type ConnKey = (Address, u64);
@@ -126,15 +148,26 @@ fn connection(remote: &Remote) -> Result<Rc<RefCell<Conn>>, ManagerError> {
             remote.address
         )));
     }
-    let conn = Rc::new(RefCell::new(Conn { framed, pid }));
+    let mut framed = framed;
+    let mailbox = upgrade(&remote.address, &mut framed);
+    let conn = Rc::new(RefCell::new(Conn {
+        framed,
+        mailbox,
+        reply: Vec::new(),
+        pid,
+    }));
     let _ = CONNS.try_with(|c| c.borrow_mut().insert(key, conn.clone()));
     Ok(conn)
 }
 
 /// Caches an already open connection (the one `Manager::connect` authenticated with).
 pub(crate) fn keep_connection(remote: &Remote, framed: Framed) {
+    let mut framed = framed;
+    let mailbox = upgrade(&remote.address, &mut framed);
     let conn = Rc::new(RefCell::new(Conn {
         framed,
+        mailbox,
+        reply: Vec::new(),
         pid: std::process::id(),
     }));
     let _ = CONNS.try_with(|c| {
@@ -174,10 +207,37 @@ pub(crate) fn call_bytes(
                 "method name too long",
             )));
         };
-        let sent = conn
-            .framed
-            .send(&[&object.to_le_bytes(), &[mlen], method.as_bytes(), args]);
-        sent.and_then(|()| conn.framed.recv(CLIENT_SPIN).map(|f| f.to_vec()))
+        let id = object.to_le_bytes();
+        let parts: [&[u8]; 4] = [&id, &[mlen], method.as_bytes(), args];
+        let Conn {
+            framed,
+            mailbox,
+            reply,
+            ..
+        } = &mut *conn;
+        match mailbox.as_mut() {
+            None => framed
+                .send(&parts)
+                .and_then(|()| framed.recv(CLIENT_SPIN).map(|f| f.to_vec())),
+            Some(mb) => {
+                // A message too large for the slot is announced first, then sent on the socket
+                // (the peer reads the socket only once it saw the announcement).
+                let fits = mb.write(&parts);
+                mb.publish();
+                let sent = if fits { Ok(()) } else { framed.send(&parts) };
+                sent.and_then(|()| {
+                    let stream = &framed.stream;
+                    let gone = || {
+                        sys::peer_closed(stream)
+                            .then(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+                    };
+                    match mb.read(reply, CLIENT_SPIN, gone)? {
+                        Some(_) => Ok(std::mem::take(reply)),
+                        None => framed.recv(Duration::ZERO).map(|f| f.to_vec()),
+                    }
+                })
+            }
+        }
     };
     let frame = match outcome {
         Ok(frame) => frame,

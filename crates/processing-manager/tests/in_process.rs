@@ -251,3 +251,14 @@ fn incompatible_custom_type_definition_is_refused() {
     assert_ne!(a, b);
     let _: Option<ManagerError> = None;
 }
+
+#[test]
+fn messages_larger_than_the_mailbox_travel_on_the_socket() {
+    let m = Manager::start_in_thread().unwrap();
+    let l = m.list::<Vec<u8>>().unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    l.push(big.clone()).unwrap();
+    l.push(vec![1]).unwrap();
+    assert_eq!(l.get(0).unwrap(), big);
+    assert_eq!(l.to_vec().unwrap(), [big, vec![1]]);
+}

@@ -16,7 +16,7 @@ use crate::address::Address;
 use crate::custom::TypeTable;
 use crate::error::{ManagerError, RemoteError, RemoteErrorKind};
 use crate::protocol::{self, Elem, Hello, Welcome, STATUS_ERR, STATUS_OK};
-use crate::sys::{self, Listener, Stream};
+use crate::sys::{self, Listener, Mailbox, Stream};
 use crate::wire::Framed;
 use objects::{Init, Kind};
 use registry::Registry;
@@ -30,6 +30,13 @@ pub(crate) struct ServerConfig {
     pub(crate) authkey: Vec<u8>,
     pub(crate) owner_token: Option<u64>,
     pub(crate) types: TypeTable,
+}
+
+/// What the connection loop does after answering a control call.
+#[derive(Default)]
+struct After {
+    stop: bool,
+    mailbox: Option<Mailbox>,
 }
 
 /// A running server (shared by the accept loop and the connection threads).
@@ -225,10 +232,34 @@ impl Server {
         }
         let is_owner = hello.owner_token.is_some() && hello.owner_token == self.config.owner_token;
         let mut request = Vec::with_capacity(256);
-        let mut stop_after = false;
-        while let Ok(frame) = f.recv(SERVER_SPIN) {
-            request.clear();
-            request.extend_from_slice(frame);
+        let mut after = After::default();
+        let mut mailbox: Option<Mailbox> = None;
+        loop {
+            let received = match mailbox.as_mut() {
+                None => f.recv(SERVER_SPIN).map(|frame| {
+                    request.clear();
+                    request.extend_from_slice(frame);
+                }),
+                Some(mb) => {
+                    let stream = &f.stream;
+                    let stopping = &self.stopping;
+                    let cancelled = || {
+                        (stopping.load(Ordering::Acquire) || sys::peer_closed(stream))
+                            .then(|| std::io::Error::from(std::io::ErrorKind::ConnectionAborted))
+                    };
+                    match mb.read(&mut request, SERVER_SPIN, cancelled) {
+                        Ok(Some(_)) => Ok(()),
+                        Ok(None) => f.recv(Duration::ZERO).map(|frame| {
+                            request.clear();
+                            request.extend_from_slice(frame);
+                        }),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if received.is_err() {
+                break;
+            }
             let cx = Cx {
                 registry: &self.registry,
                 conn,
@@ -238,7 +269,7 @@ impl Server {
             };
             let result = protocol::parse_request(&request).and_then(|req| {
                 if req.object == 0 {
-                    self.control(&cx, req.method, req.args, &mut stop_after)
+                    self.control(&cx, req.method, req.args, &mut after)
                 } else {
                     self.registry
                         .get(req.object)?
@@ -248,17 +279,35 @@ impl Server {
             for id in cx.deferred.into_inner() {
                 self.registry.decref(id);
             }
-            let sent = match result {
-                Ok(payload) => f.send(&[&[STATUS_OK], &payload]),
+            let err_payload;
+            let parts: [&[u8]; 2] = match &result {
+                Ok(payload) => [&[STATUS_OK], payload],
                 Err(err) => {
-                    let payload = encode(&err).unwrap_or_default();
-                    f.send(&[&[STATUS_ERR], &payload])
+                    err_payload = encode(err).unwrap_or_default();
+                    [&[STATUS_ERR], &err_payload]
                 }
             };
-            if sent.is_err() || stop_after {
+            let sent = match mailbox.as_mut() {
+                Some(mb) => {
+                    let fits = mb.write(&parts);
+                    mb.publish();
+                    if fits {
+                        Ok(())
+                    } else {
+                        f.send(&parts)
+                    }
+                }
+                None => f.send(&parts),
+            };
+            if sent.is_err() || after.stop {
                 break;
             }
+            // The reply to the upgrade went on the socket; from now on the mailbox carries calls.
+            if let Some(mb) = after.mailbox.take() {
+                mailbox = Some(mb);
+            }
         }
+        let stop_after = after.stop;
         self.conns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -318,7 +367,7 @@ impl Server {
         cx: &Cx<'_>,
         method: &str,
         a: &[u8],
-        stop_after: &mut bool,
+        after: &mut After,
     ) -> Result<Vec<u8>, RemoteError> {
         let enc = |v: &dyn erased::Enc| v.enc();
         match method {
@@ -364,7 +413,31 @@ impl Server {
             }
             "objects" => enc(&(self.registry.len() as u64)),
             "shutdown" => {
-                *stop_after = true;
+                after.stop = true;
+                enc(&())
+            }
+            "mailbox" => {
+                let path: std::path::PathBuf = decode::<String>(a)?.into();
+                // Only a mailbox file inside this server's own private directory.
+                let ours = match &self.address {
+                    Address::Local(socket) => {
+                        path.parent() == socket.parent()
+                            && path
+                                .file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| n.starts_with("mb-"))
+                    }
+                    Address::Tcp(_) => false,
+                };
+                if !ours {
+                    return Err(RemoteError::new(
+                        RemoteErrorKind::Refused,
+                        "mailbox outside the server's directory",
+                    ));
+                }
+                let mb = Mailbox::open(&path)
+                    .map_err(|e| RemoteError::new(RemoteErrorKind::Refused, e.to_string()))?;
+                after.mailbox = Some(mb);
                 enc(&())
             }
             _ => Err(RemoteError::unknown_method("manager", method)),

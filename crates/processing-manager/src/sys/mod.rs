@@ -13,3 +13,13 @@ pub(crate) use unix::*;
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::*;
+
+#[cfg(target_os = "linux")]
+mod mailbox_linux;
+#[cfg(target_os = "linux")]
+pub(crate) use mailbox_linux::{mailbox_path, Mailbox};
+
+#[cfg(not(target_os = "linux"))]
+mod mailbox_none;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use mailbox_none::{mailbox_path, Mailbox};
