@@ -344,7 +344,7 @@ proxy_type!(
     /// ```
     /// let m = processing_manager::Manager::start_in_thread().unwrap();
     /// let ns = m.namespace().unwrap();
-    /// ns.set("x", 10).unwrap();
+    /// ns.set("x", &10).unwrap();
     /// ns.set("name", "abc").unwrap();
     /// assert_eq!(ns.get::<i32>("x").unwrap(), Some(10));
     /// assert_eq!(ns.names().unwrap(), ["name", "x"]);
