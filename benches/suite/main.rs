@@ -8,10 +8,13 @@ mod manager;
 
 use ctx::Ctx;
 
+/// A benchmark area: its name and its `run` function.
+type Area = (&'static str, fn(&Ctx));
+
 fn main() {
     let ctx = Ctx::from_args();
     // Areas register here, in the order BENCHMARKS.md lists their metrics.
-    let areas: &[(&str, fn(&Ctx))] = &[("manager", manager::run)];
+    let areas: &[Area] = &[("manager", manager::run)];
     for (name, run) in areas {
         eprintln!("bench: {name}");
         run(&ctx);
