@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 const CAPACITY: usize = 64 * 1024 - 64;
 /// `len` value meaning "this message travels on the socket".
 const ON_SOCKET: u32 = u32::MAX;
+/// Checks of the sequence number before the spin starts yielding between checks.
+const PURE_SPIN_CHECKS: u32 = 200;
+/// The shortest spin budget.
+const MIN_SPIN: Duration = Duration::from_micros(4);
 /// How long a sleeping side sleeps before checking that its peer is still there.
 const NAP: Duration = Duration::from_millis(100);
 
@@ -52,6 +56,8 @@ pub(crate) struct Mailbox {
     side: Side,
     /// Sequence number of the last message received.
     received: std::cell::Cell<u32>,
+    /// The current spin budget (adapted per wait).
+    spin: std::cell::Cell<Duration>,
 }
 
 // SAFETY: the mapping is owned by this value and only touched through atomics and through the
@@ -103,6 +109,7 @@ impl Mailbox {
             base: p.cast(),
             side,
             received: std::cell::Cell::new(0),
+            spin: std::cell::Cell::new(MIN_SPIN),
         })
     }
 
@@ -158,8 +165,19 @@ impl Mailbox {
         let expected = self.received.get().wrapping_add(1);
         let (_, inbox) = self.slots();
         let began = Instant::now();
+        // The spin adapts: it shrinks while messages keep arriving only after it gave up (a
+        // busy or oversubscribed machine, where spinning only delays the peer), and grows back
+        // while they arrive within it. Past a short pure spin it yields the CPU between checks,
+        // so that a peer waiting for this core gets to run.
+        let budget = self.spin.get().min(spin);
+        let mut checks = 0u32;
         while inbox.seq.load(Ordering::Acquire) != expected {
-            if began.elapsed() >= spin {
+            checks += 1;
+            if checks > PURE_SPIN_CHECKS {
+                std::thread::yield_now();
+            }
+            if began.elapsed() >= budget {
+                self.spin.set((budget / 2).max(MIN_SPIN));
                 loop {
                     inbox.sleeping.store(1, Ordering::SeqCst);
                     let now = inbox.seq.load(Ordering::SeqCst);
@@ -179,6 +197,10 @@ impl Mailbox {
                 break;
             }
             std::hint::spin_loop();
+        }
+        if began.elapsed() < budget {
+            self.spin
+                .set((budget * 2).clamp(MIN_SPIN, spin.max(MIN_SPIN)));
         }
         self.received.set(expected);
         let len = inbox.len.load(Ordering::Acquire);
