@@ -2,3 +2,76 @@
 //! benchmark programs of the `processing` workspace. Not part of the public API.
 
 pub mod process_cases;
+
+/// Small traits over the behaviour that direct objects and their manager proxies share, so
+/// that one test body runs against both.
+pub mod shared {
+    use processing::manager::{EventProxy, LockProxy, QueueProxy};
+    use serde::{de::DeserializeOwned, Serialize};
+
+    /// A FIFO queue usable from several processes.
+    pub trait QueueLike<T>: Clone + Serialize + DeserializeOwned {
+        /// Puts `value`.
+        fn put_item(&self, value: T);
+        /// Takes the oldest item, waiting for one.
+        fn get_item(&self) -> T;
+        /// Takes the oldest item if there is one.
+        fn try_get_item(&self) -> Option<T>;
+    }
+
+    impl<T: Serialize + DeserializeOwned> QueueLike<T> for QueueProxy<T> {
+        fn put_item(&self, value: T) {
+            self.put(value).expect("queue proxy put");
+        }
+        fn get_item(&self) -> T {
+            self.get().expect("queue proxy get")
+        }
+        fn try_get_item(&self) -> Option<T> {
+            self.try_get().expect("queue proxy try_get")
+        }
+    }
+
+    /// A mutual-exclusion lock usable from several processes.
+    pub trait LockLike: Clone + Serialize + DeserializeOwned {
+        /// Acquires, waiting as needed.
+        fn lock_acquire(&self);
+        /// Acquires if free now.
+        fn lock_try_acquire(&self) -> bool;
+        /// Releases.
+        fn lock_release(&self);
+    }
+
+    impl LockLike for LockProxy {
+        fn lock_acquire(&self) {
+            self.acquire().expect("lock proxy acquire");
+        }
+        fn lock_try_acquire(&self) -> bool {
+            self.try_acquire().expect("lock proxy try_acquire")
+        }
+        fn lock_release(&self) {
+            self.release().expect("lock proxy release");
+        }
+    }
+
+    /// An event flag usable from several processes.
+    pub trait EventLike: Clone + Serialize + DeserializeOwned {
+        /// Sets the flag.
+        fn event_set(&self);
+        /// Waits for the flag.
+        fn event_wait(&self);
+        /// Whether the flag is set.
+        fn event_is_set(&self) -> bool;
+    }
+
+    impl EventLike for EventProxy {
+        fn event_set(&self) {
+            self.set().expect("event proxy set");
+        }
+        fn event_wait(&self) {
+            self.wait().expect("event proxy wait");
+        }
+        fn event_is_set(&self) -> bool {
+            self.is_set().expect("event proxy is_set")
+        }
+    }
+}

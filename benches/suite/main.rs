@@ -4,6 +4,7 @@
 //! `--only NAME[,NAME...]`. Each area lives in its own module with a `run(&Ctx)` function.
 
 mod ctx;
+mod manager;
 mod pipe;
 mod pool;
 mod queue;
@@ -24,6 +25,7 @@ fn main() {
         ("queue", queue::run),
         ("sync", sync::run),
         ("pool", pool::run),
+        ("manager", manager::run),
     ];
     for (name, run) in areas {
         eprintln!("bench: {name}");

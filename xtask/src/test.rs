@@ -224,7 +224,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
-    tally.step("/dev/shm clean after the suite", shm_clean_since(&shm_before));
+    tally.step(
+        "/dev/shm clean after the suite",
+        shm_clean_since(&shm_before),
+    );
 
     // Doc tests: `cargo test --no-run` does not build them; they must run and there must be some.
     let (ok, out) = run_capture(cargo().args([

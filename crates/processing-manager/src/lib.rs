@@ -1,5 +1,78 @@
 //! A manager server process that shares objects through typed proxies.
 //!
 //! Layer: `core → shm → sync → transport → process → {**manager**, pool} → processing`.
-//! It will hold `Manager` and the proxies of lists, dicts, namespaces, queues and primitives.
-//! It never depends on pool or the facade.
+//! It holds [`Manager`] (a server in a child process, on a thread, or served on a TCP port or
+//! local socket for other hosts) and the typed proxies of lists, dicts, namespaces, values,
+//! arrays, queues and every threading primitive, plus custom types registered with
+//! [`shared_type!`]. It never depends on pool or the facade.
+//!
+//! ```
+//! use processing_manager::Manager;
+//! let manager = Manager::start_in_thread().unwrap();
+//! let d = manager.dict::<String, Vec<u32>>().unwrap();
+//! d.insert("primes".into(), vec![2, 3, 5]).unwrap();
+//! assert_eq!(d.get(&"primes".into()).unwrap(), Some(vec![2, 3, 5]));
+//! ```
+//!
+//! # How it works
+//!
+//! The server keeps every shared object in a table of reference-counted entries and serves
+//! each client connection (one per process and thread) on its own thread. A proxy is the
+//! server address plus an object id; each call is one request frame and one reply frame, and
+//! returns after the server applied it. Values inside containers are stored as their postcard
+//! encoding, so the server runs no code of the element types (except for registered custom
+//! types). Reading returns a copy. Proxies stored inside containers stay live: the server
+//! counts them as references and hands out fresh references with every copy it returns.
+//!
+//! # What a remote server must have
+//!
+//! Built-in objects need nothing: any server of the same protocol version serves any element
+//! type. Custom types must be registered on the server (`ManagerBuilder::register`), with the
+//! same definition as the client's: client and server compare type identities at connect time
+//! and refuse to talk if they differ.
+
+mod address;
+mod auth;
+mod client;
+mod custom;
+mod error;
+mod manager;
+mod protocol;
+mod proxy;
+mod server;
+mod spawn;
+mod sys;
+mod wire;
+
+pub use address::Address;
+pub use client::RawProxy;
+pub use custom::{SharedObject, SharedType, TypeList, TypeTableRef};
+pub use error::{ManagerError, RemoteError, RemoteErrorKind};
+pub use manager::{Manager, ManagerBuilder, Named};
+pub use protocol::{TypeIdentity, PROTOCOL_VERSION};
+pub use proxy::{
+    ArrayProxy, BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, DictProxy, EventProxy,
+    JoinableQueueProxy, ListProxy, LockProxy, NamespaceProxy, Proxy, ProxyGuard, QueueProxy,
+    RLockProxy, SemaphoreProxy, ValueProxy,
+};
+
+/// Support for [`shared_type!`]; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    pub use serde::{Deserialize, Serialize};
+
+    use crate::RemoteError;
+
+    pub fn decode_args<A: serde::de::DeserializeOwned>(args: &[u8]) -> Result<A, RemoteError> {
+        processing_core::codec::decode(args).map_err(RemoteError::bad_args)
+    }
+
+    pub fn encode_result<R: serde::Serialize>(result: &R) -> Result<Vec<u8>, RemoteError> {
+        processing_core::codec::encode(result).map_err(RemoteError::bad_args)
+    }
+
+    pub fn unknown_method(type_name: &str, method: &str) -> RemoteError {
+        RemoteError::unknown_method(type_name, method)
+    }
+}

@@ -39,6 +39,7 @@ pub use processing_process::{
     SpawnError, StartMethod,
 };
 
+pub use processing_manager::Manager;
 pub use processing_shm::{RawArray, RawValue, SharedMemory};
 pub use processing_sync::{
     Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Value,

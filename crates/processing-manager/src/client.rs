@@ -1,0 +1,457 @@
+//! The client side: one connection per (server, process, thread), the call path with its
+//! bounded spin, and the bookkeeping of proxy references embedded in values.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use processing_core::codec::{decode, encode};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::address::Address;
+use crate::error::{ManagerError, RemoteError};
+use crate::protocol::{self, Elem, Hello, TypeIdentity, Welcome, STATUS_OK};
+use crate::sys::{self, Mailbox};
+use crate::wire::Framed;
+
+/// How long a client polls for a reply before blocking. Most calls are answered within a few
+/// microseconds; a blocking wake-up across cores costs 25–40 µs on small VMs.
+const CLIENT_SPIN: Duration = Duration::from_micros(100);
+
+/// How long connecting to a TCP server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a proxy's server is and how to talk to it. Shared by every proxy of one manager.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Remote {
+    pub(crate) address: Address,
+    /// The server run the proxy belongs to (0: accept any, used before the first handshake).
+    pub(crate) instance: u64,
+    /// `None`: the process's authkey (children inherit it); `Some`: an explicit key given to
+    /// `Manager::connect`, which travels with the proxy.
+    pub(crate) authkey: Option<Vec<u8>>,
+    pub(crate) types: Vec<TypeIdentity>,
+}
+
+impl Remote {
+    fn key(&self) -> Vec<u8> {
+        match &self.authkey {
+            Some(k) => k.clone(),
+            None => processing_core::authkey::get().to_vec(),
+        }
+    }
+}
+
+/// Opens an authenticated connection and performs the handshake.
+pub(crate) fn open(
+    address: &Address,
+    key: &[u8],
+    owner_token: Option<u64>,
+    types: &[TypeIdentity],
+) -> Result<(Framed, Welcome), ManagerError> {
+    let stream = sys::connect(address, CONNECT_TIMEOUT)
+        .map_err(|e| ManagerError::Disconnected(format!("cannot connect to {address}: {e}")))?;
+    let mut f = Framed::new(stream);
+    crate::auth::client_side(&mut f, key)?;
+    let hello = Hello {
+        owner_token,
+        types: types.to_vec(),
+    };
+    f.send(&[&protocol::versioned(&encode(&hello)?)])
+        .map_err(|e| ManagerError::Disconnected(e.to_string()))?;
+    f.stream
+        .set_read_timeout(Some(crate::auth::AUTH_TIMEOUT))
+        .map_err(|e| ManagerError::Disconnected(e.to_string()))?;
+    let frame = f
+        .recv(Duration::ZERO)
+        .map_err(|e| ManagerError::Disconnected(e.to_string()))?
+        .to_vec();
+    f.stream
+        .set_read_timeout(None)
+        .map_err(|e| ManagerError::Disconnected(e.to_string()))?;
+    let body = protocol::check_versioned(&frame).map_err(ManagerError::Incompatible)?;
+    let Some((&status, payload)) = body.split_first() else {
+        return Err(ManagerError::Incompatible("empty handshake reply".into()));
+    };
+    if status != STATUS_OK {
+        return Err(ManagerError::Incompatible(
+            String::from_utf8_lossy(payload).into_owned(),
+        ));
+    }
+    let welcome: Welcome = decode(payload)
+        .map_err(|e| ManagerError::Incompatible(format!("malformed welcome: {e}")))?;
+    for theirs in &welcome.types {
+        if let Some(mine) = types.iter().find(|t| t.name == theirs.name) {
+            if mine.fingerprint != theirs.fingerprint {
+                return Err(ManagerError::Incompatible(format!(
+                    "custom type `{}` differs between client and server: another build or another definition",
+                    theirs.name
+                )));
+            }
+        }
+    }
+    Ok((f, welcome))
+}
+
+struct Conn {
+    framed: Framed,
+    mailbox: Option<Mailbox>,
+    reply: Vec<u8>,
+    pid: u32,
+}
+
+/// Moves a local connection onto a shared-memory mailbox (where the platform has one).
+fn upgrade(address: &Address, framed: &mut Framed) -> Option<Mailbox> {
+    let Address::Local(socket) = address else {
+        return None;
+    };
+    let path = sys::mailbox_path(socket)?;
+    let mailbox = Mailbox::create(&path).ok()?;
+    let upgraded = (|| {
+        let args = encode(&path.to_string_lossy().into_owned()).ok()?;
+        let method = b"mailbox";
+        framed
+            .send(&[&0u64.to_le_bytes(), &[method.len() as u8], method, &args])
+            .ok()?;
+        let reply = framed.recv(Duration::ZERO).ok()?;
+        (reply.first() == Some(&STATUS_OK)).then_some(())
+    })();
+    let _ = std::fs::remove_file(&path);
+    upgraded.map(|()| mailbox)
+}
+
+type ConnKey = (Address, u64);
+
+thread_local! {
+    static CONNS: RefCell<HashMap<ConnKey, Rc<RefCell<Conn>>>> = RefCell::new(HashMap::new());
+    static ENCODE_SCOPE: RefCell<Vec<(u64, Vec<u64>)>> = const { RefCell::new(Vec::new()) };
+    static DECODE_SCOPE: RefCell<Vec<(u64, Vec<u64>)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn connection(remote: &Remote) -> Result<Rc<RefCell<Conn>>, ManagerError> {
+    let key = (remote.address.clone(), remote.instance);
+    let pid = std::process::id();
+    let cached = CONNS
+        .try_with(|c| c.borrow().get(&key).cloned())
+        .map_err(|_| ManagerError::Disconnected("thread is exiting".into()))?;
+    if let Some(conn) = cached {
+        if conn.borrow().pid == pid {
+            return Ok(conn);
+        }
+    }
+    let (framed, welcome) = open(&remote.address, &remote.key(), None, &remote.types)?;
+    if remote.instance != 0 && welcome.instance != remote.instance {
+        return Err(ManagerError::Disconnected(format!(
+            "the manager at {} was restarted; this proxy belongs to an earlier server",
+            remote.address
+        )));
+    }
+    let mut framed = framed;
+    let mailbox = upgrade(&remote.address, &mut framed);
+    let conn = Rc::new(RefCell::new(Conn {
+        framed,
+        mailbox,
+        reply: Vec::new(),
+        pid,
+    }));
+    let _ = CONNS.try_with(|c| c.borrow_mut().insert(key, conn.clone()));
+    Ok(conn)
+}
+
+/// Caches an already open connection (the one `Manager::connect` authenticated with).
+pub(crate) fn keep_connection(remote: &Remote, framed: Framed) {
+    let mut framed = framed;
+    let mailbox = upgrade(&remote.address, &mut framed);
+    let conn = Rc::new(RefCell::new(Conn {
+        framed,
+        mailbox,
+        reply: Vec::new(),
+        pid: std::process::id(),
+    }));
+    let _ = CONNS.try_with(|c| {
+        c.borrow_mut()
+            .insert((remote.address.clone(), remote.instance), conn)
+    });
+}
+
+/// Drops this thread's connection to `remote` (after a shutdown).
+pub(crate) fn forget_all(remote: &Remote) {
+    forget_connection(remote);
+}
+
+fn forget_connection(remote: &Remote) {
+    let _ = CONNS.try_with(|c| {
+        c.borrow_mut()
+            .remove(&(remote.address.clone(), remote.instance))
+    });
+}
+
+/// Sends one request and waits for its reply. Returns the reply payload.
+pub(crate) fn call_bytes(
+    remote: &Remote,
+    object: u64,
+    method: &str,
+    args: &[u8],
+) -> Result<Vec<u8>, ManagerError> {
+    let conn = connection(remote)?;
+    let outcome = {
+        let Ok(mut conn) = conn.try_borrow_mut() else {
+            return Err(ManagerError::Disconnected(
+                "re-entrant call on one connection".into(),
+            ));
+        };
+        let Ok(mlen) = u8::try_from(method.len()) else {
+            return Err(ManagerError::Remote(RemoteError::bad_args(
+                "method name too long",
+            )));
+        };
+        let id = object.to_le_bytes();
+        let parts: [&[u8]; 4] = [&id, &[mlen], method.as_bytes(), args];
+        let Conn {
+            framed,
+            mailbox,
+            reply,
+            ..
+        } = &mut *conn;
+        match mailbox.as_mut() {
+            None => framed
+                .send(&parts)
+                .and_then(|()| framed.recv(CLIENT_SPIN).map(|f| f.to_vec())),
+            Some(mb) => {
+                // A message too large for the slot is announced first, then sent on the socket
+                // (the peer reads the socket only once it saw the announcement).
+                let fits = mb.write(&parts);
+                mb.publish();
+                let sent = if fits { Ok(()) } else { framed.send(&parts) };
+                sent.and_then(|()| {
+                    let stream = &framed.stream;
+                    let gone = || {
+                        sys::peer_closed(stream)
+                            .then(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+                    };
+                    match mb.read(reply, CLIENT_SPIN, gone)? {
+                        Some(_) => Ok(std::mem::take(reply)),
+                        None => framed.recv(Duration::ZERO).map(|f| f.to_vec()),
+                    }
+                })
+            }
+        }
+    };
+    let frame = match outcome {
+        Ok(frame) => frame,
+        Err(e) => {
+            forget_connection(remote);
+            return Err(ManagerError::Disconnected(format!(
+                "{} ({e})",
+                remote.address
+            )));
+        }
+    };
+    match frame.split_first() {
+        Some((&STATUS_OK, payload)) => Ok(payload.to_vec()),
+        Some((_, payload)) => Err(ManagerError::Remote(decode::<RemoteError>(payload)?)),
+        None => Err(ManagerError::Disconnected("empty reply".into())),
+    }
+}
+
+/// Sends one request with encoded arguments and decodes the reply.
+pub(crate) fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
+    remote: &Remote,
+    object: u64,
+    method: &str,
+    args: &A,
+) -> Result<R, ManagerError> {
+    let bytes = encode(args)?;
+    let reply = call_bytes(remote, object, method, &bytes)?;
+    Ok(decode(&reply)?)
+}
+
+/// Encodes `value` for storage on `remote`'s server, recording the proxies of that server
+/// embedded in it.
+pub(crate) fn encode_elem<T: Serialize + ?Sized>(
+    remote: &Remote,
+    value: &T,
+) -> Result<Elem, ManagerError> {
+    ENCODE_SCOPE.with(|s| s.borrow_mut().push((remote.instance, Vec::new())));
+    let bytes = encode(value);
+    let refs = ENCODE_SCOPE
+        .with(|s| s.borrow_mut().pop())
+        .map(|(_, r)| r)
+        .unwrap_or_default();
+    Ok(Elem {
+        bytes: bytes?,
+        refs,
+    })
+}
+
+/// Decodes a value read from `remote`'s server; embedded proxies adopt the references the
+/// server took for them, and references nobody claimed are given back.
+pub(crate) fn decode_elem<T: DeserializeOwned>(
+    remote: &Arc<Remote>,
+    elem: Elem,
+) -> Result<T, ManagerError> {
+    DECODE_SCOPE.with(|s| s.borrow_mut().push((remote.instance, elem.refs)));
+    let value = decode(&elem.bytes);
+    let unclaimed = DECODE_SCOPE
+        .with(|s| s.borrow_mut().pop())
+        .map(|(_, r)| r)
+        .unwrap_or_default();
+    for id in unclaimed {
+        let _ = call::<_, ()>(remote, 0, "decref", &id);
+    }
+    Ok(value?)
+}
+
+/// The untyped core of every proxy: the server, the object id, and one reference on it.
+///
+/// Cloning takes another reference (a call to the server); dropping gives it back. Serialized,
+/// it carries its server's address and run id; deserialized in another process it connects on
+/// first use (one connection per process and thread) and takes its own reference.
+pub struct RawProxy {
+    remote: Arc<Remote>,
+    id: u64,
+    owned: bool,
+}
+
+impl std::fmt::Debug for RawProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawProxy")
+            .field("address", &self.remote.address)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl RawProxy {
+    pub(crate) fn adopt(remote: Arc<Remote>, id: u64) -> Self {
+        RawProxy {
+            remote,
+            id,
+            owned: true,
+        }
+    }
+
+    /// The object's id on its server.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The address of the proxy's server.
+    pub fn address(&self) -> &Address {
+        &self.remote.address
+    }
+
+    /// Calls `method` with the argument tuple `args` and decodes its result.
+    pub fn call<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: &A,
+    ) -> Result<R, ManagerError> {
+        call(&self.remote, self.id, method, args)
+    }
+
+    pub(crate) fn elem<T: Serialize + ?Sized>(&self, value: &T) -> Result<Elem, ManagerError> {
+        encode_elem(&self.remote, value)
+    }
+
+    pub(crate) fn value<T: DeserializeOwned>(&self, elem: Elem) -> Result<T, ManagerError> {
+        decode_elem(&self.remote, elem)
+    }
+
+    /// Gives back the references a value read from the server held, without decoding it.
+    pub(crate) fn discard(&self, elem: Elem) {
+        for id in elem.refs {
+            let _ = call::<_, ()>(&self.remote, 0, "decref", &id);
+        }
+    }
+
+    pub(crate) fn values<T: DeserializeOwned>(
+        &self,
+        elems: Vec<Elem>,
+    ) -> Result<Vec<T>, ManagerError> {
+        elems.into_iter().map(|e| self.value(e)).collect()
+    }
+}
+
+impl Clone for RawProxy {
+    fn clone(&self) -> Self {
+        let owned = call::<_, ()>(&self.remote, 0, "incref", &self.id).is_ok();
+        RawProxy {
+            remote: self.remote.clone(),
+            id: self.id,
+            owned,
+        }
+    }
+}
+
+impl Drop for RawProxy {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = call::<_, ()>(&self.remote, 0, "decref", &self.id);
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    remote: Remote,
+    id: u64,
+}
+
+#[derive(Serialize)]
+struct WireRef<'a> {
+    remote: &'a Remote,
+    id: u64,
+}
+
+impl Serialize for RawProxy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let _ = ENCODE_SCOPE.try_with(|scope| {
+            if let Some((instance, refs)) = scope.borrow_mut().last_mut() {
+                if *instance == self.remote.instance {
+                    refs.push(self.id);
+                }
+            }
+        });
+        WireRef {
+            remote: &self.remote,
+            id: self.id,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = Wire::deserialize(d)?;
+        let adopted = DECODE_SCOPE
+            .try_with(|scope| {
+                let mut scope = scope.borrow_mut();
+                let Some((instance, refs)) = scope.last_mut() else {
+                    return false;
+                };
+                if *instance != wire.remote.instance {
+                    return false;
+                }
+                match refs.iter().position(|&r| r == wire.id) {
+                    Some(at) => {
+                        refs.swap_remove(at);
+                        true
+                    }
+                    None => false,
+                }
+            })
+            .unwrap_or(false);
+        let remote = Arc::new(wire.remote);
+        // A proxy that arrived by other means (a spawn argument, a pipe, a queue) takes its
+        // own reference; its sender is expected to hold one meanwhile.
+        let owned = adopted || call::<_, ()>(&remote, 0, "incref", &wire.id).is_ok();
+        Ok(RawProxy {
+            remote,
+            id: wire.id,
+            owned,
+        })
+    }
+}

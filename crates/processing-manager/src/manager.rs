@@ -1,0 +1,654 @@
+//! `Manager`: starting, serving and connecting to a manager server, and creating shared objects.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::address::Address;
+use crate::client::{self, RawProxy, Remote};
+use crate::custom::{table_of, SharedType, TypeList};
+use crate::error::ManagerError;
+use crate::protocol::Elem;
+use crate::proxy::*;
+use crate::server::objects::{Init, Kind};
+use crate::server::{Server, ServerConfig};
+use crate::sys;
+use crate::wire::Framed;
+
+/// A handle on a manager server: creates shared objects and hands out their proxies.
+///
+/// A manager made by [`Manager::start`] (or [`Manager::start_in_thread`]) owns its server:
+/// the server stops when the manager is shut down or dropped, or when this process exits.
+/// A manager made by [`Manager::connect`] only talks to a server that lives elsewhere.
+///
+/// ```
+/// use processing_manager::Manager;
+/// let manager = Manager::start_in_thread().unwrap();
+/// let list = manager.list::<u32>().unwrap();
+/// list.extend(0..10).unwrap();
+/// list.reverse().unwrap();
+/// assert_eq!(list.to_vec().unwrap(), [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+/// manager.shutdown().unwrap();
+/// assert!(list.len().is_err()); // the server is gone: an error, not a hang
+/// ```
+#[derive(Debug)]
+pub struct Manager {
+    remote: Arc<Remote>,
+    owner: Option<Owner>,
+}
+
+#[derive(Debug)]
+struct Owner {
+    /// The owner's control connection: closing it stops the server.
+    control: Option<Framed>,
+    server: ServerHandle,
+}
+
+#[derive(Debug)]
+enum ServerHandle {
+    Thread(Option<std::thread::JoinHandle<()>>),
+    Process(Option<Box<crate::spawn::ServerProcess>>),
+}
+
+/// Configures a manager: its custom types and authkey, then starts, serves or connects.
+///
+/// ```
+/// let manager = processing_manager::Manager::builder()
+///     .authkey(b"secret".to_vec())
+///     .start_in_thread()
+///     .unwrap();
+/// assert_eq!(manager.namespace().unwrap().names().unwrap(), Vec::<String>::new());
+/// ```
+pub struct ManagerBuilder<L: TypeList = ()> {
+    authkey: Option<Vec<u8>>,
+    types: PhantomData<fn() -> L>,
+}
+
+impl<L: TypeList> std::fmt::Debug for ManagerBuilder<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerBuilder")
+            .field("types", &table_of::<L>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ManagerBuilder<()> {
+    fn default() -> Self {
+        ManagerBuilder {
+            authkey: None,
+            types: PhantomData,
+        }
+    }
+}
+
+impl ManagerBuilder<()> {
+    /// A builder with no custom types and the process's authkey.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Arguments of a spawned server process.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct ServerArgs {
+    pub(crate) address: Address,
+    pub(crate) authkey: Vec<u8>,
+    pub(crate) owner_token: u64,
+}
+
+impl<L: TypeList> ManagerBuilder<L> {
+    /// Registers the custom type `T` (see [`shared_type!`](crate::shared_type)). A server
+    /// creates only registered types; a client's registrations are compared with the server's
+    /// at connect time.
+    pub fn register<T: SharedType>(self) -> ManagerBuilder<(T, L)> {
+        ManagerBuilder {
+            authkey: self.authkey,
+            types: PhantomData,
+        }
+    }
+
+    /// Uses `key` instead of the process's authkey.
+    pub fn authkey(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.authkey = Some(key.into());
+        self
+    }
+
+    fn key(&self) -> Vec<u8> {
+        self.authkey
+            .clone()
+            .unwrap_or_else(|| processing_core::authkey::get().to_vec())
+    }
+
+    /// The key as proxies carry it: `None` when it is the process's key (children have it).
+    fn travelling_key(&self) -> Option<Vec<u8>> {
+        self.authkey
+            .clone()
+            .filter(|k| **k != *processing_core::authkey::get())
+    }
+
+    /// Starts the server in a daemonic child process and returns its owner (see
+    /// [`Manager::start`]).
+    pub fn start(self) -> Result<Manager, ManagerError> {
+        let address = sys::new_local_address()?;
+        let owner_token = owner_token();
+        let args = ServerArgs {
+            address: address.clone(),
+            authkey: self.key(),
+            owner_token,
+        };
+        let process = crate::spawn::start::<L>(args).map_err(|e| {
+            sys::remove_local_address(&address);
+            ManagerError::Start(e)
+        })?;
+        self.attach_owner(
+            address,
+            owner_token,
+            ServerHandle::Process(Some(Box::new(process))),
+            Duration::from_secs(30),
+        )
+    }
+
+    /// Starts a server on a thread of this process (useful in tests and when no child
+    /// process is wanted). Proxies work from other processes all the same, as long as this
+    /// process lives; the server stops when the manager is shut down or dropped.
+    pub fn start_in_thread(self) -> Result<Manager, ManagerError> {
+        let address = sys::new_local_address()?;
+        let owner_token = owner_token();
+        let config = ServerConfig {
+            authkey: self.key(),
+            owner_token: Some(owner_token),
+            types: table_of::<L>(),
+        };
+        let (server, listener) = Server::bind(&address, config)?;
+        let bound = server.address().clone();
+        let thread = std::thread::Builder::new()
+            .name("manager-server".into())
+            .spawn(move || {
+                server.run(listener);
+                sys::remove_local_address(server.address());
+            })?;
+        self.attach_owner(
+            bound,
+            owner_token,
+            ServerHandle::Thread(Some(thread)),
+            Duration::from_secs(10),
+        )
+    }
+
+    fn attach_owner(
+        self,
+        address: Address,
+        owner_token: u64,
+        mut server: ServerHandle,
+        patience: Duration,
+    ) -> Result<Manager, ManagerError> {
+        let types = table_of::<L>().identities();
+        let key = self.key();
+        let deadline = Instant::now() + patience;
+        let mut pause = Duration::from_micros(200);
+        let (control, welcome) = loop {
+            match client::open(&address, &key, Some(owner_token), &types) {
+                Ok(pair) => break pair,
+                Err(e) if e.is_disconnected() && Instant::now() < deadline && server.is_alive() => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    server.abandon();
+                    sys::remove_local_address(&address);
+                    return Err(match e {
+                        ManagerError::Disconnected(m) => ManagerError::Start(m),
+                        other => other,
+                    });
+                }
+            }
+        };
+        let remote = Arc::new(Remote {
+            address,
+            instance: welcome.instance,
+            authkey: self.travelling_key(),
+            types,
+        });
+        Ok(Manager {
+            remote,
+            owner: Some(Owner {
+                control: Some(control),
+                server,
+            }),
+        })
+    }
+
+    /// Serves a manager on `address` in this thread until a client asks it to shut down
+    /// ([`Manager::shutdown`] on a connected manager). `host:port` serves TCP (port 0 picks a
+    /// free one); a path serves a local socket. Every connection must prove it knows the
+    /// authkey (the builder's, or this process's).
+    pub fn serve(self, address: impl Into<Address>) -> Result<(), ManagerError> {
+        self.serve_with(address, |_| {})
+    }
+
+    /// [`ManagerBuilder::serve`], calling `ready` with the bound address (port 0 resolved)
+    /// once clients can connect.
+    pub fn serve_with(
+        self,
+        address: impl Into<Address>,
+        ready: impl FnOnce(&Address),
+    ) -> Result<(), ManagerError> {
+        let address = address.into();
+        let config = ServerConfig {
+            authkey: self.key(),
+            owner_token: None,
+            types: table_of::<L>(),
+        };
+        let (server, listener) = Server::bind(&address, config)?;
+        ready(server.address());
+        server.run(listener);
+        if !server.address().is_tcp() {
+            let _ = std::fs::remove_file(match server.address() {
+                Address::Local(p) => p,
+                Address::Tcp(_) => unreachable_path(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Connects to a manager served at `address`.
+    pub fn connect(self, address: impl Into<Address>) -> Result<Manager, ManagerError> {
+        self.connect_timeout(address, Duration::ZERO)
+    }
+
+    /// Connects to a manager served at `address`, retrying for up to `patience` while the
+    /// server is not accepting yet (it may still be starting).
+    pub fn connect_timeout(
+        self,
+        address: impl Into<Address>,
+        patience: Duration,
+    ) -> Result<Manager, ManagerError> {
+        let address = address.into();
+        let types = table_of::<L>().identities();
+        let key = self.key();
+        let deadline = Instant::now() + patience;
+        let (framed, welcome) = loop {
+            match client::open(&address, &key, None, &types) {
+                Ok(pair) => break pair,
+                Err(e) if e.is_disconnected() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let remote = Arc::new(Remote {
+            address,
+            instance: welcome.instance,
+            authkey: self.travelling_key(),
+            types,
+        });
+        client::keep_connection(&remote, framed);
+        Ok(Manager {
+            remote,
+            owner: None,
+        })
+    }
+}
+
+fn unreachable_path() -> &'static std::path::Path {
+    std::path::Path::new("")
+}
+
+fn owner_token() -> u64 {
+    u64::from_le_bytes(
+        processing_core::authkey::random_bytes(8)
+            .try_into()
+            .unwrap_or([3; 8]),
+    )
+}
+
+impl ServerHandle {
+    fn is_alive(&self) -> bool {
+        match self {
+            ServerHandle::Thread(t) => t.as_ref().is_some_and(|t| !t.is_finished()),
+            ServerHandle::Process(p) => p.as_ref().is_some_and(|p| p.is_alive()),
+        }
+    }
+
+    /// Waits for the server to finish, killing a process that does not within `patience`.
+    fn finish(&mut self, patience: Duration) {
+        match self {
+            ServerHandle::Thread(t) => {
+                if let Some(t) = t.take() {
+                    let deadline = Instant::now() + patience;
+                    while !t.is_finished() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    if t.is_finished() {
+                        let _ = t.join();
+                    }
+                }
+            }
+            ServerHandle::Process(p) => {
+                if let Some(mut p) = p.take() {
+                    if p.join_timeout(patience).is_err() && p.is_alive() {
+                        let _ = p.kill();
+                        let _ = p.join_timeout(patience);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives up on a server that never became reachable.
+    fn abandon(&mut self) {
+        if let ServerHandle::Process(Some(p)) = self {
+            let _ = p.kill();
+        }
+        self.finish(Duration::from_secs(2));
+    }
+}
+
+macro_rules! creators {
+    () => {
+        /// A new shared list.
+        pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>, ManagerError> {
+            self.list_from(std::iter::empty())
+        }
+
+        /// A new shared list holding `values`.
+        pub fn list_from<T: Serialize + DeserializeOwned>(
+            &self,
+            values: impl IntoIterator<Item = T>,
+        ) -> Result<ListProxy<T>, ManagerError> {
+            let es = self.elems(values)?;
+            self.make(Kind::List, Init::Elems(es))
+        }
+
+        /// A new shared dictionary.
+        pub fn dict<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(
+            &self,
+        ) -> Result<DictProxy<K, V>, ManagerError> {
+            self.make(Kind::Dict, Init::Pairs(Vec::new()))
+        }
+
+        /// A new namespace (named attributes of any serde value).
+        pub fn namespace(&self) -> Result<NamespaceProxy, ManagerError> {
+            self.make(Kind::Namespace, Init::Nothing)
+        }
+
+        /// A new shared value.
+        pub fn value<T: Serialize + DeserializeOwned>(
+            &self,
+            value: T,
+        ) -> Result<ValueProxy<T>, ManagerError> {
+            let e = client::encode_elem(self.remote(), &value)?;
+            self.make(Kind::Value, Init::One(e))
+        }
+
+        /// A new fixed-length shared array holding `values`.
+        pub fn array<T: Serialize + DeserializeOwned>(
+            &self,
+            values: impl IntoIterator<Item = T>,
+        ) -> Result<ArrayProxy<T>, ManagerError> {
+            let es = self.elems(values)?;
+            self.make(Kind::Array, Init::Elems(es))
+        }
+
+        /// A new unbounded queue.
+        pub fn queue<T: Serialize + DeserializeOwned>(
+            &self,
+        ) -> Result<QueueProxy<T>, ManagerError> {
+            self.make(Kind::Queue, Init::Size(0))
+        }
+
+        /// A new queue holding at most `capacity` items (`put` waits for room).
+        pub fn bounded_queue<T: Serialize + DeserializeOwned>(
+            &self,
+            capacity: usize,
+        ) -> Result<QueueProxy<T>, ManagerError> {
+            self.make(Kind::Queue, Init::Size(capacity.max(1) as u64))
+        }
+
+        /// A new joinable queue (`task_done` / `join`).
+        pub fn joinable_queue<T: Serialize + DeserializeOwned>(
+            &self,
+        ) -> Result<JoinableQueueProxy<T>, ManagerError> {
+            self.make(Kind::JoinableQueue, Init::Size(0))
+        }
+
+        /// A new lock.
+        pub fn lock(&self) -> Result<LockProxy, ManagerError> {
+            self.make(Kind::Lock, Init::Nothing)
+        }
+
+        /// A new reentrant lock.
+        pub fn rlock(&self) -> Result<RLockProxy, ManagerError> {
+            self.make(Kind::RLock, Init::Nothing)
+        }
+
+        /// A new semaphore with `value` units.
+        pub fn semaphore(&self, value: usize) -> Result<SemaphoreProxy, ManagerError> {
+            self.make(Kind::Semaphore, Init::Size(value as u64))
+        }
+
+        /// A new bounded semaphore with `value` units.
+        pub fn bounded_semaphore(
+            &self,
+            value: usize,
+        ) -> Result<BoundedSemaphoreProxy, ManagerError> {
+            self.make(Kind::BoundedSemaphore, Init::Size(value as u64))
+        }
+
+        /// A new condition variable (over a reentrant lock).
+        pub fn condition(&self) -> Result<ConditionProxy, ManagerError> {
+            self.make(Kind::Condition, Init::Nothing)
+        }
+
+        /// A new event.
+        pub fn event(&self) -> Result<EventProxy, ManagerError> {
+            self.make(Kind::Event, Init::Nothing)
+        }
+
+        /// A new barrier for `parties` parties.
+        pub fn barrier(&self, parties: usize) -> Result<BarrierProxy, ManagerError> {
+            self.make(Kind::Barrier, Init::Size(parties as u64))
+        }
+
+        /// A new object of the registered custom type `T`, starting as `value`.
+        pub fn create<T: SharedType>(&self, value: T) -> Result<T::Proxy, ManagerError> {
+            let bytes = processing_core::codec::encode(&value)?;
+            self.create_kind(
+                Kind::Custom,
+                <T::Proxy as Proxy>::tag(),
+                Init::Custom(bytes),
+            )
+        }
+
+        fn elems<T: Serialize>(
+            &self,
+            values: impl IntoIterator<Item = T>,
+        ) -> Result<Vec<Elem>, ManagerError> {
+            values
+                .into_iter()
+                .map(|v| client::encode_elem(self.remote(), &v))
+                .collect()
+        }
+    };
+}
+
+impl Manager {
+    /// Starts a manager server in a child process and returns its owner.
+    ///
+    /// The server is a daemonic child: it stops when this manager is shut down or dropped,
+    /// and when this process exits or dies.
+    pub fn start() -> Result<Manager, ManagerError> {
+        ManagerBuilder::new().start()
+    }
+
+    /// Starts a manager server on a thread of this process (see
+    /// [`ManagerBuilder::start_in_thread`]).
+    pub fn start_in_thread() -> Result<Manager, ManagerError> {
+        ManagerBuilder::new().start_in_thread()
+    }
+
+    /// A builder, to register custom types or set an authkey.
+    pub fn builder() -> ManagerBuilder<()> {
+        ManagerBuilder::new()
+    }
+
+    /// Serves a manager on `address` with `authkey` in this thread until a client shuts it
+    /// down (see [`ManagerBuilder::serve`]).
+    pub fn serve(
+        address: impl Into<Address>,
+        authkey: impl Into<Vec<u8>>,
+    ) -> Result<(), ManagerError> {
+        ManagerBuilder::new().authkey(authkey).serve(address)
+    }
+
+    /// Connects to a manager served at `address` with `authkey`; a wrong key is
+    /// [`ManagerError::Auth`].
+    pub fn connect(
+        address: impl Into<Address>,
+        authkey: impl Into<Vec<u8>>,
+    ) -> Result<Manager, ManagerError> {
+        ManagerBuilder::new().authkey(authkey).connect(address)
+    }
+
+    /// The server's address.
+    pub fn address(&self) -> &Address {
+        &self.remote.address
+    }
+
+    /// The server process's id, for a manager started with [`Manager::start`].
+    pub fn server_pid(&self) -> Option<u32> {
+        match &self.owner.as_ref()?.server {
+            ServerHandle::Process(Some(p)) => p.pid(),
+            _ => None,
+        }
+    }
+
+    /// Whether this handle owns (started) its server.
+    pub fn is_owner(&self) -> bool {
+        self.owner.is_some()
+    }
+
+    /// The number of live objects on the server (each freed when its last proxy is dropped).
+    pub fn live_objects(&self) -> Result<usize, ManagerError> {
+        client::call::<_, u64>(&self.remote, 0, "objects", &()).map(|n| n as usize)
+    }
+
+    /// Creates or finds the object called `name`: objects made through the returned scope
+    /// are shared by name, so that clients of a remote manager can meet at one queue.
+    ///
+    /// ```
+    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let a = m.named("jobs").queue::<u32>().unwrap();
+    /// let b = m.named("jobs").queue::<u32>().unwrap();
+    /// a.put(7).unwrap();
+    /// assert_eq!(b.get().unwrap(), 7);
+    /// assert!(m.named("jobs").list::<u32>().is_err()); // another type under that name
+    /// ```
+    pub fn named<'m>(&'m self, name: &'m str) -> Named<'m> {
+        Named {
+            manager: self,
+            name,
+        }
+    }
+
+    /// The object called `name`, if one exists, as proxy type `P` (an error if it has another
+    /// type).
+    pub fn lookup<P: Proxy>(&self, name: &str) -> Result<Option<P>, ManagerError> {
+        let id: Option<u64> = client::call(&self.remote, 0, "lookup", &(name, P::tag()))?;
+        Ok(id.map(|id| P::from_raw(RawProxy::adopt(self.remote.clone(), id))))
+    }
+
+    /// Stops the server. For a started manager: the server process (or thread) ends and this
+    /// waits for it. For a connected one: asks the remote server to stop serving.
+    /// Proxies used afterwards return [`ManagerError::Disconnected`].
+    pub fn shutdown(mut self) -> Result<(), ManagerError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), ManagerError> {
+        let Some(mut owner) = self.owner.take() else {
+            return client::call::<_, ()>(&self.remote, 0, "shutdown", &());
+        };
+        if let Some(mut control) = owner.control.take() {
+            let mut request = 0u64.to_le_bytes().to_vec();
+            request.push(8);
+            request.extend_from_slice(b"shutdown");
+            if control.send(&[&request]).is_ok() {
+                let _ = control
+                    .stream
+                    .set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = control.recv(Duration::ZERO);
+            }
+        }
+        owner.server.finish(Duration::from_secs(5));
+        sys::remove_local_address(&self.remote.address);
+        client::forget_all(&self.remote);
+        Ok(())
+    }
+
+    fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+
+    fn make<P: Proxy>(&self, kind: Kind, init: Init) -> Result<P, ManagerError> {
+        self.create_kind(kind, P::tag(), init)
+    }
+
+    fn create_kind<P: Proxy>(
+        &self,
+        kind: Kind,
+        tag: String,
+        init: Init,
+    ) -> Result<P, ManagerError> {
+        let id: u64 = client::call(&self.remote, 0, "create", &(kind, tag, init, None::<&str>))?;
+        Ok(P::from_raw(RawProxy::adopt(self.remote.clone(), id)))
+    }
+
+    creators!();
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        if self.owner.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// Creates objects under a name (see [`Manager::named`]): the first creation makes the object,
+/// later ones (from any client) return a proxy of the same object; asking with another type
+/// is a remote `TypeMismatch` error.
+#[derive(Debug)]
+pub struct Named<'m> {
+    manager: &'m Manager,
+    name: &'m str,
+}
+
+impl Named<'_> {
+    fn remote(&self) -> &Arc<Remote> {
+        &self.manager.remote
+    }
+
+    fn make<P: Proxy>(&self, kind: Kind, init: Init) -> Result<P, ManagerError> {
+        self.create_kind(kind, P::tag(), init)
+    }
+
+    fn create_kind<P: Proxy>(
+        &self,
+        kind: Kind,
+        tag: String,
+        init: Init,
+    ) -> Result<P, ManagerError> {
+        let id: u64 = client::call(
+            self.remote(),
+            0,
+            "create",
+            &(kind, tag, init, Some(self.name)),
+        )?;
+        Ok(P::from_raw(RawProxy::adopt(self.remote().clone(), id)))
+    }
+
+    creators!();
+}

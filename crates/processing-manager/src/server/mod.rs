@@ -1,0 +1,533 @@
+//! The manager server: accepts connections, authenticates them, and serves each on its own
+//! thread (so a blocking call, such as a queue `get`, blocks only its caller).
+
+pub(crate) mod objects;
+mod registry;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use processing_core::codec::{decode, encode};
+
+use crate::address::Address;
+use crate::custom::TypeTable;
+use crate::error::{ManagerError, RemoteError, RemoteErrorKind};
+use crate::protocol::{self, Elem, Hello, Welcome, STATUS_ERR, STATUS_OK};
+use crate::sys::{self, Listener, Mailbox, Stream};
+use crate::wire::Framed;
+use objects::{Init, Kind};
+use registry::Registry;
+
+/// How long a connection's handler polls for the next request before blocking: clients in a
+/// loop of calls send the next one within microseconds.
+const SERVER_SPIN: Duration = Duration::from_micros(60);
+
+/// What a server needs to know when it starts.
+pub(crate) struct ServerConfig {
+    pub(crate) authkey: Vec<u8>,
+    pub(crate) owner_token: Option<u64>,
+    pub(crate) types: TypeTable,
+}
+
+/// What the connection loop does after answering a control call.
+#[derive(Default)]
+struct After {
+    stop: bool,
+    mailbox: Option<Mailbox>,
+}
+
+/// A running server (shared by the accept loop and the connection threads).
+pub(crate) struct Server {
+    config: ServerConfig,
+    registry: Registry,
+    instance: u64,
+    address: Address,
+    stopping: AtomicBool,
+    conns: Mutex<HashMap<u64, Stream>>,
+    next_conn: AtomicU64,
+    named: Mutex<()>,
+}
+
+/// The context of one call on the server.
+pub(crate) struct Cx<'a> {
+    registry: &'a Registry,
+    /// The connection making the call: the owner identity of locks.
+    pub(crate) conn: u64,
+    stream: &'a Stream,
+    stopping: &'a AtomicBool,
+    deferred: RefCell<Vec<u64>>,
+}
+
+impl Cx<'_> {
+    /// Takes references for the proxies embedded in a value about to be stored.
+    pub(crate) fn adopt(&self, e: &Elem) -> Result<(), RemoteError> {
+        self.adopt_all(std::slice::from_ref(e))
+    }
+
+    /// [`Cx::adopt`] for several values: all or nothing.
+    pub(crate) fn adopt_all(&self, elems: &[Elem]) -> Result<(), RemoteError> {
+        let mut taken = Vec::new();
+        for id in elems.iter().flat_map(|e| e.refs.iter()) {
+            if let Err(err) = self.registry.incref(*id) {
+                self.deferred.borrow_mut().extend(taken);
+                return Err(err);
+            }
+            taken.push(*id);
+        }
+        Ok(())
+    }
+
+    /// Adds references for a copy of a stored value that is sent to the client.
+    pub(crate) fn share(&self, e: &Elem) {
+        for id in &e.refs {
+            let _ = self.registry.incref(*id);
+        }
+    }
+
+    /// [`Cx::share`] for several values.
+    pub(crate) fn share_all<'e>(&self, elems: impl IntoIterator<Item = &'e Elem>) {
+        for e in elems {
+            self.share(e);
+        }
+    }
+
+    /// Releases the references of a value leaving the store (after the call, outside any
+    /// object's lock).
+    pub(crate) fn release(&self, e: &Elem) {
+        self.deferred.borrow_mut().extend(e.refs.iter().copied());
+    }
+
+    /// [`Cx::release`] for several values.
+    pub(crate) fn release_all(&self, elems: &[Elem]) {
+        for e in elems {
+            self.release(e);
+        }
+    }
+
+    /// An error when the call should give up waiting: the server is stopping or the client
+    /// closed its connection.
+    pub(crate) fn check_cancelled(&self) -> Result<(), RemoteError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(RemoteError::new(
+                RemoteErrorKind::ShuttingDown,
+                "the manager is shutting down",
+            ));
+        }
+        if sys::peer_closed(self.stream) {
+            return Err(RemoteError::new(
+                RemoteErrorKind::Refused,
+                "the client went away",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Server {
+    /// Binds `address` and prepares a server; [`Server::run`] then serves it.
+    pub(crate) fn bind(
+        address: &Address,
+        config: ServerConfig,
+    ) -> Result<(Arc<Server>, Listener), ManagerError> {
+        let (listener, bound) = sys::bind(address)
+            .map_err(|e| ManagerError::Address(format!("cannot bind {address}: {e}")))?;
+        let instance = u64::from_le_bytes(
+            processing_core::authkey::random_bytes(8)
+                .try_into()
+                .unwrap_or([7; 8]),
+        ) | 1;
+        let server = Server {
+            config,
+            registry: Registry::new(),
+            instance,
+            address: bound,
+            stopping: AtomicBool::new(false),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            named: Mutex::new(()),
+        };
+        Ok((Arc::new(server), listener))
+    }
+
+    /// The address the server is bound to (port 0 resolved).
+    pub(crate) fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Accepts connections until [`Server::stop`].
+    pub(crate) fn run(self: &Arc<Self>, listener: Listener) {
+        let mut failures = 0u32;
+        while !self.stopping.load(Ordering::Acquire) {
+            match listener.accept() {
+                Ok(stream) => {
+                    failures = 0;
+                    if self.stopping.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let server = Arc::clone(self);
+                    let spawned = std::thread::Builder::new()
+                        .name("manager-conn".into())
+                        .spawn(move || server.serve_connection(stream));
+                    if let Err(e) = spawned {
+                        tracing::warn!("manager: cannot start a connection thread: {e}");
+                    }
+                }
+                Err(e) => {
+                    // Transient failures (EMFILE, ECONNABORTED): back off briefly.
+                    failures += 1;
+                    tracing::debug!("manager: accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(u64::from(failures.min(50))));
+                }
+            }
+        }
+        drop(listener);
+        // Wake every connection thread: blocked reads see end of stream, waits see `stopping`.
+        for (_, s) in self.conns.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            s.shutdown();
+        }
+    }
+
+    /// Asks the server to stop: no new connections, every connection closed.
+    pub(crate) fn stop(&self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for s in self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            s.shutdown();
+        }
+        // Wake the accept loop with a connection of our own.
+        let _ = sys::connect(&wake_address(&self.address), Duration::from_secs(1));
+    }
+
+    fn serve_connection(self: Arc<Self>, stream: Stream) {
+        let mut f = Framed::new(stream);
+        if let Err(e) = crate::auth::server_side(&mut f, &self.config.authkey) {
+            tracing::debug!("manager: connection refused: {e}");
+            return;
+        }
+        let hello = match self.handshake(&mut f) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::debug!("manager: handshake failed: {e}");
+                return;
+            }
+        };
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        if let Ok(clone) = f.stream.try_clone() {
+            self.conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(conn, clone);
+        }
+        if self.stopping.load(Ordering::Acquire) {
+            f.stream.shutdown();
+        }
+        let is_owner = hello.owner_token.is_some() && hello.owner_token == self.config.owner_token;
+        let mut request = Vec::with_capacity(256);
+        let mut after = After::default();
+        let mut mailbox: Option<Mailbox> = None;
+        loop {
+            let received = match mailbox.as_mut() {
+                None => f.recv(SERVER_SPIN).map(|frame| {
+                    request.clear();
+                    request.extend_from_slice(frame);
+                }),
+                Some(mb) => {
+                    let stream = &f.stream;
+                    let stopping = &self.stopping;
+                    let cancelled = || {
+                        (stopping.load(Ordering::Acquire) || sys::peer_closed(stream))
+                            .then(|| std::io::Error::from(std::io::ErrorKind::ConnectionAborted))
+                    };
+                    match mb.read(&mut request, SERVER_SPIN, cancelled) {
+                        Ok(Some(_)) => Ok(()),
+                        Ok(None) => f.recv(Duration::ZERO).map(|frame| {
+                            request.clear();
+                            request.extend_from_slice(frame);
+                        }),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if received.is_err() {
+                break;
+            }
+            let cx = Cx {
+                registry: &self.registry,
+                conn,
+                stream: &f.stream,
+                stopping: &self.stopping,
+                deferred: RefCell::new(Vec::new()),
+            };
+            let result = protocol::parse_request(&request).and_then(|req| {
+                if req.object == 0 {
+                    self.control(&cx, req.method, req.args, &mut after)
+                } else {
+                    self.registry
+                        .get(req.object)?
+                        .call(&cx, req.method, req.args)
+                }
+            });
+            for id in cx.deferred.into_inner() {
+                self.registry.decref(id);
+            }
+            let err_payload;
+            let parts: [&[u8]; 2] = match &result {
+                Ok(payload) => [&[STATUS_OK], payload],
+                Err(err) => {
+                    err_payload = encode(err).unwrap_or_default();
+                    [&[STATUS_ERR], &err_payload]
+                }
+            };
+            let sent = match mailbox.as_mut() {
+                Some(mb) => {
+                    let fits = mb.write(&parts);
+                    mb.publish();
+                    if fits {
+                        Ok(())
+                    } else {
+                        f.send(&parts)
+                    }
+                }
+                None => f.send(&parts),
+            };
+            if sent.is_err() || after.stop {
+                break;
+            }
+            // The reply to the upgrade went on the socket; from now on the mailbox carries calls.
+            if let Some(mb) = after.mailbox.take() {
+                mailbox = Some(mb);
+            }
+        }
+        let stop_after = after.stop;
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&conn);
+        for object in self.registry.all() {
+            object.on_disconnect(conn);
+        }
+        if is_owner || stop_after {
+            self.stop();
+        }
+    }
+
+    fn handshake(&self, f: &mut Framed) -> Result<Hello, String> {
+        f.stream
+            .set_read_timeout(Some(crate::auth::AUTH_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        let frame = f.recv(Duration::ZERO).map_err(|e| e.to_string())?.to_vec();
+        let checked = protocol::check_versioned(&frame).and_then(|payload| {
+            let hello: Hello = decode(payload).map_err(|e| format!("malformed hello: {e}"))?;
+            for t in &hello.types {
+                if let Some(mine) = self.config.types.identity(&t.name) {
+                    if mine.fingerprint != t.fingerprint {
+                        return Err(format!(
+                            "custom type `{}` differs between client and server (fingerprint {:016x} here, {:016x} there): another build or another definition",
+                            t.name, mine.fingerprint, t.fingerprint
+                        ));
+                    }
+                }
+            }
+            Ok(hello)
+        });
+        match checked {
+            Ok(hello) => {
+                let welcome = Welcome {
+                    instance: self.instance,
+                    types: self.config.types.identities(),
+                };
+                let payload = encode(&welcome).map_err(|e| e.to_string())?;
+                let mut body = vec![STATUS_OK];
+                body.extend_from_slice(&payload);
+                f.send(&[&protocol::versioned(&body)])
+                    .map_err(|e| e.to_string())?;
+                f.stream.set_read_timeout(None).map_err(|e| e.to_string())?;
+                Ok(hello)
+            }
+            Err(reason) => {
+                let mut body = vec![STATUS_ERR];
+                body.extend_from_slice(reason.as_bytes());
+                let _ = f.send(&[&protocol::versioned(&body)]);
+                Err(reason)
+            }
+        }
+    }
+
+    fn control(
+        &self,
+        cx: &Cx<'_>,
+        method: &str,
+        a: &[u8],
+        after: &mut After,
+    ) -> Result<Vec<u8>, RemoteError> {
+        let enc = |v: &dyn erased::Enc| v.enc();
+        match method {
+            "create" => {
+                let (kind, tag, init, name): (Kind, String, Init, Option<String>) = decode(a)?;
+                let id = match name {
+                    None => self.create(cx, kind, tag, init)?,
+                    Some(name) => {
+                        let _serial = self.named.lock().unwrap_or_else(|e| e.into_inner());
+                        match self.registry.lookup_name(&name) {
+                            Some(id) => {
+                                self.check_tag(id, &tag, &name)?;
+                                id
+                            }
+                            None => {
+                                let id = self.create(cx, kind, tag, init)?;
+                                self.registry.bind_name(&name, id)
+                            }
+                        }
+                    }
+                };
+                enc(&id)
+            }
+            "lookup" => {
+                let (name, tag): (String, String) = decode(a)?;
+                match self.registry.lookup_name(&name) {
+                    Some(id) => {
+                        self.check_tag(id, &tag, &name)?;
+                        enc(&Some(id))
+                    }
+                    None => enc(&None::<u64>),
+                }
+            }
+            "incref" => {
+                let id: u64 = decode(a)?;
+                self.registry.incref(id)?;
+                enc(&())
+            }
+            "decref" => {
+                let id: u64 = decode(a)?;
+                self.registry.decref(id);
+                enc(&())
+            }
+            "objects" => enc(&(self.registry.len() as u64)),
+            "shutdown" => {
+                after.stop = true;
+                enc(&())
+            }
+            "mailbox" => {
+                let path: std::path::PathBuf = decode::<String>(a)?.into();
+                // Only a mailbox file inside this server's own private directory.
+                let ours = match &self.address {
+                    Address::Local(socket) => {
+                        path.parent() == socket.parent()
+                            && path
+                                .file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| n.starts_with("mb-"))
+                    }
+                    Address::Tcp(_) => false,
+                };
+                if !ours {
+                    return Err(RemoteError::new(
+                        RemoteErrorKind::Refused,
+                        "mailbox outside the server's directory",
+                    ));
+                }
+                let mb = Mailbox::open(&path)
+                    .map_err(|e| RemoteError::new(RemoteErrorKind::Refused, e.to_string()))?;
+                after.mailbox = Some(mb);
+                enc(&())
+            }
+            _ => Err(RemoteError::unknown_method("manager", method)),
+        }
+    }
+
+    fn check_tag(&self, id: u64, tag: &str, name: &str) -> Result<(), RemoteError> {
+        let object = self.registry.get(id)?;
+        if object.tag() != tag {
+            self.registry.decref(id);
+            return Err(RemoteError::new(
+                RemoteErrorKind::TypeMismatch,
+                format!("`{name}` is a {}, not a {tag}", object.tag()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn create(&self, cx: &Cx<'_>, kind: Kind, tag: String, init: Init) -> Result<u64, RemoteError> {
+        use objects::*;
+        let bad = || RemoteError::bad_args("initial value does not fit the kind of object");
+        let object: Arc<dyn Object> = match (kind, init) {
+            (Kind::List, Init::Elems(es)) => {
+                cx.adopt_all(&es)?;
+                Arc::new(ListObj::new(tag, es))
+            }
+            (Kind::Array, Init::Elems(es)) => {
+                cx.adopt_all(&es)?;
+                Arc::new(ArrayObj::new(tag, es))
+            }
+            (Kind::Dict, Init::Pairs(pairs)) => {
+                for (k, v) in &pairs {
+                    cx.adopt(k)?;
+                    cx.adopt(v)?;
+                }
+                Arc::new(DictObj::new(tag, cx, pairs))
+            }
+            (Kind::Value, Init::One(e)) => {
+                cx.adopt(&e)?;
+                Arc::new(ValueObj::new(tag, e))
+            }
+            (Kind::Namespace, _) => Arc::new(NamespaceObj::new()),
+            (Kind::Queue, Init::Size(n)) => Arc::new(QueueObj::new(tag, n as usize, false)),
+            (Kind::JoinableQueue, Init::Size(n)) => Arc::new(QueueObj::new(tag, n as usize, true)),
+            (Kind::Lock, _) => Arc::new(LockObj::new(false)),
+            (Kind::RLock, _) => Arc::new(LockObj::new(true)),
+            (Kind::Semaphore, Init::Size(n)) => Arc::new(SemaphoreObj::new(n, false)),
+            (Kind::BoundedSemaphore, Init::Size(n)) => Arc::new(SemaphoreObj::new(n, true)),
+            (Kind::Condition, _) => Arc::new(ConditionObj::new()),
+            (Kind::Event, _) => Arc::new(EventObj::new()),
+            (Kind::Barrier, Init::Size(n)) => Arc::new(BarrierObj::new(n)),
+            (Kind::Custom, Init::Custom(bytes)) => {
+                let inner = self.config.types.construct(&tag, &bytes)?;
+                Arc::new(CustomObj::new(tag, inner))
+            }
+            _ => return Err(bad()),
+        };
+        Ok(self.registry.insert(object))
+    }
+}
+
+/// The address to connect to in order to wake our own accept loop (an unspecified IP is not
+/// connectable everywhere).
+fn wake_address(address: &Address) -> Address {
+    if let Address::Tcp(s) = address {
+        if let Ok(mut sa) = s.parse::<std::net::SocketAddr>() {
+            if sa.ip().is_unspecified() {
+                sa.set_ip(if sa.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+                return Address::Tcp(sa.to_string());
+            }
+        }
+    }
+    address.clone()
+}
+
+/// Encoding a control result without naming its type at each arm.
+mod erased {
+    use crate::error::RemoteError;
+
+    pub(super) trait Enc {
+        fn enc(&self) -> Result<Vec<u8>, RemoteError>;
+    }
+
+    impl<T: serde::Serialize> Enc for T {
+        fn enc(&self) -> Result<Vec<u8>, RemoteError> {
+            processing_core::codec::encode(self).map_err(RemoteError::bad_args)
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Linux: a shared-memory mailbox per local connection, so that a call costs no system call
+//! while both sides are awake: the sender writes the message into its slot and bumps the slot's
+//! sequence number; the receiver spins on that number for a bounded time, then sleeps on it
+//! with `futex` (the sender wakes it only if it announced that it sleeps).
+//!
+//! The socket stays open beside the mailbox: messages larger than a slot travel on it, and its
+//! end of stream is how a sleeping side notices that its peer died.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Bytes of payload a slot holds; larger messages go over the socket.
+const CAPACITY: usize = 64 * 1024 - 64;
+/// `len` value meaning "this message travels on the socket".
+const ON_SOCKET: u32 = u32::MAX;
+/// Checks of the sequence number before the spin starts yielding between checks.
+const PURE_SPIN_CHECKS: u32 = 200;
+/// The shortest spin budget.
+const MIN_SPIN: Duration = Duration::from_micros(4);
+/// How long a sleeping side sleeps before checking that its peer is still there.
+const NAP: Duration = Duration::from_millis(100);
+
+#[repr(C)]
+struct Slot {
+    seq: AtomicU32,
+    sleeping: AtomicU32,
+    len: AtomicU32,
+    _pad: [u8; 52],
+    data: [u8; CAPACITY],
+}
+
+#[repr(C)]
+struct Shared {
+    request: Slot,
+    response: Slot,
+}
+
+const SIZE: usize = std::mem::size_of::<Shared>();
+
+/// Which side of the mailbox this process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Client,
+    Server,
+}
+
+/// One mapped mailbox.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    base: *mut Shared,
+    side: Side,
+    /// Sequence number of the last message received.
+    received: std::cell::Cell<u32>,
+    /// The current spin budget (adapted per wait).
+    spin: std::cell::Cell<Duration>,
+}
+
+// SAFETY: the mapping is owned by this value and only touched through atomics and through the
+// data area of a slot while the protocol gives this side exclusive use of it.
+unsafe impl Send for Mailbox {}
+
+impl Mailbox {
+    /// Creates a mailbox file at `path` (which must not exist) and maps it.
+    pub(crate) fn create(path: &Path) -> io::Result<Mailbox> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        file.set_len(SIZE as u64)?;
+        Mailbox::map(&file, Side::Client)
+    }
+
+    /// Maps the mailbox file at `path` created by a client.
+    pub(crate) fn open(path: &Path) -> io::Result<Mailbox> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        if file.metadata()?.len() != SIZE as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "mailbox has the wrong size",
+            ));
+        }
+        Mailbox::map(&file, Side::Server)
+    }
+
+    fn map(file: &File, side: Side) -> io::Result<Mailbox> {
+        // SAFETY: a fresh shared mapping of a file we hold open, of exactly its size; the
+        // result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mailbox {
+            base: p.cast(),
+            side,
+            received: std::cell::Cell::new(0),
+            spin: std::cell::Cell::new(MIN_SPIN),
+        })
+    }
+
+    fn slots(&self) -> (&Slot, &Slot) {
+        // SAFETY: `base` points to a live mapping of a `Shared` for the lifetime of `self`;
+        // the atomics are shared, the data areas are only accessed through raw pointers below.
+        let shared = unsafe { &*self.base };
+        match self.side {
+            Side::Client => (&shared.request, &shared.response),
+            Side::Server => (&shared.response, &shared.request),
+        }
+    }
+
+    /// Writes `parts` as the next message; `false` means it is too large: the slot now says
+    /// "on the socket", and the caller must `publish` first, then send the message there.
+    pub(crate) fn write(&mut self, parts: &[&[u8]]) -> bool {
+        let (out, _) = self.slots();
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > CAPACITY {
+            out.len.store(ON_SOCKET, Ordering::Relaxed);
+            return false;
+        }
+        let data = std::ptr::addr_of!(out.data) as *mut u8;
+        let mut at = 0;
+        for p in parts {
+            // SAFETY: `at + p.len() <= total <= CAPACITY`, inside our outgoing slot, which the
+            // peer does not read until `publish` bumps the sequence number.
+            unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), data.add(at), p.len()) };
+            at += p.len();
+        }
+        out.len.store(total as u32, Ordering::Relaxed);
+        true
+    }
+
+    /// Makes the written message visible and wakes the peer if it sleeps.
+    pub(crate) fn publish(&mut self) {
+        let (out, _) = self.slots();
+        out.seq.fetch_add(1, Ordering::SeqCst);
+        if out.sleeping.load(Ordering::SeqCst) != 0 {
+            futex_wake(&out.seq);
+        }
+    }
+
+    /// Waits for the next message: spins for `spin`, then sleeps, calling `cancelled` every
+    /// 100 ms. Returns `Some(len)` with the message copied into `buf`, or `None` when it
+    /// travels on the socket.
+    pub(crate) fn read(
+        &mut self,
+        buf: &mut Vec<u8>,
+        spin: Duration,
+        mut cancelled: impl FnMut() -> Option<io::Error>,
+    ) -> io::Result<Option<usize>> {
+        let expected = self.received.get().wrapping_add(1);
+        let (_, inbox) = self.slots();
+        let began = Instant::now();
+        // The spin adapts: it shrinks while messages keep arriving only after it gave up (a
+        // busy or oversubscribed machine, where spinning only delays the peer), and grows back
+        // while they arrive within it. Past a short pure spin it yields the CPU between checks,
+        // so that a peer waiting for this core gets to run.
+        let budget = self.spin.get().min(spin);
+        let mut checks = 0u32;
+        while inbox.seq.load(Ordering::Acquire) != expected {
+            checks += 1;
+            if checks > PURE_SPIN_CHECKS {
+                std::thread::yield_now();
+            }
+            if began.elapsed() >= budget {
+                self.spin.set((budget / 2).max(MIN_SPIN));
+                loop {
+                    inbox.sleeping.store(1, Ordering::SeqCst);
+                    let now = inbox.seq.load(Ordering::SeqCst);
+                    if now == expected {
+                        break;
+                    }
+                    futex_wait(&inbox.seq, now, NAP);
+                    if inbox.seq.load(Ordering::SeqCst) == expected {
+                        break;
+                    }
+                    if let Some(e) = cancelled() {
+                        inbox.sleeping.store(0, Ordering::SeqCst);
+                        return Err(e);
+                    }
+                }
+                inbox.sleeping.store(0, Ordering::SeqCst);
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        if began.elapsed() < budget {
+            self.spin
+                .set((budget * 2).clamp(MIN_SPIN, spin.max(MIN_SPIN)));
+        }
+        self.received.set(expected);
+        let len = inbox.len.load(Ordering::Acquire);
+        if len == ON_SOCKET {
+            return Ok(None);
+        }
+        let len = len as usize;
+        if len > CAPACITY {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "mailbox message length out of range",
+            ));
+        }
+        buf.clear();
+        buf.reserve(len);
+        let data = std::ptr::addr_of!(inbox.data) as *const u8;
+        // SAFETY: `len <= CAPACITY` bytes inside the peer's slot, which it does not write again
+        // until we answer; `buf` has room for `len` bytes, set as its length after the copy.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data, buf.as_mut_ptr(), len);
+            buf.set_len(len);
+        }
+        Ok(Some(len))
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping this value owns; nothing refers to it afterwards.
+        unsafe { libc::munmap(self.base.cast(), SIZE) };
+    }
+}
+
+fn futex_wait(word: &AtomicU32, value: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    // SAFETY: FUTEX_WAIT on a valid, aligned u32 in a shared mapping with a valid timeout; the
+    // kernel only reads the word. Spurious returns are handled by the caller's loop.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            value,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a valid, aligned u32; it does not access memory.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+    }
+}
+
+/// A fresh mailbox path next to a local socket path (inside its private directory).
+pub(crate) fn mailbox_path(socket: &Path) -> Option<PathBuf> {
+    let dir = socket.parent()?;
+    let tag: String = processing_core::authkey::random_bytes(8)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(dir.join(format!("mb-{tag}")))
+}

@@ -1,0 +1,25 @@
+//! The one platform seam of the manager: streams, listeners, the non-blocking read used by the
+//! bounded spin, and the peer-closed check.
+//!
+//! Every platform module exports the same names: `Stream`, `Listener`, `connect`, `bind`,
+//! `try_read`, `peer_closed`, `new_local_address`, `remove_local_address`.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
+
+#[cfg(target_os = "linux")]
+mod mailbox_linux;
+#[cfg(target_os = "linux")]
+pub(crate) use mailbox_linux::{mailbox_path, Mailbox};
+
+#[cfg(not(target_os = "linux"))]
+mod mailbox_none;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use mailbox_none::{mailbox_path, Mailbox};

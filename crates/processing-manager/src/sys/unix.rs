@@ -1,0 +1,191 @@
+//! Unix: local managers listen on a socket path inside a private (0700) directory; remote ones
+//! on TCP.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+
+use std::time::Duration;
+
+use crate::address::Address;
+
+/// A connected byte stream to or from a manager server.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+
+    pub(crate) fn try_clone(&self) -> io::Result<Stream> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+        })
+    }
+
+    pub(crate) fn shutdown(&self) {
+        let _ = match self {
+            Stream::Unix(s) => s.shutdown(Shutdown::Both),
+            Stream::Tcp(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+
+    pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(d),
+            Stream::Tcp(s) => s.set_read_timeout(d),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A bound listening socket.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    pub(crate) fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Unix(l) => Ok(Stream::Unix(l.accept()?.0)),
+            Listener::Tcp(l) => {
+                let (s, _) = l.accept()?;
+                s.set_nodelay(true)?;
+                Ok(Stream::Tcp(s))
+            }
+        }
+    }
+}
+
+/// Connects to `address`, giving up after `timeout` for TCP.
+pub(crate) fn connect(address: &Address, timeout: Duration) -> io::Result<Stream> {
+    match address {
+        Address::Local(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
+        Address::Tcp(host_port) => {
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
+            for addr in host_port.to_socket_addrs()? {
+                match TcpStream::connect_timeout(&addr, timeout) {
+                    Ok(s) => {
+                        s.set_nodelay(true)?;
+                        return Ok(Stream::Tcp(s));
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        }
+    }
+}
+
+/// Binds `address`; a TCP port 0 is resolved to the port the system chose. A stale socket file
+/// at a local path is replaced (a manager restarted on the same address).
+pub(crate) fn bind(address: &Address) -> io::Result<(Listener, Address)> {
+    match address {
+        Address::Local(path) => {
+            if std::fs::symlink_metadata(path).is_ok() && UnixStream::connect(path).is_err() {
+                std::fs::remove_file(path)?;
+            }
+            let l = UnixListener::bind(path)?;
+            Ok((Listener::Unix(l), address.clone()))
+        }
+        Address::Tcp(host_port) => {
+            // std sets SO_REUSEADDR on Unix, so a restarted server can rebind at once.
+            let l = TcpListener::bind(host_port.as_str())?;
+            let local = l.local_addr()?;
+            Ok((Listener::Tcp(l), Address::Tcp(local.to_string())))
+        }
+    }
+}
+
+/// Reads what is available without blocking: `Ok(None)` when nothing is, `Ok(Some(0))` at end
+/// of stream.
+pub(crate) fn try_read(stream: &Stream, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    recv_flags(stream, buf, libc::MSG_DONTWAIT)
+}
+
+/// Whether the peer has closed its end (a non-blocking peek reads end of stream).
+pub(crate) fn peer_closed(stream: &Stream) -> bool {
+    let mut byte = [0u8; 1];
+    match recv_flags(stream, &mut byte, libc::MSG_DONTWAIT | libc::MSG_PEEK) {
+        Ok(Some(0)) => true,
+        Ok(_) => false,
+        Err(_) => true,
+    }
+}
+
+fn recv_flags(stream: &Stream, buf: &mut [u8], flags: i32) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: `buf` is a valid writable region of `buf.len()` bytes for the whole call and
+        // the descriptor is owned by `stream`, which outlives the call.
+        let n = unsafe { libc::recv(stream.raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(None),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// A fresh address for a local manager: a socket path in a new private directory.
+pub(crate) fn new_local_address() -> io::Result<Address> {
+    let tag: String = processing_core::authkey::random_bytes(8)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("processing-mgr-{}-{tag}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(Address::Local(dir.join("s")))
+}
+
+/// Removes the socket file of a local address (and its private directory when it is ours).
+pub(crate) fn remove_local_address(address: &Address) {
+    if let Address::Local(path) = address {
+        let _ = std::fs::remove_file(path);
+        if let Some(dir) = path.parent() {
+            let is_ours = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("processing-mgr-"));
+            if is_ours {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
