@@ -7,6 +7,7 @@ pub mod process_cases;
 /// that one test body runs against both.
 pub mod shared {
     use processing::manager::{EventProxy, LockProxy, QueueProxy};
+    use processing::{Event, Lock, Queue};
     use serde::{de::DeserializeOwned, Serialize};
 
     /// A FIFO queue usable from several processes.
@@ -72,6 +73,48 @@ pub mod shared {
         }
         fn event_is_set(&self) -> bool {
             self.is_set().expect("event proxy is_set")
+        }
+    }
+
+    impl<T: Serialize + DeserializeOwned> QueueLike<T> for Queue<T> {
+        fn put_item(&self, value: T) {
+            self.put(value)
+                .map_err(|e| e.to_string())
+                .expect("queue put");
+        }
+        fn get_item(&self) -> T {
+            self.get().expect("queue get")
+        }
+        fn try_get_item(&self) -> Option<T> {
+            self.try_get().ok()
+        }
+    }
+
+    impl LockLike for Lock {
+        fn lock_acquire(&self) {
+            // The guard is forgotten: the caller releases explicitly, as with the proxy.
+            match self.acquire() {
+                Ok(guard) => guard.forget(),
+                Err(e) => panic!("lock acquire: {e}"),
+            }
+        }
+        fn lock_try_acquire(&self) -> bool {
+            self.try_acquire().map(|guard| guard.forget()).is_some()
+        }
+        fn lock_release(&self) {
+            self.release().expect("lock release");
+        }
+    }
+
+    impl EventLike for Event {
+        fn event_set(&self) {
+            self.set();
+        }
+        fn event_wait(&self) {
+            self.wait();
+        }
+        fn event_is_set(&self) -> bool {
+            self.is_set()
         }
     }
 }

@@ -359,7 +359,17 @@ fn lock_event_behaviour<L: LockLike + 'static, E: EventLike + 'static>(lock: L, 
 }
 
 #[test]
-fn shared_behaviour_queue_and_lock_on_manager_proxies() {
+fn m04_shared_behaviour_on_direct_objects() {
+    queue_behaviour(processing::Queue::<u32>::new().unwrap());
+    lock_event_behaviour(
+        processing::Lock::new().unwrap(),
+        processing::Event::new().unwrap(),
+        processing::Event::new().unwrap(),
+    );
+}
+
+#[test]
+fn m04_shared_behaviour_on_manager_proxies() {
     let m = Manager::start().unwrap();
     queue_behaviour(m.queue::<u32>().unwrap());
     lock_event_behaviour(m.lock().unwrap(), m.event().unwrap(), m.event().unwrap());
