@@ -1,8 +1,11 @@
-//! A short tour of processes in `processing`: spawn with a return value, a panic coming back
-//! as an error, a forked capturing closure, and the start methods of the platform; then
-//! shared memory and the synchronisation primitives across processes.
+//! A short tour of `processing`: processes (spawn with a return value, a panic coming back as
+//! an error, a forked capturing closure, the start methods of the platform); shared memory and
+//! the synchronisation primitives across processes; pipes, queues and an authenticated
+//! listener; a pool with its progress bar, surviving a killed worker; and a manager's shared
+//! list and dict.
 //!
-//! Run with `cargo run --example tour`.
+//! Run with `cargo run --release --example tour` (the README's demo). Everything is printed on
+//! stdout except the pool's progress bar, which is drawn on stderr when it is a terminal.
 
 use processing::{current_process, Process, ProcessError, StartMethod};
 
@@ -27,6 +30,7 @@ fn fails(reason: String) -> u32 {
 fn main() -> Result<(), ProcessError> {
     processing::log_to_stderr(processing::process::Level::WARN);
 
+    println!("== processes");
     // A child with a return value, like std::thread::spawn + join.
     let mut child = processing::spawn(square, 12)?;
     println!(
@@ -77,9 +81,18 @@ fn main() -> Result<(), ProcessError> {
     }
     println!("default start method: {}", processing::get_start_method());
 
-    if let Err(e) = shared_state_tour() {
-        eprintln!("shared-state tour failed: {e}");
-        std::process::exit(1);
+    let sections: [(&str, fn() -> Result<(), Box<dyn std::error::Error>>); 4] = [
+        ("shared state", shared_state_tour),
+        ("channels", channels_tour),
+        ("pool", pool_tour),
+        ("manager", manager_tour),
+    ];
+    for (name, section) in sections {
+        println!("\n== {name}");
+        if let Err(e) = section() {
+            eprintln!("the {name} part of the tour failed: {e}");
+            std::process::exit(1);
+        }
     }
     Ok(())
 }
@@ -171,5 +184,168 @@ fn shared_state_tour() -> Result<(), Box<dyn std::error::Error>> {
         Ok(_guard) => println!("the lock was free"),
         Err(e) => println!("unexpected: {e}"),
     }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ pipes, queues, listeners
+
+use processing::{Address, Client, Connection, Listener, Pipe, Queue};
+
+fn shout(conn: Connection<String>) {
+    // Answer every message until the other end is closed.
+    while let Ok(text) = conn.recv() {
+        conn.send(&text.to_uppercase()).expect("send");
+    }
+}
+
+fn produce((queue, id): (Queue<(u32, u64)>, u32)) {
+    for i in 0..1000u64 {
+        queue.put((id, i)).expect("put");
+    }
+}
+
+fn phone_home(address: Address) -> String {
+    // The process authkey is inherited by children, so `None` (use it) authenticates.
+    let conn = Client::connect::<String>(address, None).expect("connect");
+    conn.send(&format!("hello from pid {}", std::process::id()))
+        .expect("send");
+    conn.recv().expect("recv")
+}
+
+fn channels_tour() -> Result<(), Box<dyn std::error::Error>> {
+    // A duplex pipe: one end stays here, the other is the child's argument.
+    let (here, there) = Pipe::new::<String>()?;
+    let mut child = processing::spawn(shout, there)?;
+    for word in ["pipes", "carry", "typed values"] {
+        here.send(&word.to_string())?;
+        print!("{} ", here.recv()?);
+    }
+    println!("(echoed by pid {:?})", child.pid());
+    drop(here); // end of stream: the child's loop ends
+    child.join()?;
+
+    // A queue with three producers, joined before a single item is consumed: every put that
+    // returned is already in shared memory (no feeder thread, no join-before-drain deadlock).
+    let queue = Queue::new()?;
+    let mut producers: Vec<_> = (0..3)
+        .map(|id| processing::spawn(produce, (queue.clone(), id)))
+        .collect::<Result<_, _>>()?;
+    for p in &mut producers {
+        p.join()?;
+    }
+    let n = queue.len();
+    let total: u64 = (0..n)
+        .map(|_| queue.get().map(|(_, i)| i))
+        .sum::<Result<_, _>>()?;
+    println!("3 producers exited; the queue still held {n} items summing to {total}");
+
+    // A listener on a private local socket; a child connects and authenticates.
+    let listener = Listener::bind(Address::unique_local(), None)?;
+    let mut child = processing::spawn(phone_home, listener.address().clone())?;
+    let conn = listener.accept::<String>()?;
+    let greeting = conn.recv()?;
+    conn.send(&"welcome".to_string())?;
+    println!(
+        "listener got {greeting:?}; the child heard {:?}",
+        child.join()?
+    );
+
+    // A client with the wrong key is refused before any payload is read.
+    let address = listener.address().clone();
+    let intruder = std::thread::spawn(move || {
+        Client::connect::<String>(address, Some(b"wrong key")).map(|_| ())
+    });
+    let refused = listener.accept::<String>().is_err_and(|e| e.is_auth());
+    let rejected = intruder.join().map_err(|_| "thread panicked")?.is_err();
+    println!(
+        "a client with a wrong authkey: refused by the listener {refused}, rejected {rejected}"
+    );
+    Ok(())
+}
+
+// ------------------------------------------------------------------ pool
+
+use processing::{Pool, PoolError};
+
+fn slow_square(x: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    x * x
+}
+
+/// A task that kills its own worker, as the OOM killer or an operator would.
+fn die(_: ()) -> u64 {
+    #[cfg(unix)]
+    kill_me();
+    std::process::abort()
+}
+
+#[cfg(unix)]
+fn kill_me() {
+    // SAFETY: kill(2) on this process's own pid with a valid signal number touches no memory
+    // of ours; the process ends here.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+}
+
+fn pool_tour() -> Result<(), Box<dyn std::error::Error>> {
+    let pool = Pool::builder().processes(2).progress(true).build()?;
+    let squares = pool.chunksize(4).map(slow_square, 0..200u64)?;
+    println!(
+        "the pool's 2 workers squared 200 numbers (progress bar on stderr); sum {}",
+        squares.iter().sum::<u64>()
+    );
+    let before = pool.worker_pids();
+    match pool.apply(die, ()) {
+        Err(PoolError::WorkerLost {
+            pid,
+            exitcode,
+            signal,
+        }) => println!(
+            "a task killed its worker {pid}: WorkerLost (exit code {exitcode:?}, signal {signal:?})"
+        ),
+        other => println!("unexpected: {other:?}"),
+    }
+    let after = pool.worker_pids();
+    println!(
+        "the pool replaced it ({before:?} -> {after:?}) and goes on: {:?}",
+        pool.map(slow_square, 1..=5u64)?
+    );
+    pool.close();
+    pool.join()?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------ manager
+
+use processing::manager::{DictProxy, ListProxy};
+use processing::Manager;
+
+fn record((list, dict, id): (ListProxy<String>, DictProxy<String, u32>, u32)) {
+    list.push(format!("entry from child {id}")).expect("push");
+    dict.insert(format!("child {id}"), std::process::id())
+        .expect("insert");
+}
+
+fn manager_tour() -> Result<(), Box<dyn std::error::Error>> {
+    let manager = Manager::start()?;
+    let list = manager.list::<String>()?;
+    let dict = manager.dict::<String, u32>()?;
+    let mut children: Vec<_> = (0..2)
+        .map(|id| processing::spawn(record, (list.clone(), dict.clone(), id)))
+        .collect::<Result<_, _>>()?;
+    for c in &mut children {
+        c.join()?;
+    }
+    list.sort()?;
+    println!(
+        "the manager (pid {:?}) holds the list {:?}",
+        manager.server_pid(),
+        list.to_vec()?
+    );
+    let mut items = dict.items()?;
+    items.sort();
+    println!("and the dict {items:?}");
+    manager.shutdown()?;
     Ok(())
 }

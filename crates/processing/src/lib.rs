@@ -49,3 +49,8 @@ pub use processing_transport::{
     Waitable,
 };
 pub use processing_transport::{JoinableQueue, Queue, SimpleQueue};
+
+/// The snippets of `docs/guide.md`, compiled and run as doc tests.
+#[doc = include_str!("../../../docs/guide.md")]
+#[cfg(doctest)]
+pub struct GuideDoctests;
