@@ -8,10 +8,25 @@
 //!   [`get_context`], [`current_process`], [`parent_process`], [`active_children`],
 //!   [`cpu_count`], [`init`] / `#[processing::main]`, [`log_to_stderr`].
 //!
+//! - Channels ([`transport`]): [`Pipe`] / [`Connection`], [`Listener`] / [`Client`]
+//!   (authenticated, Python 3.12+'s wire), [`wait`], and the [`Queue`], [`JoinableQueue`],
+//!   [`SimpleQueue`] family in shared memory.
+//! - Shared state ([`shm`], [`sync`]): [`Value`], [`Array`], [`RawValue`], [`RawArray`],
+//!   [`SharedMemory`]; [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`],
+//!   [`Condition`], [`Event`], [`Barrier`].
+//! - [`Manager`] ([`manager`]): a server process holding lists, dicts, namespaces, queues and
+//!   locks behind typed proxies, locally or over TCP.
+//! - [`Pool`] ([`pool`]): `map`, `imap`, `apply_async`, `starmap`, with a progress bar, and
+//!   [`dummy`], the same over threads.
+//!
 //! ```
 //! let mut child = processing::spawn(|x: u32| x * 2, 21).unwrap();
 //! assert_eq!(child.join().unwrap(), 42);
 //! ```
+//!
+//! The guide (`docs/guide.md`) tours it all; `docs/migration-from-python.md` maps every name
+//! of Python's `processing` and `multiprocessing` to this crate. Both pages' snippets run as
+//! this crate's doc tests.
 
 #[doc(inline)]
 pub use processing_core as core;
@@ -54,3 +69,8 @@ pub use processing_transport::{JoinableQueue, Queue, SimpleQueue};
 #[doc = include_str!("../../../docs/guide.md")]
 #[cfg(doctest)]
 pub struct GuideDoctests;
+
+/// The Rust snippets of `docs/migration-from-python.md`, compiled and run as doc tests.
+#[doc = include_str!("../../../docs/migration-from-python.md")]
+#[cfg(doctest)]
+pub struct MigrationDoctests;
