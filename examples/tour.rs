@@ -26,6 +26,9 @@ fn fails(reason: String) -> u32 {
     panic!("{reason}")
 }
 
+/// One part of the tour after the processes.
+type Section = fn() -> Result<(), Box<dyn std::error::Error>>;
+
 #[processing::main]
 fn main() -> Result<(), ProcessError> {
     processing::log_to_stderr(processing::process::Level::WARN);
@@ -81,7 +84,7 @@ fn main() -> Result<(), ProcessError> {
     }
     println!("default start method: {}", processing::get_start_method());
 
-    let sections: [(&str, fn() -> Result<(), Box<dyn std::error::Error>>); 4] = [
+    let sections: [(&str, Section); 4] = [
         ("shared state", shared_state_tour),
         ("channels", channels_tour),
         ("pool", pool_tour),
