@@ -43,6 +43,9 @@ pub use processing_sync as sync;
 #[doc(inline)]
 pub use processing_transport as transport;
 
+mod error;
+
+pub use error::Error;
 pub use processing_macros::main;
 
 pub use processing_pool::{
@@ -74,3 +77,8 @@ pub struct GuideDoctests;
 #[doc = include_str!("../../../docs/migration-from-python.md")]
 #[cfg(doctest)]
 pub struct MigrationDoctests;
+
+/// The example of `README.md`, compiled and run as a doc test.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
