@@ -421,6 +421,12 @@ fn writers_sharing_one_end_keep_messages_whole() {
     // two threads at once: every message arrives whole.
     let (carrier_a, carrier_b) = Pipe::new::<Connection<()>>().unwrap();
     let (rx, tx) = Pipe::new::<()>().unwrap();
+    if !format!("{tx:?}").contains("shared_memory: true") {
+        // The socket path (other platforms, or PROCESSING_PIPE_RING=0) gives no such
+        // guarantee, as Python's pipes do not: writers sharing an end need a lock there.
+        eprintln!("socket path: writers sharing one end are not serialised; skipped");
+        return;
+    }
     carrier_a.send(&tx).unwrap();
     carrier_a.send(&tx).unwrap();
     drop(tx);
