@@ -274,12 +274,7 @@ fn lock_word(word: &AtomicU32) -> RingLock<'_> {
 impl RingEnd {
     /// A fresh memfd with both rings, mapped once for each side.
     pub(crate) fn pair() -> io::Result<(RingEnd, RingEnd)> {
-        let capacity = std::env::var("PROCESSING_PIPE_RING_KIB")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .map(|k| k * 1024)
-            .filter(|c| c.is_power_of_two() && (PAGE..=MAX_CAPACITY).contains(c))
-            .unwrap_or(CAPACITY);
+        let capacity = CAPACITY;
         let len = total_len(capacity);
         // SAFETY: the name is a NUL-terminated string; flags are valid.
         let fd = unsafe { libc::memfd_create(c"processing-pipe".as_ptr(), libc::MFD_CLOEXEC) };
@@ -448,7 +443,9 @@ impl RingEnd {
 
     /// Copies what is there (up to `dst.len()` bytes) without waiting.
     fn take(&self, dst: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-        let n = self.available()?.min(dst.len());
+        // At most a quarter ring per step, so that a writer waiting for room gets some back
+        // while the rest is still being copied.
+        let n = self.available()?.min(dst.len()).min(self.capacity / 4);
         if n == 0 {
             return Ok(0);
         }
