@@ -88,3 +88,31 @@ fn two_processes_write_one_end() {
     b.join().unwrap();
     assert!(rx.recv_bytes().unwrap_err().is_eof());
 }
+
+fn echo_until_eof(conn: Connection<()>) -> usize {
+    let mut n = 0;
+    while let Ok(m) = conn.recv_bytes() {
+        conn.send_bytes(&m).unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn every_start_method_carries_the_pipe() {
+    // The ends travel by serialization (spawn, forkserver) or are inherited by fork; the
+    // shared mapping must work either way.
+    for &method in processing::StartMethod::available() {
+        let ctx = processing::get_context(method).unwrap();
+        let (parent, child) = Pipe::new::<()>().unwrap();
+        let mut p = ctx.process(echo_until_eof, child);
+        p.start().unwrap();
+        let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+        for m in [&b"x"[..], &[][..], &big[..]] {
+            parent.send_bytes(m).unwrap();
+            assert!(parent.recv_bytes().unwrap() == m, "{method:?}");
+        }
+        drop(parent);
+        assert_eq!(p.join().unwrap(), 3, "{method:?}");
+    }
+}

@@ -60,8 +60,9 @@ const SPIN_NO_YIELD: Duration = Duration::from_micros(10);
 /// How long a sleeping writer waits on the futex before checking that the peer still lives.
 const WRITER_NAP: Duration = Duration::from_millis(10);
 /// How long a sleeping reader waits in `poll` before it checks the ring again (the doorbell
-/// makes this a safety net, not the wake-up path).
-const READER_NAP: Duration = Duration::from_millis(50);
+/// makes this a safety net, not the wake-up path: it matters only when several processes
+/// read one end and one of them cleared the flag another armed).
+const READER_NAP: Duration = Duration::from_millis(200);
 
 #[repr(C, align(64))]
 struct Line<T>(T);
@@ -490,6 +491,7 @@ impl RingEnd {
         if dst.is_empty() {
             return Ok(0);
         }
+        let mut slept = false;
         loop {
             let n = self.take(dst)?;
             if n > 0 {
@@ -499,11 +501,13 @@ impl RingEnd {
                 // The peer's last bytes were published before its socket closed.
                 return self.take(dst);
             }
-            if spin_until(|| self.available().map_or(true, |n| n > 0)) {
+            // Spin only before the first sleep: after it, the doorbell is what wakes us.
+            if !slept && spin_until(|| self.available().map_or(true, |n| n > 0)) {
                 continue;
             }
             if !self.arm(stream, handles)? {
                 stream.poll_readable(Some(READER_NAP))?;
+                slept = true;
             }
         }
     }
