@@ -22,7 +22,7 @@
 //!   `reader_waiting` was set, clear it and write one doorbell byte to the socket.
 //! - read: copy bytes at `head` after an Acquire load of `tail`, publish `head`, SeqCst fence,
 //!   then if `writer_waiting` was set, clear it, bump `space_seq` and `FUTEX_WAKE` it.
-//! - a reader with nothing to read spins for a bounded time (yielding now and then; at once
+//! - a reader with nothing to read spins for a bounded, adaptive time (yielding now and then; at once
 //!   when its thread is pinned to one CPU), then sets `reader_waiting`, fences, checks the ring
 //!   again and sleeps in `poll` on the socket: a doorbell byte, a handle message or the end of
 //!   the stream (peer gone, even SIGKILLed) wakes it. `wait` and `poll` use the same socket.
@@ -51,9 +51,15 @@ const PAGE: usize = 4096;
 pub(crate) const CAPACITY: usize = 512 * 1024;
 /// Largest capacity a received memfd may announce.
 const MAX_CAPACITY: usize = 64 << 20;
-/// How long a reader or writer busy-waits before sleeping. A blocking wake-up across cores
+/// The longest a reader or writer busy-waits before sleeping. A blocking wake-up across cores
 /// costs 25–40 µs on the target VMs, a spinning hand-over well under 1 µs.
 const SPIN: Duration = Duration::from_micros(50);
+/// The shortest spin (used while waits are long: the peer is busy or off the CPU, and a longer
+/// spin would only take CPU time from it).
+const SPIN_MIN: Duration = Duration::from_micros(5);
+/// Waits longer than this count as this long in the running average (so that one long idle
+/// period does not disable spinning for long).
+const WAIT_SAMPLE_CAP: Duration = Duration::from_millis(1);
 /// The first part of the spin has no `sched_yield` (a yield can hand the CPU to an unrelated
 /// process for a whole time slice).
 const SPIN_NO_YIELD: Duration = Duration::from_micros(10);
@@ -90,6 +96,8 @@ pub(crate) struct RingEnd {
     side: u8,
     /// The socket said end of stream: the peer end is closed everywhere.
     peer_gone: AtomicBool,
+    read_waits: WaitStats,
+    write_waits: WaitStats,
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics (control blocks) or by
@@ -195,8 +203,35 @@ fn pinned() -> bool {
     })
 }
 
-/// Busy-waits until `ready()` or the spin budget is spent; returns whether it became ready.
-fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+/// The running average of how long one side's waits last, which sets its spin budget: spin
+/// about four times the usual wait (5–50 µs) while waits are short, only 5 µs while they are
+/// longer than a spin could cover (a contended machine, an idle peer).
+#[derive(Debug)]
+struct WaitStats(AtomicU64);
+
+impl WaitStats {
+    fn new() -> WaitStats {
+        WaitStats(AtomicU64::new(10_000))
+    }
+
+    fn budget(&self) -> Duration {
+        let avg = Duration::from_nanos(self.0.load(Ordering::Relaxed));
+        if avg > 2 * SPIN {
+            SPIN_MIN
+        } else {
+            (avg * 4 + SPIN_MIN).min(SPIN)
+        }
+    }
+
+    fn record(&self, waited: Duration) {
+        let w = waited.min(WAIT_SAMPLE_CAP).as_nanos() as u64;
+        let avg = self.0.load(Ordering::Relaxed);
+        self.0.store(avg - avg / 8 + w / 8, Ordering::Relaxed);
+    }
+}
+
+/// Busy-waits until `ready()` or `budget` is spent; returns whether it became ready.
+fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
     if ready() {
         return true;
     }
@@ -208,12 +243,12 @@ fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
         if yield_at_once {
             // SAFETY: sched_yield has no preconditions.
             unsafe { libc::sched_yield() };
-            if round & 3 == 0 && start.elapsed() > SPIN {
+            if round & 3 == 0 && start.elapsed() > budget {
                 return false;
             }
         } else if round & 63 == 0 {
             let el = start.elapsed();
-            if el > SPIN {
+            if el > budget {
                 return false;
             }
             if el > SPIN_NO_YIELD {
@@ -321,6 +356,8 @@ impl RingEnd {
             capacity,
             side,
             peer_gone: AtomicBool::new(false),
+            read_waits: WaitStats::new(),
+            write_waits: WaitStats::new(),
         })
     }
 
@@ -492,17 +529,27 @@ impl RingEnd {
             return Ok(0);
         }
         let mut slept = false;
+        let mut waiting_since = None;
         loop {
             let n = self.take(dst)?;
             if n > 0 {
+                if let Some(t) = waiting_since {
+                    self.read_waits
+                        .record(Instant::now().saturating_duration_since(t));
+                }
                 return Ok(n);
             }
+            waiting_since.get_or_insert_with(Instant::now);
             if self.peer_gone() {
                 // The peer's last bytes were published before its socket closed.
                 return self.take(dst);
             }
             // Spin only before the first sleep: after it, the doorbell is what wakes us.
-            if !slept && spin_until(|| self.available().map_or(true, |n| n > 0)) {
+            if !slept
+                && spin_until(self.read_waits.budget(), || {
+                    self.available().map_or(true, |n| n > 0)
+                })
+            {
                 continue;
             }
             if !self.arm(stream, handles)? {
@@ -614,7 +661,11 @@ impl RingEnd {
     }
 
     fn wait_room(&self, stream: &Stream) -> io::Result<()> {
-        if spin_until(|| self.room().map_or(true, |n| n > 0)) {
+        let since = Instant::now();
+        if spin_until(self.write_waits.budget(), || {
+            self.room().map_or(true, |n| n > 0)
+        }) {
+            self.write_waits.record(since.elapsed());
             return Ok(());
         }
         let c = self.control(self.out_ring());
@@ -624,6 +675,7 @@ impl RingEnd {
             fence(Ordering::SeqCst);
             if self.room()? > 0 {
                 c.writer_waiting.0.store(0, Ordering::Relaxed);
+                self.write_waits.record(since.elapsed());
                 return Ok(());
             }
             if stream.peer_hung_up()? {
