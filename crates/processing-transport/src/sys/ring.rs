@@ -22,9 +22,9 @@
 //!   `reader_waiting` was set, clear it and write one doorbell byte to the socket.
 //! - read: copy bytes at `head` after an Acquire load of `tail`, publish `head`, SeqCst fence,
 //!   then if `writer_waiting` was set, clear it, bump `space_seq` and `FUTEX_WAKE` it.
-//! - a reader with nothing to read spins for a bounded, adaptive time (yielding now and then; at once
-//!   when its thread is pinned to one CPU), then sets `reader_waiting`, fences, checks the ring
-//!   again and sleeps in `poll` on the socket: a doorbell byte, a handle message or the end of
+//! - a reader with nothing to read spins for a bounded, adaptive time (yielding now and then;
+//!   at once when its thread is pinned to one CPU), then sets `reader_waiting`, fences, checks
+//!   the ring again and sleeps in `poll` on the socket: a doorbell byte, a handle message or the end of
 //!   the stream (peer gone, even SIGKILLed) wakes it. `wait` and `poll` use the same socket.
 //! - a writer with no room spins likewise, then sets `writer_waiting` and sleeps on the
 //!   `space_seq` futex (shared, not private: the word is in a shared mapping) with a 10 ms
