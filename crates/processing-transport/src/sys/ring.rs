@@ -49,6 +49,8 @@ const PAGE: usize = 4096;
 /// Bytes of each ring. 512 KiB: large enough that a 1 MiB message streams in a few chunks,
 /// small enough to stay in the second-level caches of both cores while it does.
 pub(crate) const CAPACITY: usize = 512 * 1024;
+/// Seals every ring memfd carries (and a received one must carry).
+const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
 /// Largest capacity a received memfd may announce.
 const MAX_CAPACITY: usize = 64 << 20;
 /// The longest a reader or writer busy-waits before sleeping. A blocking wake-up across cores
@@ -313,12 +315,22 @@ impl RingEnd {
         let capacity = CAPACITY;
         let len = total_len(capacity);
         // SAFETY: the name is a NUL-terminated string; flags are valid.
-        let fd = unsafe { libc::memfd_create(c"processing-pipe".as_ptr(), libc::MFD_CLOEXEC) };
+        let fd = unsafe {
+            libc::memfd_create(
+                c"processing-pipe".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
         let fd = os_err(fd, fd)?;
         // SAFETY: memfd_create returned a fresh descriptor that nobody else owns.
         let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: ftruncate on a descriptor we own.
         let r = unsafe { libc::ftruncate(memfd.as_raw_fd(), len as libc::off_t) };
+        os_err(r, ())?;
+        // The size is sealed: no holder can shrink the file under another's mapping (which
+        // would turn that one's accesses into SIGBUS).
+        // SAFETY: fcntl F_ADD_SEALS on a descriptor we own, with valid seal flags.
+        let r = unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) };
         os_err(r, ())?;
         let other = memfd.try_clone()?;
         let a = RingEnd::map(memfd, 0, len, capacity)?;
@@ -364,6 +376,11 @@ impl RingEnd {
     /// Maps a memfd that arrived with a connection, checking its header and size.
     pub(crate) fn from_fd(memfd: OwnedFd, side: u8) -> io::Result<RingEnd> {
         if side > 1 {
+            return Err(corrupt());
+        }
+        // SAFETY: F_GET_SEALS only reads the seals of a descriptor we own.
+        let seals = unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_GET_SEALS) };
+        if seals < 0 || seals & SEALS != SEALS {
             return Err(corrupt());
         }
         let mut header = [0u8; 16];
@@ -703,5 +720,70 @@ impl Drop for RingEnd {
         c.reader_waiting.0.store(1, Ordering::SeqCst);
         // SAFETY: base/len are the mapping created in `map`; nothing refers to it after drop.
         unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_counters_are_an_error_not_an_overrun() {
+        let (a, b) = RingEnd::pair().unwrap();
+        let (sa, _sb) = Stream::pair().unwrap();
+        // A hostile writer claims more bytes than the ring holds.
+        b.control(b.out_ring())
+            .tail
+            .0
+            .store(3 * b.capacity as u64, Ordering::Release);
+        let mut buf = [0u8; 16];
+        let e = a.read_bytes(&mut buf, &sa, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        // And a hostile reader claims to have read bytes never written.
+        a.control(a.in_ring())
+            .head
+            .0
+            .store(5 * a.capacity as u64, Ordering::Release);
+        b.control(b.out_ring()).tail.0.store(0, Ordering::Release);
+        let e = b.write_all(&[1, 2, 3], &sa).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn counters_wrap_around_u64() {
+        let (a, b) = RingEnd::pair().unwrap();
+        let (sa, sb) = Stream::pair().unwrap();
+        let start = u64::MAX - 10;
+        let c = b.control(b.out_ring());
+        c.tail.0.store(start, Ordering::Release);
+        c.head.0.store(start, Ordering::Release);
+        let msg: Vec<u8> = (0..100u8).collect();
+        b.write_all(&msg, &sb).unwrap();
+        let mut got = vec![0u8; 100];
+        let mut n = 0;
+        while n < 100 {
+            n += a.read_bytes(&mut got[n..], &sa, &mut Vec::new()).unwrap();
+        }
+        assert_eq!(got, msg);
+    }
+
+    #[test]
+    fn a_foreign_memfd_is_refused() {
+        // SAFETY: a NUL-terminated name and valid flags.
+        let fd = unsafe { libc::memfd_create(c"not-a-ring".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: fd is fresh and owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        std::fs::File::from(fd.try_clone().unwrap())
+            .set_len(1 << 20)
+            .unwrap();
+        // No seals (and no header).
+        assert!(RingEnd::from_fd(fd, 0).is_err());
+        let (a, _b) = RingEnd::pair().unwrap();
+        assert!(RingEnd::from_fd(a.memfd().try_clone_to_owned().unwrap(), 2).is_err());
+        // The size is sealed: nobody can truncate the file under the mappings.
+        let ring_file = std::fs::File::from(a.memfd().try_clone_to_owned().unwrap());
+        assert!(ring_file.set_len(3 * PAGE as u64).is_err());
+        assert!(ring_file.set_len(8 << 20).is_err());
     }
 }
