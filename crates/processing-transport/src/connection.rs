@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{ConnectionError, FrameError};
 use crate::frame::{self, DEFAULT_MAX_MESSAGE_SIZE, LONG_HEADER, SHORT_HEADER};
-use crate::sys::{self, Stream, StreamKind};
+use crate::sys::{self, RingEnd, RingLock, Stream, StreamKind};
 use crate::wait::{RawWaitable, Waitable};
 
 /// Size of the read-ahead buffer of a connection.
@@ -104,7 +105,8 @@ impl Pipe {
     #[allow(clippy::new_ret_no_self)]
     pub fn new<T>() -> Result<(Connection<T>, Connection<T>), ConnectionError> {
         let (a, b) = Stream::pair()?;
-        Ok((Connection::from_stream(a), Connection::from_stream(b)))
+        let (ra, rb) = ring_pair();
+        Ok((Connection::from_parts(a, ra), Connection::from_parts(b, rb)))
     }
 
     /// A one-way pair `(reader, writer)`: the reader cannot send, the writer cannot receive.
@@ -121,7 +123,23 @@ impl Pipe {
     /// ```
     pub fn simplex<T>() -> Result<SimplexPair<T>, ConnectionError> {
         let (a, b) = Stream::pair()?;
-        Ok((Connection::from_stream(a), Connection::from_stream(b)))
+        let (ra, rb) = ring_pair();
+        Ok((Connection::from_parts(a, ra), Connection::from_parts(b, rb)))
+    }
+}
+
+/// The shared-memory rings of a new pair, when the platform has them and they are switched on
+/// (otherwise, or if creating them fails, the pair runs on its socket alone).
+fn ring_pair() -> (Option<RingEnd>, Option<RingEnd>) {
+    if !sys::ring_enabled() {
+        return (None, None);
+    }
+    match RingEnd::pair() {
+        Ok((a, b)) => (Some(a), Some(b)),
+        Err(e) => {
+            tracing::debug!("pipe falls back to its socket: {e}");
+            (None, None)
+        }
     }
 }
 
@@ -140,6 +158,9 @@ pub struct Connection<T, D: Direction = Duplex> {
 
 struct Inner {
     stream: Stream,
+    /// `Pipe` pairs on Linux: the shared-memory rings that carry the bytes (the stream then
+    /// carries doorbells, OS handles and the end of the stream).
+    ring: Option<RingEnd>,
     reader: Mutex<Reader>,
     writer: Mutex<()>,
     max_message: AtomicU64,
@@ -174,6 +195,7 @@ impl<T, D: Direction> fmt::Debug for Connection<T, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("stream", &self.inner.stream)
+            .field("shared_memory", &self.inner.ring.is_some())
             .field("type", &std::any::type_name::<T>())
             .field("direction", &std::any::type_name::<D>())
             .finish()
@@ -210,14 +232,51 @@ fn read_some(mut f: impl FnMut(bool) -> std::io::Result<usize>) -> std::io::Resu
     f(false)
 }
 
+/// Where a connection's bytes come from.
+#[derive(Clone, Copy)]
+struct Io<'a> {
+    stream: &'a Stream,
+    ring: Option<&'a RingEnd>,
+}
+
+impl Inner {
+    fn io(&self) -> Io<'_> {
+        Io {
+            stream: &self.stream,
+            ring: self.ring.as_ref(),
+        }
+    }
+
+    /// Serialises writers: this process's threads, and (ring) other processes holding the
+    /// same end.
+    fn write_guard(&self) -> (MutexGuard<'_, ()>, Option<RingLock<'_>>) {
+        let g = lock(&self.writer);
+        (g, self.ring.as_ref().map(RingEnd::lock_write))
+    }
+
+    /// Writes `data`, with `handles` travelling ahead of (ring) or with (stream) its first byte.
+    /// The caller holds the write guard.
+    fn write_all(&self, data: &[u8], handles: &[OwnedOsHandle]) -> std::io::Result<()> {
+        match &self.ring {
+            Some(ring) => {
+                if !handles.is_empty() {
+                    ring.send_handles(&self.stream, handles)?;
+                }
+                ring.write_all(data, &self.stream)
+            }
+            None => self.stream.write_all(data, handles),
+        }
+    }
+}
+
 impl Reader {
-    fn new() -> Reader {
+    fn new(exact: bool) -> Reader {
         Reader {
             buf: vec![0u8; CHUNK].into_boxed_slice(),
             start: 0,
             end: 0,
             handles: VecDeque::new(),
-            exact: false,
+            exact,
             broken: false,
         }
     }
@@ -227,7 +286,7 @@ impl Reader {
     }
 
     /// Ensures at least `need` (≤ CHUNK) bytes are buffered.
-    fn fill(&mut self, stream: &Stream, need: usize) -> Result<(), ConnectionError> {
+    fn fill(&mut self, io: Io<'_>, need: usize) -> Result<(), ConnectionError> {
         while self.end - self.start < need {
             if self.start == self.end {
                 self.start = 0;
@@ -244,7 +303,12 @@ impl Reader {
             };
             let mut arrived = Vec::new();
             let (buf, end) = (&mut self.buf, self.end);
-            let n = read_some(|nb| stream.read_chunk(&mut buf[end..limit], nb, &mut arrived))?;
+            let n = match io.ring {
+                Some(ring) => ring.read_bytes(&mut buf[end..limit], io.stream, &mut arrived)?,
+                None => {
+                    read_some(|nb| io.stream.read_chunk(&mut buf[end..limit], nb, &mut arrived))?
+                }
+            };
             self.handles.extend(arrived);
             if n == 0 {
                 return Err(if self.start == self.end {
@@ -258,11 +322,11 @@ impl Reader {
         Ok(())
     }
 
-    fn read_frame(&mut self, stream: &Stream, max: u64) -> Result<Body, ConnectionError> {
+    fn read_frame(&mut self, io: Io<'_>, max: u64) -> Result<Body, ConnectionError> {
         if self.broken {
             return Err(ConnectionError::Broken);
         }
-        let r = self.read_frame_inner(stream, max);
+        let r = self.read_frame_inner(io, max);
         if let Err(e) = &r {
             if !matches!(e, ConnectionError::Eof) {
                 self.broken = true;
@@ -271,19 +335,19 @@ impl Reader {
         r
     }
 
-    fn read_frame_inner(&mut self, stream: &Stream, max: u64) -> Result<Body, ConnectionError> {
-        self.fill(stream, SHORT_HEADER)?;
+    fn read_frame_inner(&mut self, io: Io<'_>, max: u64) -> Result<Body, ConnectionError> {
+        self.fill(io, SHORT_HEADER)?;
         let (len, header) = match frame::decode_header(self.buffered(), max)? {
             Some(h) => h,
             None => {
-                self.fill(stream, LONG_HEADER)?;
+                self.fill(io, LONG_HEADER)?;
                 frame::decode_header(self.buffered(), max)?.ok_or(FrameError::Truncated)?
             }
         };
         self.start += header;
         let len = len as usize;
         if len <= CHUNK {
-            self.fill(stream, len)?;
+            self.fill(io, len)?;
             let s = self.start;
             self.start += len;
             return Ok(Body::InBuf(s, s + len));
@@ -298,7 +362,19 @@ impl Reader {
                 v.reserve_exact((len - v.len()).min(v.len().max(FIRST_GROWTH)));
             }
             let want = len - v.len();
-            let n = read_some(|nb| stream.read_spare(&mut v, want, nb))?;
+            let n = match io.ring {
+                Some(ring) => {
+                    let mut arrived = Vec::new();
+                    let spare: &mut [MaybeUninit<u8>] = v.spare_capacity_mut();
+                    let room = spare.len().min(want);
+                    let n = ring.read(&mut spare[..room], io.stream, &mut arrived)?;
+                    self.handles.extend(arrived);
+                    // SAFETY: `read` initialised the first n <= room bytes of the spare capacity.
+                    unsafe { v.set_len(v.len() + n) };
+                    n
+                }
+                None => read_some(|nb| io.stream.read_spare(&mut v, want, nb))?,
+            };
             if n == 0 {
                 return Err(FrameError::Truncated.into());
             }
@@ -313,12 +389,23 @@ impl Reader {
         }
     }
 
-    fn take_handles(&mut self, n: usize) -> Result<Vec<OwnedOsHandle>, FrameError> {
+    fn take_handles(
+        &mut self,
+        io: Io<'_>,
+        n: usize,
+    ) -> Result<Vec<OwnedOsHandle>, ConnectionError> {
+        if let (Some(ring), true) = (io.ring, self.handles.len() < n) {
+            // Ring: the handles were sent on the socket before the message was published.
+            let mut arrived = Vec::new();
+            ring.drain(io.stream, &mut arrived)?;
+            self.handles.extend(arrived);
+        }
         if self.handles.len() < n {
             return Err(FrameError::MissingHandles {
                 announced: n,
                 arrived: self.handles.len(),
-            });
+            }
+            .into());
         }
         Ok(self.handles.drain(..n).collect())
     }
@@ -326,10 +413,18 @@ impl Reader {
 
 impl<T, D: Direction> Connection<T, D> {
     pub(crate) fn from_stream(stream: Stream) -> Self {
+        Connection::from_parts(stream, None)
+    }
+
+    fn from_parts(stream: Stream, ring: Option<RingEnd>) -> Self {
+        // A ring end reads each frame exactly (no read-ahead): reading the ring costs no
+        // system call, and ends shared by several processes then never split a frame.
+        let exact = ring.is_some();
         Connection {
             inner: Arc::new(Inner {
                 stream,
-                reader: Mutex::new(Reader::new()),
+                ring,
+                reader: Mutex::new(Reader::new(exact)),
                 writer: Mutex::new(()),
                 max_message: AtomicU64::new(DEFAULT_MAX_MESSAGE_SIZE),
             }),
@@ -399,7 +494,7 @@ impl<T, D: Direction> Connection<T, D> {
     pub fn close(self) {}
 
     pub(crate) fn set_exact_reads(&self, exact: bool) {
-        lock(&self.inner.reader).exact = exact;
+        lock(&self.inner.reader).exact = exact || self.inner.ring.is_some();
     }
 
     pub(crate) fn set_read_timeout(
@@ -419,17 +514,15 @@ impl<T, D: Direction> Connection<T, D> {
     ) -> Result<(), ConnectionError> {
         // `header_room` starts with SHORT_HEADER bytes reserved for the header.
         let body_len = (header_room.len() - SHORT_HEADER) as u64;
-        let _w = lock(&self.inner.writer);
+        let _w = self.inner.write_guard();
         if body_len <= i32::MAX as u64 {
             header_room[..SHORT_HEADER].copy_from_slice(&(body_len as i32).to_be_bytes());
-            self.inner.stream.write_all(header_room, handles)?;
+            self.inner.write_all(header_room, handles)?;
         } else {
             let mut h = [0u8; LONG_HEADER];
             let header = frame::encode_header(body_len, &mut h);
-            self.inner.stream.write_all(header, handles)?;
-            self.inner
-                .stream
-                .write_all(&header_room[SHORT_HEADER..], &[])?;
+            self.inner.write_all(header, handles)?;
+            self.inner.write_all(&header_room[SHORT_HEADER..], &[])?;
         }
         Ok(())
     }
@@ -450,15 +543,15 @@ impl<T, D: CanSend> Connection<T, D> {
             let mut buf = Vec::with_capacity(SHORT_HEADER + bytes.len());
             buf.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
             buf.extend_from_slice(bytes);
-            let _w = lock(&self.inner.writer);
-            self.inner.stream.write_all(&buf, &[])?;
+            let _w = self.inner.write_guard();
+            self.inner.write_all(&buf, &[])?;
             return Ok(());
         }
         let mut h = [0u8; LONG_HEADER];
         let header = frame::encode_header(bytes.len() as u64, &mut h);
-        let _w = lock(&self.inner.writer);
-        self.inner.stream.write_all(header, &[])?;
-        self.inner.stream.write_all(bytes, &[])?;
+        let _w = self.inner.write_guard();
+        self.inner.write_all(header, &[])?;
+        self.inner.write_all(bytes, &[])?;
         Ok(())
     }
 
@@ -501,7 +594,8 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
         let mut r = lock(&self.inner.reader);
-        let body = r.read_frame(&self.inner.stream, self.max_message_size())?;
+        let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
+        let body = r.read_frame(self.inner.io(), self.max_message_size())?;
         Ok(match body {
             Body::Owned(v) => v,
             b => r.body(&b).to_vec(),
@@ -529,7 +623,8 @@ impl<T, D: CanRecv> Connection<T, D> {
             )));
         }
         let mut r = lock(&self.inner.reader);
-        let body = r.read_frame(&self.inner.stream, self.max_message_size())?;
+        let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
+        let body = r.read_frame(self.inner.io(), self.max_message_size())?;
         let room = &mut buf[offset..];
         let bytes = r.body(&body);
         if bytes.len() > room.len() {
@@ -554,9 +649,11 @@ impl<T, D: CanRecv> Connection<T, D> {
         T: DeserializeOwned,
     {
         let mut r = lock(&self.inner.reader);
-        let body = r.read_frame(&self.inner.stream, self.max_message_size())?;
+        let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
+        let io = self.inner.io();
+        let body = r.read_frame(io, self.max_message_size())?;
         let (&count, _) = r.body(&body).split_first().ok_or(FrameError::EmptyTyped)?;
-        let handles = r.take_handles(count as usize)?;
+        let handles = r.take_handles(io, count as usize)?;
         let payload = &r.body(&body)[1..];
         Ok(handles::provide(handles, || codec::decode(payload))?)
     }
@@ -572,11 +669,29 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// assert!(b.poll(Duration::from_secs(5)).unwrap());
     /// ```
     pub fn poll(&self, timeout: Duration) -> Result<bool, ConnectionError> {
-        let r = lock(&self.inner.reader);
+        let mut r = lock(&self.inner.reader);
         if r.start < r.end || r.broken {
             return Ok(true);
         }
-        Ok(self.inner.stream.poll_readable(Some(timeout))?)
+        let Some(ring) = &self.inner.ring else {
+            return Ok(self.inner.stream.poll_readable(Some(timeout))?);
+        };
+        // Ring: announce a waiting reader (the writer then rings the socket), check, sleep on
+        // the socket, check again.
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let mut arrived = Vec::new();
+            let ready = ring.arm(&self.inner.stream, &mut arrived);
+            r.handles.extend(arrived);
+            if ready? {
+                return Ok(true);
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                return Ok(false);
+            }
+            self.inner.stream.poll_readable(left)?;
+        }
     }
 }
 
@@ -586,6 +701,21 @@ impl<T, D: CanRecv> Waitable for Connection<T, D> {
     }
 
     fn is_ready(&self) -> bool {
+        if let Some(ring) = &self.inner.ring {
+            // `wait` sleeps on the socket after this: arm the doorbell first.
+            return match self.inner.reader.try_lock() {
+                Ok(mut r) => {
+                    if r.start < r.end || r.broken {
+                        return true;
+                    }
+                    let mut arrived = Vec::new();
+                    let ready = ring.arm(&self.inner.stream, &mut arrived);
+                    r.handles.extend(arrived);
+                    ready.unwrap_or(true)
+                }
+                Err(_) => ring.readable_now(),
+            };
+        }
         if let Ok(r) = self.inner.reader.try_lock() {
             if r.start < r.end {
                 return true;
@@ -617,6 +747,7 @@ struct WireRef<'a> {
     buffered: &'a [u8],
     pending: Vec<HandleRef<'a>>,
     max_message: u64,
+    ring: Option<(HandleRef<'a>, u8)>,
 }
 
 #[derive(Deserialize)]
@@ -627,6 +758,7 @@ struct Wire {
     buffered: Vec<u8>,
     pending: Vec<TransferableHandle>,
     max_message: u64,
+    ring: Option<(TransferableHandle, u8)>,
 }
 
 impl<T, D: Direction> Serialize for Connection<T, D> {
@@ -649,6 +781,11 @@ impl<T, D: Direction> Serialize for Connection<T, D> {
                 .map(|h| HandleRef(sys::borrow_handle(h)))
                 .collect(),
             max_message: self.max_message_size(),
+            ring: self
+                .inner
+                .ring
+                .as_ref()
+                .map(|ring| (HandleRef(ring.memfd()), ring.side())),
         }
         .serialize(s)
     }
@@ -666,7 +803,13 @@ impl<'de, T, D: Direction> Deserialize<'de> for Connection<T, D> {
         let kind = StreamKind::from_byte(w.kind)
             .ok_or_else(|| De::Error::custom("unknown connection kind"))?;
         let stream = Stream::from_handle(w.handle.into_inner(), kind).map_err(De::Error::custom)?;
-        let conn = Connection::from_stream(stream);
+        let ring = match w.ring {
+            Some((memfd, side)) => {
+                Some(RingEnd::from_fd(memfd.into_inner(), side).map_err(De::Error::custom)?)
+            }
+            None => None,
+        };
+        let conn = Connection::from_parts(stream, ring);
         conn.set_max_message_size(w.max_message);
         {
             let mut r = lock(&conn.inner.reader);

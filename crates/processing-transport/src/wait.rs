@@ -65,9 +65,6 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<
         let ready: Vec<usize> = (0..objects.len())
             .filter(|&i| objects[i].is_ready())
             .collect();
-        if !ready.is_empty() {
-            return Ok(ready);
-        }
         let mut raws = Vec::with_capacity(objects.len());
         let mut owners = Vec::with_capacity(objects.len());
         let mut polled = false;
@@ -79,6 +76,19 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<
                 }
                 None => polled = true,
             }
+        }
+        if !ready.is_empty() {
+            // Report every object that is ready now, not only those known in user space
+            // (a sentinel beside a connection with data must not be hidden).
+            let flags = crate::sys::wait_any(&raws, Some(Duration::ZERO))?;
+            let mut ready = ready;
+            for (&i, _) in owners.iter().zip(&flags).filter(|(_, &f)| f) {
+                if !ready.contains(&i) {
+                    ready.push(i);
+                }
+            }
+            ready.sort_unstable();
+            return Ok(ready);
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         // Objects without an OS object are checked again after a short, growing slice.

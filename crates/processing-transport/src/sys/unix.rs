@@ -226,6 +226,26 @@ impl Stream {
         Ok(wait_any(&[self.fd.as_raw_fd()], timeout)?[0])
     }
 
+    /// Whether the peer closed its end (`POLLHUP`), checked without waiting.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn peer_hung_up(&self) -> io::Result<bool> {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: p is one valid pollfd structure.
+        let r = unsafe { libc::poll(&mut p, 1, 0) };
+        if r < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(err);
+        }
+        Ok(p.revents & (libc::POLLHUP | libc::POLLERR) != 0)
+    }
+
     /// A timeout for blocking reads (`None`: block forever).
     pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         let tv = match timeout {

@@ -1,0 +1,789 @@
+//! Linux fast path of `Pipe` pairs: one single-producer single-consumer byte ring per direction
+//! in a shared `memfd` mapping, with the pair's socket kept beside it as doorbell, liveness
+//! signal and carrier of OS handles.
+//!
+//! Layout of the memfd (all offsets page aligned):
+//!
+//! | offset | what |
+//! |---|---|
+//! | 0 | file header: magic, ring capacity |
+//! | 4096 | control block of ring 0 (side 0 writes, side 1 reads) |
+//! | 8192 | control block of ring 1 (side 1 writes, side 0 reads) |
+//! | 12288 | data of ring 0 (`capacity` bytes), then data of ring 1 |
+//!
+//! A control block holds `tail` (bytes ever written, written only by the writer) and `head`
+//! (bytes ever read, written only by the reader) on separate cache lines, the
+//! `reader_waiting`/`writer_waiting` flags, the `space_seq` futex word the writer sleeps on, and
+//! two cross-process locks (holder pid, 0 when free) that serialise writers and readers that
+//! share one end from several processes.
+//!
+//! Protocol (the fast path makes no system call):
+//! - write: copy bytes at `tail`, publish `tail` (Release), SeqCst fence, then if
+//!   `reader_waiting` was set, clear it and write one doorbell byte to the socket.
+//! - read: copy bytes at `head` after an Acquire load of `tail`, publish `head`, SeqCst fence,
+//!   then if `writer_waiting` was set, clear it, bump `space_seq` and `FUTEX_WAKE` it.
+//! - a reader with nothing to read spins for a bounded, adaptive time (yielding now and then;
+//!   at once when its thread is pinned to one CPU), then sets `reader_waiting`, fences, checks
+//!   the ring again and sleeps in `poll` on the socket: a doorbell byte, a handle message or the end of
+//!   the stream (peer gone, even SIGKILLed) wakes it. `wait` and `poll` use the same socket.
+//! - a writer with no room spins likewise, then sets `writer_waiting` and sleeps on the
+//!   `space_seq` futex (shared, not private: the word is in a shared mapping) with a 10 ms
+//!   timeout, checking on each timeout whether the peer hung up.
+//!
+//! Invariant: the reader never trusts the counters: `tail - head > capacity` is a corrupt ring
+//! (an error), and every copy is masked into the data area, so a hostile peer can produce
+//! garbage bytes but never an out-of-bounds access.
+
+use std::cell::Cell;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::unix::Stream;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"prcring1");
+const PAGE: usize = 4096;
+/// Bytes of each ring. 512 KiB: large enough that a 1 MiB message streams in a few chunks,
+/// small enough to stay in the second-level caches of both cores while it does.
+pub(crate) const CAPACITY: usize = 512 * 1024;
+/// Seals every ring memfd carries (and a received one must carry).
+const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+/// Largest capacity a received memfd may announce.
+const MAX_CAPACITY: usize = 64 << 20;
+/// The longest a reader or writer busy-waits before sleeping. A blocking wake-up across cores
+/// costs 25–40 µs on the target VMs, a spinning hand-over well under 1 µs.
+const SPIN: Duration = Duration::from_micros(50);
+/// The shortest spin (used while waits are long: the peer is busy or off the CPU, and a longer
+/// spin would only take CPU time from it).
+const SPIN_MIN: Duration = Duration::from_micros(5);
+/// Waits longer than this count as this long in the running average (so that one long idle
+/// period does not disable spinning for long).
+const WAIT_SAMPLE_CAP: Duration = Duration::from_millis(1);
+/// The first part of the spin has no `sched_yield` (a yield can hand the CPU to an unrelated
+/// process for a whole time slice).
+const SPIN_NO_YIELD: Duration = Duration::from_micros(10);
+/// How long a sleeping writer waits on the futex before checking that the peer still lives.
+const WRITER_NAP: Duration = Duration::from_millis(10);
+/// How long a sleeping reader waits in `poll` before it checks the ring again (the doorbell
+/// makes this a safety net, not the wake-up path: it matters only when several processes
+/// read one end and one of them cleared the flag another armed).
+const READER_NAP: Duration = Duration::from_millis(200);
+
+#[repr(C, align(64))]
+struct Line<T>(T);
+
+/// The control block of one ring.
+#[repr(C)]
+struct Control {
+    tail: Line<AtomicU64>,
+    head: Line<AtomicU64>,
+    reader_waiting: Line<AtomicU32>,
+    writer_waiting: Line<AtomicU32>,
+    space_seq: Line<AtomicU32>,
+    write_lock: Line<AtomicU32>,
+    read_lock: Line<AtomicU32>,
+}
+
+const _: () = assert!(std::mem::size_of::<Control>() <= PAGE);
+
+/// One process's mapping of a pair's memfd, seen from one side.
+pub(crate) struct RingEnd {
+    memfd: OwnedFd,
+    base: NonNull<u8>,
+    len: usize,
+    capacity: usize,
+    side: u8,
+    /// The socket said end of stream: the peer end is closed everywhere.
+    peer_gone: AtomicBool,
+    read_waits: WaitStats,
+    write_waits: WaitStats,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics (control blocks) or by
+// the single reader/writer that the protocol and the locks admit (data areas); the pointer
+// stays valid until drop.
+unsafe impl Send for RingEnd {}
+// SAFETY: as above; all methods take &self and synchronise through the atomics and locks.
+unsafe impl Sync for RingEnd {}
+
+impl std::fmt::Debug for RingEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingEnd")
+            .field("memfd", &self.memfd)
+            .field("capacity", &self.capacity)
+            .field("side", &self.side)
+            .finish()
+    }
+}
+
+fn total_len(capacity: usize) -> usize {
+    3 * PAGE + 2 * capacity
+}
+
+fn os_err<T>(r: libc::c_int, ok: T) -> io::Result<T> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ok)
+    }
+}
+
+fn corrupt() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "the shared ring of the pipe is corrupt",
+    )
+}
+
+/// Whether the fast path is switched on (`PROCESSING_PIPE_RING=0` switches it off).
+pub(crate) fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PROCESSING_PIPE_RING").is_none_or(|v| v != "0"))
+}
+
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: the word is a valid, aligned u32 in a live mapping; FUTEX_WAIT only reads it and
+    // the timespec; no FUTEX_PRIVATE_FLAG because the mapping is shared between processes.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: the word is a valid, aligned u32 in a live mapping; FUTEX_WAKE reads nothing else.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}
+
+thread_local! {
+    /// (calls until the next check, whether this thread may run on one CPU only).
+    static PINNED: Cell<(u32, bool)> = const { Cell::new((0, false)) };
+}
+
+/// Whether the calling thread is pinned to a single CPU (then a spinning wait would only keep
+/// the peer off the CPU: yield at once). Checked again every 256 calls.
+fn pinned() -> bool {
+    PINNED.with(|c| {
+        let (left, pinned) = c.get();
+        if left > 0 {
+            c.set((left - 1, pinned));
+            return pinned;
+        }
+        // SAFETY: cpu_set_t is plain old data (zero is the empty set); sched_getaffinity writes
+        // at most sizeof(cpu_set_t) bytes into it.
+        let pinned = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0
+                && libc::CPU_COUNT(&set) == 1
+        };
+        c.set((255, pinned));
+        pinned
+    })
+}
+
+/// The running average of how long one side's waits last, which sets its spin budget: spin
+/// about four times the usual wait (5–50 µs) while waits are short, only 5 µs while they are
+/// longer than a spin could cover (a contended machine, an idle peer).
+#[derive(Debug)]
+struct WaitStats(AtomicU64);
+
+impl WaitStats {
+    fn new() -> WaitStats {
+        WaitStats(AtomicU64::new(10_000))
+    }
+
+    fn budget(&self) -> Duration {
+        let avg = Duration::from_nanos(self.0.load(Ordering::Relaxed));
+        if avg > 2 * SPIN {
+            SPIN_MIN
+        } else {
+            (avg * 4 + SPIN_MIN).min(SPIN)
+        }
+    }
+
+    fn record(&self, waited: Duration) {
+        let w = waited.min(WAIT_SAMPLE_CAP).as_nanos() as u64;
+        let avg = self.0.load(Ordering::Relaxed);
+        self.0.store(avg - avg / 8 + w / 8, Ordering::Relaxed);
+    }
+}
+
+/// Busy-waits until `ready()` or `budget` is spent; returns whether it became ready.
+fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    if ready() {
+        return true;
+    }
+    let yield_at_once = pinned();
+    let start = Instant::now();
+    let mut round = 0u32;
+    loop {
+        round = round.wrapping_add(1);
+        if yield_at_once {
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+            if round & 3 == 0 && start.elapsed() > budget {
+                return false;
+            }
+        } else if round & 63 == 0 {
+            let el = start.elapsed();
+            if el > budget {
+                return false;
+            }
+            if el > SPIN_NO_YIELD {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        } else {
+            std::hint::spin_loop();
+        }
+        if ready() {
+            return true;
+        }
+    }
+}
+
+/// A cross-process lock held (pid in the word) until dropped.
+pub(crate) struct RingLock<'a>(&'a AtomicU32);
+
+impl Drop for RingLock<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+fn lock_word(word: &AtomicU32) -> RingLock<'_> {
+    let me = std::process::id();
+    let mut round = 0u32;
+    loop {
+        let cur = word.load(Ordering::Relaxed);
+        if cur == 0 {
+            if word
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return RingLock(word);
+            }
+            continue;
+        }
+        round = round.wrapping_add(1);
+        if round.is_multiple_of(1024) && cur != me && !processing_core::os::pid_alive(cur) {
+            // The holder died inside a send or receive: take the lock over.
+            if word
+                .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return RingLock(word);
+            }
+        }
+        if round < 64 {
+            std::hint::spin_loop();
+        } else if round < 256 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
+impl RingEnd {
+    /// A fresh memfd with both rings, mapped once for each side.
+    pub(crate) fn pair() -> io::Result<(RingEnd, RingEnd)> {
+        let capacity = CAPACITY;
+        let len = total_len(capacity);
+        // SAFETY: the name is a NUL-terminated string; flags are valid.
+        let fd = unsafe {
+            libc::memfd_create(
+                c"processing-pipe".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
+        let fd = os_err(fd, fd)?;
+        // SAFETY: memfd_create returned a fresh descriptor that nobody else owns.
+        let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: ftruncate on a descriptor we own.
+        let r = unsafe { libc::ftruncate(memfd.as_raw_fd(), len as libc::off_t) };
+        os_err(r, ())?;
+        // The size is sealed: no holder can shrink the file under another's mapping (which
+        // would turn that one's accesses into SIGBUS).
+        // SAFETY: fcntl F_ADD_SEALS on a descriptor we own, with valid seal flags.
+        let r = unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) };
+        os_err(r, ())?;
+        let other = memfd.try_clone()?;
+        let a = RingEnd::map(memfd, 0, len, capacity)?;
+        // SAFETY: the file was just created and sized; the header area is ours to initialise
+        // before any other party can see the descriptor.
+        unsafe {
+            let h = a.base.as_ptr().cast::<u64>();
+            h.write(MAGIC);
+            h.add(1).write(capacity as u64);
+        }
+        let b = RingEnd::map(other, 1, len, capacity)?;
+        Ok((a, b))
+    }
+
+    fn map(memfd: OwnedFd, side: u8, len: usize, capacity: usize) -> io::Result<RingEnd> {
+        // SAFETY: mapping a descriptor we own with a length that the file has; the result is
+        // checked against MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                memfd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RingEnd {
+            memfd,
+            base: NonNull::new(p.cast()).ok_or_else(corrupt)?,
+            len,
+            capacity,
+            side,
+            peer_gone: AtomicBool::new(false),
+            read_waits: WaitStats::new(),
+            write_waits: WaitStats::new(),
+        })
+    }
+
+    /// Maps a memfd that arrived with a connection, checking its header and size.
+    pub(crate) fn from_fd(memfd: OwnedFd, side: u8) -> io::Result<RingEnd> {
+        if side > 1 {
+            return Err(corrupt());
+        }
+        // SAFETY: F_GET_SEALS only reads the seals of a descriptor we own.
+        let seals = unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_GET_SEALS) };
+        if seals < 0 || seals & SEALS != SEALS {
+            return Err(corrupt());
+        }
+        let mut header = [0u8; 16];
+        // SAFETY: pread writes at most 16 bytes into the array.
+        let n = unsafe {
+            libc::pread(
+                memfd.as_raw_fd(),
+                header.as_mut_ptr().cast(),
+                header.len(),
+                0,
+            )
+        };
+        if n != 16 {
+            return Err(corrupt());
+        }
+        let magic = u64::from_le_bytes(header[..8].try_into().map_err(|_| corrupt())?);
+        let capacity = u64::from_le_bytes(header[8..].try_into().map_err(|_| corrupt())?);
+        let capacity = usize::try_from(capacity).map_err(|_| corrupt())?;
+        if magic != MAGIC
+            || !capacity.is_power_of_two()
+            || !(PAGE..=MAX_CAPACITY).contains(&capacity)
+        {
+            return Err(corrupt());
+        }
+        // SAFETY: stat is plain old data; fstat fills it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes one stat structure.
+        os_err(unsafe { libc::fstat(memfd.as_raw_fd(), &mut st) }, ())?;
+        let len = total_len(capacity);
+        if usize::try_from(st.st_size).ok() != Some(len) {
+            return Err(corrupt());
+        }
+        RingEnd::map(memfd, side, len, capacity)
+    }
+
+    /// The memfd to send when the connection travels.
+    pub(crate) fn memfd(&self) -> BorrowedFd<'_> {
+        self.memfd.as_fd()
+    }
+
+    /// Which side of the pair this end is (0 or 1).
+    pub(crate) fn side(&self) -> u8 {
+        self.side
+    }
+
+    fn control(&self, ring: u8) -> &Control {
+        // SAFETY: the control blocks lie at page offsets 1 and 2 of a live mapping of at least
+        // 3 pages; Control is a block of atomics, valid for any bit pattern, and aligned.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(PAGE * (1 + ring as usize))
+                .cast::<Control>()
+        }
+    }
+
+    fn data(&self, ring: u8) -> *mut u8 {
+        // SAFETY: the data areas lie after the three header pages, `capacity` bytes each,
+        // within the mapping.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(3 * PAGE + self.capacity * ring as usize)
+        }
+    }
+
+    /// The ring this end writes.
+    fn out_ring(&self) -> u8 {
+        self.side
+    }
+
+    /// The ring this end reads.
+    fn in_ring(&self) -> u8 {
+        1 - self.side
+    }
+
+    /// Bytes waiting in the incoming ring (an error if the counters are impossible).
+    fn available(&self) -> io::Result<usize> {
+        let c = self.control(self.in_ring());
+        let tail = c.tail.0.load(Ordering::Acquire);
+        let head = c.head.0.load(Ordering::Relaxed);
+        let n = tail.wrapping_sub(head);
+        if n > self.capacity as u64 {
+            return Err(corrupt());
+        }
+        Ok(n as usize)
+    }
+
+    fn room(&self) -> io::Result<usize> {
+        let c = self.control(self.out_ring());
+        let head = c.head.0.load(Ordering::Acquire);
+        let tail = c.tail.0.load(Ordering::Relaxed);
+        let used = tail.wrapping_sub(head);
+        if used > self.capacity as u64 {
+            return Err(corrupt());
+        }
+        Ok(self.capacity - used as usize)
+    }
+
+    /// Takes the cross-process write lock of the outgoing ring.
+    pub(crate) fn lock_write(&self) -> RingLock<'_> {
+        lock_word(&self.control(self.out_ring()).write_lock.0)
+    }
+
+    /// Takes the cross-process read lock of the incoming ring.
+    pub(crate) fn lock_read(&self) -> RingLock<'_> {
+        lock_word(&self.control(self.in_ring()).read_lock.0)
+    }
+
+    /// Whether a receive has found the end of the stream.
+    pub(crate) fn peer_gone(&self) -> bool {
+        self.peer_gone.load(Ordering::Relaxed)
+    }
+
+    /// Copies what is there (up to `dst.len()` bytes) without waiting.
+    fn take(&self, dst: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        // At most a quarter ring per step, so that a writer waiting for room gets some back
+        // while the rest is still being copied.
+        let n = self.available()?.min(dst.len()).min(self.capacity / 4);
+        if n == 0 {
+            return Ok(0);
+        }
+        let ring = self.in_ring();
+        let c = self.control(ring);
+        let head = c.head.0.load(Ordering::Relaxed);
+        let at = (head as usize) & (self.capacity - 1);
+        let first = n.min(self.capacity - at);
+        let data = self.data(ring);
+        // SAFETY: `at + first <= capacity` and `n - first <= capacity`: both source ranges lie
+        // in this ring's data area; the Acquire load of `tail` in `available` orders these
+        // reads after the writer's copies; dst has room for n bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.add(at), dst.as_mut_ptr().cast::<u8>(), first);
+            std::ptr::copy_nonoverlapping(
+                data,
+                dst.as_mut_ptr().cast::<u8>().add(first),
+                n - first,
+            );
+        }
+        c.head
+            .0
+            .store(head.wrapping_add(n as u64), Ordering::Release);
+        fence(Ordering::SeqCst);
+        if c.writer_waiting.0.load(Ordering::Relaxed) != 0
+            && c.writer_waiting.0.swap(0, Ordering::SeqCst) != 0
+        {
+            c.space_seq.0.fetch_add(1, Ordering::SeqCst);
+            futex_wake(&c.space_seq.0);
+        }
+        Ok(n)
+    }
+
+    /// Reads at least one byte into `dst` (waiting for it), or returns 0 at the end of the
+    /// stream. Handles that arrive on the socket meanwhile are appended to `handles`.
+    pub(crate) fn read(
+        &self,
+        dst: &mut [MaybeUninit<u8>],
+        stream: &Stream,
+        handles: &mut Vec<OwnedFd>,
+    ) -> io::Result<usize> {
+        if dst.is_empty() {
+            return Ok(0);
+        }
+        let mut slept = false;
+        let mut waiting_since = None;
+        loop {
+            let n = self.take(dst)?;
+            if n > 0 {
+                if let Some(t) = waiting_since {
+                    self.read_waits
+                        .record(Instant::now().saturating_duration_since(t));
+                }
+                return Ok(n);
+            }
+            waiting_since.get_or_insert_with(Instant::now);
+            if self.peer_gone() {
+                // The peer's last bytes were published before its socket closed.
+                return self.take(dst);
+            }
+            // Spin only before the first sleep: after it, the doorbell is what wakes us.
+            if !slept
+                && spin_until(self.read_waits.budget(), || {
+                    self.available().map_or(true, |n| n > 0)
+                })
+            {
+                continue;
+            }
+            if !self.arm(stream, handles)? {
+                stream.poll_readable(Some(READER_NAP))?;
+                slept = true;
+            }
+        }
+    }
+
+    /// Like [`read`](Self::read) into initialised bytes.
+    pub(crate) fn read_bytes(
+        &self,
+        dst: &mut [u8],
+        stream: &Stream,
+        handles: &mut Vec<OwnedFd>,
+    ) -> io::Result<usize> {
+        // SAFETY: MaybeUninit<u8> has the layout of u8, and `read` only writes initialised
+        // bytes into the slice.
+        let dst = unsafe { &mut *(dst as *mut [u8] as *mut [MaybeUninit<u8>]) };
+        self.read(dst, stream, handles)
+    }
+
+    /// Announces a sleeping (or polling) reader, then reports whether data or the end of the
+    /// stream is already there. Drains doorbell bytes (and any handles) from the socket without
+    /// blocking. After `false` the caller may sleep in `poll` on the socket: the writer's next
+    /// publish rings it.
+    pub(crate) fn arm(&self, stream: &Stream, handles: &mut Vec<OwnedFd>) -> io::Result<bool> {
+        let c = self.control(self.in_ring());
+        c.reader_waiting.0.store(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.drain(stream, handles)?;
+        if self.available()? > 0 || self.peer_gone() {
+            c.reader_waiting.0.store(0, Ordering::Relaxed);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Reads whatever the socket holds without blocking (doorbells, handles, end of stream).
+    pub(crate) fn drain(&self, stream: &Stream, handles: &mut Vec<OwnedFd>) -> io::Result<()> {
+        let mut buf = [0u8; 64];
+        loop {
+            match stream.read_chunk(&mut buf, true, handles) {
+                Ok(0) => {
+                    self.peer_gone.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    self.peer_gone.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether bytes (or the end of the stream) can be read now, without touching the socket.
+    pub(crate) fn readable_now(&self) -> bool {
+        self.peer_gone() || self.available().map_or(true, |n| n > 0)
+    }
+
+    /// Writes all of `data` into the outgoing ring (the caller holds the write lock), waiting
+    /// for room as needed.
+    pub(crate) fn write_all(&self, mut data: &[u8], stream: &Stream) -> io::Result<()> {
+        if self.peer_gone() {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let ring = self.out_ring();
+        let c = self.control(ring);
+        let buf = self.data(ring);
+        while !data.is_empty() {
+            let room = self.room()?;
+            if room == 0 {
+                self.wait_room(stream)?;
+                continue;
+            }
+            // Publish at most a quarter ring at once, so that the reader starts copying while
+            // the writer still fills (pipelining of large messages).
+            let n = room.min(data.len()).min(self.capacity / 4);
+            let tail = c.tail.0.load(Ordering::Relaxed);
+            let at = (tail as usize) & (self.capacity - 1);
+            let first = n.min(self.capacity - at);
+            // SAFETY: both destination ranges lie in this ring's data area (masked offset,
+            // lengths bounded by the room checked above, which the reader does not touch until
+            // `tail` is published below); data has n readable bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(data.as_ptr(), buf.add(at), first);
+                std::ptr::copy_nonoverlapping(data.as_ptr().add(first), buf, n - first);
+            }
+            c.tail
+                .0
+                .store(tail.wrapping_add(n as u64), Ordering::Release);
+            fence(Ordering::SeqCst);
+            if c.reader_waiting.0.load(Ordering::Relaxed) != 0
+                && c.reader_waiting.0.swap(0, Ordering::SeqCst) != 0
+            {
+                stream.write_all(&[0], &[])?;
+            }
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    fn wait_room(&self, stream: &Stream) -> io::Result<()> {
+        let since = Instant::now();
+        if spin_until(self.write_waits.budget(), || {
+            self.room().map_or(true, |n| n > 0)
+        }) {
+            self.write_waits.record(since.elapsed());
+            return Ok(());
+        }
+        let c = self.control(self.out_ring());
+        loop {
+            let seq = c.space_seq.0.load(Ordering::SeqCst);
+            c.writer_waiting.0.store(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if self.room()? > 0 {
+                c.writer_waiting.0.store(0, Ordering::Relaxed);
+                self.write_waits.record(since.elapsed());
+                return Ok(());
+            }
+            if stream.peer_hung_up()? {
+                self.peer_gone.store(true, Ordering::Relaxed);
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            futex_wait(&c.space_seq.0, seq, WRITER_NAP);
+        }
+    }
+
+    /// Sends OS handles ahead of the message that names them (the caller holds the write lock).
+    pub(crate) fn send_handles(&self, stream: &Stream, handles: &[OwnedFd]) -> io::Result<()> {
+        if self.peer_gone() {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        stream.write_all(&[1], handles)
+    }
+}
+
+impl Drop for RingEnd {
+    fn drop(&mut self) {
+        // Make the peer's next send ring the doorbell: if this was the last holder of this
+        // end, that write finds the socket closed and the peer learns it is alone.
+        let c = self.control(self.in_ring());
+        c.reader_waiting.0.store(1, Ordering::SeqCst);
+        // SAFETY: base/len are the mapping created in `map`; nothing refers to it after drop.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_counters_are_an_error_not_an_overrun() {
+        let (a, b) = RingEnd::pair().unwrap();
+        let (sa, _sb) = Stream::pair().unwrap();
+        // A hostile writer claims more bytes than the ring holds.
+        b.control(b.out_ring())
+            .tail
+            .0
+            .store(3 * b.capacity as u64, Ordering::Release);
+        let mut buf = [0u8; 16];
+        let e = a.read_bytes(&mut buf, &sa, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        // And a hostile reader claims to have read bytes never written.
+        a.control(a.in_ring())
+            .head
+            .0
+            .store(5 * a.capacity as u64, Ordering::Release);
+        b.control(b.out_ring()).tail.0.store(0, Ordering::Release);
+        let e = b.write_all(&[1, 2, 3], &sa).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn counters_wrap_around_u64() {
+        let (a, b) = RingEnd::pair().unwrap();
+        let (sa, sb) = Stream::pair().unwrap();
+        let start = u64::MAX - 10;
+        let c = b.control(b.out_ring());
+        c.tail.0.store(start, Ordering::Release);
+        c.head.0.store(start, Ordering::Release);
+        let msg: Vec<u8> = (0..100u8).collect();
+        b.write_all(&msg, &sb).unwrap();
+        let mut got = vec![0u8; 100];
+        let mut n = 0;
+        while n < 100 {
+            n += a.read_bytes(&mut got[n..], &sa, &mut Vec::new()).unwrap();
+        }
+        assert_eq!(got, msg);
+    }
+
+    #[test]
+    fn a_foreign_memfd_is_refused() {
+        // SAFETY: a NUL-terminated name and valid flags.
+        let fd = unsafe { libc::memfd_create(c"not-a-ring".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: fd is fresh and owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        std::fs::File::from(fd.try_clone().unwrap())
+            .set_len(1 << 20)
+            .unwrap();
+        // No seals (and no header).
+        assert!(RingEnd::from_fd(fd, 0).is_err());
+        let (a, _b) = RingEnd::pair().unwrap();
+        assert!(RingEnd::from_fd(a.memfd().try_clone_to_owned().unwrap(), 2).is_err());
+        // The size is sealed: nobody can truncate the file under the mappings.
+        let ring_file = std::fs::File::from(a.memfd().try_clone_to_owned().unwrap());
+        assert!(ring_file.set_len(3 * PAGE as u64).is_err());
+        assert!(ring_file.set_len(8 << 20).is_err());
+    }
+}
