@@ -1,4 +1,10 @@
-//! Portable process facts shared by every layer.
+//! Portable process facts shared by every layer, and (Unix) the process-shared futex that
+//! every shared-memory primitive sleeps on.
+
+#[cfg(unix)]
+use std::sync::atomic::AtomicU32;
+#[cfg(unix)]
+use std::time::Duration;
 
 /// This process's id.
 ///
@@ -21,5 +27,76 @@ pub fn pid_alive(pid: u32) -> bool {
     crate::sys::pid_alive(pid)
 }
 
+/// Sleeps while `word` holds `expected`, at most `timeout` (`None`: no limit); the word may
+/// live in memory shared with other processes.
+///
+/// Returns when woken by [`futex_wake`] on the same word (in any process that maps it), when
+/// the word no longer holds `expected`, when the timeout passes, or spuriously: the caller
+/// re-checks its condition in a loop. Linux uses a shared (not process-private) `FUTEX_WAIT`;
+/// other Unix systems poll the word with sleeps of 50 µs growing to 2 ms (there is no portable
+/// process-shared futex). Not on Windows, where `WaitOnAddress` does not cross processes.
+///
+/// ```
+/// use std::sync::atomic::AtomicU32;
+/// use std::time::Duration;
+/// let word = AtomicU32::new(1);
+/// // The word does not hold 0: returns at once.
+/// processing_core::os::futex_wait(&word, 0, None);
+/// // Holds 1 and nobody wakes it: returns after (about) the timeout.
+/// processing_core::os::futex_wait(&word, 1, Some(Duration::from_millis(1)));
+/// ```
+#[cfg(unix)]
+#[inline]
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    crate::sys::futex_wait(word, expected, timeout)
+}
+
+/// Wakes up to `n` threads (of any process) sleeping in [`futex_wait`] on `word`
+/// (`u32::MAX`: all of them). A no-op on Unix systems other than Linux, whose waiters poll.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// let word = AtomicU32::new(0);
+/// word.store(1, Ordering::SeqCst);
+/// processing_core::os::futex_wake(&word, u32::MAX);
+/// ```
+#[cfg(unix)]
+#[inline]
+pub fn futex_wake(word: &AtomicU32, n: u32) {
+    crate::sys::futex_wake(word, n)
+}
+
 #[cfg(unix)]
 pub use crate::sys::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn futex_wake_ends_a_wait() {
+        let word = Arc::new(AtomicU32::new(0));
+        let w = Arc::clone(&word);
+        let waiter = std::thread::spawn(move || {
+            let began = Instant::now();
+            while w.load(Ordering::SeqCst) == 0 {
+                super::futex_wait(&w, 0, None);
+            }
+            began.elapsed()
+        });
+        word.store(1, Ordering::SeqCst);
+        super::futex_wake(&word, 1);
+        assert!(waiter.join().unwrap() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn futex_wait_times_out() {
+        let word = AtomicU32::new(7);
+        let began = Instant::now();
+        super::futex_wait(&word, 7, Some(Duration::from_millis(20)));
+        let elapsed = began.elapsed();
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    }
+}

@@ -148,21 +148,17 @@ fn connection(remote: &Remote) -> Result<Rc<RefCell<Conn>>, ManagerError> {
             remote.address
         )));
     }
-    let mut framed = framed;
-    let mailbox = upgrade(&remote.address, &mut framed);
-    let conn = Rc::new(RefCell::new(Conn {
-        framed,
-        mailbox,
-        reply: Vec::new(),
-        pid,
-    }));
-    let _ = CONNS.try_with(|c| c.borrow_mut().insert(key, conn.clone()));
-    Ok(conn)
+    Ok(cache(remote, framed))
 }
 
 /// Caches an already open connection (the one `Manager::connect` authenticated with).
 pub(crate) fn keep_connection(remote: &Remote, framed: Framed) {
-    let mut framed = framed;
+    cache(remote, framed);
+}
+
+/// Moves an authenticated connection onto a mailbox where possible and makes it this thread's
+/// connection to `remote`.
+fn cache(remote: &Remote, mut framed: Framed) -> Rc<RefCell<Conn>> {
     let mailbox = upgrade(&remote.address, &mut framed);
     let conn = Rc::new(RefCell::new(Conn {
         framed,
@@ -170,10 +166,9 @@ pub(crate) fn keep_connection(remote: &Remote, framed: Framed) {
         reply: Vec::new(),
         pid: std::process::id(),
     }));
-    let _ = CONNS.try_with(|c| {
-        c.borrow_mut()
-            .insert((remote.address.clone(), remote.instance), conn)
-    });
+    let key = (remote.address.clone(), remote.instance);
+    let _ = CONNS.try_with(|c| c.borrow_mut().insert(key, conn.clone()));
+    conn
 }
 
 /// Drops this thread's connection to `remote` (after a shutdown).

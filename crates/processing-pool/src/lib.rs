@@ -307,13 +307,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        const {
-            assert!(
-                std::mem::size_of::<F>() == 0,
-                "a pool task must be a fn item or a closure that captures nothing"
-            )
-        };
-        let _ = f;
+        task::stateless(f);
         let entry: EntryFn = chunk_entry::<Direct<F>, A, R>;
         let input = encode_chunk(std::slice::from_ref(&args))?;
         result::ApplyGroup::submit(&self.shared, entry, input, callbacks)
@@ -505,13 +499,7 @@ impl<'p> Chunked<'p> {
         R: Serialize + DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = A>,
     {
-        const {
-            assert!(
-                std::mem::size_of::<F>() == 0,
-                "a pool task must be a fn item or a closure that captures nothing"
-            )
-        };
-        let _ = f;
+        task::stateless(f);
         self.submit_map(chunk_entry::<Direct<F>, A, R>, iterable, callbacks)
     }
 
@@ -538,13 +526,7 @@ impl<'p> Chunked<'p> {
         R: Serialize + DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = Args>,
     {
-        const {
-            assert!(
-                std::mem::size_of::<F>() == 0,
-                "a pool task must be a fn item or a closure that captures nothing"
-            )
-        };
-        let _ = f;
+        task::stateless(f);
         self.submit_map(
             chunk_entry::<Spread<F>, Args, R>,
             iterable,
@@ -561,13 +543,7 @@ impl<'p> Chunked<'p> {
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
     {
-        const {
-            assert!(
-                std::mem::size_of::<F>() == 0,
-                "a pool task must be a fn item or a closure that captures nothing"
-            )
-        };
-        let _ = f;
+        task::stateless(f);
         self.submit_imap(chunk_entry::<Direct<F>, A, R>, iterable, true)
     }
 
@@ -580,13 +556,7 @@ impl<'p> Chunked<'p> {
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
     {
-        const {
-            assert!(
-                std::mem::size_of::<F>() == 0,
-                "a pool task must be a fn item or a closure that captures nothing"
-            )
-        };
-        let _ = f;
+        task::stateless(f);
         self.submit_imap(chunk_entry::<Direct<F>, A, R>, iterable, false)
     }
 

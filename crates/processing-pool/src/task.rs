@@ -70,18 +70,33 @@ pub(crate) unsafe fn entry_from_offset(offset: i64) -> EntryFn {
     unsafe { std::mem::transmute::<usize, EntryFn>(address) }
 }
 
-/// A value of a zero-sized function type.
-///
-/// Only called for types the public API checked to be zero-sized fn items or capture-free
-/// closures, which have no state and no invariant a value could break.
-pub(crate) fn conjure<F: Copy>() -> F {
+/// Refuses at compile time (when monomorphised) a task type that is not zero-sized, i.e. not a
+/// fn item or a capture-free closure.
+#[inline(always)]
+pub(crate) fn assert_stateless<F>() {
     const {
         assert!(
             std::mem::size_of::<F>() == 0,
             "a pool task must be a fn item or a closure that captures nothing"
         )
     };
-    // SAFETY: F is zero-sized (checked at compile time above): a value of it holds no bytes,
+}
+
+/// Checks `f`'s type with [`assert_stateless`] and drops `f`: workers re-create the value from
+/// the type alone ([`conjure`]).
+#[inline(always)]
+pub(crate) fn stateless<F>(f: F) {
+    assert_stateless::<F>();
+    let _ = f;
+}
+
+/// A value of a zero-sized function type.
+///
+/// Only called for types the public API checked to be zero-sized fn items or capture-free
+/// closures, which have no state and no invariant a value could break.
+pub(crate) fn conjure<F: Copy>() -> F {
+    assert_stateless::<F>();
+    // SAFETY: F is zero-sized (checked at compile time by `assert_stateless` above): a value of it holds no bytes,
     // so reading one from a dangling, well-aligned pointer produces a valid value; the
     // functions passed here are fn items and capture-free closures, which carry no invariant.
     unsafe { std::ptr::read(std::ptr::NonNull::<F>::dangling().as_ptr()) }

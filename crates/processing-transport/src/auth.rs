@@ -9,13 +9,15 @@
 //! The legacy form of Python 3.11 and older (a bare 20-byte challenge answered with a bare
 //! HMAC-MD5) is refused with [`AuthError::LegacyDigest`].
 
+use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::connection::Connection;
-use crate::error::AuthError;
+use crate::error::{AuthError, ConnectionError};
+use crate::frame::{decode_header, encode_header, LONG_HEADER, SHORT_HEADER};
 
 const CHALLENGE: &[u8] = b"#CHALLENGE#";
 const WELCOME: &[u8] = b"#WELCOME#";
@@ -98,33 +100,99 @@ pub(crate) fn respond(key: &[u8], challenge_frame: &[u8]) -> Result<Vec<u8>, Aut
     Ok(out)
 }
 
+/// A handshake's view of its channel: whole messages, each at most
+/// [`MAX_HANDSHAKE_MESSAGE`] bytes, read exactly (never ahead of the message).
+trait Messages {
+    fn send_message(&mut self, message: &[u8]) -> Result<(), AuthError>;
+    fn recv_message(&mut self) -> Result<Vec<u8>, AuthError>;
+}
+
+/// A [`Connection`] put into exact-read mode with the handshake's frame cap by [`handshake`].
+impl<T> Messages for &Connection<T> {
+    fn send_message(&mut self, message: &[u8]) -> Result<(), AuthError> {
+        Ok(self.send_bytes(message)?)
+    }
+
+    fn recv_message(&mut self) -> Result<Vec<u8>, AuthError> {
+        Ok(self.recv_bytes()?)
+    }
+}
+
+/// Any byte stream, framed as Python frames its messages (see [`crate::frame`]).
+struct StreamMessages<'a, S>(&'a mut S);
+
+impl<S: Read + Write> Messages for StreamMessages<'_, S> {
+    fn send_message(&mut self, message: &[u8]) -> Result<(), AuthError> {
+        let mut header = [0u8; LONG_HEADER];
+        let header = encode_header(message.len() as u64, &mut header);
+        let mut frame = Vec::with_capacity(header.len() + message.len());
+        frame.extend_from_slice(header);
+        frame.extend_from_slice(message);
+        self.0
+            .write_all(&frame)
+            .and_then(|()| self.0.flush())
+            .map_err(ConnectionError::from)?;
+        Ok(())
+    }
+
+    fn recv_message(&mut self) -> Result<Vec<u8>, AuthError> {
+        let mut header = [0u8; LONG_HEADER];
+        read_exact(self.0, &mut header[..SHORT_HEADER])?;
+        let mut decoded = decode_header(&header[..SHORT_HEADER], MAX_HANDSHAKE_MESSAGE)
+            .map_err(ConnectionError::from)?;
+        if decoded.is_none() {
+            // The long form (`-1` + an 8-byte length), which the cap then refuses.
+            read_exact(self.0, &mut header[SHORT_HEADER..])?;
+            decoded =
+                decode_header(&header, MAX_HANDSHAKE_MESSAGE).map_err(ConnectionError::from)?;
+        }
+        let Some((len, _)) = decoded else {
+            return Err(AuthError::Protocol("malformed frame header".into()));
+        };
+        let mut body = vec![0u8; len as usize];
+        read_exact(self.0, &mut body)?;
+        Ok(body)
+    }
+}
+
+/// `read_exact` with the end of the stream reported as [`ConnectionError::Eof`].
+fn read_exact<S: Read>(stream: &mut S, buf: &mut [u8]) -> Result<(), ConnectionError> {
+    stream.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            ConnectionError::Eof
+        } else {
+            ConnectionError::from(e)
+        }
+    })
+}
+
 /// Challenges the peer: it must prove it holds `key`.
-fn deliver_challenge<T>(conn: &Connection<T>, key: &[u8]) -> Result<(), AuthError> {
+fn deliver_challenge(conn: &mut impl Messages, key: &[u8]) -> Result<(), AuthError> {
     let mut message = Vec::with_capacity(DIGEST.len() + 2 + MESSAGE_LENGTH);
     message.push(b'{');
     message.extend_from_slice(DIGEST);
     message.push(b'}');
     message.extend_from_slice(&processing_core::authkey::random_bytes(MESSAGE_LENGTH));
-    conn.send_bytes(&[CHALLENGE, &message].concat())?;
-    let response = conn.recv_bytes()?;
+    conn.send_message(&[CHALLENGE, &message].concat())?;
+    let response = conn.recv_message()?;
     match verify_response(key, &message, &response) {
         Ok(()) => {
-            conn.send_bytes(WELCOME)?;
+            conn.send_message(WELCOME)?;
             Ok(())
         }
         Err(e) => {
-            let _ = conn.send_bytes(FAILURE);
+            let _ = conn.send_message(FAILURE);
             Err(e)
         }
     }
 }
 
 /// Answers the peer's challenge.
-fn answer_challenge<T>(conn: &Connection<T>, key: &[u8]) -> Result<(), AuthError> {
-    let challenge = conn.recv_bytes()?;
+fn answer_challenge(conn: &mut impl Messages, key: &[u8]) -> Result<(), AuthError> {
+    let challenge = conn.recv_message()?;
     let answer = respond(key, &challenge)?;
-    conn.send_bytes(&answer)?;
-    let verdict = conn.recv_bytes()?;
+    conn.send_message(&answer)?;
+    let verdict = conn.recv_message()?;
     if verdict == WELCOME {
         Ok(())
     } else if verdict == FAILURE {
@@ -145,6 +213,13 @@ pub(crate) enum Role {
     Client,
 }
 
+fn mutual(conn: &mut impl Messages, key: &[u8], role: Role) -> Result<(), AuthError> {
+    match role {
+        Role::Server => deliver_challenge(conn, key).and_then(|()| answer_challenge(conn, key)),
+        Role::Client => answer_challenge(conn, key).and_then(|()| deliver_challenge(conn, key)),
+    }
+}
+
 /// Runs the mutual handshake on a fresh connection: exact reads, 256-byte frames, and an
 /// optional read timeout, all restored afterwards.
 pub(crate) fn handshake<T>(
@@ -157,14 +232,51 @@ pub(crate) fn handshake<T>(
     conn.set_exact_reads(true);
     conn.set_max_message_size(MAX_HANDSHAKE_MESSAGE);
     conn.set_read_timeout(timeout)?;
-    let result = match role {
-        Role::Server => deliver_challenge(conn, key).and_then(|()| answer_challenge(conn, key)),
-        Role::Client => answer_challenge(conn, key).and_then(|()| deliver_challenge(conn, key)),
-    };
+    let result = mutual(&mut { conn }, key, role);
     conn.set_exact_reads(false);
     conn.set_max_message_size(max);
     conn.set_read_timeout(None)?;
     result
+}
+
+/// Runs the accepting side of the mutual handshake on any fresh byte stream: challenges the
+/// peer, then answers its challenge.
+///
+/// The wire is exactly [`Listener`](crate::Listener)'s (Python 3.12+'s
+/// `multiprocessing.connection`). Messages are read exactly (nothing beyond the last handshake
+/// frame is consumed from `stream`, so the caller may wrap it in its own framing afterwards)
+/// and a length prefix over 256 bytes fails before its body is read. The stream gets no timeout
+/// here: give it a read timeout first (e.g. `TcpStream::set_read_timeout`) so that a silent
+/// peer cannot stall the handshake; an elapsed timeout is an [`AuthError::Connection`].
+///
+/// ```
+/// # #[cfg(unix)] {
+/// use std::os::unix::net::UnixStream;
+/// let (mut a, mut b) = UnixStream::pair().unwrap();
+/// let client = std::thread::spawn(move || processing_transport::handshake_client(&mut b, b"key"));
+/// processing_transport::handshake_server(&mut a, b"key").unwrap();
+/// client.join().unwrap().unwrap();
+/// # }
+/// ```
+pub fn handshake_server<S: Read + Write>(stream: &mut S, authkey: &[u8]) -> Result<(), AuthError> {
+    mutual(&mut StreamMessages(stream), authkey, Role::Server)
+}
+
+/// Runs the connecting side of the mutual handshake on any fresh byte stream: answers the
+/// peer's challenge, then challenges it. Limits and timeouts as in [`handshake_server`].
+///
+/// ```
+/// # #[cfg(unix)] {
+/// use std::os::unix::net::UnixStream;
+/// let (mut a, mut b) = UnixStream::pair().unwrap();
+/// let server = std::thread::spawn(move || processing_transport::handshake_server(&mut a, b"one"));
+/// // The server refuses our digest: a wrong key fails on both sides.
+/// assert!(processing_transport::handshake_client(&mut b, b"two").is_err());
+/// assert!(server.join().unwrap().is_err());
+/// # }
+/// ```
+pub fn handshake_client<S: Read + Write>(stream: &mut S, authkey: &[u8]) -> Result<(), AuthError> {
+    mutual(&mut StreamMessages(stream), authkey, Role::Client)
 }
 
 #[cfg(test)]
@@ -202,6 +314,56 @@ mod tests {
             respond(b"k", &md5),
             Err(AuthError::UnsupportedDigest(_))
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stream_handshake_matches_and_refuses() {
+        use std::os::unix::net::UnixStream;
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || handshake_client(&mut b, b"key").map(|()| b));
+        handshake_server(&mut a, b"key").unwrap();
+        let mut b = t.join().unwrap().unwrap();
+        // Nothing beyond the handshake was consumed: a byte written now arrives intact.
+        a.write_all(b"x").unwrap();
+        let mut byte = [0u8; 1];
+        b.read_exact(&mut byte).unwrap();
+        assert_eq!(&byte, b"x");
+
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || handshake_client(&mut b, b"other"));
+        assert!(matches!(
+            handshake_server(&mut a, b"key"),
+            Err(AuthError::WrongDigest)
+        ));
+        assert!(t.join().unwrap().is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stream_handshake_refuses_a_long_frame_before_its_body() {
+        use std::os::unix::net::UnixStream;
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        b.write_all(&1000i32.to_be_bytes()).unwrap();
+        b.write_all(b"body").unwrap();
+        let e = handshake_client(&mut a, b"key").unwrap_err();
+        assert!(matches!(e, AuthError::Protocol(_)), "{e}");
+        a.set_nonblocking(true).unwrap();
+        let mut body = [0u8; 4];
+        a.read_exact(&mut body).unwrap();
+        assert_eq!(&body, b"body");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stream_handshake_times_out_with_the_stream() {
+        use std::os::unix::net::UnixStream;
+        let (mut a, _b) = UnixStream::pair().unwrap();
+        a.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        match handshake_client(&mut a, b"key") {
+            Err(AuthError::Connection(c)) => assert!(c.is_timeout(), "{c}"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
     }
 
     proptest! {

@@ -25,6 +25,7 @@ mod sys;
 mod wait;
 
 pub use address::{Address, IntoAddress};
+pub use auth::{handshake_client, handshake_server};
 pub use connection::{
     CanRecv, CanSend, Connection, Direction, Duplex, Pipe, ReadOnly, SimplexPair, WriteOnly,
 };

@@ -5,6 +5,10 @@ mod unix;
 #[cfg(unix)]
 pub(crate) use unix::{deserialize_handle, pid_alive, serialize_handle};
 #[cfg(unix)]
+mod futex;
+#[cfg(unix)]
+pub(crate) use futex::{futex_wait, futex_wake};
+#[cfg(unix)]
 pub use unix::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 
 #[cfg(windows)]

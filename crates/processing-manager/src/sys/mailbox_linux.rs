@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use processing_core::os::{futex_wait, futex_wake};
+
 /// Bytes of payload a slot holds; larger messages go over the socket.
 const CAPACITY: usize = 64 * 1024 - 64;
 /// `len` value meaning "this message travels on the socket".
@@ -149,7 +151,7 @@ impl Mailbox {
         let (out, _) = self.slots();
         out.seq.fetch_add(1, Ordering::SeqCst);
         if out.sleeping.load(Ordering::SeqCst) != 0 {
-            futex_wake(&out.seq);
+            futex_wake(&out.seq, u32::MAX);
         }
     }
 
@@ -184,7 +186,7 @@ impl Mailbox {
                     if now == expected {
                         break;
                     }
-                    futex_wait(&inbox.seq, now, NAP);
+                    futex_wait(&inbox.seq, now, Some(NAP));
                     if inbox.seq.load(Ordering::SeqCst) == expected {
                         break;
                     }
@@ -231,31 +233,6 @@ impl Drop for Mailbox {
     fn drop(&mut self) {
         // SAFETY: unmapping the mapping this value owns; nothing refers to it afterwards.
         unsafe { libc::munmap(self.base.cast(), SIZE) };
-    }
-}
-
-fn futex_wait(word: &AtomicU32, value: u32, timeout: Duration) {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as _,
-    };
-    // SAFETY: FUTEX_WAIT on a valid, aligned u32 in a shared mapping with a valid timeout; the
-    // kernel only reads the word. Spurious returns are handled by the caller's loop.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            value,
-            &ts as *const libc::timespec,
-        );
-    }
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE on a valid, aligned u32; it does not access memory.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
     }
 }
 

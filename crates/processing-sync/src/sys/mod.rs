@@ -6,26 +6,21 @@
 //! `owner_alive(pid, stamp)`: whether a lock holder still runs. `thread_tag()`: a per-thread
 //! number unique within the process.
 //!
-//! - Linux (`linux.rs`): `FUTEX_WAIT`/`FUTEX_WAKE` without `FUTEX_PRIVATE_FLAG` (the word is in
-//!   a shared mapping).
+//! - Unix (`unix.rs`): `processing_core::os::futex_wait`/`futex_wake` on the word itself (Linux:
+//!   `FUTEX_WAIT`/`FUTEX_WAKE` without `FUTEX_PRIVATE_FLAG`, the word being in a shared mapping;
+//!   other Unix: short sleeps, for want of a portable process-shared futex).
 //! - Windows (`windows.rs`): a named kernel semaphore per slot (`WaitOnAddress` does not cross
 //!   processes); the shared sleeper count says how many to release.
-//! - Other Unix (`poll.rs`): short sleeps, for want of a portable process-shared futex.
 //! - loom (`loom.rs`): a yield, which the algorithms must treat as a spurious wake-up.
 
 /// Most sleep words in one primitive.
 #[cfg_attr(not(windows), allow(dead_code))]
 pub(crate) const SLOTS: usize = 2;
 
-#[cfg(all(not(loom), target_os = "linux"))]
-mod linux;
-#[cfg(all(not(loom), target_os = "linux"))]
-pub(crate) use linux::Parker;
-
-#[cfg(all(not(loom), unix, not(target_os = "linux")))]
-mod poll;
-#[cfg(all(not(loom), unix, not(target_os = "linux")))]
-pub(crate) use poll::Parker;
+#[cfg(all(not(loom), unix))]
+mod unix;
+#[cfg(all(not(loom), unix))]
+pub(crate) use unix::Parker;
 
 #[cfg(all(not(loom), windows))]
 mod windows;
