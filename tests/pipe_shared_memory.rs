@@ -1,3 +1,4 @@
+// xtask: not-conformance
 //! The shared-memory fast path of `Pipe` pairs (Linux) across real processes: a peer that is
 //! SIGKILLed still gives EOF to a reader and an error to a blocked writer, and several
 //! processes can write one end at once (messages stay whole: a guarantee of the shared-memory
