@@ -61,24 +61,40 @@ impl<W: Waitable + ?Sized> Waitable for &W {
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut slice = Duration::from_millis(1);
+    let mut raws = Vec::with_capacity(objects.len());
+    let mut owners = Vec::with_capacity(objects.len());
+    let mut polled = false;
+    for (i, o) in objects.iter().enumerate() {
+        match o.raw_waitable() {
+            Some(r) => {
+                raws.push(r);
+                owners.push(i);
+            }
+            None => polled = true,
+        }
+    }
+    let signalled = |flags: &[bool]| -> Vec<usize> {
+        owners
+            .iter()
+            .zip(flags)
+            .filter(|(_, &f)| f)
+            .map(|(&i, _)| i)
+            .collect()
+    };
     loop {
-        let ready: Vec<usize> = (0..objects.len())
+        let mut ready: Vec<usize> = (0..objects.len())
             .filter(|&i| objects[i].is_ready())
             .collect();
         if !ready.is_empty() {
-            return Ok(ready);
-        }
-        let mut raws = Vec::with_capacity(objects.len());
-        let mut owners = Vec::with_capacity(objects.len());
-        let mut polled = false;
-        for (i, o) in objects.iter().enumerate() {
-            match o.raw_waitable() {
-                Some(r) => {
-                    raws.push(r);
-                    owners.push(i);
+            // Report every ready object, also those only the OS knows about.
+            let flags = crate::sys::wait_any(&raws, Some(Duration::ZERO))?;
+            for i in signalled(&flags) {
+                if !ready.contains(&i) {
+                    ready.push(i);
                 }
-                None => polled = true,
             }
+            ready.sort_unstable();
+            return Ok(ready);
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         // Objects without an OS object are checked again after a short, growing slice.
@@ -89,12 +105,7 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<
         };
         slice = (slice * 2).min(Duration::from_millis(20));
         let flags = crate::sys::wait_any(&raws, this_wait)?;
-        let mut ready: Vec<usize> = owners
-            .iter()
-            .zip(&flags)
-            .filter(|(_, &f)| f)
-            .map(|(&i, _)| i)
-            .collect();
+        let mut ready = signalled(&flags);
         for (i, o) in objects.iter().enumerate() {
             if !ready.contains(&i) && o.is_ready() {
                 ready.push(i);
