@@ -292,13 +292,22 @@ fn serve(listener: UnixListener) {
 /// Reads what a client sent; false when it disconnected.
 fn read_client(conn: &mut Conn, names: &mut HashSet<String>) -> bool {
     let mut chunk = [0u8; 4096];
+    // A client that registers a segment and dies at once delivers its last lines together
+    // with the end of the stream: parse what arrived before reporting the disconnection.
+    let mut alive = true;
     loop {
         match conn.stream.read(&mut chunk) {
-            Ok(0) => return false,
+            Ok(0) => {
+                alive = false;
+                break;
+            }
             Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return false,
+            Err(_) => {
+                alive = false;
+                break;
+            }
         }
     }
     while let Some(pos) = conn.buf.iter().position(|&b| b == b'\n') {
@@ -314,7 +323,7 @@ fn read_client(conn: &mut Conn, names: &mut HashSet<String>) -> bool {
     if conn.buf.len() > 64 * 1024 {
         conn.buf.clear();
     }
-    true
+    alive
 }
 
 fn sweep(names: &mut HashSet<String>, final_sweep: bool) {
