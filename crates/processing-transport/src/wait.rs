@@ -61,34 +61,28 @@ impl<W: Waitable + ?Sized> Waitable for &W {
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut slice = Duration::from_millis(1);
-    let mut raws = Vec::with_capacity(objects.len());
-    let mut owners = Vec::with_capacity(objects.len());
-    let mut polled = false;
-    for (i, o) in objects.iter().enumerate() {
-        match o.raw_waitable() {
-            Some(r) => {
-                raws.push(r);
-                owners.push(i);
-            }
-            None => polled = true,
-        }
-    }
-    let signalled = |flags: &[bool]| -> Vec<usize> {
-        owners
-            .iter()
-            .zip(flags)
-            .filter(|(_, &f)| f)
-            .map(|(&i, _)| i)
-            .collect()
-    };
     loop {
-        let mut ready: Vec<usize> = (0..objects.len())
+        let ready: Vec<usize> = (0..objects.len())
             .filter(|&i| objects[i].is_ready())
             .collect();
+        let mut raws = Vec::with_capacity(objects.len());
+        let mut owners = Vec::with_capacity(objects.len());
+        let mut polled = false;
+        for (i, o) in objects.iter().enumerate() {
+            match o.raw_waitable() {
+                Some(r) => {
+                    raws.push(r);
+                    owners.push(i);
+                }
+                None => polled = true,
+            }
+        }
         if !ready.is_empty() {
-            // Report every ready object, also those only the OS knows about.
+            // Report every object that is ready now, not only those known in user space
+            // (a sentinel beside a connection with data must not be hidden).
             let flags = crate::sys::wait_any(&raws, Some(Duration::ZERO))?;
-            for i in signalled(&flags) {
+            let mut ready = ready;
+            for (&i, _) in owners.iter().zip(&flags).filter(|(_, &f)| f) {
                 if !ready.contains(&i) {
                     ready.push(i);
                 }
@@ -105,7 +99,12 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<
         };
         slice = (slice * 2).min(Duration::from_millis(20));
         let flags = crate::sys::wait_any(&raws, this_wait)?;
-        let mut ready = signalled(&flags);
+        let mut ready: Vec<usize> = owners
+            .iter()
+            .zip(&flags)
+            .filter(|(_, &f)| f)
+            .map(|(&i, _)| i)
+            .collect();
         for (i, o) in objects.iter().enumerate() {
             if !ready.contains(&i) && o.is_ready() {
                 ready.push(i);
