@@ -532,6 +532,14 @@ fn report_pid_then_sleep(path: String) -> u64 {
     0
 }
 
+/// Puts this worker's pid into `q`, then sleeps far longer than any test.
+#[cfg(windows)]
+fn report_pid_to_queue_then_sleep(q: processing::Queue<u32>) -> u64 {
+    q.put(std::process::id()).unwrap();
+    std::thread::sleep(Duration::from_secs(120));
+    0
+}
+
 fn assert_survives(p: &Pool, n: usize) {
     assert_eq!(p.map(square, 0..1000u64).unwrap()[999], 998_001);
     assert_eq!(p.worker_pids().len(), n);
@@ -624,4 +632,44 @@ fn w12_sigkill_from_outside_fails_that_task() {
     assert_eq!(others.get().unwrap(), vec![20u64; 40]);
     assert_survives(&p, 2);
     assert!(!p.worker_pids().contains(&(pid as u32)));
+}
+
+/// W12 on Windows: `TerminateProcess` by pid from outside the pool (the SIGKILL test's twin).
+#[cfg(windows)]
+#[test]
+fn w12_terminate_process_from_outside_fails_that_task() {
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Threading::{OpenProcess, TerminateProcess, PROCESS_TERMINATE};
+    let p = pool(Kind::Processes, 2);
+    let q = processing::Queue::new().unwrap();
+    let victim = p
+        .apply_async(report_pid_to_queue_then_sleep, q.clone())
+        .unwrap();
+    let others = p.map_async(sleep_ms, vec![20u64; 40]).unwrap();
+    // Returns once the task is running.
+    let pid = q.get().unwrap();
+    assert!(p.worker_pids().contains(&pid));
+    let t = Instant::now();
+    // SAFETY: opens our own worker process by pid, terminates it and closes the handle once.
+    unsafe {
+        let h = OpenProcess(PROCESS_TERMINATE, 0, pid);
+        assert!(!h.is_null(), "OpenProcess({pid})");
+        assert_ne!(TerminateProcess(h, 77), 0);
+        CloseHandle(h);
+    }
+    match victim.get().unwrap_err() {
+        PoolError::WorkerLost {
+            exitcode,
+            pid: lost,
+            ..
+        } => {
+            assert_eq!(exitcode, Some(77));
+            assert_eq!(lost, pid);
+        }
+        other => panic!("expected WorkerLost, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(others.get().unwrap(), vec![20u64; 40]);
+    assert_survives(&p, 2);
+    assert!(!p.worker_pids().contains(&pid));
 }

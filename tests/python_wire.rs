@@ -1,4 +1,5 @@
 // xtask: not-conformance
+// xtask: wine-skip-file(needs a Windows build of Python 3.12+; the Wine prefix has none)
 //! Our Listener/Client against Python's `multiprocessing.connection` (3.12+): framing and the
 //! mutual HMAC-SHA256 handshake, both directions, right and wrong keys, 64 MiB messages.
 //!

@@ -281,7 +281,7 @@ fn v06_segment_removed_after_last_handle() {
 
 /// Creates segments (a raw one and a few primitives), publishes their names and waits to
 /// be killed.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 fn create_and_wait((names, ready): (RawArray<u8>, Event)) {
     let shm = SharedMemory::create(1 << 20).unwrap();
     let lock = Lock::new().unwrap();
@@ -291,7 +291,7 @@ fn create_and_wait((names, ready): (RawArray<u8>, Event)) {
     names.write(0, list.as_bytes()).unwrap();
     ready.set();
     let _keep = (shm, lock, value);
-    thread::sleep(Duration::from_secs(600));
+    std::thread::sleep(std::time::Duration::from_secs(600));
 }
 
 #[cfg(target_os = "linux")]
@@ -351,4 +351,45 @@ fn v06_dev_shm_clean_after_killed_child() {
         assert!(start_t.elapsed() < SLACK, "left in /dev/shm: {left:?}");
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Creates one segment in a fresh process (whose first creation sweeps what dead processes
+/// left on Windows).
+#[cfg(windows)]
+fn create_one(_: ()) -> bool {
+    SharedMemory::create(8).is_ok()
+}
+
+/// V06 on Windows: a segment is a file in `%TEMP%\processing-shm`; the segments of a creator
+/// killed with `TerminateProcess` are deleted by the next process that creates a segment.
+#[cfg(windows)]
+#[test]
+fn v06_killed_creator_segments_swept_on_windows() {
+    let dir = std::env::temp_dir().join("processing-shm");
+    let names = RawArray::<u8>::new(256).unwrap();
+    let ready = Event::new().unwrap();
+    let mut p = start(create_and_wait, (names.clone(), ready.clone()));
+    ready.wait();
+    let text = String::from_utf8(names.to_vec()).unwrap();
+    let mut words = text.trim_end_matches('\0').split_whitespace();
+    let (shm_name, pid) = (
+        words.next().unwrap().to_string(),
+        words.next().unwrap().to_string(),
+    );
+    let prefix = format!("processing-{pid}-");
+    let created: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(
+        created.len() >= 3 && created.contains(&shm_name),
+        "{created:?}"
+    );
+    p.kill().unwrap();
+    assert!(p.join().is_err());
+    assert!(run(create_one, ()));
+    let left: Vec<&String> = created.iter().filter(|n| dir.join(n).exists()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(SharedMemory::open(&shm_name).unwrap_err().is_not_found());
 }

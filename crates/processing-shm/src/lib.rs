@@ -34,8 +34,9 @@ pub mod tracker {
     /// Connects this process to the resource tracker, starting one if none is reachable.
     ///
     /// Segments call this themselves; calling it early in `main` (before other threads
-    /// exist) makes every child started later share one tracker. On Windows the kernel frees
-    /// a segment with its last handle, so there is no tracker and this does nothing.
+    /// exist) makes every child started later share one tracker. Windows has no tracker
+    /// process (a process's first segment sweeps what crashed processes left), so this does
+    /// nothing there.
     ///
     /// ```
     /// processing_shm::tracker::ensure().unwrap();

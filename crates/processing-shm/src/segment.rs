@@ -283,8 +283,9 @@ impl SharedMemory {
     }
 
     /// Removes the segment's name now: no other process can attach to it any more; existing
-    /// handles keep working. (Windows has no such operation: there the name lives until the
-    /// last handle is closed, and this returns `Ok`.)
+    /// handles keep working. (On Windows a file that some process still maps cannot be
+    /// deleted at once: it is deleted when this process drops its last handle, or else by the
+    /// holder-table rule when the last holder drops.)
     ///
     /// ```
     /// let shm = processing_shm::SharedMemory::create(8).unwrap();

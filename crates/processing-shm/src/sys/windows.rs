@@ -1,19 +1,35 @@
-//! Windows: file mappings backed by the paging file, named `Local\<name>`.
+//! Windows: each segment is a file in a private directory (`%TEMP%\processing-shm\<name>`)
+//! mapped with `CreateFileMappingW`; the name is the file's name.
 //!
-//! The kernel reference-counts a section: it disappears with its last handle or view, also
-//! when processes crash, so Windows needs no resource tracker and `unlink` has nothing to do.
-//! A paging-file-backed section commits its pages at creation, so a full commit limit is an
-//! error at creation, never a fault later.
+//! A paging-file-backed section would vanish with its last handle, which loses a handle that is
+//! in flight (serialized by a process that then exits or drops its copy, as a queue's spilled
+//! item or a queue sent through a queue is). A file persists until it is deleted, exactly like a
+//! POSIX segment until `shm_unlink`, so the holder table in the header decides when it goes, as
+//! on Unix. The file is temporary and not indexed (the cache manager keeps it in memory), is
+//! sized when created (a full disk is an error at creation, never a fault later), and is opened
+//! with every share mode so that it can be deleted while mapped. Windows refuses to delete a
+//! file that still has mapped views; such a delete is retried when this process unmaps its
+//! last view of it. Segments left behind by crashed processes are deleted by the first process
+//! that creates a segment afterwards (no holder alive and nothing in flight), since Windows has
+//! no resource tracker process.
 
 use std::io;
+use std::path::PathBuf;
 use std::ptr::NonNull;
+use std::sync::{Mutex, Once};
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, GetLastError, ERROR_ALREADY_EXISTS, ERROR_COMMITMENT_LIMIT, ERROR_DISK_FULL,
-    ERROR_FILE_NOT_FOUND, ERROR_NOT_ENOUGH_MEMORY, FILETIME, HANDLE, INVALID_HANDLE_VALUE,
+    CloseHandle, GetLastError, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_COMMITMENT_LIMIT,
+    ERROR_DISK_FULL, ERROR_FILE_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_NOT_ENOUGH_MEMORY,
+    ERROR_PATH_NOT_FOUND, ERROR_SHARING_VIOLATION, FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE,
+    INVALID_HANDLE_VALUE,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    CreateFileW, DeleteFileW, GetFileSizeEx, CREATE_NEW, FILE_ATTRIBUTE_NOT_CONTENT_INDEXED,
+    FILE_ATTRIBUTE_TEMPORARY, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING,
 };
 use windows_sys::Win32::System::Memory::{
-    CreateFileMappingW, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile, FILE_MAP_ALL_ACCESS,
+    CreateFileMappingW, MapViewOfFile, UnmapViewOfFile, FILE_MAP_ALL_ACCESS,
     MEMORY_MAPPED_VIEW_ADDRESS, PAGE_READWRITE,
 };
 use windows_sys::Win32::System::Threading::{
@@ -22,16 +38,17 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use crate::error::ShmError;
-use crate::segment::HEADER_SIZE;
+use crate::segment::{header, HEADER_SIZE};
 
 const STILL_ACTIVE: u32 = 259;
 
-/// One mapped view of a named section; the view and the section handle close on drop.
+/// One mapped view of a segment file; the view and the section handle close on drop.
 #[derive(Debug)]
 pub(crate) struct Segment {
     section: HANDLE,
     base: NonNull<u8>,
     len: usize,
+    name: String,
 }
 
 // SAFETY: the view is plain shared memory and the section handle is a process-wide kernel
@@ -40,11 +57,87 @@ unsafe impl Send for Segment {}
 // SAFETY: as for Send; access to the bytes is synchronised by the segment's users.
 unsafe impl Sync for Segment {}
 
-fn wide(name: &str) -> Vec<u16> {
-    format!("Local\\{name}")
-        .encode_utf16()
-        .chain(std::iter::once(0))
-        .collect()
+/// Names whose file could not be deleted while this process still mapped it.
+static DELETE_LATER: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The directory of segment files (created on first use).
+fn dir() -> PathBuf {
+    let mut d = std::env::temp_dir();
+    d.push("processing-shm");
+    d
+}
+
+/// The file of segment `name`, as a NUL-terminated wide path (`\\?\` for long names).
+fn path(name: &str) -> Vec<u16> {
+    let p = dir().join(name);
+    let s = p.display().to_string();
+    let s = if s.starts_with(r"\\") || !p.is_absolute() {
+        s
+    } else {
+        format!(r"\\?\{s}")
+    };
+    s.encode_utf16().chain(std::iter::once(0)).collect()
+}
+
+fn last_error() -> u32 {
+    // SAFETY: reads this thread's last error; no preconditions.
+    unsafe { GetLastError() }
+}
+
+fn close(h: HANDLE) {
+    // SAFETY: h is a handle the caller owns and closes once.
+    unsafe { CloseHandle(h) };
+}
+
+fn open_file(name: &str, create: bool) -> Result<HANDLE, u32> {
+    let wpath = path(name);
+    // SAFETY: wpath is NUL-terminated UTF-16; null security attributes and template.
+    let file = unsafe {
+        CreateFileW(
+            wpath.as_ptr(),
+            GENERIC_READ | GENERIC_WRITE,
+            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+            std::ptr::null(),
+            if create { CREATE_NEW } else { OPEN_EXISTING },
+            FILE_ATTRIBUTE_TEMPORARY | FILE_ATTRIBUTE_NOT_CONTENT_INDEXED,
+            std::ptr::null_mut(),
+        )
+    };
+    if file == INVALID_HANDLE_VALUE {
+        Err(last_error())
+    } else {
+        Ok(file)
+    }
+}
+
+fn delete_file(name: &str) -> Result<(), u32> {
+    let wpath = path(name);
+    // SAFETY: wpath is NUL-terminated UTF-16.
+    if unsafe { DeleteFileW(wpath.as_ptr()) } != 0 {
+        Ok(())
+    } else {
+        Err(last_error())
+    }
+}
+
+/// A section over all of `file` (`len` bytes: the file is extended to that size if shorter).
+fn section_of(file: HANDLE, len: u64) -> Result<HANDLE, u32> {
+    // SAFETY: file is a valid file handle opened for reading and writing; unnamed section.
+    let section = unsafe {
+        CreateFileMappingW(
+            file,
+            std::ptr::null(),
+            PAGE_READWRITE,
+            (len >> 32) as u32,
+            len as u32,
+            std::ptr::null(),
+        )
+    };
+    if section.is_null() {
+        Err(last_error())
+    } else {
+        Ok(section)
+    }
 }
 
 fn map_view(section: HANDLE, len: usize) -> io::Result<NonNull<u8>> {
@@ -63,62 +156,62 @@ fn unmap(base: NonNull<u8>) {
     };
 }
 
+fn io_error(code: u32) -> ShmError {
+    ShmError::Io(io::Error::from_raw_os_error(code as i32))
+}
+
 impl Segment {
     pub(crate) fn create(name: &str, len: usize) -> Result<Segment, ShmError> {
-        let wname = wide(name);
-        let size = len as u64;
-        // SAFETY: wname is NUL-terminated UTF-16; INVALID_HANDLE_VALUE asks for a section
-        // backed by the paging file.
-        let section = unsafe {
-            CreateFileMappingW(
-                INVALID_HANDLE_VALUE,
-                std::ptr::null(),
-                PAGE_READWRITE,
-                (size >> 32) as u32,
-                size as u32,
-                wname.as_ptr(),
-            )
+        let file = match open_file(name, true) {
+            Ok(f) => f,
+            Err(ERROR_PATH_NOT_FOUND) => {
+                std::fs::create_dir_all(dir())?;
+                open_file(name, true).map_err(|code| create_error(name, code, len))?
+            }
+            Err(code) => return Err(create_error(name, code, len)),
         };
-        // SAFETY: reads this thread's last error, set by the call above.
-        let last = unsafe { GetLastError() };
-        if section.is_null() {
-            return Err(match last {
-                ERROR_COMMITMENT_LIMIT | ERROR_DISK_FULL | ERROR_NOT_ENOUGH_MEMORY => {
-                    ShmError::NoSpace(len)
-                }
-                _ => ShmError::Io(io::Error::from_raw_os_error(last as i32)),
-            });
-        }
-        if last == ERROR_ALREADY_EXISTS {
-            // SAFETY: section is a handle we own.
-            unsafe { CloseHandle(section) };
-            return Err(ShmError::AlreadyExists(name.to_string()));
-        }
+        let section = section_of(file, len as u64);
+        close(file);
+        let fail = |e: ShmError| {
+            let _ = delete_file(name);
+            e
+        };
+        let section = section.map_err(|code| fail(create_error(name, code, len)))?;
         match map_view(section, len) {
-            Ok(base) => Ok(Segment { section, base, len }),
+            Ok(base) => Ok(Segment {
+                section,
+                base,
+                len,
+                name: name.to_string(),
+            }),
             Err(e) => {
-                // SAFETY: section is a handle we own.
-                unsafe { CloseHandle(section) };
-                Err(ShmError::Io(e))
+                close(section);
+                Err(fail(ShmError::Io(e)))
             }
         }
     }
 
     pub(crate) fn open(name: &str) -> Result<Segment, ShmError> {
-        let wname = wide(name);
-        // SAFETY: wname is NUL-terminated UTF-16.
-        let section = unsafe { OpenFileMappingW(FILE_MAP_ALL_ACCESS, 0, wname.as_ptr()) };
-        if section.is_null() {
-            // SAFETY: reads this thread's last error.
-            let last = unsafe { GetLastError() };
-            return Err(match last {
-                ERROR_FILE_NOT_FOUND => ShmError::NotFound(name.to_string()),
-                _ => ShmError::Io(io::Error::from_raw_os_error(last as i32)),
-            });
+        let file = open_file(name, false).map_err(|code| match code {
+            // A file being deleted refuses new opens with access denied.
+            ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND | ERROR_ACCESS_DENIED => {
+                ShmError::NotFound(name.to_string())
+            }
+            code => io_error(code),
+        })?;
+        let mut file_len = 0i64;
+        // SAFETY: file is a valid handle; file_len is a writable i64.
+        let sized = unsafe { GetFileSizeEx(file, &mut file_len) } != 0;
+        let file_len = if sized { file_len as u64 } else { 0 };
+        if file_len < HEADER_SIZE as u64 {
+            close(file);
+            return Err(ShmError::Invalid(name.to_string()));
         }
+        let section = section_of(file, 0);
+        close(file);
+        let section = section.map_err(io_error)?;
         let fail = |e: ShmError| {
-            // SAFETY: section is a handle we own.
-            unsafe { CloseHandle(section) };
+            close(section);
             e
         };
         // Map the header first to learn the size, then the whole segment.
@@ -130,16 +223,38 @@ impl Segment {
         let len = usize::try_from(size)
             .ok()
             .and_then(|s| s.checked_add(HEADER_SIZE))
+            .filter(|&l| l as u64 <= file_len)
             .ok_or_else(|| fail(ShmError::Invalid(name.to_string())))?;
         match map_view(section, len) {
-            Ok(base) => Ok(Segment { section, base, len }),
+            Ok(base) => Ok(Segment {
+                section,
+                base,
+                len,
+                name: name.to_string(),
+            }),
             Err(e) => Err(fail(ShmError::Io(e))),
         }
     }
 
-    /// Windows removes a section with its last handle; there is no name to remove early.
-    pub(crate) fn unlink_name(_name: &str) -> Result<(), ShmError> {
-        Ok(())
+    /// Deletes the segment's file: no process can open it any more. Windows refuses while a
+    /// view is mapped somewhere; then the delete is retried when this process unmaps its last
+    /// view of it (and the file is already hidden from new opens on systems that mark it for
+    /// deletion).
+    pub(crate) fn unlink_name(name: &str) -> Result<(), ShmError> {
+        match delete_file(name) {
+            Ok(()) => Ok(()),
+            Err(ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND) => {
+                Err(ShmError::NotFound(name.to_string()))
+            }
+            Err(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION) => {
+                let mut later = DELETE_LATER.lock().unwrap_or_else(|e| e.into_inner());
+                if !later.iter().any(|n| n == name) {
+                    later.push(name.to_string());
+                }
+                Ok(())
+            }
+            Err(code) => Err(io_error(code)),
+        }
     }
 
     pub(crate) fn base(&self) -> NonNull<u8> {
@@ -151,11 +266,52 @@ impl Segment {
     }
 }
 
+fn create_error(name: &str, code: u32, len: usize) -> ShmError {
+    match code {
+        ERROR_FILE_EXISTS | ERROR_ALREADY_EXISTS => ShmError::AlreadyExists(name.to_string()),
+        ERROR_COMMITMENT_LIMIT | ERROR_DISK_FULL | ERROR_NOT_ENOUGH_MEMORY => {
+            ShmError::NoSpace(len)
+        }
+        code => io_error(code),
+    }
+}
+
 impl Drop for Segment {
     fn drop(&mut self) {
         unmap(self.base);
-        // SAFETY: section is a handle we own, closed once.
-        unsafe { CloseHandle(self.section) };
+        close(self.section);
+        let mut later = DELETE_LATER.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = later.iter().position(|n| *n == self.name) {
+            match delete_file(&self.name) {
+                // Still mapped by another view of this process (or another process): kept.
+                Err(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION) => {}
+                _ => {
+                    later.swap_remove(i);
+                }
+            }
+        }
+    }
+}
+
+/// Deletes the files of segments that no running process holds and that no handle in flight
+/// refers to (left behind by crashed processes).
+fn sweep() {
+    let Ok(entries) = std::fs::read_dir(dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Ok(seg) = Segment::open(&name) else {
+            continue;
+        };
+        let h = header(&seg);
+        let garbage = h.valid(seg.len()) && h.abandoned(false);
+        drop(seg);
+        if garbage {
+            let _ = delete_file(&name);
+        }
     }
 }
 
@@ -197,10 +353,16 @@ pub(crate) fn process_stamp(pid: u32) -> Option<u32> {
 /// Windows has no `fork`.
 pub(crate) fn on_fork_child(_f: fn()) {}
 
-/// Windows needs no tracker: the kernel frees a section with its last handle.
-pub(crate) fn tracker_register(_name: &str, _created: bool) {}
+/// Windows has no tracker process: the first creation in a process sweeps the files that
+/// crashed processes left behind.
+pub(crate) fn tracker_register(_name: &str, created: bool) {
+    static SWEEP: Once = Once::new();
+    if created {
+        SWEEP.call_once(sweep);
+    }
+}
 
-/// Windows needs no tracker.
+/// Windows has no tracker process (see `tracker_register`).
 pub(crate) fn tracker_ensure() -> io::Result<()> {
     Ok(())
 }

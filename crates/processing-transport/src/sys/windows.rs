@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    GetLastError, ERROR_ACCESS_DENIED, ERROR_BROKEN_PIPE, ERROR_NO_DATA, ERROR_PIPE_BUSY,
-    ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE,
-    INVALID_HANDLE_VALUE, WAIT_OBJECT_0,
+    GetLastError, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_BROKEN_PIPE, ERROR_NO_DATA,
+    ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE,
+    HANDLE, INVALID_HANDLE_VALUE, WAIT_OBJECT_0,
 };
 use windows_sys::Win32::Networking::WinSock::{recv, WSAPoll, POLLRDNORM, SOCKET, WSAPOLLFD};
 use windows_sys::Win32::Storage::FileSystem::{
@@ -26,7 +26,9 @@ use windows_sys::Win32::System::Pipes::{
     ConnectNamedPipe, CreateNamedPipeW, PeekNamedPipe, WaitNamedPipeW, PIPE_READMODE_BYTE,
     PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
 };
-use windows_sys::Win32::System::Threading::{WaitForMultipleObjects, WaitForSingleObject};
+use windows_sys::Win32::System::Threading::{
+    CreateEventW, WaitForMultipleObjects, WaitForSingleObject,
+};
 
 use crate::error::ListenerError;
 
@@ -473,12 +475,38 @@ fn pipe_path(name: &str) -> Result<String, ListenerError> {
 pub(crate) struct LocalListener {
     name: Vec<u16>,
     next: Mutex<Option<OwnedHandle>>,
+    /// The named event that marks the pipe name as taken by a listener of this library.
+    _claim: OwnedHandle,
+}
+
+/// Claims a pipe name for one listener with a named event `Local\processing-listener-<name>`
+/// (`None`: another listener holds it). The kernel drops the claim with the listener's last
+/// handle, also when its process dies, so no stale claim survives. `FILE_FLAG_FIRST_PIPE_INSTANCE`
+/// alone does not suffice: Wine ignores it.
+fn claim_pipe_name(path: &str) -> io::Result<Option<OwnedHandle>> {
+    let tail = path.trim_start_matches(r"\\.\pipe\").replace('\\', "/");
+    let wname = wide(&format!(r"Local\processing-listener-{tail}"));
+    // SAFETY: wname is NUL-terminated UTF-16; default security; manual-reset, unsignalled.
+    let h = unsafe { CreateEventW(std::ptr::null(), 1, 0, wname.as_ptr()) };
+    let code = last_error();
+    if h.is_null() {
+        return Err(io::Error::from_raw_os_error(code as i32));
+    }
+    // SAFETY: CreateEventW returned a handle this process owns (new or an existing event).
+    let h = unsafe { OwnedHandle::from_raw_handle(h as RawHandle) };
+    if code == ERROR_ALREADY_EXISTS {
+        return Ok(None);
+    }
+    Ok(Some(h))
 }
 
 impl LocalListener {
     pub(crate) fn bind(name: &str) -> Result<LocalListener, ListenerError> {
         let path = pipe_path(name)?;
         let wname = wide(&path);
+        let Some(claim) = claim_pipe_name(&path)? else {
+            return Err(ListenerError::AddressInUse(path));
+        };
         let first = match create_instance(&wname, true) {
             Ok(h) => h,
             Err(e)
@@ -494,6 +522,7 @@ impl LocalListener {
         Ok(LocalListener {
             name: wname,
             next: Mutex::new(Some(first)),
+            _claim: claim,
         })
     }
 
