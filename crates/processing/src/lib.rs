@@ -30,6 +30,8 @@ pub use processing_transport as transport;
 
 pub use processing_macros::main;
 
+pub use processing_pool::prelude;
+
 pub use processing_pool::{
     dummy, AsyncResult, Callbacks, IMap, Pool, PoolBuildError, PoolBuilder, PoolError,
 };
