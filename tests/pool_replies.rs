@@ -10,7 +10,7 @@ use processing::{Pool, PoolError};
 /// A reply whose size and content depend on `i`: mostly small, every seventh one 200 000 bytes
 /// (larger than a ring entry may be), so the ring wraps many times.
 fn sized(i: u64) -> Vec<u8> {
-    let len = if i % 7 == 0 {
+    let len = if i.is_multiple_of(7) {
         200_000
     } else {
         (i * 37 % 5000) as usize
