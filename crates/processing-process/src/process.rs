@@ -89,9 +89,6 @@ struct Started {
     method: StartMethod,
 }
 
-/// How long `join` polls for the exit of a child that has finished talking before it blocks.
-const JOIN_SPIN: Duration = Duration::from_micros(50);
-
 /// A child process running a function, with the shape of a `std::thread` handle.
 ///
 /// The target is a `fn` item or a closure that captures nothing (checked at compile time), of
@@ -468,7 +465,6 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         if self.joined {
             return Err(ProcessError::AlreadyJoined);
         }
-        let mut spun = false;
         let code = loop {
             if let Some(code) = st.shared.poll() {
                 // Everything the child wrote is in the socket now; read it without blocking.
@@ -496,17 +492,6 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             } else {
                 None
             };
-            if chan.is_none() && !spun {
-                // The child finished talking (final report or end of stream): it is exiting
-                // now. A short spin saves a blocking wake-up, which costs tens of
-                // microseconds across cores here.
-                spun = true;
-                let until = Instant::now() + JOIN_SPIN.min(remaining.unwrap_or(JOIN_SPIN));
-                while Instant::now() < until && st.shared.poll().is_none() {
-                    std::hint::spin_loop();
-                }
-                continue;
-            }
             let event = sys::wait_event(chan, &st.shared.proc, remaining)?;
             if event.channel {
                 read_report(st);
