@@ -38,6 +38,7 @@ mod backend;
 mod core;
 pub mod dummy;
 mod error;
+pub mod par;
 mod progress;
 mod result;
 mod sys;
@@ -57,6 +58,12 @@ use crate::task::{chunk_entry, encode_chunk, init_entry, Direct, EntryFn, Spread
 pub use crate::error::{PoolBuildError, PoolError};
 pub use crate::result::{AsyncResult, Callbacks, IMap};
 pub use crate::task::StarFn;
+
+/// The traits that give iterables their process-parallel methods:
+/// `use processing_pool::prelude::*;` (or `processing::prelude::*`).
+pub mod prelude {
+    pub use crate::par::IntoParProcessIter;
+}
 
 /// The number of CPUs this process may use (at least 1): the default pool size.
 ///

@@ -123,7 +123,7 @@ pub(crate) fn run_child(chan: Channel, method: StartMethod) -> ! {
         );
     }
     debug_assert_eq!(config.method, method);
-    run_configured(chan, config, all, None, false)
+    run_configured(chan, config, all, None, false, true)
 }
 
 /// The work a forked child does instead of reading a launch frame.
@@ -132,12 +132,17 @@ pub(crate) type Closure = Box<dyn FnOnce() -> Outcome + Send>;
 static PANIC: Mutex<Option<(String, Option<String>)>> = Mutex::new(None);
 
 /// Runs the target described by `config` (or `closure`) and reports to the parent.
+///
+/// `announce`: send `Ready` before running (the parent waits for it unless it knows that the
+/// setup cannot fail: a forked child with nothing to set up). A value that encodes to nothing
+/// and carries no handles (`()`) is not reported: exit code 0 says it.
 pub(crate) fn run_configured(
     chan: Channel,
     config: Config,
     arg_handles: Vec<OwnedOsHandle>,
     closure: Option<Closure>,
     close_others: bool,
+    announce: bool,
 ) -> ! {
     sys::child_defaults();
     let Config {
@@ -172,13 +177,15 @@ pub(crate) fn run_configured(
         authkey::set(key);
     }
     INIT_CALLED.store(true, Ordering::Relaxed);
-    send(
-        &chan,
-        &Report::Ready {
-            pid: std::process::id(),
-        },
-        &[],
-    );
+    if announce {
+        send(
+            &chan,
+            &Report::Ready {
+                pid: std::process::id(),
+            },
+            &[],
+        );
+    }
 
     let hook_name = name;
     std::panic::set_hook(Box::new(move |info| {
@@ -203,6 +210,10 @@ pub(crate) fn run_configured(
         }
     }));
     let (report, fds, code) = match outcome {
+        Ok(Ok((bytes, fds))) if bytes.is_empty() && fds.is_empty() => {
+            // Nothing to send: the parent decodes the empty value from exit code 0.
+            flush_and_exit(0)
+        }
         Ok(Ok((bytes, fds))) => (Report::Returned(bytes), fds, 0),
         Ok(Err(message)) => (Report::Failed(message), Vec::new(), 1),
         Err(payload) => {
@@ -215,6 +226,10 @@ pub(crate) fn run_configured(
         }
     };
     send(&chan, &report, &fds);
+    flush_and_exit(code)
+}
+
+fn flush_and_exit(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     sys::exit_now(code)

@@ -381,6 +381,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         };
         let (ours, theirs) = sys::channel_pair()
             .map_err(|e| SpawnError::io("cannot create the bootstrap channel", e))?;
+        // Whether the child answers `Ready` (always, except a forked child that has nothing
+        // to set up and so nothing that could fail before its target runs).
+        let mut announced = true;
         let proc = match method {
             StartMethod::Spawn => {
                 let proc = sys::spawn_exec(sys::ExecRequest {
@@ -411,16 +414,21 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
                 config.setup.env = opts.env;
                 config.setup.cwd = opts.cwd;
                 config.setup.stdio = stdio_messages_local(opts.stdio)?;
+                announced = !config.setup.is_empty();
                 Some(fork_start(
                     ours.raw_for_child(),
                     theirs,
                     config,
                     arg_handles,
                     closure,
+                    announced,
                 )?)
             }
         };
-        let pid = await_ready(&ours, proc.as_ref())?;
+        let pid = match (&proc, announced) {
+            (Some(p), false) => p.pid(),
+            _ => await_ready(&ours, proc.as_ref())?,
+        };
         let proc = proc.unwrap_or_else(|| ProcHandle::open(pid));
         let shared = Arc::new(ChildShared::new(self.name.clone(), daemon, proc));
         registry::register(shared.clone());
@@ -700,6 +708,7 @@ fn fork_start(
     config: Config,
     arg_handles: Vec<OwnedOsHandle>,
     closure: Option<Closure>,
+    announce: bool,
 ) -> Result<ProcHandle, SpawnError> {
     sys::fork_supported()?;
     let guard = registry::fork_guard();
@@ -711,7 +720,14 @@ fn fork_start(
             registry::after_fork_in_child(guard);
             sys::close_raw(parent_end_raw);
             let close_others = closure.is_none();
-            bootstrap::run_configured(child_end, config, arg_handles, closure, close_others)
+            bootstrap::run_configured(
+                child_end,
+                config,
+                arg_handles,
+                closure,
+                close_others,
+                announce,
+            )
         }
         Ok(Some(pid)) => {
             drop(guard);

@@ -54,6 +54,17 @@ pub(crate) struct Setup {
     pub(crate) die_with_parent: bool,
 }
 
+impl Setup {
+    /// Whether there is nothing to apply (so applying cannot fail).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.env.is_empty()
+            && self.cwd.is_none()
+            && self.stdio.iter().all(|s| matches!(s, StdioMsg::Keep))
+            && self.limits.is_empty()
+            && !self.die_with_parent
+    }
+}
+
 /// One redirection as the child applies it.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) enum StdioMsg {

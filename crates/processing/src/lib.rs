@@ -48,6 +48,8 @@ mod error;
 pub use error::Error;
 pub use processing_macros::main;
 
+pub use processing_pool::prelude;
+
 pub use processing_pool::{
     dummy, AsyncResult, Callbacks, IMap, Pool, PoolBuildError, PoolBuilder, PoolError,
 };

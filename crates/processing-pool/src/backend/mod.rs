@@ -15,6 +15,8 @@ use crate::task::{EntryFn, Status};
 use crate::PoolError;
 
 pub(crate) mod processes;
+#[cfg(unix)]
+pub(crate) mod ring;
 pub(crate) mod threads;
 
 /// What every new worker runs before its first task.

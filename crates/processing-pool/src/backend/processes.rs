@@ -7,16 +7,24 @@
 //! - worker → parent, one frame per event: `u32 length, u8 kind, u64 id, u8 status, payload`
 //!   with kind `Ready`, `InitFailed`, `Done` or `Retire`.
 //!
-//! The worker replies to each task as soon as it finishes, before it starts the next, so the
-//! first task of a batch without a reply is the one the worker was running. Death is noticed
-//! by end of stream or by the worker's sentinel (a pidfd), whichever comes first; the exit
-//! status comes from joining the process.
+//! Where the platform has shared memory files (Linux), the reply frames go into a reply ring
+//! shared with the supervisor ([`super::ring`]) instead of the stream: publishing a reply is a
+//! copy and an atomic store, not a system call. The stream then carries only wake-up frames
+//! (kind `Wake`, when the supervisor sleeps) and replies too large for the ring (announced by
+//! a `Stream` entry in the ring, so that the ring fixes the order of every reply).
+//!
+//! The worker publishes each reply as soon as its task finishes, before it starts the next, so
+//! the first task of a batch without a reply is the one the worker was running. Death is
+//! noticed by end of stream or by the worker's sentinel (a pidfd), whichever comes first, and
+//! everything published before it (ring and stream) is read first; the exit status comes from
+//! joining the process.
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use processing_core::handles::TransferableHandle;
+use processing_core::OwnedOsHandle;
 use processing_process::{Process, ProcessError, StartMethod};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +37,12 @@ const KIND_READY: u8 = 0;
 const KIND_INIT_FAILED: u8 = 1;
 const KIND_DONE: u8 = 2;
 const KIND_RETIRE: u8 = 3;
+/// A ring entry: the next reply travels on the stream.
+const KIND_STREAM: u8 = 4;
+/// A stream frame that only wakes a sleeping supervisor (ring mode).
+const KIND_WAKE: u8 = 5;
+/// How long a supervisor spins on an empty ring before it sleeps.
+const SPIN: Duration = Duration::from_micros(40);
 /// `u32 length, u8 kind, u64 id, u8 status`.
 const REPLY_HEADER: usize = 4 + 1 + 8 + 1;
 /// Largest frame either side accepts.
@@ -44,6 +58,8 @@ pub(crate) struct Processes {
 #[derive(Serialize, Deserialize)]
 struct WorkerArgs {
     channel: TransferableHandle,
+    /// The reply ring's memory file, where the platform has them.
+    ring: Option<TransferableHandle>,
     initializer: Option<(i64, Vec<u8>)>,
     max_memory: Option<u64>,
 }
@@ -81,6 +97,20 @@ struct ProcessLink {
     end: usize,
     out: Vec<u8>,
     exited: bool,
+    /// End of stream (or a read error) was seen.
+    closed: bool,
+    /// The reply ring, if the worker publishes there.
+    ring: Option<Ring>,
+    /// The supervisor's position in the ring (released at the next `recv`).
+    ring_pos: u64,
+    /// The ring announced that the next reply is on the stream.
+    from_stream: bool,
+}
+
+/// Where the reply `recv` found is.
+enum Found {
+    Ring(usize, usize),
+    Buf(usize, usize),
 }
 
 impl std::fmt::Debug for ProcessLink {
@@ -95,8 +125,13 @@ impl Backend for Processes {
     fn start(&self, init: &WorkerInit) -> Result<Box<dyn WorkerLink>, PoolError> {
         let (stream, child_end) = sys::duplex()
             .map_err(|e| PoolError::Spawn(format!("cannot create a worker channel: {e}")))?;
+        let (ring, ring_handle) = match create_ring() {
+            Some((ring, handle)) => (Some(ring), Some(TransferableHandle::new(handle))),
+            None => (None, None),
+        };
         let args = WorkerArgs {
             channel: TransferableHandle::new(child_end),
+            ring: ring_handle,
             initializer: init
                 .initializer
                 .as_ref()
@@ -125,6 +160,10 @@ impl Backend for Processes {
             end: 0,
             out: Vec::new(),
             exited: false,
+            closed: false,
+            ring,
+            ring_pos: 0,
+            from_stream: false,
         }))
     }
 
@@ -177,41 +216,163 @@ impl ProcessLink {
             4
         };
         self.reserve(frame_need.clamp(4, MAX_FRAME).max(16 * 1024));
+        if self.closed {
+            return Ok(false);
+        }
         match sys::read_now(&self.stream, &mut self.buf[self.end..]) {
-            Ok(Some(0)) => Err(LinkError::Lost),
+            Ok(Some(0)) | Err(_) => {
+                self.closed = true;
+                Ok(false)
+            }
             Ok(Some(n)) => {
                 self.end += n;
                 Ok(true)
             }
             Ok(None) => Ok(false),
-            Err(_) => Err(LinkError::Lost),
         }
     }
 
-    fn parse(&mut self, frame_len: usize) -> Result<Reply<'_>, LinkError> {
-        let frame = &self.buf[self.start..self.start + frame_len];
-        self.start += frame_len;
-        if self.start == self.end {
-            // Everything consumed: the next read starts at the front (the frame slice stays
-            // valid, nothing is moved until the next `fill_now`).
+    /// Spins briefly (then yields a few times) until the ring has an entry past `pos`.
+    fn spin_on_ring(ring: &Ring, pos: u64) -> bool {
+        let t = Instant::now();
+        let mut i = 0u32;
+        loop {
+            if ring.has_data(pos) {
+                return true;
+            }
+            std::hint::spin_loop();
+            i += 1;
+            if i.is_multiple_of(64) && t.elapsed() >= SPIN {
+                break;
+            }
         }
-        let kind = frame[4];
-        let id = u64::from_le_bytes(frame[5..13].try_into().unwrap_or_default());
-        let status = Status::from_u8(frame[13]).ok_or(LinkError::Lost)?;
-        let payload = &frame[REPLY_HEADER..];
-        match kind {
-            KIND_READY => Ok(Reply::Ready),
-            KIND_INIT_FAILED => Ok(Reply::InitFailed(super::threads::reply_error(
-                status, payload,
-            ))),
-            KIND_DONE => Ok(Reply::Done {
-                id,
-                status,
-                payload,
-            }),
-            KIND_RETIRE => Ok(Reply::Retire),
-            _ => Err(LinkError::Lost),
+        for _ in 0..2 {
+            std::thread::yield_now();
+            if ring.has_data(pos) {
+                return true;
+            }
         }
+        false
+    }
+
+    /// Finds the next reply (ring first, then the stream) without blocking.
+    fn find(&mut self) -> Result<Option<Found>, LinkError> {
+        loop {
+            if !self.from_stream {
+                if let Some(ring) = &self.ring {
+                    if let Some((off, len, next)) =
+                        ring.peek(self.ring_pos).map_err(|_| LinkError::Lost)?
+                    {
+                        self.ring_pos = next;
+                        if ring.entry(off, len).get(4) == Some(&KIND_STREAM) {
+                            ring.release(next);
+                            self.from_stream = true;
+                            continue;
+                        }
+                        return Ok(Some(Found::Ring(off, len)));
+                    }
+                }
+            }
+            if let Some(n) = self.complete_frame()? {
+                let at = self.start;
+                self.start += n;
+                if self.buf[at + 4] == KIND_WAKE {
+                    continue;
+                }
+                if self.ring.is_some() && !self.from_stream {
+                    // A reply on the stream that the ring did not announce.
+                    return Err(LinkError::Lost);
+                }
+                self.from_stream = false;
+                return Ok(Some(Found::Buf(at, n)));
+            }
+            if !self.fill_now()? {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// A reply from its frame bytes (`u32 length, u8 kind, u64 id, u8 status, payload`).
+fn parse_frame(frame: &[u8]) -> Result<Reply<'_>, LinkError> {
+    if frame.len() < REPLY_HEADER {
+        return Err(LinkError::Lost);
+    }
+    let kind = frame[4];
+    let id = u64::from_le_bytes(frame[5..13].try_into().unwrap_or_default());
+    let status = Status::from_u8(frame[13]).ok_or(LinkError::Lost)?;
+    let payload = &frame[REPLY_HEADER..];
+    match kind {
+        KIND_READY => Ok(Reply::Ready),
+        KIND_INIT_FAILED => Ok(Reply::InitFailed(super::threads::reply_error(
+            status, payload,
+        ))),
+        KIND_DONE => Ok(Reply::Done {
+            id,
+            status,
+            payload,
+        }),
+        KIND_RETIRE => Ok(Reply::Retire),
+        _ => Err(LinkError::Lost),
+    }
+}
+
+/// A new reply ring and the memory file to hand to the worker, where the platform has them.
+#[cfg(unix)]
+fn create_ring() -> Option<(Ring, OwnedOsHandle)> {
+    let (map, fd) = sys::create_shared(super::ring::MAPPING_LEN).ok()?;
+    Some((Ring::new(map)?, fd))
+}
+
+#[cfg(not(unix))]
+fn create_ring() -> Option<(Ring, OwnedOsHandle)> {
+    None
+}
+
+/// The worker's side of the ring made by [`create_ring`].
+#[cfg(unix)]
+fn open_ring(handle: OwnedOsHandle) -> Option<Ring> {
+    Ring::new(sys::map_shared(&handle, super::ring::MAPPING_LEN).ok()?)
+}
+
+#[cfg(not(unix))]
+fn open_ring(_handle: OwnedOsHandle) -> Option<Ring> {
+    None
+}
+
+#[cfg(unix)]
+use super::ring::Ring;
+
+/// No reply ring on this platform: every reply travels on the stream.
+#[cfg(not(unix))]
+#[derive(Debug)]
+enum Ring {}
+
+#[cfg(not(unix))]
+impl Ring {
+    fn fits(_len: usize) -> bool {
+        false
+    }
+    fn push(&self, _frame: &[u8]) -> bool {
+        match *self {}
+    }
+    fn peek(&self, _pos: u64) -> Result<Option<(usize, usize, u64)>, ()> {
+        match *self {}
+    }
+    fn entry(&self, _off: usize, _len: usize) -> &[u8] {
+        match *self {}
+    }
+    fn release(&self, _pos: u64) {
+        match *self {}
+    }
+    fn has_data(&self, _pos: u64) -> bool {
+        match *self {}
+    }
+    fn prepare_sleep(&self, _pos: u64) -> bool {
+        match *self {}
+    }
+    fn end_sleep(&self) {
+        match *self {}
     }
 }
 
@@ -241,16 +402,32 @@ impl WorkerLink for ProcessLink {
     }
 
     fn recv(&mut self, deadline: Option<Instant>) -> Result<Reply<'_>, LinkError> {
-        loop {
-            if let Some(n) = self.complete_frame()? {
-                return self.parse(n);
+        if let Some(ring) = &self.ring {
+            // The previous reply (borrowed until this call) is no longer needed.
+            ring.release(self.ring_pos);
+        }
+        let mut spun = false;
+        let mut last_look = false;
+        let found = loop {
+            if let Some(found) = self.find()? {
+                break found;
             }
-            if self.fill_now()? {
+            if self.exited || self.closed {
+                // The worker is gone; one more look collects what it published just before.
+                if last_look {
+                    return Err(LinkError::Lost);
+                }
+                last_look = true;
                 continue;
             }
-            if self.exited {
-                // The worker is gone and everything it wrote has been read.
-                return Err(LinkError::Lost);
+            let ring = self.ring.as_ref().filter(|_| !self.from_stream);
+            if let Some(ring) = ring {
+                if !spun {
+                    spun = true;
+                    if Self::spin_on_ring(ring, self.ring_pos) {
+                        continue;
+                    }
+                }
             }
             let timeout = match deadline {
                 None => None,
@@ -262,12 +439,25 @@ impl WorkerLink for ProcessLink {
                     Some(d - now)
                 }
             };
+            if let Some(ring) = ring {
+                if !ring.prepare_sleep(self.ring_pos) {
+                    continue;
+                }
+            }
             let sentinel = self.process.sentinel();
-            let (_readable, exited) =
-                sys::wait_readable(&self.stream, sentinel, timeout).map_err(|_| LinkError::Lost)?;
+            let waited = sys::wait_readable(&self.stream, sentinel, timeout);
+            if let Some(ring) = ring {
+                ring.end_sleep();
+            }
+            let (_readable, exited) = waited.map_err(|_| LinkError::Lost)?;
             if exited {
                 self.exited = true;
             }
+        };
+        match (found, &self.ring) {
+            (Found::Ring(off, len), Some(ring)) => parse_frame(ring.entry(off, len)),
+            (Found::Buf(at, n), _) => parse_frame(&self.buf[at..at + n]),
+            (Found::Ring(..), None) => Err(LinkError::Lost),
         }
     }
 
@@ -317,19 +507,45 @@ impl WorkerLink for ProcessLink {
     }
 }
 
-fn write_frame(
-    stream: &sys::Stream,
-    out: &mut [u8],
-    kind: u8,
-    id: u64,
-    status: Status,
-) -> std::io::Result<()> {
-    let len = (out.len() - 4) as u32;
-    out[0..4].copy_from_slice(&len.to_le_bytes());
-    out[4] = kind;
-    out[5..13].copy_from_slice(&id.to_le_bytes());
-    out[13] = status as u8;
-    sys::write_all(stream, out)
+/// How a worker publishes its replies: into the ring if there is one, else on the stream.
+struct Replies {
+    stream: sys::Stream,
+    ring: Option<Ring>,
+}
+
+impl Replies {
+    fn header(out: &mut [u8], kind: u8, id: u64, status: Status) {
+        let len = (out.len() - 4) as u32;
+        out[0..4].copy_from_slice(&len.to_le_bytes());
+        out[4] = kind;
+        out[5..13].copy_from_slice(&id.to_le_bytes());
+        out[13] = status as u8;
+    }
+
+    /// Publishes one reply frame (`out` starts with [`REPLY_HEADER`] bytes of room).
+    fn send(&self, out: &mut [u8], kind: u8, id: u64, status: Status) -> std::io::Result<()> {
+        Self::header(out, kind, id, status);
+        let Some(ring) = &self.ring else {
+            return sys::write_all(&self.stream, out);
+        };
+        if Ring::fits(out.len()) {
+            return self.push(ring, out);
+        }
+        // Too large for the ring: announce it there, then send it on the stream.
+        let mut marker = [0u8; REPLY_HEADER];
+        Self::header(&mut marker, KIND_STREAM, id, Status::Ok);
+        self.push(ring, &marker)?;
+        sys::write_all(&self.stream, out)
+    }
+
+    fn push(&self, ring: &Ring, frame: &[u8]) -> std::io::Result<()> {
+        if ring.push(frame) {
+            let mut wake = [0u8; REPLY_HEADER];
+            Self::header(&mut wake, KIND_WAKE, 0, Status::Ok);
+            sys::write_all(&self.stream, &wake)?;
+        }
+        Ok(())
+    }
 }
 
 fn begin_frame(out: &mut Vec<u8>) {
@@ -349,7 +565,16 @@ fn read_u64(b: &[u8], at: usize) -> Option<u64> {
 fn worker_main(args: WorkerArgs) {
     sys::ignore_interrupts();
     task::install_panic_hook();
-    let mut stream = sys::stream_from_handle(args.channel.into_inner());
+    let stream = sys::stream_from_handle(args.channel.into_inner());
+    let ring = match args.ring {
+        Some(handle) => match open_ring(handle.into_inner()) {
+            Some(ring) => Some(ring),
+            // The supervisor reads the ring: without it this worker cannot answer.
+            None => return,
+        },
+        None => None,
+    };
+    let mut replies = Replies { stream, ring };
     let mut out = Vec::with_capacity(64 * 1024);
     begin_frame(&mut out);
     if let Some((offset, bytes)) = &args.initializer {
@@ -358,23 +583,23 @@ fn worker_main(args: WorkerArgs) {
         let entry = unsafe { entry_from_offset(*offset) };
         let status = entry(bytes, &mut out);
         if status != Status::Ok {
-            let _ = write_frame(&stream, &mut out, KIND_INIT_FAILED, 0, status);
+            let _ = replies.send(&mut out, KIND_INIT_FAILED, 0, status);
             return;
         }
         begin_frame(&mut out);
     }
-    if write_frame(&stream, &mut out, KIND_READY, 0, Status::Ok).is_err() {
+    if replies.send(&mut out, KIND_READY, 0, Status::Ok).is_err() {
         return;
     }
     let mut frame = Vec::new();
     loop {
         let mut len = [0u8; 4];
-        if stream.read_exact(&mut len).is_err() {
+        if replies.stream.read_exact(&mut len).is_err() {
             return;
         }
         let len = u32::from_le_bytes(len) as usize;
         frame.resize(len, 0);
-        if stream.read_exact(&mut frame).is_err() {
+        if replies.stream.read_exact(&mut frame).is_err() {
             return;
         }
         let Some(count) = read_u32(&frame, 0) else {
@@ -398,7 +623,7 @@ fn worker_main(args: WorkerArgs) {
             // SAFETY: as for the initializer: an offset made by the parent, same image.
             let entry = unsafe { entry_from_offset(offset as i64) };
             let status = entry(input, &mut out);
-            if write_frame(&stream, &mut out, KIND_DONE, id, status).is_err() {
+            if replies.send(&mut out, KIND_DONE, id, status).is_err() {
                 return;
             }
             if out.capacity() > 4 << 20 {
@@ -407,7 +632,7 @@ fn worker_main(args: WorkerArgs) {
             if let Some(max) = args.max_memory {
                 if sys::resident_bytes().is_some_and(|rss| rss > max) {
                     begin_frame(&mut out);
-                    let _ = write_frame(&stream, &mut out, KIND_RETIRE, 0, Status::Ok);
+                    let _ = replies.send(&mut out, KIND_RETIRE, 0, Status::Ok);
                     return;
                 }
             }

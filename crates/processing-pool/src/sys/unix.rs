@@ -134,3 +134,105 @@ pub(crate) fn kill_pid(pid: u32) {
         }
     }
 }
+
+/// A shared, writable mapping of a memory file (the reply ring between a worker and its
+/// supervisor). Unmapped when dropped.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; all access to it goes through atomics or through
+// the ring's publication protocol, so it may be used from any thread.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` only hands out the base pointer.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// The first byte of the mapping (page-aligned).
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The mapping's size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn map(fd: &OwnedFd, len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh shared mapping of `len` bytes of the memory file `fd`; the kernel
+        // chooses the address, so no existing memory is affected.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the region `map` created; nothing borrows it any more (the
+        // mapping is owned and the borrows it handed out are tied to `&self`).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// A new zero-filled shared memory file of `len` bytes, mapped here; the descriptor goes to
+/// the worker, which maps it with [`map_shared`]. Linux only (`memfd_create`); elsewhere the
+/// pool keeps replies on the stream.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn create_shared(len: usize) -> io::Result<(Mapping, OwnedFd)> {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: memfd_create reads a NUL-terminated name and returns a new descriptor or -1.
+    let fd = unsafe { libc::memfd_create(c"processing-pool-ring".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a fresh descriptor owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let size = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: ftruncate on the memory file we own.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mapping = Mapping::map(&fd, len)?;
+    Ok((mapping, fd))
+}
+
+/// See the Linux version: no memory files here, so replies stay on the stream.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn create_shared(_len: usize) -> io::Result<(Mapping, OwnedFd)> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Maps the memory file made by [`create_shared`] (`len` bytes).
+pub(crate) fn map_shared(fd: &OwnedFd, len: usize) -> io::Result<Mapping> {
+    // SAFETY: fstat fills a valid stat structure for a descriptor we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if usize::try_from(st.st_size).ok() != Some(len) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the reply ring has the wrong size",
+        ));
+    }
+    Mapping::map(fd, len)
+}
