@@ -1,3 +1,4 @@
+// xtask: not-conformance
 //! The rayon-flavoured front end (`processing::prelude`): items mapped in worker processes.
 
 use std::collections::HashSet;
