@@ -10,8 +10,6 @@
 //!
 //! (on a machine with 2 CPUs: the pool has one worker per CPU).
 
-use std::io::IsTerminal;
-
 use processing::Pool;
 
 /// The number of primes below `n`, by trial division (slow on purpose: a visible bar).
@@ -26,10 +24,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bounds: Vec<u64> = (1..=200).map(|i| i * 1_000).collect();
     // One bound per task, so that the bar moves task by task.
     let counts = pool.chunksize(1).map(primes_below, bounds)?;
-    // The finished bar leaves the cursor at the end of its line: start a new one.
-    if std::io::stderr().is_terminal() {
-        eprintln!();
-    }
     println!(
         "{} workers counted {} primes in {} ranges",
         pool.processes(),

@@ -275,14 +275,6 @@ fn slow_square(x: u64) -> u64 {
     x * x
 }
 
-/// The finished progress bar leaves the cursor at the end of its line: start a new one.
-fn end_bar_line() {
-    use std::io::IsTerminal;
-    if std::io::stderr().is_terminal() {
-        eprintln!();
-    }
-}
-
 /// A task that kills its own worker, as the OOM killer or an operator would.
 fn die(_: ()) -> u64 {
     #[cfg(unix)]
@@ -302,7 +294,6 @@ fn kill_me() {
 fn pool_tour() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::builder().processes(2).progress(true).build()?;
     let squares = pool.chunksize(4).map(slow_square, 0..200u64)?;
-    end_bar_line();
     println!(
         "the pool's 2 workers squared 200 numbers (progress bar on stderr); sum {}",
         squares.iter().sum::<u64>()

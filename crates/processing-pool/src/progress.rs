@@ -39,6 +39,11 @@ impl Progress {
 
     pub(crate) fn finish(&self) {
         self.0.finish();
+        // The finished bar stays drawn with the cursor at the end of its line; move to a fresh
+        // line so that the program's next output does not run into it.
+        if !self.0.is_hidden() {
+            eprintln!();
+        }
     }
 
     pub(crate) fn abandon(&self) {
