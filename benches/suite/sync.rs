@@ -1,13 +1,17 @@
 //! `lock_uncontended_ns` and `value_locked_incr_per_s`, measured as `python_baseline.py`
 //! measures them: acquire + release of a Lock in one process (n = 100 000 quick / 1 000 000,
 //! best of 3), and two processes each doing n locked `+= 1` on one `Value<i64>` (n = 20 000
-//! quick / 200 000; the time covers starting and joining both, as Python's does).
+//! quick / 200 000; the time covers starting and joining both, as Python's does); and
+//! `array_share_gbps`: a child sums a `RawArray<f64>` of n = 1 000 000 quick / 10 000 000
+//! elements created by the parent and writes the sum into a `Value<f64>` (the time covers
+//! starting and joining the child, as Python's does).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use processing::sync::{Lock, Value};
 use processing::Process;
+use processing::RawArray;
 
 use crate::ctx::{best_of, Ctx};
 
@@ -18,6 +22,10 @@ fn locked_increments((v, n): (Value<i64>, u32)) {
 }
 
 fn noop(_: ()) {}
+
+fn sum_array((arr, out): (RawArray<f64>, Value<f64>)) {
+    out.set(arr.iter().sum());
+}
 
 pub fn run(ctx: &Ctx) {
     if ctx.want("lock_uncontended_ns") {
@@ -72,6 +80,26 @@ pub fn run(ctx: &Ctx) {
                 ("count", n.to_string()),
                 ("headline", "true".into()),
             ],
+        );
+    }
+
+    if ctx.want("array_share_gbps") {
+        let n: usize = if ctx.quick { 1_000_000 } else { 10_000_000 };
+        let arr = RawArray::<f64>::new(n).expect("array");
+        // Ones rather than Python's zeros, so that the child's sum proves it read every element.
+        arr.write(0, &vec![1.0; n]).expect("fill");
+        let out = Value::new(0.0f64).expect("value");
+        let t = Instant::now();
+        let mut p = Process::new(sum_array, (arr.clone(), out.clone()));
+        p.start().expect("start");
+        p.join().expect("join");
+        let dt = t.elapsed();
+        assert_eq!(out.get(), n as f64);
+        ctx.emit(
+            "array_share_gbps",
+            (n * 8) as f64 / dt.as_secs_f64() / 1e9,
+            "GB/s",
+            &[("elements", n.to_string()), ("headline", "true".into())],
         );
     }
 }
