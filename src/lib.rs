@@ -118,3 +118,31 @@ pub mod shared {
         }
     }
 }
+
+/// Ends process `pid` from outside, as an operator or the OOM killer would: `SIGKILL` on Unix,
+/// `TerminateProcess` (exit code 77) on Windows. Panics if the process cannot be reached: the
+/// tests that call it own the process.
+pub fn kill_from_outside(pid: u32) {
+    #[cfg(unix)]
+    {
+        let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+        // SAFETY: kill(2) with a pid the calling test started; no memory is touched.
+        let r = unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert_eq!(r, 0, "kill({pid})");
+    }
+    #[cfg(windows)]
+    {
+        use windows_sys::Win32::Foundation::CloseHandle;
+        use windows_sys::Win32::System::Threading::{
+            OpenProcess, TerminateProcess, PROCESS_TERMINATE,
+        };
+        // SAFETY: opens a process the calling test started, terminates it and closes the
+        // handle exactly once.
+        unsafe {
+            let h = OpenProcess(PROCESS_TERMINATE, 0, pid);
+            assert!(!h.is_null(), "OpenProcess({pid})");
+            assert_ne!(TerminateProcess(h, 77), 0, "TerminateProcess({pid})");
+            CloseHandle(h);
+        }
+    }
+}

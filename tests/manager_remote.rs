@@ -106,7 +106,7 @@ fn m08_proxy_after_shutdown_is_an_error_not_a_hang() {
     );
 }
 
-#[cfg(unix)]
+/// The server killed from outside: SIGKILL on Unix, TerminateProcess on Windows.
 #[test]
 fn m08_proxy_after_server_killed_is_an_error_not_a_hang() {
     let m = Manager::start().unwrap();
@@ -115,8 +115,7 @@ fn m08_proxy_after_server_killed_is_an_error_not_a_hang() {
     let pid = m
         .server_pid()
         .expect("a started manager has a server process");
-    // SAFETY: kill(2) on the pid of the server child this test started.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    processing_suite::kill_from_outside(pid);
     let t = Instant::now();
     loop {
         if l.push(2).is_err() {

@@ -638,8 +638,6 @@ fn w12_sigkill_from_outside_fails_that_task() {
 #[cfg(windows)]
 #[test]
 fn w12_terminate_process_from_outside_fails_that_task() {
-    use windows_sys::Win32::Foundation::CloseHandle;
-    use windows_sys::Win32::System::Threading::{OpenProcess, TerminateProcess, PROCESS_TERMINATE};
     let p = pool(Kind::Processes, 2);
     let q = processing::Queue::new().unwrap();
     let victim = p
@@ -650,13 +648,8 @@ fn w12_terminate_process_from_outside_fails_that_task() {
     let pid = q.get().unwrap();
     assert!(p.worker_pids().contains(&pid));
     let t = Instant::now();
-    // SAFETY: opens our own worker process by pid, terminates it and closes the handle once.
-    unsafe {
-        let h = OpenProcess(PROCESS_TERMINATE, 0, pid);
-        assert!(!h.is_null(), "OpenProcess({pid})");
-        assert_ne!(TerminateProcess(h, 77), 0);
-        CloseHandle(h);
-    }
+    // TerminateProcess with exit code 77.
+    processing_suite::kill_from_outside(pid);
     match victim.get().unwrap_err() {
         PoolError::WorkerLost {
             exitcode,
