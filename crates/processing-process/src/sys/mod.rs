@@ -8,6 +8,29 @@
 //! `write_stderr`, `image_fingerprint`, `parse_marker`, `default_start_method`,
 //! `TERMINATE` and `KILL`.
 
+use std::path::PathBuf;
+
+use crate::Stdio;
+
+/// What a re-exec needs (both platforms start the program with std's `Command`).
+#[derive(Debug)]
+pub(crate) struct ExecRequest {
+    pub(crate) program: Option<PathBuf>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stdio: [Stdio; 3],
+    pub(crate) child_end: Channel,
+    pub(crate) die_with_parent: bool,
+}
+
+fn to_std(s: Stdio) -> std::process::Stdio {
+    match s {
+        Stdio::Inherit => std::process::Stdio::inherit(),
+        Stdio::Null => std::process::Stdio::null(),
+        Stdio::File(f) => std::process::Stdio::from(f),
+    }
+}
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use processing_core::os::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 
+use super::{to_std, ExecRequest};
 use crate::error::SpawnError;
 use crate::wire::{Frame, Setup, StdioMsg, CHILD_MARKER, MAX_FRAME};
-use crate::{Resource, StartMethod, Stdio};
+use crate::{Resource, StartMethod};
 
 /// The signal `terminate` sends.
 pub(crate) const TERMINATE: i32 = libc::SIGTERM;
@@ -392,25 +393,6 @@ pub(crate) fn image_fingerprint() -> u64 {
             m.mtime_nsec() as u64,
         ]),
         Err(_) => 0,
-    }
-}
-
-/// What a re-exec needs.
-#[derive(Debug)]
-pub(crate) struct ExecRequest {
-    pub(crate) program: Option<PathBuf>,
-    pub(crate) env: Vec<(String, String)>,
-    pub(crate) cwd: Option<PathBuf>,
-    pub(crate) stdio: [Stdio; 3],
-    pub(crate) child_end: Channel,
-    pub(crate) die_with_parent: bool,
-}
-
-fn to_std(s: Stdio) -> std::process::Stdio {
-    match s {
-        Stdio::Inherit => std::process::Stdio::inherit(),
-        Stdio::Null => std::process::Stdio::null(),
-        Stdio::File(f) => std::process::Stdio::from(f),
     }
 }
 

@@ -9,7 +9,6 @@ use std::io::{self, Read as _, Write as _};
 use std::os::windows::io::{
     AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, IntoRawHandle, OwnedHandle, RawHandle,
 };
-use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -27,9 +26,10 @@ use windows_sys::Win32::System::Threading::{
     PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_TERMINATE,
 };
 
+use super::{to_std, ExecRequest};
 use crate::error::SpawnError;
 use crate::wire::{Frame, Setup, StdioMsg, CHILD_MARKER, MAX_FRAME};
-use crate::{StartMethod, Stdio};
+use crate::StartMethod;
 
 /// The exit code `terminate` gives (as Python's `TERMINATE`).
 pub(crate) const TERMINATE: i32 = 0x10000;
@@ -322,25 +322,6 @@ pub(crate) fn image_fingerprint() -> u64 {
             crate::target::fingerprint(&[m.len(), mtime])
         }
         Err(_) => 0,
-    }
-}
-
-/// What a re-exec needs.
-#[derive(Debug)]
-pub(crate) struct ExecRequest {
-    pub(crate) program: Option<PathBuf>,
-    pub(crate) env: Vec<(String, String)>,
-    pub(crate) cwd: Option<PathBuf>,
-    pub(crate) stdio: [Stdio; 3],
-    pub(crate) child_end: Channel,
-    pub(crate) die_with_parent: bool,
-}
-
-fn to_std(s: Stdio) -> std::process::Stdio {
-    match s {
-        Stdio::Inherit => std::process::Stdio::inherit(),
-        Stdio::Null => std::process::Stdio::null(),
-        Stdio::File(f) => std::process::Stdio::from(f),
     }
 }
 
