@@ -229,6 +229,7 @@ fn serve(listener: UnixListener) {
         .ok()
         .and_then(|a| a.as_pathname().map(PathBuf::from));
     let _ = listener.set_nonblocking(true);
+    sweep_orphans();
     let mut conns: Vec<Conn> = Vec::new();
     let mut names: HashSet<String> = HashSet::new();
     let started = Instant::now();
@@ -324,6 +325,22 @@ fn read_client(conn: &mut Conn, names: &mut HashSet<String>) -> bool {
         conn.buf.clear();
     }
     alive
+}
+
+/// Removes the project's segments in `/dev/shm` whose holders are all gone and that no handle
+/// in flight refers to. A tracker killed together with its program (`pkill` matches it too: it
+/// is the same executable) leaves the segments it watched behind; the next tracker, on any
+/// program of this user, removes them when it starts. Where there is no `/dev/shm` this does
+/// nothing.
+fn sweep_orphans() {
+    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+        return;
+    };
+    let mut names: HashSet<String> = dir
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(crate::NAME_PREFIX))
+        .collect();
+    sweep(&mut names, false);
 }
 
 fn sweep(names: &mut HashSet<String>, final_sweep: bool) {
