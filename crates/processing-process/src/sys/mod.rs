@@ -23,6 +23,12 @@ pub(crate) struct ExecRequest {
     pub(crate) die_with_parent: bool,
 }
 
+/// What `wait_event` saw.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Event {
+    pub(crate) channel: bool,
+}
+
 fn to_std(s: Stdio) -> std::process::Stdio {
     match s {
         Stdio::Inherit => std::process::Stdio::inherit(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use processing_core::os::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 
-use super::{to_std, ExecRequest};
+use super::{to_std, Event, ExecRequest};
 use crate::error::SpawnError;
 use crate::wire::{Frame, Setup, StdioMsg, CHILD_MARKER, MAX_FRAME};
 use crate::{Resource, StartMethod};
@@ -317,12 +317,6 @@ fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
 #[cfg(not(target_os = "linux"))]
 fn pidfd_open(_pid: libc::pid_t) -> Option<OwnedFd> {
     None
-}
-
-/// What [`wait_event`] saw.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Event {
-    pub(crate) channel: bool,
 }
 
 /// Waits until `chan` is readable, the process may have exited, or `timeout` passes.

@@ -26,7 +26,7 @@ use windows_sys::Win32::System::Threading::{
     PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_TERMINATE,
 };
 
-use super::{to_std, ExecRequest};
+use super::{to_std, Event, ExecRequest};
 use crate::error::SpawnError;
 use crate::wire::{Frame, Setup, StdioMsg, CHILD_MARKER, MAX_FRAME};
 use crate::StartMethod;
@@ -262,12 +262,6 @@ impl ProcHandle {
     pub(crate) fn sentinel(&self) -> Option<BorrowedHandle<'_>> {
         self.handle.as_ref().map(|h| h.as_handle())
     }
-}
-
-/// What [`wait_event`] saw.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Event {
-    pub(crate) channel: bool,
 }
 
 /// Waits until `chan` is readable, the process may have exited, or `timeout` passes.

@@ -5,14 +5,38 @@
 //! `yield_now`. `RingEnd` is the shared-memory fast path of `Pipe` pairs: real on Linux
 //! (`ring.rs`), an uninhabited type elsewhere (`no_ring.rs`: pairs stay on the stream).
 
+/// What kind of stream a connection runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    /// A Unix domain socket (can carry descriptors) or a Windows named pipe.
+    Local,
+    /// A TCP socket.
+    Tcp,
+}
+
+impl StreamKind {
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            StreamKind::Local => 0,
+            StreamKind::Tcp => 1,
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Option<StreamKind> {
+        match b {
+            0 => Some(StreamKind::Local),
+            1 => Some(StreamKind::Tcp),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub use unix::RawWaitable;
 #[cfg(unix)]
-pub(crate) use unix::{
-    borrow_handle, connect_local, wait_any, yield_now, LocalListener, Stream, StreamKind,
-};
+pub(crate) use unix::{borrow_handle, connect_local, wait_any, yield_now, LocalListener, Stream};
 
 #[cfg(windows)]
 mod windows;
@@ -20,7 +44,7 @@ mod windows;
 pub use windows::RawWaitable;
 #[cfg(windows)]
 pub(crate) use windows::{
-    borrow_handle, connect_local, wait_any, yield_now, LocalListener, Stream, StreamKind,
+    borrow_handle, connect_local, wait_any, yield_now, LocalListener, Stream,
 };
 
 #[cfg(target_os = "linux")]

@@ -1,6 +1,7 @@
 //! Unix: connections are stream sockets (`socketpair` for pipes, Unix domain sockets in a
 //! private per-user directory for local listeners, TCP); handles travel with `SCM_RIGHTS`.
 
+use super::StreamKind;
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -15,32 +16,6 @@ use crate::error::ListenerError;
 
 /// The OS object [`wait`](crate::wait) watches: a descriptor that polls readable when ready.
 pub type RawWaitable = RawFd;
-
-/// What kind of stream a connection runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StreamKind {
-    /// A Unix domain socket (can carry descriptors).
-    Local,
-    /// A TCP socket.
-    Tcp,
-}
-
-impl StreamKind {
-    pub(crate) fn to_byte(self) -> u8 {
-        match self {
-            StreamKind::Local => 0,
-            StreamKind::Tcp => 1,
-        }
-    }
-
-    pub(crate) fn from_byte(b: u8) -> Option<StreamKind> {
-        match b {
-            0 => Some(StreamKind::Local),
-            1 => Some(StreamKind::Tcp),
-            _ => None,
-        }
-    }
-}
 
 /// A connected stream socket.
 #[derive(Debug)]

@@ -2,6 +2,7 @@
 //! local listeners are named pipes `\\.\pipe\<name>`, and TCP uses std's sockets. OS handles
 //! inside messages travel in-band as `(pid, value)` (see processing-core), so no side list.
 
+use super::StreamKind;
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::windows::io::{
@@ -34,32 +35,6 @@ use crate::error::ListenerError;
 
 /// The OS object [`wait`](crate::wait) watches: a handle that is signalled when ready.
 pub type RawWaitable = RawHandle;
-
-/// What kind of stream a connection runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StreamKind {
-    /// A named pipe.
-    Local,
-    /// A TCP socket.
-    Tcp,
-}
-
-impl StreamKind {
-    pub(crate) fn to_byte(self) -> u8 {
-        match self {
-            StreamKind::Local => 0,
-            StreamKind::Tcp => 1,
-        }
-    }
-
-    pub(crate) fn from_byte(b: u8) -> Option<StreamKind> {
-        match b {
-            0 => Some(StreamKind::Local),
-            1 => Some(StreamKind::Tcp),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Debug)]
 enum Os {
