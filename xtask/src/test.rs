@@ -176,6 +176,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--all-features",
                 "--",
                 "-D",
                 "warnings",
@@ -188,6 +189,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     "clippy",
                     "--workspace",
                     "--all-targets",
+                    "--all-features",
                     "--target",
                     WINDOWS_TARGET,
                     "--",
@@ -233,6 +235,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let (ok, out) = run_capture(cargo().args([
         "test",
         "--workspace",
+        "--all-features",
         "--exclude",
         "xtask",
         "--doc",
@@ -249,7 +252,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     tally.step(
         "examples build",
-        run_status(cargo().args(["build", "--workspace", "--examples"])),
+        run_status(cargo().args(["build", "--workspace", "--all-features", "--examples"])),
     );
 
     if no_windows {

@@ -275,6 +275,7 @@ pub fn build_test_binaries(
     cmd.args([
         "test",
         "--workspace",
+        "--all-features",
         "--no-run",
         "--message-format=json-render-diagnostics",
     ]);
