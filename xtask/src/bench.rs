@@ -1,10 +1,11 @@
 //! `cargo xtask bench`: the benchmark suite (see BENCHMARKS.md).
 //!
 //! Builds `benches/suite` in the bench profile and runs it, relaying its JSON lines to stdout.
-//! With `--compare` it also runs the Python baseline script with `python3` and with the newest
-//! Python 3.12+ it finds, relays their lines (with a `"python"` version field added) and prints a
-//! table of ratios against the better Python on stderr (`--markdown` prints it as Markdown,
-//! `--markdown-out PATH` also writes it to a file; `--json-out PATH` keeps every line).
+//! With `--compare` it also runs the Python baseline (`benches/python/baseline.py`, or the script
+//! `--baseline PATH` names) with `python3` and with the newest Python 3.12+ it finds, relays
+//! their lines (with a `"python"` version field added) and prints a table of ratios against the
+//! better Python on stderr (`--markdown` prints it as Markdown, `--markdown-out PATH` also writes
+//! it to a file; `--json-out PATH` keeps every line).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -13,6 +14,10 @@ use std::time::Instant;
 
 use crate::json::Json;
 use crate::util::{cargo, fmt_secs, root, show, which};
+
+/// The Python baseline `--compare` runs unless `--baseline PATH` names another, relative to the
+/// workspace root.
+const BASELINE: &str = "benches/python/baseline.py";
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--compare] [--only NAME[,NAME...]] \
                      [--baseline PATH] [--json-out PATH] [--markdown] [--markdown-out PATH]";
@@ -124,14 +129,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if opts.compare {
         let baseline = match &opts.baseline {
             Some(p) => p.clone(),
-            // `../shared/bench/` beside the workspace; from a worktree nested deeper, the
-            // nearest ancestor that has one.
-            None => root()
-                .ancestors()
-                .skip(1)
-                .map(|d| d.join("shared/bench/python_baseline.py"))
-                .find(|p| p.is_file())
-                .unwrap_or_else(|| root().join("../shared/bench/python_baseline.py")),
+            None => root().join(BASELINE),
         };
         if !baseline.is_file() {
             return Err(format!(
