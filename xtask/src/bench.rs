@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the benchmark suite (see BENCHMARKS.md).
+//! `cargo xtask bench`: the benchmark suite (see docs/benchmarks.md).
 //!
 //! Builds `benches/suite` in the bench profile and runs it, relaying its JSON lines to stdout.
 //! With `--compare` it also runs the Python baseline (`benches/python/baseline.py`, or the script
@@ -59,7 +59,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-/// The goals of BENCHMARKS.md: (metric, start method or "" , goal text, absolute goal, ratio goal).
+/// The goals (the "goal" column of docs/benchmarks.md): (metric, start method or "", goal text,
+/// absolute goal, ratio goal).
 /// For `spawn_join_ms` the row of our default start method is compared with Python's spawn.
 const GOALS: &[(&str, &str, &str, f64, f64)] = &[
     (
@@ -357,7 +358,7 @@ fn probe(exe: &PathBuf) -> Option<Python> {
     })
 }
 
-/// The units BENCHMARKS.md and `python_baseline.py` fix for each metric.
+/// The unit of each metric, as the suite and `benches/python/baseline.py` print it.
 const UNITS: &[(&str, &str)] = &[
     ("spawn_join_ms", "ms"),
     ("pipe_rtt_us", "us"),
@@ -371,7 +372,7 @@ const UNITS: &[(&str, &str)] = &[
     ("manager_list_ops_per_s", "ops/s"),
 ];
 
-/// Checks the suite's lines against BENCHMARKS.md's rules: known metrics in their unit, a
+/// Checks the suite's lines against the rules of the comparison: known metrics in their unit, a
 /// headline row where a metric has several, exactly one default `spawn_join_ms` row.
 fn validate(ours: &[Json]) -> Vec<String> {
     let mut problems = Vec::new();
@@ -385,9 +386,7 @@ fn validate(ours: &[Json]) -> Vec<String> {
         }
         if let Some((_, want)) = UNITS.iter().find(|(n, _)| *n == m) {
             if unit != *want {
-                problems.push(format!(
-                    "{m} is printed in `{unit}`; BENCHMARKS.md fixes `{want}`"
-                ));
+                problems.push(format!("{m} is printed in `{unit}`; its unit is `{want}`"));
             }
         }
         if l.num("value").is_none() {
