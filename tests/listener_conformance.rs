@@ -1,4 +1,4 @@
-//! L01–L04: Listener and Client across real processes (see CONFORMANCE.md).
+//! L01–L04: Listener and Client across real processes (see docs/conformance.md).
 
 use std::io::Write;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! C01–C08: Pipe and Connection across real processes (see CONFORMANCE.md).
+//! C01–C08: Pipe and Connection across real processes (see docs/conformance.md).
 
 use std::time::{Duration, Instant};
 

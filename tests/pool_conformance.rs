@@ -1,4 +1,4 @@
-//! Pool conformance (CONFORMANCE.md W01–W13), each body run against the process pool
+//! Pool conformance (docs/conformance.md W01–W13), each body run against the process pool
 //! (`processing::Pool`) and the thread pool (`processing::dummy::Pool`) where it applies.
 
 use std::cell::Cell;

@@ -1,4 +1,4 @@
-//! Conformance tests Q01–Q10 of the Queue family (CONFORMANCE.md), across real processes.
+//! Conformance tests Q01–Q10 of the Queue family (docs/conformance.md), across real processes.
 
 use std::time::{Duration, Instant};
 

@@ -56,7 +56,7 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-/// The smallest of `rounds` measurements, as `python_baseline.py`'s `best_of`.
+/// The smallest of `rounds` measurements, as `benches/python/baseline.py`'s `best_of_3`.
 #[allow(dead_code)]
 pub fn best_of(rounds: usize, mut f: impl FnMut() -> Duration) -> Duration {
     (0..rounds).map(|_| f()).min().unwrap_or_default()

@@ -1,4 +1,4 @@
-//! The benchmark suite behind `cargo xtask bench` (see BENCHMARKS.md).
+//! The benchmark suite behind `cargo xtask bench` (see docs/benchmarks.md).
 //!
 //! Prints one JSON object per line on stdout; progress goes to stderr. Flags: `--quick`,
 //! `--only NAME[,NAME...]`. Each area lives in its own module with a `run(&Ctx)` function.
@@ -18,7 +18,7 @@ type Area = (&'static str, fn(&Ctx));
 
 fn main() {
     let ctx = Ctx::from_args();
-    // Areas register here, in the order BENCHMARKS.md lists their metrics.
+    // Areas register here, in the order `benches/python/baseline.py` runs them.
     let areas: &[Area] = &[
         ("spawn", spawn::run),
         ("pipe", pipe::run),

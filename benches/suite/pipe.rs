@@ -1,4 +1,4 @@
-//! `pipe_rtt_us` and `pipe_bytes_gbps` (BENCHMARKS.md), measured as `python_baseline.py` does:
+//! `pipe_rtt_us` and `pipe_bytes_gbps` (docs/benchmarks.md), measured as `baseline.py` does:
 //! an 8-byte typed ping-pong with a child echo process (200 warm-up rounds, best of 3 runs of
 //! 20 000, or 2 000 with `--quick`), and 1 MiB `send_bytes` one way to a child that receives
 //! them all and answers "done" (2 000 messages, 200 with `--quick`).

@@ -1,5 +1,5 @@
 //! Pool metrics: `pool_map_tasks_per_s` and `pool_apply_async_tasks_per_s`, measured as
-//! `python_baseline.py` measures them (Pool(2), a warm-up call first, default chunk size).
+//! `benches/python/baseline.py` measures them (Pool(2), a warm-up call first, default chunk size).
 
 use std::time::Instant;
 

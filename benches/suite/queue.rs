@@ -1,6 +1,6 @@
 //! `queue_items_per_s`: 200 000 (quick: 20 000) items `(1, "abc", 2.5)` through a Queue from
 //! one producer process to one consumer process, timed from starting both until the consumer
-//! reports done, as `python_baseline.py` measures it. The headline row runs unpinned; a second
+//! reports done, as `baseline.py` measures it. The headline row runs unpinned; a second
 //! row pins both children to CPU 0.
 
 use std::time::Instant;

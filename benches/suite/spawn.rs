@@ -1,5 +1,5 @@
 //! `spawn_join_ms`: start + join of a process whose target does nothing, one line per start
-//! method, measured as `python_baseline.py`'s `bench_spawn` (n = 10 quick / 40, best of 3).
+//! method, measured as `benches/python/baseline.py` measures it (n = 10 quick / 40, best of 3).
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! `lock_uncontended_ns` and `value_locked_incr_per_s`, measured as `python_baseline.py`
+//! `lock_uncontended_ns` and `value_locked_incr_per_s`, measured as `baseline.py`
 //! measures them: acquire + release of a Lock in one process (n = 100 000 quick / 1 000 000,
 //! best of 3), and two processes each doing n locked `+= 1` on one `Value<i64>` (n = 20 000
 //! quick / 200 000; the time covers starting and joining both, as Python's does); and

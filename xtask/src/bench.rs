@@ -1,10 +1,11 @@
-//! `cargo xtask bench`: the benchmark suite (see BENCHMARKS.md).
+//! `cargo xtask bench`: the benchmark suite (see docs/benchmarks.md).
 //!
 //! Builds `benches/suite` in the bench profile and runs it, relaying its JSON lines to stdout.
-//! With `--compare` it also runs the Python baseline script with `python3` and with the newest
-//! Python 3.12+ it finds, relays their lines (with a `"python"` version field added) and prints a
-//! table of ratios against the better Python on stderr (`--markdown` prints it as Markdown,
-//! `--markdown-out PATH` also writes it to a file; `--json-out PATH` keeps every line).
+//! With `--compare` it also runs the Python baseline (`benches/python/baseline.py`, or the script
+//! `--baseline PATH` names) with `python3` and with the newest Python 3.12+ it finds, relays
+//! their lines (with a `"python"` version field added) and prints a table of ratios against the
+//! better Python on stderr (`--markdown` prints it as Markdown, `--markdown-out PATH` also writes
+//! it to a file; `--json-out PATH` keeps every line).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -13,6 +14,10 @@ use std::time::Instant;
 
 use crate::json::Json;
 use crate::util::{cargo, fmt_secs, root, show, which};
+
+/// The Python baseline `--compare` runs unless `--baseline PATH` names another, relative to the
+/// workspace root.
+const BASELINE: &str = "benches/python/baseline.py";
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--compare] [--only NAME[,NAME...]] \
                      [--baseline PATH] [--json-out PATH] [--markdown] [--markdown-out PATH]";
@@ -54,7 +59,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-/// The goals of BENCHMARKS.md: (metric, start method or "" , goal text, absolute goal, ratio goal).
+/// The goals (the "goal" column of docs/benchmarks.md): (metric, start method or "", goal text,
+/// absolute goal, ratio goal).
 /// For `spawn_join_ms` the row of our default start method is compared with Python's spawn.
 const GOALS: &[(&str, &str, &str, f64, f64)] = &[
     (
@@ -124,14 +130,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if opts.compare {
         let baseline = match &opts.baseline {
             Some(p) => p.clone(),
-            // `../shared/bench/` beside the workspace; from a worktree nested deeper, the
-            // nearest ancestor that has one.
-            None => root()
-                .ancestors()
-                .skip(1)
-                .map(|d| d.join("shared/bench/python_baseline.py"))
-                .find(|p| p.is_file())
-                .unwrap_or_else(|| root().join("../shared/bench/python_baseline.py")),
+            None => root().join(BASELINE),
         };
         if !baseline.is_file() {
             return Err(format!(
@@ -359,7 +358,7 @@ fn probe(exe: &PathBuf) -> Option<Python> {
     })
 }
 
-/// The units BENCHMARKS.md and `python_baseline.py` fix for each metric.
+/// The unit of each metric, as the suite and `benches/python/baseline.py` print it.
 const UNITS: &[(&str, &str)] = &[
     ("spawn_join_ms", "ms"),
     ("pipe_rtt_us", "us"),
@@ -373,7 +372,7 @@ const UNITS: &[(&str, &str)] = &[
     ("manager_list_ops_per_s", "ops/s"),
 ];
 
-/// Checks the suite's lines against BENCHMARKS.md's rules: known metrics in their unit, a
+/// Checks the suite's lines against the rules of the comparison: known metrics in their unit, a
 /// headline row where a metric has several, exactly one default `spawn_join_ms` row.
 fn validate(ours: &[Json]) -> Vec<String> {
     let mut problems = Vec::new();
@@ -387,9 +386,7 @@ fn validate(ours: &[Json]) -> Vec<String> {
         }
         if let Some((_, want)) = UNITS.iter().find(|(n, _)| *n == m) {
             if unit != *want {
-                problems.push(format!(
-                    "{m} is printed in `{unit}`; BENCHMARKS.md fixes `{want}`"
-                ));
+                problems.push(format!("{m} is printed in `{unit}`; its unit is `{want}`"));
             }
         }
         if l.num("value").is_none() {

@@ -1,5 +1,5 @@
 //! `cargo xtask tidy`: every crate opens with a `//!` header, layering holds, and the tests of
-//! the root conformance suite are named by their CONFORMANCE.md id.
+//! the root conformance suite are named by their id in docs/conformance.md.
 
 use crate::util::root;
 
