@@ -81,7 +81,7 @@ pub const EXPANSION_FACTOR: usize = 16;
 pub enum PickleError {
     /// The pickle holds an opcode that would import, call or build a Python object (or needs
     /// an out-of-band buffer); nothing of it was run.
-    #[error("refused pickle opcode {opcode} (0x{code:02x}) at byte {offset}: it imports, calls or builds python objects, which only data pickles may not")]
+    #[error("refused pickle opcode {opcode} (0x{code:02x}) at byte {offset}: it would import, call or build python objects (only data is decoded)")]
     Refused {
         /// The opcode's name in Python's `pickletools` (`"GLOBAL"`, `"REDUCE"`, …).
         opcode: &'static str,
