@@ -7,7 +7,10 @@ use std::collections::HashMap;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::{magic, op, PickleError, EXPANSION_FACTOR, MAX_DEPTH};
+use super::{magic, op, PickleError, EXPANSION_FACTOR, EXPANSION_SLACK, MAX_DEPTH};
+
+/// The budget's charge for one object, besides its payload (the size of a decoded value).
+const OBJECT_COST: usize = 32;
 
 /// One decoded Python object. Strings and bytes borrow the input.
 #[derive(Debug)]
@@ -36,15 +39,17 @@ impl Node<'_> {
         )
     }
 
-    /// What one visit of the node costs against the expansion budget.
+    /// What one visit of the node costs against the expansion budget: about what a decoded
+    /// value of it occupies (an object's slot plus its payload).
     fn cost(&self) -> usize {
-        1 + match self {
-            Node::BigInt(b) | Node::Bytes(b) | Node::ByteArray(b) => b.len(),
-            Node::Str(s) => s.len(),
-            Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => v.len(),
-            Node::Dict(v) => 2 * v.len(),
-            _ => 0,
-        }
+        OBJECT_COST
+            + match self {
+                Node::BigInt(b) | Node::Bytes(b) | Node::ByteArray(b) => b.len(),
+                Node::Str(s) => s.len(),
+                Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => v.len(),
+                Node::Dict(v) => 2 * v.len(),
+                _ => 0,
+            }
     }
 }
 
@@ -53,7 +58,12 @@ pub(super) fn from_slice<'de, T: de::Deserialize<'de>>(input: &'de [u8]) -> Resu
     let ctx = Ctx {
         visiting: (0..nodes.len()).map(|_| Cell::new(false)).collect(),
         nodes,
-        budget: Cell::new(input.len().saturating_mul(EXPANSION_FACTOR).max(4096)),
+        budget: Cell::new(
+            input
+                .len()
+                .saturating_mul(EXPANSION_FACTOR)
+                .saturating_add(EXPANSION_SLACK),
+        ),
         input: input.len(),
     };
     T::deserialize(NodeDe {

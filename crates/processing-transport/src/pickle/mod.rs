@@ -21,7 +21,7 @@
 //! | `bool`, `int`, `float` | `bool`, integers (range-checked), `f32`/`f64` | the same |
 //! | `int` beyond 128 bits | [`PickleValue::BigInt`] only; a typed target fails with [`PickleError::IntTooLarge`] | |
 //! | `str` | `String`, `&str`, `char`, enum unit variants | the same |
-//! | `bytes`, `bytearray` | `serde_bytes`-style byte buffers, or `Vec<u8>` | `serialize_bytes` → `bytes` (a plain `Vec<u8>` is a list of ints, as in serde) |
+//! | `bytes`, `bytearray` | [`ByteBuf`] (or any type that deserializes from bytes), or `Vec<u8>` | `serialize_bytes` → `bytes` (a plain `Vec<u8>` is a list of ints, as in serde) |
 //! | `list`, `tuple`, `set`, `frozenset` | sequences, tuples, sets | sequences → `list`, tuples and tuple structs → `tuple` |
 //! | `dict` | maps, structs, enum variants with data (`{variant: value}`) | maps and structs → `dict` |
 //!
@@ -31,7 +31,7 @@
 //! input's length; nesting deeper than [`MAX_DEPTH`] is refused
 //! ([`PickleError::TooDeep`], so no stack overflow); objects shared through the memo are
 //! expanded into a tree when they are deserialized, and that expansion is capped at
-//! [`EXPANSION_FACTOR`] times the input's length ([`PickleError::TooLarge`]), so a small pickle
+//! [`EXPANSION_FACTOR`] bytes per byte of input ([`PickleError::TooLarge`]), so a small pickle
 //! that references one object a billion times is refused instead of exhausting memory. A
 //! recursive structure (a list that contains itself) is [`PickleError::Recursive`].
 //!
@@ -70,10 +70,15 @@ pub use value::{ByteBuf, PickleValue};
 /// Deepest nesting of containers that is decoded; deeper input is [`PickleError::TooDeep`].
 pub const MAX_DEPTH: usize = 128;
 
-/// Deserializing may expand objects shared through the memo into copies, up to this many
-/// times the input's length (counted as one unit per object plus the length of each string,
-/// bytes and integer payload); beyond it, [`PickleError::TooLarge`].
-pub const EXPANSION_FACTOR: usize = 16;
+/// Objects shared through the memo are copied when they are deserialized; all that a pickle
+/// decodes to is capped at this many bytes per byte of input (plus [`EXPANSION_SLACK`]),
+/// counting 32 bytes per object plus the length of each string, bytes and integer payload and
+/// of each container's items. A plain pickle (nothing shared) needs at most 32 per byte (a
+/// list of `None`s); beyond the cap, [`PickleError::TooLarge`].
+pub const EXPANSION_FACTOR: usize = 64;
+
+/// What the expansion cap allows besides [`EXPANSION_FACTOR`] times the input (bytes).
+pub const EXPANSION_SLACK: usize = 64 << 10;
 
 /// Decoding or encoding a pickle failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -119,8 +124,12 @@ pub enum PickleError {
     /// Containers nest deeper than [`MAX_DEPTH`].
     #[error("pickle nests deeper than {} levels", MAX_DEPTH)]
     TooDeep,
-    /// Shared objects would expand beyond [`EXPANSION_FACTOR`] times the input's length.
-    #[error("pickle expands beyond {} times its {input} bytes", EXPANSION_FACTOR)]
+    /// Shared objects would expand beyond the cap of [`EXPANSION_FACTOR`] bytes per byte of
+    /// input.
+    #[error(
+        "pickle of {input} bytes expands beyond {} bytes per byte of input",
+        EXPANSION_FACTOR
+    )]
     TooLarge {
         /// The input's length.
         input: usize,
