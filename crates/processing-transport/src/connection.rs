@@ -585,7 +585,9 @@ impl<T, D: CanSend> Connection<T, D> {
     /// Sends `value` as a pickle that Python's `Connection.recv()` loads (protocol 5, plain
     /// data only: maps and structs become `dict`, sequences `list`, tuples `tuple`; see the
     /// [`pickle`](crate::pickle) module). Use [`PickleValue`](crate::pickle::PickleValue) for
-    /// `set`s, `frozenset`s and dicts with keys of mixed types.
+    /// `set`s, `frozenset`s and dicts with keys of mixed types. Dict keys must be hashable in
+    /// Python: a map key that serializes as a sequence (a `Vec`) makes Python's `recv()` raise
+    /// `TypeError`; use a tuple.
     ///
     /// ```
     /// use std::collections::BTreeMap;

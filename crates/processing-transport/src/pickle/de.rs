@@ -300,8 +300,16 @@ impl<'a> Machine<'a> {
                 op::LONG => {
                     let line = self.line()?;
                     let digits = line.strip_suffix('L').unwrap_or(line);
-                    let v = digits.parse().map_err(|_| PickleError::IntTooLarge {
-                        bytes: digits.len(),
+                    let v = digits.parse().map_err(|_| {
+                        let unsigned = digits.strip_prefix('-').unwrap_or(digits);
+                        if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
+                            // Decimal digits beyond 128 bits.
+                            PickleError::IntTooLarge {
+                                bytes: digits.len() * 5 / 12 + 1,
+                            }
+                        } else {
+                            self.malformed("bad LONG literal")
+                        }
                     })?;
                     self.int(v)?;
                 }

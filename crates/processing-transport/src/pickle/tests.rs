@@ -425,3 +425,23 @@ fn pickle_over_a_pipe_and_typed_recv_names_a_pickle() {
     a.send(&7).unwrap();
     assert_eq!(b.recv().unwrap(), 7);
 }
+
+#[test]
+fn pickle_protocol_0_numbers() {
+    // Python: pickle.dumps([1, True, 2**70, -0.5], protocol=0) (True is `I01`).
+    let v: PickleValue =
+        from_slice(b"(lp0\nI1\naI01\naL1180591620717411303424L\naF-0.5\na.").unwrap();
+    assert_eq!(
+        v,
+        P::List(vec![
+            P::Int(1),
+            P::Bool(true),
+            P::Int(1 << 70),
+            P::Float(-0.5)
+        ])
+    );
+    let e = from_slice::<PickleValue>(&[b"L", "9".repeat(60).as_bytes(), b"L\n."].concat());
+    assert!(matches!(e.unwrap_err(), PickleError::IntTooLarge { .. }));
+    let e = from_slice::<PickleValue>(b"Lx\n.").unwrap_err();
+    assert!(matches!(e, PickleError::Malformed { .. }), "{e}");
+}
