@@ -10,7 +10,11 @@ pub(super) fn write<T: Serialize + ?Sized>(
     out: &mut Vec<u8>,
 ) -> Result<(), PickleError> {
     out.extend_from_slice(&[op::PROTO, 5]);
-    let mut s = Ser { out, special: None };
+    let mut s = Ser {
+        out,
+        special: None,
+        in_key: false,
+    };
     value.serialize(&mut s)?;
     s.out.push(op::STOP);
     Ok(())
@@ -28,6 +32,9 @@ enum Special {
 struct Ser<'o> {
     out: &'o mut Vec<u8>,
     special: Option<Special>,
+    /// Writing a dict key, which Python needs hashable: sequences become tuples, sets
+    /// frozensets, bytearrays bytes, and a dict is an error.
+    in_key: bool,
 }
 
 impl Ser<'_> {
@@ -100,6 +107,14 @@ impl Ser<'_> {
     /// Opens a sequence; `end` says what closes it.
     fn open_seq(&mut self) -> SeqEnd {
         match self.special.take() {
+            Some(Special::Set | Special::FrozenSet) if self.in_key => {
+                self.op(op::MARK);
+                SeqEnd::Ops(&[op::FROZENSET])
+            }
+            _ if self.in_key => {
+                self.op(op::MARK);
+                SeqEnd::Ops(&[op::TUPLE])
+            }
             Some(Special::Set) => {
                 self.out.extend_from_slice(&[op::EMPTY_SET, op::MARK]);
                 SeqEnd::Ops(&[op::ADDITEMS])
@@ -113,6 +128,18 @@ impl Ser<'_> {
                 SeqEnd::Ops(&[op::APPENDS])
             }
         }
+    }
+
+    /// Opens a dict (an error inside a dict key: Python's dicts are unhashable).
+    fn open_dict(&mut self) -> Result<(), PickleError> {
+        self.special = None;
+        if self.in_key {
+            return Err(ser::Error::custom(
+                "a map, struct or enum variant with data cannot be a python dict key",
+            ));
+        }
+        self.op(op::EMPTY_DICT);
+        Ok(())
     }
 
     fn open_tuple(&mut self, len: usize) -> SeqEnd {
@@ -211,7 +238,10 @@ impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
     type Error = PickleError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), PickleError> {
-        k.serialize(&mut *self.ser)
+        let outer = std::mem::replace(&mut self.ser.in_key, true);
+        let r = k.serialize(&mut *self.ser);
+        self.ser.in_key = outer;
+        r
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), PickleError> {
         v.serialize(&mut *self.ser)
@@ -340,7 +370,7 @@ impl<'a, 'o> ser::Serializer for &'a mut Ser<'o> {
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), PickleError> {
         match self.special.take() {
-            Some(Special::ByteArray) => {
+            Some(Special::ByteArray) if !self.in_key => {
                 self.op(op::BYTEARRAY8);
                 self.out.extend_from_slice(&(v.len() as u64).to_le_bytes());
                 self.out.extend_from_slice(v);
@@ -412,7 +442,7 @@ impl<'a, 'o> ser::Serializer for &'a mut Ser<'o> {
         variant: &'static str,
         v: &T,
     ) -> Result<(), PickleError> {
-        self.op(op::EMPTY_DICT);
+        self.open_dict()?;
         self.str(variant);
         v.serialize(&mut *self)?;
         self.op(op::SETITEM);
@@ -448,13 +478,13 @@ impl<'a, 'o> ser::Serializer for &'a mut Ser<'o> {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'a, 'o>, PickleError> {
-        self.op(op::EMPTY_DICT);
+        self.open_dict()?;
         self.str(variant);
         self.serialize_tuple(len)
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a, 'o>, PickleError> {
-        self.special = None;
-        self.out.extend_from_slice(&[op::EMPTY_DICT, op::MARK]);
+        self.open_dict()?;
+        self.op(op::MARK);
         Ok(Compound {
             ser: self,
             end: SeqEnd::Ops(&[op::SETITEMS]),
@@ -475,7 +505,7 @@ impl<'a, 'o> ser::Serializer for &'a mut Ser<'o> {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'a, 'o>, PickleError> {
-        self.op(op::EMPTY_DICT);
+        self.open_dict()?;
         self.str(variant);
         self.serialize_map(Some(len))
     }

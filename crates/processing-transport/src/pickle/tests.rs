@@ -445,3 +445,47 @@ fn pickle_protocol_0_numbers() {
     let e = from_slice::<PickleValue>(b"Lx\n.").unwrap_err();
     assert!(matches!(e, PickleError::Malformed { .. }), "{e}");
 }
+
+#[test]
+fn pickle_dict_keys_are_written_hashable() {
+    // Python's dict keys must be hashable: sequences in a key become tuples, sets frozensets.
+    let mut m = BTreeMap::new();
+    m.insert(vec![1u8, 2], BTreeSet::from([3u8]));
+    let bytes = to_vec(&(
+        m.clone(),
+        BTreeMap::from([(BTreeSet::from([vec![4u8]]), 5u8)]),
+    ))
+    .unwrap();
+    let v: PickleValue = from_slice(&bytes).unwrap();
+    assert_eq!(
+        v,
+        P::Tuple(vec![
+            P::Dict(vec![(
+                P::Tuple(vec![P::Int(1), P::Int(2)]),
+                P::List(vec![P::Int(3)])
+            )]),
+            P::Dict(vec![(P::Tuple(vec![P::Tuple(vec![P::Int(4)])]), P::Int(5))]),
+        ])
+    );
+    // And they read back into the Rust types.
+    let back: (
+        BTreeMap<Vec<u8>, BTreeSet<u8>>,
+        BTreeMap<BTreeSet<Vec<u8>>, u8>,
+    ) = from_slice(&bytes).unwrap();
+    assert_eq!(back.0, m);
+    let key = P::Set(vec![P::Int(1)]);
+    let v = P::Dict(vec![(
+        P::Tuple(vec![key, P::ByteArray(b"a".to_vec())]),
+        P::None,
+    )]);
+    assert_eq!(
+        from_slice::<PickleValue>(&to_vec(&v).unwrap()).unwrap(),
+        P::Dict(vec![(
+            P::Tuple(vec![P::FrozenSet(vec![P::Int(1)]), P::Bytes(b"a".to_vec())]),
+            P::None
+        )])
+    );
+    // A dict cannot be a key.
+    let e = to_vec(&BTreeMap::from([(BTreeMap::from([(1, 2)]), 3)])).unwrap_err();
+    assert!(matches!(e, PickleError::Custom(_)), "{e}");
+}
