@@ -468,10 +468,11 @@ fn pickle_dict_keys_are_written_hashable() {
         ])
     );
     // And they read back into the Rust types.
-    let back: (
+    type Keyed = (
         BTreeMap<Vec<u8>, BTreeSet<u8>>,
         BTreeMap<BTreeSet<Vec<u8>>, u8>,
-    ) = from_slice(&bytes).unwrap();
+    );
+    let back: Keyed = from_slice(&bytes).unwrap();
     assert_eq!(back.0, m);
     let key = P::Set(vec![P::Int(1)]);
     let v = P::Dict(vec![(
