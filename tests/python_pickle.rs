@@ -140,6 +140,10 @@ with Listener(("127.0.0.1", 0), authkey=key) as l:
         assert same(got, expected), (shape(got), shape(expected))
         c.send({"id": 2, "items": [["y", 2]], "tags": ("t",), "note": "from python",
                 "blob": b"\xff", "scores": {4: 1}, "shape": {"Circle": 0.5}})
+        # Keys that are sequences (a Vec, a BTreeSet) in Rust arrive hashable, as tuples.
+        keyed = c.recv()
+        expected = ({(1, 2): [3]}, {(4,): True})
+        assert same(keyed, expected), (shape(keyed), shape(expected))
 print("OK", flush=True)
 "#;
 
@@ -385,6 +389,11 @@ fn pickle_our_client_to_python_listener() {
         })
         .unwrap();
         let back: Order = conn.recv_pickle().unwrap();
+        conn.send_pickle(&(
+            BTreeMap::from([(vec![1u8, 2], vec![3u8])]),
+            BTreeMap::from([(BTreeSet::from([4u8]), true)]),
+        ))
+        .unwrap();
         assert_eq!(
             back,
             Order {

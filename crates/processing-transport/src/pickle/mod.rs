@@ -23,7 +23,7 @@
 //! | `str` | `String`, `&str`, `char`, enum unit variants | the same |
 //! | `bytes`, `bytearray` | [`ByteBuf`] (or any type that deserializes from bytes), or `Vec<u8>` | `serialize_bytes` → `bytes` (a plain `Vec<u8>` is a list of ints, as in serde) |
 //! | `list`, `tuple`, `set`, `frozenset` | sequences, tuples, sets | sequences → `list`, tuples and tuple structs → `tuple` |
-//! | `dict` | maps, structs, enum variants with data (`{variant: value}`) | maps and structs → `dict`, its keys made hashable (a sequence in a key is a tuple, a set a frozenset) |
+//! | `dict` | maps, structs, enum variants with data (`{variant: value}`) | maps and structs → `dict`, its keys made hashable (a sequence in a key, `Vec` or `BTreeSet` alike, is a tuple; a [`PickleValue::Set`] a frozenset) |
 //!
 //! Limits, so that hostile input costs no more than its size: every length field is checked
 //! against the bytes actually received before anything is read or allocated; the decoder's
