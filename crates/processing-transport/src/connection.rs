@@ -581,6 +581,36 @@ impl<T, D: CanSend> Connection<T, D> {
         buf[SHORT_HEADER] = handles.len() as u8;
         self.write_frame(&mut buf, &handles)
     }
+
+    /// Sends `value` as a pickle that Python's `Connection.recv()` loads (protocol 5, plain
+    /// data only: maps and structs become `dict`, sequences `list`, tuples `tuple`; see the
+    /// [`pickle`](crate::pickle) module). Use [`PickleValue`](crate::pickle::PickleValue) for
+    /// `set`s, `frozenset`s and dicts with keys of mixed types. Dict keys must be hashable in
+    /// Python: a map key that serializes as a sequence (a `Vec`) makes Python's `recv()` raise
+    /// `TypeError`; use a tuple.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// let mut m = BTreeMap::new();
+    /// m.insert("answer".to_string(), 42u32);
+    /// a.send_pickle(&m).unwrap();
+    /// // Python's `conn.recv()` on `b`'s side would return {'answer': 42}.
+    /// assert_eq!(b.recv_bytes().unwrap(), b"\x80\x05}(\x8c\x06answerK*u.");
+    /// ```
+    #[cfg(feature = "pickle")]
+    pub fn send_pickle<V: Serialize + ?Sized>(&self, value: &V) -> Result<(), ConnectionError> {
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(&[0u8; SHORT_HEADER]);
+        crate::pickle::write_into(value, &mut buf)?;
+        self.write_frame(&mut buf, &[])
+    }
+}
+
+/// Whether a message is a pickle of protocol 2 or newer (`PROTO n` … `STOP`), as Python's
+/// `Connection.send` writes.
+fn looks_like_pickle(body: &[u8]) -> bool {
+    body.len() >= 3 && body[0] == 0x80 && (2..=5).contains(&body[1]) && body.last() == Some(&b'.')
 }
 
 impl<T, D: CanRecv> Connection<T, D> {
@@ -653,9 +683,48 @@ impl<T, D: CanRecv> Connection<T, D> {
         let io = self.inner.io();
         let body = r.read_frame(io, self.max_message_size())?;
         let (&count, _) = r.body(&body).split_first().ok_or(FrameError::EmptyTyped)?;
-        let handles = r.take_handles(io, count as usize)?;
+        let handles = match r.take_handles(io, count as usize) {
+            // Python's `send` pickles: its first byte (PROTO, 0x80) reads as 128 handles.
+            Err(ConnectionError::Frame(FrameError::MissingHandles { .. }))
+                if looks_like_pickle(r.body(&body)) =>
+            {
+                return Err(FrameError::PickleMessage.into())
+            }
+            h => h?,
+        };
         let payload = &r.body(&body)[1..];
         Ok(handles::provide(handles, || codec::decode(payload))?)
+    }
+
+    /// Receives one message that Python's `Connection.send(obj)` wrote (a pickle), as any
+    /// `Deserialize` type `V` or as the dynamic [`PickleValue`](crate::pickle::PickleValue).
+    /// Only Python data decodes (`None`, `bool`, `int`, `float`, `str`, `bytes`, `list`,
+    /// `tuple`, `dict`, `set`, `frozenset`): a pickle that would import or call anything is
+    /// refused with [`PickleError::Refused`](crate::pickle::PickleError::Refused) and nothing
+    /// of it runs. The message is consumed either way, so the connection stays usable after a
+    /// refused or mistyped pickle. See the [`pickle`](crate::pickle) module for the mapping and
+    /// the limits.
+    ///
+    /// ```
+    /// use processing_transport::pickle::PickleValue;
+    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// // What Python's `conn.send({"n": 1})` writes.
+    /// a.send_bytes(b"\x80\x04\x95\x0a\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01n\x94K\x01s.").unwrap();
+    /// let v: std::collections::BTreeMap<String, u32> = b.recv_pickle().unwrap();
+    /// assert_eq!(v["n"], 1);
+    /// a.send_pickle(&("tuple", vec![1.5])).unwrap();
+    /// let v: PickleValue = b.recv_pickle().unwrap();
+    /// assert_eq!(v, PickleValue::Tuple(vec![
+    ///     PickleValue::Str("tuple".into()),
+    ///     PickleValue::List(vec![PickleValue::Float(1.5)]),
+    /// ]));
+    /// ```
+    #[cfg(feature = "pickle")]
+    pub fn recv_pickle<V: DeserializeOwned>(&self) -> Result<V, ConnectionError> {
+        let mut r = lock(&self.inner.reader);
+        let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
+        let body = r.read_frame(self.inner.io(), self.max_message_size())?;
+        Ok(crate::pickle::from_slice(r.body(&body))?)
     }
 
     /// Whether a message (or the end of the stream) can be received without blocking, waiting

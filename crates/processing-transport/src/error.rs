@@ -33,6 +33,10 @@ pub enum FrameError {
     /// A typed message has no handle-count byte.
     #[error("typed message is empty")]
     EmptyTyped,
+    /// A typed (postcard) receive met a Python pickle, as Python's `Connection.send` writes:
+    /// receive it with `recv_pickle` (cargo feature `pickle`) or `recv_bytes`.
+    #[error("the message is a python pickle (from python's `send`), not a typed message: receive it with `recv_pickle` or `recv_bytes`")]
+    PickleMessage,
 }
 
 /// An operation on a [`Connection`](crate::Connection) failed.
@@ -57,6 +61,10 @@ pub enum ConnectionError {
     /// An OS handle inside the value could not travel.
     #[error(transparent)]
     Handle(#[from] HandleError),
+    /// A pickle could not be decoded (or was refused) or a value could not be pickled.
+    #[cfg(feature = "pickle")]
+    #[error(transparent)]
+    Pickle(#[from] crate::pickle::PickleError),
     /// The connection was left broken by an earlier malformed frame or interrupted transfer.
     #[error("the connection is broken by an earlier error")]
     Broken,

@@ -21,6 +21,8 @@ mod connection;
 mod error;
 pub mod frame;
 mod listener;
+#[cfg(feature = "pickle")]
+pub mod pickle;
 mod sys;
 mod wait;
 

@@ -64,6 +64,11 @@ pub use processing_shm::{RawArray, RawValue, SharedMemory};
 pub use processing_sync::{
     Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Value,
 };
+/// Python's pickle, data only (cargo feature `pickle`): [`pickle::PickleValue`], and the codec
+/// behind [`Connection::send_pickle`] / [`Connection::recv_pickle`].
+#[cfg(feature = "pickle")]
+#[doc(inline)]
+pub use processing_transport::pickle;
 pub use processing_transport::{
     wait, Address, AuthError, Client, Connection, ConnectionError, Listener, ListenerError, Pipe,
     Waitable,
