@@ -200,6 +200,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         } else {
             eprintln!("xtask: clippy for {WINDOWS_TARGET} SKIPPED (target not installed)");
         }
+        // Every published crate packages (metadata, versioned path dependencies, no file from
+        // outside its directory) and its packaged sources build on their own; the two
+        // `publish = false` members are left out. `--allow-dirty`: a local run checks the
+        // working tree as it is, uncommitted edits included.
+        tally.step(
+            "package",
+            run_status(cargo().args([
+                "package",
+                "--workspace",
+                "--exclude",
+                "processing-suite",
+                "--exclude",
+                "xtask",
+                "--allow-dirty",
+            ])),
+        );
     }
 
     // Shared-memory entries present before the tests: the suite must leave no new one behind.

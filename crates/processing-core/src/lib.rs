@@ -13,6 +13,8 @@
 //! assert_eq!(back, (1, "abc".to_string()));
 //! ```
 
+#![doc(html_root_url = "https://docs.rs/processing-core/0.1.0")]
+
 pub mod authkey;
 pub mod codec;
 pub mod handles;

@@ -3,6 +3,8 @@
 //! `#[processing::main]` turns `fn main` into one that runs the child bootstrap first, so a
 //! re-executed child runs its target instead of the program's `main`.
 
+#![doc(html_root_url = "https://docs.rs/processing-macros/0.1.0")]
+
 use proc_macro::{Delimiter, Group, TokenStream, TokenTree};
 
 /// Runs `processing::init()` before the body of `main`.

@@ -31,6 +31,8 @@
 //! same definition as the client's: client and server compare type identities at connect time
 //! and refuse to talk if they differ.
 
+#![doc(html_root_url = "https://docs.rs/processing-manager/0.1.0")]
+
 mod address;
 mod auth;
 mod client;

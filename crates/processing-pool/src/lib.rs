@@ -34,6 +34,8 @@
 //! pool.map(move |x: u64| x * k, 0..10u64).unwrap();
 //! ```
 
+#![doc(html_root_url = "https://docs.rs/processing-pool/0.1.0")]
+
 mod backend;
 mod core;
 pub mod dummy;

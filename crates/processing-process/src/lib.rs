@@ -29,6 +29,8 @@
 //! [`parent_process`], [`active_children`], [`cpu_count`], [`init`], [`log_to_stderr`],
 //! errors [`ProcessError`] and [`SpawnError`].
 
+#![doc(html_root_url = "https://docs.rs/processing-process/0.1.0")]
+
 mod bootstrap;
 mod context;
 mod error;

@@ -18,6 +18,8 @@
 //! Every handle is `Clone + Send + Sync + Serialize + Deserialize`: send it to a child process
 //! (as a spawn argument, through a pipe or a queue) and it re-attaches there by name.
 
+#![doc(html_root_url = "https://docs.rs/processing-shm/0.1.0")]
+
 mod error;
 pub mod liveness;
 mod raw;

@@ -20,6 +20,8 @@
 //! acquirer, which is told so ([`AcquireError::OwnerDied`]); semaphores, conditions, events and
 //! barriers stay usable when a waiter is killed.
 
+#![doc(html_root_url = "https://docs.rs/processing-sync/0.1.0")]
+
 mod action;
 mod algo;
 mod barrier;

@@ -15,6 +15,8 @@
 //! assert_eq!(parent.recv().unwrap(), (1, "one".to_string()));
 //! ```
 
+#![doc(html_root_url = "https://docs.rs/processing-transport/0.1.0")]
+
 mod address;
 mod auth;
 mod connection;

@@ -28,6 +28,8 @@
 //! of Python's `processing` and `multiprocessing` to this crate. Both pages' snippets run as
 //! this crate's doc tests.
 
+#![doc(html_root_url = "https://docs.rs/processing/0.1.0")]
+
 #[doc(inline)]
 pub use processing_core as core;
 #[doc(inline)]
