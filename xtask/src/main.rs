@@ -6,10 +6,9 @@
 //!   [--markdown] [--markdown-out PATH]`: benchmarks, optionally compared with Python.
 //! - `cargo xtask windows [FILTER...] [-- TEST-ARGS]`: the Windows leg (cross-build with
 //!   mingw-w64, run under Wine).
-//! - `cargo xtask tidy`: crate headers and layering.
+//! - `cargo xtask tidy`: crate headers, layering and unused dependencies (from `cargo metadata`).
 
 mod bench;
-mod json;
 mod test;
 mod tidy;
 mod util;
