@@ -60,9 +60,9 @@ pub fn run() -> Result<(), String> {
 
 /// One workspace member and its declared dependencies.
 #[derive(Debug)]
-struct Package {
-    name: String,
-    dir: PathBuf,
+pub struct Package {
+    pub name: String,
+    pub dir: PathBuf,
     deps: Vec<Dep>,
     /// `[package.metadata.xtask.implicit-deps]`: dependencies no source names as a path but
     /// that are needed (derive macros expanding to `::dep::` paths), each with its reason.
@@ -97,7 +97,7 @@ impl Dep {
 }
 
 /// The workspace members and their dependencies, from `cargo metadata --no-deps`.
-fn workspace_packages() -> Result<Vec<Package>, String> {
+pub fn workspace_packages() -> Result<Vec<Package>, String> {
     let out = cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .stderr(std::process::Stdio::inherit())
