@@ -320,8 +320,8 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The areas of the conformance catalogue: Process, Queue, Connection, Listener, Sync, Value,
-/// Manager, Pool (pool items are `W..`).
-const CONFORMANCE_AREAS: &[char] = &['p', 'q', 'c', 'l', 's', 'v', 'm', 'w'];
+/// Manager, Pool (pool items are `W..`), Robustness at the edges (`R..`).
+const CONFORMANCE_AREAS: &[char] = &['p', 'q', 'c', 'l', 's', 'v', 'm', 'w', 'r'];
 
 /// Every `#[test]` in a root `tests/*.rs` file is named `<id>_what`, e.g. `q01_bounded_full`,
 /// unless the file says `// xtask: not-conformance` (helpers, regression tests).
