@@ -7,8 +7,73 @@
 use std::time::{Duration, Instant};
 
 use processing::process::Resource;
-use processing::{active_children, Process, StartMethod};
-use processing_suite::process_cases::sleeper;
+use processing::{active_children, Process, Queue, StartMethod};
+use processing_suite::process_cases::{noop, sleeper};
+
+/// Larger than a quarter of the default ring (1 MiB): the item is spilled to its own segment.
+const SPILLED: usize = 600 * 1024;
+
+fn spilled_item() -> Vec<u8> {
+    (0..SPILLED).map(|i| (i % 251) as u8).collect()
+}
+
+/// Puts one spilled item and exits at once; returns the address of the resource tracker it
+/// registered the item's segment with.
+fn put_and_exit(q: Queue<Vec<u8>>) -> Option<String> {
+    q.put(spilled_item()).expect("put");
+    processing::shm::tracker::child_env().map(|(_, address)| address)
+}
+
+/// Receives one item: whether it is the producer's, intact (or why not).
+fn get_one(q: Queue<Vec<u8>>) -> Result<bool, String> {
+    q.get_timeout(Duration::from_secs(30))
+        .map(|item| item == spilled_item())
+        .map_err(|e| e.to_string())
+}
+
+/// A whole program's life, in a fresh process: a process start before any shared-memory
+/// object exists, then a queue, a producer that exits right after its put, and a consumer
+/// started after the producer ended.
+fn start_first_then_queue(method: StartMethod) -> Result<(bool, bool), String> {
+    let mut first = Process::new(noop, ()).start_method(method);
+    first.start().map_err(|e| e.to_string())?;
+    first.join().map_err(|e| e.to_string())?;
+    let q: Queue<Vec<u8>> = Queue::new().map_err(|e| e.to_string())?;
+    let mut producer = Process::new(put_and_exit, q.clone()).start_method(method);
+    producer.start().map_err(|e| e.to_string())?;
+    let producer_tracker = producer.join().map_err(|e| e.to_string())?;
+    let one_tracker = producer_tracker.is_some()
+        && producer_tracker == processing::shm::tracker::child_env().map(|(_, a)| a);
+    let mut consumer = Process::new(get_one, q.clone()).start_method(method);
+    consumer.start().map_err(|e| e.to_string())?;
+    let intact = consumer
+        .join_timeout(Duration::from_secs(60))
+        .map_err(|e| e.to_string())??;
+    Ok((one_tracker, intact))
+}
+
+#[test]
+fn r01_spilled_item_survives_when_a_process_starts_first() {
+    // Each program in a spawned process of its own: this test binary's own order of first
+    // process and first segment does not matter then.
+    for method in [StartMethod::ForkServer, StartMethod::Spawn] {
+        let mut program =
+            Process::new(start_first_then_queue, method).start_method(StartMethod::Spawn);
+        program.start().unwrap();
+        let received = program
+            .join_timeout(Duration::from_secs(120))
+            .expect("the program finished");
+        let (one_tracker, intact) = received.unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert!(
+            one_tracker,
+            "{method}: the producer registered its segment with a tracker of its own"
+        );
+        assert!(
+            intact,
+            "{method}: the consumer did not receive the spilled item intact"
+        );
+    }
+}
 
 /// The descriptor limit of the probing child: a few dozen starts fit, not 200.
 const FEW_DESCRIPTORS: u64 = 64;

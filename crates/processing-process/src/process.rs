@@ -334,6 +334,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             .into());
         }
         registry::sweep();
+        // One resource tracker per program, whatever comes first (a process or a segment):
+        // every child is started knowing its address (R01). Best effort, as segments' own.
+        let _ = processing_shm::tracker::ensure();
         let method = match (self.opts.method, &self.opts.executable) {
             (Some(m), _) => m,
             // Another executable is only meaningful for the spawn method.
@@ -400,6 +403,13 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             StartMethod::ForkServer => {
                 let mut config = config;
                 config.setup.env = opts.env;
+                // The server's environment was fixed when it started; the tracker's address
+                // travels with each launch (the tracker may have been replaced since).
+                if let Some((key, value)) = processing_shm::tracker::child_env() {
+                    if !config.setup.env.iter().any(|(k, _)| k == key) {
+                        config.setup.env.insert(0, (key.to_string(), value));
+                    }
+                }
                 config.setup.cwd = match opts.cwd {
                     Some(dir) => Some(dir),
                     None => std::env::current_dir().ok(),
