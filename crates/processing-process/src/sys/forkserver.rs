@@ -241,6 +241,9 @@ pub(crate) fn serve_forkserver(marker: &str) -> ! {
     let mut children: Vec<Child> = Vec::new();
     let mut reserve: Vec<OwnedFd> = Vec::with_capacity(2);
     let _ = fill_reserve(&mut reserve);
+    // The server holds 0–2, the control socket, the reserve and two per child (a few more
+    // at most, from std): far below the limit the reserve need not be touched.
+    let limit = descriptor_limit();
     let mut buf = [0u8; 16];
     loop {
         let mut polled: Vec<libc::pollfd> = std::iter::once(control.as_raw_fd())
@@ -283,9 +286,16 @@ pub(crate) fn serve_forkserver(marker: &str) -> ! {
         // Room for the request's two descriptors even at the limit: the reserve is released
         // for the receive and taken again after it; if it cannot be, the server is out of
         // descriptors and says so (EMFILE) instead of losing requests to truncation.
-        reserve.clear();
+        let near_limit = 2 * children.len() + 32 >= limit;
+        if near_limit {
+            reserve.clear();
+        }
         let received = recv_with_fds(control.as_fd(), &mut buf, libc::MSG_DONTWAIT);
-        let refilled = fill_reserve(&mut reserve);
+        let refilled = if near_limit {
+            fill_reserve(&mut reserve)
+        } else {
+            Ok(())
+        };
         match received {
             Ok((0, _)) => exit_now(0),
             Ok((_, fds)) => {
@@ -308,6 +318,17 @@ pub(crate) fn serve_forkserver(marker: &str) -> ! {
             Err(_) => exit_now(0),
         }
     }
+}
+
+/// This process's soft `RLIMIT_NOFILE` (a large number if unlimited or unknown).
+fn descriptor_limit() -> usize {
+    // SAFETY: rlimit is plain old data; zero is a valid value.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return usize::MAX;
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
 }
 
 /// Holds two spare descriptors (duplicates of the null device on 0), or returns the errno.
