@@ -219,7 +219,8 @@ pub(crate) fn serve_forkserver(marker: &str) -> ! {
     let _ = set_cloexec(fd, true);
     // SAFETY: the descriptor is open and was passed to this process as its control socket.
     let control = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: prctl/getppid record a signal number and query the parent; no memory is touched.
+    // SAFETY: prctl/getppid/signal record a signal number or disposition and query the parent;
+    // no memory is touched.
     unsafe {
         libc::prctl(
             libc::PR_SET_PDEATHSIG,
@@ -232,6 +233,9 @@ pub(crate) fn serve_forkserver(marker: &str) -> ! {
             exit_now(0);
         }
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // An ignored SIGCHLD (inherited through exec) would reap children before their status
+        // is relayed.
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }
     // Computed once here, inherited by every child instead of recomputed in each.
     let _ = crate::target::BuildId::current();

@@ -68,6 +68,11 @@ pub(crate) fn tracker_child_env() -> Option<(&'static str, String)> {
 fn ensure_locked(slot: &mut Option<Client>) -> io::Result<&mut UnixStream> {
     let pid = liveness::current_pid();
     if slot.as_ref().is_none_or(|c| c.pid != pid) {
+        // A connection inherited through `fork` is forgotten, not closed: a forked child may
+        // have closed that descriptor number already (or reused it).
+        if let Some(inherited) = slot.take() {
+            std::mem::forget(inherited);
+        }
         *slot = Some(Client {
             pid,
             stream: connect()?,
