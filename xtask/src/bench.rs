@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::json::Json;
 use crate::util::{cargo, fmt_secs, root, show, which};
+use crate::util::{parse_json, JsonExt};
+use serde_json::Value as Json;
 
 /// The Python baseline `--compare` runs unless `--baseline PATH` names another, relative to the
 /// workspace root.
@@ -189,7 +190,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 
     if let Some(path) = &opts.json_out {
-        let text: String = all.iter().map(|l| l.to_line() + "\n").collect();
+        let text: String = all.iter().map(|l| l.to_string() + "\n").collect();
         std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
         eprintln!("bench: wrote {}", path.display());
     }
@@ -223,7 +224,7 @@ fn build_suite() -> Result<PathBuf, String> {
     }
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| Json::parse(l).ok())
+        .filter_map(|l| parse_json(l).ok())
         .filter(|m| m.str("reason") == Some("compiler-artifact"))
         .filter(|m| m.get("target").and_then(|t| t.str("name")) == Some("suite"))
         .find_map(|m| m.str("executable").map(PathBuf::from))
@@ -254,12 +255,13 @@ fn relay(cmd: &mut Command, python: Option<&str>, problems: &mut Vec<String>) ->
             if line.trim().is_empty() {
                 continue;
             }
-            match Json::parse(&line) {
-                Ok(mut v @ Json::Obj(_)) if v.str("metric").is_some() => {
+            match parse_json(&line) {
+                Ok(Json::Object(mut v)) if v.get("metric").is_some_and(Json::is_string) => {
                     if let Some(ver) = python {
-                        v.set("python", Json::Str(ver.to_string()));
+                        v.insert("python".into(), Json::from(ver));
                     }
-                    println!("{}", v.to_line());
+                    let v = Json::Object(v);
+                    println!("{v}");
                     lines.push(v);
                 }
                 _ => {
@@ -757,10 +759,11 @@ fn fmt_value(v: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::{fmt_value, Table};
-    use crate::json::Json;
+    use crate::util::parse_json;
+    use serde_json::Value as Json;
 
     fn lines(text: &str) -> Vec<Json> {
-        text.lines().map(|l| Json::parse(l).unwrap()).collect()
+        text.lines().map(|l| parse_json(l).unwrap()).collect()
     }
 
     #[test]

@@ -6,10 +6,11 @@
 //!   [--markdown] [--markdown-out PATH]`: benchmarks, optionally compared with Python.
 //! - `cargo xtask windows [FILTER...] [-- TEST-ARGS]`: the Windows leg (cross-build with
 //!   mingw-w64, run under Wine).
-//! - `cargo xtask tidy`: crate headers and layering.
+//! - `cargo xtask models`: the loom and Miri legs of `test` alone.
+//! - `cargo xtask tidy`: crate headers, layering and unused dependencies (from `cargo metadata`).
 
 mod bench;
-mod json;
+mod model;
 mod test;
 mod tidy;
 mod util;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("usage: cargo xtask <test|bench|windows|tidy> [options]");
+        eprintln!("usage: cargo xtask <test|bench|windows|tidy|models> [options]");
         return ExitCode::from(2);
     };
     let result = match cmd.as_str() {
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "windows" => windows::run(rest),
         "tidy" => tidy::run().map(|_| ()),
+        "models" => model::run(rest),
         other => Err(format!("unknown subcommand `{other}`")),
     };
     match result {

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: formatting, lints (Linux and Windows), every test, and the Windows leg.
+//! `cargo xtask test`: formatting, lints (Linux and Windows), every test, the loom and Miri legs
+//! (`model.rs`), and the Windows leg.
 //!
 //! Test binaries are built once with `cargo test --no-run` and then run one by one, so that each
 //! gets the flags its source asks for (`// xtask: serial` → `--test-threads=1`), a timeout (a
@@ -246,6 +247,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "/dev/shm clean after the suite",
         shm_clean_since(&shm_before),
     );
+
+    // Model checking: every tests/loom_*.rs under `--cfg loom`, and the miri_* unit tests.
+    tally.add(&crate::model::loom_leg());
+    tally.add(&crate::model::miri_leg());
 
     // Doc tests: `cargo test --no-run` does not build them; they must run and there must be some.
     let (ok, out) = run_capture(cargo().args([

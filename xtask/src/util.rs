@@ -5,7 +5,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::json::Json;
+use serde_json::Value as Json;
+
+/// Typed accessors on the members of a JSON object (`serde_json` does the parsing).
+pub trait JsonExt {
+    /// The string member `key`.
+    fn str(&self, key: &str) -> Option<&str>;
+    /// The numeric member `key`.
+    fn num(&self, key: &str) -> Option<f64>;
+    /// The boolean member `key`.
+    fn bool(&self, key: &str) -> Option<bool>;
+}
+
+impl JsonExt for Json {
+    fn str(&self, key: &str) -> Option<&str> {
+        self.get(key)?.as_str()
+    }
+    fn num(&self, key: &str) -> Option<f64> {
+        self.get(key)?.as_f64()
+    }
+    fn bool(&self, key: &str) -> Option<bool> {
+        self.get(key)?.as_bool()
+    }
+}
+
+/// Parses one line of JSON.
+pub fn parse_json(line: &str) -> Result<Json, serde_json::Error> {
+    serde_json::from_str(line)
+}
 
 /// The workspace root (the parent of `xtask/`).
 pub fn root() -> PathBuf {
@@ -154,10 +181,10 @@ fn wait_with_timeout(child: &mut Child, timeout: Option<Duration>) -> (bool, boo
         child.id()
     );
     #[cfg(unix)]
-    {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", child.id())])
-            .status();
+    if let Ok(group) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: killpg takes no pointers; `group` is the process group our child leads
+        // (spawned with `process_group(0)`) and not yet reaped, so the id is not reused.
+        unsafe { libc::killpg(group, libc::SIGKILL) };
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -292,7 +319,7 @@ pub fn build_test_binaries(
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     let mut bins = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = Json::parse(line) else { continue };
+        let Ok(msg) = parse_json(line) else { continue };
         if msg.str("reason") != Some("compiler-artifact") {
             continue;
         }
@@ -307,13 +334,12 @@ pub fn build_test_binaries(
             continue;
         }
         let Some(t) = msg.get("target") else { continue };
-        let kind = match t.get("kind") {
-            Some(Json::Arr(kinds)) => match kinds.first() {
-                Some(Json::Str(k)) => k.clone(),
-                _ => String::new(),
-            },
-            _ => String::new(),
-        };
+        let kind = t
+            .get("kind")
+            .and_then(|k| k.get(0))
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_string();
         let manifest = PathBuf::from(msg.str("manifest_path").unwrap_or(""));
         let package_id = msg.str("package_id").unwrap_or("");
         bins.push(TestBinary {

@@ -53,6 +53,27 @@ pub enum HandleError {
 thread_local! {
     static OUTGOING: RefCell<Vec<Vec<OwnedOsHandle>>> = const { RefCell::new(Vec::new()) };
     static INCOMING: RefCell<Vec<Vec<Option<OwnedOsHandle>>>> = const { RefCell::new(Vec::new()) };
+    /// The OS error number of the last handle duplicate that failed on this thread.
+    static DUP_ERROR: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Records why duplicating a handle into a message failed (the serializer's error type cannot
+/// carry an `io::Error`).
+#[cfg_attr(windows, allow(dead_code))]
+pub(crate) fn note_dup_error(e: &std::io::Error) {
+    DUP_ERROR.with(|d| d.set(e.raw_os_error()));
+}
+
+/// The OS error that made the last [`collect`] on this thread fail while duplicating a handle
+/// (for example `EMFILE`: no descriptor left), if that is why it failed. Taking it clears it.
+///
+/// ```
+/// assert!(processing_core::handles::take_dup_error().is_none());
+/// ```
+pub fn take_dup_error() -> Option<std::io::Error> {
+    DUP_ERROR
+        .with(|d| d.take())
+        .map(std::io::Error::from_raw_os_error)
 }
 
 /// Runs `f` (which serializes a message) and returns its result together with the OS handles
@@ -61,6 +82,7 @@ thread_local! {
 /// Calls nest: each collects only what is serialized directly inside it.
 pub fn collect<R, E>(f: impl FnOnce() -> Result<R, E>) -> Result<(R, Vec<OwnedOsHandle>), E> {
     OUTGOING.with(|o| o.borrow_mut().push(Vec::new()));
+    DUP_ERROR.with(|d| d.set(None));
     let result = f();
     let handles = OUTGOING.with(|o| o.borrow_mut().pop()).unwrap_or_default();
     result.map(|r| (r, handles))

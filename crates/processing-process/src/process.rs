@@ -334,6 +334,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             .into());
         }
         registry::sweep();
+        // One resource tracker per program, whatever comes first (a process or a segment):
+        // every child is started knowing its address (R01). Best effort, as segments' own.
+        let _ = processing_shm::tracker::ensure();
         let method = match (self.opts.method, &self.opts.executable) {
             (Some(m), _) => m,
             // Another executable is only meaningful for the spawn method.
@@ -400,14 +403,27 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             StartMethod::ForkServer => {
                 let mut config = config;
                 config.setup.env = opts.env;
+                // The server's environment was fixed when it started; the tracker's address
+                // travels with each launch (the tracker may have been replaced since).
+                if let Some((key, value)) = processing_shm::tracker::child_env() {
+                    if !config.setup.env.iter().any(|(k, _)| k == key) {
+                        config.setup.env.insert(0, (key.to_string(), value));
+                    }
+                }
                 config.setup.cwd = match opts.cwd {
                     Some(dir) => Some(dir),
                     None => std::env::current_dir().ok(),
                 };
                 config.setup.stdio = stdio_messages(opts.stdio)?;
-                sys::forkserver_request(theirs)?;
-                send_launch(&ours, &config, &arg_handles);
-                None
+                // Encoded before the server is asked: a failure here (no descriptor left for
+                // the duplicates) launches nothing.
+                let launch = encode_launch(&config, &arg_handles)?;
+                let request = sys::forkserver_request(theirs)?;
+                // A send error means the child already ended; `await_ready` reports why.
+                let _ = ours.send_frame(launch.split, &launch.body, &launch.handles);
+                // `Ready` is read here: a child that never ran gets the server's error.
+                announced = false;
+                Some(request.finish(await_ready(&ours, None))?)
             }
             StartMethod::Fork => {
                 let mut config = config;
@@ -607,23 +623,50 @@ fn interpret<R: DeserializeOwned>(report: Option<Frame>, code: i32) -> Result<R,
 
 fn send_launch(chan: &Channel, config: &Config, arg_handles: &[OwnedOsHandle]) {
     // A send error means the child already ended; `await_ready` reports why.
-    match handles::collect(|| codec::encode(config)) {
-        Ok((body, config_handles)) => {
-            let mut all: Vec<OwnedOsHandle> =
-                Vec::with_capacity(arg_handles.len() + config_handles.len());
-            for h in arg_handles {
-                if let Ok(dup) = h.try_clone() {
-                    all.push(dup);
-                }
-            }
-            let split = all.len() as u32;
-            all.extend(config_handles);
-            let _ = chan.send_frame(split, &body, &all);
+    match encode_launch(config, arg_handles) {
+        Ok(launch) => {
+            let _ = chan.send_frame(launch.split, &launch.body, &launch.handles);
         }
         Err(e) => {
             tracing::error!(target: "processing", error = %e, "cannot encode the launch message")
         }
     }
+}
+
+/// A launch frame ready to send: the arguments' descriptors, then the config's.
+struct LaunchFrame {
+    split: u32,
+    body: Vec<u8>,
+    handles: Vec<OwnedOsHandle>,
+}
+
+/// Encodes the launch frame, duplicating the arguments' handles (the caller keeps its own).
+/// Fails with the OS error when no descriptor is left for a duplicate.
+fn encode_launch(
+    config: &Config,
+    arg_handles: &[OwnedOsHandle],
+) -> Result<LaunchFrame, SpawnError> {
+    let (body, config_handles) = handles::collect(|| codec::encode(config)).map_err(|e| {
+        let detail = format!("cannot encode the launch message: {e}");
+        match handles::take_dup_error() {
+            Some(os) => SpawnError::io(detail, os),
+            None => SpawnError::new(SpawnErrorKind::Io, detail),
+        }
+    })?;
+    let mut all: Vec<OwnedOsHandle> = Vec::with_capacity(arg_handles.len() + config_handles.len());
+    for h in arg_handles {
+        all.push(
+            h.try_clone()
+                .map_err(|e| SpawnError::io("cannot pass an argument's handle", e))?,
+        );
+    }
+    let split = all.len() as u32;
+    all.extend(config_handles);
+    Ok(LaunchFrame {
+        split,
+        body,
+        handles: all,
+    })
 }
 
 /// Waits for the child's `Ready` (its pid); anything else is why it cannot run.
@@ -669,7 +712,14 @@ fn stdio_messages(stdio: [Stdio; 3]) -> Result<[StdioMsg; 3], SpawnError> {
         out[i] = match s {
             Stdio::Inherit => match sys::dup_stdio(i as i32) {
                 Ok(h) => StdioMsg::Handle(processing_core::TransferableHandle::new(h)),
-                Err(_) => StdioMsg::Keep,
+                // Our descriptor `i` is closed: the child keeps the server's (the null device).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => StdioMsg::Keep,
+                Err(e) => {
+                    return Err(SpawnError::io(
+                        format!("cannot pass standard descriptor {i} to the child"),
+                        e,
+                    ))
+                }
             },
             other => stdio_local(other, i)?,
         };

@@ -46,4 +46,19 @@ pub mod tracker {
     pub fn ensure() -> std::io::Result<()> {
         crate::sys::tracker_ensure()
     }
+
+    /// The environment variable (name, value) through which a child finds this process's
+    /// tracker, if this process is connected to one. A launcher whose children do not inherit
+    /// its current environment (a fork server started earlier) passes it with each launch, so
+    /// that the program keeps one tracker. `None` on Windows.
+    ///
+    /// ```
+    /// processing_shm::tracker::ensure().unwrap();
+    /// if cfg!(unix) {
+    ///     assert!(processing_shm::tracker::child_env().is_some());
+    /// }
+    /// ```
+    pub fn child_env() -> Option<(&'static str, String)> {
+        crate::sys::tracker_child_env()
+    }
 }

@@ -2,31 +2,42 @@
 //!
 //! A process that uses the forkserver start method re-executes its own program once, from the
 //! launcher thread, with [`SERVER_MARKER`](crate::wire::SERVER_MARKER)`=<fd>:<pid>`. That
-//! program's pre-main hook becomes the server: a single-threaded loop over a `SOCK_SEQPACKET`
-//! control socket. Each request is one byte with one descriptor attached (the child's end of
-//! a fresh bootstrap socketpair). The server `clone`s with `CLONE_PARENT`, so the new process
-//! is a real child of the requesting process (its launcher thread): `waitpid`, pidfds and the
-//! parent-death signal work as for any child. The new process closes the control socket and
-//! runs the ordinary child bootstrap on the descriptor it was given, reading its launch frame
-//! (target, arguments, redirections, environment) straight from the requester.
+//! program's pre-main hook becomes the server: a single-threaded loop that polls a
+//! `SOCK_SEQPACKET` control socket and the pidfds of its live children.
+//!
+//! A start sends one request byte with two descriptors attached: the child's end of a fresh
+//! bootstrap socketpair and the server's end of a fresh *status* socketpair
+//! (`SOCK_SEQPACKET`). The server `fork`s an ordinary child (plain `fork()` in a
+//! single-threaded process: libc does its own bookkeeping, nothing here touches its private
+//! state), opens a pidfd for it, and answers on the status socket with the pid and the pidfd
+//! (`SCM_RIGHTS`). The child closes every descriptor but 0–2 and its bootstrap end and runs the
+//! ordinary child bootstrap, reading its launch frame (target, arguments, redirections,
+//! environment) straight from the requester. When the child ends, the server reaps it and
+//! relays its exit status (the code, or minus the signal) on the status socket, then closes
+//! it — as Python's forkserver relays the status. The requester's [`ProcHandle`] is then a
+//! "relayed" one: it waits on the status socket (also the sentinel), signals through the pidfd
+//! (`pidfd_send_signal`, immune to pid reuse) and never calls `waitpid`.
+//!
+//! The requester sends the launch frame only after the server's answer, so a start that fails
+//! on the way (no descriptor left on either side, `fork` refused) launches nothing that could
+//! run the target: an error answer carries the OS error, and a child whose pidfd could not be
+//! delivered sees end of stream on its bootstrap channel and exits before running anything.
 //!
 //! The server's standard descriptors are `/dev/null`; it exits when the control socket reaches
 //! end of stream (its user exited, whatever the cause) and has the parent-death signal as a
-//! second line.
-//!
-//! A raw `clone` skips glibc's `fork` bookkeeping, so the child redoes the two parts that
-//! matter: the thread id cached in glibc's thread descriptor (written by the kernel through
-//! `CLONE_CHILD_SETTID`, at an address verified against `gettid()` at server start) and the
-//! robust-futex list head (re-registered with the address glibc registered in the server, the
-//! very call glibc's `fork` makes in a child).
+//! second line. Daemonic children arm their own parent-death signal against the server, which
+//! dies with its user.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use processing_core::os::{recv_with_fds, send_with_fds};
 
-use super::unix::{on_launcher, set_cloexec, socketpair, Channel};
+use super::unix::{
+    close_fds_except, on_launcher, pidfd_open, set_cloexec, socketpair, Channel, ProcHandle,
+};
 use crate::error::{SpawnError, SpawnErrorKind};
 use crate::wire::SERVER_MARKER;
 
@@ -48,11 +59,22 @@ pub(super) fn forget_inherited() {
     }
 }
 
-/// Asks this process's fork server (started on first use) for a child on `child_end`.
-pub(crate) fn forkserver_request(child_end: Channel) -> Result<(), SpawnError> {
+/// A request sent to the fork server: the requester's end of the child's status socket.
+#[derive(Debug)]
+pub(crate) struct ForkRequest {
+    status: OwnedFd,
+}
+
+/// Asks this process's fork server (started on first use) for a child on `child_end`. The
+/// child runs once the launch frame is written into the requester's end of the bootstrap
+/// channel and answers `Ready`; dropping that end instead makes it exit unstarted.
+pub(crate) fn forkserver_request(child_end: Channel) -> Result<ForkRequest, SpawnError> {
+    let (status, server_end) = socketpair(libc::SOCK_SEQPACKET)
+        .map_err(|e| SpawnError::io("cannot create the fork server's status socket", e))?;
     let mut slot = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let me = std::process::id();
-    for attempt in 0..2 {
+    let mut attempt = 0;
+    loop {
         if slot.as_ref().is_none_or_owner(me) {
             if let Some(old) = slot.take() {
                 std::mem::forget(old);
@@ -62,22 +84,51 @@ pub(crate) fn forkserver_request(child_end: Channel) -> Result<(), SpawnError> {
         let Some(server) = slot.as_ref() else {
             continue;
         };
-        match send_with_fds(server.control.as_fd(), b"F", &[child_end.as_fd()]) {
-            Ok(_) => return Ok(()),
-            Err(e) => {
+        match send_with_fds(
+            server.control.as_fd(),
+            b"F",
+            &[child_end.as_fd(), server_end.as_fd()],
+        ) {
+            Ok(_) => return Ok(ForkRequest { status }),
+            Err(e) if attempt == 0 && server_gone(&e) => {
                 // The server is gone: reap it and start another, once.
                 crate::registry::reap_later(server.pid);
                 *slot = None;
-                if attempt == 1 {
-                    return Err(SpawnError::io("cannot reach the fork server", e));
+                attempt += 1;
+            }
+            Err(e) => return Err(SpawnError::io("cannot reach the fork server", e)),
+        }
+    }
+}
+
+impl ForkRequest {
+    /// The child's handle once it answered `Ready{pid}` (`ready`); otherwise why it did not
+    /// start, preferring the server's own error (`fork` or a descriptor refused, with the OS
+    /// error) to the requester's view (end of stream on the bootstrap channel).
+    pub(crate) fn finish(self, ready: Result<u32, SpawnError>) -> Result<ProcHandle, SpawnError> {
+        match ready {
+            Ok(pid) => Ok(ProcHandle::relayed(pid, self.status)),
+            Err(e) => {
+                let mut msg = [0u8; 8];
+                match recv_with_fds(self.status.as_fd(), &mut msg, libc::MSG_DONTWAIT) {
+                    Ok((5, _)) if msg[0] == b'E' => Err(SpawnError::io(
+                        "the fork server cannot start a child",
+                        io::Error::from_raw_os_error(i32::from_le_bytes([
+                            msg[1], msg[2], msg[3], msg[4],
+                        ])),
+                    )),
+                    _ => Err(e),
                 }
             }
         }
     }
-    Err(SpawnError::new(
-        SpawnErrorKind::Io,
-        "cannot reach the fork server",
-    ))
+}
+
+fn server_gone(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::EBADF)
+    )
 }
 
 trait OwnerCheck {
@@ -152,130 +203,6 @@ fn start_server() -> Result<Server, SpawnError> {
     }
 }
 
-/// How the server clones: the addresses glibc's fork would fix up in the child.
-#[derive(Debug, Clone, Copy)]
-struct ClonePlan {
-    tid_address: Option<usize>,
-    robust_head: usize,
-    robust_len: usize,
-}
-
-impl ClonePlan {
-    fn probe() -> ClonePlan {
-        let mut head: usize = 0;
-        let mut len: usize = 0;
-        // SAFETY: get_robust_list(0, ..) reads this thread's registration into two valid
-        // out-pointers.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_get_robust_list,
-                0,
-                &mut head as *mut usize,
-                &mut len as *mut usize,
-            )
-        };
-        if r != 0 || head == 0 {
-            return ClonePlan {
-                tid_address: None,
-                robust_head: 0,
-                robust_len: 0,
-            };
-        }
-        // glibc's thread descriptor keeps `pid_t tid; pid_t pid_unused; void *robust_prev;`
-        // right before `robust_head`. Accept the address only if it holds our thread id.
-        let candidate =
-            head - 2 * std::mem::size_of::<libc::pid_t>() - std::mem::size_of::<usize>();
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t;
-        // SAFETY: `candidate` lies within glibc's thread descriptor, a live allocation of
-        // hundreds of bytes that contains `head`; reading an aligned i32 there is valid.
-        let found = unsafe { std::ptr::read_volatile(candidate as *const libc::pid_t) };
-        ClonePlan {
-            tid_address: (found == tid).then_some(candidate),
-            robust_head: head,
-            robust_len: len,
-        }
-    }
-
-    /// `clone(CLONE_PARENT)`: `Ok(None)` in the child, `Ok(Some(pid))` in the server.
-    fn clone_parent(&self) -> io::Result<Option<u32>> {
-        #[repr(C)]
-        struct CloneArgs {
-            flags: u64,
-            pidfd: u64,
-            child_tid: u64,
-            parent_tid: u64,
-            exit_signal: u64,
-            stack: u64,
-            stack_size: u64,
-            tls: u64,
-        }
-        let mut flags = libc::CLONE_PARENT as u64;
-        if self.tid_address.is_some() {
-            flags |= libc::CLONE_CHILD_SETTID as u64;
-        }
-        let args = CloneArgs {
-            flags,
-            pidfd: 0,
-            child_tid: self.tid_address.unwrap_or(0) as u64,
-            parent_tid: 0,
-            // With CLONE_PARENT the kernel takes the exit signal from the server (SIGCHLD).
-            exit_signal: 0,
-            stack: 0,
-            stack_size: 0,
-            tls: 0,
-        };
-        // SAFETY: clone3 without CLONE_VM duplicates the (single-threaded) server like fork;
-        // `args` is a valid clone_args of the size passed; the child continues on a copy of
-        // this stack.
-        let mut r = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-            r = self.clone_legacy(flags)?;
-        }
-        match r {
-            r if r < 0 => Err(io::Error::last_os_error()),
-            0 => {
-                if self.robust_head != 0 {
-                    // SAFETY: re-registers glibc's own robust list head (same address in the
-                    // copied address space), exactly what glibc's fork does in a child.
-                    unsafe {
-                        libc::syscall(libc::SYS_set_robust_list, self.robust_head, self.robust_len)
-                    };
-                }
-                Ok(None)
-            }
-            pid => Ok(Some(pid as u32)),
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    fn clone_legacy(&self, flags: u64) -> io::Result<libc::c_long> {
-        // SAFETY: the x86-64 clone order is (flags, stack, parent_tid, child_tid, tls); a null
-        // stack without CLONE_VM makes it a fork of this single-threaded process.
-        Ok(unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                flags | libc::SIGCHLD as u64,
-                0usize,
-                0usize,
-                self.tid_address.unwrap_or(0),
-                0usize,
-            )
-        })
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    fn clone_legacy(&self, _flags: u64) -> io::Result<libc::c_long> {
-        Err(io::Error::from_raw_os_error(libc::ENOSYS))
-    }
-}
-
 /// The server's pre-main entry: `marker` is `<control fd>:<user pid>`. Never returns.
 pub(crate) fn serve_forkserver(marker: &str) -> ! {
     use super::unix::exit_now;
@@ -292,7 +219,8 @@ pub(crate) fn serve_forkserver(marker: &str) -> ! {
     let _ = set_cloexec(fd, true);
     // SAFETY: the descriptor is open and was passed to this process as its control socket.
     let control = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: prctl/getppid record a signal number and query the parent; no memory is touched.
+    // SAFETY: prctl/getppid/signal record a signal number or disposition and query the parent;
+    // no memory is touched.
     unsafe {
         libc::prctl(
             libc::PR_SET_PDEATHSIG,
@@ -305,45 +233,214 @@ pub(crate) fn serve_forkserver(marker: &str) -> ! {
             exit_now(0);
         }
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // An ignored SIGCHLD (inherited through exec) would reap children before their status
+        // is relayed.
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }
-    let plan = ClonePlan::probe();
     // Computed once here, inherited by every child instead of recomputed in each.
     let _ = crate::target::BuildId::current();
     if send_with_fds(control.as_fd(), b"R", &[]).is_err() {
         exit_now(0);
     }
+    let mut children: Vec<Child> = Vec::new();
+    let mut reserve: Vec<OwnedFd> = Vec::with_capacity(2);
+    let _ = fill_reserve(&mut reserve);
+    // The server holds 0–2, the control socket, the reserve and two per child (a few more
+    // at most, from std): far below the limit the reserve need not be touched.
+    let limit = descriptor_limit();
     let mut buf = [0u8; 16];
     loop {
-        match recv_with_fds(control.as_fd(), &mut buf, 0) {
+        let mut polled: Vec<libc::pollfd> = std::iter::once(control.as_raw_fd())
+            .chain(
+                children
+                    .iter()
+                    .map(|c| c.pidfd.as_ref().map_or(-1, |f| f.as_raw_fd())),
+            )
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // A child without a pidfd (none could be opened) is checked every 10 ms instead.
+        let timeout = if children.iter().any(|c| c.pidfd.is_none()) {
+            10
+        } else {
+            -1
+        };
+        // SAFETY: `polled` is a valid array of `polled.len()` pollfd structs for the call;
+        // negative descriptors are ignored.
+        let r = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, timeout) };
+        if r < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            exit_now(0);
+        }
+        // Ended children first: their pidfds are readable.
+        let mut i = 0;
+        children.retain(|child| {
+            let check = polled[1 + i].revents != 0 || child.pidfd.is_none();
+            i += 1;
+            !(check && child.relay_if_ended())
+        });
+        if polled[0].revents == 0 {
+            continue;
+        }
+        // Room for the request's two descriptors even at the limit: the reserve is released
+        // for the receive and taken again after it; if it cannot be, the server is out of
+        // descriptors and says so (EMFILE) instead of losing requests to truncation.
+        let near_limit = 2 * children.len() + 32 >= limit;
+        if near_limit {
+            reserve.clear();
+        }
+        let received = recv_with_fds(control.as_fd(), &mut buf, libc::MSG_DONTWAIT);
+        let refilled = if near_limit {
+            fill_reserve(&mut reserve)
+        } else {
+            Ok(())
+        };
+        match received {
             Ok((0, _)) => exit_now(0),
             Ok((_, fds)) => {
-                for child_end in fds {
-                    fork_one(&plan, &control, child_end);
+                let mut fds = fds.into_iter();
+                if let (Some(child_end), Some(status)) = (fds.next(), fds.next()) {
+                    if let Err(errno) = refilled {
+                        answer(&status, b'E', errno);
+                        drop((child_end, status));
+                        let _ = fill_reserve(&mut reserve);
+                    } else if let Some(child) = fork_one(child_end, status) {
+                        children.push(child);
+                    }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // Descriptors truncated in transit (none left here): the request's descriptors
+            // are closed, so its requester sees end of stream on its status socket.
+            Err(e) if e.kind() == io::ErrorKind::Other => {}
             Err(_) => exit_now(0),
         }
     }
 }
 
-fn fork_one(plan: &ClonePlan, control: &OwnedFd, child_end: OwnedFd) {
-    match plan.clone_parent() {
-        Ok(None) => {
-            // SAFETY: the child closes its copy of the control socket by number; nothing else
-            // in the child refers to it (the OwnedFd copy is never dropped: the child does
-            // not return from the bootstrap).
-            unsafe { libc::close(control.as_raw_fd()) };
+/// This process's soft `RLIMIT_NOFILE` (a large number if unlimited or unknown).
+fn descriptor_limit() -> usize {
+    // SAFETY: rlimit is plain old data; zero is a valid value.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return usize::MAX;
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// Holds two spare descriptors (duplicates of the null device on 0), or returns the errno.
+fn fill_reserve(reserve: &mut Vec<OwnedFd>) -> Result<(), i32> {
+    while reserve.len() < 2 {
+        // SAFETY: descriptor 0 is the server's null device for its whole life.
+        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+        match stdin.try_clone_to_owned() {
+            Ok(fd) => reserve.push(fd),
+            Err(e) => return Err(e.raw_os_error().unwrap_or(libc::EMFILE)),
+        }
+    }
+    Ok(())
+}
+
+/// A live child of the server, as the server tracks it.
+struct Child {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    /// The server's end of the requester's status socket.
+    status: OwnedFd,
+}
+
+impl Child {
+    /// Relays the child's status if it ended, then reaps it; true once it is gone. The status
+    /// is sent *before* the reap (`waitid(WNOWAIT)` first), so a requester that finds no
+    /// status on its socket knows the pid still names its child (see `ProcHandle::signal`).
+    fn relay_if_ended(&self) -> bool {
+        // SAFETY: siginfo_t is plain old data; zero is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own child with a valid siginfo pointer; WNOWAIT leaves it
+        // unreaped.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: after a successful waitid the kernel filled in `si_pid` (0: not ended).
+        if r == 0 && unsafe { info.si_pid() } == 0 {
+            return false;
+        }
+        let mut raw = 0;
+        let code = if r == 0 {
+            // SAFETY: `si_status` is valid for a CLD_* child state change.
+            let status = unsafe { info.si_status() };
+            match info.si_code {
+                libc::CLD_EXITED => status,
+                _ => -status,
+            }
+        } else {
+            255
+        };
+        answer(&self.status, b'S', code);
+        // SAFETY: reaping our own child, which has ended.
+        unsafe { libc::waitpid(self.pid, &mut raw, 0) };
+        true
+    }
+}
+
+/// One status message: a tag byte (`S` status, `E` error) and an `i32`.
+fn answer(status: &OwnedFd, tag: u8, value: i32) -> bool {
+    let mut msg = [tag, 0, 0, 0, 0];
+    msg[1..].copy_from_slice(&value.to_le_bytes());
+    send_with_fds(status.as_fd(), &msg, &[]).is_ok()
+}
+
+/// The pid of the fork server that forked this process, in a fork-server child.
+static SERVER_PARENT: AtomicU32 = AtomicU32::new(0);
+
+/// In a fork-server child: the server's pid (its real parent, whose death the parent-death
+/// signal follows). `None` elsewhere.
+pub(crate) fn server_parent() -> Option<u32> {
+    match SERVER_PARENT.load(Ordering::Relaxed) {
+        0 => None,
+        pid => Some(pid),
+    }
+}
+
+fn fork_one(child_end: OwnedFd, status: OwnedFd) -> Option<Child> {
+    let server = std::process::id();
+    // SAFETY: the server is single-threaded (it never returns to `main`), so the child may do
+    // anything the parent could.
+    match unsafe { libc::fork() } {
+        0 => {
+            SERVER_PARENT.store(server, Ordering::Relaxed);
+            // Only the bootstrap channel and 0–2 (/dev/null) stay: not the control socket, not
+            // the other children's pidfds and status sockets.
+            close_fds_except(&[0, 1, 2, child_end.as_raw_fd()]);
+            // Closed by number just above; the owners are never dropped (the bootstrap does
+            // not return).
+            std::mem::forget(status);
             crate::bootstrap::run_child(Channel::from_fd(child_end), crate::StartMethod::ForkServer)
         }
-        Ok(Some(_pid)) => drop(child_end),
-        Err(e) => {
-            let chan = Channel::from_fd(child_end);
-            crate::bootstrap::refuse(
-                &chan,
-                crate::wire::Refusal::Fork,
-                format!("the fork server cannot fork: {e}"),
-            );
+        -1 => {
+            let errno = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EAGAIN);
+            answer(&status, b'E', errno);
+            None
+        }
+        pid => {
+            drop(child_end);
+            // No pidfd (no descriptor left here): the child is then checked by polling.
+            let pidfd = pidfd_open(pid);
+            Some(Child { pid, pidfd, status })
         }
     }
 }

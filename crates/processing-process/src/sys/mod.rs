@@ -47,8 +47,23 @@ mod forkserver;
 #[cfg(target_os = "linux")]
 pub(crate) use forkserver::{forkserver_request, serve_forkserver};
 
+/// Where there is no fork server, no request exists.
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub(crate) enum ForkRequest {}
+
+#[cfg(not(target_os = "linux"))]
+impl ForkRequest {
+    pub(crate) fn finish(
+        self,
+        _ready: Result<u32, crate::SpawnError>,
+    ) -> Result<ProcHandle, crate::SpawnError> {
+        match self {}
+    }
+}
+
 #[cfg(all(unix, not(target_os = "linux")))]
-pub(crate) fn forkserver_request(_child_end: Channel) -> Result<(), crate::SpawnError> {
+pub(crate) fn forkserver_request(_child_end: Channel) -> Result<ForkRequest, crate::SpawnError> {
     Err(crate::error::unsupported(
         "the forkserver start method needs Linux",
     ))

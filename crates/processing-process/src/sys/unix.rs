@@ -240,11 +240,21 @@ fn poll_two(
     Ok((fds[0].revents != 0, fds[1].revents != 0))
 }
 
-/// A started child as the parent sees it.
+/// A started child as the parent sees it: our own child (waited with `waitpid`), or a
+/// fork-server child (`relay`: the server reaps it and sends its status on a socket).
 #[derive(Debug)]
 pub(crate) struct ProcHandle {
     pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
+    relay: Option<Relay>,
+}
+
+/// The requester's side of a fork-server child's status socket.
+#[derive(Debug)]
+struct Relay {
+    status: OwnedFd,
+    /// The server closed the socket without a status (it was killed).
+    lost: std::sync::atomic::AtomicBool,
 }
 
 impl ProcHandle {
@@ -254,6 +264,20 @@ impl ProcHandle {
         ProcHandle {
             pid,
             pidfd: pidfd_open(pid),
+            relay: None,
+        }
+    }
+
+    /// A fork-server child: `status` is where the server relays its end (before reaping it).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn relayed(pid: u32, status: OwnedFd) -> ProcHandle {
+        ProcHandle {
+            pid: pid as libc::pid_t,
+            pidfd: None,
+            relay: Some(Relay {
+                status,
+                lost: std::sync::atomic::AtomicBool::new(false),
+            }),
         }
     }
 
@@ -263,6 +287,9 @@ impl ProcHandle {
 
     /// The exit code if the child has ended (reaping it): the code, or minus the signal.
     pub(crate) fn try_wait(&self) -> io::Result<Option<i32>> {
+        if let Some(relay) = &self.relay {
+            return self.try_relayed(relay);
+        }
         let mut status = 0;
         loop {
             // SAFETY: waitpid on our own child with a valid status pointer.
@@ -281,16 +308,128 @@ impl ProcHandle {
         }
     }
 
-    /// Sends `signal` (the caller guarantees the child is not reaped yet).
-    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
-        // SAFETY: the pid is our unreaped child (a zombie at worst), so it cannot be reused.
-        cvt(unsafe { libc::kill(self.pid, signal) }).map(drop)
+    fn try_relayed(&self, relay: &Relay) -> io::Result<Option<i32>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if relay.lost.load(Relaxed) {
+            return Err(lost_relay());
+        }
+        let mut msg = [0u8; 8];
+        match recv_with_fds(relay.status.as_fd(), &mut msg, libc::MSG_DONTWAIT) {
+            Ok((5, _)) if msg[0] == b'S' => {
+                Ok(Some(i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]])))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            _ => {
+                relay.lost.store(true, Relaxed);
+                Err(lost_relay())
+            }
+        }
     }
 
-    /// The waitable sentinel: the pidfd where the kernel has them.
-    pub(crate) fn sentinel(&self) -> Option<BorrowedFd<'_>> {
-        self.pidfd.as_ref().map(|f| f.as_fd())
+    /// Sends `signal`. Our own child: the caller guarantees it is not reaped yet. A fork-server
+    /// child: through a pidfd opened now and trusted only if the server has not relayed the
+    /// child's status yet (it relays before it reaps, so the pid still named the child when
+    /// the pidfd was opened); a child that already ended is not signalled.
+    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+        let Some(relay) = &self.relay else {
+            // SAFETY: the pid is our unreaped child (a zombie at worst), so it cannot be reused.
+            return cvt(unsafe { libc::kill(self.pid, signal) }).map(drop);
+        };
+        let Some(pidfd) = pidfd_open(self.pid) else {
+            let err = io::Error::last_os_error();
+            // ESRCH: the child is gone already.
+            return if err.raw_os_error() == Some(libc::ESRCH) {
+                Ok(())
+            } else {
+                Err(err)
+            };
+        };
+        let mut peek = [0u8; 1];
+        // SAFETY: recv into a valid one-byte buffer; MSG_PEEK leaves the message queued.
+        let queued = unsafe {
+            libc::recv(
+                relay.status.as_raw_fd(),
+                peek.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if queued >= 0 {
+            // A status (the child ended) or end of stream (the server is gone: the pid may be
+            // reused by now): nothing to signal.
+            return Ok(());
+        }
+        pidfd_signal(&pidfd, signal)
     }
+
+    /// The waitable sentinel: the status socket of a fork-server child (readable once its
+    /// status is there), else the pidfd where the kernel has them.
+    pub(crate) fn sentinel(&self) -> Option<BorrowedFd<'_>> {
+        match &self.relay {
+            Some(relay) => Some(relay.status.as_fd()),
+            None => self.pidfd.as_ref().map(|f| f.as_fd()),
+        }
+    }
+
+    /// What to poll for the end of the child.
+    fn waitable(&self) -> Option<RawFd> {
+        match &self.relay {
+            Some(r) => Some(r.status.as_raw_fd()),
+            None => self.pidfd.as_ref().map(|f| f.as_raw_fd()),
+        }
+    }
+
+    /// Blocks until the child ended and returns its code (after a SIGKILL: promptly).
+    fn wait_blocking(&self) -> Option<i32> {
+        if self.relay.is_none() {
+            let mut status = 0;
+            // SAFETY: blocking waitpid on our own child.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            return (r > 0).then(|| decode_status(status));
+        }
+        loop {
+            match self.try_wait() {
+                Ok(Some(code)) => return Some(code),
+                Err(_) => return None,
+                Ok(None) => {}
+            }
+            let _ = wait_event(None, self, None);
+        }
+    }
+}
+
+fn lost_relay() -> io::Error {
+    io::Error::other("the fork server ended before relaying the child's exit status")
+}
+
+/// `pidfd_send_signal`: a signal that cannot reach a reused pid. A child that already ended
+/// is not an error.
+#[cfg(target_os = "linux")]
+fn pidfd_signal(pidfd: &OwnedFd, signal: i32) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal takes a descriptor, a signal number, a null siginfo and flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        return Ok(());
+    }
+    Err(err)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pidfd_signal(_pidfd: &OwnedFd, _signal: i32) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
 fn decode_status(status: libc::c_int) -> i32 {
@@ -304,7 +443,7 @@ fn decode_status(status: libc::c_int) -> i32 {
 }
 
 #[cfg(target_os = "linux")]
-fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor (close-on-exec) or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
@@ -325,9 +464,9 @@ pub(crate) fn wait_event(
     proc: &ProcHandle,
     timeout: Option<Duration>,
 ) -> io::Result<Event> {
-    match &proc.pidfd {
-        Some(pidfd) => {
-            let (c, _) = poll_two(chan.map(Channel::raw), Some(pidfd.as_raw_fd()), timeout)?;
+    match proc.waitable() {
+        Some(fd) => {
+            let (c, _) = poll_two(chan.map(Channel::raw), Some(fd), timeout)?;
             Ok(Event { channel: c })
         }
         None => {
@@ -351,10 +490,7 @@ pub(crate) fn reap_within(proc: &ProcHandle, grace: Duration) -> Option<i32> {
         }
         if Instant::now() >= deadline {
             let _ = proc.signal(KILL);
-            let mut status = 0;
-            // SAFETY: blocking waitpid on our own child that was just sent SIGKILL.
-            let r = unsafe { libc::waitpid(proc.pid, &mut status, 0) };
-            return (r > 0).then(|| decode_status(status));
+            return proc.wait_blocking();
         }
         let _ = wait_event(None, proc, Some(Duration::from_millis(5)));
     }
@@ -596,9 +732,10 @@ fn die_with(parent_pid: u32) -> Result<(), String> {
         )
     })
     .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
-    // The parent may have died before the signal was armed.
+    // The parent may have died before the signal was armed. A fork-server child's parent is the server (which dies with the requester).
+    let parent = super::forkserver::server_parent().unwrap_or(parent_pid);
     // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } as u32 != parent_pid {
+    if unsafe { libc::getppid() } as u32 != parent {
         return Err("the parent exited before the child started".into());
     }
     Ok(())
@@ -721,11 +858,18 @@ pub(crate) fn parse_marker(value: &str) -> Option<Channel> {
 }
 
 /// Duplicates standard descriptor `n` for a fork-server child (which has none of ours).
+/// `ErrorKind::NotFound` if `n` is closed here; other errors (no descriptor left) as they are.
 pub(crate) fn dup_stdio(n: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: `n` is a standard descriptor number; borrowing it for the duration of the
     // duplication is fine even if it is closed (the dup then fails).
     let borrowed = unsafe { BorrowedFd::borrow_raw(n) };
-    borrowed.try_clone_to_owned()
+    borrowed.try_clone_to_owned().map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBADF) {
+            io::Error::new(io::ErrorKind::NotFound, e)
+        } else {
+            e
+        }
+    })
 }
 
 /// Reaps `pid` if it ended; true once it is gone.
@@ -733,6 +877,7 @@ pub(crate) fn reap_pid(pid: u32) -> bool {
     ProcHandle {
         pid: pid as libc::pid_t,
         pidfd: None,
+        relay: None,
     }
     .try_wait()
     .map_or(true, |s| s.is_some())

@@ -420,7 +420,7 @@ pub(crate) fn fork_supported() -> Result<(), SpawnError> {
 pub(crate) fn close_raw(_raw: i64) {}
 
 /// The fork server does not exist on Windows.
-pub(crate) fn forkserver_request(_child_end: Channel) -> Result<(), SpawnError> {
+pub(crate) fn forkserver_request(_child_end: Channel) -> Result<super::ForkRequest, SpawnError> {
     Err(crate::error::unsupported(
         "the forkserver start method is not available on Windows",
     ))

@@ -4,7 +4,8 @@
 //! - `process_stamp(pid)`: a fact that tells a live process from a later one with the same pid
 //!   (`None` when the process is gone, a zombie included).
 //! - `os_pid()`: this process's id, asked of the OS (not cached).
-//! - `tracker_register(name)`, `tracker_ensure()`: the resource tracker's client side.
+//! - `tracker_register(name)`, `tracker_ensure()`, `tracker_child_env()`: the resource
+//!   tracker's client side.
 
 #[cfg(unix)]
 mod unix;
@@ -13,11 +14,12 @@ mod unix_tracker;
 #[cfg(unix)]
 pub(crate) use unix::{on_fork_child, os_pid, process_stamp, Segment};
 #[cfg(unix)]
-pub(crate) use unix_tracker::{tracker_ensure, tracker_register};
+pub(crate) use unix_tracker::{tracker_child_env, tracker_ensure, tracker_register};
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 pub(crate) use windows::{
-    on_fork_child, os_pid, process_stamp, tracker_ensure, tracker_register, Segment,
+    on_fork_child, os_pid, process_stamp, tracker_child_env, tracker_ensure, tracker_register,
+    Segment,
 };

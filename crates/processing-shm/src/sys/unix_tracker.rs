@@ -52,9 +52,27 @@ pub(crate) fn tracker_ensure() -> io::Result<()> {
     ensure_locked(&mut slot).map(|_| ())
 }
 
+/// The variable that leads a child to this process's tracker, once connected to one.
+pub(crate) fn tracker_child_env() -> Option<(&'static str, String)> {
+    let slot = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    if slot
+        .as_ref()
+        .is_none_or(|c| c.pid != liveness::current_pid())
+    {
+        return None;
+    }
+    drop(slot);
+    std::env::var(PATH_ENV).ok().map(|v| (PATH_ENV, v))
+}
+
 fn ensure_locked(slot: &mut Option<Client>) -> io::Result<&mut UnixStream> {
     let pid = liveness::current_pid();
     if slot.as_ref().is_none_or(|c| c.pid != pid) {
+        // A connection inherited through `fork` is forgotten, not closed: a forked child may
+        // have closed that descriptor number already (or reused it).
+        if let Some(inherited) = slot.take() {
+            std::mem::forget(inherited);
+        }
         *slot = Some(Client {
             pid,
             stream: connect()?,

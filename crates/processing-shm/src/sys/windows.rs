@@ -366,3 +366,8 @@ pub(crate) fn tracker_register(_name: &str, created: bool) {
 pub(crate) fn tracker_ensure() -> io::Result<()> {
     Ok(())
 }
+
+/// No tracker, so nothing for children to find.
+pub(crate) fn tracker_child_env() -> Option<(&'static str, String)> {
+    None
+}
