@@ -58,6 +58,7 @@ pub(crate) fn open(
     let hello = Hello {
         owner_token,
         types: types.to_vec(),
+        pid: std::process::id(),
     };
     f.send(&[&protocol::versioned(&encode(&hello)?)])
         .map_err(|e| ManagerError::Disconnected(e.to_string()))?;

@@ -25,6 +25,11 @@ use registry::Registry;
 /// loop of calls send the next one within microseconds.
 const SERVER_SPIN: Duration = Duration::from_micros(60);
 
+/// The most connections that may be authenticating at once. A new one beyond it disconnects
+/// the oldest (a legitimate client authenticates within milliseconds; a peer that connects and
+/// stays silent is the one that waits), so idle peers cost at most this many threads.
+const MAX_PENDING: usize = 32;
+
 /// What a server needs to know when it starts.
 pub(crate) struct ServerConfig {
     pub(crate) authkey: Vec<u8>,
@@ -49,6 +54,8 @@ pub(crate) struct Server {
     conns: Mutex<HashMap<u64, Stream>>,
     next_conn: AtomicU64,
     named: Mutex<()>,
+    /// Connections still authenticating, oldest first: (connection number, a clone to cut it).
+    pending: Mutex<std::collections::VecDeque<(u64, Stream)>>,
 }
 
 /// The context of one call on the server.
@@ -148,6 +155,7 @@ impl Server {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             named: Mutex::new(()),
+            pending: Mutex::new(std::collections::VecDeque::new()),
         };
         Ok((Arc::new(server), listener))
     }
@@ -167,11 +175,14 @@ impl Server {
                     if self.stopping.load(Ordering::Acquire) {
                         break;
                     }
+                    let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+                    self.admit(conn, &stream);
                     let server = Arc::clone(self);
                     let spawned = std::thread::Builder::new()
                         .name("manager-conn".into())
-                        .spawn(move || server.serve_connection(stream));
+                        .spawn(move || server.serve_connection(conn, stream));
                     if let Err(e) = spawned {
+                        self.settled(conn);
                         tracing::warn!("manager: cannot start a connection thread: {e}");
                     }
                 }
@@ -186,6 +197,14 @@ impl Server {
         drop(listener);
         // Wake every connection thread: blocked reads see end of stream, waits see `stopping`.
         for (_, s) in self.conns.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            s.shutdown();
+        }
+        for (_, s) in self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             s.shutdown();
         }
     }
@@ -207,20 +226,45 @@ impl Server {
         let _ = sys::connect(&wake_address(&self.address), Duration::from_secs(1));
     }
 
-    fn serve_connection(self: Arc<Self>, stream: Stream) {
-        let mut f = Framed::new(stream);
-        if let Err(e) = crate::auth::server_side(&mut f, &self.config.authkey) {
-            tracing::debug!("manager: connection refused: {e}");
+    /// Records a connection that starts authenticating; beyond [`MAX_PENDING`], the oldest
+    /// still authenticating is cut off.
+    fn admit(&self, conn: u64, stream: &Stream) {
+        let Ok(clone) = stream.try_clone() else {
             return;
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        while pending.len() >= MAX_PENDING {
+            if let Some((_, oldest)) = pending.pop_front() {
+                oldest.shutdown();
+            }
         }
-        let hello = match self.handshake(&mut f) {
+        pending.push_back((conn, clone));
+    }
+
+    /// The connection finished authenticating (or failed): it no longer counts as pending.
+    fn settled(&self, conn: u64) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = pending.iter().position(|(c, _)| *c == conn) {
+            pending.remove(at);
+        }
+    }
+
+    fn serve_connection(self: Arc<Self>, conn: u64, stream: Stream) {
+        let mut f = Framed::new(stream);
+        let authenticated = crate::auth::server_side(&mut f, &self.config.authkey)
+            .map_err(|e| format!("connection refused: {e}"))
+            .and_then(|()| {
+                self.handshake(&mut f)
+                    .map_err(|e| format!("handshake failed: {e}"))
+            });
+        self.settled(conn);
+        let hello = match authenticated {
             Ok(h) => h,
             Err(e) => {
-                tracing::debug!("manager: handshake failed: {e}");
+                tracing::debug!("manager: {e}");
                 return;
             }
         };
-        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         if let Ok(clone) = f.stream.try_clone() {
             self.conns
                 .lock()
@@ -230,6 +274,7 @@ impl Server {
         if self.stopping.load(Ordering::Acquire) {
             f.stream.shutdown();
         }
+        self.registry.open_holder(conn, hello.pid);
         let is_owner = hello.owner_token.is_some() && hello.owner_token == self.config.owner_token;
         let mut request = Vec::with_capacity(256);
         let mut after = After::default();
@@ -267,15 +312,27 @@ impl Server {
                 stopping: &self.stopping,
                 deferred: RefCell::new(Vec::new()),
             };
-            let result = protocol::parse_request(&request).and_then(|req| {
-                if req.object == 0 {
-                    self.control(&cx, req.method, req.args, &mut after)
-                } else {
-                    self.registry
-                        .get(req.object)?
-                        .call(&cx, req.method, req.args)
-                }
+            // A panic while serving one call (a bug, or an argument no check foresaw) fails that
+            // call; the connection and the server go on.
+            let (result, sent) = protocol::collect_sent_refs(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    protocol::parse_request(&request).and_then(|req| {
+                        if req.object == 0 {
+                            self.control(&cx, req.method, req.args, &mut after)
+                        } else {
+                            self.registry
+                                .get(req.object)?
+                                .call(&cx, req.method, req.args)
+                        }
+                    })
+                }))
+                .unwrap_or_else(|payload| Err(panicked(payload.as_ref())))
             });
+            // The references of values sent back are the client's now (until it gives them
+            // back, or its connection closes).
+            if result.is_ok() {
+                self.registry.hold(conn, &sent);
+            }
             for id in cx.deferred.into_inner() {
                 self.registry.decref(id);
             }
@@ -315,6 +372,7 @@ impl Server {
         for object in self.registry.all() {
             object.on_disconnect(conn);
         }
+        self.registry.close_holder(conn);
         if is_owner || stop_after {
             self.stop();
         }
@@ -389,6 +447,7 @@ impl Server {
                         }
                     }
                 };
+                self.registry.hold(cx.conn, &[id]);
                 enc(&id)
             }
             "lookup" => {
@@ -396,6 +455,7 @@ impl Server {
                 match self.registry.lookup_name(&name) {
                     Some(id) => {
                         self.check_tag(id, &tag, &name)?;
+                        self.registry.hold(cx.conn, &[id]);
                         enc(&Some(id))
                     }
                     None => enc(&None::<u64>),
@@ -404,10 +464,12 @@ impl Server {
             "incref" => {
                 let id: u64 = decode(a)?;
                 self.registry.incref(id)?;
+                self.registry.hold(cx.conn, &[id]);
                 enc(&())
             }
             "decref" => {
                 let id: u64 = decode(a)?;
+                self.registry.unhold(cx.conn, id);
                 self.registry.decref(id);
                 enc(&())
             }
@@ -497,6 +559,19 @@ impl Server {
         };
         Ok(self.registry.insert(object))
     }
+}
+
+/// The error of a call whose handler panicked.
+fn panicked(payload: &(dyn std::any::Any + Send)) -> RemoteError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    RemoteError::new(
+        RemoteErrorKind::Panicked,
+        format!("the server failed while serving this call: {message}"),
+    )
 }
 
 /// The address to connect to in order to wake our own accept loop (an unspecified IP is not

@@ -267,7 +267,7 @@ pub(crate) fn wait_any(raws: &[RawWaitable], timeout: Option<Duration>) -> io::R
             revents: 0,
         })
         .collect();
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let ms = match deadline {
             None => -1,

@@ -354,7 +354,7 @@ impl Stream {
             Os::Pipe(h) => {
                 // Anonymous and synchronous named pipes have no readiness event: peek, then
                 // sleep a growing slice.
-                let deadline = timeout.map(|t| Instant::now() + t);
+                let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
                 let mut slice = Duration::from_micros(100);
                 loop {
                     match pipe_available(h)? {
@@ -405,7 +405,7 @@ pub(crate) fn wait_any(raws: &[RawWaitable], timeout: Option<Duration>) -> io::R
         std::thread::sleep(timeout.unwrap_or(Duration::from_secs(u64::MAX / 4)));
         return Ok(Vec::new());
     }
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if raws.len() <= 64 {
