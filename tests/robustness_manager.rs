@@ -88,8 +88,13 @@ fn r05_idle_peers_do_not_delay_a_local_manager_client() {
         m.address().clone(),
         processing::core::authkey::get().to_vec(),
     );
+    eprintln!("r05: the legitimate client took {took:?} with 100 idle peers");
     assert!(took < Duration::from_secs(1), "the client waited {took:?}");
     // Idle peers cost a bounded number of threads (the oldest pending ones are cut off).
+    eprintln!(
+        "r05: server threads {threads_before} before, {} with 100 idle peers",
+        status(pid, "Threads:")
+    );
     let mut threads = 0;
     let bounded = eventually(Duration::from_secs(20), || {
         threads = status(pid, "Threads:");
@@ -117,6 +122,7 @@ fn r05_idle_peers_do_not_delay_a_tcp_manager_client() {
         .map(|_| TcpStream::connect(address.as_str()).unwrap())
         .collect();
     let took = legitimate_call(Address::parse(&address), key);
+    eprintln!("r05: the legitimate client took {took:?} with 100 idle peers");
     assert!(took < Duration::from_secs(1), "the client waited {took:?}");
     drop(idle);
     m.shutdown().unwrap();

@@ -24,8 +24,9 @@ use windows_sys::Win32::Storage::FileSystem::{
     PIPE_ACCESS_DUPLEX,
 };
 use windows_sys::Win32::System::Pipes::{
-    ConnectNamedPipe, CreateNamedPipeW, PeekNamedPipe, WaitNamedPipeW, PIPE_READMODE_BYTE,
-    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
+    ConnectNamedPipe, CreateNamedPipeW, DisconnectNamedPipe, PeekNamedPipe, WaitNamedPipeW,
+    PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES,
+    PIPE_WAIT,
 };
 use windows_sys::Win32::System::Threading::{
     CreateEventW, WaitForMultipleObjects, WaitForSingleObject,
@@ -387,6 +388,20 @@ impl Stream {
 
     pub(crate) fn raw_waitable(&self) -> Option<RawWaitable> {
         None
+    }
+
+    /// Cuts the connection: a read waiting on it in another thread returns (a pipe's reads
+    /// then see the end of the stream).
+    pub(crate) fn shutdown(&self) {
+        match &self.os {
+            Os::Tcp(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            Os::Pipe(h) => {
+                // SAFETY: h is a valid pipe handle; disconnecting only changes its state.
+                unsafe { DisconnectNamedPipe(h.as_raw_handle() as HANDLE) };
+            }
+        }
     }
 }
 
