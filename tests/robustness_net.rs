@@ -1,10 +1,10 @@
 //! Robustness at the edges, listener side: R05 (idle peers neither delay a legitimate client
 //! nor pile up) and R06 (a lying length prefix costs only the bytes that arrived).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
-use processing::transport::{handshake_client, MAX_PENDING_HANDSHAKES};
+use processing::transport::MAX_PENDING_HANDSHAKES;
 use processing::{Address, Client, Listener};
 
 /// Accepts one connection on a thread while a legitimate client connects and exchanges one
@@ -26,39 +26,29 @@ fn legitimate_exchange(listener: Listener) -> Duration {
     took
 }
 
-/// Idle peers: connected, silent (held only to stay connected).
-#[allow(dead_code)]
-enum Idle {
-    Tcp(Vec<std::net::TcpStream>),
-    #[cfg(unix)]
-    Local(Vec<std::os::unix::net::UnixStream>),
+/// Idle TCP peers: connected, silent.
+fn idle_tcp(listener: &Listener, n: usize) -> Vec<std::net::TcpStream> {
+    let Address::Tcp(a) = listener.address() else {
+        panic!("a tcp listener")
+    };
+    (0..n)
+        .map(|_| std::net::TcpStream::connect(a).unwrap())
+        .collect()
 }
 
-fn idle_peers(listener: &Listener, n: usize) -> Idle {
-    match listener.address() {
-        Address::Tcp(a) => Idle::Tcp(
-            (0..n)
-                .map(|_| std::net::TcpStream::connect(a).unwrap())
-                .collect(),
-        ),
-        #[cfg(unix)]
-        Address::Local(_) => {
-            let path = listener.local_path().unwrap().to_path_buf();
-            Idle::Local(
-                (0..n)
-                    .map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap())
-                    .collect(),
-            )
-        }
-        #[cfg(not(unix))]
-        Address::Local(_) => unreachable!(),
-    }
+/// Idle local peers: connected, silent.
+#[cfg(unix)]
+fn idle_local(listener: &Listener, n: usize) -> Vec<std::os::unix::net::UnixStream> {
+    let path = listener.local_path().unwrap().to_path_buf();
+    (0..n)
+        .map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap())
+        .collect()
 }
 
 #[test]
 fn r05_idle_peers_do_not_delay_a_tcp_client() {
     let listener = Listener::bind("127.0.0.1:0", Some(b"r05")).unwrap();
-    let idle = idle_peers(&listener, 100);
+    let idle = idle_tcp(&listener, 100);
     let took = legitimate_exchange(listener);
     eprintln!("r05: the legitimate client took {took:?} with 100 idle peers");
     assert!(took < Duration::from_secs(1), "the client waited {took:?}");
@@ -69,7 +59,7 @@ fn r05_idle_peers_do_not_delay_a_tcp_client() {
 #[test]
 fn r05_idle_peers_do_not_delay_a_local_client() {
     let listener = Listener::bind(Address::unique_local(), Some(b"r05")).unwrap();
-    let idle = idle_peers(&listener, 100);
+    let idle = idle_local(&listener, 100);
     let took = legitimate_exchange(listener);
     eprintln!("r05: the legitimate client took {took:?} with 100 idle peers");
     assert!(took < Duration::from_secs(1), "the client waited {took:?}");
@@ -81,9 +71,7 @@ fn r05_pending_handshakes_are_capped_and_time_out() {
     // Capped: with more idle peers than the cap, the oldest are cut off (they read the end of
     // the stream) while the newest still wait.
     let listener = Listener::bind("127.0.0.1:0", Some(b"r05")).unwrap();
-    let Idle::Tcp(mut idle) = idle_peers(&listener, MAX_PENDING_HANDSHAKES + 10) else {
-        unreachable!()
-    };
+    let mut idle = idle_tcp(&listener, MAX_PENDING_HANDSHAKES + 10);
     // The end of the stream (after the challenge, if it was sent already): cut off.
     let oldest = &mut idle[0];
     oldest
@@ -111,9 +99,7 @@ fn r05_pending_handshakes_are_capped_and_time_out() {
         .handshake_timeout(Some(Duration::from_millis(200)))
         .bind("127.0.0.1:0")
         .unwrap();
-    let Idle::Tcp(mut idle) = idle_peers(&listener, 1) else {
-        unreachable!()
-    };
+    let mut idle = idle_tcp(&listener, 1);
     let began = Instant::now();
     idle[0]
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -172,8 +158,8 @@ fn r06_listener_connection_allocates_what_arrived() {
 
 /// Authenticates, announces a 1 GiB message, sends 10 bytes of it and closes.
 #[cfg(target_os = "linux")]
-fn lie<S: Read + Write>(s: &mut S) {
-    handshake_client(s, b"r06").unwrap();
+fn lie<S: Read + std::io::Write>(s: &mut S) {
+    processing::transport::handshake_client(s, b"r06").unwrap();
     s.write_all(&(1i32 << 30).to_be_bytes()).unwrap();
     s.write_all(&[5u8; 10]).unwrap();
 }
