@@ -395,6 +395,8 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::Release);
+        // Taking the lock orders the flag before a wait of the accepting thread that checked it.
+        drop(lock(&self.shared.state));
         self.shared.room_cv.notify_all();
         // Wake the accepting thread with a connection of our own, then wait for it to close
         // the socket (and remove a local socket's file).

@@ -877,15 +877,18 @@ impl Object for SemaphoreObj {
             "release" => {
                 let n: u64 = args(a)?;
                 let mut v = v;
+                let Some(after) = v.checked_add(n) else {
+                    return Err(RemoteError::bad_args("semaphore value would overflow"));
+                };
                 if let Some(bound) = self.bound {
-                    if *v + n > bound {
+                    if after > bound {
                         return Err(RemoteError::new(
                             RemoteErrorKind::NotAcquired,
                             "semaphore released too many times",
                         ));
                     }
                 }
-                *v += n;
+                *v = after;
                 self.changed.notify_all();
                 ok(&())
             }
