@@ -172,7 +172,7 @@ pub(crate) fn new_local_address() -> io::Result<Address> {
         .collect();
     let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{tag}", std::process::id()));
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    Ok(Address::Local(dir.join("s")))
+    Ok(Address::Local(dir.join(SOCKET_NAME)))
 }
 
 /// The private directory of a local address made by [`new_local_address`], if it is one.
@@ -185,6 +185,8 @@ fn private_dir(path: &std::path::Path) -> Option<&std::path::Path> {
 }
 
 const DIR_PREFIX: &str = "processing-mgr-";
+/// The socket's file name inside a private directory.
+const SOCKET_NAME: &str = "s";
 
 /// Removes the socket file of a local address (and its private directory when it is ours).
 pub(crate) fn remove_local_address(address: &Address) {
@@ -267,7 +269,13 @@ pub(crate) fn sweep_stale_addresses() {
         let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
             continue;
         };
-        if meta.is_dir() && meta.uid() == uid && !processing_core::os::pid_alive(pid) {
+        // The owner is gone and nothing answers on the socket (a process in another pid
+        // namespace sharing the directory would still answer).
+        if meta.is_dir()
+            && meta.uid() == uid
+            && !processing_core::os::pid_alive(pid)
+            && UnixStream::connect(entry.path().join(SOCKET_NAME)).is_err()
+        {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
