@@ -158,6 +158,20 @@ impl Inner {
 /// cuts the oldest one off: a legitimate client answers within milliseconds, so only a peer
 /// that connected and stays silent loses its place, and idle peers cost at most this many
 /// threads.
+///
+/// ```
+/// use processing_transport::{Listener, MAX_PENDING_HANDSHAKES};
+/// let l = Listener::bind("127.0.0.1:0", Some(b"key")).unwrap();
+/// let Some(addr) = l.address().to_string().strip_prefix("tcp://").map(str::to_owned) else {
+///     unreachable!()
+/// };
+/// // More silent peers than the cap: the oldest is cut off (it reads the end of the stream).
+/// let mut idle: Vec<_> = (0..MAX_PENDING_HANDSHAKES + 1)
+///     .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+///     .collect();
+/// let mut rest = Vec::new();
+/// std::io::Read::read_to_end(&mut idle[0], &mut rest).unwrap();
+/// ```
 pub const MAX_PENDING_HANDSHAKES: usize = 32;
 /// Authenticated connections waiting for `accept`; beyond it the listener stops accepting (new
 /// peers then wait in the kernel's backlog).
