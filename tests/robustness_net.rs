@@ -1,7 +1,7 @@
 //! Robustness at the edges, listener side: R05 (idle peers neither delay a legitimate client
 //! nor pile up) and R06 (a lying length prefix costs only the bytes that arrived).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use processing::transport::MAX_PENDING_HANDSHAKES;
@@ -109,6 +109,37 @@ fn r05_pending_handshakes_are_capped_and_time_out() {
         .read_to_end(&mut bytes)
         .expect("dropped, not timed out");
     assert!(began.elapsed() < Duration::from_secs(20));
+    // A deadline, not only a read timeout: a peer that trickles its answer a byte at a time
+    // (each byte well within the read timeout) is cut off too.
+    let Address::Tcp(a) = listener.address().clone() else {
+        unreachable!()
+    };
+    let mut trickler = std::net::TcpStream::connect(a).unwrap();
+    let began = Instant::now();
+    let mut challenge = [0u8; 4 + 11 + 8 + 40];
+    trickler.read_exact(&mut challenge).unwrap();
+    trickler.write_all(&255i32.to_be_bytes()).unwrap();
+    trickler
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let cut = (0..255).any(|_| {
+        let mut byte = [0u8; 1];
+        match trickler.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                trickler.write_all(b"x").is_err()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => trickler.write_all(b"x").is_err(),
+            Err(_) => true,
+        }
+    });
+    assert!(cut, "a trickling peer was never cut off");
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "cut off after {:?}",
+        began.elapsed()
+    );
     // The listener goes on serving.
     let took = legitimate_exchange(listener);
     assert!(took < Duration::from_secs(5), "the client waited {took:?}");
@@ -159,7 +190,7 @@ fn r06_listener_connection_allocates_what_arrived() {
 
 /// Authenticates, announces a 1 GiB message, sends 10 bytes of it and closes.
 #[cfg(target_os = "linux")]
-fn lie<S: Read + std::io::Write>(s: &mut S) {
+fn lie<S: Read + Write>(s: &mut S) {
     processing::transport::handshake_client(s, b"r06").unwrap();
     s.write_all(&(1i32 << 30).to_be_bytes()).unwrap();
     s.write_all(&[5u8; 10]).unwrap();

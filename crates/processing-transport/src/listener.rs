@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::address::{Address, IntoAddress};
 use crate::auth::{self, Role};
@@ -120,6 +120,7 @@ impl ListenerBuilder {
             state: Mutex::new(State::default()),
             ready_cv: Condvar::new(),
             room_cv: Condvar::new(),
+            reap_cv: Condvar::new(),
             stopping: AtomicBool::new(false),
             authkey,
             settings: self.settings,
@@ -130,6 +131,17 @@ impl ListenerBuilder {
                 .name("processing-listener".into())
                 .spawn(move || shared.accept_loop(inner))?
         };
+        if shared.settings.handshake_timeout.is_some() {
+            let reaper = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name("processing-handshake-reaper".into())
+                .stack_size(HANDSHAKE_STACK)
+                .spawn(move || reaper.reap_loop());
+            if let Err(e) = spawned {
+                // The per-read timeout still bounds every silent peer.
+                tracing::debug!("listener: cannot start the handshake reaper: {e}");
+            }
+        }
         Ok(Listener {
             address,
             local_path,
@@ -186,9 +198,20 @@ struct Shared {
     ready_cv: Condvar,
     /// Signalled when `ready` has room again or the listener stops.
     room_cv: Condvar,
+    /// Signalled when a handshake starts or the accepting thread ends (wakes the reaper).
+    reap_cv: Condvar,
     stopping: AtomicBool,
     authkey: Arc<[u8]>,
     settings: Settings,
+}
+
+/// A peer in the middle of the handshake.
+struct Pending {
+    id: u64,
+    /// A clone of its connection, to cut it off.
+    conn: Connection<()>,
+    /// When it is cut off if not done (`None`: no handshake timeout).
+    deadline: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -196,7 +219,7 @@ struct State {
     /// Authenticated connections, and failed handshakes to report, in arrival order.
     ready: VecDeque<Result<Connection<()>, ListenerError>>,
     /// Connections in the middle of the handshake, oldest first.
-    pending: VecDeque<(u64, Connection<()>)>,
+    pending: VecDeque<Pending>,
     next: u64,
     /// The accepting thread has ended.
     closed: bool,
@@ -241,27 +264,67 @@ impl Shared {
         drop(inner);
         let mut state = lock(&self.state);
         state.closed = true;
-        for (_, conn) in state.pending.drain(..) {
-            conn.abort();
+        for p in state.pending.drain(..) {
+            p.conn.abort();
         }
         drop(state);
         self.ready_cv.notify_all();
+        self.reap_cv.notify_all();
+    }
+
+    /// The reaper thread: cuts off a peer whose handshake outlived its deadline (the read
+    /// timeout alone would let a peer that trickles bytes hold on far longer).
+    fn reap_loop(&self) {
+        let mut state = lock(&self.state);
+        while !state.closed {
+            let now = Instant::now();
+            // Peers are pending in arrival order with one timeout: the front expires first.
+            while let Some(p) = state.pending.front() {
+                if p.deadline.is_some_and(|d| d <= now) {
+                    if let Some(p) = state.pending.pop_front() {
+                        tracing::debug!("listener: a handshake passed its deadline");
+                        p.conn.abort();
+                    }
+                } else {
+                    break;
+                }
+            }
+            let next = state.pending.front().and_then(|p| p.deadline);
+            state = match next {
+                Some(d) => {
+                    self.reap_cv
+                        .wait_timeout(state, d.saturating_duration_since(now))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self.reap_cv.wait(state).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
     }
 
     fn start_handshake(self: &Arc<Self>, conn: Connection<()>) {
         let id = {
             let mut state = lock(&self.state);
             while state.pending.len() >= MAX_PENDING_HANDSHAKES {
-                if let Some((_, oldest)) = state.pending.pop_front() {
+                if let Some(oldest) = state.pending.pop_front() {
                     tracing::debug!("listener: too many pending handshakes, the oldest is cut off");
-                    oldest.abort();
+                    oldest.conn.abort();
                 }
             }
             let id = state.next;
             state.next += 1;
-            state.pending.push_back((id, conn.clone()));
+            let deadline = self
+                .settings
+                .handshake_timeout
+                .and_then(|t| Instant::now().checked_add(t));
+            state.pending.push_back(Pending {
+                id,
+                conn: conn.clone(),
+                deadline,
+            });
             id
         };
+        self.reap_cv.notify_one();
         let shared = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("processing-handshake".into())
@@ -270,9 +333,9 @@ impl Shared {
         if let Err(e) = spawned {
             tracing::debug!("listener: cannot start a handshake thread: {e}");
             let mut state = lock(&self.state);
-            if let Some(at) = state.pending.iter().position(|(i, _)| *i == id) {
-                if let Some((_, conn)) = state.pending.remove(at) {
-                    conn.abort();
+            if let Some(at) = state.pending.iter().position(|p| p.id == id) {
+                if let Some(p) = state.pending.remove(at) {
+                    p.conn.abort();
                 }
             }
         }
@@ -287,7 +350,7 @@ impl Shared {
             self.settings.handshake_timeout,
         );
         let mut state = lock(&self.state);
-        let Some(at) = state.pending.iter().position(|(i, _)| *i == id) else {
+        let Some(at) = state.pending.iter().position(|p| p.id == id) else {
             // Cut off meanwhile (too many pending, or the listener stopped).
             return;
         };
