@@ -7,8 +7,8 @@ mod registry;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use processing_core::codec::{decode, encode};
 
@@ -29,6 +29,10 @@ const SERVER_SPIN: Duration = Duration::from_micros(60);
 /// the oldest (a legitimate client authenticates within milliseconds; a peer that connects and
 /// stays silent is the one that waits), so idle peers cost at most this many threads.
 const MAX_PENDING: usize = 32;
+
+/// How long the reaper sleeps when nothing is authenticating (it also wakes at every new
+/// connection and when the server stops).
+const REAPER_IDLE: Duration = Duration::from_secs(1);
 
 /// What a server needs to know when it starts.
 pub(crate) struct ServerConfig {
@@ -54,8 +58,11 @@ pub(crate) struct Server {
     conns: Mutex<HashMap<u64, Stream>>,
     next_conn: AtomicU64,
     named: Mutex<()>,
-    /// Connections still authenticating, oldest first: (connection number, a clone to cut it).
-    pending: Mutex<std::collections::VecDeque<(u64, Stream)>>,
+    /// Connections still authenticating, oldest first: (connection number, a clone to cut it,
+    /// its deadline).
+    pending: Mutex<std::collections::VecDeque<(u64, Stream, Instant)>>,
+    /// Wakes the reaper: a connection started authenticating, or the server stops.
+    pending_cv: Condvar,
 }
 
 /// The context of one call on the server.
@@ -156,6 +163,7 @@ impl Server {
             next_conn: AtomicU64::new(1),
             named: Mutex::new(()),
             pending: Mutex::new(std::collections::VecDeque::new()),
+            pending_cv: Condvar::new(),
         };
         Ok((Arc::new(server), listener))
     }
@@ -167,6 +175,17 @@ impl Server {
 
     /// Accepts connections until [`Server::stop`].
     pub(crate) fn run(self: &Arc<Self>, listener: Listener) {
+        let reaper = {
+            let server = Arc::clone(self);
+            std::thread::Builder::new()
+                .name("manager-reaper".into())
+                .stack_size(128 * 1024)
+                .spawn(move || server.reap())
+        };
+        if let Err(e) = &reaper {
+            // The read timeout of each authentication read still bounds silent peers.
+            tracing::debug!("manager: cannot start the handshake reaper: {e}");
+        }
         let mut failures = 0u32;
         while !self.stopping.load(Ordering::Acquire) {
             match listener.accept() {
@@ -199,13 +218,41 @@ impl Server {
         for (_, s) in self.conns.lock().unwrap_or_else(|e| e.into_inner()).drain() {
             s.shutdown();
         }
-        for (_, s) in self
+        for (_, s, _) in self
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
         {
             s.shutdown();
+        }
+        self.pending_cv.notify_all();
+        if let Ok(reaper) = reaper {
+            let _ = reaper.join();
+        }
+    }
+
+    /// The reaper thread: cuts off a connection still authenticating past its deadline (the
+    /// read timeout alone would let a peer that trickles bytes hold on far longer).
+    fn reap(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        while !self.stopping.load(Ordering::Acquire) {
+            let now = Instant::now();
+            // One deadline for all, in arrival order: the front expires first.
+            while pending.front().is_some_and(|(_, _, d)| *d <= now) {
+                if let Some((_, s, _)) = pending.pop_front() {
+                    tracing::debug!("manager: a connection passed its authentication deadline");
+                    s.shutdown();
+                }
+            }
+            let wait = pending
+                .front()
+                .map_or(REAPER_IDLE, |(_, _, d)| d.saturating_duration_since(now));
+            pending = self
+                .pending_cv
+                .wait_timeout(pending, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -234,17 +281,21 @@ impl Server {
         };
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         while pending.len() >= MAX_PENDING {
-            if let Some((_, oldest)) = pending.pop_front() {
+            if let Some((_, oldest, _)) = pending.pop_front() {
                 oldest.shutdown();
             }
         }
-        pending.push_back((conn, clone));
+        let now = Instant::now();
+        let deadline = now.checked_add(crate::auth::AUTH_TIMEOUT).unwrap_or(now);
+        pending.push_back((conn, clone, deadline));
+        drop(pending);
+        self.pending_cv.notify_one();
     }
 
     /// The connection finished authenticating (or failed): it no longer counts as pending.
     fn settled(&self, conn: u64) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(at) = pending.iter().position(|(c, _)| *c == conn) {
+        if let Some(at) = pending.iter().position(|(c, _, _)| *c == conn) {
             pending.remove(at);
         }
     }
