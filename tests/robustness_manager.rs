@@ -2,22 +2,26 @@
 //! (huge timeouts, panicking calls), R11 (killed clients give their references back) and R12
 //! (a killed owner leaves no socket directory).
 
-#![cfg(target_os = "linux")]
-
+#[cfg(target_os = "linux")]
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+#[cfg(target_os = "linux")]
 use std::os::unix::net::UnixStream;
+#[cfg(target_os = "linux")]
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use processing::manager::{
     shared_type, Address, ListProxy, Manager, ManagerBuilder, Proxy, QueueProxy, RemoteErrorKind,
 };
-use processing::{Pipe, Process};
+#[cfg(target_os = "linux")]
+use processing::Pipe;
+use processing::Process;
 use serde::{Deserialize, Serialize};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
+#[cfg(target_os = "linux")]
 /// A field of `/proc/<pid>/status` in kB (or a count).
 fn status(pid: u32, field: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -27,6 +31,7 @@ fn status(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+#[cfg(target_os = "linux")]
 /// Waits (polling, bounded) until `check` holds; returns whether it did.
 fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -41,6 +46,7 @@ fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn local_path(m: &Manager) -> PathBuf {
     match m.address() {
         Address::Local(p) => p.clone(),
@@ -75,6 +81,7 @@ fn legitimate_call(address: Address, key: Vec<u8>) -> Duration {
     began.elapsed()
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn r05_idle_peers_do_not_delay_a_local_manager_client() {
     let m = Manager::start().unwrap();
@@ -129,6 +136,7 @@ fn r05_idle_peers_do_not_delay_a_tcp_manager_client() {
     server.join_timeout(PATIENCE).unwrap();
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn r06_manager_server_allocates_what_arrived() {
     let m = Manager::start().unwrap();
@@ -280,6 +288,7 @@ fn r09_a_panicking_server_call_fails_only_that_call() {
     m.shutdown().unwrap();
 }
 
+#[cfg(target_os = "linux")]
 fn doomed_client((ready, address): (QueueProxy<u32>, Address)) {
     let m = ManagerBuilder::new().connect(address).expect("connect");
     let list = m.list_from(0..100u32).expect("list");
@@ -293,6 +302,7 @@ fn doomed_client((ready, address): (QueueProxy<u32>, Address)) {
     let _ = q.get();
 }
 
+#[cfg(target_os = "linux")]
 /// Starts `n` clients, waits until each is inside its blocking call, and kills them all.
 fn kill_clients(m: &Manager, ready: &QueueProxy<u32>, n: usize) {
     for batch in 0..n.div_ceil(25) {
@@ -319,6 +329,7 @@ fn kill_clients(m: &Manager, ready: &QueueProxy<u32>, n: usize) {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn r11_killed_clients_give_their_references_back() {
     let m = Manager::start().unwrap();
@@ -353,6 +364,7 @@ fn r11_killed_clients_give_their_references_back() {
     m.shutdown().unwrap();
 }
 
+#[cfg(target_os = "linux")]
 fn owner_main((tx, in_thread): (processing::Connection<String>, bool)) {
     let m = if in_thread {
         Manager::start_in_thread()
@@ -368,6 +380,7 @@ fn owner_main((tx, in_thread): (processing::Connection<String>, bool)) {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn r12_a_killed_owner_leaves_no_socket_directory() {
     let (rx, tx) = Pipe::new::<String>().unwrap();
@@ -388,6 +401,7 @@ fn r12_a_killed_owner_leaves_no_socket_directory() {
     );
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn r12_a_program_killed_with_its_in_thread_server_is_swept() {
     let (rx, tx) = Pipe::new::<String>().unwrap();
