@@ -417,3 +417,41 @@ fn r12_a_program_killed_with_its_in_thread_server_is_swept() {
     assert!(!dir.exists(), "{} survived the sweep", dir.display());
     m.shutdown().unwrap();
 }
+
+#[test]
+fn r11_references_outlive_the_thread_and_connection_that_took_them() {
+    let key = b"r11-key".to_vec();
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut server = Process::new(serve_main, (address.clone(), key.clone()));
+    server.start().unwrap();
+    let connect = || {
+        ManagerBuilder::new()
+            .authkey(key.clone())
+            .connect_timeout(address.as_str(), PATIENCE)
+            .expect("connect")
+    };
+    let m = connect();
+    // Made on a thread whose connection closes when it ends; used after that.
+    let list = std::thread::scope(|s| {
+        s.spawn(|| connect().list_from([1u32, 2, 3]).unwrap())
+            .join()
+            .unwrap()
+    });
+    for _ in 0..50 {
+        assert_eq!(list.len().unwrap(), 3, "the list was freed with its thread");
+    }
+    assert_eq!(m.live_objects().unwrap(), 1);
+    // A second manager handle in this thread replaces the thread's cached connection.
+    let again = connect();
+    for _ in 0..50 {
+        assert_eq!(
+            list.len().unwrap(),
+            3,
+            "the list was freed with a connection"
+        );
+    }
+    drop(list);
+    assert_eq!(again.live_objects().unwrap(), 0);
+    again.shutdown().unwrap();
+    server.join_timeout(PATIENCE).unwrap();
+}

@@ -79,9 +79,12 @@ pub(crate) struct Hello {
     pub(crate) owner_token: Option<u64>,
     /// The custom types this client knows.
     pub(crate) types: Vec<TypeIdentity>,
-    /// The client's process id: references a proxy took on one of the process's connections
-    /// and gave back on another are matched by it.
-    pub(crate) pid: u32,
+    /// A random id of the client process (with its pid, new after a fork): the references the
+    /// process holds are booked under it, whichever of its connections took them.
+    pub(crate) process: u64,
+    /// This is the process's anchor: a connection that makes no calls and stays open as long
+    /// as the process lives; when it closes, every reference the process held is given back.
+    pub(crate) anchor: bool,
 }
 
 /// The server's answer to a [`Hello`].

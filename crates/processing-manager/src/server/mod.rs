@@ -70,6 +70,8 @@ pub(crate) struct Cx<'a> {
     registry: &'a Registry,
     /// The connection making the call: the owner identity of locks.
     pub(crate) conn: u64,
+    /// The client process making the call: the holder of the references it is given.
+    process: u64,
     stream: &'a Stream,
     stopping: &'a AtomicBool,
     deferred: RefCell<Vec<u64>>,
@@ -325,7 +327,6 @@ impl Server {
         if self.stopping.load(Ordering::Acquire) {
             f.stream.shutdown();
         }
-        self.registry.open_holder(conn, hello.pid);
         let is_owner = hello.owner_token.is_some() && hello.owner_token == self.config.owner_token;
         let mut request = Vec::with_capacity(256);
         let mut after = After::default();
@@ -359,6 +360,7 @@ impl Server {
             let cx = Cx {
                 registry: &self.registry,
                 conn,
+                process: hello.process,
                 stream: &f.stream,
                 stopping: &self.stopping,
                 deferred: RefCell::new(Vec::new()),
@@ -382,7 +384,7 @@ impl Server {
             // The references of values sent back are the client's now (until it gives them
             // back, or its connection closes).
             if result.is_ok() {
-                self.registry.hold(conn, &sent);
+                self.registry.hold(hello.process, &sent);
             }
             for id in cx.deferred.into_inner() {
                 self.registry.decref(id);
@@ -423,7 +425,10 @@ impl Server {
         for object in self.registry.all() {
             object.on_disconnect(conn);
         }
-        self.registry.close_holder(conn);
+        if hello.anchor {
+            // The client process ended (or dropped its last hold on this server).
+            self.registry.release_process(hello.process);
+        }
         if is_owner || stop_after {
             self.stop();
         }
@@ -498,7 +503,7 @@ impl Server {
                         }
                     }
                 };
-                self.registry.hold(cx.conn, &[id]);
+                self.registry.hold(cx.process, &[id]);
                 enc(&id)
             }
             "lookup" => {
@@ -506,7 +511,7 @@ impl Server {
                 match self.registry.lookup_name(&name) {
                     Some(id) => {
                         self.check_tag(id, &tag, &name)?;
-                        self.registry.hold(cx.conn, &[id]);
+                        self.registry.hold(cx.process, &[id]);
                         enc(&Some(id))
                     }
                     None => enc(&None::<u64>),
@@ -515,12 +520,12 @@ impl Server {
             "incref" => {
                 let id: u64 = decode(a)?;
                 self.registry.incref(id)?;
-                self.registry.hold(cx.conn, &[id]);
+                self.registry.hold(cx.process, &[id]);
                 enc(&())
             }
             "decref" => {
                 let id: u64 = decode(a)?;
-                self.registry.unhold(cx.conn, id);
+                self.registry.unhold(cx.process, id);
                 self.registry.decref(id);
                 enc(&())
             }

@@ -19,15 +19,9 @@ pub(crate) struct Registry {
     objects: Mutex<HashMap<u64, Entry>>,
     names: Mutex<HashMap<String, u64>>,
     next_id: std::sync::atomic::AtomicU64,
-    /// The references each client connection holds (proxies, values it was sent), so that a
-    /// connection that closes, also by its process dying, gives them back.
-    holders: Mutex<HashMap<u64, Holder>>,
-}
-
-/// What one connection holds: its client's pid and a count per object id.
-struct Holder {
-    pid: u32,
-    ids: HashMap<u64, u64>,
+    /// The references each client process holds (proxies, values it was sent), by the
+    /// process id of its `Hello`, so that a process that ends, also by dying, gives them back.
+    holders: Mutex<HashMap<u64, HashMap<u64, u64>>>,
 }
 
 impl Registry {
@@ -40,74 +34,52 @@ impl Registry {
         }
     }
 
-    fn holders(&self) -> MutexGuard<'_, HashMap<u64, Holder>> {
+    fn table(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
+        self.objects.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn holders(&self) -> MutexGuard<'_, HashMap<u64, HashMap<u64, u64>>> {
         self.holders.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts counting the references connection `conn` (of process `pid`) holds.
-    pub(crate) fn open_holder(&self, conn: u64, pid: u32) {
-        self.holders().insert(
-            conn,
-            Holder {
-                pid,
-                ids: HashMap::new(),
-            },
-        );
-    }
-
-    /// Connection `conn` now holds one more reference on each of `ids`.
-    pub(crate) fn hold(&self, conn: u64, ids: &[u64]) {
+    /// Client process `process` now holds one more reference on each of `ids`.
+    pub(crate) fn hold(&self, process: u64, ids: &[u64]) {
         if ids.is_empty() {
             return;
         }
         let mut holders = self.holders();
-        if let Some(h) = holders.get_mut(&conn) {
-            for &id in ids {
-                *h.ids.entry(id).or_insert(0) += 1;
-            }
+        let held = holders.entry(process).or_default();
+        for &id in ids {
+            *held.entry(id).or_insert(0) += 1;
         }
     }
 
-    /// Connection `conn` gave back one reference on `id`. A reference taken on another
-    /// connection (a proxy made on one thread, dropped on another) is debited from a connection
-    /// of the same process, else from any holder.
-    pub(crate) fn unhold(&self, conn: u64, id: u64) {
+    /// Client process `process` gave back one reference on `id`.
+    pub(crate) fn unhold(&self, process: u64, id: u64) {
         let mut holders = self.holders();
-        let pid = holders.get(&conn).map(|h| h.pid);
-        let holds = |h: &Holder| h.ids.contains_key(&id);
-        let from = if holders.get(&conn).is_some_and(holds) {
-            Some(conn)
-        } else {
-            holders
-                .iter()
-                .filter(|(_, h)| holds(h))
-                .min_by_key(|(_, h)| Some(h.pid) != pid)
-                .map(|(&c, _)| c)
-        };
-        if let Some(h) = from.and_then(|c| holders.get_mut(&c)) {
-            if let Some(n) = h.ids.get_mut(&id) {
+        if let Some(held) = holders.get_mut(&process) {
+            if let Some(n) = held.get_mut(&id) {
                 *n -= 1;
                 if *n == 0 {
-                    h.ids.remove(&id);
+                    held.remove(&id);
                 }
+            }
+            if held.is_empty() {
+                holders.remove(&process);
             }
         }
     }
 
-    /// Connection `conn` closed: every reference it still held is given back.
-    pub(crate) fn close_holder(&self, conn: u64) {
-        let Some(holder) = self.holders().remove(&conn) else {
+    /// Client process `process` ended: every reference it still held is given back.
+    pub(crate) fn release_process(&self, process: u64) {
+        let Some(held) = self.holders().remove(&process) else {
             return;
         };
-        for (id, n) in holder.ids {
+        for (id, n) in held {
             for _ in 0..n {
                 self.decref(id);
             }
         }
-    }
-
-    fn table(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
-        self.objects.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds `object` with one reference and returns its id.
