@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use processing_core::codec::{decode, encode};
@@ -51,6 +51,17 @@ pub(crate) fn open(
     owner_token: Option<u64>,
     types: &[TypeIdentity],
 ) -> Result<(Framed, Welcome), ManagerError> {
+    open_as(address, key, owner_token, types, false)
+}
+
+/// [`open`], saying whether the connection is this process's anchor (see [`ensure_anchor`]).
+fn open_as(
+    address: &Address,
+    key: &[u8],
+    owner_token: Option<u64>,
+    types: &[TypeIdentity],
+    anchor: bool,
+) -> Result<(Framed, Welcome), ManagerError> {
     let stream = sys::connect(address, CONNECT_TIMEOUT)
         .map_err(|e| ManagerError::Disconnected(format!("cannot connect to {address}: {e}")))?;
     let mut f = Framed::new(stream);
@@ -58,6 +69,8 @@ pub(crate) fn open(
     let hello = Hello {
         owner_token,
         types: types.to_vec(),
+        process: process_id(),
+        anchor,
     };
     f.send(&[&protocol::versioned(&encode(&hello)?)])
         .map_err(|e| ManagerError::Disconnected(e.to_string()))?;
@@ -124,6 +137,52 @@ fn upgrade(address: &Address, framed: &mut Framed) -> Option<Mailbox> {
 
 type ConnKey = (Address, u64);
 
+/// A random id of this process, new in a forked child: the server books the references this
+/// process holds under it.
+fn process_id() -> u64 {
+    static ID: Mutex<Option<(u32, u64)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut id = ID.lock().unwrap_or_else(|e| e.into_inner());
+    match *id {
+        Some((p, token)) if p == pid => token,
+        _ => {
+            let token = u64::from_le_bytes(
+                processing_core::authkey::random_bytes(8)
+                    .try_into()
+                    .unwrap_or([5; 8]),
+            ) ^ u64::from(pid);
+            *id = Some((pid, token));
+            token
+        }
+    }
+}
+
+/// Each process's anchor connection per server run: it makes no calls and stays open while
+/// the process lives (statics are never dropped), so the server gives back everything the
+/// process held exactly when the process is gone, whichever threads' connections came and
+/// went meanwhile.
+static ANCHORS: Mutex<Vec<(ConnKey, u32, Framed)>> = Mutex::new(Vec::new());
+
+/// Opens this process's anchor to `remote`'s server unless it has one.
+fn ensure_anchor(remote: &Remote) {
+    let key = (remote.address.clone(), remote.instance);
+    let pid = std::process::id();
+    let mut anchors = ANCHORS.lock().unwrap_or_else(|e| e.into_inner());
+    // Anchors inherited through a fork are the parent's: forget them (without closing their
+    // socket under the parent's feet, which a copy closing would not do anyway).
+    anchors.retain(|(_, p, _)| *p == pid);
+    if anchors.iter().any(|(k, _, _)| *k == key) {
+        return;
+    }
+    if let Ok((framed, welcome)) =
+        open_as(&remote.address, &remote.key(), None, &remote.types, true)
+    {
+        if remote.instance == 0 || welcome.instance == remote.instance {
+            anchors.push((key, pid, framed));
+        }
+    }
+}
+
 thread_local! {
     static CONNS: RefCell<HashMap<ConnKey, Rc<RefCell<Conn>>>> = RefCell::new(HashMap::new());
     static ENCODE_SCOPE: RefCell<Vec<(u64, Vec<u64>)>> = const { RefCell::new(Vec::new()) };
@@ -141,6 +200,7 @@ fn connection(remote: &Remote) -> Result<Rc<RefCell<Conn>>, ManagerError> {
             return Ok(conn);
         }
     }
+    ensure_anchor(remote);
     let (framed, welcome) = open(&remote.address, &remote.key(), None, &remote.types)?;
     if remote.instance != 0 && welcome.instance != remote.instance {
         return Err(ManagerError::Disconnected(format!(
@@ -153,6 +213,7 @@ fn connection(remote: &Remote) -> Result<Rc<RefCell<Conn>>, ManagerError> {
 
 /// Caches an already open connection (the one `Manager::connect` authenticated with).
 pub(crate) fn keep_connection(remote: &Remote, framed: Framed) {
+    ensure_anchor(remote);
     cache(remote, framed);
 }
 
@@ -174,6 +235,11 @@ fn cache(remote: &Remote, mut framed: Framed) -> Rc<RefCell<Conn>> {
 /// Drops this thread's connection to `remote` (after a shutdown).
 pub(crate) fn forget_all(remote: &Remote) {
     forget_connection(remote);
+    let key = (remote.address.clone(), remote.instance);
+    ANCHORS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(k, _, _)| *k != key);
 }
 
 fn forget_connection(remote: &Remote) {

@@ -186,7 +186,7 @@ impl<L: TypeList> ManagerBuilder<L> {
     ) -> Result<Manager, ManagerError> {
         let types = table_of::<L>().identities();
         let key = self.key();
-        let deadline = Instant::now() + patience;
+        let deadline = saturating_deadline(patience);
         let mut pause = Duration::from_micros(200);
         let (control, welcome) = loop {
             match client::open(&address, &key, Some(owner_token), &types) {
@@ -268,7 +268,7 @@ impl<L: TypeList> ManagerBuilder<L> {
         let address = address.into();
         let types = table_of::<L>().identities();
         let key = self.key();
-        let deadline = Instant::now() + patience;
+        let deadline = saturating_deadline(patience);
         let (framed, welcome) = loop {
             match client::open(&address, &key, None, &types) {
                 Ok(pair) => break pair,
@@ -290,6 +290,18 @@ impl<L: TypeList> ManagerBuilder<L> {
             owner: None,
         })
     }
+}
+
+/// `now + patience`, or the farthest representable instant for a huge `patience`
+/// (`Duration::MAX` means for ever).
+fn saturating_deadline(patience: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(patience).unwrap_or_else(|| far_future(now))
+}
+
+fn far_future(now: Instant) -> Instant {
+    // About 30 years: later than any process lives, and representable on every platform.
+    now.checked_add(Duration::from_secs(1 << 30)).unwrap_or(now)
 }
 
 fn unreachable_path() -> &'static std::path::Path {
@@ -317,7 +329,7 @@ impl ServerHandle {
         match self {
             ServerHandle::Thread(t) => {
                 if let Some(t) = t.take() {
-                    let deadline = Instant::now() + patience;
+                    let deadline = saturating_deadline(patience);
                     while !t.is_finished() && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(1));
                     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::RemoteError;
 
 /// The version of the manager wire protocol; both sides must speak the same one.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 const MAGIC: &[u8; 4] = b"PMGR";
 
@@ -79,6 +79,12 @@ pub(crate) struct Hello {
     pub(crate) owner_token: Option<u64>,
     /// The custom types this client knows.
     pub(crate) types: Vec<TypeIdentity>,
+    /// A random id of the client process (with its pid, new after a fork): the references the
+    /// process holds are booked under it, whichever of its connections took them.
+    pub(crate) process: u64,
+    /// This is the process's anchor: a connection that makes no calls and stays open as long
+    /// as the process lives; when it closes, every reference the process held is given back.
+    pub(crate) anchor: bool,
 }
 
 /// The server's answer to a [`Hello`].
@@ -149,11 +155,50 @@ pub(crate) const STATUS_OK: u8 = 0;
 pub(crate) const STATUS_ERR: u8 = 1;
 
 /// A stored value: its postcard bytes and the proxies of this manager embedded in it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub(crate) struct Elem {
     #[serde(with = "bytes_codec")]
     pub(crate) bytes: Vec<u8>,
     pub(crate) refs: Vec<u64>,
+}
+
+thread_local! {
+    /// While the server encodes a reply: the references of every `Elem` sent (they become
+    /// the client's to give back).
+    static SENT_REFS: std::cell::RefCell<Option<Vec<u64>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a server call, which encodes its reply) and returns the references of every
+/// [`Elem`] it encoded: from then on they are held by the calling client.
+pub(crate) fn collect_sent_refs<R>(f: impl FnOnce() -> R) -> (R, Vec<u64>) {
+    let outer = SENT_REFS.with(|s| s.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let sent = SENT_REFS.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
+    (r, sent.unwrap_or_default())
+}
+
+impl Serialize for Elem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let _ = SENT_REFS.try_with(|sent| {
+            if let Some(sent) = sent.borrow_mut().as_mut() {
+                sent.extend_from_slice(&self.refs);
+            }
+        });
+        let mut st = s.serialize_struct("Elem", 2)?;
+        st.serialize_field("bytes", &Bytes(&self.bytes))?;
+        st.serialize_field("refs", &self.refs)?;
+        st.end()
+    }
+}
+
+/// A byte slice serialised as one byte string (as `bytes_codec` does).
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
 }
 
 /// Serialises a byte vector as one byte string (postcard: length + raw bytes).

@@ -793,7 +793,8 @@ impl ConditionProxy {
         mut predicate: impl FnMut() -> bool,
         timeout: Option<Duration>,
     ) -> Result<bool, ManagerError> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        // A timeout too large to represent (`Duration::MAX`) waits for ever.
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         loop {
             if predicate() {
                 return Ok(true);

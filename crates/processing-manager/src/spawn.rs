@@ -25,6 +25,7 @@ pub(crate) fn server_main<L: TypeList>(args: ServerArgs) {
     };
     match Server::bind(&args.address, config) {
         Ok((server, listener)) => {
+            sys::remove_address_on_termination(server.address());
             server.run(listener);
             sys::remove_local_address(server.address());
         }

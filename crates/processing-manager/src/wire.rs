@@ -97,7 +97,12 @@ impl Framed {
             self.start = 0;
         }
         if self.buf.len() < frame_len {
-            self.buf.resize(frame_len, 0);
+            // Grow with the bytes that arrived, never to a length the peer merely announced:
+            // at most double what is buffered (a lying prefix costs at most twice its bytes).
+            let step = frame_len.min(self.end.max(4096).saturating_mul(2));
+            if self.buf.len() < step {
+                self.buf.resize(step, 0);
+            }
         } else if self.buf.len() > 1 << 20 && frame_len < 4096 && self.end < 4096 {
             self.buf.truncate(4096);
             self.buf.shrink_to_fit();

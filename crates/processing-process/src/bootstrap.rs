@@ -255,3 +255,44 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "<non-string panic payload>".to_string()
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod r06_tests {
+    use super::*;
+
+    /// The peak resident set of this process in KiB, after resetting it to the current one.
+    fn reset_peak() {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
+
+    fn status_kib(field: &str) -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn r06_bootstrap_channel_allocates_what_arrived() {
+        let (a, b) = sys::channel_pair().unwrap();
+        // A frame announcing 1 GiB (below the channel's 2 GiB cap), then 10 bytes, then the end.
+        let mut lie = Vec::new();
+        lie.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        lie.extend_from_slice(&0u32.to_le_bytes());
+        lie.extend_from_slice(&[7u8; 10]);
+        reset_peak();
+        let (before, virtual_before) = (status_kib("VmHWM:"), status_kib("VmPeak:"));
+        // SAFETY: `lie` is valid for reads of its length; the descriptor is `a`'s open socket.
+        let n = unsafe { libc::send(a.raw(), lie.as_ptr().cast(), lie.len(), 0) };
+        assert_eq!(n, lie.len() as isize);
+        drop(a);
+        assert!(b.recv_frame().is_err(), "a truncated frame is an error");
+        let grown = status_kib("VmHWM:").saturating_sub(before);
+        assert!(grown < 64 * 1024, "the receiver grew by {grown} KiB");
+        // Not even address space is reserved for the announced length.
+        let reserved = status_kib("VmPeak:").saturating_sub(virtual_before);
+        assert!(reserved < 64 * 1024, "the receiver reserved {reserved} KiB");
+    }
+}

@@ -28,6 +28,10 @@ pub(crate) const EXIT_BOOTSTRAP_FAILED: i32 = 70;
 /// The largest frame either side accepts.
 pub(crate) const MAX_FRAME: usize = 1 << 31;
 
+/// A frame body is read in steps: it starts at this size and at most doubles as bytes arrive,
+/// so a length the peer announced but never sent is never allocated.
+pub(crate) const BODY_STEP: usize = 64 * 1024;
+
 /// Everything a child needs to become the process its parent asked for.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Config {

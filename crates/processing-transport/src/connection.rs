@@ -493,6 +493,11 @@ impl<T, D: Direction> Connection<T, D> {
     /// ```
     pub fn close(self) {}
 
+    /// Cuts the connection under any thread reading it (a listener dropping a handshake).
+    pub(crate) fn abort(&self) {
+        self.inner.stream.shutdown();
+    }
+
     pub(crate) fn set_exact_reads(&self, exact: bool) {
         lock(&self.inner.reader).exact = exact || self.inner.ring.is_some();
     }

@@ -34,7 +34,7 @@ pub use connection::{
     CanRecv, CanSend, Connection, Direction, Duplex, Pipe, ReadOnly, SimplexPair, WriteOnly,
 };
 pub use error::{AuthError, ConnectionError, FrameError, ListenerError};
-pub use listener::{Client, ClientBuilder, Listener, ListenerBuilder};
+pub use listener::{Client, ClientBuilder, Listener, ListenerBuilder, MAX_PENDING_HANDSHAKES};
 pub use wait::{wait, RawWaitable, Waitable};
 
 pub mod queue;

@@ -1,8 +1,12 @@
 //! `Listener` and `Client`: authenticated connections at local or TCP addresses.
 
+use std::collections::VecDeque;
+use std::fmt;
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::address::{Address, IntoAddress};
 use crate::auth::{self, Role};
@@ -108,11 +112,41 @@ impl ListenerBuilder {
                 (Inner::Tcp(l), Address::Tcp(bound))
             }
         };
-        Ok(Listener {
-            inner,
-            address,
+        let local_path = match &inner {
+            Inner::Local(l) => l.path().map(Path::to_path_buf),
+            Inner::Tcp(_) => None,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            ready_cv: Condvar::new(),
+            room_cv: Condvar::new(),
+            reap_cv: Condvar::new(),
+            stopping: AtomicBool::new(false),
             authkey,
             settings: self.settings,
+        });
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("processing-listener".into())
+                .spawn(move || shared.accept_loop(inner))?
+        };
+        if shared.settings.handshake_timeout.is_some() {
+            let reaper = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name("processing-handshake-reaper".into())
+                .stack_size(HANDSHAKE_STACK)
+                .spawn(move || reaper.reap_loop());
+            if let Err(e) = spawned {
+                // The per-read timeout still bounds every silent peer.
+                tracing::debug!("listener: cannot start the handshake reaper: {e}");
+            }
+        }
+        Ok(Listener {
+            address,
+            local_path,
+            shared,
+            acceptor: Some(acceptor),
         })
     }
 }
@@ -123,11 +157,236 @@ enum Inner {
     Tcp(TcpListener),
 }
 
+impl Inner {
+    fn accept(&self) -> std::io::Result<Stream> {
+        match self {
+            Inner::Local(l) => l.accept(),
+            Inner::Tcp(l) => Ok(Stream::from_tcp(l.accept()?.0)),
+        }
+    }
+}
+
+/// The most peers that may be in the middle of the handshake at once. A new peer beyond it
+/// cuts the oldest one off: a legitimate client answers within milliseconds, so only a peer
+/// that connected and stays silent loses its place, and idle peers cost at most this many
+/// threads.
+///
+/// ```
+/// use processing_transport::{Listener, MAX_PENDING_HANDSHAKES};
+/// let l = Listener::bind("127.0.0.1:0", Some(b"key")).unwrap();
+/// let Some(addr) = l.address().to_string().strip_prefix("tcp://").map(str::to_owned) else {
+///     unreachable!()
+/// };
+/// // More silent peers than the cap: the oldest is cut off (it reads the end of the stream).
+/// let mut idle: Vec<_> = (0..MAX_PENDING_HANDSHAKES + 1)
+///     .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+///     .collect();
+/// let mut rest = Vec::new();
+/// std::io::Read::read_to_end(&mut idle[0], &mut rest).unwrap();
+/// ```
+pub const MAX_PENDING_HANDSHAKES: usize = 32;
+/// Authenticated connections waiting for `accept`; beyond it the listener stops accepting (new
+/// peers then wait in the kernel's backlog).
+const MAX_READY: usize = 64;
+/// Stack of a handshake thread (the handshake needs little: HMAC and 256-byte frames).
+const HANDSHAKE_STACK: usize = 256 * 1024;
+
+/// What the accepting thread, the handshake threads and `accept` share.
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when `ready` gains an entry or the accepting thread ends.
+    ready_cv: Condvar,
+    /// Signalled when `ready` has room again or the listener stops.
+    room_cv: Condvar,
+    /// Signalled when a handshake starts or the accepting thread ends (wakes the reaper).
+    reap_cv: Condvar,
+    stopping: AtomicBool,
+    authkey: Arc<[u8]>,
+    settings: Settings,
+}
+
+/// A peer in the middle of the handshake.
+struct Pending {
+    id: u64,
+    /// A clone of its connection, to cut it off.
+    conn: Connection<()>,
+    /// When it is cut off if not done (`None`: no handshake timeout).
+    deadline: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Authenticated connections, and failed handshakes to report, in arrival order.
+    ready: VecDeque<Result<Connection<()>, ListenerError>>,
+    /// Connections in the middle of the handshake, oldest first.
+    pending: VecDeque<Pending>,
+    next: u64,
+    /// The accepting thread has ended.
+    closed: bool,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// The accepting thread: accepts peers as they come and starts a handshake for each.
+    fn accept_loop(self: Arc<Self>, inner: Inner) {
+        let mut failures = 0u32;
+        loop {
+            {
+                let mut state = lock(&self.state);
+                while state.ready.len() >= MAX_READY && !self.stopping.load(Ordering::Acquire) {
+                    state = self.room_cv.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+            if self.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            let accepted = inner.accept();
+            if self.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            match accepted {
+                Ok(stream) => {
+                    failures = 0;
+                    self.start_handshake(Connection::from_stream(stream));
+                }
+                Err(e) => {
+                    // Reported to `accept` (EMFILE and friends), then a short back-off.
+                    failures += 1;
+                    lock(&self.state).ready.push_back(Err(ListenerError::Io(e)));
+                    self.ready_cv.notify_one();
+                    std::thread::sleep(Duration::from_millis(u64::from(failures.min(50))));
+                }
+            }
+        }
+        drop(inner);
+        let mut state = lock(&self.state);
+        state.closed = true;
+        for p in state.pending.drain(..) {
+            p.conn.abort();
+        }
+        drop(state);
+        self.ready_cv.notify_all();
+        self.reap_cv.notify_all();
+    }
+
+    /// The reaper thread: cuts off a peer whose handshake outlived its deadline (the read
+    /// timeout alone would let a peer that trickles bytes hold on far longer).
+    fn reap_loop(&self) {
+        let mut state = lock(&self.state);
+        while !state.closed {
+            let now = Instant::now();
+            // Peers are pending in arrival order with one timeout: the front expires first.
+            while let Some(p) = state.pending.front() {
+                if p.deadline.is_some_and(|d| d <= now) {
+                    if let Some(p) = state.pending.pop_front() {
+                        tracing::debug!("listener: a handshake passed its deadline");
+                        p.conn.abort();
+                    }
+                } else {
+                    break;
+                }
+            }
+            let next = state.pending.front().and_then(|p| p.deadline);
+            state = match next {
+                Some(d) => {
+                    self.reap_cv
+                        .wait_timeout(state, d.saturating_duration_since(now))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self.reap_cv.wait(state).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+
+    fn start_handshake(self: &Arc<Self>, conn: Connection<()>) {
+        let id = {
+            let mut state = lock(&self.state);
+            while state.pending.len() >= MAX_PENDING_HANDSHAKES {
+                if let Some(oldest) = state.pending.pop_front() {
+                    tracing::debug!("listener: too many pending handshakes, the oldest is cut off");
+                    oldest.conn.abort();
+                }
+            }
+            let id = state.next;
+            state.next += 1;
+            let deadline = self
+                .settings
+                .handshake_timeout
+                .and_then(|t| Instant::now().checked_add(t));
+            state.pending.push_back(Pending {
+                id,
+                conn: conn.clone(),
+                deadline,
+            });
+            id
+        };
+        self.reap_cv.notify_one();
+        let shared = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("processing-handshake".into())
+            .stack_size(HANDSHAKE_STACK)
+            .spawn(move || shared.handshake(id, conn));
+        if let Err(e) = spawned {
+            tracing::debug!("listener: cannot start a handshake thread: {e}");
+            let mut state = lock(&self.state);
+            if let Some(at) = state.pending.iter().position(|p| p.id == id) {
+                if let Some(p) = state.pending.remove(at) {
+                    p.conn.abort();
+                }
+            }
+        }
+    }
+
+    /// A handshake thread: authenticates one peer and hands the outcome to `accept`.
+    fn handshake(&self, id: u64, conn: Connection<()>) {
+        let result = auth::handshake(
+            &conn,
+            &self.authkey,
+            Role::Server,
+            self.settings.handshake_timeout,
+        );
+        let mut state = lock(&self.state);
+        let Some(at) = state.pending.iter().position(|p| p.id == id) else {
+            // Cut off meanwhile (too many pending, or the listener stopped).
+            return;
+        };
+        state.pending.remove(at);
+        let outcome = match result {
+            Ok(()) => {
+                conn.set_max_message_size(self.settings.max_message);
+                Ok(conn)
+            }
+            // A peer that left, or stayed silent past the deadline, is skipped.
+            Err(AuthError::Connection(e))
+                if matches!(
+                    *e,
+                    ConnectionError::Eof | ConnectionError::Disconnected | ConnectionError::Timeout
+                ) =>
+            {
+                tracing::debug!("listener: handshake abandoned: {e}");
+                return;
+            }
+            Err(e) => Err(e.into()),
+        };
+        state.ready.push_back(outcome);
+        drop(state);
+        self.ready_cv.notify_one();
+    }
+}
+
 /// Accepts authenticated connections at an [`Address`].
 ///
-/// Every accepted peer passes the mutual HMAC-SHA256 handshake before `accept` returns, and
-/// nothing it sends beyond the 256-byte handshake frames is read before that. A local listener
-/// removes its socket file when dropped.
+/// A background thread accepts peers as they connect and authenticates each on its own
+/// short-lived thread, so a slow or silent peer never delays the others: every peer gets the
+/// handshake timeout ([`ListenerBuilder::handshake_timeout`]) and at most
+/// [`MAX_PENDING_HANDSHAKES`] handshakes run at once (a new peer beyond that cuts the oldest
+/// off). Every connection [`accept`](Self::accept) returns passed the mutual HMAC-SHA256
+/// handshake, and nothing its peer sent beyond the 256-byte handshake frames was read before
+/// that. A local listener removes its socket file when dropped.
 ///
 /// ```
 /// use processing_transport::{Client, Listener, Address};
@@ -141,12 +400,20 @@ enum Inner {
 /// assert_eq!(conn.recv().unwrap(), "hello");
 /// t.join().unwrap();
 /// ```
-#[derive(Debug)]
 pub struct Listener {
-    inner: Inner,
     address: Address,
-    authkey: Arc<[u8]>,
-    settings: Settings,
+    local_path: Option<PathBuf>,
+    shared: Arc<Shared>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener")
+            .field("address", &self.address)
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Listener {
@@ -172,40 +439,62 @@ impl Listener {
         &self.address
     }
 
-    /// Waits for a peer, authenticates it, and returns the connection. A failed handshake is an
-    /// error (`is_auth()`); a peer that closes before answering the challenge is skipped.
+    /// Waits for the next authenticated peer and returns its connection. A handshake that
+    /// failed (a wrong key, a peer that does not speak the protocol) is an error (`is_auth()`);
+    /// a peer that closes or stays silent past the handshake timeout is skipped.
     pub fn accept<T>(&self) -> Result<Connection<T>, ListenerError> {
+        let mut state = lock(&self.shared.state);
         loop {
-            let stream = match &self.inner {
-                Inner::Local(l) => l.accept()?,
-                Inner::Tcp(l) => Stream::from_tcp(l.accept()?.0),
-            };
-            let conn: Connection<T, Duplex> = Connection::from_stream(stream);
-            match auth::handshake(
-                &conn,
-                &self.authkey,
-                Role::Server,
-                self.settings.handshake_timeout,
-            ) {
-                Ok(()) => {
-                    conn.set_max_message_size(self.settings.max_message);
-                    return Ok(conn);
-                }
-                Err(AuthError::Connection(e))
-                    if matches!(*e, ConnectionError::Eof | ConnectionError::Disconnected) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(e.into()),
+            if let Some(outcome) = state.ready.pop_front() {
+                drop(state);
+                self.shared.room_cv.notify_one();
+                return outcome.map(Connection::with_type);
             }
+            if state.closed {
+                return Err(ListenerError::Io(std::io::Error::other(
+                    "the listener stopped accepting",
+                )));
+            }
+            state = self
+                .shared
+                .ready_cv
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 
     /// The path of the socket file of a local listener (Unix).
     pub fn local_path(&self) -> Option<&std::path::Path> {
-        match &self.inner {
-            Inner::Local(l) => l.path(),
-            Inner::Tcp(_) => None,
+        self.local_path.as_deref()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        // Taking the lock orders the flag before a wait of the accepting thread that checked it.
+        drop(lock(&self.shared.state));
+        self.shared.room_cv.notify_all();
+        // Wake the accepting thread with a connection of our own, then wait for it to close
+        // the socket (and remove a local socket's file).
+        let woken = match &self.address {
+            Address::Local(name) => sys::connect_local(name).is_ok(),
+            Address::Tcp(a) => {
+                let mut a = *a;
+                if a.ip().is_unspecified() {
+                    a.set_ip(if a.is_ipv4() {
+                        std::net::Ipv4Addr::LOCALHOST.into()
+                    } else {
+                        std::net::Ipv6Addr::LOCALHOST.into()
+                    });
+                }
+                TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok()
+            }
+        };
+        if let Some(acceptor) = self.acceptor.take() {
+            if woken {
+                let _ = acceptor.join();
+            }
         }
     }
 }

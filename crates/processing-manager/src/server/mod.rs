@@ -7,8 +7,8 @@ mod registry;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use processing_core::codec::{decode, encode};
 
@@ -24,6 +24,15 @@ use registry::Registry;
 /// How long a connection's handler polls for the next request before blocking: clients in a
 /// loop of calls send the next one within microseconds.
 const SERVER_SPIN: Duration = Duration::from_micros(60);
+
+/// The most connections that may be authenticating at once. A new one beyond it disconnects
+/// the oldest (a legitimate client authenticates within milliseconds; a peer that connects and
+/// stays silent is the one that waits), so idle peers cost at most this many threads.
+const MAX_PENDING: usize = 32;
+
+/// How long the reaper sleeps when nothing is authenticating (it also wakes at every new
+/// connection and when the server stops).
+const REAPER_IDLE: Duration = Duration::from_secs(1);
 
 /// What a server needs to know when it starts.
 pub(crate) struct ServerConfig {
@@ -49,6 +58,11 @@ pub(crate) struct Server {
     conns: Mutex<HashMap<u64, Stream>>,
     next_conn: AtomicU64,
     named: Mutex<()>,
+    /// Connections still authenticating, oldest first: (connection number, a clone to cut it,
+    /// its deadline).
+    pending: Mutex<std::collections::VecDeque<(u64, Stream, Instant)>>,
+    /// Wakes the reaper: a connection started authenticating, or the server stops.
+    pending_cv: Condvar,
 }
 
 /// The context of one call on the server.
@@ -56,6 +70,8 @@ pub(crate) struct Cx<'a> {
     registry: &'a Registry,
     /// The connection making the call: the owner identity of locks.
     pub(crate) conn: u64,
+    /// The client process making the call: the holder of the references it is given.
+    process: u64,
     stream: &'a Stream,
     stopping: &'a AtomicBool,
     deferred: RefCell<Vec<u64>>,
@@ -148,6 +164,8 @@ impl Server {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             named: Mutex::new(()),
+            pending: Mutex::new(std::collections::VecDeque::new()),
+            pending_cv: Condvar::new(),
         };
         Ok((Arc::new(server), listener))
     }
@@ -159,6 +177,17 @@ impl Server {
 
     /// Accepts connections until [`Server::stop`].
     pub(crate) fn run(self: &Arc<Self>, listener: Listener) {
+        let reaper = {
+            let server = Arc::clone(self);
+            std::thread::Builder::new()
+                .name("manager-reaper".into())
+                .stack_size(128 * 1024)
+                .spawn(move || server.reap())
+        };
+        if let Err(e) = &reaper {
+            // The read timeout of each authentication read still bounds silent peers.
+            tracing::debug!("manager: cannot start the handshake reaper: {e}");
+        }
         let mut failures = 0u32;
         while !self.stopping.load(Ordering::Acquire) {
             match listener.accept() {
@@ -167,11 +196,14 @@ impl Server {
                     if self.stopping.load(Ordering::Acquire) {
                         break;
                     }
+                    let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+                    self.admit(conn, &stream);
                     let server = Arc::clone(self);
                     let spawned = std::thread::Builder::new()
                         .name("manager-conn".into())
-                        .spawn(move || server.serve_connection(stream));
+                        .spawn(move || server.serve_connection(conn, stream));
                     if let Err(e) = spawned {
+                        self.settled(conn);
                         tracing::warn!("manager: cannot start a connection thread: {e}");
                     }
                 }
@@ -187,6 +219,42 @@ impl Server {
         // Wake every connection thread: blocked reads see end of stream, waits see `stopping`.
         for (_, s) in self.conns.lock().unwrap_or_else(|e| e.into_inner()).drain() {
             s.shutdown();
+        }
+        for (_, s, _) in self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            s.shutdown();
+        }
+        self.pending_cv.notify_all();
+        if let Ok(reaper) = reaper {
+            let _ = reaper.join();
+        }
+    }
+
+    /// The reaper thread: cuts off a connection still authenticating past its deadline (the
+    /// read timeout alone would let a peer that trickles bytes hold on far longer).
+    fn reap(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        while !self.stopping.load(Ordering::Acquire) {
+            let now = Instant::now();
+            // One deadline for all, in arrival order: the front expires first.
+            while pending.front().is_some_and(|(_, _, d)| *d <= now) {
+                if let Some((_, s, _)) = pending.pop_front() {
+                    tracing::debug!("manager: a connection passed its authentication deadline");
+                    s.shutdown();
+                }
+            }
+            let wait = pending
+                .front()
+                .map_or(REAPER_IDLE, |(_, _, d)| d.saturating_duration_since(now));
+            pending = self
+                .pending_cv
+                .wait_timeout(pending, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -207,20 +275,49 @@ impl Server {
         let _ = sys::connect(&wake_address(&self.address), Duration::from_secs(1));
     }
 
-    fn serve_connection(self: Arc<Self>, stream: Stream) {
-        let mut f = Framed::new(stream);
-        if let Err(e) = crate::auth::server_side(&mut f, &self.config.authkey) {
-            tracing::debug!("manager: connection refused: {e}");
+    /// Records a connection that starts authenticating; beyond [`MAX_PENDING`], the oldest
+    /// still authenticating is cut off.
+    fn admit(&self, conn: u64, stream: &Stream) {
+        let Ok(clone) = stream.try_clone() else {
             return;
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        while pending.len() >= MAX_PENDING {
+            if let Some((_, oldest, _)) = pending.pop_front() {
+                oldest.shutdown();
+            }
         }
-        let hello = match self.handshake(&mut f) {
+        let now = Instant::now();
+        let deadline = now.checked_add(crate::auth::AUTH_TIMEOUT).unwrap_or(now);
+        pending.push_back((conn, clone, deadline));
+        drop(pending);
+        self.pending_cv.notify_one();
+    }
+
+    /// The connection finished authenticating (or failed): it no longer counts as pending.
+    fn settled(&self, conn: u64) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = pending.iter().position(|(c, _, _)| *c == conn) {
+            pending.remove(at);
+        }
+    }
+
+    fn serve_connection(self: Arc<Self>, conn: u64, stream: Stream) {
+        let mut f = Framed::new(stream);
+        let authenticated = crate::auth::server_side(&mut f, &self.config.authkey)
+            .map_err(|e| format!("connection refused: {e}"))
+            .and_then(|()| {
+                self.handshake(&mut f)
+                    .map_err(|e| format!("handshake failed: {e}"))
+            });
+        self.settled(conn);
+        let hello = match authenticated {
             Ok(h) => h,
             Err(e) => {
-                tracing::debug!("manager: handshake failed: {e}");
+                tracing::debug!("manager: {e}");
                 return;
             }
         };
-        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         if let Ok(clone) = f.stream.try_clone() {
             self.conns
                 .lock()
@@ -263,19 +360,32 @@ impl Server {
             let cx = Cx {
                 registry: &self.registry,
                 conn,
+                process: hello.process,
                 stream: &f.stream,
                 stopping: &self.stopping,
                 deferred: RefCell::new(Vec::new()),
             };
-            let result = protocol::parse_request(&request).and_then(|req| {
-                if req.object == 0 {
-                    self.control(&cx, req.method, req.args, &mut after)
-                } else {
-                    self.registry
-                        .get(req.object)?
-                        .call(&cx, req.method, req.args)
-                }
+            // A panic while serving one call (a bug, or an argument no check foresaw) fails that
+            // call; the connection and the server go on.
+            let (result, sent) = protocol::collect_sent_refs(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    protocol::parse_request(&request).and_then(|req| {
+                        if req.object == 0 {
+                            self.control(&cx, req.method, req.args, &mut after)
+                        } else {
+                            self.registry
+                                .get(req.object)?
+                                .call(&cx, req.method, req.args)
+                        }
+                    })
+                }))
+                .unwrap_or_else(|payload| Err(panicked(payload.as_ref())))
             });
+            // The references of values sent back are the client's now (until it gives them
+            // back, or its connection closes).
+            if result.is_ok() {
+                self.registry.hold(hello.process, &sent);
+            }
             for id in cx.deferred.into_inner() {
                 self.registry.decref(id);
             }
@@ -314,6 +424,10 @@ impl Server {
             .remove(&conn);
         for object in self.registry.all() {
             object.on_disconnect(conn);
+        }
+        if hello.anchor {
+            // The client process ended (or dropped its last hold on this server).
+            self.registry.release_process(hello.process);
         }
         if is_owner || stop_after {
             self.stop();
@@ -389,6 +503,7 @@ impl Server {
                         }
                     }
                 };
+                self.registry.hold(cx.process, &[id]);
                 enc(&id)
             }
             "lookup" => {
@@ -396,6 +511,7 @@ impl Server {
                 match self.registry.lookup_name(&name) {
                     Some(id) => {
                         self.check_tag(id, &tag, &name)?;
+                        self.registry.hold(cx.process, &[id]);
                         enc(&Some(id))
                     }
                     None => enc(&None::<u64>),
@@ -404,10 +520,12 @@ impl Server {
             "incref" => {
                 let id: u64 = decode(a)?;
                 self.registry.incref(id)?;
+                self.registry.hold(cx.process, &[id]);
                 enc(&())
             }
             "decref" => {
                 let id: u64 = decode(a)?;
+                self.registry.unhold(cx.process, id);
                 self.registry.decref(id);
                 enc(&())
             }
@@ -497,6 +615,19 @@ impl Server {
         };
         Ok(self.registry.insert(object))
     }
+}
+
+/// The error of a call whose handler panicked.
+fn panicked(payload: &(dyn std::any::Any + Send)) -> RemoteError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    RemoteError::new(
+        RemoteErrorKind::Panicked,
+        format!("the server failed while serving this call: {message}"),
+    )
 }
 
 /// The address to connect to in order to wake our own accept loop (an unspecified IP is not

@@ -104,8 +104,9 @@ fn wait_until<'g, S>(
     }
 }
 
+/// The deadline of a wait; a timeout too large to represent (`Duration::MAX`) is no deadline.
 fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + t)
+    timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
 /// Python-style index: negative counts from the end; out of range is an error.
@@ -285,7 +286,7 @@ impl Object for ListObj {
             "permute" => {
                 let (version, order): (u64, Vec<u32>) = args(a)?;
                 // `version` was read before this call bumped it.
-                if version + 1 != s.version {
+                if version.checked_add(1) != Some(s.version) {
                     return Err(RemoteError::new(
                         RemoteErrorKind::Conflict,
                         "list changed while sorting",
@@ -876,15 +877,18 @@ impl Object for SemaphoreObj {
             "release" => {
                 let n: u64 = args(a)?;
                 let mut v = v;
+                let Some(after) = v.checked_add(n) else {
+                    return Err(RemoteError::bad_args("semaphore value would overflow"));
+                };
                 if let Some(bound) = self.bound {
-                    if *v + n > bound {
+                    if after > bound {
                         return Err(RemoteError::new(
                             RemoteErrorKind::NotAcquired,
                             "semaphore released too many times",
                         ));
                     }
                 }
-                *v += n;
+                *v = after;
                 self.changed.notify_all();
                 ok(&())
             }

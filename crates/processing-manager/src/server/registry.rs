@@ -19,6 +19,9 @@ pub(crate) struct Registry {
     objects: Mutex<HashMap<u64, Entry>>,
     names: Mutex<HashMap<String, u64>>,
     next_id: std::sync::atomic::AtomicU64,
+    /// The references each client process holds (proxies, values it was sent), by the
+    /// process id of its `Hello`, so that a process that ends, also by dying, gives them back.
+    holders: Mutex<HashMap<u64, HashMap<u64, u64>>>,
 }
 
 impl Registry {
@@ -27,11 +30,56 @@ impl Registry {
             objects: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
+            holders: Mutex::new(HashMap::new()),
         }
     }
 
     fn table(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
         self.objects.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn holders(&self) -> MutexGuard<'_, HashMap<u64, HashMap<u64, u64>>> {
+        self.holders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Client process `process` now holds one more reference on each of `ids`.
+    pub(crate) fn hold(&self, process: u64, ids: &[u64]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut holders = self.holders();
+        let held = holders.entry(process).or_default();
+        for &id in ids {
+            *held.entry(id).or_insert(0) += 1;
+        }
+    }
+
+    /// Client process `process` gave back one reference on `id`.
+    pub(crate) fn unhold(&self, process: u64, id: u64) {
+        let mut holders = self.holders();
+        if let Some(held) = holders.get_mut(&process) {
+            if let Some(n) = held.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    held.remove(&id);
+                }
+            }
+            if held.is_empty() {
+                holders.remove(&process);
+            }
+        }
+    }
+
+    /// Client process `process` ended: every reference it still held is given back.
+    pub(crate) fn release_process(&self, process: u64) {
+        let Some(held) = self.holders().remove(&process) else {
+            return;
+        };
+        for (id, n) in held {
+            for _ in 0..n {
+                self.decref(id);
+            }
+        }
     }
 
     /// Adds `object` with one reference and returns its id.

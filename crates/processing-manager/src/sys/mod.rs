@@ -2,7 +2,8 @@
 //! bounded spin, and the peer-closed check.
 //!
 //! Every platform module exports the same names: `Stream`, `Listener`, `connect`, `bind`,
-//! `try_read`, `peer_closed`, `new_local_address`, `remove_local_address`.
+//! `try_read`, `peer_closed`, `new_local_address`, `remove_local_address`,
+//! `remove_address_on_termination`.
 
 #[cfg(unix)]
 mod unix;

@@ -165,27 +165,118 @@ fn recv_flags(stream: &Stream, buf: &mut [u8], flags: i32) -> io::Result<Option<
 
 /// A fresh address for a local manager: a socket path in a new private directory.
 pub(crate) fn new_local_address() -> io::Result<Address> {
+    sweep_stale_addresses();
     let tag: String = processing_core::authkey::random_bytes(8)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let dir = std::env::temp_dir().join(format!("processing-mgr-{}-{tag}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{tag}", std::process::id()));
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    Ok(Address::Local(dir.join("s")))
+    Ok(Address::Local(dir.join(SOCKET_NAME)))
 }
+
+/// The private directory of a local address made by [`new_local_address`], if it is one.
+fn private_dir(path: &std::path::Path) -> Option<&std::path::Path> {
+    path.parent().filter(|dir| {
+        dir.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(DIR_PREFIX))
+    })
+}
+
+const DIR_PREFIX: &str = "processing-mgr-";
+/// The socket's file name inside a private directory.
+const SOCKET_NAME: &str = "s";
 
 /// Removes the socket file of a local address (and its private directory when it is ours).
 pub(crate) fn remove_local_address(address: &Address) {
     if let Address::Local(path) = address {
         let _ = std::fs::remove_file(path);
-        if let Some(dir) = path.parent() {
-            let is_ours = dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("processing-mgr-"));
-            if is_ours {
-                let _ = std::fs::remove_dir(dir);
+        if let Some(dir) = private_dir(path) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// What the termination handler of a server process removes: its socket and directory.
+static ON_TERMINATE: std::sync::OnceLock<(std::ffi::CString, Option<std::ffi::CString>)> =
+    std::sync::OnceLock::new();
+
+extern "C" fn remove_and_die(sig: libc::c_int) {
+    if let Some((socket, dir)) = ON_TERMINATE.get() {
+        // SAFETY: unlink and rmdir are async-signal-safe and read NUL-terminated strings that
+        // live in a static for the rest of the process.
+        unsafe {
+            libc::unlink(socket.as_ptr());
+            if let Some(dir) = dir {
+                libc::rmdir(dir.as_ptr());
             }
+        }
+    }
+    // SAFETY: signal and raise are async-signal-safe; the default action then ends the process
+    // as the signal would have.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// In a server process: a termination signal (the parent-death signal a daemonic server gets
+/// when its owner dies, or `terminate`) first removes the socket and its private directory.
+pub(crate) fn remove_address_on_termination(address: &Address) {
+    use std::os::unix::ffi::OsStrExt;
+    let Address::Local(path) = address else {
+        return;
+    };
+    let Ok(socket) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    let dir = private_dir(path).and_then(|d| std::ffi::CString::new(d.as_os_str().as_bytes()).ok());
+    if ON_TERMINATE.set((socket, dir)).is_err() {
+        return;
+    }
+    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
+        // SAFETY: a zeroed sigaction is valid; the handler only calls async-signal-safe
+        // functions on data set before it is installed.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = remove_and_die as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Removes the private directories of local managers whose owner process is gone (a program
+/// killed together with its in-thread server leaves one behind).
+pub(crate) fn sweep_stale_addresses() {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        // The owner is gone and nothing answers on the socket (a process in another pid
+        // namespace sharing the directory would still answer).
+        if meta.is_dir()
+            && meta.uid() == uid
+            && !processing_core::os::pid_alive(pid)
+            && UnixStream::connect(entry.path().join(SOCKET_NAME)).is_err()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

@@ -139,3 +139,6 @@ pub(crate) fn new_local_address() -> io::Result<Address> {
 
 /// Nothing to remove for TCP addresses.
 pub(crate) fn remove_local_address(_address: &Address) {}
+
+/// Nothing to remove on termination: Windows managers listen on TCP.
+pub(crate) fn remove_address_on_termination(_address: &Address) {}

@@ -14,7 +14,7 @@ use processing_core::os::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 
 use super::{to_std, Event, ExecRequest};
 use crate::error::SpawnError;
-use crate::wire::{Frame, Setup, StdioMsg, CHILD_MARKER, MAX_FRAME};
+use crate::wire::{Frame, Setup, StdioMsg, BODY_STEP, CHILD_MARKER, MAX_FRAME};
 use crate::{Resource, StartMethod};
 
 /// The signal `terminate` sends.
@@ -164,8 +164,13 @@ impl Channel {
                 "frame too large",
             ));
         }
-        let mut body = vec![0u8; len];
-        self.read_exact(&mut body, &mut handles, false)?;
+        // The body grows with the bytes that arrive (a lying length costs at most twice them).
+        let mut body = Vec::new();
+        while body.len() < len {
+            let have = body.len();
+            body.resize(len.min(have.max(BODY_STEP) * 2).max(have + 1), 0);
+            self.read_exact(&mut body[have..], &mut handles, false)?;
+        }
         Ok(Some(Frame {
             split,
             body,

@@ -28,7 +28,7 @@ use windows_sys::Win32::System::Threading::{
 
 use super::{to_std, Event, ExecRequest};
 use crate::error::SpawnError;
-use crate::wire::{Frame, Setup, StdioMsg, CHILD_MARKER, MAX_FRAME};
+use crate::wire::{Frame, Setup, StdioMsg, BODY_STEP, CHILD_MARKER, MAX_FRAME};
 use crate::StartMethod;
 
 /// The exit code `terminate` gives (as Python's `TERMINATE`).
@@ -134,8 +134,13 @@ impl Channel {
                 "frame too large",
             ));
         }
-        let mut body = vec![0u8; len];
-        (&self.read).read_exact(&mut body)?;
+        // The body grows with the bytes that arrive (a lying length costs at most twice them).
+        let mut body = Vec::new();
+        while body.len() < len {
+            let have = body.len();
+            body.resize(len.min(have.max(BODY_STEP) * 2).max(have + 1), 0);
+            (&self.read).read_exact(&mut body[have..])?;
+        }
         Ok(Some(Frame {
             split,
             body,

@@ -250,6 +250,12 @@ impl Stream {
     pub(crate) fn raw_waitable(&self) -> Option<RawWaitable> {
         Some(self.fd.as_raw_fd())
     }
+
+    /// Shuts both directions down: a read blocked on this stream in another thread returns.
+    pub(crate) fn shutdown(&self) {
+        // SAFETY: shutdown only changes the state of this open socket.
+        unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
+    }
 }
 
 /// Borrows an owned handle.
@@ -267,7 +273,7 @@ pub(crate) fn wait_any(raws: &[RawWaitable], timeout: Option<Duration>) -> io::R
             revents: 0,
         })
         .collect();
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let ms = match deadline {
             None => -1,

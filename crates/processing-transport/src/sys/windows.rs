@@ -24,8 +24,9 @@ use windows_sys::Win32::Storage::FileSystem::{
     PIPE_ACCESS_DUPLEX,
 };
 use windows_sys::Win32::System::Pipes::{
-    ConnectNamedPipe, CreateNamedPipeW, PeekNamedPipe, WaitNamedPipeW, PIPE_READMODE_BYTE,
-    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
+    ConnectNamedPipe, CreateNamedPipeW, DisconnectNamedPipe, PeekNamedPipe, WaitNamedPipeW,
+    PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES,
+    PIPE_WAIT,
 };
 use windows_sys::Win32::System::Threading::{
     CreateEventW, WaitForMultipleObjects, WaitForSingleObject,
@@ -354,7 +355,7 @@ impl Stream {
             Os::Pipe(h) => {
                 // Anonymous and synchronous named pipes have no readiness event: peek, then
                 // sleep a growing slice.
-                let deadline = timeout.map(|t| Instant::now() + t);
+                let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
                 let mut slice = Duration::from_micros(100);
                 loop {
                     match pipe_available(h)? {
@@ -388,6 +389,20 @@ impl Stream {
     pub(crate) fn raw_waitable(&self) -> Option<RawWaitable> {
         None
     }
+
+    /// Cuts the connection: a read waiting on it in another thread returns (a pipe's reads
+    /// then see the end of the stream).
+    pub(crate) fn shutdown(&self) {
+        match &self.os {
+            Os::Tcp(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            Os::Pipe(h) => {
+                // SAFETY: h is a valid pipe handle; disconnecting only changes its state.
+                unsafe { DisconnectNamedPipe(h.as_raw_handle() as HANDLE) };
+            }
+        }
+    }
 }
 
 /// Borrows an owned handle.
@@ -405,7 +420,7 @@ pub(crate) fn wait_any(raws: &[RawWaitable], timeout: Option<Duration>) -> io::R
         std::thread::sleep(timeout.unwrap_or(Duration::from_secs(u64::MAX / 4)));
         return Ok(Vec::new());
     }
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if raws.len() <= 64 {
