@@ -53,9 +53,9 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::backend::{Backend, WorkerInit};
 use crate::core::{Config, Shared};
-use crate::task::{chunk_entry, encode_chunk, init_entry, Direct, EntryFn, Spread};
+use crate::task::{chunk_entry, encode_chunk, init_entry, item_entry, Direct, EntryFn, Spread};
 
-pub use crate::error::{PoolBuildError, PoolError};
+pub use crate::error::{PoolBuildError, PoolError, WorkerStartError};
 pub use crate::result::{AsyncResult, Callbacks, IMap};
 pub use crate::task::StarFn;
 
@@ -551,7 +551,7 @@ impl<'p> Chunked<'p> {
         I::IntoIter: 'a,
     {
         task::stateless(f);
-        self.submit_imap(chunk_entry::<Direct<F>, A, R>, iterable, true)
+        self.submit_imap(item_entry::<Direct<F>, A, R>, iterable, true)
     }
 
     /// [`Pool::imap_unordered`] with this chunk size.
@@ -564,7 +564,7 @@ impl<'p> Chunked<'p> {
         I::IntoIter: 'a,
     {
         task::stateless(f);
-        self.submit_imap(chunk_entry::<Direct<F>, A, R>, iterable, false)
+        self.submit_imap(item_entry::<Direct<F>, A, R>, iterable, false)
     }
 
     fn submit_map<A, R, I>(

@@ -394,7 +394,12 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
                     child_end: theirs,
                     die_with_parent: daemon,
                 })?;
-                send_launch(&ours, &config, &arg_handles);
+                if let Err(e) = send_launch(&ours, &config, &arg_handles) {
+                    // The child waits for its launch frame: end it rather than wait for it.
+                    drop(ours);
+                    sys::reap_within(&proc, Duration::ZERO);
+                    return Err(e.into());
+                }
                 Some(proc)
             }
             StartMethod::ForkServer => {
@@ -406,7 +411,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
                 };
                 config.setup.stdio = stdio_messages(opts.stdio)?;
                 sys::forkserver_request(theirs)?;
-                send_launch(&ours, &config, &arg_handles);
+                send_launch(&ours, &config, &arg_handles)?;
                 None
             }
             StartMethod::Fork => {
@@ -455,7 +460,8 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// [`ProcessError::Timeout`] (the process keeps running and can be joined again).
     /// `join_timeout(Duration::ZERO)` only checks.
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<R, ProcessError> {
-        self.join_inner(Some(Instant::now() + timeout))
+        // A timeout too large for the clock means "for ever" (`Duration::MAX`).
+        self.join_inner(Instant::now().checked_add(timeout))
     }
 
     fn join_inner(&mut self, deadline: Option<Instant>) -> Result<R, ProcessError> {
@@ -499,6 +505,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         };
         self.joined = true;
         st.chan = None;
+        // Reaped: the registry has nothing left to sweep, so its reference (and with it the
+        // pidfd) goes now, not at the next start.
+        registry::forget(&st.shared);
         let report = st.report.take();
         interpret(report, code)
     }
@@ -559,10 +568,15 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
         if let Some(st) = &self.started {
-            // A child still running is reaped by a later sweep.
-            st.shared
-                .dropped
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            if st.shared.poll().is_some() {
+                // Ended and reaped: nothing for a sweep to do; its descriptors go now.
+                registry::forget(&st.shared);
+            } else {
+                // A child still running is reaped by a later sweep.
+                st.shared
+                    .dropped
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 }
@@ -605,25 +619,30 @@ fn interpret<R: DeserializeOwned>(report: Option<Frame>, code: i32) -> Result<R,
     Err(ProcessError::Exited(code))
 }
 
-fn send_launch(chan: &Channel, config: &Config, arg_handles: &[OwnedOsHandle]) {
-    // A send error means the child already ended; `await_ready` reports why.
-    match handles::collect(|| codec::encode(config)) {
-        Ok((body, config_handles)) => {
-            let mut all: Vec<OwnedOsHandle> =
-                Vec::with_capacity(arg_handles.len() + config_handles.len());
-            for h in arg_handles {
-                if let Ok(dup) = h.try_clone() {
-                    all.push(dup);
-                }
-            }
-            let split = all.len() as u32;
-            all.extend(config_handles);
-            let _ = chan.send_frame(split, &body, &all);
-        }
-        Err(e) => {
-            tracing::error!(target: "processing", error = %e, "cannot encode the launch message")
-        }
+/// Sends the launch frame. An error means no frame went out (descriptors exhausted while
+/// duplicating the handles, an unencodable configuration): the child waits for a frame that
+/// will never come, so the caller must not wait for its `Ready`. A send error means the child
+/// already ended; `await_ready` reports why.
+fn send_launch(
+    chan: &Channel,
+    config: &Config,
+    arg_handles: &[OwnedOsHandle],
+) -> Result<(), SpawnError> {
+    let (body, config_handles) = handles::collect(|| codec::encode(config)).map_err(|e| {
+        let io = std::io::Error::other(e.to_string());
+        SpawnError::io("cannot encode the launch message", io)
+    })?;
+    let mut all: Vec<OwnedOsHandle> = Vec::with_capacity(arg_handles.len() + config_handles.len());
+    for h in arg_handles {
+        let dup = h
+            .try_clone()
+            .map_err(|e| SpawnError::io("cannot pass a handle to the child", e))?;
+        all.push(dup);
     }
+    let split = all.len() as u32;
+    all.extend(config_handles);
+    let _ = chan.send_frame(split, &body, &all);
+    Ok(())
 }
 
 /// Waits for the child's `Ready` (its pid); anything else is why it cannot run.
