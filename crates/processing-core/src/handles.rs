@@ -53,6 +53,28 @@ pub enum HandleError {
 thread_local! {
     static OUTGOING: RefCell<Vec<Vec<OwnedOsHandle>>> = const { RefCell::new(Vec::new()) };
     static INCOMING: RefCell<Vec<Vec<Option<OwnedOsHandle>>>> = const { RefCell::new(Vec::new()) };
+    static DUP_ERROR: RefCell<Option<std::io::Error>> = const { RefCell::new(None) };
+}
+
+/// Keeps the operating system's error of a failed duplication for [`take_os_error`] (the
+/// serializer's own error type carries only text).
+pub(crate) fn record_os_error(e: &std::io::Error) {
+    let kept = match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(e.kind(), e.to_string()),
+    };
+    DUP_ERROR.with(|d| *d.borrow_mut() = Some(kept));
+}
+
+/// The operating system's error of the last handle this thread failed to duplicate while
+/// serializing (descriptors exhausted...), taken: call it right after a failed encoding to
+/// report the cause as a typed error rather than text.
+///
+/// ```
+/// assert!(processing_core::handles::take_os_error().is_none());
+/// ```
+pub fn take_os_error() -> Option<std::io::Error> {
+    DUP_ERROR.with(|d| d.borrow_mut().take())
 }
 
 /// Runs `f` (which serializes a message) and returns its result together with the OS handles
@@ -61,6 +83,7 @@ thread_local! {
 /// Calls nest: each collects only what is serialized directly inside it.
 pub fn collect<R, E>(f: impl FnOnce() -> Result<R, E>) -> Result<(R, Vec<OwnedOsHandle>), E> {
     OUTGOING.with(|o| o.borrow_mut().push(Vec::new()));
+    DUP_ERROR.with(|d| d.borrow_mut().take());
     let result = f();
     let handles = OUTGOING.with(|o| o.borrow_mut().pop()).unwrap_or_default();
     result.map(|r| (r, handles))

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use processing_core::{codec, handles, CodecError, OwnedOsHandle};
+use processing_core::{codec, handles, OwnedOsHandle};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::bootstrap::{self, Closure};
@@ -64,7 +64,7 @@ pub enum Resource {
 enum Launch {
     Target {
         entry: i64,
-        payload: Result<(Vec<u8>, Vec<OwnedOsHandle>), CodecError>,
+        payload: Result<(Vec<u8>, Vec<OwnedOsHandle>), ProcessError>,
     },
     Closure(Closure),
 }
@@ -169,7 +169,14 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     {
         let entry = target::entry_offset::<F, A, R>();
         drop(target);
-        let payload = handles::collect(|| codec::encode(&args));
+        let payload = handles::collect(|| codec::encode(&args)).map_err(|e| {
+            // Descriptors exhausted while duplicating the arguments' handles: the OS error,
+            // typed, rather than the serializer's text.
+            match handles::take_os_error() {
+                Some(io) => SpawnError::io("cannot pass the arguments' handles", io).into(),
+                None => ProcessError::Codec(e.to_string()),
+            }
+        });
         Process::with_launch(Launch::Target { entry, payload }, None)
     }
 
@@ -351,7 +358,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         let opts = std::mem::take(&mut self.opts);
         let (entry, args, arg_handles, closure) = match launch {
             Launch::Target { entry, payload } => {
-                let (bytes, handles) = payload.map_err(|e| ProcessError::Codec(e.to_string()))?;
+                let (bytes, handles) = payload?;
                 (entry, bytes, handles, None)
             }
             Launch::Closure(c) => {
@@ -629,7 +636,7 @@ fn send_launch(
     arg_handles: &[OwnedOsHandle],
 ) -> Result<(), SpawnError> {
     let (body, config_handles) = handles::collect(|| codec::encode(config)).map_err(|e| {
-        let io = std::io::Error::other(e.to_string());
+        let io = handles::take_os_error().unwrap_or_else(|| std::io::Error::other(e.to_string()));
         SpawnError::io("cannot encode the launch message", io)
     })?;
     let mut all: Vec<OwnedOsHandle> = Vec::with_capacity(arg_handles.len() + config_handles.len());

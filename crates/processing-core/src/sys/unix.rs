@@ -15,7 +15,9 @@ pub(crate) fn serialize_handle<S: Serializer>(
     let index = outgoing.with(|o| -> Result<u32, HandleError> {
         let mut stack = o.borrow_mut();
         let list = stack.last_mut().ok_or(HandleError::NoChannel)?;
-        let dup = handle.try_clone_to_owned()?;
+        let dup = handle
+            .try_clone_to_owned()
+            .inspect_err(crate::handles::record_os_error)?;
         list.push(dup);
         Ok((list.len() - 1) as u32)
     });
