@@ -2,7 +2,7 @@
 //! descriptors, workers stopped or killed with tasks queued, huge timeouts, failing inputs in
 //! a chunk, a worker's memory limit, Ctrl-C during a map.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use processing::{Pool, PoolError};
 
@@ -152,6 +152,7 @@ mod linux {
     use super::*;
     use processing::{Process, RawArray, StartMethod};
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Instant;
 
     /// The descriptors this process has open.
     fn open_fds() -> usize {

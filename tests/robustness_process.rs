@@ -1,9 +1,9 @@
 //! Robustness of processes at the edges (CONFORMANCE.md R02, R09): few descriptors left,
 //! huge timeouts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use processing::{Pipe, Process, StartMethod};
+use processing::{Pipe, Process};
 use processing_suite::process_cases::sleeper;
 
 #[test]
@@ -26,6 +26,8 @@ fn r09_join_timeout_and_wait_accept_duration_max() {
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
+    use processing::StartMethod;
+    use std::time::Instant;
 
     fn open_fds() -> usize {
         std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())

@@ -16,7 +16,7 @@ fn soak_pool_with_workers_killed_every_100_to_300_ms() {
 
     fn work(x: u64) -> u64 {
         // Long enough that kills land inside tasks, short enough for thousands of them.
-        if x % 7 == 0 {
+        if x.is_multiple_of(7) {
             std::thread::sleep(Duration::from_micros(500));
         }
         x.wrapping_mul(x) ^ 0x5a5a

@@ -643,3 +643,71 @@ impl<'p> Chunked<'p> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::progress::{Progress, LAST};
+
+    fn fails_on_3_and_8(x: u64) -> u64 {
+        if x == 3 || x == 8 {
+            panic!("input {x} fails");
+        }
+        x
+    }
+
+    fn last_bar() -> Progress {
+        LAST.with(|l| l.borrow_mut().take())
+            .expect("a progress bar")
+    }
+
+    fn pool() -> crate::dummy::Pool {
+        crate::dummy::Pool::builder()
+            .processes(2)
+            .progress(true)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn imap_bar_counts_each_input_once_and_finishes() {
+        let pool = pool();
+        for ordered in [true, false] {
+            let chunked = pool.chunksize(4);
+            let it = if ordered {
+                chunked.imap(fails_on_3_and_8, 0..10u64).unwrap()
+            } else {
+                chunked.imap_unordered(fails_on_3_and_8, 0..10u64).unwrap()
+            };
+            let bar = last_bar();
+            assert_eq!(it.count(), 10);
+            assert_eq!(bar.position(), 10, "ordered: {ordered}");
+            assert!(bar.is_finished());
+        }
+    }
+
+    #[test]
+    fn failed_map_ends_its_bar() {
+        let pool = pool();
+        assert!(pool.chunksize(4).map(fails_on_3_and_8, 0..10u64).is_err());
+        let bar = last_bar();
+        assert!(bar.is_finished());
+        assert!(bar.position() <= 10);
+        assert_eq!(pool.map(fails_on_3_and_8, [1u64, 2]).unwrap(), [1, 2]);
+        let bar = last_bar();
+        assert_eq!(bar.position(), 2);
+        assert!(bar.is_finished());
+    }
+
+    #[test]
+    fn dropped_imap_ends_its_bar() {
+        let pool = pool();
+        let mut it = pool
+            .chunksize(1)
+            .imap(fails_on_3_and_8, 0..1000u64)
+            .unwrap();
+        let bar = last_bar();
+        assert_eq!(it.next().map(Result::ok), Some(Some(0)));
+        drop(it);
+        assert!(bar.is_finished());
+    }
+}

@@ -5,6 +5,12 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+#[cfg(test)]
+thread_local! {
+    /// The last bar made on this thread (the calling thread of a map), for the tests.
+    pub(crate) static LAST: std::cell::RefCell<Option<Progress>> = const { std::cell::RefCell::new(None) };
+}
+
 /// A progress bar shared by the supervisors that deliver a call's chunks. It counts inputs
 /// (each once, failed ones included) and ends once: finished when every input is counted,
 /// abandoned where it stood when the call fails or is dropped; either way the cursor moves to
@@ -36,7 +42,10 @@ impl Progress {
                 bar
             }
         };
-        Progress(bar, Arc::new(AtomicBool::new(false)))
+        let progress = Progress(bar, Arc::new(AtomicBool::new(false)));
+        #[cfg(test)]
+        LAST.with(|l| *l.borrow_mut() = Some(progress.clone()));
+        progress
     }
 
     pub(crate) fn inc(&self, n: usize) {
@@ -66,14 +75,6 @@ impl Progress {
         if !self.0.is_hidden() {
             eprintln!();
         }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn hidden(total: Option<usize>) -> Progress {
-        Progress(
-            ProgressBar::with_draw_target(total.map(|n| n as u64), ProgressDrawTarget::hidden()),
-            Arc::new(AtomicBool::new(false)),
-        )
     }
 
     #[cfg(test)]
