@@ -123,8 +123,9 @@ impl PoolBuilder {
     }
 
     /// Runs `f(args)` once in each worker before its first task (`f`: a fn item or a
-    /// closure that captures nothing). A panicking initializer makes the worker fail to start;
-    /// after repeated failures the pool fails its queued tasks instead of retrying forever.
+    /// closure that captures nothing). A panicking initializer makes the worker fail to start:
+    /// while no worker can start, the queued tasks fail with [`PoolError::Spawn`] (the
+    /// initializer's panic as its source) and the pool keeps retrying with a backoff.
     pub fn initializer<F, A>(mut self, f: F, args: A) -> Self
     where
         F: Fn(A) + Copy + Send + Sync + 'static,

@@ -14,7 +14,10 @@
 //! a `Stream` entry in the ring, so that the ring fixes the order of every reply).
 //!
 //! The worker publishes each reply as soon as its task finishes, before it starts the next, so
-//! the first task of a batch without a reply is the one the worker was running. Death is
+//! the first task of a batch without a reply is the one the worker was running, if it began
+//! it: the worker writes the id of each task it begins into a [`Marker`] page shared with the
+//! supervisor (Linux), so a task it never began (stopped, or killed before reading its batch)
+//! goes to another worker instead of failing. Death is
 //! noticed by end of stream or by the worker's sentinel (a pidfd), whichever comes first, and
 //! everything published before it (ring and stream) is read first; the exit status comes from
 //! joining the process.
