@@ -1,4 +1,5 @@
 // xtask: serial
+// xtask: not-conformance
 //! The soak test of issue 13: a pool of 4 whose workers are SIGKILLed one at a time every
 //! 100–300 ms while it runs thousands of tasks. Every task's result is correct or a
 //! `WorkerLost` naming a killed worker (at most one per kill), nothing hangs, and no

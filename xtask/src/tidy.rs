@@ -54,7 +54,7 @@ pub fn run() -> Result<(), String> {
 
 /// The areas of the conformance catalogue: Process, Queue, Connection, Listener, Sync, Value,
 /// Manager, Pool (pool items are `W..`).
-const CONFORMANCE_AREAS: &[char] = &['p', 'q', 'c', 'l', 's', 'v', 'm', 'w'];
+const CONFORMANCE_AREAS: &[char] = &['p', 'q', 'c', 'l', 's', 'v', 'm', 'w', 'r'];
 
 /// Every `#[test]` in a root `tests/*.rs` file is named `<id>_what`, e.g. `q01_bounded_full`,
 /// unless the file says `// xtask: not-conformance` (helpers, regression tests).
