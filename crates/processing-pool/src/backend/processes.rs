@@ -15,8 +15,8 @@
 //!
 //! The worker publishes each reply as soon as its task finishes, before it starts the next, so
 //! the first task of a batch without a reply is the one the worker was running, if it began
-//! it: the worker writes the id of each task it begins into a [`Marker`] page shared with the
-//! supervisor (Linux), so a task it never began (stopped, or killed before reading its batch)
+//! it: the worker writes the id of each task it begins into a [`Marker`] shared with the
+//! supervisor (Linux, Windows), so a task it never began (stopped, or killed before reading its batch)
 //! goes to another worker instead of failing. Death is
 //! noticed by end of stream or by the worker's sentinel (a pidfd), whichever comes first, and
 //! everything published before it (ring and stream) is read first; the exit status comes from
@@ -66,7 +66,7 @@ struct WorkerArgs {
     initializer: Option<(i64, Vec<u8>)>,
     max_memory: Option<u64>,
     /// The task marker's memory file ([`Marker`]), where the platform has them.
-    marker: Option<TransferableHandle>,
+    marker: Option<MarkerArg>,
 }
 
 #[derive(Debug)]
@@ -141,7 +141,7 @@ impl Backend for Processes {
             None => (None, None),
         };
         let (marker, marker_handle) = match Marker::create() {
-            Some((marker, handle)) => (Some(marker), Some(TransferableHandle::new(handle))),
+            Some((marker, arg)) => (Some(marker), Some(arg)),
             None => (None, None),
         };
         let args = WorkerArgs {
@@ -363,33 +363,67 @@ fn open_ring(_handle: OwnedOsHandle) -> Option<Ring> {
 #[cfg(unix)]
 use super::ring::Ring;
 
-/// The id of the task a worker runs, in a page of memory shared with its supervisor: the
-/// worker writes it before it calls the task, the supervisor reads it after losing the
-/// worker. A batch's first task without a reply whose id is not there was never begun (the
-/// worker was stopped or killed before it read or reached it), so it goes to another worker
-/// instead of failing with `WorkerLost`.
-#[cfg(unix)]
+/// The id of the task a worker runs, in memory shared with its supervisor: the worker writes
+/// it before it calls the task, the supervisor reads it after losing the worker. A batch's
+/// first task without a reply whose id is not there was never begun (the worker was stopped
+/// or killed before it read or reached it), so it goes to another worker instead of failing
+/// with `WorkerLost`. Unix: a page of a memory file (like the reply ring); Windows: a
+/// processing-shm segment (the pool's Windows seam has no memory files of its own).
 #[derive(Debug)]
-struct Marker(sys::Mapping);
+struct Marker {
+    #[cfg(unix)]
+    map: sys::Mapping,
+    #[cfg(windows)]
+    value: processing_shm::RawValue<u64>,
+}
+
+/// How a worker receives its marker.
+#[cfg(unix)]
+type MarkerArg = TransferableHandle;
+#[cfg(windows)]
+type MarkerArg = processing_shm::RawValue<u64>;
 
 #[cfg(unix)]
 const MARKER_LEN: usize = 4096;
 
-#[cfg(unix)]
 impl Marker {
-    fn create() -> Option<(Marker, OwnedOsHandle)> {
+    #[cfg(unix)]
+    fn create() -> Option<(Marker, MarkerArg)> {
         let (map, fd) = sys::create_shared(MARKER_LEN).ok()?;
-        Some((Marker(map), fd))
+        Some((Marker { map }, TransferableHandle::new(fd)))
     }
 
-    fn open(handle: OwnedOsHandle) -> Option<Marker> {
-        Some(Marker(sys::map_shared(&handle, MARKER_LEN).ok()?))
+    #[cfg(windows)]
+    fn create() -> Option<(Marker, MarkerArg)> {
+        let value = processing_shm::RawValue::new(0u64).ok()?;
+        Some((
+            Marker {
+                value: value.clone(),
+            },
+            value,
+        ))
+    }
+
+    #[cfg(unix)]
+    fn open(arg: MarkerArg) -> Option<Marker> {
+        Some(Marker {
+            map: sys::map_shared(&arg.into_inner(), MARKER_LEN).ok()?,
+        })
+    }
+
+    #[cfg(windows)]
+    fn open(arg: MarkerArg) -> Option<Marker> {
+        Some(Marker { value: arg })
     }
 
     fn word(&self) -> &std::sync::atomic::AtomicU64 {
-        // SAFETY: offset 0 of a page-aligned mapping of MARKER_LEN bytes that lives as long as
-        // `self`; both processes access the word only atomically.
-        unsafe { std::sync::atomic::AtomicU64::from_ptr(self.0.as_ptr().cast()) }
+        #[cfg(unix)]
+        let ptr = self.map.as_ptr().cast::<u64>();
+        #[cfg(windows)]
+        let ptr = self.value.as_ptr();
+        // SAFETY: the start of a page-aligned shared mapping of at least 8 bytes that lives as
+        // long as `self`; both processes access the word only atomically.
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(ptr) }
     }
 
     /// Worker: task `id` starts now.
@@ -400,28 +434,6 @@ impl Marker {
     /// Supervisor, after the worker is gone: whether it began task `id`.
     fn began(&self, id: u64) -> bool {
         self.word().load(std::sync::atomic::Ordering::SeqCst) == id
-    }
-}
-
-/// No memory files to share here: whether a lost worker began its task is unknown, and the
-/// first task without a reply counts as begun.
-#[cfg(not(unix))]
-#[derive(Debug)]
-enum Marker {}
-
-#[cfg(not(unix))]
-impl Marker {
-    fn create() -> Option<(Marker, OwnedOsHandle)> {
-        None
-    }
-    fn open(_handle: OwnedOsHandle) -> Option<Marker> {
-        None
-    }
-    fn begin(&self, _id: u64) {
-        match *self {}
-    }
-    fn began(&self, _id: u64) -> bool {
-        match *self {}
     }
 }
 
@@ -661,7 +673,7 @@ fn worker_main(args: WorkerArgs) {
         None => None,
     };
     let marker = match args.marker {
-        Some(handle) => match Marker::open(handle.into_inner()) {
+        Some(arg) => match Marker::open(arg) {
             Some(marker) => Some(marker),
             // Without it a lost task could not be told from one never begun: do not serve.
             None => return,
