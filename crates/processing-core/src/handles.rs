@@ -53,27 +53,28 @@ pub enum HandleError {
 thread_local! {
     static OUTGOING: RefCell<Vec<Vec<OwnedOsHandle>>> = const { RefCell::new(Vec::new()) };
     static INCOMING: RefCell<Vec<Vec<Option<OwnedOsHandle>>>> = const { RefCell::new(Vec::new()) };
-    /// The OS error number of the last handle duplicate that failed on this thread.
-    static DUP_ERROR: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+    static DUP_ERROR: RefCell<Option<std::io::Error>> = const { RefCell::new(None) };
 }
 
-/// Records why duplicating a handle into a message failed (the serializer's error type cannot
-/// carry an `io::Error`).
-#[cfg_attr(windows, allow(dead_code))]
-pub(crate) fn note_dup_error(e: &std::io::Error) {
-    DUP_ERROR.with(|d| d.set(e.raw_os_error()));
+/// Keeps the operating system's error of a failed duplication for [`take_os_error`] (the
+/// serializer's own error type carries only text).
+pub(crate) fn record_os_error(e: &std::io::Error) {
+    let kept = match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(e.kind(), e.to_string()),
+    };
+    DUP_ERROR.with(|d| *d.borrow_mut() = Some(kept));
 }
 
-/// The OS error that made the last [`collect`] on this thread fail while duplicating a handle
-/// (for example `EMFILE`: no descriptor left), if that is why it failed. Taking it clears it.
+/// The operating system's error of the last handle this thread failed to duplicate while
+/// serializing (descriptors exhausted...), taken: call it right after a failed encoding to
+/// report the cause as a typed error rather than text.
 ///
 /// ```
-/// assert!(processing_core::handles::take_dup_error().is_none());
+/// assert!(processing_core::handles::take_os_error().is_none());
 /// ```
-pub fn take_dup_error() -> Option<std::io::Error> {
-    DUP_ERROR
-        .with(|d| d.take())
-        .map(std::io::Error::from_raw_os_error)
+pub fn take_os_error() -> Option<std::io::Error> {
+    DUP_ERROR.with(|d| d.borrow_mut().take())
 }
 
 /// Runs `f` (which serializes a message) and returns its result together with the OS handles
@@ -82,7 +83,7 @@ pub fn take_dup_error() -> Option<std::io::Error> {
 /// Calls nest: each collects only what is serialized directly inside it.
 pub fn collect<R, E>(f: impl FnOnce() -> Result<R, E>) -> Result<(R, Vec<OwnedOsHandle>), E> {
     OUTGOING.with(|o| o.borrow_mut().push(Vec::new()));
-    DUP_ERROR.with(|d| d.set(None));
+    DUP_ERROR.with(|d| d.borrow_mut().take());
     let result = f();
     let handles = OUTGOING.with(|o| o.borrow_mut().pop()).unwrap_or_default();
     result.map(|r| (r, handles))

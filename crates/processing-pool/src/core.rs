@@ -16,14 +16,17 @@ use crate::backend::{
     threads::reply_error, Backend, LinkError, Reply, TaskRef, WorkerControl, WorkerInit, WorkerLink,
 };
 use crate::task::{EntryFn, Status};
-use crate::PoolError;
+use crate::{PoolError, WorkerStartError};
+use std::error::Error as _;
 
 /// Most tasks sent to a worker in one message.
 const MAX_BATCH: usize = 512;
 /// A batch stops growing past this many input bytes.
 const MAX_BATCH_BYTES: usize = 1 << 20;
-/// Consecutive failed worker starts after which the pool gives up.
-const MAX_START_FAILURES: u32 = 5;
+/// The first pause after a failed worker start; it doubles with each consecutive failure.
+const START_BACKOFF: Duration = Duration::from_millis(10);
+/// The longest pause between two attempts to start a worker.
+const MAX_START_BACKOFF: Duration = Duration::from_millis(500);
 
 /// A submission (one `apply_async`, one `map_async`, one `imap`) that tasks report to.
 pub(crate) trait Group: Send + Sync {
@@ -73,6 +76,8 @@ struct Queue {
     state: State,
     idle_supervisors: usize,
     live_supervisors: usize,
+    /// Slots whose worker is up and takes tasks.
+    serving: usize,
 }
 
 /// Settings the supervisors need.
@@ -89,6 +94,8 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     work: Condvar,
     all_stopped: Condvar,
+    /// Wakes supervisors that pause between failed worker starts (on terminate and close).
+    retry: Condvar,
     pub(crate) config: Config,
     backend: Box<dyn Backend>,
     controls: Mutex<Vec<Option<Arc<dyn WorkerControl>>>>,
@@ -123,9 +130,11 @@ impl Shared {
                 state: State::Running,
                 idle_supervisors: 0,
                 live_supervisors: 0,
+                serving: 0,
             }),
             work: Condvar::new(),
             all_stopped: Condvar::new(),
+            retry: Condvar::new(),
             config,
             backend,
             controls: Mutex::new(vec![None; n]),
@@ -163,8 +172,9 @@ impl Shared {
                     for h in handles {
                         let _ = h.join();
                     }
-                    return Err(PoolError::Spawn(format!(
-                        "cannot start a supervising thread: {e}"
+                    return Err(PoolError::Spawn(WorkerStartError::with_source(
+                        "cannot start a supervising thread",
+                        e,
                     )));
                 }
             }
@@ -208,6 +218,7 @@ impl Shared {
             q.state = State::Closed;
         }
         self.work.notify_all();
+        self.retry.notify_all();
     }
 
     pub(crate) fn terminate(&self) {
@@ -218,6 +229,7 @@ impl Shared {
             }
             q.state = State::Terminated;
             self.work.notify_all();
+            self.retry.notify_all();
             q.pending.drain(..).collect()
         };
         for t in drained {
@@ -319,20 +331,74 @@ impl Shared {
         lock(&self.controls)[slot] = control;
     }
 
-    /// No worker can be started: fail everything queued and stop taking work.
-    fn give_up(&self, error: PoolError) {
-        let drained: Vec<Task> = {
+    /// The id the next submitted task gets: tasks below it were queued before now.
+    fn id_watermark(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+
+    /// A worker start that began when the next task id was `watermark` failed. If no slot
+    /// serves, the tasks that were queued before that attempt cannot be served: they fail with
+    /// the start error (later ones wait for the next attempt). The pool stays open.
+    fn start_failed(&self, error: &PoolError, watermark: u64) {
+        let failed: Vec<Task> = {
             let mut q = lock(&self.queue);
-            q.state = State::Terminated;
-            self.work.notify_all();
-            q.pending.drain(..).collect()
+            if q.serving > 0 || q.state == State::Terminated {
+                return;
+            }
+            let (old, new): (VecDeque<Task>, VecDeque<Task>) =
+                q.pending.drain(..).partition(|t| t.id < watermark);
+            q.pending = new;
+            old.into()
         };
-        for t in drained {
+        if !failed.is_empty() {
+            tracing::warn!(target: "processing", error = %error, tasks = failed.len(), "no pool worker can start: failing the queued tasks");
+        }
+        for t in failed {
             t.fail(error.clone());
         }
-        let controls: Vec<_> = lock(&self.controls).iter().flatten().cloned().collect();
-        for c in controls {
-            c.kill();
+    }
+
+    /// Waits `pause` before the next start attempt; `false` if the slot should stop instead
+    /// (terminated, or closed with nothing left to run).
+    fn pause_before_retry(&self, pause: Duration) -> bool {
+        let deadline = Instant::now().checked_add(pause);
+        let mut q = lock(&self.queue);
+        loop {
+            match q.state {
+                State::Terminated => return false,
+                State::Closed if q.pending.is_empty() => return false,
+                _ => {}
+            }
+            let Some(left) = deadline.and_then(|d| d.checked_duration_since(Instant::now())) else {
+                return true;
+            };
+            if left.is_zero() {
+                return true;
+            }
+            q = self
+                .retry
+                .wait_timeout(q, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Whether a slot without a worker should start one.
+    fn wants_worker(&self) -> bool {
+        let q = lock(&self.queue);
+        match q.state {
+            State::Running => true,
+            State::Closed => !q.pending.is_empty(),
+            State::Terminated => false,
+        }
+    }
+
+    fn set_serving(&self, up: bool) {
+        let mut q = lock(&self.queue);
+        if up {
+            q.serving += 1;
+        } else {
+            q.serving -= 1;
         }
     }
 
@@ -352,6 +418,11 @@ impl Shared {
 }
 
 /// The supervising thread of one worker slot.
+///
+/// A failed start (the operating system refused, the initializer failed, the worker died
+/// before it was ready) never closes the pool: while no slot serves, the tasks queued before
+/// the attempt fail with its error, and the slot tries again after a pause that doubles up to
+/// [`MAX_START_BACKOFF`].
 fn supervise(shared: Arc<Shared>, slot: usize, first: Box<dyn WorkerLink>) {
     let mut next = Some(first);
     let mut start_failures = 0u32;
@@ -362,23 +433,32 @@ fn supervise(shared: Arc<Shared>, slot: usize, first: Box<dyn WorkerLink>) {
         }
     };
     let max_tasks = shared.config.max_tasks_per_child.unwrap_or(usize::MAX);
+    // Fails what cannot be served, then pauses; `false` when the slot should stop.
+    let after_failure = |error: PoolError, watermark: u64, failures: &mut u32| {
+        shared.start_failed(&error, watermark);
+        *failures = failures.saturating_add(1);
+        let pause = START_BACKOFF
+            .saturating_mul(1 << (*failures - 1).min(16))
+            .min(MAX_START_BACKOFF);
+        shared.pause_before_retry(pause)
+    };
     'slot: loop {
+        let watermark = shared.id_watermark();
         let mut worker = match next.take() {
             Some(w) => w,
             None => {
-                if shared.is_terminated() {
+                if !shared.wants_worker() {
                     break;
                 }
                 match shared.backend.start(&shared.config.init) {
                     Ok(w) => w,
                     Err(e) => {
-                        start_failures += 1;
-                        if start_failures >= MAX_START_FAILURES {
-                            shared.give_up(e);
-                            break;
+                        // The lost task's caller hears now, not after a start that may take long.
+                        deliver(&mut failed);
+                        if after_failure(e, watermark, &mut start_failures) {
+                            continue;
                         }
-                        std::thread::sleep(Duration::from_millis(50 * u64::from(start_failures)));
-                        continue;
+                        break;
                     }
                 }
             }
@@ -393,44 +473,50 @@ fn supervise(shared: Arc<Shared>, slot: usize, first: Box<dyn WorkerLink>) {
         // The worker runs its initializer first.
         let init_error = match worker.recv(None) {
             Ok(Reply::Ready) => None,
-            Ok(Reply::InitFailed(e)) => {
-                Some(PoolError::Spawn(format!("the initializer failed: {e}")))
-            }
-            Ok(_) | Err(_) => Some(PoolError::Spawn(
-                "a worker died before its first task".into(),
-            )),
+            Ok(Reply::InitFailed(e)) => Some(PoolError::Spawn(WorkerStartError::with_source(
+                "the initializer failed",
+                e,
+            ))),
+            Ok(_) | Err(_) => Some(PoolError::Spawn(WorkerStartError::new(
+                "a worker died before its first task",
+            ))),
         };
         if let Some(e) = init_error {
             let exit = worker.reap();
-            start_failures += 1;
-            if start_failures >= MAX_START_FAILURES {
-                let e = match e {
-                    PoolError::Spawn(m) if m.starts_with("a worker died") => {
-                        PoolError::Spawn(format!("{m}: {}", exit.lost_error()))
-                    }
-                    other => other,
-                };
-                shared.give_up(e);
-                break;
+            shared.set_control(slot, None);
+            let e = match e {
+                PoolError::Spawn(m) if m.source().is_none() => PoolError::Spawn(
+                    WorkerStartError::with_source(m.message(), exit.lost_error()),
+                ),
+                other => other,
+            };
+            if after_failure(e, watermark, &mut start_failures) {
+                continue;
             }
-            continue;
+            break;
         }
+        start_failures = 0;
+        shared.set_serving(true);
         let mut done_by_worker = 0usize;
         loop {
             let Some(batch) = shared.take_batch(max_tasks - done_by_worker) else {
+                shared.set_serving(false);
                 worker.retire();
                 break 'slot;
             };
-            start_failures = 0;
             let (kept, done) = run_batch(&shared, worker, batch, &mut failed);
             done_by_worker += done;
             match kept {
                 Some(w) if done_by_worker < max_tasks => worker = w,
                 Some(w) => {
+                    shared.set_serving(false);
                     w.retire();
                     continue 'slot;
                 }
-                None => continue 'slot,
+                None => {
+                    shared.set_serving(false);
+                    continue 'slot;
+                }
             }
         }
     }
@@ -467,7 +553,8 @@ fn run_batch(
     let timeout = shared.config.task_timeout;
     let mut tasks = batch.into_iter();
     while let Some(task) = tasks.next() {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too large for the clock means no deadline (`Duration::MAX`).
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let failure = match worker.recv(deadline) {
             Ok(Reply::Done {
                 id,
@@ -502,6 +589,15 @@ fn run_batch(
                 worker.control().kill();
                 worker.reap();
                 PoolError::TaskTimeout(timeout.unwrap_or_default())
+            }
+            LinkError::Lost if worker.began(task.id) == Some(false) => {
+                // Lost before it began this task (stopped, or killed between two tasks):
+                // nothing of the batch from here on ran, so all of it goes to another worker.
+                worker.reap();
+                let mut rest = vec![task];
+                rest.extend(tasks);
+                shared.requeue(rest);
+                return (None, done);
             }
             LinkError::Lost => worker.reap().lost_error(),
         };

@@ -1,7 +1,102 @@
 //! The pool's error types.
 
+use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Why a worker could not be started: a message and, when something below refused (the
+/// operating system, the process layer), that error as [`source`](Error::source).
+///
+/// ```
+/// use processing_pool::{PoolError, WorkerStartError};
+/// let os = std::io::Error::from_raw_os_error(24); // EMFILE on Linux
+/// let e = PoolError::Spawn(WorkerStartError::with_source("cannot create a worker channel", os));
+/// assert!(e.is_spawn());
+/// assert!(e.os_error().is_some());
+/// assert!(std::error::Error::source(&e).is_some());
+/// ```
+#[derive(Debug, Clone)]
+pub struct WorkerStartError {
+    message: String,
+    source: Option<Arc<dyn Error + Send + Sync>>,
+}
+
+impl WorkerStartError {
+    /// A failure without an underlying error (an initializer that panicked).
+    pub fn new(message: impl Into<String>) -> Self {
+        WorkerStartError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure caused by `source`.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn Error + Send + Sync>>,
+    ) -> Self {
+        WorkerStartError {
+            message: message.into(),
+            source: Some(Arc::from(source.into())),
+        }
+    }
+
+    /// The message (without the source's).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The operating system's error somewhere in the source chain, if there is one.
+    pub fn os_error(&self) -> Option<&std::io::Error> {
+        let mut next: Option<&(dyn Error + 'static)> = self.source();
+        while let Some(e) = next {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return Some(io);
+            }
+            next = e.source();
+        }
+        None
+    }
+}
+
+impl From<String> for WorkerStartError {
+    fn from(message: String) -> Self {
+        WorkerStartError::new(message)
+    }
+}
+
+impl From<&str> for WorkerStartError {
+    fn from(message: &str) -> Self {
+        WorkerStartError::new(message)
+    }
+}
+
+/// Two start errors are equal when their messages are (sources are compared by text).
+impl PartialEq for WorkerStartError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+            && self.source.as_ref().map(|e| e.to_string())
+                == other.source.as_ref().map(|e| e.to_string())
+    }
+}
+
+impl Eq for WorkerStartError {}
+
+impl fmt::Display for WorkerStartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl Error for WorkerStartError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
 
 /// Why a task, a result or a pool call failed.
 ///
@@ -60,9 +155,11 @@ pub enum PoolError {
     /// An argument or a result could not be encoded or decoded.
     #[error("codec error: {0}")]
     Codec(String),
-    /// A worker could not be started, or its initializer failed.
+    /// A worker could not be started (the cause, such as the operating system's error, is the
+    /// source), or its initializer failed. The pool stays open and keeps trying to start
+    /// workers; tasks fail with this error only while no worker can serve them.
     #[error("cannot start a worker: {0}")]
-    Spawn(String),
+    Spawn(#[source] WorkerStartError),
     /// The channel to a worker failed in a way that is not a worker death.
     #[error("worker channel error: {0}")]
     Io(String),
@@ -109,6 +206,17 @@ impl PoolError {
     pub fn is_not_closed(&self) -> bool {
         matches!(self, PoolError::NotClosed)
     }
+    /// A worker could not be started.
+    pub fn is_spawn(&self) -> bool {
+        matches!(self, PoolError::Spawn(_))
+    }
+    /// For [`Spawn`](PoolError::Spawn): the operating system's error that caused it, if any.
+    pub fn os_error(&self) -> Option<&std::io::Error> {
+        match self {
+            PoolError::Spawn(e) => e.os_error(),
+            _ => None,
+        }
+    }
     /// The panic message, for a panic.
     pub fn panic_message(&self) -> Option<&str> {
         match self {
@@ -142,7 +250,7 @@ enum BuildErrorKind {
     ZeroMaxTasks,
     ZeroMaxMemory,
     Codec(String),
-    Spawn(String),
+    Spawn(WorkerStartError),
 }
 
 impl PoolBuildError {
@@ -166,9 +274,13 @@ impl PoolBuildError {
             kind: BuildErrorKind::Codec(e.to_string()),
         }
     }
-    pub(crate) fn spawn(e: impl fmt::Display) -> Self {
+    pub(crate) fn spawn(e: PoolError) -> Self {
+        let e = match e {
+            PoolError::Spawn(e) => e,
+            other => WorkerStartError::new(other.to_string()),
+        };
         PoolBuildError {
-            kind: BuildErrorKind::Spawn(e.to_string()),
+            kind: BuildErrorKind::Spawn(e),
         }
     }
     /// `processes(0)` or `Pool::new(0)`.
@@ -187,6 +299,13 @@ impl PoolBuildError {
     pub fn is_spawn(&self) -> bool {
         matches!(self.kind, BuildErrorKind::Spawn(_))
     }
+    /// For a failed start: the operating system's error that caused it, if any.
+    pub fn os_error(&self) -> Option<&std::io::Error> {
+        match &self.kind {
+            BuildErrorKind::Spawn(e) => e.os_error(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for PoolBuildError {
@@ -203,4 +322,11 @@ impl fmt::Display for PoolBuildError {
     }
 }
 
-impl std::error::Error for PoolBuildError {}
+impl std::error::Error for PoolBuildError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match &self.kind {
+            BuildErrorKind::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -55,9 +55,9 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::backend::{Backend, WorkerInit};
 use crate::core::{Config, Shared};
-use crate::task::{chunk_entry, encode_chunk, init_entry, Direct, EntryFn, Spread};
+use crate::task::{chunk_entry, encode_chunk, init_entry, item_entry, Direct, EntryFn, Spread};
 
-pub use crate::error::{PoolBuildError, PoolError};
+pub use crate::error::{PoolBuildError, PoolError, WorkerStartError};
 pub use crate::result::{AsyncResult, Callbacks, IMap};
 pub use crate::task::StarFn;
 
@@ -125,8 +125,9 @@ impl PoolBuilder {
     }
 
     /// Runs `f(args)` once in each worker before its first task (`f`: a fn item or a
-    /// closure that captures nothing). A panicking initializer makes the worker fail to start;
-    /// after repeated failures the pool fails its queued tasks instead of retrying forever.
+    /// closure that captures nothing). A panicking initializer makes the worker fail to start:
+    /// while no worker can start, the queued tasks fail with [`PoolError::Spawn`] (the
+    /// initializer's panic as its source) and the pool keeps retrying with a backoff.
     pub fn initializer<F, A>(mut self, f: F, args: A) -> Self
     where
         F: Fn(A) + Copy + Send + Sync + 'static,
@@ -553,7 +554,7 @@ impl<'p> Chunked<'p> {
         I::IntoIter: 'a,
     {
         task::stateless(f);
-        self.submit_imap(chunk_entry::<Direct<F>, A, R>, iterable, true)
+        self.submit_imap(item_entry::<Direct<F>, A, R>, iterable, true)
     }
 
     /// [`Pool::imap_unordered`] with this chunk size.
@@ -566,7 +567,7 @@ impl<'p> Chunked<'p> {
         I::IntoIter: 'a,
     {
         task::stateless(f);
-        self.submit_imap(chunk_entry::<Direct<F>, A, R>, iterable, false)
+        self.submit_imap(item_entry::<Direct<F>, A, R>, iterable, false)
     }
 
     fn submit_map<A, R, I>(
@@ -643,5 +644,73 @@ impl<'p> Chunked<'p> {
             imap_lookahead(self.pool.processes),
             progress,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::progress::{Progress, LAST};
+
+    fn fails_on_3_and_8(x: u64) -> u64 {
+        if x == 3 || x == 8 {
+            panic!("input {x} fails");
+        }
+        x
+    }
+
+    fn last_bar() -> Progress {
+        LAST.with(|l| l.borrow_mut().take())
+            .expect("a progress bar")
+    }
+
+    fn pool() -> crate::dummy::Pool {
+        crate::dummy::Pool::builder()
+            .processes(2)
+            .progress(true)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn imap_bar_counts_each_input_once_and_finishes() {
+        let pool = pool();
+        for ordered in [true, false] {
+            let chunked = pool.chunksize(4);
+            let it = if ordered {
+                chunked.imap(fails_on_3_and_8, 0..10u64).unwrap()
+            } else {
+                chunked.imap_unordered(fails_on_3_and_8, 0..10u64).unwrap()
+            };
+            let bar = last_bar();
+            assert_eq!(it.count(), 10);
+            assert_eq!(bar.position(), 10, "ordered: {ordered}");
+            assert!(bar.is_finished());
+        }
+    }
+
+    #[test]
+    fn failed_map_ends_its_bar() {
+        let pool = pool();
+        assert!(pool.chunksize(4).map(fails_on_3_and_8, 0..10u64).is_err());
+        let bar = last_bar();
+        assert!(bar.is_finished());
+        assert!(bar.position() <= 10);
+        assert_eq!(pool.map(fails_on_3_and_8, [1u64, 2]).unwrap(), [1, 2]);
+        let bar = last_bar();
+        assert_eq!(bar.position(), 2);
+        assert!(bar.is_finished());
+    }
+
+    #[test]
+    fn dropped_imap_ends_its_bar() {
+        let pool = pool();
+        let mut it = pool
+            .chunksize(1)
+            .imap(fails_on_3_and_8, 0..1000u64)
+            .unwrap();
+        let bar = last_bar();
+        assert_eq!(it.next().map(Result::ok), Some(Some(0)));
+        drop(it);
+        assert!(bar.is_finished());
     }
 }

@@ -133,7 +133,12 @@ fn global_pool() -> Result<&'static Pool, PoolError> {
     if let Some(pool) = GLOBAL.get() {
         return Ok(pool);
     }
-    let pool = Pool::new(crate::cpu_count()).map_err(|e| PoolError::Spawn(e.to_string()))?;
+    let pool = Pool::new(crate::cpu_count()).map_err(|e| {
+        PoolError::Spawn(crate::WorkerStartError::with_source(
+            "cannot start the process-wide pool",
+            e,
+        ))
+    })?;
     // Another thread may have won the race; its pool is the one kept (ours terminates).
     let _ = GLOBAL.set(pool);
     GLOBAL

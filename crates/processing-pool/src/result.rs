@@ -478,11 +478,20 @@ impl<R: DeserializeOwned + Send> Group for MapGroup<R> {
     }
 }
 
+/// One item per input of a chunk: its value or its error.
+type ChunkItems<R> = Vec<Result<R, PoolError>>;
+
 struct ImapState<R> {
     /// Finished chunks by index (ordered), or in arrival order (unordered).
-    done: BTreeMap<usize, Result<Vec<R>, PoolError>>,
+    done: BTreeMap<usize, ChunkItems<R>>,
     arrivals: VecDeque<usize>,
     waiting: bool,
+    /// The number of inputs of each chunk not finished yet (a chunk that fails as a whole
+    /// yields its error once per input).
+    lens: BTreeMap<usize, usize>,
+    /// Chunks finished, and all chunks once the input ended (then the bar finishes).
+    completed: usize,
+    total: Option<usize>,
 }
 
 /// An `imap`/`imap_unordered`: chunks submitted lazily by the iterator.
@@ -499,13 +508,35 @@ impl<R: DeserializeOwned + Send> Group for ImapGroup<R> {
     }
     fn complete(&self, index: usize, outcome: Result<&[u8], PoolError>) {
         let decoded = outcome.and_then(|bytes| {
-            processing_core::codec::decode::<Vec<R>>(bytes).map_err(PoolError::from)
+            processing_core::codec::decode::<Vec<Result<R, crate::task::ItemError>>>(bytes)
+                .map_err(PoolError::from)
         });
-        if let (Some(p), Ok(v)) = (&self.progress, &decoded) {
-            p.inc(v.len());
-        }
         let mut s = lock(&self.state);
-        s.done.insert(index, decoded);
+        let len = s.lens.remove(&index).unwrap_or(1);
+        let items: ChunkItems<R> = match decoded {
+            Ok(items) if items.len() == len => items
+                .into_iter()
+                .map(|r| r.map_err(PoolError::from))
+                .collect(),
+            Ok(items) => {
+                let e = PoolError::Codec(format!(
+                    "a chunk of {len} inputs returned {} results",
+                    items.len()
+                ));
+                (0..len).map(|_| Err(e.clone())).collect()
+            }
+            Err(e) => (0..len).map(|_| Err(e.clone())).collect(),
+        };
+        if let Some(p) = &self.progress {
+            p.inc(items.len());
+        }
+        s.completed += 1;
+        if s.total == Some(s.completed) {
+            if let Some(p) = &self.progress {
+                p.finish();
+            }
+        }
+        s.done.insert(index, items);
         s.arrivals.push_back(index);
         if s.waiting {
             self.cond.notify_all();
@@ -521,8 +552,10 @@ pub(crate) type ChunkSource<'a> =
 /// [`Pool::imap_unordered`](crate::Pool::imap_unordered).
 ///
 /// It pulls from its input on the caller's thread, a bounded number of chunks ahead of what
-/// was consumed, so an endless input works. Each item is the result of one input, or the
-/// error of the chunk that input was in. Dropping it drops the chunks not yet started.
+/// was consumed, so an endless input works. It yields exactly one item per input (`imap`: in
+/// input order): its value, or its own error (a panic fails only that input; a lost worker or
+/// a timeout fails each input of the chunk it was running). Dropping it drops the chunks not
+/// yet started.
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -542,7 +575,7 @@ pub struct IMap<'a, R> {
     lookahead: usize,
     submitted: usize,
     yielded_chunks: usize,
-    current: std::vec::IntoIter<R>,
+    current: std::vec::IntoIter<Result<R, PoolError>>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -575,6 +608,9 @@ impl<'a, R: DeserializeOwned + Send + 'static> IMap<'a, R> {
                 done: BTreeMap::new(),
                 arrivals: VecDeque::new(),
                 waiting: false,
+                lens: BTreeMap::new(),
+                completed: 0,
+                total: None,
             }),
             cond: Condvar::new(),
             progress,
@@ -609,15 +645,20 @@ impl<'a, R: DeserializeOwned + Send + 'static> IMap<'a, R> {
             match source() {
                 None => {
                     self.source = None;
-                    if let Some(p) = &self.group.progress {
-                        p.finish();
+                    let mut s = lock(&self.group.state);
+                    s.total = Some(self.submitted);
+                    if s.completed == self.submitted {
+                        if let Some(p) = &self.group.progress {
+                            p.finish();
+                        }
                     }
                 }
                 Some(Err(e)) => {
                     self.source = None;
                     return Err(e);
                 }
-                Some(Ok((input, _len))) => {
+                Some(Ok((input, len))) => {
+                    lock(&self.group.state).lens.insert(self.submitted, len);
                     let group: Arc<dyn Group> = self.group.clone();
                     self.shared
                         .submit([Task::new(self.entry, input, group, self.submitted)])?;
@@ -636,8 +677,8 @@ impl<'a, R: DeserializeOwned + Send + 'static> IMap<'a, R> {
 
     fn next_until(&mut self, deadline: Option<Instant>) -> Result<Option<R>, PoolError> {
         loop {
-            if let Some(v) = self.current.next() {
-                return Ok(Some(v));
+            if let Some(item) = self.current.next() {
+                return item.map(Some);
             }
             self.refill()?;
             if self.yielded_chunks == self.submitted {
@@ -681,10 +722,7 @@ impl<'a, R: DeserializeOwned + Send + 'static> IMap<'a, R> {
                 }
             };
             self.yielded_chunks += 1;
-            match chunk {
-                Ok(values) => self.current = values.into_iter(),
-                Err(e) => return Err(e),
-            }
+            self.current = chunk.into_iter();
         }
     }
 }
@@ -701,5 +739,9 @@ impl<R> Drop for IMap<'_, R> {
     fn drop(&mut self) {
         // Chunks still queued are not wanted any more.
         self.group.claims.stop();
+        if let Some(p) = &self.group.progress {
+            // Finished already if every input was counted; else it stops where it stood.
+            p.abandon();
+        }
     }
 }

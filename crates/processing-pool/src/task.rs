@@ -285,6 +285,102 @@ where
     }
 }
 
+/// Why one input of an `imap` chunk has no result.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ItemError {
+    /// The call panicked.
+    Panic(PanicReport),
+    /// Its result could not be encoded.
+    Codec(String),
+}
+
+impl From<ItemError> for crate::PoolError {
+    fn from(e: ItemError) -> Self {
+        match e {
+            ItemError::Panic(PanicReport { message, location }) => {
+                crate::PoolError::Panic { message, location }
+            }
+            ItemError::Codec(m) => crate::PoolError::Codec(m),
+        }
+    }
+}
+
+/// Like [`chunk_entry`], but each input is called on its own: the output is the sequence of
+/// `Result<R, ItemError>`, so a panicking input fails alone and the others keep their values
+/// (`imap`, which yields one item per input). Arguments that do not decode fail the chunk.
+pub(crate) fn item_entry<C, A, R>(input: &[u8], out: &mut Vec<u8>) -> Status
+where
+    C: Invoke<A, R>,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let call: C = conjure();
+    let start = out.len();
+    let (count, mut rest) = match postcard::take_from_bytes::<u64>(input) {
+        Ok(v) => v,
+        Err(e) => {
+            return write_error(
+                out,
+                start,
+                Status::Codec,
+                &format!("cannot decode arguments: {e}"),
+            )
+        }
+    };
+    if let Err(e) = postcard::to_io(&count, &mut *out) {
+        return write_error(
+            out,
+            start,
+            Status::Codec,
+            &format!("cannot encode results: {e}"),
+        );
+    }
+    for _ in 0..count {
+        let args = match postcard::take_from_bytes::<A>(rest) {
+            Ok((args, tail)) => {
+                rest = tail;
+                args
+            }
+            Err(e) => {
+                return write_error(
+                    out,
+                    start,
+                    Status::Codec,
+                    &format!("cannot decode arguments: {e}"),
+                )
+            }
+        };
+        let item_start = out.len();
+        let failure = match catch_task(|| call.invoke(args)) {
+            Ok(result) => match postcard::to_io(&Ok::<&R, ItemError>(&result), &mut *out) {
+                Ok(_) => None,
+                Err(e) => Some(ItemError::Codec(format!("cannot encode result: {e}"))),
+            },
+            Err(report) => Some(ItemError::Panic(report)),
+        };
+        if let Some(failure) = failure {
+            out.truncate(item_start);
+            if let Err(e) = postcard::to_io(&Err::<(), ItemError>(failure), &mut *out) {
+                return write_error(
+                    out,
+                    start,
+                    Status::Codec,
+                    &format!("cannot encode an error: {e}"),
+                );
+            }
+        }
+    }
+    if !rest.is_empty() {
+        return write_error(
+            out,
+            start,
+            Status::Codec,
+            &format!("{} trailing bytes after the arguments", rest.len()),
+        );
+    }
+    Status::Ok
+}
+
 /// Decodes one `A` and calls the initializer `F` with it.
 pub(crate) fn init_entry<F, A>(input: &[u8], out: &mut Vec<u8>) -> Status
 where

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use processing_core::{codec, handles, CodecError, OwnedOsHandle};
+use processing_core::{codec, handles, OwnedOsHandle};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::bootstrap::{self, Closure};
@@ -64,7 +64,7 @@ pub enum Resource {
 enum Launch {
     Target {
         entry: i64,
-        payload: Result<(Vec<u8>, Vec<OwnedOsHandle>), CodecError>,
+        payload: Result<(Vec<u8>, Vec<OwnedOsHandle>), ProcessError>,
     },
     Closure(Closure),
 }
@@ -169,7 +169,14 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     {
         let entry = target::entry_offset::<F, A, R>();
         drop(target);
-        let payload = handles::collect(|| codec::encode(&args));
+        let payload = handles::collect(|| codec::encode(&args)).map_err(|e| {
+            // Descriptors exhausted while duplicating the arguments' handles: the OS error,
+            // typed, rather than the serializer's text.
+            match handles::take_os_error() {
+                Some(io) => SpawnError::io("cannot pass the arguments' handles", io).into(),
+                None => ProcessError::Codec(e.to_string()),
+            }
+        });
         Process::with_launch(Launch::Target { entry, payload }, None)
     }
 
@@ -354,7 +361,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         let opts = std::mem::take(&mut self.opts);
         let (entry, args, arg_handles, closure) = match launch {
             Launch::Target { entry, payload } => {
-                let (bytes, handles) = payload.map_err(|e| ProcessError::Codec(e.to_string()))?;
+                let (bytes, handles) = payload?;
                 (entry, bytes, handles, None)
             }
             Launch::Closure(c) => {
@@ -397,7 +404,12 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
                     child_end: theirs,
                     die_with_parent: daemon,
                 })?;
-                send_launch(&ours, &config, &arg_handles);
+                if let Err(e) = send_launch(&ours, &config, &arg_handles) {
+                    // The child waits for its launch frame: end it rather than wait for it.
+                    drop(ours);
+                    sys::reap_within(&proc, Duration::ZERO);
+                    return Err(e.into());
+                }
                 Some(proc)
             }
             StartMethod::ForkServer => {
@@ -471,7 +483,8 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// [`ProcessError::Timeout`] (the process keeps running and can be joined again).
     /// `join_timeout(Duration::ZERO)` only checks.
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<R, ProcessError> {
-        self.join_inner(Some(Instant::now() + timeout))
+        // A timeout too large for the clock means "for ever" (`Duration::MAX`).
+        self.join_inner(Instant::now().checked_add(timeout))
     }
 
     fn join_inner(&mut self, deadline: Option<Instant>) -> Result<R, ProcessError> {
@@ -515,6 +528,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         };
         self.joined = true;
         st.chan = None;
+        // Reaped: the registry has nothing left to sweep, so its reference (and with it the
+        // pidfd) goes now, not at the next start.
+        registry::forget(&st.shared);
         let report = st.report.take();
         interpret(report, code)
     }
@@ -575,10 +591,15 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
         if let Some(st) = &self.started {
-            // A child still running is reaped by a later sweep.
-            st.shared
-                .dropped
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            if st.shared.poll().is_some() {
+                // Ended and reaped: nothing for a sweep to do; its descriptors go now.
+                registry::forget(&st.shared);
+            } else {
+                // A child still running is reaped by a later sweep.
+                st.shared
+                    .dropped
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 }
@@ -621,16 +642,18 @@ fn interpret<R: DeserializeOwned>(report: Option<Frame>, code: i32) -> Result<R,
     Err(ProcessError::Exited(code))
 }
 
-fn send_launch(chan: &Channel, config: &Config, arg_handles: &[OwnedOsHandle]) {
-    // A send error means the child already ended; `await_ready` reports why.
-    match encode_launch(config, arg_handles) {
-        Ok(launch) => {
-            let _ = chan.send_frame(launch.split, &launch.body, &launch.handles);
-        }
-        Err(e) => {
-            tracing::error!(target: "processing", error = %e, "cannot encode the launch message")
-        }
-    }
+/// Sends the launch frame. An error means no frame went out (descriptors exhausted while
+/// duplicating the handles, an unencodable configuration): the child waits for a frame that
+/// will never come, so the caller must not wait for its `Ready`. A send error means the child
+/// already ended; `await_ready` reports why.
+fn send_launch(
+    chan: &Channel,
+    config: &Config,
+    arg_handles: &[OwnedOsHandle],
+) -> Result<(), SpawnError> {
+    let launch = encode_launch(config, arg_handles)?;
+    let _ = chan.send_frame(launch.split, &launch.body, &launch.handles);
+    Ok(())
 }
 
 /// A launch frame ready to send: the arguments' descriptors, then the config's.
@@ -648,7 +671,7 @@ fn encode_launch(
 ) -> Result<LaunchFrame, SpawnError> {
     let (body, config_handles) = handles::collect(|| codec::encode(config)).map_err(|e| {
         let detail = format!("cannot encode the launch message: {e}");
-        match handles::take_dup_error() {
+        match handles::take_os_error() {
             Some(os) => SpawnError::io(detail, os),
             None => SpawnError::new(SpawnErrorKind::Io, detail),
         }

@@ -105,6 +105,15 @@ pub(crate) fn register(child: Arc<ChildShared>) {
 }
 
 /// Remembers a helper pid (a dead fork server) to reap in the next sweep.
+/// Drops the registry's reference to a child that was reaped (its `Process` holds the last
+/// one, so the child's descriptors close with it rather than at the next sweep).
+pub(crate) fn forget(child: &Arc<ChildShared>) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|c| !Arc::ptr_eq(c, child));
+}
+
 #[allow(dead_code)]
 pub(crate) fn reap_later(pid: u32) {
     REAP_LATER

@@ -59,6 +59,7 @@ impl<W: Waitable + ?Sized> Waitable for &W {
 /// # drop(a);
 /// ```
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
+    // A timeout too large for the clock means "for ever" (`Duration::MAX`).
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut slice = Duration::from_millis(1);
     loop {

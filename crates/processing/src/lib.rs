@@ -54,6 +54,7 @@ pub use processing_pool::prelude;
 
 pub use processing_pool::{
     dummy, AsyncResult, Callbacks, IMap, Pool, PoolBuildError, PoolBuilder, PoolError,
+    WorkerStartError,
 };
 pub use processing_process::{
     active_children, cpu_count, current_process, get_context, get_start_method, init,

@@ -17,7 +17,7 @@ pub(crate) fn serialize_handle<S: Serializer>(
         let list = stack.last_mut().ok_or(HandleError::NoChannel)?;
         let dup = handle
             .try_clone_to_owned()
-            .inspect_err(crate::handles::note_dup_error)?;
+            .inspect_err(crate::handles::record_os_error)?;
         list.push(dup);
         Ok((list.len() - 1) as u32)
     });

@@ -36,7 +36,9 @@ pub(crate) fn serialize_handle<S: Serializer>(
         )
     };
     if ok == 0 {
-        return Err(S::Error::custom(io::Error::last_os_error()));
+        let e = io::Error::last_os_error();
+        crate::handles::record_os_error(&e);
+        return Err(S::Error::custom(e));
     }
     // SAFETY: GetCurrentProcessId has no preconditions.
     let pid = unsafe { GetCurrentProcessId() };

@@ -104,6 +104,13 @@ pub(crate) trait WorkerLink: Send + fmt::Debug {
     fn send(&mut self, tasks: &[TaskRef<'_>]) -> Result<(), LinkError>;
     /// The next reply, waiting until `deadline` at most.
     fn recv(&mut self, deadline: Option<Instant>) -> Result<Reply<'_>, LinkError>;
+    /// After the worker was lost: whether it had begun task `id` (the first of its batch
+    /// without a reply). `Some(false)` hands the task to another worker; `None` (unknown, the
+    /// default) fails it as the task the worker was running.
+    fn began(&self, id: u64) -> Option<bool> {
+        let _ = id;
+        None
+    }
     /// Orderly stop: the worker finishes (it holds no task) and exits.
     fn retire(self: Box<Self>);
     /// After a loss or a kill: makes sure the worker is gone and returns how it ended.

@@ -14,7 +14,10 @@
 //! a `Stream` entry in the ring, so that the ring fixes the order of every reply).
 //!
 //! The worker publishes each reply as soon as its task finishes, before it starts the next, so
-//! the first task of a batch without a reply is the one the worker was running. Death is
+//! the first task of a batch without a reply is the one the worker was running, if it began
+//! it: the worker writes the id of each task it begins into a [`Marker`] shared with the
+//! supervisor (Linux, Windows), so a task it never began (stopped, or killed before reading its batch)
+//! goes to another worker instead of failing. Death is
 //! noticed by end of stream or by the worker's sentinel (a pidfd), whichever comes first, and
 //! everything published before it (ring and stream) is read first; the exit status comes from
 //! joining the process.
@@ -31,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::{Backend, Exit, LinkError, Reply, TaskRef, WorkerControl, WorkerInit, WorkerLink};
 use crate::sys;
 use crate::task::{self, entry_from_offset, entry_to_offset, Status};
-use crate::PoolError;
+use crate::{PoolError, WorkerStartError};
 
 const KIND_READY: u8 = 0;
 const KIND_INIT_FAILED: u8 = 1;
@@ -62,6 +65,8 @@ struct WorkerArgs {
     ring: Option<TransferableHandle>,
     initializer: Option<(i64, Vec<u8>)>,
     max_memory: Option<u64>,
+    /// The task marker's memory file ([`Marker`]), where the platform has them.
+    marker: Option<MarkerArg>,
 }
 
 #[derive(Debug)]
@@ -105,6 +110,8 @@ struct ProcessLink {
     ring_pos: u64,
     /// The ring announced that the next reply is on the stream.
     from_stream: bool,
+    /// Which task the worker began last, if the platform shares memory with it.
+    marker: Option<Marker>,
 }
 
 /// Where the reply `recv` found is.
@@ -123,13 +130,22 @@ impl std::fmt::Debug for ProcessLink {
 
 impl Backend for Processes {
     fn start(&self, init: &WorkerInit) -> Result<Box<dyn WorkerLink>, PoolError> {
-        let (stream, child_end) = sys::duplex()
-            .map_err(|e| PoolError::Spawn(format!("cannot create a worker channel: {e}")))?;
+        let (stream, child_end) = sys::duplex().map_err(|e| {
+            PoolError::Spawn(WorkerStartError::with_source(
+                "cannot create a worker channel",
+                e,
+            ))
+        })?;
         let (ring, ring_handle) = match create_ring() {
             Some((ring, handle)) => (Some(ring), Some(TransferableHandle::new(handle))),
             None => (None, None),
         };
+        let (marker, marker_handle) = match Marker::create() {
+            Some((marker, arg)) => (Some(marker), Some(arg)),
+            None => (None, None),
+        };
         let args = WorkerArgs {
+            marker: marker_handle,
             channel: TransferableHandle::new(child_end),
             ring: ring_handle,
             initializer: init
@@ -144,9 +160,12 @@ impl Backend for Processes {
         if let Some(m) = self.start_method {
             process = process.start_method(m);
         }
-        process
-            .start()
-            .map_err(|e| PoolError::Spawn(e.to_string()))?;
+        process.start().map_err(|e| {
+            PoolError::Spawn(WorkerStartError::with_source(
+                "cannot start a worker process",
+                e,
+            ))
+        })?;
         let pid = process.pid().unwrap_or(0);
         Ok(Box::new(ProcessLink {
             stream,
@@ -164,6 +183,7 @@ impl Backend for Processes {
             ring,
             ring_pos: 0,
             from_stream: false,
+            marker,
         }))
     }
 
@@ -343,6 +363,80 @@ fn open_ring(_handle: OwnedOsHandle) -> Option<Ring> {
 #[cfg(unix)]
 use super::ring::Ring;
 
+/// The id of the task a worker runs, in memory shared with its supervisor: the worker writes
+/// it before it calls the task, the supervisor reads it after losing the worker. A batch's
+/// first task without a reply whose id is not there was never begun (the worker was stopped
+/// or killed before it read or reached it), so it goes to another worker instead of failing
+/// with `WorkerLost`. Unix: a page of a memory file (like the reply ring); Windows: a
+/// processing-shm segment (the pool's Windows seam has no memory files of its own).
+#[derive(Debug)]
+struct Marker {
+    #[cfg(unix)]
+    map: sys::Mapping,
+    #[cfg(windows)]
+    value: processing_shm::RawValue<u64>,
+}
+
+/// How a worker receives its marker.
+#[cfg(unix)]
+type MarkerArg = TransferableHandle;
+#[cfg(windows)]
+type MarkerArg = processing_shm::RawValue<u64>;
+
+#[cfg(unix)]
+const MARKER_LEN: usize = 4096;
+
+impl Marker {
+    #[cfg(unix)]
+    fn create() -> Option<(Marker, MarkerArg)> {
+        let (map, fd) = sys::create_shared(MARKER_LEN).ok()?;
+        Some((Marker { map }, TransferableHandle::new(fd)))
+    }
+
+    #[cfg(windows)]
+    fn create() -> Option<(Marker, MarkerArg)> {
+        let value = processing_shm::RawValue::new(0u64).ok()?;
+        Some((
+            Marker {
+                value: value.clone(),
+            },
+            value,
+        ))
+    }
+
+    #[cfg(unix)]
+    fn open(arg: MarkerArg) -> Option<Marker> {
+        Some(Marker {
+            map: sys::map_shared(&arg.into_inner(), MARKER_LEN).ok()?,
+        })
+    }
+
+    #[cfg(windows)]
+    fn open(arg: MarkerArg) -> Option<Marker> {
+        Some(Marker { value: arg })
+    }
+
+    fn word(&self) -> &std::sync::atomic::AtomicU64 {
+        #[cfg(unix)]
+        let ptr = self.map.as_ptr().cast::<u64>();
+        #[cfg(windows)]
+        let ptr = self.value.as_ptr();
+        // SAFETY: the start of a page-aligned shared mapping of at least 8 bytes that lives as
+        // long as `self`; both processes access the word only atomically.
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(ptr) }
+    }
+
+    /// Worker: task `id` starts now.
+    fn begin(&self, id: u64) {
+        self.word().store(id, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Supervisor, after the worker is gone: whether it began task `id`.
+    fn began(&self, id: u64) -> bool {
+        self.word().load(std::sync::atomic::Ordering::SeqCst) == id
+    }
+}
+
 /// No reply ring on this platform: every reply travels on the stream.
 #[cfg(not(unix))]
 #[derive(Debug)]
@@ -461,6 +555,10 @@ impl WorkerLink for ProcessLink {
         }
     }
 
+    fn began(&self, id: u64) -> Option<bool> {
+        self.marker.as_ref().map(|m| m.began(id))
+    }
+
     fn retire(mut self: Box<Self>) {
         // End of stream tells the worker to exit; it holds no task now.
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
@@ -574,6 +672,14 @@ fn worker_main(args: WorkerArgs) {
         },
         None => None,
     };
+    let marker = match args.marker {
+        Some(arg) => match Marker::open(arg) {
+            Some(marker) => Some(marker),
+            // Without it a lost task could not be told from one never begun: do not serve.
+            None => return,
+        },
+        None => None,
+    };
     let mut replies = Replies { stream, ring };
     let mut out = Vec::with_capacity(64 * 1024);
     begin_frame(&mut out);
@@ -622,6 +728,9 @@ fn worker_main(args: WorkerArgs) {
             begin_frame(&mut out);
             // SAFETY: as for the initializer: an offset made by the parent, same image.
             let entry = unsafe { entry_from_offset(offset as i64) };
+            if let Some(m) = &marker {
+                m.begin(id);
+            }
             let status = entry(input, &mut out);
             if replies.send(&mut out, KIND_DONE, id, status).is_err() {
                 return;

@@ -71,7 +71,12 @@ impl Backend for Threads {
         std::thread::Builder::new()
             .name("processing-pool-worker".into())
             .spawn(move || worker_thread(initializer, task_rx, reply_tx, thread_control))
-            .map_err(|e| PoolError::Spawn(e.to_string()))?;
+            .map_err(|e| {
+                PoolError::Spawn(crate::WorkerStartError::with_source(
+                    "cannot start a worker thread",
+                    e,
+                ))
+            })?;
         Ok(Box::new(ThreadLink {
             tasks: Some(task_tx),
             replies: reply_rx,

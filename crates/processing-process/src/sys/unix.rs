@@ -228,10 +228,8 @@ fn poll_two(
     ];
     let ms = match timeout {
         None => -1,
-        Some(d) => {
-            d.as_millis().min(i32::MAX as u128) as i32
-                + i32::from(d.subsec_nanos() % 1_000_000 != 0)
-        }
+        Some(d) => (d.as_millis().min(i32::MAX as u128) as i32)
+            .saturating_add(i32::from(d.subsec_nanos() % 1_000_000 != 0)),
     };
     // SAFETY: `fds` is a valid array of two pollfd structures; negative fds are ignored.
     let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
@@ -486,14 +484,14 @@ pub(crate) fn wait_event(
 
 /// Kills and reaps a child that did not run the bootstrap, waiting at most `grace` first.
 pub(crate) fn reap_within(proc: &ProcHandle, grace: Duration) -> Option<i32> {
-    let deadline = Instant::now() + grace;
+    let deadline = Instant::now().checked_add(grace);
     loop {
         match proc.try_wait() {
             Ok(Some(code)) => return Some(code),
             Err(_) => return None,
             Ok(None) => {}
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = proc.signal(KILL);
             return proc.wait_blocking();
         }

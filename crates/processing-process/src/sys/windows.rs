@@ -289,14 +289,14 @@ pub(crate) fn wait_event(
 
 /// Ends and waits for a child that did not run the bootstrap, waiting at most `grace` first.
 pub(crate) fn reap_within(proc: &ProcHandle, grace: Duration) -> Option<i32> {
-    let deadline = Instant::now() + grace;
+    let deadline = Instant::now().checked_add(grace);
     loop {
         match proc.wait_ms(50) {
             Ok(Some(code)) => return Some(code),
             Err(_) => return None,
             Ok(None) => {}
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = proc.signal(KILL);
             return proc.wait_ms(5000).ok().flatten();
         }
