@@ -9,6 +9,7 @@
 #[test]
 fn soak_pool_with_workers_killed_every_100_to_300_ms() {
     use std::collections::HashSet;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
@@ -62,22 +63,37 @@ fn soak_pool_with_workers_killed_every_100_to_300_ms() {
                     continue;
                 }
                 let pid = pids[(next() % pids.len() as u64) as usize];
-                // Only a child of ours: a worker just reaped by its supervisor may have left
-                // its pid to an unrelated process.
-                let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .ok()
-                    .and_then(|s| {
-                        s.rsplit(')')
-                            .next()
-                            .and_then(|r| r.split_whitespace().nth(1))
-                            .and_then(|p| p.parse::<u32>().ok())
-                    });
-                if parent != Some(std::process::id()) {
+                // Pin the process first (a pidfd), then check it is ours: a worker of this
+                // program is our child (spawn, fork) or the forkserver's, which is our child.
+                // A worker reaped meanwhile may have left its pid to an unrelated process;
+                // its stale pidfd then makes the signal fail instead of reaching a stranger.
+                // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+                let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as i32, 0) };
+                let Ok(pidfd) = i32::try_from(pidfd) else {
+                    continue;
+                };
+                if pidfd < 0 {
+                    continue;
+                }
+                // SAFETY: pidfd_open returned this descriptor to us; nothing else owns it.
+                let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+                let me = std::process::id();
+                let ours =
+                    parent_of(pid) == Some(me) || parent_of(pid).and_then(parent_of) == Some(me);
+                if !ours {
                     continue;
                 }
                 killed.lock().unwrap().insert(pid);
-                // SAFETY: SIGKILL to a worker of our pool (a child of this process).
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                // SAFETY: pidfd_send_signal on a descriptor we own, with no siginfo.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        pidfd.as_raw_fd(),
+                        libc::SIGKILL,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                };
             }
         })
     };
@@ -141,4 +157,17 @@ fn soak_pool_with_workers_killed_every_100_to_300_ms() {
     );
     assert_eq!(our_segments(), segments_before, "segments left over");
     eprintln!("soak: {ok} results, {lost} lost to {kills} kills");
+}
+
+/// The parent pid of `pid`, from `/proc/PID/stat`.
+#[cfg(target_os = "linux")]
+fn parent_of(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok())
+        })
 }

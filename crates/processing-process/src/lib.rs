@@ -50,5 +50,5 @@ pub use info::{
     ParentProcess,
 };
 pub use log::log_to_stderr;
-pub use process::{spawn, Process, Resource, Stdio};
+pub use process::{spawn, KillHandle, Process, Resource, Stdio};
 pub use tracing::Level;

@@ -566,6 +566,34 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         self.signal(sys::KILL)
     }
 
+    /// A handle that ends this process from any thread (a pool's supervisor, a watchdog),
+    /// with the same guarantee as [`Process::kill`]: it never signals a reused pid, and does
+    /// nothing once the process ended. `None` before [`Process::start`].
+    ///
+    /// ```
+    /// use processing_process::Process;
+    ///
+    /// fn sleep_long(_: ()) {
+    ///     std::thread::sleep(std::time::Duration::from_secs(60));
+    /// }
+    ///
+    /// let mut child: Process<()> = Process::new(sleep_long, ());
+    /// child.start().unwrap();
+    /// let killer = child.kill_handle().unwrap();
+    /// std::thread::spawn(move || killer.kill()).join().unwrap().unwrap();
+    /// assert!(child.join().unwrap_err().is_signaled());
+    /// assert!(killer_is_idempotent(&child));
+    /// # fn killer_is_idempotent(child: &Process<()>) -> bool {
+    /// #     child.kill_handle().unwrap().kill().is_ok()
+    /// # }
+    /// ```
+    pub fn kill_handle(&self) -> Option<KillHandle> {
+        let st = self.started.as_ref()?;
+        Some(KillHandle {
+            shared: st.shared.clone(),
+        })
+    }
+
     fn signal(&self, signal: i32) -> Result<(), ProcessError> {
         let st = self.started.as_ref().ok_or(ProcessError::NotStarted)?;
         tracing::debug!(target: "processing", pid = st.shared.proc.pid(), signal, "signalling process");
@@ -808,5 +836,29 @@ fn fork_start(
             drop(closure);
             Ok(ProcHandle::open(pid))
         }
+    }
+}
+
+/// Ends a started process from any thread: see [`Process::kill_handle`]. Cloning it is cheap;
+/// it keeps no descriptor of its own.
+#[derive(Debug, Clone)]
+pub struct KillHandle {
+    shared: Arc<ChildShared>,
+}
+
+impl KillHandle {
+    /// Ends the process at once, as [`Process::kill`]; nothing if it already ended.
+    pub fn kill(&self) -> Result<(), ProcessError> {
+        self.shared.signal(sys::KILL).map_err(ProcessError::Io)
+    }
+
+    /// Asks the process to end, as [`Process::terminate`]; nothing if it already ended.
+    pub fn terminate(&self) -> Result<(), ProcessError> {
+        self.shared.signal(sys::TERMINATE).map_err(ProcessError::Io)
+    }
+
+    /// The process's pid (it may name another process once this one ended and was reaped).
+    pub fn pid(&self) -> u32 {
+        self.shared.proc.pid()
     }
 }

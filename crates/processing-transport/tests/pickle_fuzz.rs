@@ -246,7 +246,14 @@ fn pickle_corpus_decodes_within_bounds() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    // A fixed seed: the suite explores the same 2 000 mutations on every run, so a failure is
+    // reproducible and never a flake; change the seed to explore others.
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x7069_636b_6c65),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn pickle_mutated_python_pickles_never_panic_hang_or_overallocate(

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use processing_core::handles::TransferableHandle;
 use processing_core::OwnedOsHandle;
-use processing_process::{Process, ProcessError, StartMethod};
+use processing_process::{KillHandle, Process, ProcessError, StartMethod};
 use serde::{Deserialize, Serialize};
 
 use super::{Backend, Exit, LinkError, Reply, TaskRef, WorkerControl, WorkerInit, WorkerLink};
@@ -75,6 +75,9 @@ struct ProcessControl {
     /// late `kill` can never hit a reused pid).
     pid: Mutex<Option<u32>>,
     last_pid: u32,
+    /// Ends the worker from any thread without ever reaching a reused pid (a fork-server
+    /// worker is the server's child, reaped by the server, not by us).
+    killer: Option<KillHandle>,
 }
 
 impl WorkerControl for ProcessControl {
@@ -86,8 +89,8 @@ impl WorkerControl for ProcessControl {
     }
     fn kill(&self) {
         let pid = self.pid.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pid) = *pid {
-            sys::kill_pid(pid);
+        if let (Some(_), Some(killer)) = (*pid, &self.killer) {
+            let _ = killer.kill();
         }
     }
 }
@@ -167,12 +170,14 @@ impl Backend for Processes {
             ))
         })?;
         let pid = process.pid().unwrap_or(0);
+        let killer = process.kill_handle();
         Ok(Box::new(ProcessLink {
             stream,
             process,
             control: Arc::new(ProcessControl {
                 pid: Mutex::new(Some(pid)),
                 last_pid: pid,
+                killer,
             }),
             buf: vec![0; 64 * 1024],
             start: 0,

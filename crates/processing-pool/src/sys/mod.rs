@@ -7,8 +7,8 @@ pub(crate) use unix::{create_shared, map_shared, Mapping};
 #[cfg(unix)]
 #[allow(unused_imports)]
 pub(crate) use unix::{
-    duplex, ignore_interrupts, kill_pid, read_now, resident_bytes, stream_from_handle,
-    wait_readable, write_all, Stream,
+    duplex, ignore_interrupts, read_now, resident_bytes, stream_from_handle, wait_readable,
+    write_all, Stream,
 };
 
 #[cfg(windows)]
@@ -16,6 +16,6 @@ mod windows;
 #[cfg(windows)]
 #[allow(unused_imports)]
 pub(crate) use windows::{
-    duplex, ignore_interrupts, kill_pid, read_now, resident_bytes, stream_from_handle,
-    wait_readable, write_all, Stream,
+    duplex, ignore_interrupts, read_now, resident_bytes, stream_from_handle, wait_readable,
+    write_all, Stream,
 };

@@ -125,16 +125,6 @@ pub(crate) fn wait_readable(
     }
 }
 
-/// Sends SIGKILL to `pid`.
-pub(crate) fn kill_pid(pid: u32) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill only sends a signal; the caller guarantees `pid` is its unreaped child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
-    }
-}
-
 /// A shared, writable mapping of a memory file (the reply ring between a worker and its
 /// supervisor). Unmapped when dropped.
 #[derive(Debug)]

@@ -29,8 +29,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, GetLastError, ERROR_BROKEN_PIPE, ERROR_PIPE_CONNECTED, GENERIC_READ,
-    GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE, WAIT_OBJECT_0,
+    GetLastError, ERROR_BROKEN_PIPE, ERROR_PIPE_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE,
+    INVALID_HANDLE_VALUE, WAIT_OBJECT_0,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, OPEN_EXISTING,
@@ -40,9 +40,7 @@ use windows_sys::Win32::System::Pipes::{
     ConnectNamedPipe, CreateNamedPipeW, DisconnectNamedPipe, PeekNamedPipe, PIPE_READMODE_BYTE,
     PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_WAIT,
 };
-use windows_sys::Win32::System::Threading::{
-    OpenProcess, TerminateProcess, WaitForSingleObject, PROCESS_TERMINATE,
-};
+use windows_sys::Win32::System::Threading::WaitForSingleObject;
 
 /// One end of a worker's channel: a byte-mode named pipe instance or its client handle.
 #[derive(Debug)]
@@ -244,18 +242,6 @@ pub(crate) fn wait_readable(
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok((false, false));
-        }
-    }
-}
-
-/// Ends the process `pid` at once.
-pub(crate) fn kill_pid(pid: u32) {
-    // SAFETY: plain Win32 calls; the handle is closed before returning.
-    unsafe {
-        let process = OpenProcess(PROCESS_TERMINATE, 0, pid);
-        if !process.is_null() {
-            TerminateProcess(process, 1);
-            CloseHandle(process);
         }
     }
 }

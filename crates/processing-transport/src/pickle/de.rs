@@ -83,6 +83,9 @@ struct Machine<'a> {
     stack: Vec<u32>,
     marks: Vec<usize>,
     memo: HashMap<u32, u32>,
+    /// Per node: whether Python could hash it (a dict key, a set element). Computed when the
+    /// node is made from its elements' flags, so checking a key never walks a structure.
+    hashable: Vec<bool>,
 }
 
 impl<'a> Machine<'a> {
@@ -95,6 +98,7 @@ impl<'a> Machine<'a> {
             stack: Vec::new(),
             marks: Vec::new(),
             memo: HashMap::new(),
+            hashable: Vec::new(),
         }
     }
 
@@ -151,9 +155,31 @@ impl<'a> Machine<'a> {
     fn push(&mut self, node: Node<'a>) -> Result<(), PickleError> {
         let idx =
             u32::try_from(self.nodes.len()).map_err(|_| self.malformed("too many objects"))?;
+        let hashable = match &node {
+            Node::List(_) | Node::Set(_) | Node::Dict(_) | Node::ByteArray(_) => false,
+            Node::Tuple(items) | Node::FrozenSet(items) => {
+                items.iter().all(|&i| self.hashable[i as usize])
+            }
+            _ => true,
+        };
+        self.hashable.push(hashable);
         self.nodes.push(node);
         self.stack.push(idx);
         Ok(())
+    }
+
+    /// Refuses a dict key or set element that Python could not hash (a list, dict, set or
+    /// bytearray, or a tuple or frozenset holding one), as Python's own `loads` does.
+    fn check_hashable<'i>(
+        &self,
+        mut items: impl Iterator<Item = &'i u32>,
+        reason: &'static str,
+    ) -> Result<(), PickleError> {
+        if items.all(|&i| self.hashable[i as usize]) {
+            Ok(())
+        } else {
+            Err(self.malformed(reason))
+        }
     }
 
     /// The bottom of the current mark's segment of the stack.
@@ -433,12 +459,14 @@ impl<'a> Machine<'a> {
                     if items.len() % 2 != 0 {
                         return Err(self.malformed("odd number of items for a dict"));
                     }
+                    self.check_hashable(items.iter().step_by(2), "unhashable dict key")?;
                     let pairs = items.chunks_exact(2).map(|p| (p[0], p[1])).collect();
                     self.push(Node::Dict(pairs))?;
                 }
                 op::SETITEM => {
                     let v = self.pop()?;
                     let k = self.pop()?;
+                    self.check_hashable([k].iter(), "unhashable dict key")?;
                     let dict = self.top()?;
                     match &mut self.nodes[dict as usize] {
                         Node::Dict(d) => d.push((k, v)),
@@ -450,6 +478,7 @@ impl<'a> Machine<'a> {
                     if items.len() % 2 != 0 {
                         return Err(self.malformed("odd number of items for a dict"));
                     }
+                    self.check_hashable(items.iter().step_by(2), "unhashable dict key")?;
                     let dict = self.top()?;
                     match &mut self.nodes[dict as usize] {
                         Node::Dict(d) => d.extend(items.chunks_exact(2).map(|p| (p[0], p[1]))),
@@ -459,6 +488,7 @@ impl<'a> Machine<'a> {
                 op::EMPTY_SET => self.push(Node::Set(Vec::new()))?,
                 op::ADDITEMS => {
                     let items = self.pop_mark()?;
+                    self.check_hashable(items.iter(), "unhashable set element")?;
                     let set = self.top()?;
                     match &mut self.nodes[set as usize] {
                         Node::Set(s) => s.extend(items),
@@ -467,6 +497,7 @@ impl<'a> Machine<'a> {
                 }
                 op::FROZENSET => {
                     let items = self.pop_mark()?;
+                    self.check_hashable(items.iter(), "unhashable set element")?;
                     self.push(Node::FrozenSet(items))?;
                 }
                 _ => {

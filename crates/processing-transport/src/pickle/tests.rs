@@ -307,6 +307,42 @@ fn pickle_refuses_every_opcode_that_imports_or_calls() {
 }
 
 #[test]
+fn pickle_unhashable_keys_and_elements_are_refused() {
+    // Python's own loads refuses these (TypeError: unhashable type); so does ours, which keeps
+    // every decoded value writable again.
+    let cases: [(&[u8], &str); 4] = [
+        // {[]: None}: EMPTY_DICT EMPTY_LIST NONE SETITEM
+        (
+            &[0x80, 4, b'}', b']', b'N', b's', b'.'],
+            "unhashable dict key",
+        ),
+        // {({}, ): 1}: a tuple key holding a dict
+        (
+            &[0x80, 4, b'}', b'}', 0x85, b'K', 1, b's', b'.'],
+            "unhashable dict key",
+        ),
+        // {bytearray()}: EMPTY_SET MARK BYTEARRAY8(0) ADDITEMS
+        (
+            &[
+                0x80, 5, 0x8f, b'(', 0x96, 0, 0, 0, 0, 0, 0, 0, 0, 0x90, b'.',
+            ],
+            "unhashable set element",
+        ),
+        // frozenset([set()])
+        (&[0x80, 4, b'(', 0x8f, 0x91, b'.'], "unhashable set element"),
+    ];
+    for (pickle, why) in cases {
+        match from_slice::<PickleValue>(pickle) {
+            Err(PickleError::Malformed { reason, .. }) => assert_eq!(reason, why),
+            other => panic!("{pickle:?}: {other:?}"),
+        }
+    }
+    // A tuple of scalars and a frozenset are fine as keys.
+    let ok = [0x80, 4, b'}', b'K', 1, 0x85, b'N', b's', b'.'];
+    assert!(from_slice::<PickleValue>(&ok).is_ok());
+}
+
+#[test]
 fn pickle_hostile_shapes_fail_typed_without_cost() {
     // A billion laughs: 40 doublings of one shared tuple in 83 bytes.
     let mut laughs = vec![0x80, 4, b'N'];
