@@ -4,7 +4,8 @@
 //! It holds [`SharedMemory`] (named segments: `create`, `create_named`, `open`, `unlink`),
 //! [`RawValue<T>`] and [`RawArray<T>`] for plain-old-data `T`, the resource tracker that
 //! removes the segments of crashed processes, and [`liveness`] (is the process that wrote
-//! this pid still running). It knows nothing about locks, channels or how processes are
+//! this pid still running) and [`owner`] (the owner-checked lock word every shared-memory
+//! lock uses, with takeover of a dead holder). It knows nothing about locks, channels or how processes are
 //! started, and never depends on a higher crate.
 //!
 //! ```
@@ -20,6 +21,8 @@
 
 mod error;
 pub mod liveness;
+mod loom;
+pub mod owner;
 mod raw;
 mod segment;
 mod sys;

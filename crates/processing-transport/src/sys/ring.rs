@@ -14,8 +14,16 @@
 //! A control block holds `tail` (bytes ever written, written only by the writer) and `head`
 //! (bytes ever read, written only by the reader) on separate cache lines, the
 //! `reader_waiting`/`writer_waiting` flags, the `space_seq` futex word the writer sleeps on, and
-//! two cross-process locks (holder pid, 0 when free) that serialise writers and readers that
-//! share one end from several processes.
+//! two cross-process locks (processing-shm's `OwnerWord`: holder pid + start stamp) that
+//! serialise writers and readers that share one end from several processes, each with the
+//! stream position at which its last holder released it (`write_mark`, `read_mark`).
+//!
+//! A lock holder that dies is found dead by `OwnerWord::take_over_if_dead` (a zombie or a
+//! reused pid counts as dead) and the lock is taken over. If it died in the middle of a message
+//! (the position moved since its mark), the stream cannot be resynchronised: the taker sets
+//! `torn` (writer side: the reader gets every whole message before the torn one, then
+//! `ConnectionError::Torn`; reader side: the next read is `Torn` at once) and every later send
+//! fails with `Torn`, so bytes of two messages are never merged.
 //!
 //! Protocol (the fast path makes no system call):
 //! - write: copy bytes at `tail`, publish `tail` (Release), SeqCst fence, then if
@@ -41,6 +49,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use processing_shm::owner::{Owner, OwnerWord, Suspect};
 
 use super::unix::Stream;
 
@@ -83,8 +93,35 @@ struct Control {
     reader_waiting: Line<AtomicU32>,
     writer_waiting: Line<AtomicU32>,
     space_seq: Line<AtomicU32>,
-    write_lock: Line<AtomicU32>,
-    read_lock: Line<AtomicU32>,
+    write_lock: Line<OwnerWord>,
+    read_lock: Line<OwnerWord>,
+    /// `tail` when the write lock was last released (a message boundary).
+    write_mark: Line<AtomicU64>,
+    /// `head` when the read lock was last released (a message boundary).
+    read_mark: Line<AtomicU64>,
+    /// `TORN_WRITE` / `TORN_READ`: a lock holder died in the middle of a message.
+    torn: Line<AtomicU32>,
+}
+
+/// A writer died mid-message: bytes up to `tail` are readable, then the stream is torn.
+const TORN_WRITE: u32 = 1;
+/// A reader died mid-message: `head` is inside a frame, nothing more can be read.
+const TORN_READ: u32 = 2;
+
+/// The error of a torn stream (see the module docs); `ConnectionError::Torn` from it.
+#[derive(Debug)]
+pub(crate) struct TornStream;
+
+impl std::fmt::Display for TornStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a process sharing this end died in the middle of a message")
+    }
+}
+
+impl std::error::Error for TornStream {}
+
+fn torn() -> io::Error {
+    io::Error::other(TornStream)
 }
 
 const _: () = assert!(std::mem::size_of::<Control>() <= PAGE);
@@ -266,37 +303,79 @@ fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A cross-process lock held (pid in the word) until dropped.
-pub(crate) struct RingLock<'a>(&'a AtomicU32);
+/// Which lock of a ring.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Write,
+    Read,
+}
 
-impl Drop for RingLock<'_> {
-    fn drop(&mut self) {
-        self.0.store(0, Ordering::Release);
+/// A cross-process lock of one ring, held until dropped; dropping records the message boundary.
+pub(crate) struct RingLock<'a> {
+    control: &'a Control,
+    which: Which,
+}
+
+impl Control {
+    fn lock_of(&self, which: Which) -> &OwnerWord {
+        match which {
+            Which::Write => &self.write_lock.0,
+            Which::Read => &self.read_lock.0,
+        }
+    }
+
+    /// The stream position of `which` side now, and its last recorded boundary.
+    fn position_and_mark(&self, which: Which) -> (u64, &AtomicU64) {
+        match which {
+            Which::Write => (self.tail.0.load(Ordering::Acquire), &self.write_mark.0),
+            Which::Read => (self.head.0.load(Ordering::Acquire), &self.read_mark.0),
+        }
     }
 }
 
-fn lock_word(word: &AtomicU32) -> RingLock<'_> {
-    let me = std::process::id();
+impl Drop for RingLock<'_> {
+    fn drop(&mut self) {
+        let (pos, mark) = self.control.position_and_mark(self.which);
+        mark.store(pos, Ordering::Release);
+        self.control.lock_of(self.which).unlock();
+    }
+}
+
+/// Least time between two liveness checks of a lock holder (the second look at a suspected
+/// reused pid must come after a new holder had time to store its stamp).
+const CHECK_EVERY: Duration = Duration::from_millis(20);
+
+fn lock_ring(control: &Control, which: Which) -> RingLock<'_> {
+    let word = control.lock_of(which);
+    let me = Owner::current();
+    let mut suspect = Suspect::default();
     let mut round = 0u32;
+    let mut last_check: Option<Instant> = None;
     loop {
-        let cur = word.load(Ordering::Relaxed);
-        if cur == 0 {
-            if word
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return RingLock(word);
-            }
-            continue;
+        if word.holder() == 0 && word.try_lock(me) {
+            return RingLock { control, which };
         }
-        round = round.wrapping_add(1);
-        if round.is_multiple_of(1024) && cur != me && !processing_core::os::pid_alive(cur) {
-            // The holder died inside a send or receive: take the lock over.
-            if word
-                .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return RingLock(word);
+        round = round.saturating_add(1);
+        let due = round >= 256
+            && match last_check {
+                None => true,
+                Some(t) => t.elapsed() >= CHECK_EVERY,
+            };
+        if due {
+            last_check = Some(Instant::now());
+            if word.take_over_if_dead(me, &mut suspect) {
+                // The holder died inside a send or receive. If it had moved the stream since
+                // the last boundary, the stream is torn: nobody can tell where its message
+                // ends.
+                let (pos, mark) = control.position_and_mark(which);
+                if pos != mark.load(Ordering::Acquire) {
+                    let bit = match which {
+                        Which::Write => TORN_WRITE,
+                        Which::Read => TORN_READ,
+                    };
+                    control.torn.0.fetch_or(bit, Ordering::SeqCst);
+                }
+                return RingLock { control, which };
             }
         }
         if round < 64 {
@@ -483,12 +562,12 @@ impl RingEnd {
 
     /// Takes the cross-process write lock of the outgoing ring.
     pub(crate) fn lock_write(&self) -> RingLock<'_> {
-        lock_word(&self.control(self.out_ring()).write_lock.0)
+        lock_ring(self.control(self.out_ring()), Which::Write)
     }
 
     /// Takes the cross-process read lock of the incoming ring.
     pub(crate) fn lock_read(&self) -> RingLock<'_> {
-        lock_word(&self.control(self.in_ring()).read_lock.0)
+        lock_ring(self.control(self.in_ring()), Which::Read)
     }
 
     /// Whether a receive has found the end of the stream.
@@ -498,6 +577,9 @@ impl RingEnd {
 
     /// Copies what is there (up to `dst.len()` bytes) without waiting.
     fn take(&self, dst: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        if self.control(self.in_ring()).torn.0.load(Ordering::Acquire) & TORN_READ != 0 {
+            return Err(torn());
+        }
         // At most a quarter ring per step, so that a writer waiting for room gets some back
         // while the rest is still being copied.
         let n = self.available()?.min(dst.len()).min(self.capacity / 4);
@@ -557,6 +639,10 @@ impl RingEnd {
                 return Ok(n);
             }
             waiting_since.get_or_insert_with(Instant::now);
+            if self.in_torn() {
+                // Every byte before the tear was read: the rest of this message never comes.
+                return Err(torn());
+            }
             if self.peer_gone() {
                 // The peer's last bytes were published before its socket closed.
                 return self.take(dst);
@@ -598,11 +684,29 @@ impl RingEnd {
         c.reader_waiting.0.store(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         self.drain(stream, handles)?;
-        if self.available()? > 0 || self.peer_gone() {
+        if self.available()? > 0 || self.peer_gone() || self.in_torn() {
             c.reader_waiting.0.store(0, Ordering::Relaxed);
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Whether the incoming stream is torn (a writer or reader died mid-message).
+    fn in_torn(&self) -> bool {
+        self.control(self.in_ring()).torn.0.load(Ordering::Acquire) != 0
+    }
+
+    /// Fails a send on a torn outgoing stream, ringing the doorbell so that a sleeping reader
+    /// learns it now.
+    fn check_out_torn(&self, stream: &Stream) -> io::Result<()> {
+        let c = self.control(self.out_ring());
+        if c.torn.0.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        if c.reader_waiting.0.swap(0, Ordering::SeqCst) != 0 {
+            let _ = stream.write_all(&[0], &[]);
+        }
+        Err(torn())
     }
 
     /// Reads whatever the socket holds without blocking (doorbells, handles, end of stream).
@@ -632,7 +736,7 @@ impl RingEnd {
 
     /// Whether bytes (or the end of the stream) can be read now, without touching the socket.
     pub(crate) fn readable_now(&self) -> bool {
-        self.peer_gone() || self.available().map_or(true, |n| n > 0)
+        self.peer_gone() || self.in_torn() || self.available().map_or(true, |n| n > 0)
     }
 
     /// Writes all of `data` into the outgoing ring (the caller holds the write lock), waiting
@@ -641,6 +745,7 @@ impl RingEnd {
         if self.peer_gone() {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
+        self.check_out_torn(stream)?;
         let ring = self.out_ring();
         let c = self.control(ring);
         let buf = self.data(ring);
@@ -708,6 +813,7 @@ impl RingEnd {
         if self.peer_gone() {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
+        self.check_out_torn(stream)?;
         stream.write_all(&[1], handles)
     }
 }
