@@ -41,21 +41,28 @@ fn big_writer((w, started): (Connection<(), WriteOnly>, Queue<u32>)) {
     let _ = w.send_bytes(&vec![0xAA; BIG]);
 }
 
+/// How the survivor's send went: sent, the error's text, milliseconds taken.
+type Report = (bool, String, u64);
+
 /// The surviving writer: sends a small message and reports how the send went (`true`: sent;
 /// `false`: a typed error) and how long it took.
-fn small_writer((w, report): (Connection<(), WriteOnly>, Queue<(bool, String, u64)>)) {
+fn small_writer((w, report): (Connection<(), WriteOnly>, Queue<Report>)) {
     let t = Instant::now();
     let r = w.send_bytes(b"survivor");
     let ms = t.elapsed().as_millis() as u64;
     report
-        .put((r.is_ok(), r.err().map(|e| e.to_string()).unwrap_or_default(), ms))
+        .put((
+            r.is_ok(),
+            r.err().map(|e| e.to_string()).unwrap_or_default(),
+            ms,
+        ))
         .unwrap();
 }
 
 fn r07_round(reap_before_survivor_reports: bool) {
     let (r, w): (Connection<(), ReadOnly>, Connection<(), WriteOnly>) = Pipe::simplex().unwrap();
     let started: Queue<u32> = Queue::new().unwrap();
-    let report: Queue<(bool, String, u64)> = Queue::new().unwrap();
+    let report: Queue<Report> = Queue::new().unwrap();
     let mut big = Process::new(big_writer, (w.clone(), started.clone()));
     big.start().unwrap();
     let big_pid = started.get_timeout(LONG).unwrap();
@@ -97,13 +104,23 @@ fn r07_round(reap_before_survivor_reports: bool) {
         "unexpected error {end:?}"
     );
     // The survivor's send ended (sent or a typed error), it did not spin for ever.
-    let (sent, err, ms) = report.get_timeout(LONG).expect("the survivor's send never ended");
-    assert!(sent || err.contains("died in the middle"), "survivor: {err}");
-    assert!(!got.contains(&BIG), "the killed writer's message cannot be whole");
+    let (sent, err, ms) = report
+        .get_timeout(LONG)
+        .expect("the survivor's send never ended");
+    assert!(
+        sent || err.contains("died in the middle"),
+        "survivor: {err}"
+    );
+    assert!(
+        !got.contains(&BIG),
+        "the killed writer's message cannot be whole"
+    );
     if sent {
         assert!(got.contains(&8), "a sent message is received whole");
     }
-    eprintln!("reaped={reap_before_survivor_reports} sent={sent} ({ms} ms) end={end:?} got={got:?}");
+    eprintln!(
+        "reaped={reap_before_survivor_reports} sent={sent} ({ms} ms) end={end:?} got={got:?}"
+    );
     small.join().unwrap();
     if !reap_before_survivor_reports {
         assert!(big.join().is_err());
@@ -222,7 +239,10 @@ fn r08_queue_consumer_killed_in_get_pid_reused() {
             break s;
         }
     };
-    assert!(processing::shm::liveness::is_alive(pid, 0), "the pid runs again");
+    assert!(
+        processing::shm::liveness::is_alive(pid, 0),
+        "the pid runs again"
+    );
     let t = Instant::now();
     for i in 0..3 {
         assert_eq!(q.get_timeout(LONG).unwrap(), Item(i));

@@ -2,6 +2,7 @@
 //!
 //! Layer: `core → **shm** → sync → transport → process → {manager, pool} → processing`.
 //! It holds [`SharedMemory`] (named segments: `create`, `create_named`, `open`, `unlink`),
+//! `Region` (Unix: unnamed sealed memory files shared by descriptor, the rings' mapping),
 //! [`RawValue<T>`] and [`RawArray<T>`] for plain-old-data `T`, the resource tracker that
 //! removes the segments of crashed processes, and [`liveness`] (is the process that wrote
 //! this pid still running) and [`owner`] (the owner-checked lock word every shared-memory
@@ -24,12 +25,16 @@ pub mod liveness;
 mod loom;
 pub mod owner;
 mod raw;
+#[cfg(unix)]
+mod region;
 mod segment;
 mod sys;
 
 pub use bytemuck::{Pod, Zeroable};
 pub use error::ShmError;
 pub use raw::{RawArray, RawValue};
+#[cfg(unix)]
+pub use region::Region;
 pub use segment::{SharedMemory, NAME_PREFIX};
 
 /// Resource-tracker control.

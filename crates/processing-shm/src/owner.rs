@@ -213,7 +213,10 @@ mod tests {
             stamp: wrong,
         });
         let mut s = Suspect::default();
-        assert!(!w.take_over_if_dead(me, &mut s), "one observation is not enough");
+        assert!(
+            !w.take_over_if_dead(me, &mut s),
+            "one observation is not enough"
+        );
         assert!(w.take_over_if_dead(me, &mut s));
     }
 

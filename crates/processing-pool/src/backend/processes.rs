@@ -318,24 +318,28 @@ fn parse_frame(frame: &[u8]) -> Result<Reply<'_>, LinkError> {
 }
 
 /// A new reply ring and the memory file to hand to the worker, where the platform has them.
-#[cfg(unix)]
+/// (processing-shm's sealed memory file, Linux only.)
+#[cfg(target_os = "linux")]
 fn create_ring() -> Option<(Ring, OwnedOsHandle)> {
-    let (map, fd) = sys::create_shared(super::ring::MAPPING_LEN).ok()?;
-    Some((Ring::new(map)?, fd))
+    let region =
+        processing_shm::Region::anonymous(c"processing-pool-ring", super::ring::MAPPING_LEN)
+            .ok()?;
+    let fd = region.fd().try_clone_to_owned().ok()?;
+    Some((Ring::new(region)?, fd))
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn create_ring() -> Option<(Ring, OwnedOsHandle)> {
     None
 }
 
 /// The worker's side of the ring made by [`create_ring`].
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn open_ring(handle: OwnedOsHandle) -> Option<Ring> {
-    Ring::new(sys::map_shared(&handle, super::ring::MAPPING_LEN).ok()?)
+    Ring::new(processing_shm::Region::from_fd(handle, super::ring::MAPPING_LEN).ok()?)
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn open_ring(_handle: OwnedOsHandle) -> Option<Ring> {
     None
 }

@@ -45,12 +45,13 @@
 use std::cell::Cell;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use processing_shm::owner::{Owner, OwnerWord, Suspect};
+use processing_shm::Region;
 
 use super::unix::Stream;
 
@@ -59,8 +60,6 @@ const PAGE: usize = 4096;
 /// Bytes of each ring. 512 KiB: large enough that a 1 MiB message streams in a few chunks,
 /// small enough to stay in the second-level caches of both cores while it does.
 pub(crate) const CAPACITY: usize = 512 * 1024;
-/// Seals every ring memfd carries (and a received one must carry).
-const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
 /// Largest capacity a received memfd may announce.
 const MAX_CAPACITY: usize = 64 << 20;
 /// The longest a reader or writer busy-waits before sleeping. A blocking wake-up across cores
@@ -128,9 +127,9 @@ const _: () = assert!(std::mem::size_of::<Control>() <= PAGE);
 
 /// One process's mapping of a pair's memfd, seen from one side.
 pub(crate) struct RingEnd {
-    memfd: OwnedFd,
+    /// The sealed memory file, mapped (processing-shm's one mapping type).
+    region: Region,
     base: NonNull<u8>,
-    len: usize,
     capacity: usize,
     side: u8,
     /// The socket said end of stream: the peer end is closed everywhere.
@@ -149,7 +148,7 @@ unsafe impl Sync for RingEnd {}
 impl std::fmt::Debug for RingEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RingEnd")
-            .field("memfd", &self.memfd)
+            .field("memfd", &self.region.fd())
             .field("capacity", &self.capacity)
             .field("side", &self.side)
             .finish()
@@ -158,14 +157,6 @@ impl std::fmt::Debug for RingEnd {
 
 fn total_len(capacity: usize) -> usize {
     3 * PAGE + 2 * capacity
-}
-
-fn os_err<T>(r: libc::c_int, ok: T) -> io::Result<T> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ok)
-    }
 }
 
 fn corrupt() -> io::Error {
@@ -179,41 +170,6 @@ fn corrupt() -> io::Error {
 pub(crate) fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("PROCESSING_PIPE_RING").is_none_or(|v| v != "0"))
-}
-
-fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: the word is a valid, aligned u32 in a live mapping; FUTEX_WAIT only reads it and
-    // the timespec; no FUTEX_PRIVATE_FLAG because the mapping is shared between processes.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            &ts as *const libc::timespec,
-            std::ptr::null::<u32>(),
-            0,
-        );
-    }
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: the word is a valid, aligned u32 in a live mapping; FUTEX_WAKE reads nothing else.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0,
-        );
-    }
 }
 
 thread_local! {
@@ -393,26 +349,11 @@ impl RingEnd {
     pub(crate) fn pair() -> io::Result<(RingEnd, RingEnd)> {
         let capacity = CAPACITY;
         let len = total_len(capacity);
-        // SAFETY: the name is a NUL-terminated string; flags are valid.
-        let fd = unsafe {
-            libc::memfd_create(
-                c"processing-pipe".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        let fd = os_err(fd, fd)?;
-        // SAFETY: memfd_create returned a fresh descriptor that nobody else owns.
-        let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: ftruncate on a descriptor we own.
-        let r = unsafe { libc::ftruncate(memfd.as_raw_fd(), len as libc::off_t) };
-        os_err(r, ())?;
         // The size is sealed: no holder can shrink the file under another's mapping (which
         // would turn that one's accesses into SIGBUS).
-        // SAFETY: fcntl F_ADD_SEALS on a descriptor we own, with valid seal flags.
-        let r = unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) };
-        os_err(r, ())?;
-        let other = memfd.try_clone()?;
-        let a = RingEnd::map(memfd, 0, len, capacity)?;
+        let region = Region::anonymous(c"processing-pipe", len)?;
+        let other = Region::from_fd(region.fd().try_clone_to_owned()?, len)?;
+        let a = RingEnd::new(region, 0, capacity);
         // SAFETY: the file was just created and sized; the header area is ours to initialise
         // before any other party can see the descriptor.
         unsafe {
@@ -420,46 +361,25 @@ impl RingEnd {
             h.write(MAGIC);
             h.add(1).write(capacity as u64);
         }
-        let b = RingEnd::map(other, 1, len, capacity)?;
+        let b = RingEnd::new(other, 1, capacity);
         Ok((a, b))
     }
 
-    fn map(memfd: OwnedFd, side: u8, len: usize, capacity: usize) -> io::Result<RingEnd> {
-        // SAFETY: mapping a descriptor we own with a length that the file has; the result is
-        // checked against MAP_FAILED.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                memfd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(RingEnd {
-            memfd,
-            base: NonNull::new(p.cast()).ok_or_else(corrupt)?,
-            len,
+    fn new(region: Region, side: u8, capacity: usize) -> RingEnd {
+        RingEnd {
+            base: region.as_ptr(),
+            region,
             capacity,
             side,
             peer_gone: AtomicBool::new(false),
             read_waits: WaitStats::new(),
             write_waits: WaitStats::new(),
-        })
+        }
     }
 
     /// Maps a memfd that arrived with a connection, checking its header and size.
     pub(crate) fn from_fd(memfd: OwnedFd, side: u8) -> io::Result<RingEnd> {
         if side > 1 {
-            return Err(corrupt());
-        }
-        // SAFETY: F_GET_SEALS only reads the seals of a descriptor we own.
-        let seals = unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_GET_SEALS) };
-        if seals < 0 || seals & SEALS != SEALS {
             return Err(corrupt());
         }
         let mut header = [0u8; 16];
@@ -484,20 +404,14 @@ impl RingEnd {
         {
             return Err(corrupt());
         }
-        // SAFETY: stat is plain old data; fstat fills it.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstat writes one stat structure.
-        os_err(unsafe { libc::fstat(memfd.as_raw_fd(), &mut st) }, ())?;
-        let len = total_len(capacity);
-        if usize::try_from(st.st_size).ok() != Some(len) {
-            return Err(corrupt());
-        }
-        RingEnd::map(memfd, side, len, capacity)
+        // Region checks the seals and the exact size before mapping.
+        let region = Region::from_fd(memfd, total_len(capacity)).map_err(|_| corrupt())?;
+        Ok(RingEnd::new(region, side, capacity))
     }
 
     /// The memfd to send when the connection travels.
     pub(crate) fn memfd(&self) -> BorrowedFd<'_> {
-        self.memfd.as_fd()
+        self.region.fd()
     }
 
     /// Which side of the pair this end is (0 or 1).
@@ -611,7 +525,7 @@ impl RingEnd {
             && c.writer_waiting.0.swap(0, Ordering::SeqCst) != 0
         {
             c.space_seq.0.fetch_add(1, Ordering::SeqCst);
-            futex_wake(&c.space_seq.0);
+            processing_core::os::futex_wake(&c.space_seq.0, u32::MAX);
         }
         Ok(n)
     }
@@ -804,7 +718,7 @@ impl RingEnd {
                 self.peer_gone.store(true, Ordering::Relaxed);
                 return Err(io::ErrorKind::BrokenPipe.into());
             }
-            futex_wait(&c.space_seq.0, seq, WRITER_NAP);
+            processing_core::os::futex_wait(&c.space_seq.0, seq, Some(WRITER_NAP));
         }
     }
 
@@ -824,8 +738,7 @@ impl Drop for RingEnd {
         // end, that write finds the socket closed and the peer learns it is alone.
         let c = self.control(self.in_ring());
         c.reader_waiting.0.store(1, Ordering::SeqCst);
-        // SAFETY: base/len are the mapping created in `map`; nothing refers to it after drop.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+        // The region unmaps itself when dropped after this.
     }
 }
 
@@ -875,16 +788,23 @@ mod tests {
 
     #[test]
     fn a_foreign_memfd_is_refused() {
-        // SAFETY: a NUL-terminated name and valid flags.
-        let fd = unsafe { libc::memfd_create(c"not-a-ring".as_ptr(), libc::MFD_CLOEXEC) };
-        assert!(fd >= 0);
-        // SAFETY: fd is fresh and owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        std::fs::File::from(fd.try_clone().unwrap())
-            .set_len(1 << 20)
-            .unwrap();
-        // No seals (and no header).
-        assert!(RingEnd::from_fd(fd, 0).is_err());
+        // A plain file: no seals (and no header).
+        let dir = std::env::temp_dir().join(format!("ring-test-{}", std::process::id()));
+        let file = std::fs::File::create(&dir).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        file.set_len(1 << 20).unwrap();
+        assert!(RingEnd::from_fd(file.into(), 0).is_err());
+        // A ring file of the right seals but a header announcing another size.
+        let (a, _b) = RingEnd::pair().unwrap();
+        // SAFETY: the header's capacity word lies in the first page of the live mapping.
+        unsafe {
+            a.base
+                .as_ptr()
+                .cast::<u64>()
+                .add(1)
+                .write(2 * CAPACITY as u64)
+        };
+        assert!(RingEnd::from_fd(a.memfd().try_clone_to_owned().unwrap(), 1).is_err());
         let (a, _b) = RingEnd::pair().unwrap();
         assert!(RingEnd::from_fd(a.memfd().try_clone_to_owned().unwrap(), 2).is_err());
         // The size is sealed: nobody can truncate the file under the mappings.
