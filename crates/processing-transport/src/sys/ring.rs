@@ -768,6 +768,64 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 
+    /// A pid that ran and was reaped: nothing runs under it (or something younger).
+    fn dead_owner() -> Owner {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        Owner { pid, stamp: 7 }
+    }
+
+    #[test]
+    fn a_reader_dead_mid_message_tears_the_stream() {
+        let (a, b) = RingEnd::pair().unwrap();
+        let (sa, sb) = Stream::pair().unwrap();
+        b.write_all(&[1, 2, 3, 4, 5, 6, 7, 8], &sb).unwrap();
+        // A reader of `a`'s end read 3 bytes of a message, then died holding the read lock.
+        {
+            let _g = a.lock_read();
+            let mut part = [0u8; 3];
+            assert_eq!(a.read_bytes(&mut part, &sa, &mut Vec::new()).unwrap(), 3);
+            std::mem::forget(_g);
+        }
+        a.control(a.in_ring()).read_lock.0.plant(dead_owner());
+        let _g = a.lock_read();
+        let mut rest = [0u8; 5];
+        let e = a.read_bytes(&mut rest, &sa, &mut Vec::new()).unwrap_err();
+        assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+    }
+
+    #[test]
+    fn a_writer_dead_mid_message_tears_the_stream_after_its_bytes() {
+        let (a, b) = RingEnd::pair().unwrap();
+        let (sa, sb) = Stream::pair().unwrap();
+        // A whole message, then a writer that published part of the next one and died.
+        {
+            let _g = b.lock_write();
+            b.write_all(&[9, 9], &sb).unwrap();
+        }
+        {
+            let g = b.lock_write();
+            b.write_all(&[1, 2, 3], &sb).unwrap();
+            std::mem::forget(g);
+        }
+        b.control(b.out_ring()).write_lock.0.plant(dead_owner());
+        {
+            let _g = b.lock_write();
+            let e = b.write_all(&[4, 5], &sb).unwrap_err();
+            assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+        }
+        // The reader gets every byte published before the tear, then the error.
+        let mut got = [0u8; 5];
+        let mut n = 0;
+        while n < 5 {
+            n += a.read_bytes(&mut got[n..], &sa, &mut Vec::new()).unwrap();
+        }
+        assert_eq!(got, [9, 9, 1, 2, 3]);
+        let e = a.read_bytes(&mut got, &sa, &mut Vec::new()).unwrap_err();
+        assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+    }
+
     #[test]
     fn counters_wrap_around_u64() {
         let (a, b) = RingEnd::pair().unwrap();
