@@ -27,6 +27,24 @@ pub fn pid_alive(pid: u32) -> bool {
     crate::sys::pid_alive(pid)
 }
 
+/// The private per-user runtime directory, created if needed: `$XDG_RUNTIME_DIR/processing-<uid>`
+/// (when that variable names an absolute directory) or `<temp dir>/processing-<uid>`, mode
+/// 0700. Refused (`PermissionDenied` carrying an [`InsecureDir`]) unless it is a directory owned
+/// by this user with no group or other permission bits. Local sockets and the resource
+/// tracker's socket live there. Unix only.
+///
+/// ```
+/// let dir = processing_core::os::private_runtime_dir().unwrap();
+/// assert!(dir.is_dir());
+/// ```
+#[cfg(unix)]
+pub fn private_runtime_dir() -> std::io::Result<std::path::PathBuf> {
+    crate::sys::private_runtime_dir()
+}
+
+#[cfg(unix)]
+pub use crate::sys::InsecureDir;
+
 /// Sleeps while `word` holds `expected`, at most `timeout` (`None`: no limit); the word may
 /// live in memory shared with other processes.
 ///

@@ -2,9 +2,11 @@
 //!
 //! Layer: `core → **shm** → sync → transport → process → {manager, pool} → processing`.
 //! It holds [`SharedMemory`] (named segments: `create`, `create_named`, `open`, `unlink`),
+//! `Region` (Unix: unnamed sealed memory files shared by descriptor, the rings' mapping),
 //! [`RawValue<T>`] and [`RawArray<T>`] for plain-old-data `T`, the resource tracker that
 //! removes the segments of crashed processes, and [`liveness`] (is the process that wrote
-//! this pid still running). It knows nothing about locks, channels or how processes are
+//! this pid still running) and [`owner`] (the owner-checked lock word every shared-memory
+//! lock uses, with takeover of a dead holder). It knows nothing about locks, channels or how processes are
 //! started, and never depends on a higher crate.
 //!
 //! ```
@@ -22,13 +24,19 @@
 
 mod error;
 pub mod liveness;
+mod loom;
+pub mod owner;
 mod raw;
+#[cfg(unix)]
+mod region;
 mod segment;
 mod sys;
 
 pub use bytemuck::{Pod, Zeroable};
 pub use error::ShmError;
 pub use raw::{RawArray, RawValue};
+#[cfg(unix)]
+pub use region::Region;
 pub use segment::{SharedMemory, NAME_PREFIX};
 
 /// Resource-tracker control.

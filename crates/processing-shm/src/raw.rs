@@ -1,4 +1,16 @@
 //! `RawValue<T>` and `RawArray<T>`: typed views of a segment, without a lock.
+//!
+//! Other processes may write the segment at any moment, so the safe copies (`get`, `set`,
+//! `slice`, `write`, `to_vec`, `iter`) never touch it with plain loads and stores (a data race,
+//! undefined behaviour): they copy 8-byte aligned words with relaxed atomic loads and stores
+//! (`copy_out`/`copy_in` below; a partial word at either end of a write is merged in with a
+//! compare-and-swap, so neighbouring bytes another writer changes meanwhile are kept). Every
+//! access to a segment's bytes is thus an aligned 8-byte atomic, whatever `T` is. A value that
+//! spans several words can still tear (mix words of an old and a new value) when a writer runs
+//! concurrently: for consistent values use processing-sync's locked `Value`/`Array`, or the
+//! `unsafe` `as_slice`/`as_mut_slice` when no writer can run.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -12,6 +24,65 @@ use crate::segment::SharedMemory;
 
 /// Largest alignment a segment's data guarantees.
 const MAX_ALIGN: usize = 4096;
+const WORD: usize = 8;
+
+/// The aligned word containing byte address `at`.
+///
+/// # Safety
+/// The word must lie in a live mapping (segments are page-aligned and page-granular, so the
+/// word around any byte of a segment does).
+unsafe fn word_at<'a>(at: usize) -> &'a AtomicU64 {
+    // SAFETY: the caller's promise; the address is 8-aligned by construction.
+    unsafe { &*((at & !(WORD - 1)) as *const AtomicU64) }
+}
+
+/// Copies `dst.len()` bytes from shared memory at `src` with 8-byte atomic loads.
+///
+/// # Safety
+/// `src..src + dst.len()` must lie in a live shared mapping (page-aligned, page-granular).
+unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
+    let mut at = src as usize;
+    let mut done = 0;
+    while done < dst.len() {
+        let offset = at % WORD;
+        let n = (WORD - offset).min(dst.len() - done);
+        // SAFETY: the word around `at` is in the mapping (caller's promise).
+        let word = unsafe { word_at(at) }.load(Ordering::Relaxed).to_ne_bytes();
+        dst[done..done + n].copy_from_slice(&word[offset..offset + n]);
+        done += n;
+        at += n;
+    }
+}
+
+/// Copies `src` into shared memory at `dst` with 8-byte atomic stores (partial words merged
+/// with a compare-and-swap).
+///
+/// # Safety
+/// `dst..dst + src.len()` must lie in a live, writable shared mapping (page-aligned,
+/// page-granular).
+unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
+    let mut at = dst as usize;
+    let mut done = 0;
+    while done < src.len() {
+        let offset = at % WORD;
+        let n = (WORD - offset).min(src.len() - done);
+        // SAFETY: the word around `at` is in the mapping (caller's promise).
+        let word = unsafe { word_at(at) };
+        if n == WORD {
+            let mut b = [0u8; WORD];
+            b.copy_from_slice(&src[done..done + WORD]);
+            word.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        } else {
+            let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                let mut b = old.to_ne_bytes();
+                b[offset..offset + n].copy_from_slice(&src[done..done + n]);
+                Some(u64::from_ne_bytes(b))
+            });
+        }
+        done += n;
+        at += n;
+    }
+}
 
 fn check_align<T>() -> Result<(), ShmError> {
     if std::mem::align_of::<T>() > MAX_ALIGN {
@@ -91,15 +162,17 @@ impl<T: Pod> RawValue<T> {
 
     /// A copy of the value.
     pub fn get(&self) -> T {
-        // SAFETY: the segment holds at least size_of::<T>() bytes at a 4096-aligned address
-        // (checked at construction); any bit pattern is a valid Pod value.
-        unsafe { std::ptr::read_volatile(self.as_ptr()) }
+        let mut v = T::zeroed();
+        // SAFETY: the segment holds at least size_of::<T>() bytes (checked at construction) in
+        // a live mapping; any bytes are a valid Pod value.
+        unsafe { copy_out(self.as_ptr().cast(), bytemuck::bytes_of_mut(&mut v)) };
+        v
     }
 
     /// Overwrites the value.
     pub fn set(&self, value: T) {
         // SAFETY: as in `get`; the memory is writable shared memory.
-        unsafe { std::ptr::write_volatile(self.as_ptr(), value) }
+        unsafe { copy_in(self.as_ptr().cast(), bytemuck::bytes_of(&value)) }
     }
 
     /// The value's address in this process (valid while this handle lives).
@@ -249,9 +322,16 @@ impl<T: Pod> RawArray<T> {
         if index >= self.len {
             return None;
         }
-        // SAFETY: index < len, so the element lies within the segment; T is Pod and the base
-        // is 4096-aligned, so every element is aligned.
-        Some(unsafe { std::ptr::read_volatile(self.as_ptr().add(index)) })
+        let mut v = T::zeroed();
+        // SAFETY: index < len, so the element lies within the segment's live mapping; any
+        // bytes are a valid Pod value.
+        unsafe {
+            copy_out(
+                self.as_ptr().add(index).cast(),
+                bytemuck::bytes_of_mut(&mut v),
+            )
+        };
+        Some(v)
     }
 
     /// Overwrites element `index`.
@@ -263,20 +343,25 @@ impl<T: Pod> RawArray<T> {
             });
         }
         // SAFETY: as in `get`; the memory is writable.
-        unsafe { std::ptr::write_volatile(self.as_ptr().add(index), value) };
+        unsafe { copy_in(self.as_ptr().add(index).cast(), bytemuck::bytes_of(&value)) };
         Ok(())
     }
 
     /// A copy of the elements in `range` (a slice).
     pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<Vec<T>, ShmError> {
         let (start, end) = resolve(range, self.len)?;
-        let mut out = Vec::with_capacity(end - start);
-        // SAFETY: start..end lies within the array; the destination has that capacity and
-        // is a distinct allocation; T is Pod so the copied bytes are valid values.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.as_ptr().add(start), out.as_mut_ptr(), end - start);
-            out.set_len(end - start);
+        let mut out = vec![T::zeroed(); end - start];
+        if std::mem::size_of::<T>() == 0 {
+            return Ok(out);
         }
+        // SAFETY: start..end lies within the array's live mapping; any bytes are valid Pod
+        // values.
+        unsafe {
+            copy_out(
+                self.as_ptr().add(start).cast(),
+                bytemuck::cast_slice_mut(&mut out),
+            )
+        };
         Ok(out)
     }
 
@@ -292,10 +377,11 @@ impl<T: Pod> RawArray<T> {
                 len: self.len,
             });
         }
-        // SAFETY: start..end lies within the array; the source is a distinct buffer.
-        unsafe {
-            std::ptr::copy_nonoverlapping(items.as_ptr(), self.as_ptr().add(start), items.len())
-        };
+        if std::mem::size_of::<T>() == 0 {
+            return Ok(());
+        }
+        // SAFETY: start..end lies within the array's live, writable mapping.
+        unsafe { copy_in(self.as_ptr().add(start).cast(), bytemuck::cast_slice(items)) };
         Ok(())
     }
 
@@ -362,5 +448,46 @@ impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
         let wire = ArrayWire::deserialize(d)?;
         let len = usize::try_from(wire.len).map_err(serde::de::Error::custom)?;
         RawArray::from_shared_memory(wire.shm, len).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unaligned_copies_keep_their_neighbours() {
+        let a = RawArray::<u8>::from_slice(&[0xEE; 21]).unwrap();
+        a.write(3, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]).unwrap();
+        let mut want = vec![0xEE; 21];
+        want[3..14].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(a.to_vec(), want);
+        assert_eq!(a.slice(5..9).unwrap(), vec![3, 4, 5, 6]);
+        let v = RawValue::new([7u8, 8, 9]).unwrap();
+        assert_eq!(v.get(), [7, 8, 9]);
+    }
+
+    #[test]
+    fn concurrent_writers_of_neighbouring_bytes_lose_nothing() {
+        // Two writers set interleaved bytes of the same words many times: the merge of a
+        // partial word never overwrites the other writer's bytes with stale ones.
+        let a = RawArray::<u8>::new(64).unwrap();
+        std::thread::scope(|s| {
+            for parity in 0..2u8 {
+                let a = &a;
+                s.spawn(move || {
+                    for round in 0..2000u32 {
+                        for i in (parity as usize..64).step_by(2) {
+                            a.set(i, (round % 250) as u8 + 1 + parity).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        let v = a.to_vec();
+        for (i, b) in v.iter().enumerate() {
+            let parity = (i % 2) as u8;
+            assert_eq!(*b, (1999 % 250) as u8 + 1 + parity, "byte {i}");
+        }
     }
 }

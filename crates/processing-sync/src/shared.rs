@@ -5,7 +5,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use processing_shm::{liveness, SharedMemory};
+use processing_shm::SharedMemory;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::algo::lock::Me;
@@ -78,10 +78,7 @@ impl<S: SharedState> Shared<S> {
 /// The calling process, as lock words record it.
 #[inline]
 pub(crate) fn me() -> Me {
-    Me {
-        pid: liveness::current_pid(),
-        stamp: liveness::current_stamp(),
-    }
+    Me::current()
 }
 
 impl<S: SharedState> Serialize for Shared<S> {

@@ -71,6 +71,11 @@ pub enum ConnectionError {
     /// A timeout elapsed (handshake reads).
     #[error("timed out")]
     Timeout,
+    /// A process sharing this end (or the peer's) died in the middle of sending or receiving a
+    /// message, so the stream cannot be resynchronised: the messages before it were delivered
+    /// whole, and this connection carries nothing more.
+    #[error("a process sharing this end died in the middle of a message")]
+    Torn,
     /// Any other operating-system error.
     #[error("connection i/o error: {0}")]
     Io(#[source] io::Error),
@@ -101,6 +106,18 @@ impl ConnectionError {
     }
 }
 
+/// Whether `e` reports a torn shared-memory stream (see `sys/ring.rs`).
+#[cfg(target_os = "linux")]
+fn is_torn(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|r| r.is::<crate::sys::ring::TornStream>())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn is_torn(_e: &io::Error) -> bool {
+    false
+}
+
 impl From<io::Error> for ConnectionError {
     fn from(e: io::Error) -> Self {
         match e.kind() {
@@ -109,6 +126,7 @@ impl From<io::Error> for ConnectionError {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::NotConnected => ConnectionError::Disconnected,
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ConnectionError::Timeout,
+            _ if is_torn(&e) => ConnectionError::Torn,
             _ => ConnectionError::Io(e),
         }
     }

@@ -9,7 +9,9 @@ mod futex;
 #[cfg(unix)]
 pub(crate) use futex::{futex_wait, futex_wake};
 #[cfg(unix)]
-pub use unix::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
+pub(crate) use unix::private_runtime_dir;
+#[cfg(unix)]
+pub use unix::{recv_with_fds, send_with_fds, InsecureDir, MAX_FDS_PER_MESSAGE};
 
 #[cfg(windows)]
 mod windows;

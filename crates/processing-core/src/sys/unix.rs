@@ -205,3 +205,41 @@ fn set_cloexec(fd: RawFd) {
         }
     }
 }
+
+/// The private per-user runtime directory (see `os::private_runtime_dir`).
+pub(crate) fn private_runtime_dir() -> io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute() && p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("processing-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(&dir)?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            InsecureDir(dir.display().to_string()),
+        ));
+    }
+    Ok(dir)
+}
+
+/// The error inside `private_runtime_dir`'s `PermissionDenied`: the directory that is not
+/// private.
+#[derive(Debug)]
+pub struct InsecureDir(pub String);
+
+impl std::fmt::Display for InsecureDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not a private directory", self.0)
+    }
+}
+
+impl std::error::Error for InsecureDir {}

@@ -6,15 +6,16 @@
 //! The socket stays open beside the mailbox: messages larger than a slot travel on it, and its
 //! end of stream is how a sleeping side notices that its peer died.
 
-use std::fs::{File, OpenOptions};
+use std::cell::UnsafeCell;
+use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use processing_core::os::{futex_wait, futex_wake};
+use processing_shm::Region;
 
 /// Bytes of payload a slot holds; larger messages go over the socket.
 const CAPACITY: usize = 64 * 1024 - 64;
@@ -33,7 +34,9 @@ struct Slot {
     sleeping: AtomicU32,
     len: AtomicU32,
     _pad: [u8; 52],
-    data: [u8; CAPACITY],
+    /// Written by the slot's sender while the receiver does not read it (see `write`/`read`):
+    /// shared mutable bytes, hence `UnsafeCell`, only ever accessed through raw pointers.
+    data: UnsafeCell<[u8; CAPACITY]>,
 }
 
 #[repr(C)]
@@ -54,6 +57,9 @@ pub(crate) enum Side {
 /// One mapped mailbox.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
+    /// The mapped file, unmapped on drop (processing-shm's one mapping type; a plain file cannot be sealed, so
+    /// it lives in the server's private 0700 directory and is unlinked once mapped).
+    _region: Region,
     base: *mut Shared,
     side: Side,
     /// Sequence number of the last message received.
@@ -76,39 +82,19 @@ impl Mailbox {
             .mode(0o600)
             .open(path)?;
         file.set_len(SIZE as u64)?;
-        Mailbox::map(&file, Side::Client)
+        Mailbox::map(Region::from_file(file, SIZE)?, Side::Client)
     }
 
     /// Maps the mailbox file at `path` created by a client.
     pub(crate) fn open(path: &Path) -> io::Result<Mailbox> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        if file.metadata()?.len() != SIZE as u64 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "mailbox has the wrong size",
-            ));
-        }
-        Mailbox::map(&file, Side::Server)
+        Mailbox::map(Region::from_file(file, SIZE)?, Side::Server)
     }
 
-    fn map(file: &File, side: Side) -> io::Result<Mailbox> {
-        // SAFETY: a fresh shared mapping of a file we hold open, of exactly its size; the
-        // result is checked before use.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+    fn map(region: Region, side: Side) -> io::Result<Mailbox> {
         Ok(Mailbox {
-            base: p.cast(),
+            base: region.as_ptr().as_ptr().cast(),
+            _region: region,
             side,
             received: std::cell::Cell::new(0),
             spin: std::cell::Cell::new(MIN_SPIN),
@@ -134,7 +120,7 @@ impl Mailbox {
             out.len.store(ON_SOCKET, Ordering::Relaxed);
             return false;
         }
-        let data = std::ptr::addr_of!(out.data) as *mut u8;
+        let data = out.data.get().cast::<u8>();
         let mut at = 0;
         for p in parts {
             // SAFETY: `at + p.len() <= total <= CAPACITY`, inside our outgoing slot, which the
@@ -218,7 +204,7 @@ impl Mailbox {
         }
         buf.clear();
         buf.reserve(len);
-        let data = std::ptr::addr_of!(inbox.data) as *const u8;
+        let data = inbox.data.get().cast::<u8>().cast_const();
         // SAFETY: `len <= CAPACITY` bytes inside the peer's slot, which it does not write again
         // until we answer; `buf` has room for `len` bytes, set as its length after the copy.
         unsafe {
@@ -226,13 +212,6 @@ impl Mailbox {
             buf.set_len(len);
         }
         Ok(Some(len))
-    }
-}
-
-impl Drop for Mailbox {
-    fn drop(&mut self) {
-        // SAFETY: unmapping the mapping this value owns; nothing refers to it afterwards.
-        unsafe { libc::munmap(self.base.cast(), SIZE) };
     }
 }
 

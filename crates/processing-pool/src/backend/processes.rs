@@ -343,24 +343,28 @@ fn parse_frame(frame: &[u8]) -> Result<Reply<'_>, LinkError> {
 }
 
 /// A new reply ring and the memory file to hand to the worker, where the platform has them.
-#[cfg(unix)]
+/// (processing-shm's sealed memory file, Linux only.)
+#[cfg(target_os = "linux")]
 fn create_ring() -> Option<(Ring, OwnedOsHandle)> {
-    let (map, fd) = sys::create_shared(super::ring::MAPPING_LEN).ok()?;
-    Some((Ring::new(map)?, fd))
+    let region =
+        processing_shm::Region::anonymous(c"processing-pool-ring", super::ring::MAPPING_LEN)
+            .ok()?;
+    let fd = region.fd().try_clone_to_owned().ok()?;
+    Some((Ring::new(region)?, fd))
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn create_ring() -> Option<(Ring, OwnedOsHandle)> {
     None
 }
 
 /// The worker's side of the ring made by [`create_ring`].
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn open_ring(handle: OwnedOsHandle) -> Option<Ring> {
-    Ring::new(sys::map_shared(&handle, super::ring::MAPPING_LEN).ok()?)
+    Ring::new(processing_shm::Region::from_fd(handle, super::ring::MAPPING_LEN).ok()?)
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn open_ring(_handle: OwnedOsHandle) -> Option<Ring> {
     None
 }
@@ -377,7 +381,7 @@ use super::ring::Ring;
 #[derive(Debug)]
 struct Marker {
     #[cfg(unix)]
-    map: sys::Mapping,
+    map: processing_shm::Region,
     #[cfg(windows)]
     value: processing_shm::RawValue<u64>,
 }
@@ -394,7 +398,8 @@ const MARKER_LEN: usize = 4096;
 impl Marker {
     #[cfg(unix)]
     fn create() -> Option<(Marker, MarkerArg)> {
-        let (map, fd) = sys::create_shared(MARKER_LEN).ok()?;
+        let map = processing_shm::Region::anonymous(c"processing-pool-marker", MARKER_LEN).ok()?;
+        let fd = map.fd().try_clone_to_owned().ok()?;
         Some((Marker { map }, TransferableHandle::new(fd)))
     }
 
@@ -412,7 +417,7 @@ impl Marker {
     #[cfg(unix)]
     fn open(arg: MarkerArg) -> Option<Marker> {
         Some(Marker {
-            map: sys::map_shared(&arg.into_inner(), MARKER_LEN).ok()?,
+            map: processing_shm::Region::from_fd(arg.into_inner(), MARKER_LEN).ok()?,
         })
     }
 
@@ -423,7 +428,7 @@ impl Marker {
 
     fn word(&self) -> &std::sync::atomic::AtomicU64 {
         #[cfg(unix)]
-        let ptr = self.map.as_ptr().cast::<u64>();
+        let ptr = self.map.as_ptr().as_ptr().cast::<u64>();
         #[cfg(windows)]
         let ptr = self.value.as_ptr();
         // SAFETY: the start of a page-aligned shared mapping of at least 8 bytes that lives as

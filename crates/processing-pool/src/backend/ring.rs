@@ -26,7 +26,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::sys::Mapping;
+use processing_shm::Region as Mapping;
 
 /// Bytes of entries.
 pub(crate) const CAPACITY: usize = 256 * 1024;
@@ -67,17 +67,17 @@ impl Ring {
         // SAFETY: `at` is 0 or 64, inside the page-aligned header, so the address is valid for
         // the mapping's lifetime (tied to `&self`) and 8-aligned; the word is only ever
         // accessed atomically by both processes.
-        unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(at).cast()) }
+        unsafe { AtomicU64::from_ptr(self.map.as_ptr().as_ptr().add(at).cast()) }
     }
 
     fn sleeping(&self) -> &AtomicU32 {
         // SAFETY: as in `atomic_u64`: offset 128 of the header, 4-aligned, atomics only.
-        unsafe { AtomicU32::from_ptr(self.map.as_ptr().add(SLEEPING_AT).cast()) }
+        unsafe { AtomicU32::from_ptr(self.map.as_ptr().as_ptr().add(SLEEPING_AT).cast()) }
     }
 
     fn data(&self) -> *mut u8 {
         // SAFETY: the entries start right after the header, inside the mapping.
-        unsafe { self.map.as_ptr().add(HEADER) }
+        unsafe { self.map.as_ptr().as_ptr().add(HEADER) }
     }
 
     // ---- producer (worker) ----

@@ -3,8 +3,6 @@
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
-pub(crate) use unix::{create_shared, map_shared, Mapping};
-#[cfg(unix)]
 #[allow(unused_imports)]
 pub(crate) use unix::{
     duplex, ignore_interrupts, read_now, resident_bytes, stream_from_handle, wait_readable,

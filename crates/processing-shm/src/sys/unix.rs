@@ -154,11 +154,22 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         // SAFETY: base/len describe a mapping created by `map` and not unmapped before.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+        unsafe { unmap(self.base, self.len) };
     }
 }
 
-fn map(fd: libc::c_int, len: usize) -> io::Result<NonNull<u8>> {
+/// Unmaps a mapping made by [`map`].
+///
+/// # Safety
+/// `base`/`len` must be exactly a live mapping returned by `map`, no longer used.
+pub(crate) unsafe fn unmap(base: NonNull<u8>, len: usize) {
+    // SAFETY: the caller's promise.
+    unsafe { libc::munmap(base.as_ptr().cast(), len) };
+}
+
+/// The one `mmap` of the workspace: `len` bytes of the open descriptor `fd`, shared, read and
+/// write, at an address the kernel picks.
+pub(crate) fn map(fd: libc::c_int, len: usize) -> io::Result<NonNull<u8>> {
     // SAFETY: a fresh shared mapping of an open descriptor; the kernel picks the address.
     let p = unsafe {
         libc::mmap(

@@ -1,10 +1,14 @@
-//! The lock word: 0 when free, else the holder's pid. Waiters spin briefly, then sleep on the
-//! word; a sleeper wakes every `POLL` to check that the holder still runs and takes the lock
-//! over (reporting it) when it does not.
+//! The lock: processing-shm's owner-checked word (holder pid + start stamp, 0 when free) plus a
+//! sleeper count. Waiters spin briefly, then sleep on the pid word; a sleeper wakes every
+//! `POLL` to check that the holder still runs and takes the lock over (reporting it) when it
+//! does not (`OwnerWord::take_over_if`: a dead or zombie pid at once, a reused pid when seen
+//! twice a poll apart).
 
 use std::time::Instant;
 
 use super::{capped, expired, SharedState, POLL};
+use processing_shm::owner::{OwnerWord, Suspect};
+
 use crate::loom::{spin_hint, AtomicU32, Ordering, SPIN};
 use crate::sys::{self, Parker};
 
@@ -15,10 +19,9 @@ pub(crate) const SLOT: usize = 0;
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct LockState {
-    word: AtomicU32,
+    /// The holder (pid + start stamp); its pid word is the sleep word.
+    owner: OwnerWord,
     sleepers: AtomicU32,
-    /// The holder's process stamp (written just after acquiring; tells pid reuse apart).
-    stamp: AtomicU32,
     /// RLock: the holding thread's tag within its process.
     tag: AtomicU32,
     /// RLock: recursion depth.
@@ -38,19 +41,14 @@ pub(crate) enum Acquired {
 }
 
 /// Who is acquiring: the process's pid and stamp.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Me {
-    pub(crate) pid: u32,
-    pub(crate) stamp: u32,
-}
+pub(crate) type Me = processing_shm::owner::Owner;
 
 impl LockState {
     #[cfg(loom)]
     pub(crate) fn new() -> LockState {
         LockState {
-            word: AtomicU32::new(0),
+            owner: OwnerWord::new(),
             sleepers: AtomicU32::new(0),
-            stamp: AtomicU32::new(0),
             tag: AtomicU32::new(0),
             count: AtomicU32::new(0),
         }
@@ -58,15 +56,7 @@ impl LockState {
 
     #[inline]
     pub(crate) fn try_acquire(&self, me: Me) -> bool {
-        if self
-            .word
-            .compare_exchange(0, me.pid, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            self.stamp.store(me.stamp, Ordering::Relaxed);
-            return true;
-        }
-        false
+        self.owner.try_lock(me)
     }
 
     /// Acquires, waiting until `deadline` (`None`: forever). `Err(())` on timeout.
@@ -91,19 +81,19 @@ impl LockState {
         park: &Parker,
     ) -> Result<Acquired, ()> {
         for _ in 0..SPIN {
-            if self.word.load(Ordering::Relaxed) == 0 && self.try_acquire(me) {
+            if self.owner.holder() == 0 && self.try_acquire(me) {
                 return Ok(Acquired::Clean);
             }
             spin_hint();
         }
         let mut last_check = Instant::now();
-        // (word, stamp) seen at the previous check with a live pid but a different stamp.
-        let mut suspect: Option<(u32, u32)> = None;
+        // (pid, stamp) seen at the previous check with a live pid but a different stamp.
+        let mut suspect = Suspect::default();
         loop {
             self.sleepers.fetch_add(1, Ordering::SeqCst);
-            let cur = self.word.load(Ordering::SeqCst);
+            let cur = self.owner.word().load(Ordering::SeqCst);
             if cur != 0 {
-                park.wait(SLOT, &self.word, cur, Some(capped(deadline, POLL)));
+                park.wait(SLOT, self.owner.word(), cur, Some(capped(deadline, POLL)));
             }
             self.sleepers.fetch_sub(1, Ordering::SeqCst);
             if self.try_acquire(me) {
@@ -122,32 +112,8 @@ impl LockState {
     }
 
     /// Takes the lock over if its holder no longer runs.
-    fn recover_if_dead(&self, me: Me, suspect: &mut Option<(u32, u32)>) -> Option<Acquired> {
-        let cur = self.word.load(Ordering::Acquire);
-        if cur == 0 {
-            return None;
-        }
-        let stamp = self.stamp.load(Ordering::Relaxed);
-        let dead = if !sys::owner_alive(cur, 0) {
-            true
-        } else if stamp != 0 && !sys::owner_alive(cur, stamp) {
-            // A live process has this pid but another start time: either the holder died and
-            // the pid was reused, or a new holder has not written its stamp yet. Only the
-            // same observation twice, a poll apart, counts.
-            let seen = *suspect == Some((cur, stamp));
-            *suspect = Some((cur, stamp));
-            seen
-        } else {
-            *suspect = None;
-            false
-        };
-        if dead
-            && self
-                .word
-                .compare_exchange(cur, me.pid, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.stamp.store(me.stamp, Ordering::Relaxed);
+    fn recover_if_dead(&self, me: Me, suspect: &mut Suspect) -> Option<Acquired> {
+        if self.owner.take_over_if(me, suspect, sys::owner_alive) {
             self.tag.store(0, Ordering::Relaxed);
             self.count.store(0, Ordering::Relaxed);
             return Some(Acquired::OwnerDied);
@@ -158,26 +124,25 @@ impl LockState {
     /// Releases; `false` if the lock was not held.
     #[inline]
     pub(crate) fn release(&self, park: &Parker) -> bool {
-        let prev = self.word.swap(0, Ordering::SeqCst);
-        if prev == 0 {
+        if !self.owner.unlock() {
             return false;
         }
         let sleepers = self.sleepers.load(Ordering::SeqCst);
         if sleepers != 0 {
-            park.wake(SLOT, &self.word, 1, sleepers);
+            park.wake(SLOT, self.owner.word(), 1, sleepers);
         }
         true
     }
 
     /// Whether any process holds the lock.
     pub(crate) fn is_locked(&self) -> bool {
-        self.word.load(Ordering::Relaxed) != 0
+        self.owner.holder() != 0
     }
 
     /// RLock: whether thread `tag` of process `me` holds the lock.
     #[inline]
     pub(crate) fn owned_by(&self, me: Me, tag: u32) -> bool {
-        self.word.load(Ordering::Relaxed) == me.pid && self.tag.load(Ordering::Relaxed) == tag
+        self.owner.holder() == me.pid && self.tag.load(Ordering::Relaxed) == tag
     }
 
     /// RLock: acquires for thread `tag`, recursively if it holds the lock already. `Err(())`

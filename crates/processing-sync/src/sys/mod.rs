@@ -81,10 +81,10 @@ pub(crate) fn thread_tag() -> u32 {
     })
 }
 
-/// Whether a process with this pid exists (cheap; a zombie counts as existing).
+/// Whether a process with this pid runs (a zombie counts as gone).
 #[cfg(not(loom))]
 pub(crate) fn process_exists(pid: u32) -> bool {
-    processing_core::os::pid_alive(pid)
+    processing_shm::liveness::is_alive(pid, 0)
 }
 
 /// Under loom every thread is one process, which never dies.

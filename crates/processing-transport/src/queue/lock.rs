@@ -1,20 +1,28 @@
 //! The two side locks of a queue (one for producers, one for consumers), living in the queue's
-//! header: a 32-bit word holding the owner's pid (0 when free) and a wake flag.
+//! header: processing-shm's owner-checked word (holder pid + start stamp) and a wake flag.
 //!
 //! A lock whose owner process died is taken over by the next locker, which learns it
 //! (`Acquired::owner_died`). Liveness is checked only after spinning, with
-//! `processing_shm::liveness` (a zombie counts as dead; a reused pid would be taken for the
-//! dead owner, a risk bounded by the time a pid takes to be reused).
+//! `OwnerWord::take_over_if_dead`: a pid that runs nothing (or a zombie) is dead at once; a pid
+//! reused by an unrelated process (another start stamp) is dead when seen twice, `CHECK_EVERY`
+//! apart.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use processing_shm::owner::{Owner, OwnerWord, Suspect};
 
 use super::park::{self, Backoff, Deadline};
 
-/// A pid-word lock in shared memory (two consecutive `u32`s of the queue header).
+/// Least time between two liveness checks of one waiter (the second observation of a suspected
+/// reused pid must come after the new holder had time to store its stamp).
+const CHECK_EVERY: Duration = Duration::from_millis(20);
+
+/// An owner-word lock in shared memory (three consecutive `u32`s of the queue header).
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct PidLock {
-    owner: AtomicU32,
+    owner: OwnerWord,
     wake_flag: AtomicU32,
 }
 
@@ -25,31 +33,20 @@ pub(crate) struct Acquired {
     pub(crate) owner_died: bool,
 }
 
-/// The pid stored in the lock word; never 0.
-fn me() -> u32 {
-    processing_shm::liveness::current_pid().max(1)
-}
-
 impl PidLock {
     /// Takes the lock, or returns `None` when the deadline passes first.
     pub(crate) fn lock(&self, deadline: Deadline) -> Option<Acquired> {
-        let me = me();
-        if self
-            .owner
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
+        let me = Owner::current();
+        if self.owner.try_lock(me) {
             return Some(Acquired { owner_died: false });
         }
         let mut backoff = Backoff::new();
+        let mut suspect = Suspect::default();
+        let mut last_check: Option<Instant> = None;
         loop {
-            let cur = self.owner.load(Ordering::Relaxed);
+            let cur = self.owner.holder();
             if cur == 0 {
-                if self
-                    .owner
-                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
+                if self.owner.try_lock(me) {
                     return Some(Acquired { owner_died: false });
                 }
                 continue;
@@ -57,22 +54,19 @@ impl PidLock {
             if backoff.snooze() {
                 continue;
             }
-            if cur != me && !processing_shm::liveness::is_alive(cur, 0) {
-                if self
-                    .owner
-                    .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
+            let due = match last_check {
+                None => true,
+                Some(t) => t.elapsed() >= CHECK_EVERY,
+            };
+            if due {
+                last_check = Some(Instant::now());
+                if self.owner.take_over_if_dead(me, &mut suspect) {
                     tracing::warn!(dead_owner = cur, "queue lock recovered from a dead process");
                     return Some(Acquired { owner_died: true });
                 }
-                continue;
             }
-            let still_held = || {
-                let now = self.owner.load(Ordering::SeqCst);
-                now != cur
-            };
-            if !park::sleep_on(&self.owner, &self.wake_flag, deadline, still_held) {
+            let still_held = || self.owner.word().load(Ordering::SeqCst) != cur;
+            if !park::sleep_on(self.owner.word(), &self.wake_flag, deadline, still_held) {
                 return None;
             }
         }
@@ -80,13 +74,13 @@ impl PidLock {
 
     /// Releases the lock (the caller holds it).
     pub(crate) fn unlock(&self) {
-        self.owner.store(0, Ordering::SeqCst);
-        park::wake(&self.owner, &self.wake_flag);
+        self.owner.unlock();
+        park::wake(self.owner.word(), &self.wake_flag);
     }
 
-    /// Test hook: stores `pid` as the owner.
+    /// Test hook: stores `owner` as the holder, as if it died holding the lock.
     #[cfg(test)]
-    pub(crate) fn force_owner(&self, pid: u32) {
-        self.owner.store(pid, Ordering::SeqCst);
+    pub(crate) fn plant(&self, owner: Owner) {
+        self.owner.plant(owner);
     }
 }

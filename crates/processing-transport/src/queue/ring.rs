@@ -26,7 +26,7 @@ use super::lock::PidLock;
 use super::park::{self, Backoff, Deadline};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"prcQUEUE");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// Bytes before the data area.
 pub(crate) const HEADER_BYTES: usize = 256;
@@ -550,9 +550,9 @@ impl Ring {
     /// Test hook: makes both side locks look held by process `pid`, as if it died inside a
     /// put and a get.
     #[cfg(test)]
-    pub(crate) fn hold_locks_as(&self, pid: u32) {
+    pub(crate) fn hold_locks_as(&self, owner: processing_shm::owner::Owner) {
         let h = self.h();
-        h.put.lock.force_owner(pid);
-        h.get.lock.force_owner(pid);
+        h.put.lock.plant(owner);
+        h.get.lock.plant(owner);
     }
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use processing_shm::owner::Owner;
 
 #[test]
 fn fifo_len_and_bounds() {
@@ -193,7 +194,10 @@ fn locks_held_by_a_dead_process_are_recovered() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    q.shared.ring.hold_locks_as(dead);
+    q.shared.ring.hold_locks_as(Owner {
+        pid: dead,
+        stamp: 0,
+    });
     let t = Instant::now();
     q.put_timeout(2, Duration::from_secs(10)).unwrap();
     assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 1);
@@ -204,7 +208,7 @@ fn locks_held_by_a_dead_process_are_recovered() {
 #[test]
 fn a_lock_held_by_a_live_process_makes_timed_operations_time_out() {
     let q: Queue<u32> = Queue::new().unwrap();
-    q.shared.ring.hold_locks_as(std::process::id()); // this process: alive
+    q.shared.ring.hold_locks_as(Owner::current()); // this process: alive
     let t = Instant::now();
     assert!(q
         .put_timeout(1, Duration::from_millis(200))
@@ -215,7 +219,25 @@ fn a_lock_held_by_a_live_process_makes_timed_operations_time_out() {
         .unwrap_err()
         .is_timeout());
     assert!(t.elapsed() >= Duration::from_millis(400));
-    q.shared.ring.hold_locks_as(0);
+    q.shared.ring.hold_locks_as(Owner { pid: 0, stamp: 0 });
     q.put(1).unwrap();
     assert_eq!(q.get().unwrap(), 1);
+}
+
+#[test]
+fn locks_held_by_a_reused_pid_are_recovered() {
+    // A live process (this one) under another start stamp: the holder died and its pid was
+    // reused. The lock is taken over after the second observation.
+    let q: Queue<u32> = Queue::new().unwrap();
+    q.put(1).unwrap();
+    let me = Owner::current();
+    q.shared.ring.hold_locks_as(Owner {
+        pid: me.pid,
+        stamp: me.stamp.wrapping_add(1).max(1),
+    });
+    let t = Instant::now();
+    assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 1);
+    q.put_timeout(2, Duration::from_secs(10)).unwrap();
+    assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 2);
+    assert!(t.elapsed() < Duration::from_secs(5));
 }

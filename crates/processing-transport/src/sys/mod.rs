@@ -48,7 +48,7 @@ pub(crate) use windows::{
 };
 
 #[cfg(target_os = "linux")]
-mod ring;
+pub(crate) mod ring;
 #[cfg(target_os = "linux")]
 pub(crate) use ring::{enabled as ring_enabled, RingEnd, RingLock};
 

@@ -14,8 +14,16 @@
 //! A control block holds `tail` (bytes ever written, written only by the writer) and `head`
 //! (bytes ever read, written only by the reader) on separate cache lines, the
 //! `reader_waiting`/`writer_waiting` flags, the `space_seq` futex word the writer sleeps on, and
-//! two cross-process locks (holder pid, 0 when free) that serialise writers and readers that
-//! share one end from several processes.
+//! two cross-process locks (processing-shm's `OwnerWord`: holder pid + start stamp) that
+//! serialise writers and readers that share one end from several processes, each with the
+//! stream position at which its last holder released it (`write_mark`, `read_mark`).
+//!
+//! A lock holder that dies is found dead by `OwnerWord::take_over_if_dead` (a zombie or a
+//! reused pid counts as dead) and the lock is taken over. If it died in the middle of a message
+//! (the position moved since its mark), the stream cannot be resynchronised: the taker sets
+//! `torn` (writer side: the reader gets every whole message before the torn one, then
+//! `ConnectionError::Torn`; reader side: the next read is `Torn` at once) and every later send
+//! fails with `Torn`, so bytes of two messages are never merged.
 //!
 //! Protocol (the fast path makes no system call):
 //! - write: copy bytes at `tail`, publish `tail` (Release), SeqCst fence, then if
@@ -37,10 +45,13 @@
 use std::cell::Cell;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use processing_shm::owner::{Owner, OwnerWord, Suspect};
+use processing_shm::Region;
 
 use super::unix::Stream;
 
@@ -49,8 +60,6 @@ const PAGE: usize = 4096;
 /// Bytes of each ring. 512 KiB: large enough that a 1 MiB message streams in a few chunks,
 /// small enough to stay in the second-level caches of both cores while it does.
 pub(crate) const CAPACITY: usize = 512 * 1024;
-/// Seals every ring memfd carries (and a received one must carry).
-const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
 /// Largest capacity a received memfd may announce.
 const MAX_CAPACITY: usize = 64 << 20;
 /// The longest a reader or writer busy-waits before sleeping. A blocking wake-up across cores
@@ -83,17 +92,44 @@ struct Control {
     reader_waiting: Line<AtomicU32>,
     writer_waiting: Line<AtomicU32>,
     space_seq: Line<AtomicU32>,
-    write_lock: Line<AtomicU32>,
-    read_lock: Line<AtomicU32>,
+    write_lock: Line<OwnerWord>,
+    read_lock: Line<OwnerWord>,
+    /// `tail` when the write lock was last released (a message boundary).
+    write_mark: Line<AtomicU64>,
+    /// `head` when the read lock was last released (a message boundary).
+    read_mark: Line<AtomicU64>,
+    /// `TORN_WRITE` / `TORN_READ`: a lock holder died in the middle of a message.
+    torn: Line<AtomicU32>,
+}
+
+/// A writer died mid-message: bytes up to `tail` are readable, then the stream is torn.
+const TORN_WRITE: u32 = 1;
+/// A reader died mid-message: `head` is inside a frame, nothing more can be read.
+const TORN_READ: u32 = 2;
+
+/// The error of a torn stream (see the module docs); `ConnectionError::Torn` from it.
+#[derive(Debug)]
+pub(crate) struct TornStream;
+
+impl std::fmt::Display for TornStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a process sharing this end died in the middle of a message")
+    }
+}
+
+impl std::error::Error for TornStream {}
+
+fn torn() -> io::Error {
+    io::Error::other(TornStream)
 }
 
 const _: () = assert!(std::mem::size_of::<Control>() <= PAGE);
 
 /// One process's mapping of a pair's memfd, seen from one side.
 pub(crate) struct RingEnd {
-    memfd: OwnedFd,
+    /// The sealed memory file, mapped (processing-shm's one mapping type).
+    region: Region,
     base: NonNull<u8>,
-    len: usize,
     capacity: usize,
     side: u8,
     /// The socket said end of stream: the peer end is closed everywhere.
@@ -112,7 +148,7 @@ unsafe impl Sync for RingEnd {}
 impl std::fmt::Debug for RingEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RingEnd")
-            .field("memfd", &self.memfd)
+            .field("memfd", &self.region.fd())
             .field("capacity", &self.capacity)
             .field("side", &self.side)
             .finish()
@@ -121,14 +157,6 @@ impl std::fmt::Debug for RingEnd {
 
 fn total_len(capacity: usize) -> usize {
     3 * PAGE + 2 * capacity
-}
-
-fn os_err<T>(r: libc::c_int, ok: T) -> io::Result<T> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ok)
-    }
 }
 
 fn corrupt() -> io::Error {
@@ -142,41 +170,6 @@ fn corrupt() -> io::Error {
 pub(crate) fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("PROCESSING_PIPE_RING").is_none_or(|v| v != "0"))
-}
-
-fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: the word is a valid, aligned u32 in a live mapping; FUTEX_WAIT only reads it and
-    // the timespec; no FUTEX_PRIVATE_FLAG because the mapping is shared between processes.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            &ts as *const libc::timespec,
-            std::ptr::null::<u32>(),
-            0,
-        );
-    }
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: the word is a valid, aligned u32 in a live mapping; FUTEX_WAKE reads nothing else.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0,
-        );
-    }
 }
 
 thread_local! {
@@ -266,37 +259,79 @@ fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A cross-process lock held (pid in the word) until dropped.
-pub(crate) struct RingLock<'a>(&'a AtomicU32);
+/// Which lock of a ring.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Write,
+    Read,
+}
 
-impl Drop for RingLock<'_> {
-    fn drop(&mut self) {
-        self.0.store(0, Ordering::Release);
+/// A cross-process lock of one ring, held until dropped; dropping records the message boundary.
+pub(crate) struct RingLock<'a> {
+    control: &'a Control,
+    which: Which,
+}
+
+impl Control {
+    fn lock_of(&self, which: Which) -> &OwnerWord {
+        match which {
+            Which::Write => &self.write_lock.0,
+            Which::Read => &self.read_lock.0,
+        }
+    }
+
+    /// The stream position of `which` side now, and its last recorded boundary.
+    fn position_and_mark(&self, which: Which) -> (u64, &AtomicU64) {
+        match which {
+            Which::Write => (self.tail.0.load(Ordering::Acquire), &self.write_mark.0),
+            Which::Read => (self.head.0.load(Ordering::Acquire), &self.read_mark.0),
+        }
     }
 }
 
-fn lock_word(word: &AtomicU32) -> RingLock<'_> {
-    let me = std::process::id();
+impl Drop for RingLock<'_> {
+    fn drop(&mut self) {
+        let (pos, mark) = self.control.position_and_mark(self.which);
+        mark.store(pos, Ordering::Release);
+        self.control.lock_of(self.which).unlock();
+    }
+}
+
+/// Least time between two liveness checks of a lock holder (the second look at a suspected
+/// reused pid must come after a new holder had time to store its stamp).
+const CHECK_EVERY: Duration = Duration::from_millis(20);
+
+fn lock_ring(control: &Control, which: Which) -> RingLock<'_> {
+    let word = control.lock_of(which);
+    let me = Owner::current();
+    let mut suspect = Suspect::default();
     let mut round = 0u32;
+    let mut last_check: Option<Instant> = None;
     loop {
-        let cur = word.load(Ordering::Relaxed);
-        if cur == 0 {
-            if word
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return RingLock(word);
-            }
-            continue;
+        if word.holder() == 0 && word.try_lock(me) {
+            return RingLock { control, which };
         }
-        round = round.wrapping_add(1);
-        if round.is_multiple_of(1024) && cur != me && !processing_core::os::pid_alive(cur) {
-            // The holder died inside a send or receive: take the lock over.
-            if word
-                .compare_exchange(cur, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return RingLock(word);
+        round = round.saturating_add(1);
+        let due = round >= 256
+            && match last_check {
+                None => true,
+                Some(t) => t.elapsed() >= CHECK_EVERY,
+            };
+        if due {
+            last_check = Some(Instant::now());
+            if word.take_over_if_dead(me, &mut suspect) {
+                // The holder died inside a send or receive. If it had moved the stream since
+                // the last boundary, the stream is torn: nobody can tell where its message
+                // ends.
+                let (pos, mark) = control.position_and_mark(which);
+                if pos != mark.load(Ordering::Acquire) {
+                    let bit = match which {
+                        Which::Write => TORN_WRITE,
+                        Which::Read => TORN_READ,
+                    };
+                    control.torn.0.fetch_or(bit, Ordering::SeqCst);
+                }
+                return RingLock { control, which };
             }
         }
         if round < 64 {
@@ -314,26 +349,11 @@ impl RingEnd {
     pub(crate) fn pair() -> io::Result<(RingEnd, RingEnd)> {
         let capacity = CAPACITY;
         let len = total_len(capacity);
-        // SAFETY: the name is a NUL-terminated string; flags are valid.
-        let fd = unsafe {
-            libc::memfd_create(
-                c"processing-pipe".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        let fd = os_err(fd, fd)?;
-        // SAFETY: memfd_create returned a fresh descriptor that nobody else owns.
-        let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: ftruncate on a descriptor we own.
-        let r = unsafe { libc::ftruncate(memfd.as_raw_fd(), len as libc::off_t) };
-        os_err(r, ())?;
         // The size is sealed: no holder can shrink the file under another's mapping (which
         // would turn that one's accesses into SIGBUS).
-        // SAFETY: fcntl F_ADD_SEALS on a descriptor we own, with valid seal flags.
-        let r = unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) };
-        os_err(r, ())?;
-        let other = memfd.try_clone()?;
-        let a = RingEnd::map(memfd, 0, len, capacity)?;
+        let region = Region::anonymous(c"processing-pipe", len)?;
+        let other = Region::from_fd(region.fd().try_clone_to_owned()?, len)?;
+        let a = RingEnd::new(region, 0, capacity);
         // SAFETY: the file was just created and sized; the header area is ours to initialise
         // before any other party can see the descriptor.
         unsafe {
@@ -341,46 +361,25 @@ impl RingEnd {
             h.write(MAGIC);
             h.add(1).write(capacity as u64);
         }
-        let b = RingEnd::map(other, 1, len, capacity)?;
+        let b = RingEnd::new(other, 1, capacity);
         Ok((a, b))
     }
 
-    fn map(memfd: OwnedFd, side: u8, len: usize, capacity: usize) -> io::Result<RingEnd> {
-        // SAFETY: mapping a descriptor we own with a length that the file has; the result is
-        // checked against MAP_FAILED.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                memfd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(RingEnd {
-            memfd,
-            base: NonNull::new(p.cast()).ok_or_else(corrupt)?,
-            len,
+    fn new(region: Region, side: u8, capacity: usize) -> RingEnd {
+        RingEnd {
+            base: region.as_ptr(),
+            region,
             capacity,
             side,
             peer_gone: AtomicBool::new(false),
             read_waits: WaitStats::new(),
             write_waits: WaitStats::new(),
-        })
+        }
     }
 
     /// Maps a memfd that arrived with a connection, checking its header and size.
     pub(crate) fn from_fd(memfd: OwnedFd, side: u8) -> io::Result<RingEnd> {
         if side > 1 {
-            return Err(corrupt());
-        }
-        // SAFETY: F_GET_SEALS only reads the seals of a descriptor we own.
-        let seals = unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_GET_SEALS) };
-        if seals < 0 || seals & SEALS != SEALS {
             return Err(corrupt());
         }
         let mut header = [0u8; 16];
@@ -405,20 +404,14 @@ impl RingEnd {
         {
             return Err(corrupt());
         }
-        // SAFETY: stat is plain old data; fstat fills it.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstat writes one stat structure.
-        os_err(unsafe { libc::fstat(memfd.as_raw_fd(), &mut st) }, ())?;
-        let len = total_len(capacity);
-        if usize::try_from(st.st_size).ok() != Some(len) {
-            return Err(corrupt());
-        }
-        RingEnd::map(memfd, side, len, capacity)
+        // Region checks the seals and the exact size before mapping.
+        let region = Region::from_fd(memfd, total_len(capacity)).map_err(|_| corrupt())?;
+        Ok(RingEnd::new(region, side, capacity))
     }
 
     /// The memfd to send when the connection travels.
     pub(crate) fn memfd(&self) -> BorrowedFd<'_> {
-        self.memfd.as_fd()
+        self.region.fd()
     }
 
     /// Which side of the pair this end is (0 or 1).
@@ -483,12 +476,12 @@ impl RingEnd {
 
     /// Takes the cross-process write lock of the outgoing ring.
     pub(crate) fn lock_write(&self) -> RingLock<'_> {
-        lock_word(&self.control(self.out_ring()).write_lock.0)
+        lock_ring(self.control(self.out_ring()), Which::Write)
     }
 
     /// Takes the cross-process read lock of the incoming ring.
     pub(crate) fn lock_read(&self) -> RingLock<'_> {
-        lock_word(&self.control(self.in_ring()).read_lock.0)
+        lock_ring(self.control(self.in_ring()), Which::Read)
     }
 
     /// Whether a receive has found the end of the stream.
@@ -498,6 +491,9 @@ impl RingEnd {
 
     /// Copies what is there (up to `dst.len()` bytes) without waiting.
     fn take(&self, dst: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        if self.control(self.in_ring()).torn.0.load(Ordering::Acquire) & TORN_READ != 0 {
+            return Err(torn());
+        }
         // At most a quarter ring per step, so that a writer waiting for room gets some back
         // while the rest is still being copied.
         let n = self.available()?.min(dst.len()).min(self.capacity / 4);
@@ -529,7 +525,7 @@ impl RingEnd {
             && c.writer_waiting.0.swap(0, Ordering::SeqCst) != 0
         {
             c.space_seq.0.fetch_add(1, Ordering::SeqCst);
-            futex_wake(&c.space_seq.0);
+            processing_core::os::futex_wake(&c.space_seq.0, u32::MAX);
         }
         Ok(n)
     }
@@ -557,6 +553,10 @@ impl RingEnd {
                 return Ok(n);
             }
             waiting_since.get_or_insert_with(Instant::now);
+            if self.in_torn() {
+                // Every byte before the tear was read: the rest of this message never comes.
+                return Err(torn());
+            }
             if self.peer_gone() {
                 // The peer's last bytes were published before its socket closed.
                 return self.take(dst);
@@ -598,11 +598,29 @@ impl RingEnd {
         c.reader_waiting.0.store(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         self.drain(stream, handles)?;
-        if self.available()? > 0 || self.peer_gone() {
+        if self.available()? > 0 || self.peer_gone() || self.in_torn() {
             c.reader_waiting.0.store(0, Ordering::Relaxed);
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Whether the incoming stream is torn (a writer or reader died mid-message).
+    fn in_torn(&self) -> bool {
+        self.control(self.in_ring()).torn.0.load(Ordering::Acquire) != 0
+    }
+
+    /// Fails a send on a torn outgoing stream, ringing the doorbell so that a sleeping reader
+    /// learns it now.
+    fn check_out_torn(&self, stream: &Stream) -> io::Result<()> {
+        let c = self.control(self.out_ring());
+        if c.torn.0.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        if c.reader_waiting.0.swap(0, Ordering::SeqCst) != 0 {
+            let _ = stream.write_all(&[0], &[]);
+        }
+        Err(torn())
     }
 
     /// Reads whatever the socket holds without blocking (doorbells, handles, end of stream).
@@ -632,7 +650,7 @@ impl RingEnd {
 
     /// Whether bytes (or the end of the stream) can be read now, without touching the socket.
     pub(crate) fn readable_now(&self) -> bool {
-        self.peer_gone() || self.available().map_or(true, |n| n > 0)
+        self.peer_gone() || self.in_torn() || self.available().map_or(true, |n| n > 0)
     }
 
     /// Writes all of `data` into the outgoing ring (the caller holds the write lock), waiting
@@ -641,6 +659,7 @@ impl RingEnd {
         if self.peer_gone() {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
+        self.check_out_torn(stream)?;
         let ring = self.out_ring();
         let c = self.control(ring);
         let buf = self.data(ring);
@@ -699,7 +718,7 @@ impl RingEnd {
                 self.peer_gone.store(true, Ordering::Relaxed);
                 return Err(io::ErrorKind::BrokenPipe.into());
             }
-            futex_wait(&c.space_seq.0, seq, WRITER_NAP);
+            processing_core::os::futex_wait(&c.space_seq.0, seq, Some(WRITER_NAP));
         }
     }
 
@@ -708,6 +727,7 @@ impl RingEnd {
         if self.peer_gone() {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
+        self.check_out_torn(stream)?;
         stream.write_all(&[1], handles)
     }
 }
@@ -718,8 +738,7 @@ impl Drop for RingEnd {
         // end, that write finds the socket closed and the peer learns it is alone.
         let c = self.control(self.in_ring());
         c.reader_waiting.0.store(1, Ordering::SeqCst);
-        // SAFETY: base/len are the mapping created in `map`; nothing refers to it after drop.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+        // The region unmaps itself when dropped after this.
     }
 }
 
@@ -749,6 +768,64 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 
+    /// A pid that ran and was reaped: nothing runs under it (or something younger).
+    fn dead_owner() -> Owner {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        Owner { pid, stamp: 7 }
+    }
+
+    #[test]
+    fn a_reader_dead_mid_message_tears_the_stream() {
+        let (a, b) = RingEnd::pair().unwrap();
+        let (sa, sb) = Stream::pair().unwrap();
+        b.write_all(&[1, 2, 3, 4, 5, 6, 7, 8], &sb).unwrap();
+        // A reader of `a`'s end read 3 bytes of a message, then died holding the read lock.
+        {
+            let _g = a.lock_read();
+            let mut part = [0u8; 3];
+            assert_eq!(a.read_bytes(&mut part, &sa, &mut Vec::new()).unwrap(), 3);
+            std::mem::forget(_g);
+        }
+        a.control(a.in_ring()).read_lock.0.plant(dead_owner());
+        let _g = a.lock_read();
+        let mut rest = [0u8; 5];
+        let e = a.read_bytes(&mut rest, &sa, &mut Vec::new()).unwrap_err();
+        assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+    }
+
+    #[test]
+    fn a_writer_dead_mid_message_tears_the_stream_after_its_bytes() {
+        let (a, b) = RingEnd::pair().unwrap();
+        let (sa, sb) = Stream::pair().unwrap();
+        // A whole message, then a writer that published part of the next one and died.
+        {
+            let _g = b.lock_write();
+            b.write_all(&[9, 9], &sb).unwrap();
+        }
+        {
+            let g = b.lock_write();
+            b.write_all(&[1, 2, 3], &sb).unwrap();
+            std::mem::forget(g);
+        }
+        b.control(b.out_ring()).write_lock.0.plant(dead_owner());
+        {
+            let _g = b.lock_write();
+            let e = b.write_all(&[4, 5], &sb).unwrap_err();
+            assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+        }
+        // The reader gets every byte published before the tear, then the error.
+        let mut got = [0u8; 5];
+        let mut n = 0;
+        while n < 5 {
+            n += a.read_bytes(&mut got[n..], &sa, &mut Vec::new()).unwrap();
+        }
+        assert_eq!(got, [9, 9, 1, 2, 3]);
+        let e = a.read_bytes(&mut got, &sa, &mut Vec::new()).unwrap_err();
+        assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+    }
+
     #[test]
     fn counters_wrap_around_u64() {
         let (a, b) = RingEnd::pair().unwrap();
@@ -769,16 +846,23 @@ mod tests {
 
     #[test]
     fn a_foreign_memfd_is_refused() {
-        // SAFETY: a NUL-terminated name and valid flags.
-        let fd = unsafe { libc::memfd_create(c"not-a-ring".as_ptr(), libc::MFD_CLOEXEC) };
-        assert!(fd >= 0);
-        // SAFETY: fd is fresh and owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        std::fs::File::from(fd.try_clone().unwrap())
-            .set_len(1 << 20)
-            .unwrap();
-        // No seals (and no header).
-        assert!(RingEnd::from_fd(fd, 0).is_err());
+        // A plain file: no seals (and no header).
+        let dir = std::env::temp_dir().join(format!("ring-test-{}", std::process::id()));
+        let file = std::fs::File::create(&dir).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        file.set_len(1 << 20).unwrap();
+        assert!(RingEnd::from_fd(file.into(), 0).is_err());
+        // A ring file of the right seals but a header announcing another size.
+        let (a, _b) = RingEnd::pair().unwrap();
+        // SAFETY: the header's capacity word lies in the first page of the live mapping.
+        unsafe {
+            a.base
+                .as_ptr()
+                .cast::<u64>()
+                .add(1)
+                .write(2 * CAPACITY as u64)
+        };
+        assert!(RingEnd::from_fd(a.memfd().try_clone_to_owned().unwrap(), 1).is_err());
         let (a, _b) = RingEnd::pair().unwrap();
         assert!(RingEnd::from_fd(a.memfd().try_clone_to_owned().unwrap(), 2).is_err());
         // The size is sealed: nobody can truncate the file under the mappings.

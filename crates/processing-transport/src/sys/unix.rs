@@ -5,7 +5,7 @@ use super::StreamKind;
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -300,26 +300,18 @@ pub(crate) fn yield_now() {
     std::thread::yield_now();
 }
 
-/// The private per-user directory that holds local sockets:
-/// `$XDG_RUNTIME_DIR/processing-<uid>` or `/tmp/processing-<uid>`, mode 0700, owned by us.
+/// The private per-user directory that holds local sockets (processing-core's one private
+/// runtime directory).
 fn socket_dir() -> Result<PathBuf, ListenerError> {
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute() && p.is_dir())
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    let dir = base.join(format!("processing-{uid}"));
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e.into()),
-    }
-    let meta = std::fs::symlink_metadata(&dir)?;
-    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
-        return Err(ListenerError::InsecureDirectory(dir.display().to_string()));
-    }
-    Ok(dir)
+    processing_core::os::private_runtime_dir().map_err(|e| {
+        match e
+            .get_ref()
+            .and_then(|r| r.downcast_ref::<processing_core::os::InsecureDir>())
+        {
+            Some(d) => ListenerError::InsecureDirectory(d.0.clone()),
+            None => e.into(),
+        }
+    })
 }
 
 /// The filesystem path of a local address: absolute paths are used as given, bare names live
