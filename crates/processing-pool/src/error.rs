@@ -15,7 +15,7 @@ use std::time::Duration;
 /// assert!(e.is_panic());
 /// assert_eq!(e.to_string(), "task panicked at src/main.rs:3:5: boom");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum PoolError {
     /// The task panicked; the message and the source location of the panic.
@@ -66,6 +66,28 @@ pub enum PoolError {
     /// The channel to a worker failed in a way that is not a worker death.
     #[error("worker channel error: {0}")]
     Io(String),
+    /// The task failed on each of its deliveries (a cluster pool re-delivers a task whose
+    /// worker died, at most `max_deliveries` times); `last` says how the last attempt ended.
+    #[error("the task failed on each of its {attempts} deliveries (last: {last})")]
+    DeliveriesExhausted {
+        /// How many times the task was started.
+        attempts: u32,
+        /// How the last attempt ended.
+        last: String,
+    },
+    /// No worker able to run the task (a worker host of this very build) was alive for
+    /// `waited`: a cluster pool whose build no worker host shares.
+    #[error("no worker of this build ({build}) took the task within {waited:?}")]
+    NoCompatibleWorker {
+        /// The driver's build identity.
+        build: String,
+        /// How long the driver waited for such a worker.
+        waited: Duration,
+    },
+    /// The engine that carries the tasks of a cluster pool failed (unreachable, or it lost
+    /// the pool's state).
+    #[error("cluster error: {0}")]
+    Cluster(String),
 }
 
 fn describe_exit(exitcode: Option<i32>, signal: Option<i32>) -> String {

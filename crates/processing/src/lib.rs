@@ -28,6 +28,9 @@
 //! of Python's `processing` and `multiprocessing` to this crate. Both pages' snippets run as
 //! this crate's doc tests.
 
+#[cfg(feature = "cluster")]
+#[doc(inline)]
+pub use processing_cluster as cluster;
 #[doc(inline)]
 pub use processing_core as core;
 #[doc(inline)]
