@@ -253,7 +253,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 impl<T> Drop for Queue<T> {
     fn drop(&mut self) {
         let s = self.con.get_mut().unwrap_or_else(|e| e.into_inner());
-        // Acknowledge what was delivered; return what was fetched and not delivered.
+        // Acknowledge what was delivered; what was fetched and not delivered stays pending
+        // and goes to another consumer after the visibility timeout.
         let mut p = redis::pipe();
         if !s.unacked.is_empty() {
             p.cmd("XACK")
