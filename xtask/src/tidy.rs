@@ -13,7 +13,8 @@ pub const LAYERS: &[(&str, u32)] = &[
     ("processing-manager", 5),
     ("processing-pool", 5),
     ("processing-macros", 5),
-    ("processing", 6),
+    ("processing-cluster", 6),
+    ("processing", 7),
 ];
 
 pub fn run() -> Result<(), String> {
@@ -53,8 +54,8 @@ pub fn run() -> Result<(), String> {
 }
 
 /// The areas of the conformance catalogue: Process, Queue, Connection, Listener, Sync, Value,
-/// Manager, Pool (pool items are `W..`).
-const CONFORMANCE_AREAS: &[char] = &['p', 'q', 'c', 'l', 's', 'v', 'm', 'w'];
+/// Manager, Pool (pool items are `W..`), Beyond one machine (`K..`).
+const CONFORMANCE_AREAS: &[char] = &['p', 'q', 'c', 'l', 's', 'v', 'm', 'w', 'k'];
 
 /// Every `#[test]` in a root `tests/*.rs` file is named `<id>_what`, e.g. `q01_bounded_full`,
 /// unless the file says `// xtask: not-conformance` (helpers, regression tests).
