@@ -69,6 +69,13 @@ fn k01_map_imap_starmap_apply_async_match_the_local_pool() {
 
 /// Records one execution of task `i` (a file per execution), sleeps, returns `i * i`.
 fn counted((i, dir): (u64, PathBuf)) -> u64 {
+    record(i, &dir);
+    std::thread::sleep(Duration::from_millis(10));
+    i * i
+}
+
+/// One file per execution of task `i`.
+fn record(i: u64, dir: &Path) {
     let name = format!(
         "{i}.{}.{}",
         std::process::id(),
@@ -78,8 +85,6 @@ fn counted((i, dir): (u64, PathBuf)) -> u64 {
             .unwrap_or(0)
     );
     std::fs::write(dir.join(name), b"").unwrap();
-    std::thread::sleep(Duration::from_millis(10));
-    i * i
 }
 
 fn executions(dir: &Path) -> Vec<u64> {
@@ -391,4 +396,28 @@ fn k09_task_timeout_fails_the_task_and_the_host_keeps_serving() {
     // The one worker process was replaced: the host serves the next tasks.
     assert_eq!(pool.map(square, 0..20u64).unwrap()[3], 9);
     assert_eq!(pool.apply(sleep_ms, 10).unwrap(), 10);
+}
+
+#[test]
+fn k02_long_task_is_never_stolen_while_its_host_lives() {
+    let Some(redis) = Redis::start() else { return };
+    let _hosts = hosts(&redis.url(), 1);
+    let dir = temp_dir("k02-long");
+    // Tasks three times longer than the visibility timeout: the heartbeat keeps them.
+    let pool = cluster_pool(&redis.url(), 3).build().unwrap();
+    let args: Vec<(u64, PathBuf)> = (0..3u64).map(|i| (i, dir.clone())).collect();
+    assert_eq!(
+        pool.chunksize(1).map(long_counted, args).unwrap(),
+        [0, 1, 4]
+    );
+    let mut per = executions(&dir);
+    per.sort_unstable();
+    assert_eq!(per, [0, 1, 2], "each long task ran exactly once");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn long_counted((i, dir): (u64, PathBuf)) -> u64 {
+    record(i, &dir);
+    std::thread::sleep(Duration::from_millis(3000));
+    i * i
 }
