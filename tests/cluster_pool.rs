@@ -233,6 +233,13 @@ fn k05_no_worker_of_this_build_is_a_typed_error_within_its_timeout() {
     let _foreign = example
         .filter(|p| p.exists())
         .map(|p| Host::start_exe(&p, &redis.url(), 1));
+    if _foreign.is_some() {
+        // The foreign host is up (it marks its own build alive) and never takes our tasks.
+        let mut c = redis.client();
+        wait_for("the foreign host", Duration::from_secs(30), || {
+            !c.keys("processing:*:alive").is_empty()
+        });
+    }
     let pool = cluster_pool(&redis.url(), 2)
         .worker_wait(Duration::from_secs(2))
         .build()
