@@ -65,6 +65,23 @@ fn k01_map_imap_starmap_apply_async_match_the_local_pool() {
     assert_eq!(local.map(square, 0..1000u64).unwrap(), expected);
     pool.close();
     pool.join().unwrap();
+    // A closed pool's keys expire within a minute and are gone once it is dropped.
+    let mut c = redis.client();
+    for k in c.keys("processing:pool:*") {
+        let ttl = c.cmd(&["TTL", &k]).unwrap().int();
+        assert!((0..=60).contains(&ttl), "key {k} left with TTL {ttl}");
+    }
+    drop(pool);
+    assert!(c.keys("processing:pool:*").is_empty());
+    // Slots that retire after each task (max_tasks_per_child) keep the pool going.
+    let pool = Pool::builder()
+        .processes(1)
+        .max_tasks_per_child(1)
+        .cluster(&redis.url())
+        .key(KEY.as_bytes().to_vec())
+        .build()
+        .unwrap();
+    assert_eq!(pool.chunksize(1).map(square, 0..20u64).unwrap()[19], 361);
 }
 
 /// Records one execution of task `i` (a file per execution), sleeps, returns `i * i`.

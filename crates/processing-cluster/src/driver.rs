@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     broken: Mutex<Option<PoolError>>,
     stop: AtomicBool,
     live_links: AtomicUsize,
+    /// A link was killed (`terminate`): the pool ends when its last link goes.
+    killed: AtomicBool,
     cleaned: AtomicBool,
 }
 
@@ -164,6 +166,7 @@ impl ClusterBackend {
             broken: Mutex::new(None),
             stop: AtomicBool::new(false),
             live_links: AtomicUsize::new(0),
+            killed: AtomicBool::new(false),
             cleaned: AtomicBool::new(false),
         });
         let [meta, tasks, _, _] = inner.keys();
@@ -241,6 +244,7 @@ impl Backend for ClusterBackend {
             con: None,
             control: Arc::new(ClusterControl {
                 tx: Mutex::new(tx.clone()),
+                inner: self.inner.clone(),
             }),
             tx,
             rx,
@@ -258,9 +262,17 @@ impl Backend for ClusterBackend {
     }
 }
 
-#[derive(Debug)]
 struct ClusterControl {
     tx: Mutex<Sender<Msg>>,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ClusterControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterControl")
+            .field("pool", &self.inner.pool)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerControl for ClusterControl {
@@ -268,6 +280,8 @@ impl WorkerControl for ClusterControl {
         0
     }
     fn kill(&self) {
+        // Only `terminate` kills a cluster link (task timeouts are the hosts' business).
+        self.inner.killed.store(true, Ordering::SeqCst);
         let _ = lock(&self.tx).send(Msg::Killed);
     }
 }
@@ -307,7 +321,12 @@ impl ClusterLink {
             routes.remove(&id);
         }
         drop(routes);
-        if self.inner.live_links.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // After `terminate`, the last link deletes the pool's keys at once (hosts drop its
+        // pending tasks); a link retired by `close` or `max_tasks_per_child` leaves them to
+        // the backend's drop (they hold no task by then and expire within KEY_TTL_S anyway).
+        if self.inner.live_links.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.inner.killed.load(Ordering::SeqCst)
+        {
             self.inner.cleanup();
         }
     }

@@ -20,7 +20,14 @@ use processing_pool::backend::{
 };
 use processing_pool::PoolError;
 
-use crate::wire::{self, ClusterKey, ResultBatch, TaskBatch, WireResult, GROUP, KEY_TTL_S};
+use crate::wire::{self, ClusterKey, TaskBatch, WireResult, GROUP, KEY_TTL_S};
+
+/// A [`wire::ResultBatch`] encoded from borrowed results (the same postcard layout).
+#[derive(serde::Serialize)]
+struct ResultBatchRef<'a> {
+    pool: &'a str,
+    results: &'a [&'a WireResult],
+}
 use crate::{ClusterError, ServeOptions};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,8 +52,17 @@ struct Job {
 }
 
 enum Out {
-    Result { pool: String, result: WireResult },
-    Ack { pool: String, entry: String },
+    Result {
+        pool: String,
+        result: WireResult,
+    },
+    /// The entry is finished; its last result travels with the acknowledgement, so that the
+    /// entry leaves the stream in the same step as its last result appears.
+    Ack {
+        pool: String,
+        entry: String,
+        last: Option<WireResult>,
+    },
 }
 
 struct Running {
@@ -451,6 +467,8 @@ fn runner(
         // The first unfinished task of a re-delivered entry is the one its holder was running.
         let mut attempts = job.deliveries.saturating_sub(1);
         let mut last = String::from("its worker host went silent");
+        // The last task's result, sent with the acknowledgement.
+        let mut held: Option<WireResult> = None;
         while let Some(&front) = tasks.front() {
             if job.cancelled.load(Ordering::SeqCst) {
                 break;
@@ -460,14 +478,17 @@ fn runner(
                     attempts,
                     last: last.clone(),
                 };
-                let _ = out.send(Out::Result {
-                    pool: job.pool.clone(),
-                    result: WireResult {
+                hold(
+                    &out,
+                    &job.pool,
+                    &mut held,
+                    tasks.len() == 1,
+                    WireResult {
                         id: front.id,
                         status: Status::Error as u8,
                         payload: encode_error(&e),
                     },
-                });
+                );
                 tasks.pop_front();
                 attempts = 0;
                 continue;
@@ -494,14 +515,17 @@ fn runner(
                             status,
                             payload,
                         }) if Some(id) == tasks.front().map(|t| t.id) => {
-                            let _ = out.send(Out::Result {
-                                pool: job.pool.clone(),
-                                result: WireResult {
+                            hold(
+                                &out,
+                                &job.pool,
+                                &mut held,
+                                tasks.len() == 1,
+                                WireResult {
                                     id,
                                     status: status as u8,
                                     payload: payload.to_vec(),
                                 },
-                            });
+                            );
                             tasks.pop_front();
                             attempts = 0;
                         }
@@ -542,14 +566,17 @@ fn runner(
             let Some(front) = tasks.front() else { break };
             if failure == LinkError::Timeout {
                 let e = PoolError::TaskTimeout(timeout.unwrap_or_default());
-                let _ = out.send(Out::Result {
-                    pool: job.pool.clone(),
-                    result: WireResult {
+                hold(
+                    &out,
+                    &job.pool,
+                    &mut held,
+                    tasks.len() == 1,
+                    WireResult {
                         id: front.id,
                         status: Status::Error as u8,
                         payload: encode_error(&e),
                     },
-                });
+                );
                 tasks.pop_front();
                 attempts = 0;
             } else {
@@ -562,10 +589,30 @@ fn runner(
             let _ = out.send(Out::Ack {
                 pool: job.pool,
                 entry: job.entry,
+                last: held.take(),
             });
         }
         *lock(&host.busy) -= 1;
         host.freed.notify_one();
+    }
+}
+
+/// Sends `result` to the publisher now, or, for the entry's last task, holds it for the
+/// acknowledgement.
+fn hold(
+    out: &Sender<Out>,
+    pool: &str,
+    held: &mut Option<WireResult>,
+    last: bool,
+    result: WireResult,
+) {
+    if last {
+        *held = Some(result);
+    } else {
+        let _ = out.send(Out::Result {
+            pool: pool.to_string(),
+            result,
+        });
     }
 }
 
@@ -620,34 +667,63 @@ fn publisher(host: Arc<Host>, rx: Receiver<Out>) {
                         None => results.push((pool, vec![result])),
                     }
                 }
-                Out::Ack { pool, entry } => acks.push((pool, entry)),
+                Out::Ack { pool, entry, last } => {
+                    if let Some(result) = last {
+                        match results.iter_mut().find(|(p, _)| *p == pool) {
+                            Some((_, v)) => v.push(result),
+                            None => results.push((pool.clone(), vec![result])),
+                        }
+                    }
+                    acks.push((pool, entry));
+                }
             }
         }
-        for (pool, list) in results {
-            let ids: Vec<u64> = list.iter().map(|r| r.id).collect();
-            let batch = ResultBatch {
-                pool: pool.clone(),
-                results: list,
+        let mut pools: Vec<&String> = results.iter().map(|(p, _)| p).collect();
+        for (pool, _) in &acks {
+            if !pools.contains(&pool) {
+                pools.push(pool);
+            }
+        }
+        for pool in pools {
+            let list: Vec<&WireResult> = results
+                .iter()
+                .filter(|(p, _)| p == pool)
+                .flat_map(|(_, v)| v.iter())
+                .collect();
+            let entries: Vec<&String> = acks
+                .iter()
+                .filter(|(p, _)| p == pool)
+                .map(|(_, e)| e)
+                .collect();
+            let (data, mac) = if list.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                let batch = ResultBatchRef {
+                    pool,
+                    results: &list,
+                };
+                let Ok(data) = processing_core::codec::encode(&batch) else {
+                    continue;
+                };
+                let mac = host.key.sign(&data);
+                (data, mac)
             };
-            let Ok(data) = processing_core::codec::encode(&batch) else {
-                continue;
-            };
-            let mac = host.key.sign(&data);
-            let mut inv = script.key(wire::meta_key(&pool));
-            inv.key(wire::results_key(&pool))
-                .key(wire::done_key(&pool))
+            let mut inv = script.key(wire::meta_key(pool));
+            inv.key(wire::results_key(pool))
+                .key(wire::done_key(pool))
+                .key(wire::tasks_key(pool))
                 .arg(data)
                 .arg(mac)
-                .arg(KEY_TTL_S);
-            for id in ids {
-                inv.arg(id);
+                .arg(KEY_TTL_S)
+                .arg(list.len())
+                .arg(entries.len());
+            for r in &list {
+                inv.arg(r.id);
+            }
+            for e in &entries {
+                inv.arg(e.as_str());
             }
             p.invoke_script(&inv).ignore();
-        }
-        for (pool, entry) in &acks {
-            let key = wire::tasks_key(pool);
-            p.cmd("XACK").arg(&key).arg(GROUP).arg(entry).ignore();
-            p.cmd("XDEL").arg(&key).arg(entry).ignore();
         }
         let mut backoff = Duration::from_millis(50);
         loop {

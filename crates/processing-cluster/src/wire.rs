@@ -114,13 +114,29 @@ pub(crate) fn meta_key(pool: &str) -> String {
 }
 
 /// Publishes a signed result batch only while the pool exists (so that a late worker never
-/// re-creates the keys of a pool that was deleted), and marks its task ids done.
+/// re-creates the keys of a pool that was deleted), marks its task ids done, and acknowledges
+/// and deletes the finished entries, all at once: an entry leaves the task stream exactly when
+/// its last results appear. KEYS: meta, results, done, tasks. ARGV: data (empty: no batch),
+/// mac, ttl, the number of result ids, the number of entries, then the ids, then the entries.
 pub(crate) const PUBLISH_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'd', ARGV[1], 'm', ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-for i = 4, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
-if #ARGV >= 4 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
+local nres = tonumber(ARGV[4])
+local nack = tonumber(ARGV[5])
+if ARGV[1] ~= '' then
+  redis.call('XADD', KEYS[2], '*', 'd', ARGV[1], 'm', ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+local i = 6
+for j = 1, nres do
+  redis.call('SADD', KEYS[3], ARGV[i])
+  i = i + 1
+end
+if nres > 0 then redis.call('EXPIRE', KEYS[3], ARGV[3]) end
+for j = 1, nack do
+  redis.call('XACK', KEYS[4], 'workers', ARGV[i])
+  redis.call('XDEL', KEYS[4], ARGV[i])
+  i = i + 1
+end
 return 1
 ";
 
