@@ -1,8 +1,10 @@
 //! The benchmark suite behind `cargo xtask bench` (see docs/benchmarks.md).
 //!
 //! Prints one JSON object per line on stdout; progress goes to stderr. Flags: `--quick`,
-//! `--only NAME[,NAME...]`. Each area lives in its own module with a `run(&Ctx)` function.
+//! `--only NAME[,NAME...]`, `--cluster` (the cluster rows; needs the feature `cluster`). Each area lives in its own module with a `run(&Ctx)` function.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod ctx;
 mod manager;
 mod pipe;
@@ -30,5 +32,15 @@ fn main() {
     for (name, run) in areas {
         eprintln!("bench: {name}");
         run(&ctx);
+    }
+    // `--cluster` (built with the feature `cluster`): the Pool on a private redis-server.
+    if std::env::args().any(|a| a == "--cluster") {
+        #[cfg(feature = "cluster")]
+        {
+            eprintln!("bench: cluster");
+            cluster::run(&ctx);
+        }
+        #[cfg(not(feature = "cluster"))]
+        eprintln!("bench: cluster SKIPPED (built without the feature `cluster`)");
     }
 }

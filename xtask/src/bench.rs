@@ -20,12 +20,15 @@ use serde_json::Value as Json;
 /// workspace root.
 const BASELINE: &str = "benches/python/baseline.py";
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--compare] [--only NAME[,NAME...]] \
+const USAGE: &str =
+    "usage: cargo xtask bench [--quick] [--cluster] [--compare] [--only NAME[,NAME...]] \
                      [--baseline PATH] [--json-out PATH] [--markdown] [--markdown-out PATH]";
 
 #[derive(Default)]
 struct Opts {
     quick: bool,
+    /// Also the cluster rows (a private redis-server; the suite built with `cluster`).
+    cluster: bool,
     compare: bool,
     only: Option<String>,
     baseline: Option<PathBuf>,
@@ -45,6 +48,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         };
         match a.as_str() {
             "--quick" => o.quick = true,
+            "--cluster" => o.cluster = true,
             "--compare" => o.compare = true,
             "--markdown" => o.markdown = true,
             "--only" => o.only = Some(value()?),
@@ -111,11 +115,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let start = Instant::now();
     let mut problems = Vec::new();
 
-    let exe = build_suite()?;
+    let exe = build_suite(opts.cluster)?;
     let mut cmd = Command::new(&exe);
     cmd.current_dir(root());
     if opts.quick {
         cmd.arg("--quick");
+    }
+    if opts.cluster {
+        cmd.arg("--cluster");
     }
     if let Some(only) = &opts.only {
         cmd.args(["--only", only]);
@@ -203,7 +210,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// Builds the suite in the bench profile and returns its executable.
-fn build_suite() -> Result<PathBuf, String> {
+fn build_suite(cluster: bool) -> Result<PathBuf, String> {
     let mut cmd = cargo();
     cmd.args([
         "bench",
@@ -214,6 +221,9 @@ fn build_suite() -> Result<PathBuf, String> {
         "--no-run",
         "--message-format=json-render-diagnostics",
     ]);
+    if cluster {
+        cmd.args(["--features", "cluster"]);
+    }
     eprintln!("bench: $ {}", show(&cmd));
     let out = cmd
         .stderr(Stdio::inherit())

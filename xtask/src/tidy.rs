@@ -20,6 +20,7 @@ pub const LAYERS: &[(&str, u32)] = &[
     ("processing-process", 4),
     ("processing-manager", 5),
     ("processing-pool", 5),
+    ("processing-cluster", 6),
     ("processing", 7),
     ("processing-suite", 8),
 ];

@@ -83,6 +83,44 @@ impl PartialEq for WorkerStartError {
 
 impl Eq for WorkerStartError {}
 
+/// The form a start error crosses a process or host boundary in (a cluster host reports a
+/// worker it could not start): the message, the OS error number if the chain has one, and the
+/// source's text otherwise.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireStartError {
+    message: String,
+    os_error: Option<i32>,
+    cause: Option<String>,
+}
+
+impl serde::Serialize for WorkerStartError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let os_error = self.os_error().and_then(std::io::Error::raw_os_error);
+        WireStartError {
+            message: self.message.clone(),
+            os_error,
+            cause: match os_error {
+                Some(_) => None,
+                None => self.source.as_ref().map(|e| e.to_string()),
+            },
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for WorkerStartError {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WireStartError::deserialize(deserializer)?;
+        Ok(match (wire.os_error, wire.cause) {
+            (Some(code), _) => {
+                WorkerStartError::with_source(wire.message, std::io::Error::from_raw_os_error(code))
+            }
+            (None, Some(cause)) => WorkerStartError::with_source(wire.message, cause),
+            (None, None) => WorkerStartError::new(wire.message),
+        })
+    }
+}
+
 impl fmt::Display for WorkerStartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source {
@@ -110,7 +148,7 @@ impl Error for WorkerStartError {
 /// assert!(e.is_panic());
 /// assert_eq!(e.to_string(), "task panicked at src/main.rs:3:5: boom");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum PoolError {
     /// The task panicked; the message and the source location of the panic.
@@ -163,6 +201,28 @@ pub enum PoolError {
     /// The channel to a worker failed in a way that is not a worker death.
     #[error("worker channel error: {0}")]
     Io(String),
+    /// The task failed on each of its deliveries (a cluster pool re-delivers a task whose
+    /// worker died, at most `max_deliveries` times); `last` says how the last attempt ended.
+    #[error("the task failed on each of its {attempts} deliveries (last: {last})")]
+    DeliveriesExhausted {
+        /// How many times the task was started.
+        attempts: u32,
+        /// How the last attempt ended.
+        last: String,
+    },
+    /// No worker able to run the task (a worker host of this very build) was alive for
+    /// `waited`: a cluster pool whose build no worker host shares.
+    #[error("no worker of this build ({build}) took the task within {waited:?}")]
+    NoCompatibleWorker {
+        /// The driver's build identity.
+        build: String,
+        /// How long the driver waited for such a worker.
+        waited: Duration,
+    },
+    /// The engine that carries the tasks of a cluster pool failed (unreachable, or it lost
+    /// the pool's state).
+    #[error("cluster error: {0}")]
+    Cluster(String),
 }
 
 fn describe_exit(exitcode: Option<i32>, signal: Option<i32>) -> String {
@@ -328,5 +388,23 @@ impl std::error::Error for PoolBuildError {
             BuildErrorKind::Spawn(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PoolError, WorkerStartError};
+
+    #[test]
+    fn start_error_crosses_a_boundary_with_its_os_error() {
+        let os = std::io::Error::from_raw_os_error(24);
+        let e = PoolError::Spawn(WorkerStartError::with_source("cannot start", os));
+        let back: PoolError = postcard::from_bytes(&postcard::to_allocvec(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.os_error().and_then(|e| e.raw_os_error()), Some(24));
+        let text = PoolError::Spawn(WorkerStartError::with_source("no", "initializer panicked"));
+        let back: PoolError = postcard::from_bytes(&postcard::to_allocvec(&text).unwrap()).unwrap();
+        assert_eq!(back, text);
+        assert!(std::error::Error::source(&back).is_some());
     }
 }

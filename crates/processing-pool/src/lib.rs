@@ -36,7 +36,8 @@
 
 #![doc(html_root_url = "https://docs.rs/processing-pool/0.1.0")]
 
-mod backend;
+#[doc(hidden)]
+pub mod backend;
 mod core;
 pub mod dummy;
 mod error;
@@ -189,6 +190,18 @@ impl PoolBuilder {
 
     /// Starts the workers.
     pub fn build(self) -> Result<Pool, PoolBuildError> {
+        self.build_on(None)
+    }
+
+    /// Starts the pool on another engine's workers (the seam of `processing-cluster`): the
+    /// same `Pool`, its tasks run by `backend`, which gets the pool's settings in the
+    /// [`WorkerInit`](backend::WorkerInit) of each worker it starts.
+    #[doc(hidden)]
+    pub fn build_with_backend(self, backend: Box<dyn Backend>) -> Result<Pool, PoolBuildError> {
+        self.build_on(Some(backend))
+    }
+
+    fn build_on(self, backend: Option<Box<dyn Backend>>) -> Result<Pool, PoolBuildError> {
         let processes = self.processes.unwrap_or_else(cpu_count);
         if processes == 0 {
             return Err(PoolBuildError::zero_processes());
@@ -210,14 +223,15 @@ impl PoolBuilder {
             init: WorkerInit {
                 initializer,
                 max_memory: self.max_memory_per_child,
+                task_timeout: self.task_timeout,
             },
         };
-        let backend: Box<dyn Backend> = if self.threads {
+        let backend: Box<dyn Backend> = if let Some(backend) = backend {
+            backend
+        } else if self.threads {
             Box::new(backend::threads::Threads)
         } else {
-            Box::new(backend::processes::Processes {
-                start_method: self.start_method,
-            })
+            backend::processes(self.start_method)
         };
         let (shared, handles) = Shared::start(config, backend).map_err(PoolBuildError::spawn)?;
         Ok(Pool {

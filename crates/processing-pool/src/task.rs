@@ -15,12 +15,12 @@ use std::sync::Once;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// The type-erased entry of a task: input bytes to output bytes.
-pub(crate) type EntryFn = fn(&[u8], &mut Vec<u8>) -> Status;
+pub type EntryFn = fn(&[u8], &mut Vec<u8>) -> Status;
 
 /// How a task ended, as the first byte of a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum Status {
+pub enum Status {
     /// The output holds the encoded results.
     Ok = 0,
     /// The output holds an encoded [`PanicReport`].
@@ -28,14 +28,19 @@ pub(crate) enum Status {
     /// The output holds an encoded message (arguments that did not decode, results that did
     /// not encode).
     Codec = 2,
+    /// The output holds an encoded [`PoolError`](crate::PoolError) (a backend that runs tasks
+    /// elsewhere reports a timeout, a lost worker or exhausted deliveries this way).
+    Error = 3,
 }
 
 impl Status {
-    pub(crate) fn from_u8(b: u8) -> Option<Status> {
+    /// The status whose byte is `b`.
+    pub fn from_u8(b: u8) -> Option<Status> {
         match b {
             0 => Some(Status::Ok),
             1 => Some(Status::Panic),
             2 => Some(Status::Codec),
+            3 => Some(Status::Error),
             _ => None,
         }
     }
@@ -55,7 +60,7 @@ pub(crate) fn anchor(_: &[u8], _: &mut Vec<u8>) -> Status {
 }
 
 /// The offset of `entry` from [`anchor`], for sending to a process worker.
-pub(crate) fn entry_to_offset(entry: EntryFn) -> i64 {
+pub fn entry_to_offset(entry: EntryFn) -> i64 {
     (entry as usize as i64).wrapping_sub(anchor as EntryFn as usize as i64)
 }
 
@@ -63,7 +68,7 @@ pub(crate) fn entry_to_offset(entry: EntryFn) -> i64 {
 ///
 /// # Safety
 /// `offset` must come from [`entry_to_offset`] in a process running the same executable image.
-pub(crate) unsafe fn entry_from_offset(offset: i64) -> EntryFn {
+pub unsafe fn entry_from_offset(offset: i64) -> EntryFn {
     let address = (anchor as EntryFn as usize as i64).wrapping_add(offset) as usize;
     // SAFETY: by the caller's contract `address` is the address of an `EntryFn` of this image
     // (the same code at the same offset from the anchor); fn pointers and usize have one size.
@@ -181,7 +186,7 @@ thread_local! {
 /// Installs (once per process) a panic hook that records the location of a panic inside a
 /// task and keeps it off stderr (the panic travels back as the task's error); panics outside
 /// tasks go to the hook that was there before.
-pub(crate) fn install_panic_hook() {
+pub fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();

@@ -52,3 +52,15 @@ pub use info::{
 pub use log::log_to_stderr;
 pub use process::{spawn, KillHandle, Process, Resource, Stdio};
 pub use tracing::Level;
+
+/// The identity of the running executable image, the one a child's bootstrap checks against
+/// its parent's: two processes with the same identity run the same code at the same offsets,
+/// so a task named by its offset means the same function in both (`processing-cluster`
+/// matches driver and worker hosts by it).
+///
+/// ```
+/// assert_eq!(processing_process::build_identity(), processing_process::build_identity());
+/// ```
+pub fn build_identity() -> u64 {
+    target::BuildId::current().as_u64()
+}

@@ -104,6 +104,11 @@ impl BuildId {
             }
         })
     }
+
+    /// The identity as one number (what [`crate::build_identity`] returns).
+    pub(crate) fn as_u64(self) -> u64 {
+        fingerprint(&[self.image, self.layout as u64])
+    }
 }
 
 /// FNV-1a over `parts` (a stable, dependency-free fingerprint; not a security measure).

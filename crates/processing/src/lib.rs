@@ -30,6 +30,10 @@
 
 #![doc(html_root_url = "https://docs.rs/processing/0.1.0")]
 
+#[cfg(feature = "cluster")]
+#[doc(inline)]
+pub use processing_cluster as cluster;
+
 #[doc(inline)]
 pub use processing_core as core;
 #[doc(inline)]

@@ -6,13 +6,19 @@
 //! implementation of the same two traits: start a remote worker, send it batches of
 //! `(task id, entry, input bytes)`, receive `(task id, status, output bytes)` replies, and
 //! report a lost worker; nothing above this module would change.
+//!
+//! This module is public but hidden: it is the seam `processing-cluster` implements (a Redis
+//! Streams backend) and the machinery its worker hosts run tasks with. It is not a stable API.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::task::{EntryFn, Status};
 use crate::PoolError;
+use processing_process::StartMethod;
+
+pub use crate::task::{entry_from_offset, entry_to_offset, install_panic_hook, EntryFn, Status};
+pub use threads::reply_error;
 
 pub(crate) mod processes;
 #[cfg(unix)]
@@ -21,32 +27,46 @@ pub(crate) mod threads;
 
 /// What every new worker runs before its first task.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct WorkerInit {
+pub struct WorkerInit {
     /// The initializer entry and its encoded argument.
-    pub(crate) initializer: Option<(EntryFn, Vec<u8>)>,
+    pub initializer: Option<(EntryFn, Vec<u8>)>,
     /// A worker whose resident size exceeds this after a task retires itself.
-    pub(crate) max_memory: Option<u64>,
+    pub max_memory: Option<u64>,
+    /// The pool's task timeout (a backend whose workers are remote enforces it there).
+    pub task_timeout: Option<std::time::Duration>,
+}
+
+/// The local process backend (what `Pool::builder().build()` uses): one child process per
+/// worker, started with `start_method` (the process layer's default when `None`).
+pub fn processes(start_method: Option<StartMethod>) -> Box<dyn Backend> {
+    Box::new(processes::Processes { start_method })
 }
 
 /// One task as it is sent to a worker.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct TaskRef<'a> {
-    pub(crate) id: u64,
-    pub(crate) entry: EntryFn,
-    pub(crate) input: &'a [u8],
+pub struct TaskRef<'a> {
+    /// The pool's id of the task (unique within the pool).
+    pub id: u64,
+    /// What runs it.
+    pub entry: EntryFn,
+    /// Its encoded input.
+    pub input: &'a [u8],
 }
 
 /// A message from a worker.
 #[derive(Debug)]
-pub(crate) enum Reply<'a> {
+pub enum Reply<'a> {
     /// The worker ran its initializer and waits for tasks.
     Ready,
     /// The initializer failed; the worker is exiting.
     InitFailed(PoolError),
     /// A task finished (its result or its error is in `payload`, as `status` says).
     Done {
+        /// The task's id.
         id: u64,
+        /// How it ended.
         status: Status,
+        /// Its encoded results or error.
         payload: &'a [u8],
     },
     /// The worker leaves after its last task (memory limit); it starts no further task.
@@ -55,7 +75,7 @@ pub(crate) enum Reply<'a> {
 
 /// The worker stopped answering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LinkError {
+pub enum LinkError {
     /// Nothing arrived before the deadline.
     Timeout,
     /// The worker is gone (its channel closed).
@@ -64,14 +84,18 @@ pub(crate) enum LinkError {
 
 /// How a worker ended.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Exit {
-    pub(crate) pid: u32,
-    pub(crate) exitcode: Option<i32>,
-    pub(crate) signal: Option<i32>,
+pub struct Exit {
+    /// The worker's process id.
+    pub pid: u32,
+    /// The exit code, if it exited.
+    pub exitcode: Option<i32>,
+    /// The ending signal (Unix), if one ended it.
+    pub signal: Option<i32>,
 }
 
 impl Exit {
-    pub(crate) fn lost_error(self) -> PoolError {
+    /// The error of the task a worker was running when it ended like this.
+    pub fn lost_error(self) -> PoolError {
         PoolError::WorkerLost {
             pid: self.pid,
             exitcode: self.exitcode,
@@ -81,7 +105,7 @@ impl Exit {
 }
 
 /// Starts workers.
-pub(crate) trait Backend: Send + Sync + fmt::Debug {
+pub trait Backend: Send + Sync + fmt::Debug {
     /// Starts one worker; it runs `init` and then answers [`Reply::Ready`] (or `InitFailed`).
     fn start(&self, init: &WorkerInit) -> Result<Box<dyn WorkerLink>, PoolError>;
     /// Whether workers are threads of this process.
@@ -89,7 +113,7 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
 }
 
 /// What may be done to a worker from any thread (terminate, `worker_pids`).
-pub(crate) trait WorkerControl: Send + Sync + fmt::Debug {
+pub trait WorkerControl: Send + Sync + fmt::Debug {
     /// The worker's process id (this process's id for a thread worker).
     fn pid(&self) -> u32;
     /// Stops the worker now (SIGKILL for a process; a thread worker is abandoned).
@@ -97,7 +121,7 @@ pub(crate) trait WorkerControl: Send + Sync + fmt::Debug {
 }
 
 /// The parent's end of one worker, owned by that worker's supervising thread.
-pub(crate) trait WorkerLink: Send + fmt::Debug {
+pub trait WorkerLink: Send + fmt::Debug {
     /// A handle for killing the worker from another thread.
     fn control(&self) -> Arc<dyn WorkerControl>;
     /// Sends a batch of tasks; the worker runs them in order and replies to each in order.

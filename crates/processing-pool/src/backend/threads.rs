@@ -129,7 +129,7 @@ fn worker_thread(
 }
 
 /// The error a non-`Ok` reply carries.
-pub(crate) fn reply_error(status: Status, payload: &[u8]) -> PoolError {
+pub fn reply_error(status: Status, payload: &[u8]) -> PoolError {
     match status {
         Status::Ok => PoolError::Codec("a successful reply read as an error".into()),
         Status::Panic => match processing_core::codec::decode::<PanicReport>(payload) {
@@ -141,6 +141,10 @@ pub(crate) fn reply_error(status: Status, payload: &[u8]) -> PoolError {
         },
         Status::Codec => match processing_core::codec::decode::<String>(payload) {
             Ok(m) => PoolError::Codec(m),
+            Err(e) => PoolError::Codec(format!("cannot decode an error report: {e}")),
+        },
+        Status::Error => match processing_core::codec::decode::<PoolError>(payload) {
+            Ok(e) => e,
             Err(e) => PoolError::Codec(format!("cannot decode an error report: {e}")),
         },
     }
