@@ -1,4 +1,4 @@
-//! Robustness of the pool at the edges (CONFORMANCE.md R02, R03, R04, R09, R10, R15): few
+//! Robustness of the pool at the edges (docs/conformance.md R02, R03, R04, R09, R10, R15): few
 //! descriptors, workers stopped or killed with tasks queued, huge timeouts, failing inputs in
 //! a chunk, a worker's memory limit, Ctrl-C during a map.
 
@@ -127,9 +127,10 @@ fn grow(mib: usize) -> u32 {
 
 #[test]
 fn r15_worker_over_its_memory_limit_is_replaced_keeping_its_result() {
+    // The limit leaves room for a fresh worker's own size, which is larger under Wine.
     let pool = Pool::builder()
         .processes(1)
-        .max_memory_per_child(96 << 20)
+        .max_memory_per_child(512 << 20)
         .build()
         .unwrap();
     // Small tasks stay in one worker.
@@ -137,7 +138,7 @@ fn r15_worker_over_its_memory_limit_is_replaced_keeping_its_result() {
     let b = pool.apply(grow, 0).unwrap();
     assert_eq!(a, b);
     // A task that grows the worker past the limit keeps its result; the worker is replaced.
-    let grown = pool.apply(grow, 160).unwrap();
+    let grown = pool.apply(grow, 640).unwrap();
     assert_eq!(grown, a);
     let after = pool.apply(grow, 0).unwrap();
     assert_ne!(after, grown, "the worker over its limit was not replaced");

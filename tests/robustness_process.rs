@@ -1,4 +1,4 @@
-//! Robustness of processes at the edges (CONFORMANCE.md R02, R09): few descriptors left,
+//! Robustness of processes at the edges (docs/conformance.md R02, R09): few descriptors left,
 //! huge timeouts.
 
 use std::time::Duration;

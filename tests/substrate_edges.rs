@@ -1,6 +1,6 @@
-//! Conformance tests R07, R08 and R14 (CONFORMANCE.md, "Robustness at the edges"): the
+//! Conformance tests R07 and R08 (docs/conformance.md, "Robustness at the edges"): the
 //! shared-memory substrate (owner-checked lock words, the pipe ring, the queue) at the edges:
-//! processes killed mid-message or mid-get, reused pids, unbounded queues.
+//! processes killed mid-message or mid-get, reused pids.
 //!
 //! Linux only: R07 exercises the shared-memory pipe ring (Linux's `Pipe` fast path) and R08
 //! forces pid reuse through `/proc/sys/kernel/ns_last_pid`.

@@ -204,7 +204,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         // Every published crate packages (metadata, versioned path dependencies, no file from
         // outside its directory) and its packaged sources build on their own; the two
         // `publish = false` members are left out. `--allow-dirty`: a local run checks the
-        // working tree as it is, uncommitted edits included.
+        // working tree as it is, uncommitted edits included. The verification builds each
+        // crate against its siblings' packages as registry crates, which cargo never rebuilds
+        // for the same name and version: an earlier run's build of `processing-core 0.1.0`
+        // would stand in for today's sources, so that directory starts empty every time.
+        let _ = std::fs::remove_dir_all(crate::util::target_dir().join("package"));
         tally.step(
             "package",
             run_status(cargo().args([
