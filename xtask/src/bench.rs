@@ -5,7 +5,8 @@
 //! `--baseline PATH` names) with `python3` and with the newest Python 3.12+ it finds, relays
 //! their lines (with a `"python"` version field added) and prints a table of ratios against the
 //! better Python on stderr (`--markdown` prints it as Markdown, `--markdown-out PATH` also writes
-//! it to a file; `--json-out PATH` keeps every line).
+//! it to a file; `--json-out PATH` keeps every line). `--load N` keeps N busy-loop processes
+//! running during our suite and the Python baseline alike (see [`Load`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ const BASELINE: &str = "benches/python/baseline.py";
 
 const USAGE: &str =
     "usage: cargo xtask bench [--quick] [--cluster] [--compare] [--only NAME[,NAME...]] \
-                     [--baseline PATH] [--json-out PATH] [--markdown] [--markdown-out PATH]";
+                     [--baseline PATH] [--json-out PATH] [--markdown] [--markdown-out PATH] [--load N]";
 
 #[derive(Default)]
 struct Opts {
@@ -35,6 +36,8 @@ struct Opts {
     json_out: Option<PathBuf>,
     markdown: bool,
     markdown_out: Option<PathBuf>,
+    /// Busy-loop processes kept running while the suite and the baseline run (0: none).
+    load: usize,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -55,6 +58,12 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--baseline" => o.baseline = Some(PathBuf::from(value()?)),
             "--json-out" => o.json_out = Some(PathBuf::from(value()?)),
             "--markdown-out" => o.markdown_out = Some(PathBuf::from(value()?)),
+            "--load" => {
+                let v = value()?;
+                o.load = v
+                    .parse()
+                    .map_err(|_| format!("`--load` needs a number of busy loops, not `{v}`"))?;
+            }
             other => return Err(format!("unknown option `{other}`; {USAGE}")),
         }
     }
@@ -116,6 +125,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut problems = Vec::new();
 
     let exe = build_suite(opts.cluster)?;
+    // Started after the build and dropped (killed) after the baseline, or on any early return.
+    let load = Load::start(opts.load)?;
     let mut cmd = Command::new(&exe);
     cmd.current_dir(root());
     if opts.quick {
@@ -175,22 +186,41 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if pythons.is_empty() {
             problems.push("no python3 found for --compare".to_string());
         }
+        drop(load);
         let table = Table::build(&ours, &pythons);
         let mut mode = if opts.quick { "--quick" } else { "full" }.to_string();
         if let Some(only) = &opts.only {
             mode.push_str(&format!(" --only {only}"));
         }
-        eprintln!();
-        eprintln!(
-            "{}",
-            if opts.markdown {
+        let under_load = (opts.load > 0).then(|| {
+            mode.push_str(&format!(" --load {}", opts.load));
+            format!(
+                "under load: {} busy loop{} (on {} CPUs), during our suite and Python alike",
+                opts.load,
+                if opts.load == 1 { "" } else { "s" },
+                std::thread::available_parallelism().map_or(1, usize::from)
+            )
+        });
+        let markdown = || match &under_load {
+            Some(l) => format!(
+                "{}{}.\n\n{}",
+                l[..1].to_uppercase(),
+                &l[1..],
                 table.markdown(&mode)
-            } else {
-                table.plain()
+            ),
+            None => table.markdown(&mode),
+        };
+        eprintln!();
+        if opts.markdown {
+            eprintln!("{}", markdown());
+        } else {
+            if let Some(l) = &under_load {
+                eprintln!("{l}");
             }
-        );
+            eprintln!("{}", table.plain());
+        }
         if let Some(path) = &opts.markdown_out {
-            std::fs::write(path, table.markdown(&mode))
+            std::fs::write(path, markdown())
                 .map_err(|e| format!("writing {}: {e}", path.display()))?;
             eprintln!("bench: wrote {}", path.display());
         }
@@ -206,6 +236,94 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Ok(())
     } else {
         Err(problems.join("; "))
+    }
+}
+
+/// `--load N`: N busy-loop processes (`xtask busy`, see [`busy`]) in one process group of
+/// their own. Dropping it kills the group with `killpg` and reaps every loop; if xtask dies
+/// without dropping it (Ctrl-C, a kill), each loop sees its parent change and exits.
+struct Load {
+    children: Vec<std::process::Child>,
+}
+
+impl Load {
+    fn start(n: usize) -> Result<Load, String> {
+        let mut load = Load {
+            children: Vec::new(),
+        };
+        if n == 0 {
+            return Ok(load);
+        }
+        if cfg!(not(unix)) {
+            return Err("`--load` needs a Unix host".into());
+        }
+        let exe = std::env::current_exe().map_err(|e| format!("--load: own executable: {e}"))?;
+        for _ in 0..n {
+            let mut cmd = Command::new(&exe);
+            cmd.args(["busy", &std::process::id().to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::CommandExt;
+                // The first loop leads the group; the others join it.
+                let group = load.children.first().map_or(0, |c| c.id());
+                cmd.process_group(i32::try_from(group).map_err(|e| e.to_string())?);
+            }
+            // On error `load` is dropped here, killing the loops already started.
+            let child = cmd
+                .spawn()
+                .map_err(|e| format!("--load: cannot start a busy loop: {e}"))?;
+            load.children.push(child);
+        }
+        eprintln!(
+            "bench: {n} busy loop(s) running (process group {})",
+            load.children[0].id()
+        );
+        Ok(load)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        let Some(leader) = self.children.first() else {
+            return;
+        };
+        #[cfg(unix)]
+        if let Ok(group) = libc::pid_t::try_from(leader.id()) {
+            // SAFETY: killpg takes no pointers; `group` is the process group the first loop
+            // leads (spawned with `process_group(0)`), not yet reaped, so the id is not reused.
+            unsafe { libc::killpg(group, libc::SIGKILL) };
+        }
+        #[cfg(not(unix))]
+        let _ = leader;
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        eprintln!("bench: stopped {} busy loop(s)", self.children.len());
+    }
+}
+
+/// `xtask busy PARENT`: the hidden subcommand behind `--load`, one CPU-bound loop. It exits when
+/// its parent is no longer `PARENT` (xtask died without killing it), checked every few ms.
+pub fn busy(args: &[String]) -> Result<(), String> {
+    let parent: u32 = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .ok_or("usage: xtask busy PARENT-PID")?;
+    let mut x = 0u64;
+    loop {
+        for _ in 0..1 << 20 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        #[cfg(unix)]
+        if std::os::unix::process::parent_id() != parent {
+            return Ok(());
+        }
+        #[cfg(not(unix))]
+        let _ = parent;
     }
 }
 

@@ -3,7 +3,7 @@
 //! - `cargo xtask test [--fast] [--no-windows]`: every check CI runs; ends with
 //!   `xtask: N passed, M failed` and a non-zero exit status on any failure.
 //! - `cargo xtask bench [--quick] [--compare] [--only NAMES] [--baseline PATH] [--json-out PATH]
-//!   [--markdown] [--markdown-out PATH]`: benchmarks, optionally compared with Python.
+//!   [--markdown] [--markdown-out PATH] [--load N]`: benchmarks, optionally compared with Python.
 //! - `cargo xtask windows [FILTER...] [-- TEST-ARGS]`: the Windows leg (cross-build with
 //!   mingw-w64, run under Wine).
 //! - `cargo xtask models`: the loom and Miri legs of `test` alone.
@@ -30,6 +30,8 @@ fn main() -> ExitCode {
         "windows" => windows::run(rest),
         "tidy" => tidy::run().map(|_| ()),
         "models" => model::run(rest),
+        // Hidden: one busy loop of `bench --load N`.
+        "busy" => bench::busy(rest),
         other => Err(format!("unknown subcommand `{other}`")),
     };
     match result {
