@@ -26,7 +26,12 @@ fn proc_state(pid: u32) -> Option<char> {
 /// Waits (bounded) until `pid` is a zombie: killed, not yet reaped.
 fn until_zombie(pid: u32) {
     let t = Instant::now();
-    while proc_state(pid) != Some('Z') {
+    loop {
+        match proc_state(pid) {
+            Some('Z') => return,
+            None => panic!("{pid} was reaped before it could be seen as a zombie"),
+            Some(_) => {}
+        }
         assert!(t.elapsed() < LONG, "{pid} never became a zombie");
         std::thread::yield_now();
     }
@@ -63,7 +68,10 @@ fn r07_round(reap_before_survivor_reports: bool) {
     let (r, w): (Connection<(), ReadOnly>, Connection<(), WriteOnly>) = Pipe::simplex().unwrap();
     let started: Queue<u32> = Queue::new().unwrap();
     let report: Queue<Report> = Queue::new().unwrap();
-    let mut big = Process::new(big_writer, (w.clone(), started.clone()));
+    // Forked: our own child, which stays a zombie until we reap it (a fork-server child is
+    // the server's, reaped by the server as soon as it relayed the status).
+    let mut big = Process::new(big_writer, (w.clone(), started.clone()))
+        .start_method(processing::StartMethod::Fork);
     big.start().unwrap();
     let big_pid = started.get_timeout(LONG).unwrap();
     // The reader reads nothing yet, so the 4 MiB message fills the ring and its writer stays

@@ -205,13 +205,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
         // outside its directory) and its packaged sources build on their own; the two
         // `publish = false` members are left out. `--allow-dirty`: a local run checks the
         // working tree as it is, uncommitted edits included. The verification builds each
-        // crate against its siblings' packages as registry crates, which cargo never rebuilds
-        // for the same name and version: an earlier run's build of `processing-core 0.1.0`
-        // would stand in for today's sources, so that directory starts empty every time.
-        let _ = std::fs::remove_dir_all(crate::util::target_dir().join("package"));
+        // crate against its siblings' packages as crates of a local registry, which cargo
+        // unpacks into `$CARGO_HOME/registry/src/-<hash>/` and compiles once per name and
+        // version: an earlier run's `processing-core 0.1.0` would stand in for today's
+        // sources. So the unpacked copies go, and the step builds in a target directory of its
+        // own that starts empty.
+        let package_target = crate::util::target_dir().join("package-check");
+        let _ = std::fs::remove_dir_all(&package_target);
+        forget_unpacked_workspace_crates();
         tally.step(
             "package",
-            run_status(cargo().args([
+            run_status(cargo().env("CARGO_TARGET_DIR", &package_target).args([
                 "package",
                 "--workspace",
                 "--exclude",
@@ -336,5 +340,46 @@ fn shm_clean_since(before: &std::collections::BTreeSet<String>) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Removes this workspace's crates from the local registries `cargo package` unpacked into
+/// `$CARGO_HOME/registry/src` (directories named `-<hash>`, unlike crates.io's
+/// `index.crates.io-<hash>`), so that the package step builds today's sources.
+fn forget_unpacked_workspace_crates() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    let crates = std::fs::read_dir(crate::util::root().join("crates"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(unpacked) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for dir in unpacked.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            let is_ours = crates.iter().any(|c| {
+                name.strip_prefix(c.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|ch: char| ch.is_ascii_digit()))
+            });
+            if is_ours {
+                let _ = std::fs::remove_dir_all(dir.path());
+            }
+        }
     }
 }
