@@ -13,6 +13,8 @@
 //! assert_eq!(back, (1, "abc".to_string()));
 //! ```
 
+#[cfg(feature = "async")]
+pub mod aio;
 pub mod authkey;
 pub mod codec;
 pub mod handles;

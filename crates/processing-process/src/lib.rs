@@ -48,5 +48,7 @@ pub use info::{
     ParentProcess,
 };
 pub use log::log_to_stderr;
+#[cfg(feature = "async")]
+pub use process::JoinAsync;
 pub use process::{spawn, Process, Resource, Stdio};
 pub use tracing::Level;

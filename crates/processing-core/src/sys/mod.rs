@@ -11,6 +11,9 @@ pub(crate) use futex::{futex_wait, futex_wake};
 #[cfg(unix)]
 pub use unix::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 
+#[cfg(all(target_os = "linux", feature = "async"))]
+pub(crate) mod aio_epoll;
+
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
