@@ -1,5 +1,8 @@
 //! `Pipe` and `Connection<T>`: framed, typed messages over a stream, with OS handles beside them.
 
+#[cfg(feature = "async")]
+#[path = "async_io.rs"]
+mod async_io;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;

@@ -201,6 +201,16 @@ impl Listener {
         }
     }
 
+    /// The listening descriptor, readable when a peer waits (feature `async`).
+    #[cfg(all(unix, feature = "async"))]
+    pub(crate) fn raw_listen_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match &self.inner {
+            Inner::Local(l) => l.raw_fd(),
+            Inner::Tcp(l) => l.as_raw_fd(),
+        }
+    }
+
     /// The path of the socket file of a local listener (Unix).
     pub fn local_path(&self) -> Option<&std::path::Path> {
         match &self.inner {

@@ -110,9 +110,27 @@ impl Backoff {
         reactor::add_timer(Instant::now() + d, cx.waker().clone());
     }
 
+    /// A future completing after the next delay (for `async fn` callers).
+    pub fn sleep(&mut self) -> Sleep {
+        let d = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        Sleep::new(d)
+    }
+
     /// Starts the schedule over (after progress was made).
     pub fn reset(&mut self) {
         self.next = BACKOFF_MIN;
+    }
+}
+
+/// Retries `f` on the [`Backoff`] schedule until it returns `Some`.
+pub async fn retry<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let mut backoff = Backoff::new();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        backoff.sleep().await;
     }
 }
 

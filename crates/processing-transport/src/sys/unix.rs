@@ -386,6 +386,12 @@ impl LocalListener {
     pub(crate) fn path(&self) -> Option<&Path> {
         Some(&self.path)
     }
+
+    /// The listening descriptor (readable when a peer waits; feature `async`).
+    #[cfg(feature = "async")]
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
 }
 
 impl Drop for LocalListener {
