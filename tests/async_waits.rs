@@ -7,9 +7,10 @@ use std::pin::Pin;
 use std::task::Context;
 use std::time::Duration;
 
+#[cfg(unix)]
+use processing::{Client, Listener};
 use processing::{
-    Client, Connection, Event, JoinableQueue, Listener, Lock, Pipe, Process, Queue, Semaphore,
-    SimpleQueue,
+    Connection, Event, JoinableQueue, Lock, Pipe, Process, Queue, Semaphore, SimpleQueue,
 };
 
 fn tokio_rt() -> tokio::runtime::Runtime {
@@ -148,6 +149,7 @@ fn locks_block_on() {
     futures::executor::block_on(locks_and_events());
 }
 
+#[cfg(unix)]
 async fn accept(l: &Listener) {
     let addr = l.address().clone();
     let t = std::thread::spawn(move || {

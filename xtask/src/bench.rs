@@ -210,6 +210,8 @@ fn build_suite() -> Result<PathBuf, String> {
         "processing-suite",
         "--bench",
         "suite",
+        // The async metrics need feature `async`.
+        "--all-features",
         "--no-run",
         "--message-format=json-render-diagnostics",
     ]);
@@ -370,6 +372,8 @@ const UNITS: &[(&str, &str)] = &[
     ("pool_map_tasks_per_s", "tasks/s"),
     ("pool_apply_async_tasks_per_s", "tasks/s"),
     ("manager_list_ops_per_s", "ops/s"),
+    ("async_apply_tasks_per_s", "tasks/s"),
+    ("async_pipe_rtt_us", "us"),
 ];
 
 /// Checks the suite's lines against the rules of the comparison: known metrics in their unit, a
