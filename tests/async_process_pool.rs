@@ -1,5 +1,6 @@
 //! Awaitable process joins and pool results (feature `async`), each body run under tokio and
 //! under `futures::executor::block_on`.
+// xtask: not-conformance
 #![cfg(feature = "async")]
 
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! The parent's thread count while 10 000 futures wait on queues, locks, pool results and
 //! pipes (feature `async`): constant, no thread per waiter. Alone in its binary so that no
 //! other test's threads come and go while it counts.
+// xtask: not-conformance
 #![cfg(all(feature = "async", target_os = "linux"))]
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Awaitable pipes, listeners, queues and locks (feature `async`): each body under tokio and
 //! under `futures::executor::block_on`, and the cancellation of every wait.
+// xtask: not-conformance
 #![cfg(feature = "async")]
 
 use std::future::Future;
