@@ -1,6 +1,7 @@
 //! `Process::join_async` (feature `async`): the process's end awaited through the reactor of
-//! `processing_core::aio` — readiness of the pidfd and of the bootstrap channel on Linux, a
-//! polling [`Backoff`] on the process handle elsewhere.
+//! `processing_core::aio` — readiness of the pidfd and of the bootstrap channel on Linux; the
+//! process handle through the system thread pool on Windows (the report pipe checked on the
+//! [`Backoff`] schedule until read); `join_timeout(0)` on that schedule elsewhere.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,6 +33,10 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             process: self,
             #[cfg(target_os = "linux")]
             waits: Vec::new(),
+            #[cfg(windows)]
+            wait: None,
+            #[cfg(windows)]
+            signalled: false,
             backoff: Backoff::new(),
         }
     }
@@ -43,6 +48,11 @@ pub struct JoinAsync<'a, R> {
     process: &'a mut Process<R>,
     #[cfg(target_os = "linux")]
     waits: Vec<processing_core::aio::FdReady>,
+    #[cfg(windows)]
+    wait: Option<processing_core::aio::HandleReady>,
+    /// The process handle was signalled (Windows): wait no more on it.
+    #[cfg(windows)]
+    signalled: bool,
     backoff: Backoff,
 }
 
@@ -112,7 +122,36 @@ impl<R: Serialize + DeserializeOwned> Future for JoinAsync<'_, R> {
                 }
                 return Poll::Pending;
             }
-            #[cfg(not(target_os = "linux"))]
+            #[cfg(windows)]
+            {
+                // The process handle through the system thread pool; the report pipe is not
+                // waitable that way, so while the report is unread it is checked on the
+                // backoff schedule too.
+                if this.wait.is_none() && !this.signalled {
+                    if let Some(h) = st.shared.proc.sentinel() {
+                        match processing_core::aio::wait_handle(h) {
+                            Ok(w) => this.wait = Some(w),
+                            Err(e) => return Poll::Ready(Err(ProcessError::Io(e))),
+                        }
+                    }
+                }
+                if let Some(w) = this.wait.as_mut() {
+                    match Pin::new(w).poll(cx) {
+                        Poll::Ready(Ok(())) => {
+                            this.wait = None;
+                            this.signalled = true;
+                            continue;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(ProcessError::Io(e))),
+                        Poll::Pending => {}
+                    }
+                }
+                if this.wait.is_none() || (st.report.is_none() && st.chan.is_some()) {
+                    this.backoff.wait(cx);
+                }
+                return Poll::Pending;
+            }
+            #[cfg(not(any(target_os = "linux", windows)))]
             {
                 this.backoff.wait(cx);
                 return Poll::Pending;

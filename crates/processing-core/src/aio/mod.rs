@@ -37,9 +37,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+#[cfg(windows)]
+pub use crate::sys::aio_windows::HandleReady;
 pub use reactor::reactor_thread_started;
 #[cfg(target_os = "linux")]
 pub use reactor::{wait_fd, FdReady, Interest};
+
+/// Waits until a kernel object is signalled (Windows; a process handle: the process ended),
+/// through the system thread pool (`RegisterWaitForSingleObject`): many waits share a pool
+/// thread, none blocks the caller. Dropping the future unregisters the wait.
+#[cfg(windows)]
+pub fn wait_handle(h: std::os::windows::io::BorrowedHandle<'_>) -> std::io::Result<HandleReady> {
+    crate::sys::aio_windows::wait_handle(h)
+}
 
 /// A future that completes at a deadline.
 #[derive(Debug)]

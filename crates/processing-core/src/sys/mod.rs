@@ -14,6 +14,9 @@ pub use unix::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 #[cfg(all(target_os = "linux", feature = "async"))]
 pub(crate) mod aio_epoll;
 
+#[cfg(all(windows, feature = "async"))]
+pub(crate) mod aio_windows;
+
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
