@@ -4,7 +4,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -22,6 +23,8 @@ struct State {
 }
 
 struct Reactor {
+    /// The process that made it (see `REACTOR`).
+    pid: u32,
     state: Mutex<State>,
     #[cfg(target_os = "linux")]
     poller: crate::sys::aio_epoll::Poller,
@@ -29,44 +32,59 @@ struct Reactor {
     cond: std::sync::Condvar,
 }
 
-static REACTOR: OnceLock<Result<Reactor, String>> = OnceLock::new();
+/// This process's reactor. A process made by `fork` inherits the pointer but not the thread
+/// (nor an epoll set of its own): each reactor records the pid that made it, and a process
+/// that finds another pid's reactor makes its own. Creation is lock-free (a lock held by a
+/// parent's thread at `fork` would never be released in the child); two threads racing to
+/// create one both succeed and the loser's reactor idles (a one-off leak of a thread).
+static REACTOR: AtomicPtr<Reactor> = AtomicPtr::new(std::ptr::null_mut());
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn current() -> Option<&'static Reactor> {
+    let p = REACTOR.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer comes from `Box::leak` below and is never freed.
+    let r = unsafe { p.as_ref() }?;
+    (r.pid == std::process::id()).then_some(r)
+}
+
 fn reactor() -> Option<&'static Reactor> {
-    let r = REACTOR.get_or_init(|| {
-        let r = Reactor {
-            state: Mutex::new(State {
-                timers: BinaryHeap::new(),
-                timer_wakers: HashMap::new(),
-                next_id: 1,
-                armed: None,
-                #[cfg(target_os = "linux")]
-                fds: HashMap::new(),
-            }),
+    if let Some(r) = current() {
+        return Some(r);
+    }
+    let seen = REACTOR.load(Ordering::Acquire);
+    let r: &'static Reactor = Box::leak(Box::new(Reactor {
+        pid: std::process::id(),
+        state: Mutex::new(State {
+            timers: BinaryHeap::new(),
+            timer_wakers: HashMap::new(),
+            next_id: 1,
+            armed: None,
             #[cfg(target_os = "linux")]
-            poller: crate::sys::aio_epoll::Poller::new().map_err(|e| e.to_string())?,
-            #[cfg(not(target_os = "linux"))]
-            cond: std::sync::Condvar::new(),
-        };
-        std::thread::Builder::new()
-            .name("processing-aio".into())
-            .spawn(|| {
-                if let Ok(r) = REACTOR.wait() {
-                    r.run();
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(r)
-    });
-    r.as_ref().ok()
+            fds: HashMap::new(),
+        }),
+        #[cfg(target_os = "linux")]
+        poller: crate::sys::aio_epoll::Poller::new().ok()?,
+        #[cfg(not(target_os = "linux"))]
+        cond: std::sync::Condvar::new(),
+    }));
+    std::thread::Builder::new()
+        .name("processing-aio".into())
+        .spawn(move || r.run())
+        .ok()?;
+    let mine = r as *const Reactor as *mut Reactor;
+    match REACTOR.compare_exchange(seen, mine, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(r),
+        // Another thread of this process won the race: use its reactor.
+        Err(_) => current(),
+    }
 }
 
 /// Whether this process's reactor thread runs (it starts on the first pending wait).
 pub fn reactor_thread_started() -> bool {
-    matches!(REACTOR.get(), Some(Ok(_)))
+    current().is_some()
 }
 
 /// Wakes `waker` at `deadline`. If the reactor cannot run (no thread or epoll could be
