@@ -302,3 +302,58 @@ mod linux {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aio::{block_on, Sleep};
+    use std::time::Duration;
+
+    #[test]
+    fn timers_wake_at_their_deadlines_not_before() {
+        for ms in [3u64, 1, 2] {
+            let start = Instant::now();
+            block_on(Sleep::new(Duration::from_millis(ms)));
+            assert!(start.elapsed() >= Duration::from_millis(ms));
+        }
+        assert!(reactor_thread_started());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn descriptor_waits_fire_on_readiness_and_leave_the_set_when_dropped() {
+        use std::future::Future;
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        use std::os::unix::net::UnixStream;
+        use std::pin::Pin;
+        use std::task::{Context, Wake};
+
+        struct Noop;
+        impl Wake for Noop {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        let waker = Waker::from(std::sync::Arc::new(Noop));
+        let mut cx = Context::from_waker(&waker);
+        let registered = || {
+            let r = reactor().unwrap();
+            lock(&r.state).fds.len()
+        };
+
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let before = registered();
+        {
+            let mut w = wait_fd(b.as_fd(), Interest::Readable).unwrap();
+            assert!(Pin::new(&mut w).poll(&mut cx).is_pending());
+            assert_eq!(registered(), before + 1);
+        }
+        assert_eq!(registered(), before, "a dropped wait left its registration");
+
+        let w = wait_fd(b.as_fd(), Interest::Readable).unwrap();
+        a.write_all(b"x").unwrap();
+        block_on(w).unwrap();
+        assert_eq!(registered(), before);
+        // Writable at once (an empty socket buffer).
+        block_on(wait_fd(a.as_fd(), Interest::Writable).unwrap()).unwrap();
+    }
+}
