@@ -10,8 +10,10 @@ use std::time::Duration;
 
 #[cfg(unix)]
 use processing::{Client, Listener};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use processing::{
-    Connection, Event, JoinableQueue, Lock, Pipe, Process, Queue, Semaphore, SimpleQueue,
+    Condition, Connection, Event, JoinableQueue, Lock, Pipe, Process, Queue, Semaphore, SimpleQueue,
 };
 
 fn tokio_rt() -> tokio::runtime::Runtime {
@@ -118,6 +120,16 @@ async fn locks_and_events() {
     let e = Event::new().unwrap();
     assert!(!e.wait_timeout_async(Duration::from_millis(5)).await);
     futures::join!(e.wait_async(), async { e.set() });
+    // A condition awaited by its predicate, set under the lock by another future.
+    let cond = Condition::new().unwrap();
+    let flag = AtomicBool::new(false);
+    futures::join!(cond.wait_for_async(|| flag.load(Ordering::SeqCst)), async {
+        Sleep(Duration::from_millis(10)).await;
+        let g = cond.acquire().unwrap();
+        flag.store(true, Ordering::SeqCst);
+        cond.notify_all().unwrap();
+        drop(g);
+    });
 }
 
 #[test]
@@ -208,6 +220,15 @@ fn cancelled_waits_take_nothing() {
     }
     sem.release().unwrap();
     assert_eq!(sem.value(), 1);
+    // Condition: a dropped predicate wait holds no lock (another thread takes it at once).
+    let cond = Condition::new().unwrap();
+    {
+        let f = std::pin::pin!(cond.wait_for_async(|| false));
+        assert!(poll_once(f));
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(cond.try_acquire().is_some()));
+    });
     // Pipe: a dropped recv consumed no message.
     let (a, b) = Pipe::new::<u8>().unwrap();
     {

@@ -4,15 +4,16 @@
 //! memory, so dropping it at any point takes no permit and leaves no waiter behind; a permit
 //! is only ever taken in the poll that returns it.
 //!
-//! Not offered: a `Condition` wait (its lock is an [`RLock`](crate::RLock), owned by a thread,
-//! while a task may move between threads at each `.await`; and a dropped notify-driven waiter
-//! would swallow a `notify`) and a `Barrier` wait (an arrival cannot be withdrawn when the
-//! future is dropped). Await the state they guard through an `Event`, a `Semaphore` or a
-//! queue instead.
+//! A `Condition` is awaited by its predicate ([`Condition::wait_for_async`]): its lock is an
+//! [`RLock`](crate::RLock), owned by a thread, while a task may move between threads at each
+//! `.await`, so the lock is taken and released within one poll, and a notify-driven wait is
+//! not offered (a dropped waiter would swallow a `notify`). Not offered: a `Barrier` wait (an
+//! arrival cannot be withdrawn when the future is dropped) and `RLock::acquire_async` (thread
+//! ownership again).
 
 use processing_core::aio::{retry, retry_until};
 
-use crate::{BoundedSemaphore, Event, Lock, LockGuard, Semaphore, SemaphoreGuard};
+use crate::{BoundedSemaphore, Condition, Event, Lock, LockGuard, Semaphore, SemaphoreGuard};
 
 impl Lock {
     /// Awaits the lock, like [`acquire`](Lock::acquire), without blocking a thread (any
@@ -71,5 +72,30 @@ impl Event {
         retry_until(deadline, || self.is_set().then_some(()))
             .await
             .is_some()
+    }
+}
+
+impl Condition {
+    /// Awaits until `predicate` returns true, checked under the condition's lock on the
+    /// retry schedule (feature `async`). Unlike [`wait_for`](Condition::wait_for) it is called
+    /// without the lock and returns without it: the lock is taken and released within each
+    /// check, because an [`RLock`](crate::RLock) belongs to a thread and a task may move
+    /// between threads at an `.await`. Re-check the state under the lock if it may change
+    /// again. Cancellation safe: a dropped future holds no lock and is no registered waiter.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// let cond = processing_sync::Condition::new().unwrap();
+    /// let ready = AtomicBool::new(true);
+    /// processing_core::aio::block_on(cond.wait_for_async(|| ready.load(Ordering::SeqCst)));
+    /// ```
+    pub async fn wait_for_async(&self, mut predicate: impl FnMut() -> bool) {
+        retry(|| {
+            let guard = self.try_acquire()?;
+            let holds = predicate();
+            drop(guard);
+            holds.then_some(())
+        })
+        .await
     }
 }
