@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -87,43 +88,13 @@ impl<R: DeserializeOwned + Send + 'static> futures_core::Stream for IMap<'_, R> 
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        loop {
-            if let Some(v) = this.current.next() {
-                return Poll::Ready(Some(Ok(v)));
-            }
-            if let Err(e) = this.refill() {
-                return Poll::Ready(Some(Err(e)));
-            }
-            if this.yielded_chunks == this.submitted {
-                return Poll::Ready(None);
-            }
-            let chunk = {
-                let mut s = lock(&this.group.state);
-                let found = if this.ordered {
-                    s.done.remove(&this.yielded_chunks)
-                } else {
-                    let mut found = None;
-                    while let Some(i) = s.arrivals.pop_front() {
-                        if let Some(c) = s.done.remove(&i) {
-                            found = Some(c);
-                            break;
-                        }
-                    }
-                    found
-                };
-                match found {
-                    Some(c) => c,
-                    None => {
-                        s.waker = Some(cx.waker().clone());
-                        return Poll::Pending;
-                    }
-                }
-            };
-            this.yielded_chunks += 1;
-            match chunk {
-                Ok(values) => this.current = values.into_iter(),
-                Err(e) => return Poll::Ready(Some(Err(e))),
-            }
+        // Registered before looking: a chunk finishing after the look wakes the task.
+        lock(&this.group.state).waker = Some(cx.waker().clone());
+        match this.next_timeout(Duration::ZERO) {
+            // Nothing finished yet (the wait's own timeout, not a task's).
+            Err(PoolError::Timeout) => Poll::Pending,
+            Ok(item) => Poll::Ready(item.map(Ok)),
+            Err(e) => Poll::Ready(Some(Err(e))),
         }
     }
 }
