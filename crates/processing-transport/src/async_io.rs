@@ -19,6 +19,9 @@ use crate::ConnectionError;
 #[cfg(unix)]
 use crate::{Listener, ListenerError};
 
+/// How long `readable_async` looks again before it sleeps on the reactor.
+const ASYNC_SPIN: Duration = Duration::from_micros(10);
+
 /// Waits until `raw` is ready (Linux: epoll; elsewhere: one backoff step, the caller checks
 /// again).
 async fn ready(
@@ -49,10 +52,18 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// [`recv`](Connection::recv) does not wait. Cancellation safe.
     pub async fn readable_async(&self) -> Result<(), ConnectionError> {
         let mut backoff = Backoff::new();
+        // A reply often follows within microseconds (a request/response peer): look again
+        // for at most `ASYNC_SPIN` before going through the reactor, whose hand-over costs two
+        // thread wake-ups. Bounded and short, so the executor thread is held only briefly.
+        let spin_end = std::time::Instant::now() + ASYNC_SPIN;
         loop {
             // Also arms the shared-memory ring's doorbell: a writer then rings the socket.
             if self.poll(Duration::ZERO)? {
                 return Ok(());
+            }
+            if std::time::Instant::now() < spin_end {
+                std::hint::spin_loop();
+                continue;
             }
             ready(self.inner.stream.raw_waitable(), false, &mut backoff).await?;
         }

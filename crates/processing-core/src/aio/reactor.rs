@@ -218,8 +218,15 @@ mod linux {
     }
 
     /// Waits until `fd` is ready for `interest` (level-triggered: ready at once if it already
-    /// is). Dropping the future removes the registration.
+    /// is, without going through the reactor). Dropping the future removes the registration.
     pub fn wait_fd(fd: BorrowedFd<'_>, interest: Interest) -> io::Result<FdReady> {
+        if crate::sys::aio_epoll::ready_now(fd, interest == Interest::Readable) {
+            return Ok(FdReady {
+                dup: None,
+                interest,
+                token: None,
+            });
+        }
         let dup = fd.try_clone_to_owned()?;
         Ok(FdReady {
             dup: Some(dup),

@@ -5,6 +5,23 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
+/// Whether `fd` is ready for reading (or writing) now, without waiting (`poll` with a zero
+/// timeout); an error, hang-up or invalid descriptor counts as ready (the next call tells).
+pub(crate) fn ready_now(fd: BorrowedFd<'_>, readable: bool) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: if readable {
+            libc::POLLIN
+        } else {
+            libc::POLLOUT
+        },
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n != 0
+}
+
 /// The epoll token of the timerfd (descriptor tokens start at 1).
 const TIMER_TOKEN: u64 = 0;
 
