@@ -2,6 +2,10 @@
 //! for the socket's readiness in the reactor's epoll set (`processing_core::aio::wait_fd`);
 //! elsewhere it checks readiness without blocking on the reactor's [`Backoff`] schedule.
 //!
+//! `recv_async` looks for a message again for up to 10 µs before it sleeps on the reactor
+//! (a peer answering a request often replies within that, and the reactor's hand-over costs
+//! two thread wake-ups): the executor thread is held that long at most per wait.
+//!
 //! Once the socket is ready the operation itself runs as the blocking one does: a message is
 //! read (or written) to its end on the polling task. A sender writes a message in one go, so a
 //! reader waits at most for the rest of a message already under way; a `send_async` of a
