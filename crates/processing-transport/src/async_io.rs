@@ -1,6 +1,8 @@
 //! Awaitable connection and listener operations (feature `async`). On Linux a future waits
 //! for the socket's readiness in the reactor's epoll set (`processing_core::aio::wait_fd`);
 //! elsewhere it checks readiness without blocking on the reactor's [`Backoff`] schedule.
+//! `Listener::accept_async` needs no reactor: it waits on the listener's queue of
+//! authenticated connections, whose producers wake its waker.
 //!
 //! `recv_async` looks for a message again for up to 10 µs before it sleeps on the reactor
 //! (a peer answering a request often replies within that, and the reactor's hand-over costs
