@@ -3,6 +3,8 @@
 //! Prints one JSON object per line on stdout; progress goes to stderr. Flags: `--quick`,
 //! `--only NAME[,NAME...]`, `--cluster` (the cluster rows; needs the feature `cluster`). Each area lives in its own module with a `run(&Ctx)` function.
 
+#[cfg(feature = "async")]
+mod async_bench;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod ctx;
@@ -28,6 +30,8 @@ fn main() {
         ("sync", sync::run),
         ("pool", pool::run),
         ("manager", manager::run),
+        #[cfg(feature = "async")]
+        ("async", async_bench::run),
     ];
     for (name, run) in areas {
         eprintln!("bench: {name}");

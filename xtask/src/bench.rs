@@ -144,6 +144,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         eprintln!("bench: WARNING: {p}");
         problems.push(p);
     }
+    for note in async_ratios(&ours) {
+        eprintln!("bench: {note}");
+    }
     let mut all: Vec<Json> = ours.clone();
 
     if opts.compare {
@@ -327,6 +330,33 @@ pub fn busy(args: &[String]) -> Result<(), String> {
     }
 }
 
+/// The async metrics against their blocking twins of the same run (issue goals: apply ≥ 80 %,
+/// pipe round trip ≤ 3×), for the closing note.
+fn async_ratios(ours: &[Json]) -> Vec<String> {
+    let value = |metric: &str| {
+        ours.iter()
+            .filter(|l| l.str("metric") == Some(metric) && l.bool("pinned") != Some(true))
+            .find_map(|l| l.num("value"))
+    };
+    let mut notes = Vec::new();
+    if let (Some(a), Some(b)) = (
+        value("async_apply_tasks_per_s"),
+        value("pool_apply_async_tasks_per_s"),
+    ) {
+        notes.push(format!(
+            "async_apply_tasks_per_s is {:.0} % of pool_apply_async_tasks_per_s (goal ≥ 80 %)",
+            100.0 * a / b
+        ));
+    }
+    if let (Some(a), Some(b)) = (value("async_pipe_rtt_us"), value("pipe_rtt_us")) {
+        notes.push(format!(
+            "async_pipe_rtt_us is {:.2}× pipe_rtt_us (goal ≤ 3×)",
+            a / b
+        ));
+    }
+    notes
+}
+
 /// Builds the suite in the bench profile and returns its executable.
 fn build_suite(cluster: bool) -> Result<PathBuf, String> {
     let mut cmd = cargo();
@@ -336,6 +366,8 @@ fn build_suite(cluster: bool) -> Result<PathBuf, String> {
         "processing-suite",
         "--bench",
         "suite",
+        // The async metrics need feature `async`.
+        "--all-features",
         "--no-run",
         "--message-format=json-render-diagnostics",
     ]);
@@ -500,6 +532,8 @@ const UNITS: &[(&str, &str)] = &[
     ("pool_map_tasks_per_s", "tasks/s"),
     ("pool_apply_async_tasks_per_s", "tasks/s"),
     ("manager_list_ops_per_s", "ops/s"),
+    ("async_apply_tasks_per_s", "tasks/s"),
+    ("async_pipe_rtt_us", "us"),
 ];
 
 /// Checks the suite's lines against the rules of the comparison: known metrics in their unit, a
@@ -892,6 +926,22 @@ mod tests {
 
     fn lines(text: &str) -> Vec<Json> {
         text.lines().map(|l| parse_json(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn async_ratios_against_the_blocking_twins() {
+        let ours = lines(
+            r#"{"metric": "pipe_rtt_us", "value": 2.0, "unit": "us", "pinned": true}
+{"metric": "pipe_rtt_us", "value": 4.0, "unit": "us", "headline": true}
+{"metric": "async_pipe_rtt_us", "value": 6.0, "unit": "us"}
+{"metric": "pool_apply_async_tasks_per_s", "value": 1000, "unit": "tasks/s"}
+{"metric": "async_apply_tasks_per_s", "value": 900, "unit": "tasks/s"}"#,
+        );
+        let notes = super::async_ratios(&ours);
+        assert_eq!(notes.len(), 2);
+        assert!(notes[0].contains("90 %"), "{notes:?}");
+        assert!(notes[1].contains("1.50×"), "{notes:?}");
+        assert!(super::async_ratios(&ours[..2]).is_empty());
     }
 
     #[test]

@@ -15,6 +15,8 @@
 
 #![doc(html_root_url = "https://docs.rs/processing-core/0.1.0")]
 
+#[cfg(feature = "async")]
+pub mod aio;
 pub mod authkey;
 pub mod codec;
 pub mod handles;

@@ -13,6 +13,10 @@ use crate::core::{Group, Shared, Task};
 use crate::task::EntryFn;
 use crate::PoolError;
 
+#[cfg(feature = "async")]
+#[path = "async_result.rs"]
+mod async_result;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -118,6 +122,8 @@ struct SlotState<T> {
     settled: bool,
     taken: bool,
     waiters: usize,
+    /// Tasks awaiting the result (feature `async`), woken by `set`.
+    wakers: Vec<std::task::Waker>,
     callbacks: Callbacks<T>,
 }
 
@@ -136,6 +142,7 @@ impl<T> Slot<T> {
                 settled: false,
                 taken: false,
                 waiters: 0,
+                wakers: Vec::new(),
                 callbacks,
             }),
             ready: AtomicBool::new(false),
@@ -175,6 +182,9 @@ impl<T> Slot<T> {
         if s.waiters > 0 {
             self.cond.notify_all();
         }
+        let wakers = std::mem::take(&mut s.wakers);
+        drop(s);
+        wakers.into_iter().for_each(std::task::Waker::wake);
     }
 
     fn is_ready(&self) -> bool {
@@ -259,6 +269,8 @@ impl<T> Slot<T> {
 pub struct AsyncResult<T> {
     slot: Arc<Slot<T>>,
     cancel: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// Polled as a future and not completed: dropping it cancels a task not yet started.
+    awaited: bool,
 }
 
 impl<T> std::fmt::Debug for AsyncResult<T> {
@@ -271,7 +283,11 @@ impl<T> std::fmt::Debug for AsyncResult<T> {
 
 impl<T> AsyncResult<T> {
     pub(crate) fn new(slot: Arc<Slot<T>>, cancel: Arc<dyn Fn() -> bool + Send + Sync>) -> Self {
-        AsyncResult { slot, cancel }
+        AsyncResult {
+            slot,
+            cancel,
+            awaited: false,
+        }
     }
 
     /// Waits for the result and returns it (or the task's error).
@@ -492,6 +508,8 @@ struct ImapState<R> {
     /// Chunks finished, and all chunks once the input ended (then the bar finishes).
     completed: usize,
     total: Option<usize>,
+    /// The task awaiting the next chunk (feature `async`), woken by `complete`.
+    waker: Option<std::task::Waker>,
 }
 
 /// An `imap`/`imap_unordered`: chunks submitted lazily by the iterator.
@@ -540,6 +558,11 @@ impl<R: DeserializeOwned + Send> Group for ImapGroup<R> {
         s.arrivals.push_back(index);
         if s.waiting {
             self.cond.notify_all();
+        }
+        let waker = s.waker.take();
+        drop(s);
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
@@ -611,6 +634,7 @@ impl<'a, R: DeserializeOwned + Send + 'static> IMap<'a, R> {
                 lens: BTreeMap::new(),
                 completed: 0,
                 total: None,
+                waker: None,
             }),
             cond: Condvar::new(),
             progress,

@@ -50,6 +50,8 @@ pub use info::{
     ParentProcess,
 };
 pub use log::log_to_stderr;
+#[cfg(feature = "async")]
+pub use process::JoinAsync;
 pub use process::{spawn, KillHandle, Process, Resource, Stdio};
 pub use tracing::Level;
 

@@ -16,6 +16,12 @@ use crate::target::{self, BuildId};
 use crate::wire::{Config, Frame, Refusal, Report, Setup, StdioMsg, EXIT_BOOTSTRAP_FAILED};
 use crate::{get_start_method, ProcessError, StartMethod};
 
+#[cfg(feature = "async")]
+#[path = "async_join.rs"]
+mod async_join;
+#[cfg(feature = "async")]
+pub use async_join::JoinAsync;
+
 /// Where a child's standard input, output or error goes.
 ///
 /// ```

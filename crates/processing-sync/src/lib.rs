@@ -24,6 +24,8 @@
 
 mod action;
 mod algo;
+#[cfg(feature = "async")]
+mod async_sync;
 mod barrier;
 mod condition;
 mod error;

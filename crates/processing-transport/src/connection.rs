@@ -1,5 +1,10 @@
 //! `Pipe` and `Connection<T>`: framed, typed messages over a stream, with OS handles beside them.
 
+#[cfg(feature = "async")]
+#[path = "async_io.rs"]
+mod async_io;
+#[cfg(feature = "async")]
+pub use async_io::AcceptAsync;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;

@@ -30,6 +30,8 @@ mod wait;
 
 pub use address::{Address, IntoAddress};
 pub use auth::{handshake_client, handshake_server};
+#[cfg(feature = "async")]
+pub use connection::AcceptAsync;
 pub use connection::{
     CanRecv, CanSend, Connection, Direction, Duplex, Pipe, ReadOnly, SimplexPair, WriteOnly,
 };

@@ -223,6 +223,29 @@ struct State {
     next: u64,
     /// The accepting thread has ended.
     closed: bool,
+    /// Tasks awaiting `accept_async` (feature `async`), by waiter key; woken (and removed)
+    /// when `ready` gains an entry or the accepting thread ends.
+    #[cfg(feature = "async")]
+    wakers: std::collections::BTreeMap<u64, std::task::Waker>,
+    #[cfg(feature = "async")]
+    next_waiter: u64,
+}
+
+impl State {
+    /// Wakes every task awaiting `accept_async`: each looks at `ready` again (one takes the
+    /// entry, the others register again), so a woken future that is dropped before it polls
+    /// loses no connection and starves no other waiter.
+    fn wake_async(&mut self) {
+        #[cfg(feature = "async")]
+        for (_, w) in std::mem::take(&mut self.wakers) {
+            w.wake();
+        }
+    }
+}
+
+/// What `accept` returns once the accepting thread ended.
+fn stopped() -> ListenerError {
+    ListenerError::Io(std::io::Error::other("the listener stopped accepting"))
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -255,7 +278,10 @@ impl Shared {
                 Err(e) => {
                     // Reported to `accept` (EMFILE and friends), then a short back-off.
                     failures += 1;
-                    lock(&self.state).ready.push_back(Err(ListenerError::Io(e)));
+                    let mut state = lock(&self.state);
+                    state.ready.push_back(Err(ListenerError::Io(e)));
+                    state.wake_async();
+                    drop(state);
                     self.ready_cv.notify_one();
                     std::thread::sleep(Duration::from_millis(u64::from(failures.min(50))));
                 }
@@ -267,6 +293,7 @@ impl Shared {
         for p in state.pending.drain(..) {
             p.conn.abort();
         }
+        state.wake_async();
         drop(state);
         self.ready_cv.notify_all();
         self.reap_cv.notify_all();
@@ -373,6 +400,7 @@ impl Shared {
             Err(e) => Err(e.into()),
         };
         state.ready.push_back(outcome);
+        state.wake_async();
         drop(state);
         self.ready_cv.notify_one();
     }
@@ -451,9 +479,7 @@ impl Listener {
                 return outcome.map(Connection::with_type);
             }
             if state.closed {
-                return Err(ListenerError::Io(std::io::Error::other(
-                    "the listener stopped accepting",
-                )));
+                return Err(stopped());
             }
             state = self
                 .shared
@@ -461,6 +487,53 @@ impl Listener {
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// One look at the queue of authenticated connections for `accept_async` (feature
+    /// `async`): an entry if there is one (the outcome [`accept`](Self::accept) would return),
+    /// else the error of a stopped listener, else `Pending` with `cx`'s waker registered
+    /// under `*key` (given a key on first use), to be woken when an entry is queued.
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        key: &mut Option<u64>,
+    ) -> std::task::Poll<Result<Connection<()>, ListenerError>> {
+        use std::task::Poll;
+        let mut state = lock(&self.shared.state);
+        if let Some(outcome) = state.ready.pop_front() {
+            if let Some(k) = key.take() {
+                state.wakers.remove(&k);
+            }
+            drop(state);
+            self.shared.room_cv.notify_one();
+            return Poll::Ready(outcome);
+        }
+        if state.closed {
+            if let Some(k) = key.take() {
+                state.wakers.remove(&k);
+            }
+            return Poll::Ready(Err(stopped()));
+        }
+        let k = *key.get_or_insert_with(|| {
+            let k = state.next_waiter;
+            state.next_waiter += 1;
+            k
+        });
+        match state.wakers.get_mut(&k) {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            Some(w) => w.clone_from(cx.waker()),
+            None => {
+                state.wakers.insert(k, cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Withdraws the waiter `key` of a dropped `accept_async` future (feature `async`).
+    #[cfg(feature = "async")]
+    pub(crate) fn forget_waiter(&self, key: u64) {
+        lock(&self.shared.state).wakers.remove(&key);
     }
 
     /// The path of the socket file of a local listener (Unix).

@@ -36,6 +36,9 @@ pub use processing_cluster as cluster;
 
 #[doc(inline)]
 pub use processing_core as core;
+/// The reactor behind the `*_async` waits (feature `async`): [`aio::block_on`], [`aio::Sleep`].
+#[cfg(feature = "async")]
+pub use processing_core::aio;
 #[doc(inline)]
 pub use processing_manager as manager;
 #[doc(inline)]

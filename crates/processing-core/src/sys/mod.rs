@@ -13,6 +13,12 @@ pub(crate) use unix::private_runtime_dir;
 #[cfg(unix)]
 pub use unix::{recv_with_fds, send_with_fds, InsecureDir, MAX_FDS_PER_MESSAGE};
 
+#[cfg(all(target_os = "linux", feature = "async"))]
+pub(crate) mod aio_epoll;
+
+#[cfg(all(windows, feature = "async"))]
+pub(crate) mod aio_windows;
+
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]

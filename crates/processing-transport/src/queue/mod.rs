@@ -25,6 +25,9 @@
 //! assert!(q.get().unwrap_err().is_closed()); // ... then reports it closed
 //! ```
 
+#[cfg(feature = "async")]
+#[path = "async_queue.rs"]
+mod async_queue;
 mod error;
 mod lock;
 mod park;
@@ -40,6 +43,8 @@ use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
+#[cfg(feature = "async")]
+pub use async_queue::{GetAsync, PutAsync};
 pub use error::{GetError, JoinTimeoutError, PutError, QueueError, TaskDoneError};
 use park::Deadline;
 use ring::{FrameKind, GetFail, PutFail, Ring};
