@@ -45,6 +45,7 @@ fn slow_pid() -> u32 {
 }
 
 /// This process's stamp (see [`stamp_of`]), cached.
+#[inline]
 pub fn current_stamp() -> u32 {
     let stamp = STAMP.load(Ordering::Relaxed);
     if stamp != 0 {

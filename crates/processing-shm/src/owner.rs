@@ -41,6 +41,7 @@ pub struct Owner {
 
 impl Owner {
     /// This process (cached; correct after `fork`).
+    #[inline]
     pub fn current() -> Owner {
         Owner {
             pid: crate::liveness::current_pid().max(1),

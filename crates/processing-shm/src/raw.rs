@@ -31,6 +31,7 @@ const WORD: usize = 8;
 /// # Safety
 /// The word must lie in a live mapping (segments are page-aligned and page-granular, so the
 /// word around any byte of a segment does).
+#[inline]
 unsafe fn word_at<'a>(at: usize) -> &'a AtomicU64 {
     // SAFETY: the caller's promise; the address is 8-aligned by construction.
     unsafe { &*((at & !(WORD - 1)) as *const AtomicU64) }
@@ -40,7 +41,15 @@ unsafe fn word_at<'a>(at: usize) -> &'a AtomicU64 {
 ///
 /// # Safety
 /// `src..src + dst.len()` must lie in a live shared mapping (page-aligned, page-granular).
+#[inline]
 unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
+    if dst.len() == WORD && (src as usize) % WORD == 0 {
+        // The common case (an aligned 8-byte element): one load.
+        // SAFETY: the caller's promise.
+        let word = unsafe { word_at(src as usize) }.load(Ordering::Relaxed);
+        dst.copy_from_slice(&word.to_ne_bytes());
+        return;
+    }
     let mut at = src as usize;
     let mut done = 0;
     while done < dst.len() {
@@ -60,7 +69,16 @@ unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
 /// # Safety
 /// `dst..dst + src.len()` must lie in a live, writable shared mapping (page-aligned,
 /// page-granular).
+#[inline]
 unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
+    if src.len() == WORD && (dst as usize) % WORD == 0 {
+        // The common case (an aligned 8-byte element): one store.
+        let mut b = [0u8; WORD];
+        b.copy_from_slice(src);
+        // SAFETY: the caller's promise.
+        unsafe { word_at(dst as usize) }.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        return;
+    }
     let mut at = dst as usize;
     let mut done = 0;
     while done < src.len() {
@@ -318,6 +336,7 @@ impl<T: Pod> RawArray<T> {
     }
 
     /// A copy of element `index`, or `None` when out of range.
+    #[inline]
     pub fn get(&self, index: usize) -> Option<T> {
         if index >= self.len {
             return None;
