@@ -43,7 +43,7 @@ unsafe fn word_at<'a>(at: usize) -> &'a AtomicU64 {
 /// `src..src + dst.len()` must lie in a live shared mapping (page-aligned, page-granular).
 #[inline]
 unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
-    if dst.len() == WORD && (src as usize) % WORD == 0 {
+    if dst.len() == WORD && (src as usize).is_multiple_of(WORD) {
         // The common case (an aligned 8-byte element): one load.
         // SAFETY: the caller's promise.
         let word = unsafe { word_at(src as usize) }.load(Ordering::Relaxed);
@@ -71,7 +71,7 @@ unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
 /// page-granular).
 #[inline]
 unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
-    if src.len() == WORD && (dst as usize) % WORD == 0 {
+    if src.len() == WORD && (dst as usize).is_multiple_of(WORD) {
         // The common case (an aligned 8-byte element): one store.
         let mut b = [0u8; WORD];
         b.copy_from_slice(src);
