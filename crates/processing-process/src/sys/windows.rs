@@ -13,7 +13,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    SetHandleInformation, HANDLE, HANDLE_FLAG_INHERIT, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    SetHandleInformation, ERROR_INTERNAL_ERROR, HANDLE, HANDLE_FLAG_INHERIT, WAIT_OBJECT_0,
+    WAIT_TIMEOUT,
 };
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation,
@@ -357,7 +358,19 @@ pub(crate) fn spawn_exec(req: ExecRequest) -> Result<ProcHandle, SpawnError> {
         child_end
             .set_inheritable(true)
             .map_err(|e| SpawnError::io("cannot pass the bootstrap channel", e))?;
-        let spawned = cmd.spawn();
+        let mut spawned = cmd.spawn();
+        // Wine's CreateProcess now and then fails with ERROR_INTERNAL_ERROR while its server
+        // is busy tearing other processes down; nothing was started, so a few bounded tries
+        // (about 130 ms in all) are safe. Any other error is final at once.
+        for pause_ms in [1, 5, 25, 100] {
+            match &spawned {
+                Err(e) if e.raw_os_error() == Some(ERROR_INTERNAL_ERROR as i32) => {
+                    std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+                    spawned = cmd.spawn();
+                }
+                _ => break,
+            }
+        }
         let _ = child_end.set_inheritable(false);
         spawned.map_err(|e| SpawnError::io("cannot execute the program", e))?
     };
