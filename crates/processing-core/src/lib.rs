@@ -25,6 +25,16 @@ pub mod startup;
 mod sys;
 
 pub use codec::CodecError;
+
+/// The cause carried by an error variant whose source lives in a higher layer (a manager proxy's
+/// `ManagerError` inside a queue or lock error): any error, sendable between threads, whose
+/// concrete type `source()` + `downcast_ref` recover.
+///
+/// ```
+/// let cause: processing_core::BoxError = Box::new(std::io::Error::other("gone"));
+/// assert!(cause.downcast_ref::<std::io::Error>().is_some());
+/// ```
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub use handles::{HandleError, OwnedOsHandle, TransferableHandle};
 
 #[cfg(test)]

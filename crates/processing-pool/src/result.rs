@@ -270,6 +270,7 @@ pub struct AsyncResult<T> {
     slot: Arc<Slot<T>>,
     cancel: Arc<dyn Fn() -> bool + Send + Sync>,
     /// Polled as a future and not completed: dropping it cancels a task not yet started.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     awaited: bool,
 }
 
