@@ -3,7 +3,10 @@
 use std::time::{Duration, Instant};
 
 use processing::process::Process;
-use processing::transport::queue::{GetError, JoinableQueue, PutError, Queue, QueueBuilder};
+use processing::transport::queue::{
+    GetError, GetTimeoutError, JoinableQueue, PutError, Queue, QueueBuilder, TryGetError,
+    TryPutError,
+};
 
 const SLACK: Duration = Duration::from_secs(5);
 
@@ -35,12 +38,12 @@ fn q01_bounded_queue_of_six() {
     assert!(q.is_full());
     assert_eq!(q.len(), 6);
     let t = Instant::now();
-    assert_eq!(q.try_put(6), Err(PutError::Full(6)));
+    assert_eq!(q.try_put(6), Err(TryPutError::Full(6)));
     assert!(t.elapsed() < Duration::from_secs(1));
     let t = Instant::now();
     let err = q.put_timeout(7, Duration::from_millis(300)).unwrap_err();
     assert_took(t.elapsed(), Duration::from_millis(300));
-    assert_eq!(err.into_inner(), Some(7));
+    assert_eq!(err.into_inner(), 7);
 
     let mut consumer = Process::new(drain_all, q.clone());
     consumer.start().unwrap();
@@ -67,12 +70,12 @@ fn q02_fifo_from_another_process() {
     producer.join().unwrap();
 
     let t = Instant::now();
-    assert_eq!(q.try_get(), Err(GetError::Empty));
+    assert_eq!(q.try_get(), Err(TryGetError::Empty));
     assert!(t.elapsed() < Duration::from_secs(1));
     let t = Instant::now();
     assert_eq!(
         q.get_timeout(Duration::from_millis(300)),
-        Err(GetError::Timeout)
+        Err(GetTimeoutError::Timeout)
     );
     assert_took(t.elapsed(), Duration::from_millis(300));
 }
@@ -173,7 +176,7 @@ fn q05_put_and_get_after_close() {
     );
     assert_eq!(q.get().unwrap(), 1, "get drains a closed queue");
     assert_eq!(q.get(), Err(GetError::Closed));
-    assert_eq!(q.try_get(), Err(GetError::Closed));
+    assert_eq!(q.try_get(), Err(TryGetError::Closed));
 }
 
 const Q06_ITEMS: u64 = 100_000;

@@ -16,7 +16,11 @@ use processing_shm::ShmError;
 /// drop(guard);
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AcquireError<G> {
+    /// `try_acquire` found the lock (or every permit) taken.
+    #[error("the lock is held by someone else")]
+    WouldBlock,
     /// The timeout passed before the lock was free.
     #[error("timed out waiting for the lock")]
     Timeout,
@@ -24,12 +28,24 @@ pub enum AcquireError<G> {
     /// caller through the carried guard.
     #[error("the previous holder of the lock died while holding it")]
     OwnerDied(G),
+    /// A proxy could not have the manager carry out the acquire; the source is the manager's
+    /// error (a `processing::manager::ManagerError`).
+    #[error("cannot acquire through the manager")]
+    Manager(#[source] processing_core::BoxError),
 }
 
 impl<G> AcquireError<G> {
+    /// Whether `try_acquire` found it taken.
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, AcquireError::WouldBlock)
+    }
     /// Whether the wait timed out.
     pub fn is_timeout(&self) -> bool {
         matches!(self, AcquireError::Timeout)
+    }
+    /// Whether a proxy's manager failed.
+    pub fn is_manager(&self) -> bool {
+        matches!(self, AcquireError::Manager(_))
     }
     /// Whether the lock was recovered from a dead holder.
     pub fn is_owner_died(&self) -> bool {
@@ -39,7 +55,17 @@ impl<G> AcquireError<G> {
     pub fn into_guard(self) -> Option<G> {
         match self {
             AcquireError::OwnerDied(g) => Some(g),
-            AcquireError::Timeout => None,
+            _ => None,
+        }
+    }
+    /// The same error with its guard (if any) turned into another by `f`: how a wrapper
+    /// (a `Value`'s lock, a proxy, a twin) hands out its own guard type.
+    pub fn map_guard<H>(self, f: impl FnOnce(G) -> H) -> AcquireError<H> {
+        match self {
+            AcquireError::WouldBlock => AcquireError::WouldBlock,
+            AcquireError::Timeout => AcquireError::Timeout,
+            AcquireError::OwnerDied(g) => AcquireError::OwnerDied(f(g)),
+            AcquireError::Manager(e) => AcquireError::Manager(e),
         }
     }
 }
@@ -50,9 +76,7 @@ impl<G> AcquireError<G> {
 /// let lock = processing_sync::Lock::new().unwrap();
 /// assert!(lock.release().unwrap_err().is_not_locked());
 /// ```
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum ReleaseError {
     /// The lock was not held.
@@ -67,6 +91,12 @@ pub enum ReleaseError {
     /// The semaphore's count would overflow.
     #[error("semaphore count overflow")]
     Overflow,
+    /// A proxy could not have the manager carry out the release; the source is the manager's
+    /// error (a `processing::manager::ManagerError`). Never serialized (it stays on the
+    /// proxy's side).
+    #[error("cannot release through the manager")]
+    #[serde(skip)]
+    Manager(#[source] processing_core::BoxError),
 }
 
 impl ReleaseError {
@@ -90,14 +120,18 @@ impl ReleaseError {
 /// let cond = processing_sync::Condition::new().unwrap();
 /// assert!(cond.notify().unwrap_err().is_not_owner());
 /// ```
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum ConditionError {
     /// `wait` or `notify` was called by a thread that does not hold the condition's lock.
     #[error("condition used without holding its lock")]
     NotOwner,
+    /// A proxy could not have the manager carry out the call; the source is the manager's
+    /// error (a `processing::manager::ManagerError`). Never serialized (it stays on the
+    /// proxy's side).
+    #[error("cannot call through the manager")]
+    #[serde(skip)]
+    Manager(#[source] processing_core::BoxError),
 }
 
 impl ConditionError {
@@ -114,9 +148,7 @@ impl ConditionError {
 /// b.abort();
 /// assert!(b.wait().unwrap_err().is_broken());
 /// ```
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum BarrierError {
     /// The barrier was aborted, reset, timed out by another party, or a party died.
@@ -128,6 +160,12 @@ pub enum BarrierError {
     /// The barrier's action panicked in this party (the barrier is now broken).
     #[error("the barrier action panicked")]
     ActionPanicked,
+    /// A proxy could not have the manager carry out the wait; the source is the manager's
+    /// error (a `processing::manager::ManagerError`). Never serialized (it stays on the
+    /// proxy's side).
+    #[error("cannot wait through the manager")]
+    #[serde(skip)]
+    Manager(#[source] processing_core::BoxError),
 }
 
 impl BarrierError {
@@ -166,3 +204,20 @@ impl SyncError {
         matches!(self, SyncError::InvalidArgument(_))
     }
 }
+
+/// Equality of the unit variants, and of `Manager` causes by their messages (a cause has no
+/// equality of its own): enough for `assert_eq!` on outcomes.
+macro_rules! eq_by_variant {
+    ($($name:ident),*) => {$(
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                match (self, other) {
+                    ($name::Manager(a), $name::Manager(b)) => a.to_string() == b.to_string(),
+                    (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+                }
+            }
+        }
+        impl Eq for $name {}
+    )*};
+}
+eq_by_variant!(ReleaseError, ConditionError, BarrierError);

@@ -98,11 +98,10 @@ impl<T: Pod> Value<T> {
                 _guard: g,
                 value: &self.raw,
             }),
-            Err(AcquireError::OwnerDied(g)) => Err(AcquireError::OwnerDied(ValueGuard {
+            Err(e) => Err(e.map_guard(|g| ValueGuard {
                 _guard: g,
                 value: &self.raw,
             })),
-            Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
         }
     }
 
@@ -236,11 +235,10 @@ impl<T: Pod> Array<T> {
                 _guard: g,
                 array: &self.raw,
             }),
-            Err(AcquireError::OwnerDied(g)) => Err(AcquireError::OwnerDied(ArrayGuard {
+            Err(e) => Err(e.map_guard(|g| ArrayGuard {
                 _guard: g,
                 array: &self.raw,
             })),
-            Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
         }
     }
 

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use processing_core::aio::Backoff;
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::{GetError, JoinableQueue, PutError, Queue, SimpleQueue};
+use super::{GetError, JoinableQueue, PutError, Queue, SimpleQueue, TryGetError, TryPutError};
 
 /// The future of [`Queue::get_async`].
 #[derive(Debug)]
@@ -25,11 +25,14 @@ impl<T: DeserializeOwned> Future for GetAsync<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match this.queue.try_get() {
-            Err(GetError::Empty) => {
+            Ok(value) => Poll::Ready(Ok(value)),
+            Err(TryGetError::Empty) => {
                 this.backoff.wait(cx);
                 Poll::Pending
             }
-            done => Poll::Ready(done),
+            Err(TryGetError::Decode(e)) => Poll::Ready(Err(GetError::Decode(e))),
+            Err(TryGetError::Manager(e)) => Poll::Ready(Err(GetError::Manager(e))),
+            Err(TryGetError::Closed) => Poll::Ready(Err(GetError::Closed)),
         }
     }
 }
@@ -54,12 +57,16 @@ impl<T: Serialize> Future for PutAsync<'_, T> {
             return Poll::Ready(Ok(()));
         };
         match this.queue.try_put(item) {
-            Err(PutError::Full(item)) => {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(TryPutError::Full(item)) => {
                 this.item = Some(item);
                 this.backoff.wait(cx);
                 Poll::Pending
             }
-            done => Poll::Ready(done),
+            Err(TryPutError::Closed(item)) => Poll::Ready(Err(PutError::Closed(item))),
+            Err(TryPutError::Encode(item, e)) => Poll::Ready(Err(PutError::Encode(item, e))),
+            Err(TryPutError::Spill(item, e)) => Poll::Ready(Err(PutError::Spill(item, e))),
+            Err(TryPutError::Manager(item, e)) => Poll::Ready(Err(PutError::Manager(item, e))),
         }
     }
 }

@@ -1,118 +1,317 @@
-//! Errors of the queue family, in the style of channel errors: a failed put hands the item back.
+//! Errors of the queue family, in the style of std's and crossbeam's channel errors: one error
+//! type per operation (`put`, `try_put`, `put_timeout`, `get`, `try_get`, `get_timeout`), and a
+//! failed put hands the item back in every case.
+//!
+//! The same types are returned by the queue's manager proxy and by its thread twin in
+//! `processing::dummy`; their `Manager` variants are used only by proxies and carry the
+//! manager's error (a `processing::manager::ManagerError`) as the source.
 
 use std::fmt;
 
-/// A put failed; the item comes back inside the error.
-///
-/// ```
-/// use processing_transport::queue::PutError;
-/// let e = PutError::Full(7u32);
-/// assert!(e.is_full());
-/// assert_eq!(e.into_inner(), Some(7));
-/// ```
-#[derive(PartialEq, Eq, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum PutError<T> {
-    /// The queue is full (`try_put`).
-    #[error("queue is full")]
-    Full(T),
-    /// The queue was closed.
-    #[error("queue is closed")]
-    Closed(T),
-    /// The queue stayed full until the timeout (`put_timeout`).
-    #[error("timed out waiting for room in the queue")]
-    Timeout(T),
-    /// The item could not be encoded (for example it holds an OS handle, which cannot travel
-    /// through shared memory on Unix) or spilled to its own segment.
-    #[error("cannot put item: {0}")]
-    Encode(String),
+use processing_core::{BoxError, CodecError};
+use processing_shm::ShmError;
+
+macro_rules! put_error {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($(#[$vmeta:meta])* $variant:ident),* }
+    ) => {
+        $(#[$meta])*
+        #[derive(thiserror::Error)]
+        #[non_exhaustive]
+        pub enum $name<T> {
+            $($(#[$vmeta])* $variant(T),)*
+            /// The queue was closed.
+            #[error("queue is closed")]
+            Closed(T),
+            /// The item could not be encoded (for example it holds an OS handle, which cannot
+            /// travel through shared memory on Unix).
+            #[error("cannot put the item: it does not encode")]
+            Encode(T, #[source] CodecError),
+            /// The item is larger than a quarter of the ring and the segment it spills into
+            /// could not be created.
+            #[error("cannot put the item: no segment to spill it into")]
+            Spill(T, #[source] ShmError),
+            /// A proxy could not have the manager carry out the put; the source is the
+            /// manager's error.
+            #[error("cannot put the item through the manager")]
+            Manager(T, #[source] BoxError),
+        }
+
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($name::$variant(_) => f.write_str(concat!(stringify!($variant), "(..)")),)*
+                    $name::Closed(_) => f.write_str("Closed(..)"),
+                    $name::Encode(_, e) => f.debug_tuple("Encode").field(&"..").field(e).finish(),
+                    $name::Spill(_, e) => f.debug_tuple("Spill").field(&"..").field(e).finish(),
+                    $name::Manager(_, e) => f.debug_tuple("Manager").field(&"..").field(e).finish(),
+                }
+            }
+        }
+
+        /// Equal when the variants and items are equal (causes compare by their messages: a
+        /// cause has no equality of its own); enough for `assert_eq!` on outcomes.
+        impl<T: PartialEq> PartialEq for $name<T> {
+            fn eq(&self, other: &Self) -> bool {
+                std::mem::discriminant(self) == std::mem::discriminant(other)
+                    && self.item() == other.item()
+                    && self.cause_text() == other.cause_text()
+            }
+        }
+
+        impl<T> $name<T> {
+            fn item(&self) -> &T {
+                match self {
+                    $($name::$variant(t) |)* $name::Closed(t)
+                    | $name::Encode(t, _)
+                    | $name::Spill(t, _)
+                    | $name::Manager(t, _) => t,
+                }
+            }
+            fn cause_text(&self) -> Option<String> {
+                match self {
+                    $name::Encode(_, e) => Some(e.to_string()),
+                    $name::Spill(_, e) => Some(e.to_string()),
+                    $name::Manager(_, e) => Some(e.to_string()),
+                    _ => None,
+                }
+            }
+        }
+
+        impl<T> $name<T> {
+            /// The item, handed back whatever the failure.
+            pub fn into_inner(self) -> T {
+                match self {
+                    $($name::$variant(t) |)* $name::Closed(t)
+                    | $name::Encode(t, _)
+                    | $name::Spill(t, _)
+                    | $name::Manager(t, _) => t,
+                }
+            }
+            /// Whether the queue was closed.
+            pub fn is_closed(&self) -> bool {
+                matches!(self, $name::Closed(_))
+            }
+            /// Whether the item could not be encoded or spilled.
+            pub fn is_encode(&self) -> bool {
+                matches!(self, $name::Encode(..) | $name::Spill(..))
+            }
+            /// Whether a proxy's manager failed (the source is its `ManagerError`).
+            pub fn is_manager(&self) -> bool {
+                matches!(self, $name::Manager(..))
+            }
+        }
+    };
 }
 
-impl<T> fmt::Debug for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutError::Full(_) => f.write_str("Full(..)"),
-            PutError::Closed(_) => f.write_str("Closed(..)"),
-            PutError::Timeout(_) => f.write_str("Timeout(..)"),
-            PutError::Encode(e) => f.debug_tuple("Encode").field(e).finish(),
-        }
+put_error! {
+    /// A [`put`](crate::Queue::put) failed; the item comes back inside the error.
+    ///
+    /// ```
+    /// let queue = processing_transport::Queue::<u32>::new().unwrap();
+    /// queue.close();
+    /// let e = queue.put(7).unwrap_err();
+    /// assert!(e.is_closed());
+    /// assert_eq!(e.into_inner(), 7);
+    /// ```
+    PutError {}
+}
+
+put_error! {
+    /// A [`try_put`](crate::Queue::try_put) failed; the item comes back inside the error.
+    ///
+    /// ```
+    /// let queue = processing_transport::Queue::<u32>::bounded(1).unwrap();
+    /// queue.put(1).unwrap();
+    /// let e = queue.try_put(2).unwrap_err();
+    /// assert!(e.is_full());
+    /// assert_eq!(e.into_inner(), 2);
+    /// ```
+    TryPutError {
+        /// The queue is full.
+        #[error("queue is full")]
+        Full
     }
 }
 
-impl<T> PutError<T> {
+put_error! {
+    /// A [`put_timeout`](crate::Queue::put_timeout) failed; the item comes back inside the error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = processing_transport::Queue::<u32>::bounded(1).unwrap();
+    /// queue.put(1).unwrap();
+    /// let e = queue.put_timeout(2, Duration::from_millis(1)).unwrap_err();
+    /// assert!(e.is_timeout());
+    /// assert_eq!(e.into_inner(), 2);
+    /// ```
+    PutTimeoutError {
+        /// The queue stayed full until the timeout.
+        #[error("timed out waiting for room in the queue")]
+        Timeout
+    }
+}
+
+impl<T> TryPutError<T> {
     /// Whether the queue was full.
     pub fn is_full(&self) -> bool {
-        matches!(self, PutError::Full(_))
+        matches!(self, TryPutError::Full(_))
     }
-    /// Whether the queue was closed.
-    pub fn is_closed(&self) -> bool {
-        matches!(self, PutError::Closed(_))
-    }
+}
+
+impl<T> PutTimeoutError<T> {
     /// Whether the timeout passed.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, PutError::Timeout(_))
+        matches!(self, PutTimeoutError::Timeout(_))
     }
-    /// Whether the item could not be encoded.
-    pub fn is_encode(&self) -> bool {
-        matches!(self, PutError::Encode(_))
-    }
-    /// The item handed back, if the error kept it.
-    pub fn into_inner(self) -> Option<T> {
-        match self {
-            PutError::Full(t) | PutError::Closed(t) | PutError::Timeout(t) => Some(t),
-            PutError::Encode(_) => None,
+}
+
+macro_rules! put_from {
+    ($to:ident) => {
+        impl<T> From<PutError<T>> for $to<T> {
+            fn from(e: PutError<T>) -> Self {
+                match e {
+                    PutError::Closed(t) => $to::Closed(t),
+                    PutError::Encode(t, c) => $to::Encode(t, c),
+                    PutError::Spill(t, c) => $to::Spill(t, c),
+                    PutError::Manager(t, c) => $to::Manager(t, c),
+                }
+            }
         }
+    };
+}
+put_from!(TryPutError);
+put_from!(PutTimeoutError);
+
+macro_rules! get_error {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($(#[$vmeta:meta])* $variant:ident),* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+            /// The queue was closed and every item in it has been taken.
+            #[error("queue is closed and drained")]
+            Closed,
+            /// The item's bytes do not decode as the expected type; the item was removed.
+            #[error("cannot decode the item")]
+            Decode(#[source] CodecError),
+            /// A proxy could not have the manager carry out the get; the source is the
+            /// manager's error.
+            #[error("cannot get an item through the manager")]
+            Manager(#[source] BoxError),
+        }
+
+        /// Equal when the variants are equal (causes compare by their messages: a cause has
+        /// no equality of its own); enough for `assert_eq!` on outcomes.
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                match (self, other) {
+                    ($name::Decode(x), $name::Decode(y)) => x.to_string() == y.to_string(),
+                    ($name::Manager(x), $name::Manager(y)) => x.to_string() == y.to_string(),
+                    (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+                }
+            }
+        }
+
+        impl $name {
+            /// Whether the queue was closed and drained.
+            pub fn is_closed(&self) -> bool {
+                matches!(self, $name::Closed)
+            }
+            /// Whether an item could not be decoded (a spilled item whose segment is lost
+            /// included); the item was removed.
+            pub fn is_decode(&self) -> bool {
+                matches!(self, $name::Decode(_))
+            }
+            /// Whether a proxy's manager failed (the source is its `ManagerError`).
+            pub fn is_manager(&self) -> bool {
+                matches!(self, $name::Manager(_))
+            }
+        }
+    };
+}
+
+get_error! {
+    /// A [`get`](crate::Queue::get) returned no item.
+    ///
+    /// ```
+    /// let queue = processing_transport::Queue::<u32>::new().unwrap();
+    /// queue.close();
+    /// assert!(queue.get().unwrap_err().is_closed());
+    /// ```
+    GetError {}
+}
+
+get_error! {
+    /// A [`try_get`](crate::Queue::try_get) returned no item.
+    ///
+    /// ```
+    /// let queue = processing_transport::Queue::<u32>::new().unwrap();
+    /// assert!(queue.try_get().unwrap_err().is_empty());
+    /// ```
+    TryGetError {
+        /// The queue is empty.
+        #[error("queue is empty")]
+        Empty
     }
 }
 
-/// A get returned no item.
-///
-/// ```
-/// use processing_transport::queue::GetError;
-/// assert!(GetError::Empty.is_empty());
-/// assert_eq!(GetError::Timeout.to_string(), "timed out waiting for an item");
-/// ```
-#[derive(Debug, PartialEq, Eq, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum GetError {
-    /// The queue is empty (`try_get`).
-    #[error("queue is empty")]
-    Empty,
-    /// The queue was closed and every item in it has been taken.
-    #[error("queue is closed and drained")]
-    Closed,
-    /// No item arrived before the timeout (`get_timeout`).
-    #[error("timed out waiting for an item")]
-    Timeout,
-    /// The item's bytes do not decode as the expected type; the item was removed.
-    #[error("cannot decode item: {0}")]
-    Decode(String),
+get_error! {
+    /// A [`get_timeout`](crate::Queue::get_timeout) returned no item.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = processing_transport::Queue::<u32>::new().unwrap();
+    /// let e = queue.get_timeout(Duration::from_millis(1)).unwrap_err();
+    /// assert!(e.is_timeout());
+    /// assert_eq!(e.to_string(), "timed out waiting for an item");
+    /// ```
+    GetTimeoutError {
+        /// No item arrived before the timeout.
+        #[error("timed out waiting for an item")]
+        Timeout
+    }
 }
 
-impl GetError {
+impl TryGetError {
     /// Whether the queue was empty.
     pub fn is_empty(&self) -> bool {
-        matches!(self, GetError::Empty)
-    }
-    /// Whether the queue was closed and drained.
-    pub fn is_closed(&self) -> bool {
-        matches!(self, GetError::Closed)
-    }
-    /// Whether the timeout passed.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, GetError::Timeout)
-    }
-    /// Whether an item could not be decoded.
-    pub fn is_decode(&self) -> bool {
-        matches!(self, GetError::Decode(_))
+        matches!(self, TryGetError::Empty)
     }
 }
+
+impl GetTimeoutError {
+    /// Whether the timeout passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, GetTimeoutError::Timeout)
+    }
+}
+
+macro_rules! get_from {
+    ($to:ident) => {
+        impl From<GetError> for $to {
+            fn from(e: GetError) -> Self {
+                match e {
+                    GetError::Closed => $to::Closed,
+                    GetError::Decode(c) => $to::Decode(c),
+                    GetError::Manager(c) => $to::Manager(c),
+                }
+            }
+        }
+    };
+}
+get_from!(TryGetError);
+get_from!(GetTimeoutError);
 
 /// A queue could not be created or attached.
 ///
 /// ```
-/// use processing_transport::queue::{Queue, QueueError};
-/// let e = Queue::<u8>::bounded(0).unwrap_err();
+/// let e = processing_transport::Queue::<u8>::bounded(0).unwrap_err();
 /// assert!(e.is_invalid_argument());
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +321,8 @@ pub enum QueueError {
     #[error("invalid queue argument: {0}")]
     InvalidArgument(String),
     /// The shared segment could not be created or opened.
-    #[error("queue segment: {0}")]
-    Segment(String),
+    #[error("cannot create or open the queue's segment")]
+    Segment(#[source] ShmError),
     /// The segment is not a queue of this version.
     #[error("segment is not a queue: {0}")]
     NotAQueue(&'static str),
@@ -140,22 +339,55 @@ impl QueueError {
     }
 }
 
-/// `task_done` was called more times than items were put.
+/// `task_done` failed.
 ///
 /// ```
-/// use processing_transport::queue::TaskDoneError;
-/// assert_eq!(TaskDoneError.to_string(), "task_done called more times than items were put");
+/// let queue = processing_transport::JoinableQueue::<u8>::new().unwrap();
+/// let e = queue.task_done().unwrap_err();
+/// assert!(e.is_too_many());
+/// assert_eq!(e.to_string(), "task_done called more times than items were put");
 /// ```
-#[derive(Debug, PartialEq, Eq, Clone, Copy, thiserror::Error)]
-#[error("task_done called more times than items were put")]
-pub struct TaskDoneError;
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskDoneError {
+    /// `task_done` was called more times than items were put.
+    #[error("task_done called more times than items were put")]
+    TooMany,
+    /// A proxy could not have the manager carry out the call.
+    #[error("cannot call task_done through the manager")]
+    Manager(#[source] BoxError),
+}
+
+impl TaskDoneError {
+    /// Whether `task_done` was called more times than items were put.
+    pub fn is_too_many(&self) -> bool {
+        matches!(self, TaskDoneError::TooMany)
+    }
+}
 
 /// `join_timeout` returned before every task was done.
 ///
 /// ```
-/// use processing_transport::queue::JoinTimeoutError;
-/// assert_eq!(JoinTimeoutError.to_string(), "timed out waiting for unfinished tasks");
+/// use std::time::Duration;
+/// let queue = processing_transport::JoinableQueue::<u8>::new().unwrap();
+/// queue.put(1).unwrap();
+/// let e = queue.join_timeout(Duration::from_millis(1)).unwrap_err();
+/// assert!(e.is_timeout());
 /// ```
-#[derive(Debug, PartialEq, Eq, Clone, Copy, thiserror::Error)]
-#[error("timed out waiting for unfinished tasks")]
-pub struct JoinTimeoutError;
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinTimeoutError {
+    /// Some task was not done before the timeout.
+    #[error("timed out waiting for unfinished tasks")]
+    Timeout,
+    /// A proxy could not have the manager carry out the call.
+    #[error("cannot join the queue through the manager")]
+    Manager(#[source] BoxError),
+}
+
+impl JoinTimeoutError {
+    /// Whether the timeout passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, JoinTimeoutError::Timeout)
+    }
+}

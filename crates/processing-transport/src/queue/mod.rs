@@ -45,7 +45,10 @@ use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializ
 
 #[cfg(feature = "async")]
 pub use async_queue::{GetAsync, PutAsync};
-pub use error::{GetError, JoinTimeoutError, PutError, QueueError, TaskDoneError};
+pub use error::{
+    GetError, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, QueueError,
+    TaskDoneError, TryGetError, TryPutError,
+};
 use park::Deadline;
 use ring::{FrameKind, GetFail, PutFail, Ring};
 use segment::Segment;
@@ -271,23 +274,42 @@ impl<T: Serialize> Queue<T> {
     /// Puts `item`, waiting for room as long as needed. When it returns `Ok`, the item is in
     /// shared memory: the calling process may exit at once.
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_until(item, Deadline::Never)
+        match self.put_until(&item, Deadline::Never) {
+            Ok(()) => Ok(()),
+            Err(PutFailure::Closed) => Err(PutError::Closed(item)),
+            Err(PutFailure::Encode(e)) => Err(PutError::Encode(item, e)),
+            Err(PutFailure::Spill(e)) => Err(PutError::Spill(item, e)),
+            // Without a deadline the ring waits for room until it is closed.
+            Err(PutFailure::Full | PutFailure::Timeout) => Err(PutError::Closed(item)),
+        }
     }
 
-    /// Puts `item`, waiting at most `timeout` for room.
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_until(item, Deadline::after(timeout))
+    /// Puts `item`, waiting at most `timeout` for room (`Duration::MAX`: as long as needed).
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
+        match self.put_until(&item, Deadline::after(timeout)) {
+            Ok(()) => Ok(()),
+            Err(PutFailure::Full | PutFailure::Timeout) => Err(PutTimeoutError::Timeout(item)),
+            Err(PutFailure::Closed) => Err(PutTimeoutError::Closed(item)),
+            Err(PutFailure::Encode(e)) => Err(PutTimeoutError::Encode(item, e)),
+            Err(PutFailure::Spill(e)) => Err(PutTimeoutError::Spill(item, e)),
+        }
     }
 
     /// Puts `item` if there is room now.
-    pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_until(item, Deadline::Now)
+    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
+        match self.put_until(&item, Deadline::Now) {
+            Ok(()) => Ok(()),
+            Err(PutFailure::Full | PutFailure::Timeout) => Err(TryPutError::Full(item)),
+            Err(PutFailure::Closed) => Err(TryPutError::Closed(item)),
+            Err(PutFailure::Encode(e)) => Err(TryPutError::Encode(item, e)),
+            Err(PutFailure::Spill(e)) => Err(TryPutError::Spill(item, e)),
+        }
     }
 
-    fn put_until(&self, item: T, deadline: Deadline) -> Result<(), PutError<T>> {
+    fn put_until(&self, item: &T, deadline: Deadline) -> Result<(), PutFailure> {
         let ring = &self.shared.ring;
         if ring.is_closed() {
-            return Err(PutError::Closed(item));
+            return Err(PutFailure::Closed);
         }
         let outcome = SCRATCH.with(|scratch| {
             let mut buf = scratch.try_borrow_mut().ok();
@@ -298,11 +320,11 @@ impl<T: Serialize> Queue<T> {
                 None => &mut fresh,
             };
             buf.clear();
-            processing_core::codec::encode_into(&item, buf).map_err(|e| e.to_string())?;
+            processing_core::codec::encode_into(item, buf).map_err(PutFailure::Encode)?;
             if buf.len() <= ring.max_inline() {
                 return Ok(ring.put(FrameKind::Inline, buf, deadline));
             }
-            let spill = Segment::create(buf.len()).map_err(|e| e.to_string())?;
+            let spill = Segment::create_shm(buf.len()).map_err(PutFailure::Spill)?;
             // SAFETY: the fresh segment is at least buf.len() bytes and not shared yet.
             unsafe {
                 std::ptr::copy_nonoverlapping(buf.as_ptr(), spill.as_ptr().as_ptr(), buf.len())
@@ -311,8 +333,15 @@ impl<T: Serialize> Queue<T> {
                 segment: spill.shared_memory().clone(),
                 len: buf.len() as u64,
             };
-            let encoded = processing_core::codec::encode(&reference).map_err(|e| e.to_string())?;
+            let encoded = processing_core::codec::encode(&reference).map_err(PutFailure::Encode);
             drop(reference);
+            let encoded = match encoded {
+                Ok(encoded) => encoded,
+                Err(e) => {
+                    spill.unlink();
+                    return Err(e);
+                }
+            };
             let r = ring.put(FrameKind::Spilled, &encoded, deadline);
             if r.is_err() {
                 // Take the handle back out of flight, then remove the segment.
@@ -328,14 +357,22 @@ impl<T: Serialize> Queue<T> {
                 }
             });
         }
-        match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(PutFail::Full)) => Err(PutError::Full(item)),
-            Ok(Err(PutFail::Closed)) => Err(PutError::Closed(item)),
-            Ok(Err(PutFail::Timeout)) => Err(PutError::Timeout(item)),
-            Err(e) => Err(PutError::Encode(e)),
+        match outcome? {
+            Ok(()) => Ok(()),
+            Err(PutFail::Full) => Err(PutFailure::Full),
+            Err(PutFail::Closed) => Err(PutFailure::Closed),
+            Err(PutFail::Timeout) => Err(PutFailure::Timeout),
         }
     }
+}
+
+/// Why [`Queue::put_until`] failed, before the item is put back into the error of the method.
+enum PutFailure {
+    Full,
+    Timeout,
+    Closed,
+    Encode(processing_core::CodecError),
+    Spill(processing_shm::ShmError),
 }
 
 /// Whether the thread's encoding buffer grew beyond what is worth keeping.
@@ -350,31 +387,48 @@ fn buf_too_large_for_scratch() -> bool {
 impl<T: DeserializeOwned> Queue<T> {
     /// Takes the oldest item, waiting as long as needed.
     pub fn get(&self) -> Result<T, GetError> {
-        self.get_until(Deadline::Never)
+        match self.get_until(Deadline::Never) {
+            Ok(value) => Ok(value),
+            Err(GetFailure::Decode(e)) => Err(GetError::Decode(e)),
+            // Without a deadline the ring waits for an item until it is closed and drained.
+            Err(GetFailure::Closed | GetFailure::Empty | GetFailure::Timeout) => {
+                Err(GetError::Closed)
+            }
+        }
     }
 
-    /// Takes the oldest item, waiting at most `timeout`.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_until(Deadline::after(timeout))
+    /// Takes the oldest item, waiting at most `timeout` (`Duration::MAX`: as long as needed).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
+        match self.get_until(Deadline::after(timeout)) {
+            Ok(value) => Ok(value),
+            Err(GetFailure::Empty | GetFailure::Timeout) => Err(GetTimeoutError::Timeout),
+            Err(GetFailure::Closed) => Err(GetTimeoutError::Closed),
+            Err(GetFailure::Decode(e)) => Err(GetTimeoutError::Decode(e)),
+        }
     }
 
     /// Takes the oldest item if there is one now.
-    pub fn try_get(&self) -> Result<T, GetError> {
-        self.get_until(Deadline::Now)
+    pub fn try_get(&self) -> Result<T, TryGetError> {
+        match self.get_until(Deadline::Now) {
+            Ok(value) => Ok(value),
+            Err(GetFailure::Empty | GetFailure::Timeout) => Err(TryGetError::Empty),
+            Err(GetFailure::Closed) => Err(TryGetError::Closed),
+            Err(GetFailure::Decode(e)) => Err(TryGetError::Decode(e)),
+        }
     }
 
-    fn get_until(&self, deadline: Deadline) -> Result<T, GetError> {
+    fn get_until(&self, deadline: Deadline) -> Result<T, GetFailure> {
         let mut spilled: Option<Segment> = None;
         let got = self.shared.ring.get(deadline, |kind, bytes| match kind {
             FrameKind::Inline => decode::<T>(bytes),
             _ => {
-                let reference: SpillRef = processing_core::codec::decode(bytes)
-                    .map_err(|e| GetError::Decode(format!("spilled item lost: {e}")))?;
+                let reference: SpillRef =
+                    processing_core::codec::decode(bytes).map_err(GetFailure::Decode)?;
                 let segment = Segment::from_shared_memory(reference.segment);
                 if reference.len > segment.len() as u64 {
-                    return Err(GetError::Decode(
+                    return Err(GetFailure::Decode(processing_core::CodecError::Decode(
                         "spilled item shorter than announced".into(),
-                    ));
+                    )));
                 }
                 // SAFETY: the spill segment is mapped for `segment`'s life and at least
                 // `reference.len` bytes; its producer finished writing it before publishing the
@@ -392,18 +446,26 @@ impl<T: DeserializeOwned> Queue<T> {
         }
         match got {
             Ok(value) => value,
-            Err(GetFail::Empty) => Err(GetError::Empty),
-            Err(GetFail::Closed) => Err(GetError::Closed),
-            Err(GetFail::Timeout) => Err(GetError::Timeout),
-            Err(GetFail::Corrupt) => {
-                Err(GetError::Decode("malformed frame in the queue ring".into()))
-            }
+            Err(GetFail::Empty) => Err(GetFailure::Empty),
+            Err(GetFail::Closed) => Err(GetFailure::Closed),
+            Err(GetFail::Timeout) => Err(GetFailure::Timeout),
+            Err(GetFail::Corrupt) => Err(GetFailure::Decode(processing_core::CodecError::Decode(
+                "malformed frame in the queue ring".into(),
+            ))),
         }
     }
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetError> {
-    processing_core::codec::decode(bytes).map_err(|e| GetError::Decode(e.to_string()))
+/// Why [`Queue::get_until`] returned no item, before it becomes the error of the method.
+enum GetFailure {
+    Empty,
+    Timeout,
+    Closed,
+    Decode(processing_core::CodecError),
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetFailure> {
+    processing_core::codec::decode(bytes).map_err(GetFailure::Decode)
 }
 
 impl<T> Serialize for Queue<T> {
@@ -479,7 +541,7 @@ impl<T> JoinableQueue<T> {
         if self.queue.shared.ring.task_done() {
             Ok(())
         } else {
-            Err(TaskDoneError)
+            Err(TaskDoneError::TooMany)
         }
     }
 
@@ -493,7 +555,7 @@ impl<T> JoinableQueue<T> {
         if self.queue.shared.ring.join(Deadline::after(timeout)) {
             Ok(())
         } else {
-            Err(JoinTimeoutError)
+            Err(JoinTimeoutError::Timeout)
         }
     }
 

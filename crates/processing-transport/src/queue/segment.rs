@@ -19,15 +19,18 @@ pub(crate) struct Segment {
 }
 
 fn segment_error(e: processing_shm::ShmError) -> QueueError {
-    QueueError::Segment(e.to_string())
+    QueueError::Segment(e)
 }
 
 impl Segment {
     /// Creates a zero-filled segment of `len` bytes with a fresh name.
     pub(crate) fn create(len: usize) -> Result<Segment, QueueError> {
-        SharedMemory::create(len)
-            .map(|shm| Segment { shm })
-            .map_err(segment_error)
+        Segment::create_shm(len).map_err(segment_error)
+    }
+
+    /// [`create`](Segment::create), keeping the shared-memory error as it is.
+    pub(crate) fn create_shm(len: usize) -> Result<Segment, processing_shm::ShmError> {
+        SharedMemory::create(len).map(|shm| Segment { shm })
     }
 
     /// Wraps a handle received in a message.
