@@ -22,20 +22,9 @@ use serde::{Deserialize, Serialize};
 #[allow(dead_code)]
 mod python_echo;
 
-const KEY: &[u8] = b"pickle secret";
+mod python_support;
 
-fn pythons() -> Vec<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::env::var("PROCESSING_TEST_PYTHONS")
-        .map(|v| v.split(':').map(PathBuf::from).collect())
-        .unwrap_or_default();
-    candidates.push("/root/.pyenv/versions/3.12.1/bin/python3".into());
-    candidates.push("/root/.pyenv/versions/3.13.0/bin/python3".into());
-    let found: Vec<PathBuf> = candidates.into_iter().filter(|p| p.is_file()).collect();
-    if found.is_empty() {
-        eprintln!("!!!!! python_pickle: NO PYTHON 3.12+ FOUND; SKIPPING THE PICKLE TESTS !!!!!");
-    }
-    found
-}
+const KEY: &[u8] = b"pickle secret";
 
 /// Shared by the Python scripts: the objects sent, a structural comparison that tells a tuple
 /// from a list and bytes from a bytearray, and a pickle that runs `os.system` when loaded.
@@ -220,7 +209,7 @@ fn example_binary() -> Option<PathBuf> {
 
 #[test]
 fn pickle_echo_example_round_trips_python_objects() {
-    for python in pythons() {
+    for python in python_support::pythons("python_pickle") {
         let (marker, probe) = markers("echo");
         // The example as its own process when built, else its code on a thread here.
         let (port, mut server): (u16, Box<dyn FnMut() -> bool>) = match example_binary() {
@@ -275,7 +264,7 @@ fn pickle_echo_example_round_trips_python_objects() {
 #[test]
 fn pickle_python_objects_meet_typed_and_dynamic_rust_values() {
     use PickleValue as P;
-    for python in pythons() {
+    for python in python_support::pythons("python_pickle") {
         let (marker, probe) = markers("typed");
         let listener = Listener::bind("127.0.0.1:0", Some(KEY)).unwrap();
         let port = tcp_port(listener.address());
@@ -374,7 +363,7 @@ fn pickle_python_objects_meet_typed_and_dynamic_rust_values() {
 
 #[test]
 fn pickle_our_client_to_python_listener() {
-    for python in pythons() {
+    for python in python_support::pythons("python_pickle") {
         let (mut child, mut out) = start_python(&python, PY_LISTENER, &hex(KEY));
         let port = line(&mut out);
         let conn = Client::connect::<()>(format!("127.0.0.1:{port}"), Some(KEY)).unwrap();

@@ -13,20 +13,9 @@ use std::process::{Child, Command, Stdio};
 use processing::transport::AuthError;
 use processing::{Address, Client, Listener, ListenerError};
 
-const BIG: usize = 64 << 20;
+mod python_support;
 
-fn pythons() -> Vec<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::env::var("PROCESSING_TEST_PYTHONS")
-        .map(|v| v.split(':').map(PathBuf::from).collect())
-        .unwrap_or_default();
-    candidates.push("/root/.pyenv/versions/3.12.1/bin/python3".into());
-    candidates.push("/root/.pyenv/versions/3.13.0/bin/python3".into());
-    let found: Vec<PathBuf> = candidates.into_iter().filter(|p| p.is_file()).collect();
-    if found.is_empty() {
-        eprintln!("!!!!! python_wire: NO PYTHON 3.12+ FOUND; SKIPPING THE PYTHON WIRE TESTS !!!!!");
-    }
-    found
-}
+const BIG: usize = 64 << 20;
 
 fn big_message() -> Vec<u8> {
     (0..BIG).map(|i| i as u8).collect()
@@ -131,7 +120,7 @@ fn families() -> Vec<&'static str> {
 #[test]
 fn python_client_to_our_listener() {
     let big = big_message();
-    for python in pythons() {
+    for python in python_support::pythons("python_wire") {
         for fam in families() {
             let (address, addr_text) = if fam == "tcp" {
                 let a: Address = "127.0.0.1:0".parse().unwrap();
@@ -161,7 +150,7 @@ fn python_client_to_our_listener() {
 #[test]
 fn our_client_to_python_listener() {
     let big = big_message();
-    for python in pythons() {
+    for python in python_support::pythons("python_wire") {
         for fam in families() {
             let path = unix_path("c");
             let (mut child, mut out) =
@@ -185,7 +174,7 @@ fn our_client_to_python_listener() {
 
 #[test]
 fn wrong_key_fails_on_both_sides_with_python() {
-    for python in pythons() {
+    for python in python_support::pythons("python_wire") {
         // Python client, our listener.
         let listener = Listener::bind("127.0.0.1:0", Some(b"ours")).unwrap();
         let addr = listener
