@@ -469,7 +469,7 @@ fn runner(
         let mut last = String::from("its worker host went silent");
         // The last task's result, sent with the acknowledgement.
         let mut held: Option<WireResult> = None;
-        while let Some(&front) = tasks.front() {
+        while !tasks.is_empty() {
             if job.cancelled.load(Ordering::SeqCst) {
                 break;
             }
@@ -478,18 +478,7 @@ fn runner(
                     attempts,
                     last: last.clone(),
                 };
-                hold(
-                    &out,
-                    &job.pool,
-                    &mut held,
-                    tasks.len() == 1,
-                    WireResult {
-                        id: front.id,
-                        status: Status::Error as u8,
-                        payload: encode_error(&e),
-                    },
-                );
-                tasks.pop_front();
+                fail_front(&out, &job.pool, &mut held, &mut tasks, &e);
                 attempts = 0;
                 continue;
             }
@@ -563,21 +552,12 @@ fn runner(
             if job.cancelled.load(Ordering::SeqCst) {
                 break;
             }
-            let Some(front) = tasks.front() else { break };
+            if tasks.is_empty() {
+                break;
+            }
             if failure == LinkError::Timeout {
                 let e = PoolError::TaskTimeout(timeout.unwrap_or_default());
-                hold(
-                    &out,
-                    &job.pool,
-                    &mut held,
-                    tasks.len() == 1,
-                    WireResult {
-                        id: front.id,
-                        status: Status::Error as u8,
-                        payload: encode_error(&e),
-                    },
-                );
-                tasks.pop_front();
+                fail_front(&out, &job.pool, &mut held, &mut tasks, &e);
                 attempts = 0;
             } else {
                 attempts += 1;
@@ -599,6 +579,24 @@ fn runner(
 
 /// Sends `result` to the publisher now, or, for the entry's last task, holds it for the
 /// acknowledgement.
+/// Fails the batch's front task with `e` (held back if it is the batch's last) and removes it.
+fn fail_front(
+    out: &Sender<Out>,
+    pool: &str,
+    held: &mut Option<WireResult>,
+    tasks: &mut VecDeque<&wire::WireTask>,
+    e: &PoolError,
+) {
+    if let Some(front) = tasks.pop_front() {
+        let result = WireResult {
+            id: front.id,
+            status: Status::Error as u8,
+            payload: encode_error(e),
+        };
+        hold(out, pool, held, tasks.is_empty(), result);
+    }
+}
+
 fn hold(
     out: &Sender<Out>,
     pool: &str,
