@@ -94,10 +94,9 @@ impl ConnectionError {
 
     /// Whether the bytes on the wire were malformed.
     pub fn is_malformed(&self) -> bool {
-        matches!(
-            self,
-            ConnectionError::Frame(_) | ConnectionError::Codec(CodecError::Decode(_))
-        )
+        matches!(self, ConnectionError::Frame(_))
+            || matches!(self, ConnectionError::Codec(e) if e.is_decode()
+            )
     }
 
     /// Whether a timeout elapsed.
