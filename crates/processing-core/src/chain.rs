@@ -204,6 +204,97 @@ impl<'de> Deserialize<'de> for ErrorChain {
     }
 }
 
+/// What failed, in words, and the error that caused it (if there is one) as its
+/// [`source`](std::error::Error::source): the payload of an error variant that adds context to
+/// an underlying error without turning it into a string.
+///
+/// Its `Display` is `"{message}: {source}"` (just the source's text when the message is empty,
+/// just the message when there is no source).
+///
+/// ```
+/// use processing_core::ErrorContext;
+/// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// let e = ErrorContext::with_source("cannot connect to 127.0.0.1:9", refused);
+/// assert_eq!(e.message(), "cannot connect to 127.0.0.1:9");
+/// let io = std::error::Error::source(&e).unwrap().downcast_ref::<std::io::Error>().unwrap();
+/// assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+/// let plain: ErrorContext = "the server was restarted".into();
+/// assert!(std::error::Error::source(&plain).is_none());
+/// ```
+#[derive(Debug)]
+pub struct ErrorContext {
+    message: String,
+    source: Option<crate::BoxError>,
+}
+
+impl ErrorContext {
+    /// A message without an underlying error.
+    pub fn new(message: impl Into<String>) -> Self {
+        ErrorContext {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A message caused by `source`.
+    pub fn with_source(message: impl Into<String>, source: impl Into<crate::BoxError>) -> Self {
+        ErrorContext {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The message (without the source's).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The first error of type `E` in the source chain.
+    pub fn find_source<E: Error + 'static>(&self) -> Option<&E> {
+        let mut next: Option<&(dyn Error + 'static)> = self.source();
+        while let Some(e) = next {
+            if let Some(found) = e.downcast_ref::<E>() {
+                return Some(found);
+            }
+            next = e.source();
+        }
+        None
+    }
+
+    /// The operating system's error somewhere in the source chain, if there is one.
+    pub fn os_error(&self) -> Option<&std::io::Error> {
+        self.find_source::<std::io::Error>()
+    }
+}
+
+impl From<String> for ErrorContext {
+    fn from(message: String) -> Self {
+        ErrorContext::new(message)
+    }
+}
+
+impl From<&str> for ErrorContext {
+    fn from(message: &str) -> Self {
+        ErrorContext::new(message)
+    }
+}
+
+impl fmt::Display for ErrorContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.source, self.message.is_empty()) {
+            (Some(source), true) => write!(f, "{source}"),
+            (Some(source), false) => write!(f, "{}: {source}", self.message),
+            (None, _) => f.write_str(&self.message),
+        }
+    }
+}
+
+impl Error for ErrorContext {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ErrorChain;
