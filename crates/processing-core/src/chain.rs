@@ -123,6 +123,18 @@ impl ErrorChain {
     }
 }
 
+impl From<String> for ErrorChain {
+    fn from(message: String) -> Self {
+        ErrorChain::new(message)
+    }
+}
+
+impl From<&str> for ErrorChain {
+    fn from(message: &str) -> Self {
+        ErrorChain::new(message)
+    }
+}
+
 impl fmt::Debug for ErrorChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ErrorChain")

@@ -109,7 +109,7 @@ fn imap_lookahead(processes: usize) -> usize {
 #[derive(Debug, Clone, Default)]
 pub struct PoolBuilder {
     processes: Option<usize>,
-    initializer: Option<Result<(EntryFn, Vec<u8>), String>>,
+    initializer: Option<Result<(EntryFn, Vec<u8>), std::sync::Arc<processing_core::CodecError>>>,
     max_tasks_per_child: Option<usize>,
     max_memory_per_child: Option<u64>,
     task_timeout: Option<Duration>,
@@ -145,7 +145,7 @@ impl PoolBuilder {
         self.initializer = Some(
             processing_core::codec::encode(&args)
                 .map(|bytes| (entry, bytes))
-                .map_err(|e| e.to_string()),
+                .map_err(std::sync::Arc::new),
         );
         self
     }

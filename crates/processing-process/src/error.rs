@@ -143,9 +143,15 @@ pub enum ProcessError {
     /// The process was ended by this signal (Unix; its exit code is the negative number).
     #[error("process was killed by signal {0}")]
     Signaled(i32),
-    /// The arguments or the return value could not be encoded or decoded.
+    /// The arguments could not be encoded, or the child's report or return value could not be
+    /// decoded, in this process; the codec's error is the source.
     #[error("cannot transfer value: {0}")]
-    Codec(String),
+    Codec(#[source] processing_core::CodecError),
+    /// The child could not decode its arguments or encode its return value: the child's error
+    /// and its causes, as they crossed the process boundary (see
+    /// [`ErrorChain`](processing_core::ErrorChain)).
+    #[error("the child cannot transfer a value: {0}")]
+    ChildCodec(#[source] processing_core::ErrorChain),
     /// Waiting for or signalling the process failed.
     #[error("process i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -168,6 +174,11 @@ impl ProcessError {
     /// Whether a `join_timeout` ran out.
     pub fn is_timeout(&self) -> bool {
         matches!(self, ProcessError::Timeout)
+    }
+
+    /// Whether a value could not cross the process boundary (in this process or in the child).
+    pub fn is_codec(&self) -> bool {
+        matches!(self, ProcessError::Codec(_) | ProcessError::ChildCodec(_))
     }
 
     /// Whether the process ended by a signal.

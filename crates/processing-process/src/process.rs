@@ -180,7 +180,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             // typed, rather than the serializer's text.
             match handles::take_os_error() {
                 Some(io) => SpawnError::io("cannot pass the arguments' handles", io).into(),
-                None => ProcessError::Codec(e.to_string()),
+                None => ProcessError::Codec(e),
             }
         });
         Process::with_launch(Launch::Target { entry, payload }, None)
@@ -204,8 +204,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     {
         let closure: Closure = Box::new(move || {
             let value = f();
-            handles::collect(|| codec::encode(&value))
-                .map_err(|e| format!("cannot encode the return value: {e}"))
+            handles::collect(|| codec::encode(&value)).map_err(|e| {
+                processing_core::ErrorChain::with_source("cannot encode the return value", &e)
+            })
         });
         Process::with_launch(Launch::Closure(closure), Some(StartMethod::Fork))
     }
@@ -651,16 +652,16 @@ fn interpret<R: DeserializeOwned>(report: Option<Frame>, code: i32) -> Result<R,
         let Frame {
             body, handles: fds, ..
         } = frame;
-        let report: Report =
-            codec::decode(&body).map_err(|e| ProcessError::Codec(e.to_string()))?;
+        let report: Report = codec::decode(&body).map_err(ProcessError::Codec)?;
         return match report {
-            Report::Returned(bytes) => handles::provide(fds, || codec::decode(&bytes))
-                .map_err(|e| ProcessError::Codec(e.to_string())),
+            Report::Returned(bytes) => {
+                handles::provide(fds, || codec::decode(&bytes)).map_err(ProcessError::Codec)
+            }
             Report::Panicked { message, location } => {
                 Err(ProcessError::Panicked { message, location })
             }
-            Report::Failed(message) => Err(ProcessError::Codec(message)),
-            Report::Ready { .. } | Report::Refused { .. } => Err(ProcessError::Codec(
+            Report::Failed(chain) => Err(ProcessError::ChildCodec(chain)),
+            Report::Ready { .. } | Report::Refused { .. } => Err(ProcessError::ChildCodec(
                 "unexpected report from the child".into(),
             )),
         };

@@ -103,7 +103,7 @@ pub(crate) enum Report {
         location: Option<String>,
     },
     /// The arguments or the value could not travel.
-    Failed(String),
+    Failed(processing_core::ErrorChain),
 }
 
 /// A received frame.
