@@ -37,6 +37,14 @@ pub enum FrameError {
     /// receive it with `recv_pickle` (cargo feature `pickle`) or `recv_bytes`.
     #[error("the message is a python pickle (from python's `send`), not a typed message: receive it with `recv_pickle` or `recv_bytes`")]
     PickleMessage,
+    /// A typed message was sent as another type than this end receives: its type fingerprint
+    /// differs (or it has none: raw bytes sent with `send_bytes`). Both ends of a connection
+    /// must use the same `T`.
+    #[error("the message was sent as another type than the `{expected}` this end receives: both ends of a connection must use the same type (raw bytes from `send_bytes` are received with `recv_bytes`)")]
+    TypeMismatch {
+        /// The type this end receives.
+        expected: &'static str,
+    },
 }
 
 /// An operation on a [`Connection`](crate::Connection) failed.
