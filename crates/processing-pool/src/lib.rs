@@ -126,7 +126,9 @@ impl PoolBuilder {
     }
 
     /// Runs `f(args)` once in each worker before its first task (`f`: a fn item or a
-    /// closure that captures nothing). A panicking initializer makes the worker fail to start:
+    /// closure that captures nothing; a capturing closure is refused when the program is built,
+    /// not by `cargo check`, with `error[E0080]: evaluation panicked: an initializer must be a
+    /// fn item or a closure that captures nothing`). A panicking initializer makes the worker fail to start:
     /// while no worker can start, the queued tasks fail with [`PoolError::Spawn`] (the
     /// initializer's panic as its source) and the pool keeps retrying with a backoff.
     pub fn initializer<F, A>(mut self, f: F, args: A) -> Self
@@ -300,6 +302,15 @@ impl Pool {
     }
 
     /// Runs `f(args)` in a worker and waits for the result.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
+    ///
+    /// ```compile_fail,E0080
+    /// let pool = processing_pool::Pool::new(1).unwrap();
+    /// let factor = 3u32;
+    /// let r = pool.apply(move |x: u32| x * factor, 14);
+    /// ```
     pub fn apply<F, A, R>(&self, f: F, args: A) -> Result<R, PoolError>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -310,6 +321,9 @@ impl Pool {
     }
 
     /// Queues `f(args)` and returns at once.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>, PoolError>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -338,6 +352,9 @@ impl Pool {
     }
 
     /// `f` applied to every input, in order; waits for all.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn map<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -349,6 +366,9 @@ impl Pool {
     }
 
     /// Queues `f` over every input; the result is the whole vector.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn map_async<F, A, R, I>(&self, f: F, iterable: I) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -377,6 +397,9 @@ impl Pool {
     }
 
     /// A lazy iterator of `f` over the inputs, in order (see [`IMap`]).
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn imap<'a, F, A, R, I>(&self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -389,6 +412,9 @@ impl Pool {
     }
 
     /// Like [`imap`](Pool::imap), yielding results as they finish.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn imap_unordered<'a, F, A, R, I>(
         &self,
         f: F,
@@ -405,6 +431,9 @@ impl Pool {
     }
 
     /// `f(a, b, ..)` for every tuple `(a, b, ..)`, in order.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn starmap<F, Args, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
     where
         F: StarFn<Args, R>,

@@ -150,10 +150,20 @@ impl<R> std::fmt::Debug for Process<R> {
 
 /// Starts `target(args)` in a new process with the default start method, like
 /// `std::thread::spawn`.
+/// `target` must be a fn item or a closure that captures nothing. A capturing closure is
+/// refused when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+/// `error[E0080]: evaluation panicked: a process target must be a fn item or a closure that captures nothing (use Process::fork for capturing closures)`.
 ///
 /// ```
 /// let mut child = processing_process::spawn(|x: u32| x + 1, 41).unwrap();
 /// assert_eq!(child.join().unwrap(), 42);
+/// ```
+///
+/// A closure that captures is refused at build time:
+///
+/// ```compile_fail,E0080
+/// let factor = 3u32;
+/// let child = processing_process::spawn(move |x: u32| x * factor, 14);
 /// ```
 pub fn spawn<F, A, R>(target: F, args: A) -> Result<Process<R>, ProcessError>
 where
@@ -168,6 +178,14 @@ where
 
 impl<R: Serialize + DeserializeOwned> Process<R> {
     /// A process that will run `target(args)` (not started yet).
+    /// `target` must be a fn item or a closure that captures nothing. A capturing closure is
+    /// refused when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a process target must be a fn item or a closure that captures nothing (use Process::fork for capturing closures)`.
+    ///
+    /// ```compile_fail,E0080
+    /// let factor = 3u32;
+    /// let p = processing_process::Process::new(move |x: u32| x * factor, 14);
+    /// ```
     pub fn new<F, A>(target: F, args: A) -> Process<R>
     where
         F: Fn(A) -> R + 'static,
