@@ -217,3 +217,28 @@ fn a07_every_area_error_converts() {
     assert!(errors[14].is_disconnected());
     assert!(errors[12].is_auth());
 }
+
+fn answer(x: u32) -> u32 {
+    x
+}
+
+#[test]
+fn a07_child_setup_failure_keeps_the_childs_os_error() {
+    // The child cannot change to a directory that does not exist: it reports the failure with
+    // its OS error, which the parent's `SpawnError` keeps as its source.
+    let missing = std::env::temp_dir().join("processing-a07-no-such-dir");
+    let mut p = processing::Process::new(answer, 1).current_dir(&missing);
+    let e = p.start().unwrap_err();
+    let spawn = e.spawn_error().expect("a spawn error");
+    assert!(spawn.is_setup(), "{e:?}");
+    assert_eq!(
+        spawn.os_error().map(std::io::Error::kind),
+        Some(ErrorKind::NotFound),
+        "{e:?}"
+    );
+    let e: Error = e.into();
+    assert_eq!(
+        e.os_error().map(std::io::Error::kind),
+        Some(ErrorKind::NotFound)
+    );
+}

@@ -99,6 +99,11 @@ impl ErrorChain {
         &self.message
     }
 
+    /// The next link of the chain (the cause of this one), if any.
+    pub fn cause(&self) -> Option<&ErrorChain> {
+        self.source.as_deref()
+    }
+
     /// The messages of every link, first to last.
     pub fn messages(&self) -> Vec<&str> {
         let mut out = vec![self.message.as_str()];

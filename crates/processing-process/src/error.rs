@@ -15,7 +15,7 @@ use std::fmt;
 pub struct SpawnError {
     kind: SpawnErrorKind,
     detail: String,
-    source: Option<std::io::Error>,
+    source: Option<processing_core::BoxError>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +42,37 @@ impl SpawnError {
         SpawnError {
             kind: SpawnErrorKind::Io,
             detail: context.into(),
-            source: Some(source),
+            source: Some(Box::new(source)),
         }
+    }
+
+    /// A refusal the child reported: its message, and the chain of its causes (the child's OS
+    /// error, re-created here) as the source.
+    pub(crate) fn from_child(
+        kind: SpawnErrorKind,
+        chain: processing_core::ErrorChain,
+    ) -> SpawnError {
+        SpawnError {
+            kind,
+            detail: chain.message().to_string(),
+            source: chain
+                .cause()
+                .cloned()
+                .map(|c| Box::new(c) as processing_core::BoxError),
+        }
+    }
+
+    /// The operating system's error behind this one (in this process or in the child), if any.
+    pub fn os_error(&self) -> Option<&std::io::Error> {
+        let mut next: Option<&(dyn std::error::Error + 'static)> =
+            self.source.as_deref().map(|e| e as _);
+        while let Some(e) = next {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return Some(io);
+            }
+            next = e.source();
+        }
+        None
     }
 
     /// The operating system refused an operation (creating a socket, executing the program).
@@ -95,7 +124,7 @@ impl fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
+        self.source.as_deref().map(|e| e as _)
     }
 }
 

@@ -763,7 +763,7 @@ fn await_ready(chan: &Channel, proc: Option<&ProcHandle>) -> Result<u32, SpawnEr
                 Refusal::Setup => SpawnErrorKind::Setup,
                 Refusal::Config | Refusal::Fork => SpawnErrorKind::Io,
             };
-            Err(SpawnError::new(kind, detail))
+            Err(SpawnError::from_child(kind, detail))
         }
         _ => {
             let code = proc.and_then(|p| sys::reap_within(p, Duration::from_secs(5)));
