@@ -90,6 +90,9 @@ fn imap_lookahead(processes: usize) -> usize {
     4 * processes.max(1)
 }
 
+/// An initializer's encoding failure, kept until `build` reports it (the builder is `Clone`).
+type SharedCodecError = std::sync::Arc<processing_core::CodecError>;
+
 /// Settings of a [`Pool`]; build it with [`build`](PoolBuilder::build).
 ///
 /// Defaults: [`cpu_count`] processes, no initializer, workers live for any number of tasks
@@ -109,7 +112,7 @@ fn imap_lookahead(processes: usize) -> usize {
 #[derive(Debug, Clone, Default)]
 pub struct PoolBuilder {
     processes: Option<usize>,
-    initializer: Option<Result<(EntryFn, Vec<u8>), std::sync::Arc<processing_core::CodecError>>>,
+    initializer: Option<Result<(EntryFn, Vec<u8>), SharedCodecError>>,
     max_tasks_per_child: Option<usize>,
     max_memory_per_child: Option<u64>,
     task_timeout: Option<Duration>,
