@@ -167,11 +167,24 @@ fn shared_state_tour() -> Result<(), Box<dyn std::error::Error>> {
         .map(|_| processing::spawn(lockstep, (barrier.clone(), 3)))
         .collect::<Result<_, _>>()?;
     let mine = lockstep((barrier.clone(), 3));
+    let theirs = ps
+        .iter_mut()
+        .map(|p| p.join())
+        .collect::<Result<Vec<_>, _>>()?;
+    // At each pass every party draws its own arrival index: together 0, 1 and 2.
+    let every_pass_distinct = (0..3).all(|pass| {
+        let mut drawn: Vec<usize> = theirs.iter().map(|t| t[pass]).collect();
+        drawn.push(mine[pass]);
+        drawn.sort_unstable();
+        drawn == [0, 1, 2]
+    });
     println!(
-        "barrier indexes: me {mine:?}, children {:?}",
-        ps.iter_mut()
-            .map(|p| p.join())
-            .collect::<Result<Vec<_>, _>>()?
+        "this process and two children crossed a barrier together 3 times{}",
+        if every_pass_distinct {
+            "; each time they drew the arrival numbers 0, 1 and 2 between them"
+        } else {
+            ", but their arrival numbers collided"
+        }
     );
 
     // A lock whose holder crashed is recovered, and the next acquirer is told.
@@ -258,11 +271,15 @@ fn channels_tour() -> Result<(), Box<dyn std::error::Error>> {
     let intruder = std::thread::spawn(move || {
         Client::connect::<String>(address, Some(b"wrong key")).map(|_| ())
     });
-    let refused = listener.accept::<String>().is_err_and(|e| e.is_auth());
-    let rejected = intruder.join().map_err(|_| "thread panicked")?.is_err();
-    println!(
-        "a client with a wrong authkey: refused by the listener {refused}, rejected {rejected}"
-    );
+    let at_listener = match listener.accept::<String>() {
+        Ok(_) => "accepted it (wrong!)".to_string(),
+        Err(e) => format!("refused it ({e})"),
+    };
+    let at_client = match intruder.join().map_err(|_| "thread panicked")? {
+        Ok(()) => "got in (wrong!)".to_string(),
+        Err(e) => format!("was turned away ({e})"),
+    };
+    println!("a client with the wrong authkey: the listener {at_listener}; the client {at_client}");
     Ok(())
 }
 

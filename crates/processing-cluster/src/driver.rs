@@ -9,6 +9,7 @@
 //! whose entry left the stream without a result (refused by the workers), and fails
 //! everything with [`PoolError::Cluster`] when Redis stays unreachable or lost the pool.
 
+use processing_core::ErrorChain;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -410,9 +411,11 @@ impl WorkerLink for ClusterLink {
                 Ok(())
             }
             Err(e) => {
-                self.inner.set_broken(PoolError::Cluster(format!(
-                    "cannot send tasks to Redis: {e}"
-                )));
+                self.inner
+                    .set_broken(PoolError::Cluster(ErrorChain::with_source(
+                        "cannot send tasks to Redis",
+                        &e,
+                    )));
                 Ok(())
             }
         }
@@ -542,9 +545,9 @@ fn read_results(inner: Arc<Inner>, mut con: redis::Connection) {
                 }
                 let since = *down_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= inner.config.connect_timeout {
-                    inner.set_broken(PoolError::Cluster(format!(
-                        "Redis unreachable for {:?}: {e}",
-                        inner.config.connect_timeout
+                    inner.set_broken(PoolError::Cluster(ErrorChain::with_source(
+                        format!("Redis unreachable for {:?}", inner.config.connect_timeout),
+                        &e,
                     )));
                     return;
                 }

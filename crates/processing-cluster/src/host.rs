@@ -466,7 +466,7 @@ fn runner(
         let timeout = job.batch.timeout_ms.map(Duration::from_millis);
         // The first unfinished task of a re-delivered entry is the one its holder was running.
         let mut attempts = job.deliveries.saturating_sub(1);
-        let mut last = String::from("its worker host went silent");
+        let mut last = PoolError::Cluster("its worker host went silent".into());
         // The last task's result, sent with the acknowledgement.
         let mut held: Option<WireResult> = None;
         while !tasks.is_empty() {
@@ -476,7 +476,7 @@ fn runner(
             if attempts >= job.max_deliveries {
                 let e = PoolError::DeliveriesExhausted {
                     attempts,
-                    last: last.clone(),
+                    last: Box::new(last.clone()),
                 };
                 fail_front(&out, &job.pool, &mut held, &mut tasks, &e);
                 attempts = 0;
@@ -561,7 +561,7 @@ fn runner(
                 attempts = 0;
             } else {
                 attempts += 1;
-                last = exit.lost_error().to_string();
+                last = exit.lost_error();
             }
         }
         lock(&host.running).remove(&slot);

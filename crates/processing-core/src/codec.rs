@@ -7,15 +7,38 @@
 use serde::{de::DeserializeOwned, Serialize};
 
 /// A value could not be encoded or decoded.
+///
+/// The codec's own error is kept as the [`source`](std::error::Error::source).
+///
+/// ```
+/// let e = processing_core::codec::decode::<u32>(&[0xff, 0xff]).unwrap_err();
+/// assert!(e.is_decode());
+/// assert!(std::error::Error::source(&e).is_some());
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
     /// The value could not be serialized (for example a handle outside a handle-carrying channel).
     #[error("cannot encode value: {0}")]
-    Encode(String),
+    Encode(#[source] postcard::Error),
     /// The bytes are not a valid encoding of the expected type.
     #[error("cannot decode value: {0}")]
-    Decode(String),
+    Decode(#[source] postcard::Error),
+    /// The bytes hold a valid value followed by this many bytes more.
+    #[error("cannot decode value: {0} trailing bytes")]
+    TrailingBytes(usize),
+}
+
+impl CodecError {
+    /// Whether the bytes could not be decoded (malformed or trailing bytes).
+    pub fn is_decode(&self) -> bool {
+        matches!(self, CodecError::Decode(_) | CodecError::TrailingBytes(_))
+    }
+
+    /// Whether a value could not be encoded.
+    pub fn is_encode(&self) -> bool {
+        matches!(self, CodecError::Encode(_))
+    }
 }
 
 /// Encodes `value` with postcard.
@@ -25,7 +48,7 @@ pub enum CodecError {
 /// assert_eq!(processing_core::codec::decode::<u32>(&bytes).unwrap(), 42);
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    postcard::to_allocvec(value).map_err(|e| CodecError::Encode(e.to_string()))
+    postcard::to_allocvec(value).map_err(CodecError::Encode)
 }
 
 /// Appends the postcard encoding of `value` to `out`.
@@ -36,8 +59,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// assert_eq!(buf, [0xff, 7]);
 /// ```
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-    let extended = postcard::to_extend(value, std::mem::take(out))
-        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    let extended = postcard::to_extend(value, std::mem::take(out)).map_err(CodecError::Encode)?;
     *out = extended;
     Ok(())
 }
@@ -48,10 +70,9 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
 /// assert!(processing_core::codec::decode::<u32>(&[0xff, 0xff]).is_err());
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, rest) =
-        postcard::take_from_bytes(bytes).map_err(|e| CodecError::Decode(e.to_string()))?;
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(CodecError::Decode)?;
     if !rest.is_empty() {
-        return Err(CodecError::Decode(format!("{} trailing bytes", rest.len())));
+        return Err(CodecError::TrailingBytes(rest.len()));
     }
     Ok(value)
 }

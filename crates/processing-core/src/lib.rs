@@ -18,12 +18,14 @@
 #[cfg(feature = "async")]
 pub mod aio;
 pub mod authkey;
+mod chain;
 pub mod codec;
 pub mod handles;
 pub mod os;
 pub mod startup;
 mod sys;
 
+pub use chain::{ErrorChain, ErrorContext};
 pub use codec::CodecError;
 
 /// The cause carried by an error variant whose source lives in a higher layer (a manager proxy's

@@ -12,23 +12,20 @@ use processing_transport::AuthError;
 
 use crate::error::ManagerError;
 use crate::wire::Framed;
+use processing_core::ErrorContext;
 
 /// How long a peer may take to answer during authentication.
 pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn auth_err(e: AuthError) -> ManagerError {
-    let message = e.to_string();
-    // Both error types say "authentication failed: " in their Display; keep it once.
-    ManagerError::Auth(
-        message
-            .strip_prefix("authentication failed: ")
-            .map(str::to_owned)
-            .unwrap_or(message),
-    )
+    ManagerError::Auth(ErrorContext::with_source("", e))
 }
 
 fn io_err(e: std::io::Error) -> ManagerError {
-    ManagerError::Auth(format!("connection failed during authentication: {e}"))
+    ManagerError::Auth(ErrorContext::with_source(
+        "the connection failed during authentication",
+        e,
+    ))
 }
 
 /// Runs one side of the handshake on `f`'s stream (nothing is buffered in `f` yet) with

@@ -62,8 +62,9 @@ fn open_as(
     types: &[TypeIdentity],
     anchor: bool,
 ) -> Result<(Framed, Welcome), ManagerError> {
-    let stream = sys::connect(address, CONNECT_TIMEOUT)
-        .map_err(|e| ManagerError::Disconnected(format!("cannot connect to {address}: {e}")))?;
+    let stream = sys::connect(address, CONNECT_TIMEOUT).map_err(|e| {
+        ManagerError::disconnected(format!("cannot connect to the manager at {address}"), e)
+    })?;
     let mut f = Framed::new(stream);
     crate::auth::client_side(&mut f, key)?;
     let hello = Hello {
@@ -73,35 +74,46 @@ fn open_as(
         anchor,
     };
     f.send(&[&protocol::versioned(&encode(&hello)?)])
-        .map_err(|e| ManagerError::Disconnected(e.to_string()))?;
+        .map_err(|e| {
+            ManagerError::disconnected(format!("handshake with the manager at {address}"), e)
+        })?;
     f.stream
         .set_read_timeout(Some(crate::auth::AUTH_TIMEOUT))
-        .map_err(|e| ManagerError::Disconnected(e.to_string()))?;
+        .map_err(|e| {
+            ManagerError::disconnected(format!("handshake with the manager at {address}"), e)
+        })?;
     let frame = f
         .recv(Duration::ZERO)
-        .map_err(|e| ManagerError::Disconnected(e.to_string()))?
+        .map_err(|e| {
+            ManagerError::disconnected(format!("handshake with the manager at {address}"), e)
+        })?
         .to_vec();
-    f.stream
-        .set_read_timeout(None)
-        .map_err(|e| ManagerError::Disconnected(e.to_string()))?;
-    let body = protocol::check_versioned(&frame).map_err(ManagerError::Incompatible)?;
+    f.stream.set_read_timeout(None).map_err(|e| {
+        ManagerError::disconnected(format!("handshake with the manager at {address}"), e)
+    })?;
+    let body =
+        protocol::check_versioned(&frame).map_err(|m| ManagerError::Incompatible(m.into()))?;
     let Some((&status, payload)) = body.split_first() else {
         return Err(ManagerError::Incompatible("empty handshake reply".into()));
     };
     if status != STATUS_OK {
         return Err(ManagerError::Incompatible(
-            String::from_utf8_lossy(payload).into_owned(),
+            String::from_utf8_lossy(payload).into_owned().into(),
         ));
     }
-    let welcome: Welcome = decode(payload)
-        .map_err(|e| ManagerError::Incompatible(format!("malformed welcome: {e}")))?;
+    let welcome: Welcome = decode(payload).map_err(|e| {
+        ManagerError::Incompatible(processing_core::ErrorContext::with_source(
+            "malformed welcome",
+            e,
+        ))
+    })?;
     for theirs in &welcome.types {
         if let Some(mine) = types.iter().find(|t| t.name == theirs.name) {
             if mine.fingerprint != theirs.fingerprint {
                 return Err(ManagerError::Incompatible(format!(
                     "custom type `{}` differs between client and server: another build or another definition",
                     theirs.name
-                )));
+                ).into()));
             }
         }
     }
@@ -203,10 +215,13 @@ fn connection(remote: &Remote) -> Result<Rc<RefCell<Conn>>, ManagerError> {
     ensure_anchor(remote);
     let (framed, welcome) = open(&remote.address, &remote.key(), None, &remote.types)?;
     if remote.instance != 0 && welcome.instance != remote.instance {
-        return Err(ManagerError::Disconnected(format!(
-            "the manager at {} was restarted; this proxy belongs to an earlier server",
-            remote.address
-        )));
+        return Err(ManagerError::Disconnected(
+            format!(
+                "the manager at {} was restarted; this proxy belongs to an earlier server",
+                remote.address
+            )
+            .into(),
+        ));
     }
     Ok(cache(remote, framed))
 }
@@ -304,10 +319,10 @@ pub(crate) fn call_bytes(
         Ok(frame) => frame,
         Err(e) => {
             forget_connection(remote);
-            return Err(ManagerError::Disconnected(format!(
-                "{} ({e})",
-                remote.address
-            )));
+            return Err(ManagerError::disconnected(
+                format!("the manager at {}", remote.address),
+                e,
+            ));
         }
     };
     match frame.split_first() {

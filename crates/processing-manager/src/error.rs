@@ -1,5 +1,6 @@
 //! Errors of the manager: [`ManagerError`] on the client side, [`RemoteError`] as sent by the server.
 
+use processing_core::ErrorContext;
 use serde::{Deserialize, Serialize};
 
 /// What went wrong on the server while applying a call.
@@ -123,11 +124,17 @@ impl From<processing_core::CodecError> for RemoteError {
 
 /// Why a manager operation failed on the client side.
 ///
+/// The variants that add context (`Disconnected`, `Auth`, `Incompatible`, `Start`, `Address`)
+/// carry an [`ErrorContext`]: what failed, in words, and the underlying error (the OS error of a
+/// refused connection, the transport's `AuthError`, the process error of a server that would not
+/// start) as [`source`](std::error::Error::source).
+///
 /// ```
 /// use processing_manager::ManagerError;
-/// let e = ManagerError::Disconnected("connection reset".into());
+/// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// let e = ManagerError::disconnected("cannot connect to the manager at 127.0.0.1:9", refused);
 /// assert!(e.is_disconnected());
-/// assert_eq!(e.to_string(), "manager server unreachable: connection reset");
+/// assert_eq!(e.os_error().map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -137,28 +144,61 @@ pub enum ManagerError {
     Remote(#[from] RemoteError),
     /// The server cannot be reached (shut down, killed, or the connection broke).
     #[error("manager server unreachable: {0}")]
-    Disconnected(String),
-    /// Authentication failed in either direction (wrong authkey).
-    #[error("authentication failed: {0}")]
-    Auth(String),
+    Disconnected(#[source] ErrorContext),
+    /// Authentication failed in either direction (wrong authkey); the transport's
+    /// [`AuthError`](processing_transport::AuthError) or the OS error is the source.
+    #[error("{0}")]
+    Auth(#[source] ErrorContext),
     /// Client and server disagree on the protocol version or on a shared type.
     #[error("incompatible manager: {0}")]
-    Incompatible(String),
+    Incompatible(#[source] ErrorContext),
     /// A value could not be encoded or decoded on this side.
     #[error(transparent)]
     Codec(#[from] processing_core::CodecError),
     /// The manager server process could not be started.
     #[error("cannot start manager server: {0}")]
-    Start(String),
+    Start(#[source] ErrorContext),
     /// An address could not be parsed or bound.
     #[error("bad manager address: {0}")]
-    Address(String),
+    Address(#[source] ErrorContext),
     /// An I/O error outside a call (binding, accepting).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
 }
 
 impl ManagerError {
+    /// [`ManagerError::Disconnected`] with `message` and its cause.
+    pub fn disconnected(
+        message: impl Into<String>,
+        source: impl Into<processing_core::BoxError>,
+    ) -> Self {
+        ManagerError::Disconnected(ErrorContext::with_source(message, source))
+    }
+
+    /// The operating system's error behind this one, if there is one (a refused connection,
+    /// an address that could not be bound).
+    pub fn os_error(&self) -> Option<&std::io::Error> {
+        match self {
+            ManagerError::Disconnected(c)
+            | ManagerError::Auth(c)
+            | ManagerError::Incompatible(c)
+            | ManagerError::Start(c)
+            | ManagerError::Address(c) => c.os_error(),
+            ManagerError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether a wait timed out (a connection's read timeout elapsed).
+    pub fn is_timeout(&self) -> bool {
+        self.os_error().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            )
+        })
+    }
+
     /// The server is gone or the connection broke.
     pub fn is_disconnected(&self) -> bool {
         matches!(self, ManagerError::Disconnected(_))

@@ -140,7 +140,10 @@ impl<L: TypeList> ManagerBuilder<L> {
         };
         let process = crate::spawn::start::<L>(args).map_err(|e| {
             sys::remove_local_address(&address);
-            ManagerError::Start(e)
+            ManagerError::Start(processing_core::ErrorContext::with_source(
+                "cannot start the server process",
+                e,
+            ))
         })?;
         self.attach_owner(
             address,

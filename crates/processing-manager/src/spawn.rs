@@ -34,12 +34,14 @@ pub(crate) fn server_main<L: TypeList>(args: ServerArgs) {
 }
 
 /// Starts the server process.
-pub(crate) fn start<L: TypeList>(args: ServerArgs) -> Result<ServerProcess, String> {
+pub(crate) fn start<L: TypeList>(
+    args: ServerArgs,
+) -> Result<ServerProcess, processing_process::ProcessError> {
     let mut p = Process::new(server_main::<L>, args)
         .name("ManagerServer")
         .daemon(true)
         .stdout(Stdio::Null)
         .stderr(Stdio::Null);
-    p.start().map_err(|e| e.to_string())?;
+    p.start()?;
     Ok(p)
 }

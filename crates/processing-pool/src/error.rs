@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use processing_core::ErrorChain;
+
 /// Why a worker could not be started: a message and, when something below refused (the
 /// operating system, the process layer), that error as [`source`](Error::source).
 ///
@@ -190,9 +192,10 @@ pub enum PoolError {
     /// The result was already taken by an earlier successful `get_timeout`.
     #[error("the result was already taken")]
     AlreadyTaken,
-    /// An argument or a result could not be encoded or decoded.
+    /// An argument or a result could not be encoded or decoded: the codec's error and its
+    /// causes, in the form that crosses from the worker (see [`ErrorChain`]).
     #[error("codec error: {0}")]
-    Codec(String),
+    Codec(#[source] ErrorChain),
     /// A worker could not be started (the cause, such as the operating system's error, is the
     /// source), or its initializer failed. The pool stays open and keeps trying to start
     /// workers; tasks fail with this error only while no worker can serve them.
@@ -200,7 +203,7 @@ pub enum PoolError {
     Spawn(#[source] WorkerStartError),
     /// The channel to a worker failed in a way that is not a worker death.
     #[error("worker channel error: {0}")]
-    Io(String),
+    Io(#[source] ErrorChain),
     /// The task failed on each of its deliveries (a cluster pool re-delivers a task whose
     /// worker died, at most `max_deliveries` times); `last` says how the last attempt ended.
     #[error("the task failed on each of its {attempts} deliveries (last: {last})")]
@@ -208,7 +211,8 @@ pub enum PoolError {
         /// How many times the task was started.
         attempts: u32,
         /// How the last attempt ended.
-        last: String,
+        #[source]
+        last: Box<PoolError>,
     },
     /// No worker able to run the task (a worker host of this very build) was alive for
     /// `waited`: a cluster pool whose build no worker host shares.
@@ -222,7 +226,7 @@ pub enum PoolError {
     /// The engine that carries the tasks of a cluster pool failed (unreachable, or it lost
     /// the pool's state).
     #[error("cluster error: {0}")]
-    Cluster(String),
+    Cluster(#[source] ErrorChain),
 }
 
 fn describe_exit(exitcode: Option<i32>, signal: Option<i32>) -> String {
@@ -270,10 +274,13 @@ impl PoolError {
     pub fn is_spawn(&self) -> bool {
         matches!(self, PoolError::Spawn(_))
     }
-    /// For [`Spawn`](PoolError::Spawn): the operating system's error that caused it, if any.
+    /// The operating system's error that caused this one, if any (a worker that could not
+    /// be started, a worker channel that failed).
     pub fn os_error(&self) -> Option<&std::io::Error> {
         match self {
             PoolError::Spawn(e) => e.os_error(),
+            PoolError::Io(e) | PoolError::Codec(e) | PoolError::Cluster(e) => e.os_error(),
+            PoolError::DeliveriesExhausted { last, .. } => last.os_error(),
             _ => None,
         }
     }
@@ -288,7 +295,7 @@ impl PoolError {
 
 impl From<processing_core::CodecError> for PoolError {
     fn from(e: processing_core::CodecError) -> Self {
-        PoolError::Codec(e.to_string())
+        PoolError::Codec(ErrorChain::of_typed(&e))
     }
 }
 
@@ -309,7 +316,7 @@ enum BuildErrorKind {
     ZeroProcesses,
     ZeroMaxTasks,
     ZeroMaxMemory,
-    Codec(String),
+    Codec(Arc<processing_core::CodecError>),
     Spawn(WorkerStartError),
 }
 
@@ -329,9 +336,9 @@ impl PoolBuildError {
             kind: BuildErrorKind::ZeroMaxMemory,
         }
     }
-    pub(crate) fn codec(e: impl fmt::Display) -> Self {
+    pub(crate) fn codec(e: Arc<processing_core::CodecError>) -> Self {
         PoolBuildError {
-            kind: BuildErrorKind::Codec(e.to_string()),
+            kind: BuildErrorKind::Codec(e),
         }
     }
     pub(crate) fn spawn(e: PoolError) -> Self {
@@ -386,6 +393,7 @@ impl std::error::Error for PoolBuildError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match &self.kind {
             BuildErrorKind::Spawn(e) => Some(e),
+            BuildErrorKind::Codec(e) => Some(&**e),
             _ => None,
         }
     }

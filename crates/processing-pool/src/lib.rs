@@ -90,6 +90,9 @@ fn imap_lookahead(processes: usize) -> usize {
     4 * processes.max(1)
 }
 
+/// An initializer's encoding failure, kept until `build` reports it (the builder is `Clone`).
+type SharedCodecError = std::sync::Arc<processing_core::CodecError>;
+
 /// Settings of a [`Pool`]; build it with [`build`](PoolBuilder::build).
 ///
 /// Defaults: [`cpu_count`] processes, no initializer, workers live for any number of tasks
@@ -109,7 +112,7 @@ fn imap_lookahead(processes: usize) -> usize {
 #[derive(Debug, Clone, Default)]
 pub struct PoolBuilder {
     processes: Option<usize>,
-    initializer: Option<Result<(EntryFn, Vec<u8>), String>>,
+    initializer: Option<Result<(EntryFn, Vec<u8>), SharedCodecError>>,
     max_tasks_per_child: Option<usize>,
     max_memory_per_child: Option<u64>,
     task_timeout: Option<Duration>,
@@ -126,7 +129,9 @@ impl PoolBuilder {
     }
 
     /// Runs `f(args)` once in each worker before its first task (`f`: a fn item or a
-    /// closure that captures nothing). A panicking initializer makes the worker fail to start:
+    /// closure that captures nothing; a capturing closure is refused when the program is built,
+    /// not by `cargo check`, with `error[E0080]: evaluation panicked: an initializer must be a
+    /// fn item or a closure that captures nothing`). A panicking initializer makes the worker fail to start:
     /// while no worker can start, the queued tasks fail with [`PoolError::Spawn`] (the
     /// initializer's panic as its source) and the pool keeps retrying with a backoff.
     pub fn initializer<F, A>(mut self, f: F, args: A) -> Self
@@ -145,7 +150,7 @@ impl PoolBuilder {
         self.initializer = Some(
             processing_core::codec::encode(&args)
                 .map(|bytes| (entry, bytes))
-                .map_err(|e| e.to_string()),
+                .map_err(std::sync::Arc::new),
         );
         self
     }
@@ -300,6 +305,15 @@ impl Pool {
     }
 
     /// Runs `f(args)` in a worker and waits for the result.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
+    ///
+    /// ```compile_fail,E0080
+    /// let pool = processing_pool::Pool::new(1).unwrap();
+    /// let factor = 3u32;
+    /// let r = pool.apply(move |x: u32| x * factor, 14);
+    /// ```
     pub fn apply<F, A, R>(&self, f: F, args: A) -> Result<R, PoolError>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -310,6 +324,9 @@ impl Pool {
     }
 
     /// Queues `f(args)` and returns at once.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>, PoolError>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -338,6 +355,9 @@ impl Pool {
     }
 
     /// `f` applied to every input, in order; waits for all.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn map<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -349,6 +369,9 @@ impl Pool {
     }
 
     /// Queues `f` over every input; the result is the whole vector.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn map_async<F, A, R, I>(&self, f: F, iterable: I) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -377,6 +400,9 @@ impl Pool {
     }
 
     /// A lazy iterator of `f` over the inputs, in order (see [`IMap`]).
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn imap<'a, F, A, R, I>(&self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -389,6 +415,9 @@ impl Pool {
     }
 
     /// Like [`imap`](Pool::imap), yielding results as they finish.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn imap_unordered<'a, F, A, R, I>(
         &self,
         f: F,
@@ -405,6 +434,9 @@ impl Pool {
     }
 
     /// `f(a, b, ..)` for every tuple `(a, b, ..)`, in order.
+    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
+    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn starmap<F, Args, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
     where
         F: StarFn<Args, R>,

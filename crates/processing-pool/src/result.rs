@@ -538,10 +538,9 @@ impl<R: DeserializeOwned + Send> Group for ImapGroup<R> {
                 .map(|r| r.map_err(PoolError::from))
                 .collect(),
             Ok(items) => {
-                let e = PoolError::Codec(format!(
-                    "a chunk of {len} inputs returned {} results",
-                    items.len()
-                ));
+                let e = PoolError::Codec(
+                    format!("a chunk of {len} inputs returned {} results", items.len()).into(),
+                );
                 (0..len).map(|_| Err(e.clone())).collect()
             }
             Err(e) => (0..len).map(|_| Err(e.clone())).collect(),

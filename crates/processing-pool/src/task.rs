@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
+use processing_core::ErrorChain;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// The type-erased entry of a task: input bytes to output bytes.
@@ -248,17 +249,17 @@ where
                 out,
                 start,
                 Status::Codec,
-                &format!("cannot decode arguments: {e}"),
+                &ErrorChain::with_source("cannot decode arguments", &e),
             )
         }
     };
-    let mut codec_error: Option<String> = None;
+    let mut codec_error: Option<ErrorChain> = None;
     if let Err(e) = postcard::to_io(&count, &mut *out) {
         return write_error(
             out,
             start,
             Status::Codec,
-            &format!("cannot encode results: {e}"),
+            &ErrorChain::with_source("cannot encode results", &e),
         );
     }
     let outcome = catch_task(|| {
@@ -269,18 +270,21 @@ where
                     args
                 }
                 Err(e) => {
-                    codec_error = Some(format!("cannot decode arguments: {e}"));
+                    codec_error = Some(ErrorChain::with_source("cannot decode arguments", &e));
                     return;
                 }
             };
             let result = call.invoke(args);
             if let Err(e) = postcard::to_io(&result, &mut *out) {
-                codec_error = Some(format!("cannot encode result: {e}"));
+                codec_error = Some(ErrorChain::with_source("cannot encode result", &e));
                 return;
             }
         }
         if !rest.is_empty() {
-            codec_error = Some(format!("{} trailing bytes after the arguments", rest.len()));
+            codec_error = Some(ErrorChain::new(format!(
+                "{} trailing bytes after the arguments",
+                rest.len()
+            )));
         }
     });
     match (outcome, codec_error) {
@@ -296,7 +300,7 @@ pub(crate) enum ItemError {
     /// The call panicked.
     Panic(PanicReport),
     /// Its result could not be encoded.
-    Codec(String),
+    Codec(ErrorChain),
 }
 
 impl From<ItemError> for crate::PoolError {
@@ -328,7 +332,7 @@ where
                 out,
                 start,
                 Status::Codec,
-                &format!("cannot decode arguments: {e}"),
+                &ErrorChain::with_source("cannot decode arguments", &e),
             )
         }
     };
@@ -337,7 +341,7 @@ where
             out,
             start,
             Status::Codec,
-            &format!("cannot encode results: {e}"),
+            &ErrorChain::with_source("cannot encode results", &e),
         );
     }
     for _ in 0..count {
@@ -351,7 +355,7 @@ where
                     out,
                     start,
                     Status::Codec,
-                    &format!("cannot decode arguments: {e}"),
+                    &ErrorChain::with_source("cannot decode arguments", &e),
                 )
             }
         };
@@ -359,7 +363,10 @@ where
         let failure = match catch_task(|| call.invoke(args)) {
             Ok(result) => match postcard::to_io(&Ok::<&R, ItemError>(&result), &mut *out) {
                 Ok(_) => None,
-                Err(e) => Some(ItemError::Codec(format!("cannot encode result: {e}"))),
+                Err(e) => Some(ItemError::Codec(ErrorChain::with_source(
+                    "cannot encode result",
+                    &e,
+                ))),
             },
             Err(report) => Some(ItemError::Panic(report)),
         };
@@ -370,7 +377,7 @@ where
                     out,
                     start,
                     Status::Codec,
-                    &format!("cannot encode an error: {e}"),
+                    &ErrorChain::with_source("cannot encode an error", &e),
                 );
             }
         }
@@ -401,7 +408,7 @@ where
                 out,
                 start,
                 Status::Codec,
-                &format!("cannot decode initializer arguments: {e}"),
+                &ErrorChain::with_source("cannot decode initializer arguments", &e),
             )
         }
     };

@@ -90,7 +90,7 @@ pub(crate) fn guard_against_recursion() -> Result<(), SpawnError> {
 }
 
 /// Sends a refusal and exits.
-pub(crate) fn refuse(chan: &Channel, why: Refusal, detail: String) -> ! {
+pub(crate) fn refuse(chan: &Channel, why: Refusal, detail: processing_core::ErrorChain) -> ! {
     let report = Report::Refused { why, detail };
     if let Ok(bytes) = codec::encode(&report) {
         let _ = chan.send_frame(0, &bytes, &[]);
@@ -112,7 +112,7 @@ pub(crate) fn run_child(chan: Channel, method: StartMethod) -> ! {
         Err(e) => refuse(
             &chan,
             Refusal::Config,
-            format!("cannot decode the launch message: {e}"),
+            processing_core::ErrorChain::with_source("cannot decode the launch message", &e),
         ),
     };
     if config.build != BuildId::current() {

@@ -134,6 +134,9 @@ impl Context {
     }
 
     /// A new, unstarted process of this context (see [`Process::new`]).
+    /// `target` must be a fn item or a closure that captures nothing. A capturing closure is
+    /// refused when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a process target must be a fn item or a closure that captures nothing (use Process::fork for capturing closures)`.
     pub fn process<F, A, R>(&self, target: F, args: A) -> Process<R>
     where
         F: Fn(A) -> R + 'static,
@@ -144,6 +147,9 @@ impl Context {
     }
 
     /// Starts `target(args)` with this context's method (see [`crate::spawn`]).
+    /// `target` must be a fn item or a closure that captures nothing. A capturing closure is
+    /// refused when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a process target must be a fn item or a closure that captures nothing (use Process::fork for capturing closures)`.
     pub fn spawn<F, A, R>(&self, target: F, args: A) -> Result<Process<R>, ProcessError>
     where
         F: Fn(A) -> R + 'static,

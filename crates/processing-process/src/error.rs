@@ -15,7 +15,7 @@ use std::fmt;
 pub struct SpawnError {
     kind: SpawnErrorKind,
     detail: String,
-    source: Option<std::io::Error>,
+    source: Option<processing_core::BoxError>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +42,37 @@ impl SpawnError {
         SpawnError {
             kind: SpawnErrorKind::Io,
             detail: context.into(),
-            source: Some(source),
+            source: Some(Box::new(source)),
         }
+    }
+
+    /// A refusal the child reported: its message, and the chain of its causes (the child's OS
+    /// error, re-created here) as the source.
+    pub(crate) fn from_child(
+        kind: SpawnErrorKind,
+        chain: processing_core::ErrorChain,
+    ) -> SpawnError {
+        SpawnError {
+            kind,
+            detail: chain.message().to_string(),
+            source: chain
+                .cause()
+                .cloned()
+                .map(|c| Box::new(c) as processing_core::BoxError),
+        }
+    }
+
+    /// The operating system's error behind this one (in this process or in the child), if any.
+    pub fn os_error(&self) -> Option<&std::io::Error> {
+        let mut next: Option<&(dyn std::error::Error + 'static)> =
+            self.source.as_deref().map(|e| e as _);
+        while let Some(e) = next {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                return Some(io);
+            }
+            next = e.source();
+        }
+        None
     }
 
     /// The operating system refused an operation (creating a socket, executing the program).
@@ -95,7 +124,7 @@ impl fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
+        self.source.as_deref().map(|e| e as _)
     }
 }
 
@@ -143,9 +172,15 @@ pub enum ProcessError {
     /// The process was ended by this signal (Unix; its exit code is the negative number).
     #[error("process was killed by signal {0}")]
     Signaled(i32),
-    /// The arguments or the return value could not be encoded or decoded.
+    /// The arguments could not be encoded, or the child's report or return value could not be
+    /// decoded, in this process; the codec's error is the source.
     #[error("cannot transfer value: {0}")]
-    Codec(String),
+    Codec(#[source] processing_core::CodecError),
+    /// The child could not decode its arguments or encode its return value: the child's error
+    /// and its causes, as they crossed the process boundary (see
+    /// [`ErrorChain`](processing_core::ErrorChain)).
+    #[error("the child cannot transfer a value: {0}")]
+    ChildCodec(#[source] processing_core::ErrorChain),
     /// Waiting for or signalling the process failed.
     #[error("process i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -168,6 +203,11 @@ impl ProcessError {
     /// Whether a `join_timeout` ran out.
     pub fn is_timeout(&self) -> bool {
         matches!(self, ProcessError::Timeout)
+    }
+
+    /// Whether a value could not cross the process boundary (in this process or in the child).
+    pub fn is_codec(&self) -> bool {
+        matches!(self, ProcessError::Codec(_) | ProcessError::ChildCodec(_))
     }
 
     /// Whether the process ended by a signal.

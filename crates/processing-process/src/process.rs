@@ -150,10 +150,20 @@ impl<R> std::fmt::Debug for Process<R> {
 
 /// Starts `target(args)` in a new process with the default start method, like
 /// `std::thread::spawn`.
+/// `target` must be a fn item or a closure that captures nothing. A capturing closure is
+/// refused when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+/// `error[E0080]: evaluation panicked: a process target must be a fn item or a closure that captures nothing (use Process::fork for capturing closures)`.
 ///
 /// ```
 /// let mut child = processing_process::spawn(|x: u32| x + 1, 41).unwrap();
 /// assert_eq!(child.join().unwrap(), 42);
+/// ```
+///
+/// A closure that captures is refused at build time:
+///
+/// ```compile_fail,E0080
+/// let factor = 3u32;
+/// let child = processing_process::spawn(move |x: u32| x * factor, 14);
 /// ```
 pub fn spawn<F, A, R>(target: F, args: A) -> Result<Process<R>, ProcessError>
 where
@@ -168,6 +178,14 @@ where
 
 impl<R: Serialize + DeserializeOwned> Process<R> {
     /// A process that will run `target(args)` (not started yet).
+    /// `target` must be a fn item or a closure that captures nothing. A capturing closure is
+    /// refused when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
+    /// `error[E0080]: evaluation panicked: a process target must be a fn item or a closure that captures nothing (use Process::fork for capturing closures)`.
+    ///
+    /// ```compile_fail,E0080
+    /// let factor = 3u32;
+    /// let p = processing_process::Process::new(move |x: u32| x * factor, 14);
+    /// ```
     pub fn new<F, A>(target: F, args: A) -> Process<R>
     where
         F: Fn(A) -> R + 'static,
@@ -180,7 +198,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             // typed, rather than the serializer's text.
             match handles::take_os_error() {
                 Some(io) => SpawnError::io("cannot pass the arguments' handles", io).into(),
-                None => ProcessError::Codec(e.to_string()),
+                None => ProcessError::Codec(e),
             }
         });
         Process::with_launch(Launch::Target { entry, payload }, None)
@@ -204,8 +222,9 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     {
         let closure: Closure = Box::new(move || {
             let value = f();
-            handles::collect(|| codec::encode(&value))
-                .map_err(|e| format!("cannot encode the return value: {e}"))
+            handles::collect(|| codec::encode(&value)).map_err(|e| {
+                processing_core::ErrorChain::with_source("cannot encode the return value", &e)
+            })
         });
         Process::with_launch(Launch::Closure(closure), Some(StartMethod::Fork))
     }
@@ -651,16 +670,16 @@ fn interpret<R: DeserializeOwned>(report: Option<Frame>, code: i32) -> Result<R,
         let Frame {
             body, handles: fds, ..
         } = frame;
-        let report: Report =
-            codec::decode(&body).map_err(|e| ProcessError::Codec(e.to_string()))?;
+        let report: Report = codec::decode(&body).map_err(ProcessError::Codec)?;
         return match report {
-            Report::Returned(bytes) => handles::provide(fds, || codec::decode(&bytes))
-                .map_err(|e| ProcessError::Codec(e.to_string())),
+            Report::Returned(bytes) => {
+                handles::provide(fds, || codec::decode(&bytes)).map_err(ProcessError::Codec)
+            }
             Report::Panicked { message, location } => {
                 Err(ProcessError::Panicked { message, location })
             }
-            Report::Failed(message) => Err(ProcessError::Codec(message)),
-            Report::Ready { .. } | Report::Refused { .. } => Err(ProcessError::Codec(
+            Report::Failed(chain) => Err(ProcessError::ChildCodec(chain)),
+            Report::Ready { .. } | Report::Refused { .. } => Err(ProcessError::ChildCodec(
                 "unexpected report from the child".into(),
             )),
         };
@@ -744,7 +763,7 @@ fn await_ready(chan: &Channel, proc: Option<&ProcHandle>) -> Result<u32, SpawnEr
                 Refusal::Setup => SpawnErrorKind::Setup,
                 Refusal::Config | Refusal::Fork => SpawnErrorKind::Io,
             };
-            Err(SpawnError::new(kind, detail))
+            Err(SpawnError::from_child(kind, detail))
         }
         _ => {
             let code = proc.and_then(|p| sys::reap_within(p, Duration::from_secs(5)));

@@ -12,7 +12,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// What a target produced: its encoded return value and the OS handles inside it, or why the
 /// arguments or the value could not travel.
-pub(crate) type Outcome = Result<(Vec<u8>, Vec<OwnedOsHandle>), String>;
+pub(crate) type Outcome = Result<(Vec<u8>, Vec<OwnedOsHandle>), processing_core::ErrorChain>;
 
 /// The monomorphised entry that decodes the arguments, calls the target and encodes its value.
 pub(crate) type Trampoline = fn(&[u8], Vec<OwnedOsHandle>) -> Outcome;
@@ -41,8 +41,9 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let args: A = handles::provide(fds, || codec::decode(args))
-        .map_err(|e| format!("cannot decode the target's arguments: {e}"))?;
+    let args: A = handles::provide(fds, || codec::decode(args)).map_err(|e| {
+        processing_core::ErrorChain::with_source("cannot decode the target's arguments", &e)
+    })?;
     // SAFETY: `entry_offset::<F, A, R>` (the only way to reach this function) asserted at
     // compile time that F is zero-sized; a zero-sized fn item or capture-less closure has no
     // bytes and no invariant, so reading one from a dangling, well-aligned pointer produces a
@@ -50,7 +51,7 @@ where
     let target: F = unsafe { std::ptr::read(std::ptr::NonNull::<F>::dangling().as_ptr()) };
     let value = target(args);
     handles::collect(|| codec::encode(&value))
-        .map_err(|e| format!("cannot encode the return value: {e}"))
+        .map_err(|e| processing_core::ErrorChain::with_source("cannot encode the return value", &e))
 }
 
 /// The offset of the trampoline for target `F` from the anchor.

@@ -94,7 +94,10 @@ pub(crate) enum Report {
     /// The bootstrap took over; the target is about to run.
     Ready { pid: u32 },
     /// The bootstrap refused the launch.
-    Refused { why: Refusal, detail: String },
+    Refused {
+        why: Refusal,
+        detail: processing_core::ErrorChain,
+    },
     /// The target returned this encoded value (its handles came with the frame).
     Returned(Vec<u8>),
     /// The target panicked.
@@ -103,7 +106,7 @@ pub(crate) enum Report {
         location: Option<String>,
     },
     /// The arguments or the value could not travel.
-    Failed(String),
+    Failed(processing_core::ErrorChain),
 }
 
 /// A received frame.

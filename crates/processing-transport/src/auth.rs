@@ -79,10 +79,9 @@ pub(crate) fn respond(key: &[u8], challenge_frame: &[u8]) -> Result<Vec<u8>, Aut
         .strip_prefix(CHALLENGE)
         .ok_or_else(|| AuthError::Protocol("expected a challenge".into()))?;
     if message.len() < LEGACY_LENGTHS[0] {
-        return Err(AuthError::Protocol(format!(
-            "challenge too short: {} bytes",
-            message.len()
-        )));
+        return Err(AuthError::Protocol(
+            format!("challenge too short: {} bytes", message.len()).into(),
+        ));
     }
     let (name, _) = digest_and_payload(message)?;
     if name != DIGEST {

@@ -35,6 +35,19 @@ const FIRST_GROWTH: usize = 1 << 20;
 const SPIN: Duration = Duration::from_micros(60);
 /// Largest number of OS handles in one typed message (the count travels in one byte).
 const MAX_HANDLES: usize = 250;
+
+/// Bytes of the type fingerprint after a typed message's handle-count byte.
+const FINGERPRINT: usize = 4;
+
+/// The fingerprint of `T` that a typed message carries: FNV-1a of its type name, folded to
+/// 32 bits (a few nanoseconds; both ends of one build compute the same value).
+fn fingerprint<T: ?Sized>() -> [u8; FINGERPRINT] {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in std::any::type_name::<T>().as_bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h.to_le_bytes()
+}
 /// Messages up to this size are copied behind their header and sent with one system call.
 const COALESCE: usize = 16 * 1024;
 
@@ -152,6 +165,13 @@ fn ring_pair() -> (Option<RingEnd>, Option<RingEnd>) {
 ///
 /// Messages keep their boundaries; `send`/`recv` move serde values (postcard), `send_bytes`/
 /// `recv_bytes` move raw bytes in the frame format of Python's `multiprocessing.connection`.
+///
+/// **Both ends must agree on `T`.** A typed message carries a 4-byte fingerprint of the
+/// sender's `T` (a hash of [`std::any::type_name`]), checked by every `recv`: a message sent
+/// as another type (an `i32` received as a `u32`) is
+/// [`FrameError::TypeMismatch`](crate::FrameError::TypeMismatch), never a wrong value. The
+/// fingerprint only travels with typed messages between two Rust ends: `send_bytes`/
+/// `recv_bytes` and the pickle methods keep the frames of Python's `multiprocessing`.
 /// Clones share the same end (and its read buffer); the OS object closes when the last clone
 /// is dropped. A connection is itself `Serialize + Deserialize` and travels as a spawn argument
 /// or through another pipe (on Unix only through channels that carry descriptors; elsewhere
@@ -578,6 +598,7 @@ impl<T, D: CanSend> Connection<T, D> {
     {
         let mut buf = Vec::with_capacity(64);
         buf.extend_from_slice(&[0u8; SHORT_HEADER + 1]);
+        buf.extend_from_slice(&fingerprint::<T>());
         let ((), handles) = handles::collect(|| codec::encode_into(value, &mut buf))?;
         if !handles.is_empty() && !self.inner.stream.carries_handles() {
             return Err(HandleError::NoChannel.into());
@@ -702,8 +723,16 @@ impl<T, D: CanRecv> Connection<T, D> {
             }
             h => h?,
         };
-        let payload = &r.body(&body)[1..];
-        Ok(handles::provide(handles, || codec::decode(payload))?)
+        let rest = &r.body(&body)[1..];
+        match rest.split_at_checked(FINGERPRINT) {
+            Some((fp, payload)) if *fp == fingerprint::<T>() => {
+                Ok(handles::provide(handles, || codec::decode(payload))?)
+            }
+            _ => Err(FrameError::TypeMismatch {
+                expected: std::any::type_name::<T>(),
+            }
+            .into()),
+        }
     }
 
     /// Receives one message that Python's `Connection.send(obj)` wrote (a pickle), as any

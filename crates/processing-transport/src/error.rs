@@ -2,7 +2,7 @@
 
 use std::io;
 
-use processing_core::{CodecError, HandleError};
+use processing_core::{CodecError, ErrorContext, HandleError};
 
 /// A frame on the wire is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +37,14 @@ pub enum FrameError {
     /// receive it with `recv_pickle` (cargo feature `pickle`) or `recv_bytes`.
     #[error("the message is a python pickle (from python's `send`), not a typed message: receive it with `recv_pickle` or `recv_bytes`")]
     PickleMessage,
+    /// A typed message was sent as another type than this end receives: its type fingerprint
+    /// differs (or it has none: raw bytes sent with `send_bytes`). Both ends of a connection
+    /// must use the same `T`.
+    #[error("the message was sent as another type than the `{expected}` this end receives: both ends of a connection must use the same type (raw bytes from `send_bytes` are received with `recv_bytes`)")]
+    TypeMismatch {
+        /// The type this end receives.
+        expected: &'static str,
+    },
 }
 
 /// An operation on a [`Connection`](crate::Connection) failed.
@@ -94,10 +102,9 @@ impl ConnectionError {
 
     /// Whether the bytes on the wire were malformed.
     pub fn is_malformed(&self) -> bool {
-        matches!(
-            self,
-            ConnectionError::Frame(_) | ConnectionError::Codec(CodecError::Decode(_))
-        )
+        matches!(self, ConnectionError::Frame(_))
+            || matches!(self, ConnectionError::Codec(e) if e.is_decode()
+            )
     }
 
     /// Whether a timeout elapsed.
@@ -133,18 +140,23 @@ impl From<io::Error> for ConnectionError {
 }
 
 /// The authentication handshake failed.
+///
+/// A wrong authkey on either side is [`WrongDigest`](AuthError::WrongDigest) (our challenge was
+/// answered wrongly) or [`Rejected`](AuthError::Rejected) (our answer was refused); both texts
+/// say "authkey mismatch".
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
     /// The peer's answer to our challenge was wrong (different authkey).
-    #[error("authentication failed: the peer's digest was wrong")]
+    #[error("authentication failed: the peer's answer to our challenge is wrong: authkey mismatch (or the peer is not a processing/multiprocessing listener)")]
     WrongDigest,
     /// The peer rejected our answer (different authkey).
-    #[error("authentication failed: the peer rejected our digest")]
+    #[error("authentication failed: the peer rejected our answer to its challenge: authkey mismatch (or the peer is not a processing/multiprocessing listener)")]
     Rejected,
-    /// The peer does not speak the handshake (bad message, wrong size, missing challenge).
-    #[error("authentication failed: protocol error: {0}")]
-    Protocol(String),
+    /// The peer does not speak the handshake (bad message, wrong size, missing challenge);
+    /// a malformed frame is the source.
+    #[error("authentication failed: the peer does not speak the handshake (is it a processing/multiprocessing listener?): {0}")]
+    Protocol(#[source] ErrorContext),
     /// The peer asked for the legacy HMAC-MD5 handshake (Python 3.11 and older), which is weak
     /// and refused.
     #[error("authentication failed: the peer uses the weak legacy hmac-md5 handshake (python 3.11 or older), which is refused")]
@@ -160,10 +172,9 @@ pub enum AuthError {
 impl From<ConnectionError> for AuthError {
     fn from(e: ConnectionError) -> Self {
         match e {
-            ConnectionError::Frame(FrameError::TooLarge { len, .. }) => {
-                AuthError::Protocol(format!("handshake message of {len} bytes is too long"))
+            ConnectionError::Frame(f) => {
+                AuthError::Protocol(ErrorContext::with_source("malformed handshake message", f))
             }
-            ConnectionError::Frame(f) => AuthError::Protocol(f.to_string()),
             other => AuthError::Connection(Box::new(other)),
         }
     }
@@ -188,6 +199,16 @@ pub enum ListenerError {
     /// The handshake failed.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// Connecting to `address` failed (refused, unreachable, no such socket); the operating
+    /// system's error is the source.
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        /// The address the client tried.
+        address: String,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
     /// Any other operating-system error.
     #[error("listener i/o error: {0}")]
     Io(#[from] io::Error),
@@ -197,6 +218,41 @@ impl ListenerError {
     /// Whether the handshake failed because of an authentication problem.
     pub fn is_auth(&self) -> bool {
         matches!(self, ListenerError::Auth(_))
+    }
+
+    /// Whether a timeout elapsed (the handshake's, or the operating system's connect timeout).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            ListenerError::Auth(AuthError::Connection(e)) => e.is_timeout(),
+            ListenerError::Connect { source, .. } | ListenerError::Io(source) => {
+                source.kind() == io::ErrorKind::TimedOut
+            }
+            _ => false,
+        }
+    }
+
+    /// The operating system's error, if this is one (a refused connection, a bind failure).
+    pub fn os_error(&self) -> Option<&io::Error> {
+        match self {
+            ListenerError::Connect { source, .. } | ListenerError::Io(source) => Some(source),
+            ListenerError::Auth(AuthError::Connection(e)) => match &**e {
+                ConnectionError::Io(io) => Some(io),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// An OS error met while connecting to `address`, as [`ListenerError::Connect`] (the
+    /// address in the text); any other error unchanged.
+    pub(crate) fn connecting(self, address: &crate::Address) -> ListenerError {
+        match self {
+            ListenerError::Io(source) => ListenerError::Connect {
+                address: address.to_string(),
+                source,
+            },
+            other => other,
+        }
     }
 
     /// Whether the address was already in use.

@@ -618,9 +618,12 @@ impl ClientBuilder {
         let address = address.into_address()?;
         let key = self.settings.key_for(&address)?;
         let stream = match &address {
-            Address::Local(name) => sys::connect_local(name)?,
-            Address::Tcp(a) => Stream::from_tcp(TcpStream::connect(a)?),
-        };
+            Address::Local(name) => sys::connect_local(name),
+            Address::Tcp(a) => TcpStream::connect(a)
+                .map(Stream::from_tcp)
+                .map_err(ListenerError::from),
+        }
+        .map_err(|e| e.connecting(&address))?;
         let conn: Connection<T, Duplex> = Connection::from_stream(stream);
         auth::handshake(&conn, &key, Role::Client, self.settings.handshake_timeout)?;
         conn.set_max_message_size(self.settings.max_message);

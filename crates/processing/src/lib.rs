@@ -55,7 +55,16 @@ pub use processing_transport as transport;
 mod error;
 
 pub use error::Error;
+// Every area's error, by its name, next to the `Error` that converts from all of them.
+pub use processing_core::{CodecError, ErrorChain, ErrorContext, HandleError};
 pub use processing_macros::main;
+pub use processing_manager::{ManagerError, RemoteError, RemoteErrorKind};
+pub use processing_shm::ShmError;
+pub use processing_sync::{AcquireError, BarrierError, ConditionError, ReleaseError, SyncError};
+pub use processing_transport::queue::{
+    GetError, JoinTimeoutError, PutError, QueueError, TaskDoneError,
+};
+pub use processing_transport::FrameError;
 
 pub use processing_pool::prelude;
 

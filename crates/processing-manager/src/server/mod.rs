@@ -148,8 +148,12 @@ impl Server {
         address: &Address,
         config: ServerConfig,
     ) -> Result<(Arc<Server>, Listener), ManagerError> {
-        let (listener, bound) = sys::bind(address)
-            .map_err(|e| ManagerError::Address(format!("cannot bind {address}: {e}")))?;
+        let (listener, bound) = sys::bind(address).map_err(|e| {
+            ManagerError::Address(processing_core::ErrorContext::with_source(
+                format!("cannot bind {address}"),
+                e,
+            ))
+        })?;
         let instance = u64::from_le_bytes(
             processing_core::authkey::random_bytes(8)
                 .try_into()

@@ -4,6 +4,7 @@
 //! is abandoned (its channel is dropped, so it exits after its current task) and a new thread
 //! takes its place. The memory limit does not apply to threads.
 
+use processing_core::ErrorChain;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -137,15 +138,19 @@ pub fn reply_error(status: Status, payload: &[u8]) -> PoolError {
                 message: r.message,
                 location: r.location,
             },
-            Err(e) => PoolError::Codec(format!("cannot decode a panic report: {e}")),
+            Err(e) => PoolError::Codec(ErrorChain::with_source("cannot decode a panic report", &e)),
         },
-        Status::Codec => match processing_core::codec::decode::<String>(payload) {
+        Status::Codec => match processing_core::codec::decode::<ErrorChain>(payload) {
             Ok(m) => PoolError::Codec(m),
-            Err(e) => PoolError::Codec(format!("cannot decode an error report: {e}")),
+            Err(e) => {
+                PoolError::Codec(ErrorChain::with_source("cannot decode an error report", &e))
+            }
         },
         Status::Error => match processing_core::codec::decode::<PoolError>(payload) {
             Ok(e) => e,
-            Err(e) => PoolError::Codec(format!("cannot decode an error report: {e}")),
+            Err(e) => {
+                PoolError::Codec(ErrorChain::with_source("cannot decode an error report", &e))
+            }
         },
     }
 }

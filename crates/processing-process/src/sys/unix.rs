@@ -2,6 +2,7 @@
 //! signals, resource limits and the parent-death signal. Every raw `fork` and `Command::new`
 //! of the crate lives here (and in `forkserver.rs`).
 
+use processing_core::ErrorChain;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt as _;
@@ -689,7 +690,7 @@ pub(crate) fn child_defaults() {
 }
 
 /// Child side: applies redirections, environment, directory, limits and the parent-death signal.
-pub(crate) fn apply_setup(setup: Setup, parent_pid: u32) -> Result<(), String> {
+pub(crate) fn apply_setup(setup: Setup, parent_pid: u32) -> Result<(), ErrorChain> {
     let Setup {
         env,
         cwd,
@@ -701,20 +702,22 @@ pub(crate) fn apply_setup(setup: Setup, parent_pid: u32) -> Result<(), String> {
         if let StdioMsg::Handle(h) = msg {
             let fd = h.into_inner();
             // SAFETY: dup2 onto a standard descriptor number; `fd` is owned and valid.
-            cvt(unsafe { libc::dup2(fd.as_raw_fd(), target as RawFd) })
-                .map_err(|e| format!("cannot redirect descriptor {target}: {e}"))?;
+            cvt(unsafe { libc::dup2(fd.as_raw_fd(), target as RawFd) }).map_err(|e| {
+                ErrorChain::with_source(format!("cannot redirect descriptor {target}"), &e)
+            })?;
         }
     }
     for (k, v) in env {
         std::env::set_var(k, v);
     }
     if let Some(dir) = cwd {
-        std::env::set_current_dir(&dir)
-            .map_err(|e| format!("cannot change directory to {}: {e}", dir.display()))?;
+        std::env::set_current_dir(&dir).map_err(|e| {
+            ErrorChain::with_source(format!("cannot change directory to {}", dir.display()), &e)
+        })?;
     }
     for (resource, soft, hard) in limits {
         set_limit(resource, soft, hard)
-            .map_err(|e| format!("cannot set limit {resource:?}: {e}"))?;
+            .map_err(|e| ErrorChain::with_source(format!("cannot set limit {resource:?}"), &e))?;
     }
     if die_with_parent {
         die_with(parent_pid)?;
@@ -723,7 +726,7 @@ pub(crate) fn apply_setup(setup: Setup, parent_pid: u32) -> Result<(), String> {
 }
 
 #[cfg(target_os = "linux")]
-fn die_with(parent_pid: u32) -> Result<(), String> {
+fn die_with(parent_pid: u32) -> Result<(), ErrorChain> {
     // SAFETY: prctl(PR_SET_PDEATHSIG) only records a signal number for this process.
     cvt(unsafe {
         libc::prctl(
@@ -734,7 +737,7 @@ fn die_with(parent_pid: u32) -> Result<(), String> {
             0,
         )
     })
-    .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    .map_err(|e| ErrorChain::with_source("cannot set the parent-death signal", &e))?;
     // The parent may have died before the signal was armed. A fork-server child's parent is the server (which dies with the requester).
     let parent = super::forkserver::server_parent().unwrap_or(parent_pid);
     // SAFETY: getppid has no preconditions.
@@ -745,7 +748,7 @@ fn die_with(parent_pid: u32) -> Result<(), String> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with(parent_pid: u32) -> Result<(), String> {
+fn die_with(parent_pid: u32) -> Result<(), ErrorChain> {
     // No parent-death signal: a watcher thread polls the parent.
     std::thread::Builder::new()
         .name("processing-parent-watch".into())
@@ -758,7 +761,7 @@ fn die_with(parent_pid: u32) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(200));
         })
         .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(|e| ErrorChain::with_source("cannot start the parent watcher", &e))
 }
 
 fn set_limit(resource: Resource, soft: u64, hard: u64) -> io::Result<()> {

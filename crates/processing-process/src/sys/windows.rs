@@ -4,6 +4,7 @@
 //! `(pid, value)` (processing-core pulls them with `DuplicateHandle`), so the channel carries
 //! bytes only. Every `Command::new` of the crate on Windows lives here.
 
+use processing_core::ErrorChain;
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::os::windows::io::{
@@ -456,7 +457,7 @@ pub(crate) fn forget_inherited_state() {}
 pub(crate) fn child_defaults() {}
 
 /// Child side: applies the settings that a spawn did not already apply.
-pub(crate) fn apply_setup(setup: Setup, _parent_pid: u32) -> Result<(), String> {
+pub(crate) fn apply_setup(setup: Setup, _parent_pid: u32) -> Result<(), ErrorChain> {
     let Setup {
         env,
         cwd,
@@ -474,8 +475,9 @@ pub(crate) fn apply_setup(setup: Setup, _parent_pid: u32) -> Result<(), String> 
         std::env::set_var(k, v);
     }
     if let Some(dir) = cwd {
-        std::env::set_current_dir(&dir)
-            .map_err(|e| format!("cannot change directory to {}: {e}", dir.display()))?;
+        std::env::set_current_dir(&dir).map_err(|e| {
+            ErrorChain::with_source(format!("cannot change directory to {}", dir.display()), &e)
+        })?;
     }
     Ok(())
 }
