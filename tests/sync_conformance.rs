@@ -505,7 +505,7 @@ fn s11_barrier() {
     for pass in 0..PASSES {
         let mut idx: Vec<usize> = all.iter().map(|v| v[pass]).collect();
         idx.sort_unstable();
-        assert_eq!(idx, (0..N as usize).collect::<Vec<_>>(), "pass {pass}");
+        assert_eq!(idx, (0..N).collect::<Vec<_>>(), "pass {pass}");
     }
     assert_eq!(
         counter.get(),

@@ -62,6 +62,13 @@ impl LockGuard<'_> {
     pub fn forget(self) {
         std::mem::forget(self);
     }
+
+    /// Releases now, reporting the outcome (dropping the guard releases silently).
+    pub fn release(self) -> Result<(), ReleaseError> {
+        let lock = self.lock;
+        std::mem::forget(self);
+        lock.release()
+    }
 }
 
 impl Drop for LockGuard<'_> {
@@ -193,6 +200,13 @@ impl RLockGuard<'_> {
     /// Keeps this level held past the guard (release it later with [`RLock::release`]).
     pub fn forget(self) {
         std::mem::forget(self);
+    }
+
+    /// Releases this level now, reporting the outcome.
+    pub fn release(self) -> Result<(), ReleaseError> {
+        let lock = self.lock;
+        std::mem::forget(self);
+        lock.release()
     }
 }
 

@@ -56,6 +56,13 @@ impl SemaphoreGuard<'_> {
     pub fn forget(self) {
         std::mem::forget(self);
     }
+
+    /// Returns the permit now, reporting the outcome.
+    pub fn release(self) -> Result<(), ReleaseError> {
+        let sem = self.sem;
+        std::mem::forget(self);
+        sem.release()
+    }
 }
 
 impl Drop for SemaphoreGuard<'_> {
