@@ -21,8 +21,8 @@ macro_rules! same_source {
         mod direct {
             #[allow(unused_imports)]
             use processing::{
-                Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, Process, RLock,
-                RLockGuard, Semaphore, SemaphoreGuard,
+                Array, ArrayGuard, Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard,
+                Process, RLock, RLockGuard, Semaphore, SemaphoreGuard, Value, ValueGuard,
             };
             $($body)*
         }
@@ -30,8 +30,8 @@ macro_rules! same_source {
         mod twin {
             #[allow(unused_imports)]
             use processing::dummy::{
-                Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, Process, RLock,
-                RLockGuard, Semaphore, SemaphoreGuard,
+                Array, ArrayGuard, Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard,
+                Process, RLock, RLockGuard, Semaphore, SemaphoreGuard, Value, ValueGuard,
             };
             $($body)*
         }
@@ -53,6 +53,9 @@ same_source! {
             p
         }};
     }
+
+    /// What every acquire returns.
+    type Acquired<G> = Result<G, AcquireError<G>>;
 
     /// `Ok`, or the error's variant (a guard it carries is not part of the outcome).
     fn outcome<G>(r: Result<G, AcquireError<G>>) -> String {
@@ -144,7 +147,8 @@ same_source! {
         assert!(!lock.is_locked());
         // A zero timeout is one attempt.
         lock.acquire().unwrap().forget();
-        log.push(format!("lock acquire_timeout zero: {}", outcome(lock.acquire_timeout(Duration::ZERO))));
+        let zero = outcome(lock.acquire_timeout(Duration::ZERO));
+        log.push(format!("lock acquire_timeout zero: {zero}"));
         lock.release().unwrap();
 
         // RLock: reentrant for its thread, refused to others (and their releases too).
@@ -197,7 +201,40 @@ same_source! {
         let err = bounded.release().unwrap_err();
         assert_eq!(err, ReleaseError::Bound);
         log.push(format!("bounded over-release: {err:?}"));
+
+        // Value and Array: a guard that dereferences to the data, one-copy accessors under
+        // the lock, a child's update seen by the parent, the same range errors.
+        let _: fn(&Value<u64>) -> Acquired<ValueGuard<'_, u64>> = Value::lock;
+        let _: fn(&Array<u32>) -> Acquired<ArrayGuard<'_, u32>> = Array::lock;
+        let _: fn(&Value<u64>) -> &Lock = Value::get_lock;
+        let value = Value::new(1u64).unwrap();
+        *value.lock().unwrap() += 1;
+        start!(bump, value.clone()).join().unwrap();
+        value.set(value.get() * 2);
+        assert_eq!(value.get(), 6, "the child's increment is seen");
+        log.push(format!("value: {}", value.get()));
+        {
+            let _g = value.lock().unwrap();
+            log.push(format!("value's lock held: {}", outcome(value.get_lock().try_acquire())));
+        }
+        let array = Array::<u32>::from_slice(&[1, 2, 3]).unwrap();
+        {
+            let mut items = array.lock().unwrap();
+            items[0] = 7;
+        }
+        log.push(format!("array: {:?} {:?} {:?}", array.to_vec(), array.get(2), array.get(3)));
+        log.push(format!("array set out of range: {:?}", array.set(3, 0)));
+        log.push(format!("array slice: {:?} {:?}", array.slice(1..), array.slice(2..5)));
+        let (fits, past) = (array.write(1, &[8, 9]), array.write(2, &[0, 0]));
+        log.push(format!("array write: {fits:?} {past:?}"));
+        assert_eq!(array.to_vec(), [7, 8, 9]);
+        let (len, empty) = (array.len(), array.is_empty());
+        log.push(format!("array after: {:?} len {len} {empty}", array.to_vec()));
         log
+    }
+
+    fn bump(value: Value<u64>) {
+        *value.lock().expect("child lock") += 1;
     }
 
     // ------------------------------------------------------------------------------ A04
@@ -259,7 +296,8 @@ same_source! {
             log.push(format!("condition wait_timeout: {:?}", cond.wait_timeout(T)));
             assert!(t0.elapsed() >= T);
             assert!(cond.lock().is_owned(), "the lock is held again after the wait");
-            log.push(format!("condition wait_for_timeout: {:?}", cond.wait_for_timeout(|| false, T)));
+            let waited = cond.wait_for_timeout(|| false, T);
+            log.push(format!("condition wait_for_timeout: {waited:?}"));
         }
         // notify_n(2) wakes exactly two of three waiting children, notify_all the third.
         let (ready, done) = (Semaphore::new(0).unwrap(), Semaphore::new(0).unwrap());
@@ -297,7 +335,8 @@ same_source! {
         log.push(format!("event unset: {} {}", ev.is_set(), ev.wait_timeout(T)));
         start!(set_event, ev.clone()).join().unwrap();
         ev.wait();
-        log.push(format!("event set by a child: {} {}", ev.is_set(), ev.wait_timeout(Duration::ZERO)));
+        let (set, waited) = (ev.is_set(), ev.wait_timeout(Duration::ZERO));
+        log.push(format!("event set by a child: {set} {waited}"));
         ev.clear();
         log.push(format!("event cleared: {}", ev.is_set()));
 
@@ -330,7 +369,8 @@ same_source! {
         let err = waiter.join().unwrap().unwrap_err();
         assert_eq!(err, BarrierError::Broken);
         log.push(format!("barrier aborted waiter: {err:?}"));
-        log.push(format!("barrier after abort: {} {} {:?}", two.broken(), two.n_waiting(), two.wait()));
+        let (broken, n, waited) = (two.broken(), two.n_waiting(), two.wait());
+        log.push(format!("barrier after abort: {broken} {n} {waited:?}"));
         two.reset();
         log.push(format!("barrier after reset: {}", two.broken()));
         // A lone wait with a timeout: Timeout for it, and the barrier is broken.

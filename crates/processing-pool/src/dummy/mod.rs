@@ -32,8 +32,8 @@ mod sync;
 pub use process::{spawn, Process, ProcessError};
 pub use queue::{GetError, PutError, Queue};
 pub use sync::{
-    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard, Semaphore,
-    SemaphoreGuard,
+    Array, ArrayGuard, Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock,
+    RLockGuard, Semaphore, SemaphoreGuard, Value, ValueGuard,
 };
 
 use std::time::Duration;

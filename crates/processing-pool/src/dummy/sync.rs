@@ -1,19 +1,22 @@
 //! Synchronisation of the thread twin: [`Lock`], [`RLock`], [`Semaphore`],
-//! [`BoundedSemaphore`], [`Condition`], [`Event`], [`Barrier`], with the signatures, error
-//! types ([`processing_sync::AcquireError`] and its siblings) and RAII guards of the
-//! process-shared ones in `processing_sync`. Each is an `Arc` around a `std` mutex and
-//! condition variable; a clone is another handle to the same object, and a clone is what a
-//! twin `Process` target receives. No holder can die under a thread, so `OwnerDied` never
-//! occurs here. The poison-free lock helper the twin's types share lives here too.
+//! [`BoundedSemaphore`], [`Condition`], [`Event`], [`Barrier`], [`Value`], [`Array`], with
+//! the signatures, error types ([`processing_sync::AcquireError`] and its siblings) and RAII
+//! guards of the process-shared ones in `processing_sync`. Each is an `Arc` around a `std`
+//! mutex and condition variable; a clone is another handle to the same object, and a clone is
+//! what a twin `Process` target receives. No holder can die under a thread, so `OwnerDied`
+//! never occurs here; `Value`/`Array` have no `raw()` (there is no shared segment to expose).
+//! The poison-free lock helper the twin's types share lives here too.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use processing_shm::{Pod, ShmError};
 use processing_sync::{AcquireError, BarrierError, ConditionError, ReleaseError, SyncError};
 
 /// Locks `m`, ignoring poison (a panicking holder leaves consistent state in every use here).
@@ -134,23 +137,25 @@ impl Lock {
         })
     }
 
-    fn acquire_until(
-        &self,
-        deadline: Option<Instant>,
-    ) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+    /// Waits until free (for ever with `None`) and takes the lock; false on timeout.
+    fn take(&self, deadline: Option<Instant>) -> bool {
         let state = lock(&self.inner.locked);
         let (mut locked, free) = wait_until(&self.inner.freed, state, deadline, |l| !*l);
         if free {
             *locked = true;
-            Ok(LockGuard { lock: self })
-        } else {
-            Err(AcquireError::Timeout)
         }
+        free
+    }
+
+    /// Takes the lock, waiting as long as it takes, as a guard.
+    fn held(&self) -> LockGuard<'_> {
+        self.take(None);
+        LockGuard { lock: self }
     }
 
     /// Acquires, waiting as long as it takes (it does not fail: no holder can die).
     pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
-        self.acquire_until(None)
+        Ok(self.held())
     }
 
     /// Acquires, waiting at most `timeout` ([`AcquireError::Timeout`] then; `Duration::MAX`
@@ -159,7 +164,11 @@ impl Lock {
         &self,
         timeout: Duration,
     ) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
-        self.acquire_until(deadline(timeout))
+        if self.take(deadline(timeout)) {
+            Ok(LockGuard { lock: self })
+        } else {
+            Err(AcquireError::Timeout)
+        }
     }
 
     /// Acquires if the lock is free now; [`AcquireError::WouldBlock`] if it is held.
@@ -1006,5 +1015,302 @@ impl Barrier {
     /// Whether the barrier is broken.
     pub fn broken(&self) -> bool {
         lock(&self.inner.state).broken
+    }
+}
+
+// ---------------------------------------------------------------------------- Value, Array
+
+/// A value shared between threads with a twin [`Lock`] (its own, or one given with
+/// [`Value::with_lock`]), with the API of the process-shared `Value<T>` (`raw()` aside: there
+/// is no shared segment to expose).
+///
+/// ```
+/// let v = processing_pool::dummy::Value::new(0i64).unwrap();
+/// *v.lock().unwrap() += 5;
+/// v.set(v.get() * 2);
+/// assert_eq!(v.get(), 10);
+/// ```
+pub struct Value<T: Pod> {
+    data: Arc<Mutex<T>>,
+    lock: Lock,
+}
+
+impl<T: Pod> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        Value {
+            data: self.data.clone(),
+            lock: self.lock.clone(),
+        }
+    }
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Value")
+            .field("lock", &self.lock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Holds a twin [`Value`]'s lock; dereferences to the value.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct ValueGuard<'a, T: Pod> {
+    // Dropped first: the data before the lock that guards it.
+    data: MutexGuard<'a, T>,
+    _lock: LockGuard<'a>,
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ValueGuard").field(&*self.data).finish()
+    }
+}
+
+impl<T: Pod> std::ops::Deref for ValueGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.data
+    }
+}
+
+impl<T: Pod> std::ops::DerefMut for ValueGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+}
+
+impl<T: Pod> Value<T> {
+    /// Creates a value with its own lock.
+    pub fn new(value: T) -> Result<Value<T>, SyncError> {
+        Value::with_lock(value, Lock::new()?)
+    }
+
+    /// Creates a value guarded by `lock` (which may guard other data too).
+    pub fn with_lock(value: T, lock: Lock) -> Result<Value<T>, SyncError> {
+        Ok(Value {
+            data: Arc::new(Mutex::new(value)),
+            lock,
+        })
+    }
+
+    /// Takes the lock and returns a guard that dereferences to the value (it does not fail:
+    /// no holder can die).
+    pub fn lock(&self) -> Result<ValueGuard<'_, T>, AcquireError<ValueGuard<'_, T>>> {
+        Ok(self.lock_data())
+    }
+
+    /// A copy of the value, read under the lock.
+    pub fn get(&self) -> T {
+        *self.lock_data()
+    }
+
+    /// Overwrites the value under the lock.
+    pub fn set(&self, value: T) {
+        *self.lock_data() = value;
+    }
+
+    fn lock_data(&self) -> ValueGuard<'_, T> {
+        let _lock = self.lock.held();
+        ValueGuard {
+            data: lock(&self.data),
+            _lock,
+        }
+    }
+
+    /// The lock guarding the value.
+    pub fn get_lock(&self) -> &Lock {
+        &self.lock
+    }
+}
+
+/// A fixed-length array shared between threads with a twin [`Lock`], with the API of the
+/// process-shared `Array<T>` (`raw()` aside); zero-filled on creation. Index and range errors
+/// are the same `ShmError::OutOfRange` as the shared array's.
+///
+/// ```
+/// let a = processing_pool::dummy::Array::<u32>::from_slice(&[1, 2, 3]).unwrap();
+/// {
+///     let mut items = a.lock().unwrap();
+///     for i in 1..items.len() {
+///         items[i] += items[i - 1];
+///     }
+/// }
+/// assert_eq!(a.to_vec(), vec![1, 3, 6]);
+/// assert!(a.set(3, 0).unwrap_err().is_out_of_range());
+/// ```
+pub struct Array<T: Pod> {
+    data: Arc<Mutex<Vec<T>>>,
+    len: usize,
+    lock: Lock,
+}
+
+impl<T: Pod> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        Array {
+            data: self.data.clone(),
+            len: self.len,
+            lock: self.lock.clone(),
+        }
+    }
+}
+
+impl<T: Pod> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Array")
+            .field("len", &self.len)
+            .field("lock", &self.lock)
+            .finish()
+    }
+}
+
+/// Holds a twin [`Array`]'s lock; dereferences to the elements as a slice.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct ArrayGuard<'a, T: Pod> {
+    // Dropped first: the data before the lock that guards it.
+    data: MutexGuard<'a, Vec<T>>,
+    _lock: LockGuard<'a>,
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ArrayGuard").field(&&**self).finish()
+    }
+}
+
+impl<T: Pod> std::ops::Deref for ArrayGuard<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.data
+    }
+}
+
+impl<T: Pod> std::ops::DerefMut for ArrayGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+}
+
+/// `range` over `len` elements as `start..end`, or the shared array's error for it.
+fn resolve(range: impl RangeBounds<usize>, len: usize) -> Result<(usize, usize), ShmError> {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s
+            .checked_add(1)
+            .ok_or(ShmError::OutOfRange { index: s, len })?,
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e
+            .checked_add(1)
+            .ok_or(ShmError::OutOfRange { index: e, len })?,
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => len,
+    };
+    if end > len {
+        return Err(ShmError::OutOfRange { index: end, len });
+    }
+    if start > end {
+        return Err(ShmError::OutOfRange {
+            index: start,
+            len: end,
+        });
+    }
+    Ok((start, end))
+}
+
+impl<T: Pod> Array<T> {
+    /// Creates a zero-filled array of `len` elements with its own lock.
+    pub fn new(len: usize) -> Result<Array<T>, SyncError> {
+        Array::with_lock(len, Lock::new()?)
+    }
+
+    /// Creates a zero-filled array guarded by `lock`; an allocation that cannot be made is
+    /// `ShmError::InvalidSize` (as a segment too large for the platform).
+    pub fn with_lock(len: usize, lock: Lock) -> Result<Array<T>, SyncError> {
+        let mut items = Vec::new();
+        items
+            .try_reserve_exact(len)
+            .map_err(|_| ShmError::InvalidSize(len.saturating_mul(std::mem::size_of::<T>())))?;
+        items.resize(len, T::zeroed());
+        Ok(Array {
+            data: Arc::new(Mutex::new(items)),
+            len,
+            lock,
+        })
+    }
+
+    /// Creates an array holding a copy of `items`, with its own lock.
+    pub fn from_slice(items: &[T]) -> Result<Array<T>, SyncError> {
+        let a = Array::new(items.len())?;
+        lock(&a.data).copy_from_slice(items);
+        Ok(a)
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn lock_data(&self) -> ArrayGuard<'_, T> {
+        let _lock = self.lock.held();
+        ArrayGuard {
+            data: lock(&self.data),
+            _lock,
+        }
+    }
+
+    /// Takes the lock and returns a guard that dereferences to `[T]` (it does not fail).
+    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, AcquireError<ArrayGuard<'_, T>>> {
+        Ok(self.lock_data())
+    }
+
+    /// A copy of element `index` (under the lock), `None` when out of range.
+    pub fn get(&self, index: usize) -> Option<T> {
+        self.lock_data().get(index).copied()
+    }
+
+    /// Overwrites element `index` under the lock.
+    pub fn set(&self, index: usize, value: T) -> Result<(), ShmError> {
+        let mut items = self.lock_data();
+        let len = items.len();
+        let slot = items
+            .get_mut(index)
+            .ok_or(ShmError::OutOfRange { index, len })?;
+        *slot = value;
+        Ok(())
+    }
+
+    /// A copy of the elements in `range`, under the lock.
+    pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<Vec<T>, ShmError> {
+        let (start, end) = resolve(range, self.len)?;
+        Ok(self.lock_data()[start..end].to_vec())
+    }
+
+    /// Copies `items` in at `start` under the lock (slice assignment).
+    pub fn write(&self, start: usize, items: &[T]) -> Result<(), ShmError> {
+        let len = self.len;
+        let end = start
+            .checked_add(items.len())
+            .ok_or(ShmError::OutOfRange { index: start, len })?;
+        if end > len {
+            return Err(ShmError::OutOfRange { index: end, len });
+        }
+        self.lock_data()[start..end].copy_from_slice(items);
+        Ok(())
+    }
+
+    /// A copy of all elements, under the lock.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.lock_data().to_vec()
+    }
+
+    /// The lock guarding the array.
+    pub fn get_lock(&self) -> &Lock {
+        &self.lock
     }
 }
