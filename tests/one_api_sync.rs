@@ -39,6 +39,7 @@ macro_rules! same_source {
 }
 
 same_source! {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
     use processing::sync::{AcquireError, BarrierError, ConditionError, ReleaseError, SyncError};
@@ -379,7 +380,26 @@ same_source! {
         assert!(t0.elapsed() >= T);
         log.push(format!("barrier broken by the timeout: {}", two.broken()));
         assert!(Barrier::new(0).unwrap_err().is_invalid_argument());
+        // The action runs once per pass in the last arriver (here the only one); a panicking
+        // action is ActionPanicked for its party and breaks the barrier.
+        let counted = Barrier::with_action(1, count_pass).unwrap();
+        let before = PASSES.load(Ordering::SeqCst);
+        log.push(format!("barrier action passes: {:?} {:?}", counted.wait(), counted.wait()));
+        assert_eq!(PASSES.load(Ordering::SeqCst) - before, 2);
+        let panicking = Barrier::with_action(1, panic_pass).unwrap();
+        let (first, broken) = (panicking.wait(), panicking.broken());
+        log.push(format!("barrier action panicked: {first:?} {broken}"));
         log
+    }
+
+    static PASSES: AtomicUsize = AtomicUsize::new(0);
+
+    fn count_pass() {
+        PASSES.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn panic_pass() {
+        panic!("the barrier action panics (expected by the test)");
     }
 }
 
