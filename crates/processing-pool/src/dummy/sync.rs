@@ -743,7 +743,12 @@ impl Condition {
         self.check_owner()?;
         let mut s = lock(&self.inner.state);
         let mut woken = 0;
-        for (_, notified) in s.waiters.iter_mut().filter(|(_, n)| !*n).take(n) {
+        for (_, notified) in s
+            .waiters
+            .iter_mut()
+            .filter(|(_, notified)| !*notified)
+            .take(n)
+        {
             *notified = true;
             woken += 1;
         }
