@@ -99,7 +99,7 @@ pub mod shared {
             }
         }
         fn lock_try_acquire(&self) -> bool {
-            self.try_acquire().map(|guard| guard.forget()).is_some()
+            self.try_acquire().map(|guard| guard.forget()).is_ok()
         }
         fn lock_release(&self) {
             self.release().expect("lock release");

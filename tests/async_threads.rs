@@ -73,7 +73,7 @@ fn ten_thousand_waiters_keep_the_thread_count() {
                             }))
                         }
                         1 => tasks.push(tokio::task::spawn_local(async move {
-                            drop(lock.acquire_async().await);
+                            drop(lock.acquire_async().await.unwrap());
                             1
                         })),
                         2 => {

@@ -117,12 +117,12 @@ fn v02_own_lock_given_lock_and_raw() {
         (shared_lock.clone(), held.clone(), release.clone()),
     );
     held.wait();
-    assert!(a.get_lock().try_acquire().is_none());
-    assert!(b.get_lock().try_acquire().is_none());
-    assert!(own.get_lock().try_acquire().is_some());
+    assert!(a.get_lock().try_acquire().unwrap_err().is_would_block());
+    assert!(b.get_lock().try_acquire().unwrap_err().is_would_block());
+    assert!(own.get_lock().try_acquire().is_ok());
     release.set();
     p.join().unwrap();
-    assert!(a.get_lock().try_acquire().is_some());
+    assert!(a.get_lock().try_acquire().is_ok());
 }
 
 // ---------------------------------------------------------------- V03

@@ -46,7 +46,7 @@ fn until(what: &str, mut cond: impl FnMut() -> bool) {
 // ---------------------------------------------------------------- S01 Lock
 
 fn s01_child((lock, t): (Lock, Duration)) -> (bool, bool, Duration, bool) {
-    let try_failed = lock.try_acquire().is_none();
+    let try_failed = lock.try_acquire().err().is_some_and(|e| e.is_would_block());
     let start = Instant::now();
     let timed_out = lock
         .acquire_timeout(t)
@@ -62,7 +62,7 @@ fn s01_child((lock, t): (Lock, Duration)) -> (bool, bool, Duration, bool) {
 fn s01_lock_basics() {
     let lock = Lock::new().unwrap();
     let g = lock.acquire().unwrap();
-    assert!(lock.try_acquire().is_none());
+    assert!(lock.try_acquire().unwrap_err().is_would_block());
     g.forget();
     let (try_failed, timed_out, elapsed, released) =
         start(s01_child, (lock.clone(), T)).join().unwrap();
@@ -139,7 +139,7 @@ fn s02_rlock_owner_died_is_recovered() {
 fn s02_child(lock: RLock) -> (bool, bool) {
     (
         lock.release().unwrap_err().is_not_owner(),
-        lock.try_acquire().is_none(),
+        lock.try_acquire().err().is_some_and(|e| e.is_would_block()),
     )
 }
 
@@ -156,7 +156,7 @@ fn s02_rlock_basics() {
     assert!(lock.release().unwrap_err().is_not_owner());
     // Free again: another process gets it.
     fn grab(lock: RLock) -> bool {
-        lock.try_acquire().is_some()
+        lock.try_acquire().is_ok()
     }
     assert!(start(grab, lock).join().unwrap());
 }
@@ -178,7 +178,7 @@ fn s03_guards_release_on_drop_and_panic() {
     assert!(!lock.is_locked());
     assert!(start(panic_holding, lock.clone()).join().is_err());
     // Released by unwinding, not recovered from a dead owner.
-    assert!(lock.try_acquire().is_some());
+    assert!(lock.try_acquire().is_ok());
     let l2 = lock.clone();
     assert!(thread::spawn(move || {
         let _g = l2.acquire().unwrap();
@@ -186,15 +186,18 @@ fn s03_guards_release_on_drop_and_panic() {
     })
     .join()
     .is_err());
-    assert!(lock.try_acquire().is_some());
+    assert!(lock.try_acquire().is_ok());
 }
 
 // ---------------------------------------------------------------- S04, S05 semaphores
 
-fn sem_take_two(sem: Semaphore) -> (u32, bool) {
-    sem.acquire().forget();
-    sem.acquire().forget();
-    (sem.value(), sem.try_acquire().is_none())
+fn sem_take_two(sem: Semaphore) -> (usize, bool) {
+    sem.acquire().unwrap().forget();
+    sem.acquire().unwrap().forget();
+    (
+        sem.value(),
+        sem.try_acquire().err().is_some_and(|e| e.is_would_block()),
+    )
 }
 
 fn bounded_release(sem: BoundedSemaphore) -> bool {
@@ -205,7 +208,7 @@ fn bounded_release(sem: BoundedSemaphore) -> bool {
 fn s04_semaphore_counts() {
     let sem = Semaphore::new(2).unwrap();
     assert_eq!(start(sem_take_two, sem.clone()).join().unwrap(), (0, true));
-    assert!(sem.try_acquire().is_none());
+    assert!(sem.try_acquire().unwrap_err().is_would_block());
     for _ in 0..3 {
         sem.release().unwrap();
     }
@@ -215,21 +218,21 @@ fn s04_semaphore_counts() {
         "an unbounded semaphore goes past its initial value"
     );
     let b = BoundedSemaphore::new(2).unwrap();
-    b.acquire().forget();
+    b.acquire().unwrap().forget();
     b.release().unwrap();
     assert!(start(bounded_release, b.clone()).join().unwrap());
     assert_eq!(b.value(), 2);
 }
 
 fn sem_timeout((sem, t): (Semaphore, Duration)) -> (bool, bool, Duration) {
-    let try_failed = sem.try_acquire().is_none();
+    let try_failed = sem.try_acquire().err().is_some_and(|e| e.is_would_block());
     let start = Instant::now();
-    let timed_out = sem.acquire_timeout(t).is_none();
+    let timed_out = sem.acquire_timeout(t).err().is_some_and(|e| e.is_timeout());
     (try_failed, timed_out, start.elapsed())
 }
 
-fn sem_acquire_one(sem: Semaphore) -> u32 {
-    sem.acquire().forget();
+fn sem_acquire_one(sem: Semaphore) -> usize {
+    sem.acquire().unwrap().forget();
     sem.value()
 }
 
@@ -485,12 +488,12 @@ fn barrier_wait_once(barrier: Barrier) -> Result<usize, BarrierError> {
 
 #[test]
 fn s11_barrier() {
-    const N: u32 = 3;
+    const N: usize = 3;
     const PASSES: usize = 10;
     let counter = RawValue::new(0u32).unwrap();
     let _ = ACTION_COUNTER.set(counter.clone());
     let barrier = Barrier::with_action(N, count_pass).unwrap();
-    assert_eq!(barrier.parties(), N as usize);
+    assert_eq!(barrier.parties(), N);
     let ps: Vec<_> = (0..N - 1)
         .map(|_| start(barrier_party, (barrier.clone(), counter.clone(), PASSES)))
         .collect();
@@ -502,7 +505,7 @@ fn s11_barrier() {
     for pass in 0..PASSES {
         let mut idx: Vec<usize> = all.iter().map(|v| v[pass]).collect();
         idx.sort_unstable();
-        assert_eq!(idx, (0..N as usize).collect::<Vec<_>>(), "pass {pass}");
+        assert_eq!(idx, (0..N).collect::<Vec<_>>(), "pass {pass}");
     }
     assert_eq!(
         counter.get(),
@@ -571,7 +574,7 @@ fn s12_contention_sums_exactly() {
 
 fn sem_waiter((sem, ready): (Semaphore, Event)) {
     ready.set();
-    sem.acquire().forget();
+    sem.acquire().unwrap().forget();
 }
 
 fn event_waiter((ev, ready): (Event, Event)) {
@@ -600,7 +603,7 @@ fn s13_killed_waiters_leave_primitives_usable() {
     thread::sleep(Duration::from_millis(50));
     kill(p);
     sem.release().unwrap();
-    assert!(sem.acquire_timeout(SLACK).is_some());
+    assert!(sem.acquire_timeout(SLACK).is_ok());
 
     // Event.
     let ev = Event::new().unwrap();

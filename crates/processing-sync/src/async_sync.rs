@@ -13,43 +13,49 @@
 
 use processing_core::aio::{retry, retry_until};
 
-use crate::{BoundedSemaphore, Condition, Event, Lock, LockGuard, Semaphore, SemaphoreGuard};
+use crate::{
+    AcquireError, BoundedSemaphore, Condition, Event, Lock, LockGuard, Semaphore, SemaphoreGuard,
+};
 
 impl Lock {
-    /// Awaits the lock, like [`acquire`](Lock::acquire), without blocking a thread (any
-    /// executor). Cancellation safe: a dropped future holds nothing.
+    /// Awaits the lock, like [`acquire`](Lock::acquire) and with its return type, without
+    /// blocking a thread (any executor). Cancellation safe: a dropped future holds nothing.
     ///
     /// ```
     /// let lock = processing_sync::Lock::new().unwrap();
-    /// let g = processing_core::aio::block_on(lock.acquire_async());
-    /// assert!(lock.try_acquire().is_none());
+    /// let g = processing_core::aio::block_on(lock.acquire_async()).unwrap();
+    /// assert!(lock.try_acquire().unwrap_err().is_would_block());
     /// drop(g);
     /// ```
-    pub async fn acquire_async(&self) -> LockGuard<'_> {
-        retry(|| self.try_acquire()).await
+    pub async fn acquire_async(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+        Ok(retry(|| self.try_acquire().ok()).await)
     }
 }
 
 impl Semaphore {
-    /// Awaits a permit, like [`acquire`](Semaphore::acquire). Cancellation safe: a dropped
-    /// future took no permit.
+    /// Awaits a permit, like [`acquire`](Semaphore::acquire) and with its return type.
+    /// Cancellation safe: a dropped future took no permit.
     ///
     /// ```
     /// let s = processing_sync::Semaphore::new(1).unwrap();
-    /// let g = processing_core::aio::block_on(s.acquire_async());
+    /// let g = processing_core::aio::block_on(s.acquire_async()).unwrap();
     /// assert_eq!(s.value(), 0);
     /// drop(g);
     /// assert_eq!(s.value(), 1);
     /// ```
-    pub async fn acquire_async(&self) -> SemaphoreGuard<'_> {
-        retry(|| self.try_acquire()).await
+    pub async fn acquire_async(
+        &self,
+    ) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
+        Ok(retry(|| self.try_acquire().ok()).await)
     }
 }
 
 impl BoundedSemaphore {
     /// Awaits a permit (see [`Semaphore::acquire_async`]).
-    pub async fn acquire_async(&self) -> SemaphoreGuard<'_> {
-        retry(|| self.try_acquire()).await
+    pub async fn acquire_async(
+        &self,
+    ) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
+        Ok(retry(|| self.try_acquire().ok()).await)
     }
 }
 
@@ -91,7 +97,7 @@ impl Condition {
     /// ```
     pub async fn wait_for_async(&self, mut predicate: impl FnMut() -> bool) {
         retry(|| {
-            let guard = self.try_acquire()?;
+            let guard = self.try_acquire().ok()?;
             let holds = predicate();
             drop(guard);
             holds.then_some(())

@@ -42,13 +42,16 @@ impl fmt::Debug for Barrier {
 }
 
 impl Barrier {
-    /// Creates a barrier for `parties` (at least 1).
-    pub fn new(parties: u32) -> Result<Barrier, SyncError> {
+    /// Creates a barrier for `parties` (at least 1, at most `u32::MAX`, what the shared
+    /// layout counts; else [`SyncError::InvalidArgument`]).
+    pub fn new(parties: usize) -> Result<Barrier, SyncError> {
         if parties == 0 {
             return Err(SyncError::InvalidArgument(
                 "a barrier needs at least one party",
             ));
         }
+        let parties = u32::try_from(parties)
+            .map_err(|_| SyncError::InvalidArgument("a barrier holds at most u32::MAX parties"))?;
         let shared = Shared::create(|s: &BarrierState| s.init(parties))?;
         Ok(Barrier {
             shared,
@@ -57,7 +60,7 @@ impl Barrier {
     }
 
     /// Creates a barrier whose last arriver runs `action` once per pass.
-    pub fn with_action(parties: u32, action: fn()) -> Result<Barrier, SyncError> {
+    pub fn with_action(parties: usize, action: fn()) -> Result<Barrier, SyncError> {
         let mut b = Barrier::new(parties)?;
         b.action = Some(crate::action::Action(action));
         Ok(b)

@@ -72,8 +72,9 @@ impl Condition {
         self.lock.acquire_timeout(timeout)
     }
 
-    /// Acquires the condition's lock if free now (or held by this thread).
-    pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
+    /// Acquires the condition's lock if free now (or held by this thread);
+    /// [`AcquireError::WouldBlock`] if another thread holds it.
+    pub fn try_acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
         self.lock.try_acquire()
     }
 
@@ -141,15 +142,17 @@ impl Condition {
         self.notify_n(1)
     }
 
-    /// Wakes up to `n` waiters.
-    pub fn notify_n(&self, n: u32) -> Result<(), ConditionError> {
+    /// Wakes up to `n` waiters (fewer when fewer wait: the shared count of waiters is a
+    /// 32-bit word, so any `n` beyond it means "all of them").
+    pub fn notify_n(&self, n: usize) -> Result<(), ConditionError> {
         self.check_owner()?;
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
         self.shared.state().notify(self.shared.park(), me().pid, n);
         Ok(())
     }
 
     /// Wakes every current waiter.
     pub fn notify_all(&self) -> Result<(), ConditionError> {
-        self.notify_n(u32::MAX)
+        self.notify_n(usize::MAX)
     }
 }

@@ -25,9 +25,9 @@ fn deadline(timeout: Duration) -> Option<Instant> {
 /// let lock = processing_sync::Lock::new().unwrap();
 /// {
 ///     let _guard = lock.acquire().unwrap();
-///     assert!(lock.try_acquire().is_none());
+///     assert!(lock.try_acquire().unwrap_err().is_would_block());
 /// } // released here, also on panic
-/// assert!(lock.try_acquire().is_some());
+/// assert!(lock.try_acquire().is_ok());
 /// ```
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Lock {
@@ -61,6 +61,13 @@ impl LockGuard<'_> {
     /// Keeps the lock held past the guard (release it later with [`Lock::release`]).
     pub fn forget(self) {
         std::mem::forget(self);
+    }
+
+    /// Releases now, reporting the outcome (dropping the guard releases silently).
+    pub fn release(self) -> Result<(), ReleaseError> {
+        let lock = self.lock;
+        std::mem::forget(self);
+        lock.release()
     }
 }
 
@@ -99,7 +106,8 @@ impl Lock {
         })
     }
 
-    /// Acquires, waiting at most `timeout`.
+    /// Acquires, waiting at most `timeout` ([`AcquireError::Timeout`] then;
+    /// `Duration::MAX` waits for ever).
     pub fn acquire_timeout(
         &self,
         timeout: Duration,
@@ -119,12 +127,15 @@ impl Lock {
         LockGuard { lock: self }
     }
 
-    /// Acquires if the lock is free now.
+    /// Acquires if the lock is free now; [`AcquireError::WouldBlock`] if it is held. (A
+    /// holder that died is only detected by the waiting acquires.)
     #[inline]
-    pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        self.state()
-            .try_acquire(me())
-            .then(|| LockGuard { lock: self })
+    pub fn try_acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+        if self.state().try_acquire(me()) {
+            Ok(LockGuard { lock: self })
+        } else {
+            Err(AcquireError::WouldBlock)
+        }
     }
 
     /// Releases the lock (held through a forgotten guard). Releasing an unlocked lock is
@@ -190,6 +201,13 @@ impl RLockGuard<'_> {
     pub fn forget(self) {
         std::mem::forget(self);
     }
+
+    /// Releases this level now, reporting the outcome.
+    pub fn release(self) -> Result<(), ReleaseError> {
+        let lock = self.lock;
+        std::mem::forget(self);
+        lock.release()
+    }
 }
 
 impl Drop for RLockGuard<'_> {
@@ -245,11 +263,14 @@ impl RLock {
         self.acquire_until(deadline(timeout))
     }
 
-    /// Acquires if free now or already held by this thread.
-    pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
-        self.state()
-            .try_acquire_recursive(me(), sys::thread_tag())
-            .then(|| self.guard())
+    /// Acquires if free now or already held by this thread; [`AcquireError::WouldBlock`] if
+    /// another thread holds it.
+    pub fn try_acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+        if self.state().try_acquire_recursive(me(), sys::thread_tag()) {
+            Ok(self.guard())
+        } else {
+            Err(AcquireError::WouldBlock)
+        }
     }
 
     /// Releases one level; [`ReleaseError::NotOwner`] if this thread does not hold it.

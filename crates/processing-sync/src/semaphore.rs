@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::algo::semaphore::{ReleaseRefused, SemaphoreState};
-use crate::error::{ReleaseError, SyncError};
+use crate::error::{AcquireError, ReleaseError, SyncError};
 use crate::shared::Shared;
 
 /// A counting semaphore shared between processes, like `threading.Semaphore`: `release` may
@@ -17,9 +17,9 @@ use crate::shared::Shared;
 ///
 /// ```
 /// let sem = processing_sync::Semaphore::new(2).unwrap();
-/// let a = sem.acquire();
+/// let a = sem.acquire().unwrap();
 /// let _b = sem.try_acquire().unwrap();
-/// assert!(sem.try_acquire().is_none());
+/// assert!(sem.try_acquire().unwrap_err().is_would_block());
 /// drop(a);
 /// assert_eq!(sem.value(), 1);
 /// ```
@@ -56,6 +56,13 @@ impl SemaphoreGuard<'_> {
     pub fn forget(self) {
         std::mem::forget(self);
     }
+
+    /// Returns the permit now, reporting the outcome.
+    pub fn release(self) -> Result<(), ReleaseError> {
+        let sem = self.sem;
+        std::mem::forget(self);
+        sem.release()
+    }
 }
 
 impl Drop for SemaphoreGuard<'_> {
@@ -64,9 +71,18 @@ impl Drop for SemaphoreGuard<'_> {
     }
 }
 
+/// The count in the shared layout is a 32-bit word: more permits are refused, never
+/// truncated.
+fn permits(value: usize) -> Result<u32, SyncError> {
+    u32::try_from(value)
+        .map_err(|_| SyncError::InvalidArgument("a semaphore holds at most u32::MAX permits"))
+}
+
 impl Semaphore {
-    /// Creates a semaphore with `value` permits.
-    pub fn new(value: u32) -> Result<Semaphore, SyncError> {
+    /// Creates a semaphore with `value` permits; more than `u32::MAX` (what the shared layout
+    /// holds) is [`SyncError::InvalidArgument`].
+    pub fn new(value: usize) -> Result<Semaphore, SyncError> {
+        let value = permits(value)?;
         Ok(Semaphore {
             shared: Shared::create(|s: &SemaphoreState| s.init(value, 0))?,
         })
@@ -76,28 +92,38 @@ impl Semaphore {
         self.shared.state()
     }
 
-    /// Takes a permit, waiting as long as it takes.
-    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+    /// Takes a permit, waiting as long as it takes. It does not fail (a semaphore has no
+    /// owner that could die); the `Result` is the shape every acquire shares.
+    pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         self.state().acquire(None, self.shared.park());
-        SemaphoreGuard { sem: self }
+        Ok(SemaphoreGuard { sem: self })
     }
 
-    /// Takes a permit, waiting at most `timeout`; `None` on timeout.
-    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+    /// Takes a permit, waiting at most `timeout` ([`AcquireError::Timeout`] then;
+    /// `Duration::MAX` waits for ever).
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         let deadline = Instant::now().checked_add(timeout);
-        self.state()
-            .acquire(deadline, self.shared.park())
-            .then(|| SemaphoreGuard { sem: self })
+        if self.state().acquire(deadline, self.shared.park()) {
+            Ok(SemaphoreGuard { sem: self })
+        } else {
+            Err(AcquireError::Timeout)
+        }
     }
 
-    /// Takes a permit if one is free now.
-    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.state()
-            .try_acquire()
-            .then(|| SemaphoreGuard { sem: self })
+    /// Takes a permit if one is free now; [`AcquireError::WouldBlock`] if none is.
+    pub fn try_acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
+        if self.state().try_acquire() {
+            Ok(SemaphoreGuard { sem: self })
+        } else {
+            Err(AcquireError::WouldBlock)
+        }
     }
 
-    /// Returns a permit (one taken through a forgotten guard, or a new one).
+    /// Returns a permit (one taken through a forgotten guard, or a new one);
+    /// [`ReleaseError::Overflow`] past `u32::MAX` permits.
     pub fn release(&self) -> Result<(), ReleaseError> {
         self.state()
             .release(self.shared.park())
@@ -108,8 +134,8 @@ impl Semaphore {
     }
 
     /// The number of free permits now.
-    pub fn value(&self) -> u32 {
-        self.state().value()
+    pub fn value(&self) -> usize {
+        self.state().value() as usize
     }
 }
 
@@ -136,8 +162,10 @@ impl fmt::Debug for BoundedSemaphore {
 }
 
 impl BoundedSemaphore {
-    /// Creates a semaphore with `value` permits, which is also its bound (at least 1).
-    pub fn new(value: u32) -> Result<BoundedSemaphore, SyncError> {
+    /// Creates a semaphore with `value` permits, which is also its bound (at least 1, at most
+    /// `u32::MAX`; else [`SyncError::InvalidArgument`]).
+    pub fn new(value: usize) -> Result<BoundedSemaphore, SyncError> {
+        let value = permits(value)?;
         if value == 0 {
             return Err(SyncError::InvalidArgument(
                 "a bounded semaphore needs a bound of at least 1",
@@ -149,18 +177,21 @@ impl BoundedSemaphore {
         Ok(BoundedSemaphore { inner })
     }
 
-    /// Takes a permit, waiting as long as it takes.
-    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+    /// Takes a permit, waiting as long as it takes (see [`Semaphore::acquire`]).
+    pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         self.inner.acquire()
     }
 
-    /// Takes a permit, waiting at most `timeout`.
-    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+    /// Takes a permit, waiting at most `timeout` ([`AcquireError::Timeout`] then).
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         self.inner.acquire_timeout(timeout)
     }
 
-    /// Takes a permit if one is free now.
-    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+    /// Takes a permit if one is free now; [`AcquireError::WouldBlock`] if none is.
+    pub fn try_acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         self.inner.try_acquire()
     }
 
@@ -170,7 +201,7 @@ impl BoundedSemaphore {
     }
 
     /// The number of free permits now.
-    pub fn value(&self) -> u32 {
+    pub fn value(&self) -> usize {
         self.inner.value()
     }
 }

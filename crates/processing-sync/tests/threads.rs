@@ -19,7 +19,7 @@ fn assert_about(elapsed: Duration, t: Duration) {
 fn s01_lock_basics_threads() {
     let lock = Lock::new().unwrap();
     let g = lock.acquire().unwrap();
-    assert!(lock.try_acquire().is_none());
+    assert!(lock.try_acquire().unwrap_err().is_would_block());
     let l2 = lock.clone();
     let t = Duration::from_millis(200);
     let start = Instant::now();
@@ -54,15 +54,17 @@ fn s02_rlock_threads() {
             .unwrap()
     );
     let l3 = lock.clone();
-    assert!(thread::spawn(move || l3.try_acquire().is_none())
-        .join()
-        .unwrap());
+    assert!(
+        thread::spawn(move || l3.try_acquire().unwrap_err().is_would_block())
+            .join()
+            .unwrap()
+    );
     for _ in 0..3 {
         lock.release().unwrap();
     }
     assert!(lock.release().unwrap_err().is_not_owner());
     let l4 = lock.clone();
-    assert!(thread::spawn(move || l4.try_acquire().is_some())
+    assert!(thread::spawn(move || l4.try_acquire().is_ok())
         .join()
         .unwrap());
 }
@@ -83,31 +85,49 @@ fn s03_guard_released_on_panic() {
 #[test]
 fn s04_semaphores() {
     let sem = Semaphore::new(2).unwrap();
-    sem.acquire().forget();
+    sem.acquire().unwrap().forget();
     assert_eq!(sem.value(), 1);
     sem.try_acquire().unwrap().forget();
-    assert!(sem.try_acquire().is_none());
+    assert!(sem.try_acquire().unwrap_err().is_would_block());
     for _ in 0..3 {
         sem.release().unwrap();
     }
     assert_eq!(sem.value(), 3);
     let b = BoundedSemaphore::new(2).unwrap();
-    b.acquire().forget();
+    b.acquire().unwrap().forget();
     b.release().unwrap();
     assert!(b.release().unwrap_err().is_bound());
     assert_eq!(b.value(), 2);
 }
 
 #[test]
+fn s04_counts_past_the_shared_word_are_refused() {
+    // The shared layouts count in 32-bit words: the largest count is accepted, one more is
+    // an error (never a truncated count).
+    let max = u32::MAX as usize;
+    assert_eq!(Semaphore::new(max).unwrap().value(), max);
+    assert_eq!(BoundedSemaphore::new(max).unwrap().value(), max);
+    if let Some(over) = max.checked_add(1) {
+        assert!(Semaphore::new(over).unwrap_err().is_invalid_argument());
+        assert!(BoundedSemaphore::new(over)
+            .unwrap_err()
+            .is_invalid_argument());
+        assert!(Barrier::new(over).unwrap_err().is_invalid_argument());
+    }
+    assert!(Semaphore::new(max).unwrap().release().unwrap_err() == ReleaseError::Overflow);
+    assert_eq!(Barrier::new(max).unwrap().parties(), max);
+}
+
+#[test]
 fn s05_semaphore_zero() {
     let sem = Semaphore::new(0).unwrap();
     let start = Instant::now();
-    assert!(sem.try_acquire().is_none());
+    assert!(sem.try_acquire().unwrap_err().is_would_block());
     let t = Duration::from_millis(200);
-    assert!(sem.acquire_timeout(t).is_none());
+    assert!(sem.acquire_timeout(t).unwrap_err().is_timeout());
     assert_about(start.elapsed(), t);
     let s2 = sem.clone();
-    let h = thread::spawn(move || s2.acquire().forget());
+    let h = thread::spawn(move || s2.acquire().unwrap().forget());
     sem.release().unwrap();
     h.join().unwrap();
     assert_eq!(sem.value(), 0);

@@ -83,6 +83,7 @@ pub use processing_shm::{RawArray, RawValue, SharedMemory};
 pub use processing_sync::{
     Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Value,
 };
+pub use processing_sync::{ArrayGuard, LockGuard, RLockGuard, SemaphoreGuard, ValueGuard};
 /// Python's pickle, data only (cargo feature `pickle`): [`pickle::PickleValue`], and the codec
 /// behind [`Connection::send_pickle`] / [`Connection::recv_pickle`].
 #[cfg(feature = "pickle")]

@@ -31,6 +31,10 @@ mod sync;
 
 pub use process::{spawn, Process, ProcessError};
 pub use queue::{GetError, PutError, Queue};
+pub use sync::{
+    Array, ArrayGuard, Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock,
+    RLockGuard, Semaphore, SemaphoreGuard, Value, ValueGuard,
+};
 
 use std::time::Duration;
 
