@@ -370,7 +370,10 @@ impl Reader {
                     read_some(|nb| io.stream.read_chunk(&mut buf[end..limit], nb, &mut arrived))
                 }
                 (None, Wait::Until(_)) => {
-                    match io.stream.read_chunk(&mut buf[end..limit], true, &mut arrived) {
+                    match io
+                        .stream
+                        .read_chunk(&mut buf[end..limit], true, &mut arrived)
+                    {
                         // Readable a moment ago, taken since by another holder of the end.
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             self.handles.extend(arrived);

@@ -17,7 +17,7 @@
 //! let pool = Pool::new(2)?;
 //! assert_eq!(pool.map(square, 0..4)?, [0, 1, 4, 9]);
 //!
-//! let q = Queue::new();
+//! let q = Queue::new()?;
 //! let mut p = Process::new(produce, q.clone());
 //! p.start()?;
 //! p.join()?;
@@ -25,12 +25,15 @@
 //! # Ok(()) }
 //! ```
 
+mod pipe;
 mod process;
 mod queue;
+mod registry;
 mod sync;
 
+pub use pipe::{Connection, Pipe, SimplexPair};
 pub use process::{spawn, Process, ProcessError};
-pub use queue::{GetError, PutError, Queue};
+pub use queue::{JoinableQueue, Queue, QueueBuilder, SimpleQueue};
 
 use std::time::Duration;
 
