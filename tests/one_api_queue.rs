@@ -238,8 +238,8 @@ same_source! {
 
     #[test]
     fn a06_pipe_answers_alike() {
-        let pair: Result<(Connection<(u32, String)>, Connection<(u32, String)>), ConnectionError> =
-            Pipe::new();
+        type End = Connection<(u32, String)>;
+        let pair: Result<(End, End), ConnectionError> = Pipe::new();
         let (a, b) = pair.unwrap();
         let e: ConnectionError = a.try_recv().unwrap_err();
         assert!(e.is_would_block());
