@@ -340,6 +340,16 @@ impl Reader {
         &self.buf[self.start..self.end]
     }
 
+    /// Whether the read-ahead buffer holds a whole frame (or a malformed header, which a
+    /// receive reports at once). Part of a frame, left by a timed-out receive, is not enough.
+    fn whole_frame_buffered(&self, max: u64) -> bool {
+        match frame::decode_header(self.buffered(), max) {
+            Ok(Some((len, header))) => self.buffered().len() as u64 >= header as u64 + len,
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
     /// Ensures at least `need` (≤ CHUNK) bytes are buffered. Past `wait`'s deadline it fails
     /// with [`ConnectionError::Timeout`], keeping what arrived buffered.
     fn fill(&mut self, io: Io<'_>, need: usize, wait: Wait) -> Result<(), ConnectionError> {
@@ -966,7 +976,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// ```
     pub fn poll(&self, timeout: Duration) -> Result<bool, ConnectionError> {
         let mut r = lock(&self.inner.reader);
-        if r.start < r.end || r.broken {
+        if r.broken || r.whole_frame_buffered(self.max_message_size()) {
             return Ok(true);
         }
         let deadline = Instant::now().checked_add(timeout);
