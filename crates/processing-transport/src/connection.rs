@@ -1067,6 +1067,12 @@ impl<T, D: Direction> Serialize for Connection<T, D> {
         }
         let handle = stream.transfer_handle().map_err(S::Error::custom)?;
         let r = lock(&self.inner.reader);
+        if r.large.is_some() {
+            // Its first part is in this process only: the copy could not continue it.
+            return Err(S::Error::custom(
+                "the connection is in the middle of receiving a long message",
+            ));
+        }
         WireRef {
             direction: (D::CAN_SEND, D::CAN_RECV),
             kind: stream.kind().to_byte(),

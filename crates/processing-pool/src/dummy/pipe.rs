@@ -407,3 +407,40 @@ impl<'de, T, D: Direction> Deserialize<'de> for Connection<T, D> {
         Ok(Connection::from_end(end))
     }
 }
+
+/// Awaitable operations (feature `async`), as on process connections.
+#[cfg(feature = "async")]
+mod awaitable {
+    use super::*;
+
+    impl<T, D: CanRecv> Connection<T, D> {
+        /// Awaits and receives one value, like [`recv`](Connection::recv).
+        ///
+        /// ```
+        /// let (a, b) = processing_pool::dummy::Pipe::new::<u32>().unwrap();
+        /// a.send(&3).unwrap();
+        /// assert_eq!(processing_core::aio::block_on(b.recv_async()).unwrap(), 3);
+        /// ```
+        pub async fn recv_async(&self) -> Result<T, ConnectionError>
+        where
+            T: DeserializeOwned,
+        {
+            let body = processing_core::aio::retry(|| match self.pop(Wait::Now) {
+                Err(ConnectionError::WouldBlock) => None,
+                r => Some(r),
+            })
+            .await?;
+            Self::decode(&body)
+        }
+    }
+
+    impl<T, D: CanSend> Connection<T, D> {
+        /// Sends one value, like [`send`](Connection::send) (a twin send never waits).
+        pub async fn send_async(&self, value: &T) -> Result<(), ConnectionError>
+        where
+            T: Serialize,
+        {
+            self.send(value)
+        }
+    }
+}

@@ -580,3 +580,84 @@ impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
         })
     }
 }
+
+/// Awaitable operations (feature `async`), as on the process queues: one-attempt operations
+/// retried on the reactor's backoff schedule, so a dropped future takes or puts nothing.
+#[cfg(feature = "async")]
+mod awaitable {
+    use super::*;
+
+    impl<T: DeserializeOwned> Queue<T> {
+        /// Awaits and takes the oldest item, like [`get`](Queue::get).
+        ///
+        /// ```
+        /// let q = processing_pool::dummy::Queue::new().unwrap();
+        /// q.put(5u32).unwrap();
+        /// assert_eq!(processing_core::aio::block_on(q.get_async()).unwrap(), 5);
+        /// ```
+        pub async fn get_async(&self) -> Result<T, GetError> {
+            processing_core::aio::retry(|| match self.get_until(Deadline::Now) {
+                Ok(v) => Some(Ok(v)),
+                Err(Fail::Full) => None,
+                Err(Fail::Closed) => Some(Err(GetError::Closed)),
+                Err(Fail::Codec(e)) => Some(Err(GetError::Decode(e))),
+            })
+            .await
+        }
+    }
+
+    impl<T: Serialize> Queue<T> {
+        /// Awaits room and puts `item`, like [`put`](Queue::put).
+        ///
+        /// ```
+        /// let q = processing_pool::dummy::Queue::bounded(1).unwrap();
+        /// processing_core::aio::block_on(q.put_async(1u32)).unwrap();
+        /// assert_eq!(q.get().unwrap(), 1);
+        /// ```
+        pub async fn put_async(&self, item: T) -> Result<(), PutError<T>> {
+            let bytes = match processing_core::codec::encode(&item) {
+                Ok(b) => b,
+                Err(e) => return Err(PutError::Encode(item, e)),
+            };
+            let mut bytes = Some(bytes);
+            processing_core::aio::retry(|| {
+                let b = bytes.take()?;
+                let mut s = lock(&self.inner.state);
+                if s.closed {
+                    return Some(Err(()));
+                }
+                if self.inner.max_items.is_none_or(|c| s.items.len() < c) {
+                    s.items.push_back(b);
+                    s.unfinished += 1;
+                    self.inner.not_empty.notify_one();
+                    return Some(Ok(()));
+                }
+                bytes = Some(b);
+                None
+            })
+            .await
+            .map_err(|()| PutError::Closed(item))
+        }
+    }
+
+    impl<T> JoinableQueue<T> {
+        /// Awaits until every item put was marked done, like [`join`](JoinableQueue::join).
+        pub async fn join_async(&self) {
+            processing_core::aio::retry(|| self.join_until(Deadline::Now).ok()).await;
+        }
+    }
+
+    impl<T: DeserializeOwned> SimpleQueue<T> {
+        /// Awaits and takes the oldest item (see [`Queue::get_async`]).
+        pub async fn get_async(&self) -> Result<T, GetError> {
+            self.queue.get_async().await
+        }
+    }
+
+    impl<T: Serialize> SimpleQueue<T> {
+        /// Puts `item` (see [`Queue::put_async`]).
+        pub async fn put_async(&self, item: T) -> Result<(), PutError<T>> {
+            self.queue.put_async(item).await
+        }
+    }
+}
