@@ -395,7 +395,7 @@ mod twin_handles_travel {
     }
 
     #[test]
-    fn twin_queue_and_pipe_travel_like_direct_ones() {
+    fn a01_twin_handles_travel_like_direct_ones() {
         let pool = Pool::new(1).unwrap();
         let q: Queue<u32> = Queue::new().unwrap();
         assert_eq!(pool.apply(put_through, q.clone()).unwrap(), 5);
