@@ -199,6 +199,55 @@ struct Reader {
     /// During the handshake: read exactly what a frame needs, never ahead.
     exact: bool,
     broken: bool,
+    /// A message longer than the read-ahead buffer whose body is partly read, and its length:
+    /// a receive that timed out in its middle keeps it here for the next receive.
+    large: Option<(Vec<u8>, usize)>,
+}
+
+/// How long a receive may wait for bytes.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// As long as needed (`recv`).
+    Forever,
+    /// Until this instant (`recv_timeout`; `try_recv` passes the present: one attempt).
+    Until(Instant),
+}
+
+impl Wait {
+    fn after(timeout: Duration) -> Wait {
+        match Instant::now().checked_add(timeout) {
+            Some(d) => Wait::Until(d),
+            None => Wait::Forever,
+        }
+    }
+}
+
+/// Whether bytes (or the end of the stream) can be read from `io`, waiting for them until
+/// `deadline` (`None`: for ever). Handles that arrive on the socket meanwhile go to `handles`.
+fn wait_readable(
+    io: Io<'_>,
+    handles: &mut VecDeque<OwnedOsHandle>,
+    deadline: Option<Instant>,
+) -> Result<bool, ConnectionError> {
+    let left = |d: Option<Instant>| d.map(|d| d.saturating_duration_since(Instant::now()));
+    let Some(ring) = io.ring else {
+        return Ok(io.stream.poll_readable(left(deadline))?);
+    };
+    // Ring: announce a waiting reader (the writer then rings the socket), check, sleep on the
+    // socket, check again.
+    loop {
+        let mut arrived = Vec::new();
+        let ready = ring.arm(io.stream, &mut arrived);
+        handles.extend(arrived);
+        if ready? {
+            return Ok(true);
+        }
+        let left = left(deadline);
+        if left == Some(Duration::ZERO) {
+            return Ok(false);
+        }
+        io.stream.poll_readable(left)?;
+    }
 }
 
 /// Where a received body is.
@@ -303,6 +352,7 @@ impl Reader {
             handles: VecDeque::new(),
             exact,
             broken: false,
+            large: None,
         }
     }
 
@@ -310,8 +360,19 @@ impl Reader {
         &self.buf[self.start..self.end]
     }
 
-    /// Ensures at least `need` (≤ CHUNK) bytes are buffered.
-    fn fill(&mut self, io: Io<'_>, need: usize) -> Result<(), ConnectionError> {
+    /// Whether the read-ahead buffer holds a whole frame (or a malformed header, which a
+    /// receive reports at once). Part of a frame, left by a timed-out receive, is not enough.
+    fn whole_frame_buffered(&self, max: u64) -> bool {
+        match frame::decode_header(self.buffered(), max) {
+            Ok(Some((len, header))) => self.buffered().len() as u64 >= header as u64 + len,
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
+    /// Ensures at least `need` (≤ CHUNK) bytes are buffered. Past `wait`'s deadline it fails
+    /// with [`ConnectionError::Timeout`], keeping what arrived buffered.
+    fn fill(&mut self, io: Io<'_>, need: usize, wait: Wait) -> Result<(), ConnectionError> {
         while self.end - self.start < need {
             if self.start == self.end {
                 self.start = 0;
@@ -326,15 +387,34 @@ impl Reader {
             } else {
                 self.buf.len()
             };
+            if let Wait::Until(d) = wait {
+                if !wait_readable(io, &mut self.handles, Some(d))? {
+                    return Err(ConnectionError::Timeout);
+                }
+            }
             let mut arrived = Vec::new();
             let (buf, end) = (&mut self.buf, self.end);
-            let n = match io.ring {
-                Some(ring) => ring.read_bytes(&mut buf[end..limit], io.stream, &mut arrived)?,
-                None => {
-                    read_some(|nb| io.stream.read_chunk(&mut buf[end..limit], nb, &mut arrived))?
+            let n = match (io.ring, wait) {
+                (Some(ring), _) => ring.read_bytes(&mut buf[end..limit], io.stream, &mut arrived),
+                (None, Wait::Forever) => {
+                    read_some(|nb| io.stream.read_chunk(&mut buf[end..limit], nb, &mut arrived))
+                }
+                (None, Wait::Until(_)) => {
+                    match io
+                        .stream
+                        .read_chunk(&mut buf[end..limit], true, &mut arrived)
+                    {
+                        // Readable a moment ago, taken since by another holder of the end.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            self.handles.extend(arrived);
+                            continue;
+                        }
+                        r => r,
+                    }
                 }
             };
             self.handles.extend(arrived);
+            let n = n?;
             if n == 0 {
                 return Err(if self.start == self.end {
                     ConnectionError::Eof
@@ -347,64 +427,115 @@ impl Reader {
         Ok(())
     }
 
-    fn read_frame(&mut self, io: Io<'_>, max: u64) -> Result<Body, ConnectionError> {
+    fn read_frame(&mut self, io: Io<'_>, max: u64, wait: Wait) -> Result<Body, ConnectionError> {
         if self.broken {
             return Err(ConnectionError::Broken);
         }
-        let r = self.read_frame_inner(io, max);
+        let r = self.read_frame_inner(io, max, wait);
         if let Err(e) = &r {
-            if !matches!(e, ConnectionError::Eof) {
+            // A timeout leaves the stream in step: what arrived of the frame stays buffered.
+            if !matches!(e, ConnectionError::Eof | ConnectionError::Timeout) {
                 self.broken = true;
             }
         }
         r
     }
 
-    fn read_frame_inner(&mut self, io: Io<'_>, max: u64) -> Result<Body, ConnectionError> {
-        self.fill(io, SHORT_HEADER)?;
+    /// Reads one frame. A frame that fits the read-ahead buffer is consumed only once it is
+    /// whole; a longer one is continued from `large` where a timed-out receive left it.
+    fn read_frame_inner(
+        &mut self,
+        io: Io<'_>,
+        max: u64,
+        wait: Wait,
+    ) -> Result<Body, ConnectionError> {
+        if let Some((v, len)) = self.large.take() {
+            return self.read_large(io, v, len, wait);
+        }
+        self.fill(io, SHORT_HEADER, wait)?;
         let (len, header) = match frame::decode_header(self.buffered(), max)? {
             Some(h) => h,
             None => {
-                self.fill(io, LONG_HEADER)?;
+                self.fill(io, LONG_HEADER, wait)?;
                 frame::decode_header(self.buffered(), max)?.ok_or(FrameError::Truncated)?
             }
         };
-        self.start += header;
         let len = len as usize;
-        if len <= CHUNK {
-            self.fill(io, len)?;
-            let s = self.start;
-            self.start += len;
+        if header + len <= CHUNK {
+            self.fill(io, header + len, wait)?;
+            let s = self.start + header;
+            self.start = s + len;
             return Ok(Body::InBuf(s, s + len));
         }
+        self.start += header;
         let have = self.end - self.start;
         let mut v = Vec::with_capacity(len.min(FIRST_GROWTH.max(have)));
         v.extend_from_slice(self.buffered());
         self.start = 0;
         self.end = 0;
+        self.read_large(io, v, len, wait)
+    }
+
+    /// Reads the rest of a long message's body into `v`; on a timeout it keeps `v` in `large`
+    /// for the next receive.
+    fn read_large(
+        &mut self,
+        io: Io<'_>,
+        mut v: Vec<u8>,
+        len: usize,
+        wait: Wait,
+    ) -> Result<Body, ConnectionError> {
+        match self.read_large_into(io, &mut v, len, wait) {
+            Ok(()) => Ok(Body::Owned(v)),
+            Err(ConnectionError::Timeout) => {
+                self.large = Some((v, len));
+                Err(ConnectionError::Timeout)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_large_into(
+        &mut self,
+        io: Io<'_>,
+        v: &mut Vec<u8>,
+        len: usize,
+        wait: Wait,
+    ) -> Result<(), ConnectionError> {
         while v.len() < len {
+            if let Wait::Until(d) = wait {
+                if !wait_readable(io, &mut self.handles, Some(d))? {
+                    return Err(ConnectionError::Timeout);
+                }
+            }
             if v.len() == v.capacity() {
                 v.reserve_exact((len - v.len()).min(v.len().max(FIRST_GROWTH)));
             }
             let want = len - v.len();
-            let n = match io.ring {
-                Some(ring) => {
+            let n = match (io.ring, wait) {
+                (Some(ring), _) => {
                     let mut arrived = Vec::new();
                     let spare: &mut [MaybeUninit<u8>] = v.spare_capacity_mut();
                     let room = spare.len().min(want);
-                    let n = ring.read(&mut spare[..room], io.stream, &mut arrived)?;
+                    let n = ring.read(&mut spare[..room], io.stream, &mut arrived);
                     self.handles.extend(arrived);
+                    let n = n?;
                     // SAFETY: `read` initialised the first n <= room bytes of the spare capacity.
                     unsafe { v.set_len(v.len() + n) };
                     n
                 }
-                None => read_some(|nb| io.stream.read_spare(&mut v, want, nb))?,
+                (None, Wait::Forever) => read_some(|nb| io.stream.read_spare(v, want, nb))?,
+                (None, Wait::Until(_)) => match io.stream.read_spare(v, want, true) {
+                    // Readable a moment ago, taken since by another holder of the end.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => r?,
+                },
             };
             if n == 0 {
                 return Err(FrameError::Truncated.into());
             }
         }
-        Ok(Body::Owned(v))
+        Ok(())
     }
 
     fn body<'a>(&'a self, body: &'a Body) -> &'a [u8] {
@@ -654,13 +785,61 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// assert_eq!(a.recv_bytes().unwrap(), [1, 2, 3]);
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
-        let mut r = lock(&self.inner.reader);
+        self.recv_bytes_with(Wait::Forever, false)
+    }
+
+    /// Receives one message as bytes, waiting at most `timeout` for it (`Duration::MAX`: as
+    /// long as needed, zero: one attempt): [`ConnectionError::Timeout`] when none came. Part
+    /// of a message that arrived before the timeout stays buffered for the next receive.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// assert!(a.recv_bytes_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
+    /// b.send_bytes(b"late").unwrap();
+    /// assert_eq!(a.recv_bytes_timeout(Duration::MAX).unwrap(), b"late");
+    /// ```
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, ConnectionError> {
+        self.recv_bytes_with(Wait::after(timeout), false)
+    }
+
+    /// Receives one message as bytes if a whole one is there now:
+    /// [`ConnectionError::WouldBlock`] otherwise (also while another thread of this process
+    /// receives on the same end).
+    ///
+    /// ```
+    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// assert!(a.try_recv_bytes().unwrap_err().is_would_block());
+    /// b.send_bytes(b"now").unwrap();
+    /// assert!(a.poll(std::time::Duration::MAX).unwrap());
+    /// assert_eq!(a.try_recv_bytes().unwrap(), b"now");
+    /// ```
+    pub fn try_recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
+        self.recv_bytes_with(Wait::Until(Instant::now()), true)
+    }
+
+    fn recv_bytes_with(&self, wait: Wait, attempt: bool) -> Result<Vec<u8>, ConnectionError> {
+        let mut r = self.reader(attempt)?;
         let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
-        let body = r.read_frame(self.inner.io(), self.max_message_size())?;
+        let body = r
+            .read_frame(self.inner.io(), self.max_message_size(), wait)
+            .map_err(|e| attempt_error(e, attempt))?;
         Ok(match body {
             Body::Owned(v) => v,
             b => r.body(&b).to_vec(),
         })
+    }
+
+    /// The reader, waiting for another thread's receive to end, or (`attempt`) not.
+    fn reader(&self, attempt: bool) -> Result<MutexGuard<'_, Reader>, ConnectionError> {
+        if !attempt {
+            return Ok(lock(&self.inner.reader));
+        }
+        match self.inner.reader.try_lock() {
+            Ok(g) => Ok(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Ok(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => Err(ConnectionError::WouldBlock),
+        }
     }
 
     /// Receives one message into `buf[offset..]` and returns its length. If it does not fit,
@@ -685,7 +864,7 @@ impl<T, D: CanRecv> Connection<T, D> {
         }
         let mut r = lock(&self.inner.reader);
         let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
-        let body = r.read_frame(self.inner.io(), self.max_message_size())?;
+        let body = r.read_frame(self.inner.io(), self.max_message_size(), Wait::Forever)?;
         let room = &mut buf[offset..];
         let bytes = r.body(&body);
         if bytes.len() > room.len() {
@@ -709,10 +888,58 @@ impl<T, D: CanRecv> Connection<T, D> {
     where
         T: DeserializeOwned,
     {
-        let mut r = lock(&self.inner.reader);
+        self.recv_with(Wait::Forever, false)
+    }
+
+    /// Receives one value, waiting at most `timeout` for it (`Duration::MAX`: as long as
+    /// needed, zero: one attempt): [`ConnectionError::Timeout`] when none came. Part of a
+    /// message that arrived before the timeout stays buffered: the next receive continues it,
+    /// so a timeout never puts the stream out of step. (A receive of another thread on the same
+    /// end is waited for first.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, b) = processing_transport::Pipe::new::<u32>().unwrap();
+    /// let e = a.recv_timeout(Duration::from_millis(1)).unwrap_err();
+    /// assert!(e.is_timeout());
+    /// b.send(&7).unwrap();
+    /// assert_eq!(a.recv_timeout(Duration::from_secs(30)).unwrap(), 7);
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, ConnectionError>
+    where
+        T: DeserializeOwned,
+    {
+        self.recv_with(Wait::after(timeout), false)
+    }
+
+    /// Receives one value if a whole message is there now: [`ConnectionError::WouldBlock`]
+    /// otherwise (also while another thread of this process receives on the same end).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, b) = processing_transport::Pipe::new::<u32>().unwrap();
+    /// assert!(a.try_recv().unwrap_err().is_would_block());
+    /// b.send(&7).unwrap();
+    /// assert!(a.poll(Duration::MAX).unwrap());
+    /// assert_eq!(a.try_recv().unwrap(), 7);
+    /// ```
+    pub fn try_recv(&self) -> Result<T, ConnectionError>
+    where
+        T: DeserializeOwned,
+    {
+        self.recv_with(Wait::Until(Instant::now()), true)
+    }
+
+    fn recv_with(&self, wait: Wait, attempt: bool) -> Result<T, ConnectionError>
+    where
+        T: DeserializeOwned,
+    {
+        let mut r = self.reader(attempt)?;
         let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
         let io = self.inner.io();
-        let body = r.read_frame(io, self.max_message_size())?;
+        let body = r
+            .read_frame(io, self.max_message_size(), wait)
+            .map_err(|e| attempt_error(e, attempt))?;
         let (&count, _) = r.body(&body).split_first().ok_or(FrameError::EmptyTyped)?;
         let handles = match r.take_handles(io, count as usize) {
             // Python's `send` pickles: its first byte (PROTO, 0x80) reads as 128 handles.
@@ -762,7 +989,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     pub fn recv_pickle<V: DeserializeOwned>(&self) -> Result<V, ConnectionError> {
         let mut r = lock(&self.inner.reader);
         let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
-        let body = r.read_frame(self.inner.io(), self.max_message_size())?;
+        let body = r.read_frame(self.inner.io(), self.max_message_size(), Wait::Forever)?;
         Ok(crate::pickle::from_slice(r.body(&body))?)
     }
 
@@ -778,28 +1005,19 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// ```
     pub fn poll(&self, timeout: Duration) -> Result<bool, ConnectionError> {
         let mut r = lock(&self.inner.reader);
-        if r.start < r.end || r.broken {
+        if r.broken || r.whole_frame_buffered(self.max_message_size()) {
             return Ok(true);
         }
-        let Some(ring) = &self.inner.ring else {
-            return Ok(self.inner.stream.poll_readable(Some(timeout))?);
-        };
-        // Ring: announce a waiting reader (the writer then rings the socket), check, sleep on
-        // the socket, check again.
         let deadline = Instant::now().checked_add(timeout);
-        loop {
-            let mut arrived = Vec::new();
-            let ready = ring.arm(&self.inner.stream, &mut arrived);
-            r.handles.extend(arrived);
-            if ready? {
-                return Ok(true);
-            }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left == Some(Duration::ZERO) {
-                return Ok(false);
-            }
-            self.inner.stream.poll_readable(left)?;
-        }
+        wait_readable(self.inner.io(), &mut r.handles, deadline)
+    }
+}
+
+/// A timeout of a one-attempt receive is reported as [`ConnectionError::WouldBlock`].
+fn attempt_error(e: ConnectionError, attempt: bool) -> ConnectionError {
+    match e {
+        ConnectionError::Timeout if attempt => ConnectionError::WouldBlock,
+        e => e,
     }
 }
 
@@ -878,6 +1096,12 @@ impl<T, D: Direction> Serialize for Connection<T, D> {
         }
         let handle = stream.transfer_handle().map_err(S::Error::custom)?;
         let r = lock(&self.inner.reader);
+        if r.large.is_some() {
+            // Its first part is in this process only: the copy could not continue it.
+            return Err(S::Error::custom(
+                "the connection is in the middle of receiving a long message",
+            ));
+        }
         WireRef {
             direction: (D::CAN_SEND, D::CAN_RECV),
             kind: stream.kind().to_byte(),

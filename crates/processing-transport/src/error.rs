@@ -87,6 +87,9 @@ pub enum ConnectionError {
     /// Any other operating-system error.
     #[error("connection i/o error: {0}")]
     Io(#[source] io::Error),
+    /// A one-attempt receive (`try_recv`) found no whole message there.
+    #[error("no message to receive now")]
+    WouldBlock,
 }
 
 impl ConnectionError {
@@ -110,6 +113,11 @@ impl ConnectionError {
     /// Whether a timeout elapsed.
     pub fn is_timeout(&self) -> bool {
         matches!(self, ConnectionError::Timeout)
+    }
+
+    /// Whether a one-attempt receive found no whole message ([`ConnectionError::WouldBlock`]).
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, ConnectionError::WouldBlock)
     }
 }
 

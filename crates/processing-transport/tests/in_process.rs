@@ -488,3 +488,54 @@ fn writer_blocked_on_a_full_pipe_learns_the_reader_is_gone() {
     let r = t.join().unwrap();
     assert!(r.unwrap_err().is_eof());
 }
+
+/// A receive that times out in the middle of a frame (its header split, its body cut) keeps
+/// what arrived: the next receive returns the whole message, and the stream stays in step.
+#[cfg(unix)]
+#[test]
+fn recv_timeout_keeps_a_partial_frame_buffered() {
+    let (raw, mut w) = std::os::unix::net::UnixStream::pair().unwrap();
+    let conn = Connection::<String>::from_os_handle(raw.into()).unwrap();
+    let mut frame = Vec::new();
+    let body = {
+        let mut b = vec![0u8]; // no OS handles
+        b.extend_from_slice(&processing_core::codec::encode(&"hello there".to_string()).unwrap());
+        b
+    };
+    frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    let short = Duration::from_millis(20);
+    // Two bytes of the header.
+    w.write_all(&frame[..2]).unwrap();
+    let t = Instant::now();
+    assert!(conn.recv_timeout(short).unwrap_err().is_timeout());
+    assert!(t.elapsed() >= short);
+    assert!(conn.try_recv().unwrap_err().is_would_block());
+    // The rest of the header and part of the body.
+    w.write_all(&frame[2..7]).unwrap();
+    assert!(conn.recv_timeout(short).unwrap_err().is_timeout());
+    assert!(conn.try_recv().unwrap_err().is_would_block());
+    // Part of a frame is not a message to poll for.
+    assert!(!conn.poll(Duration::ZERO).unwrap());
+    w.write_all(&frame[7..]).unwrap();
+    assert_eq!(conn.recv_timeout(Duration::MAX).unwrap(), "hello there");
+    // The next frame reads in step.
+    w.write_all(&frame).unwrap();
+    assert!(conn.poll(Duration::MAX).unwrap());
+    assert_eq!(conn.try_recv().unwrap(), "hello there");
+    drop(w);
+    assert!(conn.try_recv().unwrap_err().is_eof());
+}
+
+/// `Duration::ZERO` is one attempt and `Duration::MAX` waits for ever, on both pipe kinds.
+#[test]
+fn recv_timeout_zero_and_max() {
+    let (a, b) = Pipe::new::<u32>().unwrap();
+    assert!(b.recv_timeout(Duration::ZERO).unwrap_err().is_timeout());
+    a.send(&1).unwrap();
+    assert!(b.poll(Duration::MAX).unwrap());
+    assert_eq!(b.recv_timeout(Duration::ZERO).unwrap(), 1);
+    let t = std::thread::spawn(move || b.recv_timeout(Duration::MAX));
+    a.send(&2).unwrap();
+    assert_eq!(t.join().unwrap().unwrap(), 2);
+}

@@ -93,7 +93,7 @@ pub use processing_transport::{
     wait, Address, AuthError, Client, Connection, ConnectionError, Listener, ListenerError, Pipe,
     Waitable,
 };
-pub use processing_transport::{JoinableQueue, Queue, SimpleQueue};
+pub use processing_transport::{JoinableQueue, Queue, QueueBuilder, SimpleQueue};
 
 /// The snippets of `docs/guide.md`, compiled and run as doc tests.
 #[doc = include_str!("../../../docs/guide.md")]

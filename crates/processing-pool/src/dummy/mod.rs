@@ -1,10 +1,11 @@
-//! The same Pool, Queue and Process API backed by threads (Python's `processing.dummy`).
+//! The same Pool, Process, queue and pipe API backed by threads (Python's `processing.dummy`).
 //!
 //! A program switches between threads and processes by changing an import:
 //! `use processing::dummy::Pool` instead of `use processing::Pool`. Tasks keep the process
 //! pool's rules (fn items or capture-free closures, serde arguments and results, which are
 //! encoded and decoded as for processes), so code that compiles against one compiles against
-//! the other. What threads cannot do: a thread cannot be killed (a task past `task_timeout`
+//! the other. The queues and pipes return the very error types of the process ones
+//! (`processing_transport::queue::PutError`…, `ConnectionError`). What threads cannot do: a thread cannot be killed (a task past `task_timeout`
 //! fails with the timeout error and its thread is abandoned, finishing on its own), and
 //! `max_memory_per_child` has no per-thread meaning (ignored).
 //!
@@ -17,7 +18,7 @@
 //! let pool = Pool::new(2)?;
 //! assert_eq!(pool.map(square, 0..4)?, [0, 1, 4, 9]);
 //!
-//! let q = Queue::new();
+//! let q = Queue::new()?;
 //! let mut p = Process::new(produce, q.clone());
 //! p.start()?;
 //! p.join()?;
@@ -25,12 +26,15 @@
 //! # Ok(()) }
 //! ```
 
+mod pipe;
 mod process;
 mod queue;
+mod registry;
 mod sync;
 
+pub use pipe::{Connection, Pipe, SimplexPair};
 pub use process::{spawn, Process, ProcessError};
-pub use queue::{GetError, PutError, Queue};
+pub use queue::{JoinableQueue, Queue, QueueBuilder, SimpleQueue};
 pub use sync::{
     Array, ArrayGuard, Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock,
     RLockGuard, Semaphore, SemaphoreGuard, Value, ValueGuard,

@@ -1,198 +1,282 @@
-//! The queue of the thread twin: [`Queue`].
+//! The queue family of the thread twin: [`Queue`], [`JoinableQueue`], [`SimpleQueue`] and
+//! [`QueueBuilder`], with the signatures and the error types of the process-shared queues
+//! (`processing_transport::queue`).
+//!
+//! Items are encoded on `put` and decoded on `get` as for processes (postcard), so an item
+//! that cannot cross a process boundary fails here the same way ([`PutError::Encode`]).
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use processing_transport::queue::{
+    GetError, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, QueueError,
+    TaskDoneError, TryGetError, TryPutError,
+};
+use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
+
+use super::registry;
 use super::sync::lock;
 
-/// A `put` that did not happen; the item is handed back.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PutError<T> {
-    /// The queue is full (`try_put`).
-    #[error("the queue is full")]
-    Full(T),
-    /// The queue stayed full until the timeout (`put_timeout`).
-    #[error("timed out waiting for room in the queue")]
-    Timeout(T),
-    /// The queue is closed.
-    #[error("the queue is closed")]
-    Closed(T),
+/// How long an operation may wait.
+#[derive(Clone, Copy)]
+enum Deadline {
+    /// As long as needed.
+    Never,
+    /// One attempt.
+    Now,
+    /// Until this instant.
+    At(Instant),
 }
 
-impl<T> PutError<T> {
-    /// The item that was not put.
-    pub fn into_inner(self) -> T {
-        match self {
-            PutError::Full(t) | PutError::Timeout(t) | PutError::Closed(t) => t,
+impl Deadline {
+    /// `Duration::MAX` (or any timeout past the clock's range) waits for ever.
+    fn after(timeout: Duration) -> Deadline {
+        match Instant::now().checked_add(timeout) {
+            Some(d) => Deadline::At(d),
+            None => Deadline::Never,
         }
     }
-    /// Whether the queue was full.
-    pub fn is_full(&self) -> bool {
-        matches!(self, PutError::Full(_))
-    }
-    /// Whether the timeout passed.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, PutError::Timeout(_))
-    }
-    /// Whether the queue was closed.
-    pub fn is_closed(&self) -> bool {
-        matches!(self, PutError::Closed(_))
-    }
 }
 
-/// A `get` that returned nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum GetError {
-    /// The queue is empty (`try_get`).
-    #[error("the queue is empty")]
-    Empty,
-    /// The queue stayed empty until the timeout (`get_timeout`).
-    #[error("timed out waiting for an item")]
-    Timeout,
-    /// The queue is closed (and, for `get`, empty).
-    #[error("the queue is closed")]
-    Closed,
-}
-
-impl GetError {
-    /// Whether the queue was empty.
-    pub fn is_empty(&self) -> bool {
-        matches!(self, GetError::Empty)
-    }
-    /// Whether the timeout passed.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, GetError::Timeout)
-    }
-    /// Whether the queue was closed.
-    pub fn is_closed(&self) -> bool {
-        matches!(self, GetError::Closed)
-    }
-}
-
-struct QueueState<T> {
-    items: VecDeque<T>,
+struct State {
+    items: VecDeque<Vec<u8>>,
     closed: bool,
+    /// Items put and not yet marked done (`JoinableQueue`).
+    unfinished: usize,
 }
 
-struct QueueInner<T> {
-    state: Mutex<QueueState<T>>,
+/// The state every handle of one twin queue shares.
+struct Inner {
+    id: u64,
+    state: Mutex<State>,
     not_empty: Condvar,
     not_full: Condvar,
-    capacity: Option<usize>,
+    all_done: Condvar,
+    max_items: Option<usize>,
 }
 
-/// A multi-producer multi-consumer FIFO between threads, with the method names of the
-/// process-shared `Queue`.
+/// Waits on `cv` until `deadline`; `None` when the deadline has passed (or is `Now`).
+fn wait_on<'a>(
+    cv: &Condvar,
+    s: std::sync::MutexGuard<'a, State>,
+    deadline: Deadline,
+) -> Option<std::sync::MutexGuard<'a, State>> {
+    match deadline {
+        Deadline::Now => None,
+        Deadline::Never => Some(cv.wait(s).unwrap_or_else(|e| e.into_inner())),
+        Deadline::At(d) => {
+            let now = Instant::now();
+            if now >= d {
+                return None;
+            }
+            Some(
+                cv.wait_timeout(s, d - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0,
+            )
+        }
+    }
+}
+
+/// Why a put or get did not happen, before the method builds its own error.
+enum Fail {
+    Full,
+    Closed,
+    Codec(processing_core::CodecError),
+}
+
+/// Builds a twin [`Queue`] with chosen bounds, as `processing_transport::queue::QueueBuilder`
+/// does. Threads have no ring: `capacity_bytes` is checked as for processes (1 KiB to 64 MiB)
+/// and otherwise unused.
 ///
 /// ```
-/// let q = processing_pool::dummy::Queue::bounded(1);
+/// use processing_pool::dummy::{Queue, QueueBuilder};
+/// let q: Queue<u64> = QueueBuilder::new().max_items(6).capacity_bytes(64 << 10).build().unwrap();
+/// assert_eq!(q.max_items(), Some(6));
+/// assert!(QueueBuilder::new().max_items(0).build::<u8>().unwrap_err().is_invalid_argument());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct QueueBuilder {
+    max_items: Option<usize>,
+    capacity_bytes: usize,
+}
+
+impl Default for QueueBuilder {
+    fn default() -> Self {
+        QueueBuilder::new()
+    }
+}
+
+impl QueueBuilder {
+    /// The defaults: no item bound.
+    pub fn new() -> QueueBuilder {
+        QueueBuilder {
+            max_items: None,
+            capacity_bytes: processing_transport::queue::DEFAULT_CAPACITY_BYTES,
+        }
+    }
+
+    /// At most `n` items at a time (`n ≥ 1`).
+    pub fn max_items(mut self, n: usize) -> QueueBuilder {
+        self.max_items = Some(n);
+        self
+    }
+
+    /// Accepted for parity with processes (checked: 1 KiB to 64 MiB once rounded up to a
+    /// power of two).
+    pub fn capacity_bytes(mut self, n: usize) -> QueueBuilder {
+        self.capacity_bytes = n;
+        self
+    }
+
+    /// Creates the queue.
+    pub fn build<T>(self) -> Result<Queue<T>, QueueError> {
+        // The bounds of the process queue's ring (`processing_transport::queue`).
+        const MIN_CAPACITY: u64 = 1 << 10;
+        const MAX_CAPACITY: u64 = 64 << 20;
+        let capacity = (self.capacity_bytes as u64)
+            .checked_next_power_of_two()
+            .unwrap_or(u64::MAX);
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+            return Err(QueueError::InvalidArgument(format!(
+                "capacity_bytes {} is outside 1 KiB ..= 64 MiB",
+                self.capacity_bytes
+            )));
+        }
+        if self.max_items == Some(0) {
+            return Err(QueueError::InvalidArgument(
+                "a bounded queue holds at least one item".into(),
+            ));
+        }
+        Ok(Queue::from_inner(Arc::new(Inner {
+            id: registry::next_id(),
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                closed: false,
+                unfinished: 0,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            all_done: Condvar::new(),
+            max_items: self.max_items,
+        })))
+    }
+}
+
+/// A multi-producer, multi-consumer FIFO between threads, with the methods, signatures and
+/// error types of the process-shared `processing_transport::queue::Queue`.
+///
+/// ```
+/// let q = processing_pool::dummy::Queue::bounded(1).unwrap();
 /// q.put(1).unwrap();
-/// assert!(q.try_put(2).unwrap_err().is_full());
+/// let e = q.try_put(2).unwrap_err();
+/// assert!(e.is_full());
+/// assert_eq!(e.into_inner(), 2);
 /// assert_eq!(q.get().unwrap(), 1);
 /// assert!(q.try_get().unwrap_err().is_empty());
 /// ```
 pub struct Queue<T> {
-    inner: Arc<QueueInner<T>>,
+    inner: Arc<Inner>,
+    _items: PhantomData<fn(T) -> T>,
 }
 
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        Queue {
-            inner: self.inner.clone(),
-        }
+        Queue::from_inner(self.inner.clone())
     }
 }
 
-impl<T> std::fmt::Debug for Queue<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Queue")
             .field("len", &self.len())
-            .field("capacity", &self.inner.capacity)
+            .field("max_items", &self.inner.max_items)
             .finish()
     }
 }
 
-impl<T> Default for Queue<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl<T> Queue<T> {
-    /// An unbounded queue.
-    pub fn new() -> Self {
-        Self::with_capacity(None)
-    }
-
-    /// A queue of at most `capacity` items (at least 1).
-    pub fn bounded(capacity: usize) -> Self {
-        Self::with_capacity(Some(capacity.max(1)))
-    }
-
-    fn with_capacity(capacity: Option<usize>) -> Self {
+    fn from_inner(inner: Arc<Inner>) -> Queue<T> {
         Queue {
-            inner: Arc::new(QueueInner {
-                state: Mutex::new(QueueState {
-                    items: VecDeque::new(),
-                    closed: false,
-                }),
-                not_empty: Condvar::new(),
-                not_full: Condvar::new(),
-                capacity,
-            }),
+            inner,
+            _items: PhantomData,
         }
     }
 
-    fn put_until(&self, item: T, deadline: Option<Option<Instant>>) -> Result<(), PutError<T>> {
+    /// A queue without an item bound.
+    ///
+    /// ```
+    /// let q = processing_pool::dummy::Queue::<u8>::new().unwrap();
+    /// assert!(q.is_empty());
+    /// ```
+    pub fn new() -> Result<Queue<T>, QueueError> {
+        QueueBuilder::new().build()
+    }
+
+    /// A queue of at most `n` items (`n ≥ 1`; 0 is [`QueueError::InvalidArgument`]).
+    ///
+    /// ```
+    /// let q = processing_pool::dummy::Queue::bounded(1).unwrap();
+    /// q.put(1u8).unwrap();
+    /// assert!(q.is_full());
+    /// ```
+    pub fn bounded(n: usize) -> Result<Queue<T>, QueueError> {
+        QueueBuilder::new().max_items(n).build()
+    }
+
+    /// Number of items in the queue.
+    pub fn len(&self) -> usize {
+        lock(&self.inner.state).items.len()
+    }
+
+    /// Whether the queue holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the queue holds its maximum number of items (always false without a bound).
+    pub fn is_full(&self) -> bool {
+        self.inner.max_items.is_some_and(|c| self.len() >= c)
+    }
+
+    /// The item bound, if any.
+    pub fn max_items(&self) -> Option<usize> {
+        self.inner.max_items
+    }
+
+    /// Closes the queue: later puts fail with [`PutError::Closed`], gets drain what is left
+    /// and then fail with [`GetError::Closed`]; blocked puts and gets wake up.
+    pub fn close(&self) {
+        lock(&self.inner.state).closed = true;
+        self.inner.not_empty.notify_all();
+        self.inner.not_full.notify_all();
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.inner.state).closed
+    }
+
+    fn put_bytes(&self, bytes: Vec<u8>, deadline: Deadline) -> Result<(), Fail> {
         let mut s = lock(&self.inner.state);
         loop {
             if s.closed {
-                return Err(PutError::Closed(item));
+                return Err(Fail::Closed);
             }
-            if self.inner.capacity.is_none_or(|c| s.items.len() < c) {
-                s.items.push_back(item);
+            if self.inner.max_items.is_none_or(|c| s.items.len() < c) {
+                s.items.push_back(bytes);
+                s.unfinished += 1;
                 self.inner.not_empty.notify_one();
                 return Ok(());
             }
-            s = match deadline {
-                Some(None) => return Err(PutError::Full(item)),
-                None => self
-                    .inner
-                    .not_full
-                    .wait(s)
-                    .unwrap_or_else(|e| e.into_inner()),
-                Some(Some(d)) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(PutError::Timeout(item));
-                    }
-                    self.inner
-                        .not_full
-                        .wait_timeout(s, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
+            s = wait_on(&self.inner.not_full, s, deadline).ok_or(Fail::Full)?;
         }
     }
 
-    /// Appends `item`, waiting for room.
-    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_until(item, None)
-    }
-
-    /// Appends `item`, waiting at most `timeout` for room.
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_until(item, Some(Instant::now().checked_add(timeout)))
-    }
-
-    /// Appends `item` if there is room now.
-    pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_until(item, Some(None))
-    }
-
-    fn get_until(&self, deadline: Option<Option<Instant>>) -> Result<T, GetError> {
+    fn get_bytes(&self, deadline: Deadline) -> Result<Vec<u8>, Fail> {
         let mut s = lock(&self.inner.state);
         loop {
             if let Some(item) = s.items.pop_front() {
@@ -200,64 +284,380 @@ impl<T> Queue<T> {
                 return Ok(item);
             }
             if s.closed {
-                return Err(GetError::Closed);
+                return Err(Fail::Closed);
             }
-            s = match deadline {
-                Some(None) => return Err(GetError::Empty),
-                None => self
-                    .inner
-                    .not_empty
-                    .wait(s)
-                    .unwrap_or_else(|e| e.into_inner()),
-                Some(Some(d)) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(GetError::Timeout);
-                    }
-                    self.inner
-                        .not_empty
-                        .wait_timeout(s, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
+            s = wait_on(&self.inner.not_empty, s, deadline).ok_or(Fail::Full)?;
+        }
+    }
+}
+
+impl<T: Serialize> Queue<T> {
+    fn put_until(&self, item: &T, deadline: Deadline) -> Result<(), Fail> {
+        if self.is_closed() {
+            return Err(Fail::Closed);
+        }
+        let bytes = processing_core::codec::encode(item).map_err(Fail::Codec)?;
+        self.put_bytes(bytes, deadline)
+    }
+
+    /// Puts `item`, waiting for room as long as needed; a failed put hands the item back.
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        match self.put_until(&item, Deadline::Never) {
+            Ok(()) => Ok(()),
+            Err(Fail::Codec(e)) => Err(PutError::Encode(item, e)),
+            Err(Fail::Closed | Fail::Full) => Err(PutError::Closed(item)),
         }
     }
 
-    /// Removes the oldest item, waiting for one.
+    /// Puts `item`, waiting at most `timeout` for room (`Duration::MAX`: as long as needed,
+    /// zero: one attempt).
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
+        match self.put_until(&item, Deadline::after(timeout)) {
+            Ok(()) => Ok(()),
+            Err(Fail::Full) => Err(PutTimeoutError::Timeout(item)),
+            Err(Fail::Closed) => Err(PutTimeoutError::Closed(item)),
+            Err(Fail::Codec(e)) => Err(PutTimeoutError::Encode(item, e)),
+        }
+    }
+
+    /// Puts `item` if there is room now.
+    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
+        match self.put_until(&item, Deadline::Now) {
+            Ok(()) => Ok(()),
+            Err(Fail::Full) => Err(TryPutError::Full(item)),
+            Err(Fail::Closed) => Err(TryPutError::Closed(item)),
+            Err(Fail::Codec(e)) => Err(TryPutError::Encode(item, e)),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Queue<T> {
+    fn get_until(&self, deadline: Deadline) -> Result<T, Fail> {
+        let bytes = self.get_bytes(deadline)?;
+        processing_core::codec::decode(&bytes).map_err(Fail::Codec)
+    }
+
+    /// Takes the oldest item, waiting as long as needed.
     pub fn get(&self) -> Result<T, GetError> {
-        self.get_until(None)
+        match self.get_until(Deadline::Never) {
+            Ok(v) => Ok(v),
+            Err(Fail::Codec(e)) => Err(GetError::Decode(e)),
+            Err(Fail::Closed | Fail::Full) => Err(GetError::Closed),
+        }
     }
 
-    /// Removes the oldest item, waiting at most `timeout`.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_until(Some(Instant::now().checked_add(timeout)))
+    /// Takes the oldest item, waiting at most `timeout` (`Duration::MAX`: as long as needed,
+    /// zero: one attempt).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
+        match self.get_until(Deadline::after(timeout)) {
+            Ok(v) => Ok(v),
+            Err(Fail::Full) => Err(GetTimeoutError::Timeout),
+            Err(Fail::Closed) => Err(GetTimeoutError::Closed),
+            Err(Fail::Codec(e)) => Err(GetTimeoutError::Decode(e)),
+        }
     }
 
-    /// Removes the oldest item if there is one now.
-    pub fn try_get(&self) -> Result<T, GetError> {
-        self.get_until(Some(None))
+    /// Takes the oldest item if there is one now.
+    pub fn try_get(&self) -> Result<T, TryGetError> {
+        match self.get_until(Deadline::Now) {
+            Ok(v) => Ok(v),
+            Err(Fail::Full) => Err(TryGetError::Empty),
+            Err(Fail::Closed) => Err(TryGetError::Closed),
+            Err(Fail::Codec(e)) => Err(TryGetError::Decode(e)),
+        }
+    }
+}
+
+/// A twin queue handle serializes as an id in this process (see the `registry` module): it
+/// travels through a thread pool's task arguments, another twin queue or a twin pipe.
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        registry::send(self.inner.id, &self.inner).serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = registry::Wire::deserialize(d)?;
+        let inner = registry::receive::<Inner>(wire, "queue").map_err(serde::de::Error::custom)?;
+        Ok(Queue::from_inner(inner))
+    }
+}
+
+/// A twin [`Queue`] that also counts unfinished tasks, as
+/// `processing_transport::queue::JoinableQueue`: every put adds one,
+/// [`task_done`](JoinableQueue::task_done) removes one, [`join`](JoinableQueue::join) waits
+/// for zero.
+///
+/// ```
+/// use processing_pool::dummy::JoinableQueue;
+/// let q = JoinableQueue::new().unwrap();
+/// q.put(1u32).unwrap();
+/// let _item = q.get().unwrap();
+/// q.task_done().unwrap();
+/// q.join();
+/// assert!(q.task_done().unwrap_err().is_too_many());
+/// ```
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("queue", &self.queue)
+            .field("unfinished", &lock(&self.queue.inner.state).unfinished)
+            .finish()
+    }
+}
+
+impl<T> std::ops::Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T> JoinableQueue<T> {
+    /// A joinable queue without an item bound.
+    pub fn new() -> Result<JoinableQueue<T>, QueueError> {
+        Ok(JoinableQueue {
+            queue: Queue::new()?,
+        })
     }
 
-    /// The number of items.
-    pub fn len(&self) -> usize {
-        lock(&self.inner.state).items.len()
+    /// A joinable queue of at most `n` items.
+    pub fn bounded(n: usize) -> Result<JoinableQueue<T>, QueueError> {
+        Ok(JoinableQueue {
+            queue: Queue::bounded(n)?,
+        })
     }
 
-    /// Whether there is no item.
+    /// Marks one item taken from the queue as processed ([`TaskDoneError::TooMany`] when
+    /// every item put was already marked).
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        let inner = &self.queue.inner;
+        let mut s = lock(&inner.state);
+        if s.unfinished == 0 {
+            return Err(TaskDoneError::TooMany);
+        }
+        s.unfinished -= 1;
+        if s.unfinished == 0 {
+            inner.all_done.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Waits until every item ever put has been marked done.
+    pub fn join(&self) {
+        // Without a deadline only a zero count ends the wait.
+        let _ = self.join_until(Deadline::Never);
+    }
+
+    /// Waits at most `timeout` for every item to be marked done (`Duration::MAX`: as long as
+    /// needed, zero: one check).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinTimeoutError> {
+        self.join_until(Deadline::after(timeout))
+    }
+
+    fn join_until(&self, deadline: Deadline) -> Result<(), JoinTimeoutError> {
+        let inner = &self.queue.inner;
+        let mut s = lock(&inner.state);
+        while s.unfinished > 0 {
+            s = wait_on(&inner.all_done, s, deadline).ok_or(JoinTimeoutError::Timeout)?;
+        }
+        Ok(())
+    }
+
+    /// The underlying queue handle.
+    pub fn as_queue(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.queue.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(JoinableQueue {
+            queue: Queue::deserialize(d)?,
+        })
+    }
+}
+
+/// The simplest twin queue, as `processing_transport::queue::SimpleQueue` (Python's
+/// `SimpleQueue`): unbounded `put`, blocking `get`, `is_empty`, `close`, `is_closed`.
+///
+/// ```
+/// use processing_pool::dummy::SimpleQueue;
+/// let q = SimpleQueue::new().unwrap();
+/// q.put("x".to_string()).unwrap();
+/// assert!(!q.is_empty());
+/// assert_eq!(q.get().unwrap(), "x");
+/// q.close();
+/// assert!(q.get().unwrap_err().is_closed());
+/// ```
+pub struct SimpleQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> Self {
+        SimpleQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimpleQueue")
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+impl<T> SimpleQueue<T> {
+    /// A new simple queue.
+    pub fn new() -> Result<SimpleQueue<T>, QueueError> {
+        Ok(SimpleQueue {
+            queue: Queue::new()?,
+        })
+    }
+
+    /// Whether the queue holds no item.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.queue.is_empty()
     }
 
-    /// Whether a bounded queue is at its capacity.
-    pub fn is_full(&self) -> bool {
-        self.inner.capacity.is_some_and(|c| self.len() >= c)
-    }
-
-    /// No more puts; gets drain what is left, then fail with [`GetError::Closed`].
+    /// Closes the queue (see [`Queue::close`]).
     pub fn close(&self) {
-        lock(&self.inner.state).closed = true;
-        self.inner.not_empty.notify_all();
-        self.inner.not_full.notify_all();
+        self.queue.close();
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+}
+
+impl<T: Serialize> SimpleQueue<T> {
+    /// Puts `item`; a failed put hands it back.
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.queue.put(item)
+    }
+}
+
+impl<T: DeserializeOwned> SimpleQueue<T> {
+    /// Takes the oldest item, waiting as long as needed.
+    pub fn get(&self) -> Result<T, GetError> {
+        self.queue.get()
+    }
+}
+
+impl<T> Serialize for SimpleQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.queue.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(SimpleQueue {
+            queue: Queue::deserialize(d)?,
+        })
+    }
+}
+
+/// Awaitable operations (feature `async`), as on the process queues: one-attempt operations
+/// retried on the reactor's backoff schedule, so a dropped future takes or puts nothing.
+#[cfg(feature = "async")]
+mod awaitable {
+    use super::*;
+
+    impl<T: DeserializeOwned> Queue<T> {
+        /// Awaits and takes the oldest item, like [`get`](Queue::get).
+        ///
+        /// ```
+        /// let q = processing_pool::dummy::Queue::new().unwrap();
+        /// q.put(5u32).unwrap();
+        /// assert_eq!(processing_core::aio::block_on(q.get_async()).unwrap(), 5);
+        /// ```
+        pub async fn get_async(&self) -> Result<T, GetError> {
+            processing_core::aio::retry(|| match self.get_until(Deadline::Now) {
+                Ok(v) => Some(Ok(v)),
+                Err(Fail::Full) => None,
+                Err(Fail::Closed) => Some(Err(GetError::Closed)),
+                Err(Fail::Codec(e)) => Some(Err(GetError::Decode(e))),
+            })
+            .await
+        }
+    }
+
+    impl<T: Serialize> Queue<T> {
+        /// Awaits room and puts `item`, like [`put`](Queue::put).
+        ///
+        /// ```
+        /// let q = processing_pool::dummy::Queue::bounded(1).unwrap();
+        /// processing_core::aio::block_on(q.put_async(1u32)).unwrap();
+        /// assert_eq!(q.get().unwrap(), 1);
+        /// ```
+        pub async fn put_async(&self, item: T) -> Result<(), PutError<T>> {
+            let bytes = match processing_core::codec::encode(&item) {
+                Ok(b) => b,
+                Err(e) => return Err(PutError::Encode(item, e)),
+            };
+            let mut bytes = Some(bytes);
+            processing_core::aio::retry(|| {
+                let b = bytes.take()?;
+                let mut s = lock(&self.inner.state);
+                if s.closed {
+                    return Some(Err(()));
+                }
+                if self.inner.max_items.is_none_or(|c| s.items.len() < c) {
+                    s.items.push_back(b);
+                    s.unfinished += 1;
+                    self.inner.not_empty.notify_one();
+                    return Some(Ok(()));
+                }
+                bytes = Some(b);
+                None
+            })
+            .await
+            .map_err(|()| PutError::Closed(item))
+        }
+    }
+
+    impl<T> JoinableQueue<T> {
+        /// Awaits until every item put was marked done, like [`join`](JoinableQueue::join).
+        pub async fn join_async(&self) {
+            processing_core::aio::retry(|| self.join_until(Deadline::Now).ok()).await;
+        }
+    }
+
+    impl<T: DeserializeOwned> SimpleQueue<T> {
+        /// Awaits and takes the oldest item (see [`Queue::get_async`]).
+        pub async fn get_async(&self) -> Result<T, GetError> {
+            self.queue.get_async().await
+        }
+    }
+
+    impl<T: Serialize> SimpleQueue<T> {
+        /// Puts `item` (see [`Queue::put_async`]).
+        pub async fn put_async(&self, item: T) -> Result<(), PutError<T>> {
+            self.queue.put_async(item).await
+        }
     }
 }

@@ -12,6 +12,14 @@
 //! A queue handle is `Clone + Send + Sync + Serialize + Deserialize`: pass it to a child as a
 //! spawn argument, send it through a pipe or put it in another queue; it re-attaches by name.
 //!
+//! Each operation has its own error type, and a failed put hands the item back in all of them:
+//! `put` → [`PutError`], `try_put` → [`TryPutError`] (`Full`), `put_timeout` →
+//! [`PutTimeoutError`] (`Timeout`), `get` → [`GetError`], `try_get` → [`TryGetError`]
+//! (`Empty`), `get_timeout` → [`GetTimeoutError`] (`Timeout`), `task_done` →
+//! [`TaskDoneError`], `join_timeout` → [`JoinTimeoutError`]. A timeout of `Duration::MAX`
+//! waits for ever; a zero timeout makes one attempt. The manager's queue proxy and the thread
+//! twin (`processing::dummy::Queue`) return the very same types.
+//!
 //! ```
 //! use processing_transport::queue::Queue;
 //! let q = Queue::bounded(2).unwrap();
@@ -272,7 +280,8 @@ impl<T> Queue<T> {
 
 impl<T: Serialize> Queue<T> {
     /// Puts `item`, waiting for room as long as needed. When it returns `Ok`, the item is in
-    /// shared memory: the calling process may exit at once.
+    /// shared memory: the calling process may exit at once. A failed put hands the item back
+    /// inside the [`PutError`] (`Closed`, `Encode`, `Spill`).
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         match self.put_until(&item, Deadline::Never) {
             Ok(()) => Ok(()),
@@ -284,7 +293,8 @@ impl<T: Serialize> Queue<T> {
         }
     }
 
-    /// Puts `item`, waiting at most `timeout` for room (`Duration::MAX`: as long as needed).
+    /// Puts `item`, waiting at most `timeout` for room (`Duration::MAX`: as long as needed,
+    /// zero: one attempt); [`PutTimeoutError::Timeout`] hands the item back when no room came.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
         match self.put_until(&item, Deadline::after(timeout)) {
             Ok(()) => Ok(()),
@@ -295,7 +305,7 @@ impl<T: Serialize> Queue<T> {
         }
     }
 
-    /// Puts `item` if there is room now.
+    /// Puts `item` if there is room now; [`TryPutError::Full`] hands the item back otherwise.
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
         match self.put_until(&item, Deadline::Now) {
             Ok(()) => Ok(()),
@@ -385,7 +395,8 @@ fn buf_too_large_for_scratch() -> bool {
 }
 
 impl<T: DeserializeOwned> Queue<T> {
-    /// Takes the oldest item, waiting as long as needed.
+    /// Takes the oldest item, waiting as long as needed ([`GetError::Closed`] once the queue
+    /// is closed and drained).
     pub fn get(&self) -> Result<T, GetError> {
         match self.get_until(Deadline::Never) {
             Ok(value) => Ok(value),
@@ -397,7 +408,8 @@ impl<T: DeserializeOwned> Queue<T> {
         }
     }
 
-    /// Takes the oldest item, waiting at most `timeout` (`Duration::MAX`: as long as needed).
+    /// Takes the oldest item, waiting at most `timeout` (`Duration::MAX`: as long as needed,
+    /// zero: one attempt); [`GetTimeoutError::Timeout`] when none came.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
         match self.get_until(Deadline::after(timeout)) {
             Ok(value) => Ok(value),
@@ -407,7 +419,7 @@ impl<T: DeserializeOwned> Queue<T> {
         }
     }
 
-    /// Takes the oldest item if there is one now.
+    /// Takes the oldest item if there is one now ([`TryGetError::Empty`] otherwise).
     pub fn try_get(&self) -> Result<T, TryGetError> {
         match self.get_until(Deadline::Now) {
             Ok(value) => Ok(value),
@@ -536,7 +548,8 @@ impl<T> JoinableQueue<T> {
         })
     }
 
-    /// Marks one item taken from the queue as processed.
+    /// Marks one item taken from the queue as processed ([`TaskDoneError::TooMany`] when every
+    /// item put was already marked).
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
         if self.queue.shared.ring.task_done() {
             Ok(())
@@ -550,7 +563,8 @@ impl<T> JoinableQueue<T> {
         self.queue.shared.ring.join(Deadline::Never);
     }
 
-    /// Waits at most `timeout` for every item to be marked done.
+    /// Waits at most `timeout` for every item to be marked done (`Duration::MAX`: as long as
+    /// needed, zero: one check); [`JoinTimeoutError::Timeout`] otherwise.
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinTimeoutError> {
         if self.queue.shared.ring.join(Deadline::after(timeout)) {
             Ok(())
@@ -579,7 +593,8 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
     }
 }
 
-/// The simplest queue: unbounded `put`, blocking `get`, `is_empty`, `close`.
+/// The simplest queue, as Python's `SimpleQueue`: `put`, blocking `get`, `is_empty`, `close`
+/// (and `is_closed`), with the error types of [`Queue`].
 ///
 /// ```
 /// use processing_transport::queue::SimpleQueue;
@@ -587,6 +602,10 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
 /// q.put("x".to_string()).unwrap();
 /// assert!(!q.is_empty());
 /// assert_eq!(q.get().unwrap(), "x");
+/// q.close();
+/// assert!(q.is_closed());
+/// assert!(q.get().unwrap_err().is_closed());
+/// assert_eq!(q.put("y".to_string()).unwrap_err().into_inner(), "y");
 /// ```
 pub struct SimpleQueue<T> {
     queue: Queue<T>,
@@ -625,10 +644,15 @@ impl<T> SimpleQueue<T> {
     pub fn close(&self) {
         self.queue.close();
     }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
 }
 
 impl<T: Serialize> SimpleQueue<T> {
-    /// Puts `item` (it is in shared memory when this returns).
+    /// Puts `item` (it is in shared memory when this returns); a failed put hands it back.
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         self.queue.put(item)
     }

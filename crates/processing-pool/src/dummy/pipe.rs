@@ -1,0 +1,446 @@
+//! The pipe of the thread twin: [`Pipe`] and [`Connection`], with the signatures and the
+//! [`ConnectionError`] of `processing_transport::{Pipe, Connection}`.
+//!
+//! Messages are encoded and decoded as for processes (typed messages in postcard behind a
+//! handle-count byte, raw messages as they are), so a value that cannot cross a process
+//! boundary fails here the same way, and a message sent with `send_bytes` reads with `recv`
+//! exactly as it would on a process pipe.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use processing_transport::frame::DEFAULT_MAX_MESSAGE_SIZE;
+use processing_transport::{
+    CanRecv, CanSend, ConnectionError, Direction, Duplex, FrameError, ReadOnly, WriteOnly,
+};
+use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
+
+use super::registry;
+use super::sync::lock;
+
+/// One direction of a pair: the messages on their way and whether either side is gone.
+struct Chan {
+    state: Mutex<ChanState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct ChanState {
+    messages: VecDeque<Vec<u8>>,
+    writer_gone: bool,
+    reader_gone: bool,
+}
+
+impl Chan {
+    fn new() -> Arc<Chan> {
+        Arc::new(Chan {
+            state: Mutex::new(ChanState::default()),
+            ready: Condvar::new(),
+        })
+    }
+}
+
+/// One end; the last clone's drop closes it (the peer then reads the end of the stream).
+struct End {
+    id: u64,
+    incoming: Arc<Chan>,
+    outgoing: Arc<Chan>,
+    max_message: AtomicU64,
+    broken: AtomicBool,
+    can_send: bool,
+    can_recv: bool,
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        lock(&self.incoming.state).reader_gone = true;
+        self.incoming.ready.notify_all();
+        lock(&self.outgoing.state).writer_gone = true;
+        self.outgoing.ready.notify_all();
+    }
+}
+
+/// How long a receive may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    Forever,
+    Now,
+    Until(Instant),
+}
+
+impl Wait {
+    fn after(timeout: Duration) -> Wait {
+        match Instant::now().checked_add(timeout) {
+            Some(d) => Wait::Until(d),
+            None => Wait::Forever,
+        }
+    }
+}
+
+/// The `(reader, writer)` ends of a twin simplex pipe.
+pub type SimplexPair<T> = (Connection<T, ReadOnly>, Connection<T, WriteOnly>);
+
+/// Creates connected pairs of twin [`Connection`]s, as `processing_transport::Pipe` does.
+///
+/// ```
+/// use processing_pool::dummy::Pipe;
+/// let (a, b) = Pipe::new::<String>().unwrap();
+/// a.send(&"ping".to_string()).unwrap();
+/// assert_eq!(b.recv().unwrap(), "ping");
+/// drop(a);
+/// assert!(b.recv().unwrap_err().is_eof());
+/// ```
+#[derive(Debug)]
+pub struct Pipe(());
+
+impl Pipe {
+    /// A duplex pair: both ends send and receive.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new<T>() -> Result<(Connection<T>, Connection<T>), ConnectionError> {
+        let (a, b) = pair(true, true, true, true);
+        Ok((a, b))
+    }
+
+    /// A one-way pair `(reader, writer)`: the reader cannot send, the writer cannot receive.
+    ///
+    /// ```
+    /// let (rx, tx) = processing_pool::dummy::Pipe::simplex::<u32>().unwrap();
+    /// tx.send(&1).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 1);
+    /// ```
+    pub fn simplex<T>() -> Result<SimplexPair<T>, ConnectionError> {
+        Ok(pair(false, true, true, false))
+    }
+}
+
+fn pair<T, A: Direction, B: Direction>(
+    a_send: bool,
+    a_recv: bool,
+    b_send: bool,
+    b_recv: bool,
+) -> (Connection<T, A>, Connection<T, B>) {
+    let (ab, ba) = (Chan::new(), Chan::new());
+    let end = |incoming: &Arc<Chan>, outgoing: &Arc<Chan>, can_send, can_recv| {
+        Arc::new(End {
+            id: registry::next_id(),
+            incoming: incoming.clone(),
+            outgoing: outgoing.clone(),
+            max_message: AtomicU64::new(DEFAULT_MAX_MESSAGE_SIZE),
+            broken: AtomicBool::new(false),
+            can_send,
+            can_recv,
+        })
+    };
+    (
+        Connection::from_end(end(&ba, &ab, a_send, a_recv)),
+        Connection::from_end(end(&ab, &ba, b_send, b_recv)),
+    )
+}
+
+/// One end of a twin pipe, carrying messages of type `T`, with the methods, signatures and
+/// [`ConnectionError`]s of `processing_transport::Connection` (the end of the stream is
+/// [`ConnectionError::Eof`] once every clone of the other end is dropped).
+///
+/// ```
+/// use std::time::Duration;
+/// let (a, b) = processing_pool::dummy::Pipe::new::<u32>().unwrap();
+/// assert!(a.try_recv().unwrap_err().is_would_block());
+/// assert!(a.recv_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
+/// b.send(&7).unwrap();
+/// assert!(a.poll(Duration::ZERO).unwrap());
+/// assert_eq!(a.recv().unwrap(), 7);
+/// ```
+pub struct Connection<T, D: Direction = Duplex> {
+    end: Arc<End>,
+    _marker: PhantomData<(fn() -> T, D)>,
+}
+
+impl<T, D: Direction> Clone for Connection<T, D> {
+    fn clone(&self) -> Self {
+        Connection::from_end(self.end.clone())
+    }
+}
+
+impl<T, D: Direction> fmt::Debug for Connection<T, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("type", &std::any::type_name::<T>())
+            .field("direction", &std::any::type_name::<D>())
+            .finish()
+    }
+}
+
+/// Whether a message is a pickle of protocol 2 or newer, as Python's `Connection.send` writes.
+fn looks_like_pickle(body: &[u8]) -> bool {
+    body.len() >= 3 && body[0] == 0x80 && (2..=5).contains(&body[1]) && body.last() == Some(&b'.')
+}
+
+impl<T, D: Direction> Connection<T, D> {
+    fn from_end(end: Arc<End>) -> Self {
+        Connection {
+            end,
+            _marker: PhantomData,
+        }
+    }
+
+    /// The same end, for messages of another type.
+    pub fn with_type<U>(self) -> Connection<U, D> {
+        Connection::from_end(self.end)
+    }
+
+    /// The largest message this end accepts; a longer one is a [`FrameError::TooLarge`] error
+    /// and leaves the end broken, as on a process pipe.
+    pub fn set_max_message_size(&self, max: u64) {
+        self.end.max_message.store(max, Ordering::Relaxed);
+    }
+
+    /// The largest message this end accepts.
+    pub fn max_message_size(&self) -> u64 {
+        self.end.max_message.load(Ordering::Relaxed)
+    }
+
+    /// Closes this end (it closes when the last clone is dropped).
+    pub fn close(self) {}
+
+    fn push(&self, message: Vec<u8>) -> Result<(), ConnectionError> {
+        let chan = &self.end.outgoing;
+        let mut s = lock(&chan.state);
+        if s.reader_gone {
+            return Err(ConnectionError::Disconnected);
+        }
+        s.messages.push_back(message);
+        chan.ready.notify_all();
+        Ok(())
+    }
+
+    fn pop(&self, wait: Wait) -> Result<Vec<u8>, ConnectionError> {
+        if self.end.broken.load(Ordering::Relaxed) {
+            return Err(ConnectionError::Broken);
+        }
+        let chan = &self.end.incoming;
+        let mut s = lock(&chan.state);
+        loop {
+            if let Some(m) = s.messages.pop_front() {
+                let max = self.max_message_size();
+                if m.len() as u64 > max {
+                    self.end.broken.store(true, Ordering::Relaxed);
+                    return Err(FrameError::TooLarge {
+                        len: m.len() as u64,
+                        max,
+                    }
+                    .into());
+                }
+                return Ok(m);
+            }
+            if s.writer_gone {
+                return Err(ConnectionError::Eof);
+            }
+            s = match wait {
+                Wait::Forever => chan.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Wait::Now => return Err(ConnectionError::WouldBlock),
+                Wait::Until(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(ConnectionError::Timeout);
+                    }
+                    chan.ready
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    fn decode(body: &[u8]) -> Result<T, ConnectionError>
+    where
+        T: DeserializeOwned,
+    {
+        let (&count, payload) = body.split_first().ok_or(FrameError::EmptyTyped)?;
+        if count != 0 {
+            if looks_like_pickle(body) {
+                return Err(FrameError::PickleMessage.into());
+            }
+            return Err(FrameError::MissingHandles {
+                announced: count as usize,
+                arrived: 0,
+            }
+            .into());
+        }
+        Ok(processing_core::codec::decode(payload)?)
+    }
+}
+
+impl<T, D: CanSend> Connection<T, D> {
+    /// Sends `bytes` as one message.
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), ConnectionError> {
+        self.push(bytes.to_vec())
+    }
+
+    /// Sends a value (encoded as for a process pipe).
+    pub fn send(&self, value: &T) -> Result<(), ConnectionError>
+    where
+        T: Serialize,
+    {
+        let mut buf = vec![0u8];
+        processing_core::codec::encode_into(value, &mut buf)?;
+        self.push(buf)
+    }
+}
+
+impl<T, D: CanRecv> Connection<T, D> {
+    /// Receives one message as bytes; blocks until one arrives ([`ConnectionError::Eof`] once
+    /// the other end is gone and every message was read).
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
+        self.pop(Wait::Forever)
+    }
+
+    /// Receives one message as bytes, waiting at most `timeout` (`Duration::MAX`: as long as
+    /// needed, zero: one attempt): [`ConnectionError::Timeout`] when none came.
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, ConnectionError> {
+        self.pop(Wait::after(timeout))
+    }
+
+    /// Receives one message as bytes if one is there now: [`ConnectionError::WouldBlock`]
+    /// otherwise.
+    pub fn try_recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
+        self.pop(Wait::Now)
+    }
+
+    /// Receives one message into `buf[offset..]` and returns its length; if it does not fit,
+    /// [`ConnectionError::BufferTooShort`] carries the whole message.
+    pub fn recv_bytes_into(&self, buf: &mut [u8], offset: usize) -> Result<usize, ConnectionError> {
+        if offset > buf.len() {
+            return Err(ConnectionError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "offset is beyond the end of the buffer",
+            )));
+        }
+        let m = self.pop(Wait::Forever)?;
+        let room = &mut buf[offset..];
+        if m.len() > room.len() {
+            return Err(ConnectionError::BufferTooShort(m));
+        }
+        room[..m.len()].copy_from_slice(&m);
+        Ok(m.len())
+    }
+
+    /// Receives one value; blocks until it arrives.
+    pub fn recv(&self) -> Result<T, ConnectionError>
+    where
+        T: DeserializeOwned,
+    {
+        Self::decode(&self.pop(Wait::Forever)?)
+    }
+
+    /// Receives one value, waiting at most `timeout` (`Duration::MAX`: as long as needed,
+    /// zero: one attempt): [`ConnectionError::Timeout`] when none came.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, ConnectionError>
+    where
+        T: DeserializeOwned,
+    {
+        Self::decode(&self.pop(Wait::after(timeout))?)
+    }
+
+    /// Receives one value if a message is there now: [`ConnectionError::WouldBlock`]
+    /// otherwise.
+    pub fn try_recv(&self) -> Result<T, ConnectionError>
+    where
+        T: DeserializeOwned,
+    {
+        Self::decode(&self.pop(Wait::Now)?)
+    }
+
+    /// Whether a message (or the end of the stream) can be received without blocking, waiting
+    /// up to `timeout` for one.
+    pub fn poll(&self, timeout: Duration) -> Result<bool, ConnectionError> {
+        if self.end.broken.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let wait = Wait::after(timeout);
+        let chan = &self.end.incoming;
+        let mut s = lock(&chan.state);
+        loop {
+            if !s.messages.is_empty() || s.writer_gone {
+                return Ok(true);
+            }
+            s = match wait {
+                Wait::Forever => chan.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Wait::Now => return Ok(false),
+                Wait::Until(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Ok(false);
+                    }
+                    chan.ready
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// A twin end serializes as an id in this process (see the `registry` module): it travels
+/// through a thread pool's task arguments, a twin queue or another twin pipe.
+impl<T, D: Direction> Serialize for Connection<T, D> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        registry::send(self.end.id, &self.end).serialize(s)
+    }
+}
+
+impl<'de, T, D: Direction> Deserialize<'de> for Connection<T, D> {
+    fn deserialize<De: Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+        use serde::de::Error as _;
+        let wire = registry::Wire::deserialize(d)?;
+        let end = registry::receive::<End>(wire, "connection").map_err(De::Error::custom)?;
+        if (D::CAN_SEND && !end.can_send) || (D::CAN_RECV && !end.can_recv) {
+            return Err(De::Error::custom(
+                "connection direction does not match the receiving type",
+            ));
+        }
+        Ok(Connection::from_end(end))
+    }
+}
+
+/// Awaitable operations (feature `async`), as on process connections.
+#[cfg(feature = "async")]
+mod awaitable {
+    use super::*;
+
+    impl<T, D: CanRecv> Connection<T, D> {
+        /// Awaits and receives one value, like [`recv`](Connection::recv).
+        ///
+        /// ```
+        /// let (a, b) = processing_pool::dummy::Pipe::new::<u32>().unwrap();
+        /// a.send(&3).unwrap();
+        /// assert_eq!(processing_core::aio::block_on(b.recv_async()).unwrap(), 3);
+        /// ```
+        pub async fn recv_async(&self) -> Result<T, ConnectionError>
+        where
+            T: DeserializeOwned,
+        {
+            let body = processing_core::aio::retry(|| match self.pop(Wait::Now) {
+                Err(ConnectionError::WouldBlock) => None,
+                r => Some(r),
+            })
+            .await?;
+            Self::decode(&body)
+        }
+    }
+
+    impl<T, D: CanSend> Connection<T, D> {
+        /// Sends one value, like [`send`](Connection::send) (a twin send never waits).
+        pub async fn send_async(&self, value: &T) -> Result<(), ConnectionError>
+        where
+            T: Serialize,
+        {
+            self.send(value)
+        }
+    }
+}
