@@ -191,10 +191,10 @@ fn a07_every_area_error_converts() {
         convert(processing::ReleaseError::NotLocked),
         convert(processing::ConditionError::NotOwner),
         convert(processing::BarrierError::Timeout),
-        convert(processing::PutError::Full(7u8)),
-        convert(processing::GetError::Empty),
-        convert(processing::TaskDoneError),
-        convert(processing::JoinTimeoutError),
+        convert(processing::TryPutError::Full(7u8)),
+        convert(processing::TryGetError::Empty),
+        convert(processing::TaskDoneError::TooMany),
+        convert(processing::JoinTimeoutError::Timeout),
         convert(processing::ConnectionError::Eof),
         convert(processing::FrameError::Truncated),
         convert(processing::AuthError::Rejected),
@@ -209,10 +209,17 @@ fn a07_every_area_error_converts() {
         convert(processing::ProcessError::Timeout),
         convert(processing::ErrorChain::new("x")),
         convert(std::io::Error::from(ErrorKind::TimedOut)),
+        convert(processing::PutTimeoutError::Timeout(7u8)),
+        convert(processing::GetTimeoutError::Timeout),
+        convert(processing::PutError::Closed(7u8)),
+        convert(processing::GetError::Closed),
     ];
     let timeouts = errors.iter().filter(|e| e.is_timeout()).count();
-    // AcquireError, BarrierError, JoinTimeoutError, PoolError, ProcessError, io TimedOut.
-    assert_eq!(timeouts, 6, "{errors:#?}");
+    // AcquireError, BarrierError, JoinTimeoutError, PoolError, ProcessError, io TimedOut,
+    // PutTimeoutError, GetTimeoutError.
+    assert_eq!(timeouts, 8, "{errors:#?}");
+    assert!(errors[6].is_would_block() && errors[7].is_would_block());
+    assert!(errors[errors.len() - 2].is_closed() && errors[errors.len() - 1].is_closed());
     assert!(errors[10].is_disconnected());
     assert!(errors[14].is_disconnected());
     assert!(errors[12].is_auth());

@@ -30,6 +30,12 @@ pub enum CodecError {
 }
 
 impl CodecError {
+    /// Bytes that are no valid encoding at all (a frame cut short or overwritten), found by a
+    /// check of our own rather than by the decoder.
+    pub fn malformed() -> CodecError {
+        CodecError::Decode(postcard::Error::DeserializeBadEncoding)
+    }
+
     /// Whether the bytes could not be decoded (malformed or trailing bytes).
     pub fn is_decode(&self) -> bool {
         matches!(self, CodecError::Decode(_) | CodecError::TrailingBytes(_))

@@ -8,7 +8,8 @@ use processing_process::{ProcessError, SpawnError};
 use processing_shm::ShmError;
 use processing_sync::{AcquireError, BarrierError, ConditionError, ReleaseError, SyncError};
 use processing_transport::queue::{
-    GetError, JoinTimeoutError, PutError, QueueError, TaskDoneError,
+    GetError, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, QueueError,
+    TaskDoneError, TryGetError, TryPutError,
 };
 use processing_transport::{AuthError, ConnectionError, FrameError, ListenerError};
 
@@ -66,13 +67,24 @@ pub enum Error {
     /// A barrier was broken, aborted, reset or timed out.
     #[error(transparent)]
     Barrier(#[from] BarrierError),
-    /// An item could not be put on a queue (full, closed, timed out, or not encodable); the
-    /// item is dropped.
+    /// An item could not be put on a queue (closed, or not encodable); the item is dropped.
     #[error(transparent)]
     Put(PutError<()>),
+    /// `try_put` found the queue full (or closed…); the item is dropped.
+    #[error(transparent)]
+    TryPut(TryPutError<()>),
+    /// `put_timeout` ran out (or the queue was closed…); the item is dropped.
+    #[error(transparent)]
+    PutTimeout(PutTimeoutError<()>),
     /// An item could not be taken from a queue.
     #[error(transparent)]
     Get(#[from] GetError),
+    /// `try_get` found the queue empty (or closed…).
+    #[error(transparent)]
+    TryGet(#[from] TryGetError),
+    /// `get_timeout` ran out (or the queue was closed…).
+    #[error(transparent)]
+    GetTimeout(#[from] GetTimeoutError),
     /// A queue could not be created or opened.
     #[error(transparent)]
     Queue(#[from] QueueError),
@@ -125,31 +137,29 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-// The value-carrying errors convert by dropping their value and keeping their kind and cause,
-// one `match` arm per variant. `PutError` is `#[non_exhaustive]`: a variant added later and not
-// yet listed here becomes an `ErrorChain` with its text (listing it is the fix).
+// The value-carrying errors convert by dropping their value and keeping their kind and cause.
 
 impl<G> From<AcquireError<G>> for Error {
     fn from(e: AcquireError<G>) -> Error {
-        Error::Acquire(match e {
-            AcquireError::Timeout => AcquireError::Timeout,
-            AcquireError::OwnerDied(guard) => {
-                drop(guard);
-                AcquireError::OwnerDied(())
-            }
-        })
+        Error::Acquire(e.map_guard(drop))
     }
 }
 
 impl<T> From<PutError<T>> for Error {
     fn from(e: PutError<T>) -> Error {
-        Error::Put(match e {
-            PutError::Full(_) => PutError::Full(()),
-            PutError::Closed(_) => PutError::Closed(()),
-            PutError::Timeout(_) => PutError::Timeout(()),
-            PutError::Encode(cause) => PutError::Encode(cause),
-            other => return Error::Chain(ErrorChain::new(other.to_string())),
-        })
+        Error::Put(e.map_item(drop))
+    }
+}
+
+impl<T> From<TryPutError<T>> for Error {
+    fn from(e: TryPutError<T>) -> Error {
+        Error::TryPut(e.map_item(drop))
+    }
+}
+
+impl<T> From<PutTimeoutError<T>> for Error {
+    fn from(e: PutTimeoutError<T>) -> Error {
+        Error::PutTimeout(e.map_item(drop))
     }
 }
 
@@ -183,9 +193,9 @@ impl Error {
             Error::Process(e) => e.is_timeout(),
             Error::Acquire(e) => e.is_timeout(),
             Error::Barrier(e) => e.is_timeout(),
-            Error::Put(e) => e.is_timeout(),
-            Error::Get(e) => e.is_timeout(),
-            Error::JoinTimeout(_) => true,
+            Error::PutTimeout(e) => e.is_timeout(),
+            Error::GetTimeout(e) => e.is_timeout(),
+            Error::JoinTimeout(e) => e.is_timeout(),
             Error::Connection(e) => e.is_timeout(),
             Error::Auth(AuthError::Connection(e)) => e.is_timeout(),
             Error::Listener(e) => e.is_timeout(),
@@ -201,7 +211,11 @@ impl Error {
     pub fn is_closed(&self) -> bool {
         match self {
             Error::Put(e) => e.is_closed(),
+            Error::TryPut(e) => e.is_closed(),
+            Error::PutTimeout(e) => e.is_closed(),
             Error::Get(e) => e.is_closed(),
+            Error::TryGet(e) => e.is_closed(),
+            Error::GetTimeout(e) => e.is_closed(),
             Error::Pool(e) => e.is_closed(),
             _ => false,
         }
@@ -220,8 +234,10 @@ impl Error {
     /// Whether a queue was empty (`try_get`) or full (`try_put`).
     pub fn is_would_block(&self) -> bool {
         match self {
-            Error::Get(e) => e.is_empty(),
-            Error::Put(e) => e.is_full(),
+            Error::TryGet(e) => e.is_empty(),
+            Error::TryPut(e) => e.is_full(),
+            Error::Acquire(e) => e.is_would_block(),
+            Error::Connection(e) => e.is_would_block(),
             _ => false,
         }
     }
@@ -282,7 +298,11 @@ impl Error {
             Error::Condition(e) => e,
             Error::Barrier(e) => e,
             Error::Put(e) => e,
+            Error::TryPut(e) => e,
+            Error::PutTimeout(e) => e,
             Error::Get(e) => e,
+            Error::TryGet(e) => e,
+            Error::GetTimeout(e) => e,
             Error::Queue(e) => e,
             Error::TaskDone(e) => e,
             Error::JoinTimeout(e) => e,

@@ -62,7 +62,8 @@ pub use processing_manager::{ManagerError, RemoteError, RemoteErrorKind};
 pub use processing_shm::ShmError;
 pub use processing_sync::{AcquireError, BarrierError, ConditionError, ReleaseError, SyncError};
 pub use processing_transport::queue::{
-    GetError, JoinTimeoutError, PutError, QueueError, TaskDoneError,
+    GetError, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, QueueError,
+    TaskDoneError, TryGetError, TryPutError,
 };
 pub use processing_transport::FrameError;
 

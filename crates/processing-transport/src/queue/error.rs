@@ -89,6 +89,17 @@ macro_rules! put_error {
                     | $name::Manager(t, _) => t,
                 }
             }
+            /// The same error with its item turned into another by `f` (`map_item(drop)` keeps
+            /// the kind and cause without the item).
+            pub fn map_item<U>(self, f: impl FnOnce(T) -> U) -> $name<U> {
+                match self {
+                    $($name::$variant(t) => $name::$variant(f(t)),)*
+                    $name::Closed(t) => $name::Closed(f(t)),
+                    $name::Encode(t, e) => $name::Encode(f(t), e),
+                    $name::Spill(t, e) => $name::Spill(f(t), e),
+                    $name::Manager(t, e) => $name::Manager(f(t), e),
+                }
+            }
             /// Whether the queue was closed.
             pub fn is_closed(&self) -> bool {
                 matches!(self, $name::Closed(_))

@@ -438,9 +438,7 @@ impl<T: DeserializeOwned> Queue<T> {
                     processing_core::codec::decode(bytes).map_err(GetFailure::Decode)?;
                 let segment = Segment::from_shared_memory(reference.segment);
                 if reference.len > segment.len() as u64 {
-                    return Err(GetFailure::Decode(processing_core::CodecError::Decode(
-                        "spilled item shorter than announced".into(),
-                    )));
+                    return Err(GetFailure::Decode(processing_core::CodecError::malformed()));
                 }
                 // SAFETY: the spill segment is mapped for `segment`'s life and at least
                 // `reference.len` bytes; its producer finished writing it before publishing the
@@ -461,9 +459,9 @@ impl<T: DeserializeOwned> Queue<T> {
             Err(GetFail::Empty) => Err(GetFailure::Empty),
             Err(GetFail::Closed) => Err(GetFailure::Closed),
             Err(GetFail::Timeout) => Err(GetFailure::Timeout),
-            Err(GetFail::Corrupt) => Err(GetFailure::Decode(processing_core::CodecError::Decode(
-                "malformed frame in the queue ring".into(),
-            ))),
+            Err(GetFail::Corrupt) => {
+                Err(GetFailure::Decode(processing_core::CodecError::malformed()))
+            }
         }
     }
 }
