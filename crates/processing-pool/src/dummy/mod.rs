@@ -17,7 +17,7 @@
 //! let pool = Pool::new(2)?;
 //! assert_eq!(pool.map(square, 0..4)?, [0, 1, 4, 9]);
 //!
-//! let q = Queue::new();
+//! let q = Queue::new()?;
 //! let mut p = Process::new(produce, q.clone());
 //! p.start()?;
 //! p.join()?;

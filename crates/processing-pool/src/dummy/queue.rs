@@ -115,14 +115,14 @@ impl<T> std::fmt::Debug for Queue<T> {
 
 impl<T> Default for Queue<T> {
     fn default() -> Self {
-        Self::new()
+        Self::with_capacity(None)
     }
 }
 
 impl<T> Queue<T> {
-    /// An unbounded queue.
-    pub fn new() -> Self {
-        Self::with_capacity(None)
+    /// An unbounded queue (`Result` as for the process-shared `Queue`; it cannot fail here).
+    pub fn new() -> Result<Self, processing_transport::queue::QueueError> {
+        Ok(Self::with_capacity(None))
     }
 
     /// A queue of at most `capacity` items (at least 1).
@@ -224,9 +224,12 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Removes the oldest item, waiting for one.
-    pub fn get(&self) -> Result<T, GetError> {
+    /// Removes the oldest item, waiting for one; the process-shared `Queue`'s error
+    /// ([`GetError::Closed`](processing_transport::queue::GetError::Closed) once closed and
+    /// drained).
+    pub fn get(&self) -> Result<T, processing_transport::queue::GetError> {
         self.get_until(None)
+            .map_err(|_| processing_transport::queue::GetError::Closed)
     }
 
     /// Removes the oldest item, waiting at most `timeout`.
