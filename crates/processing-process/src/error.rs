@@ -184,6 +184,11 @@ pub enum ProcessError {
     /// Waiting for or signalling the process failed.
     #[error("process i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The operation cannot apply to this kind of worker: a thread of the twin
+    /// `processing::dummy::Process` cannot be terminated or killed while it runs (the message
+    /// says which operation and why). See [`is_unsupported`](ProcessError::is_unsupported).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl ProcessError {
@@ -218,4 +223,42 @@ impl ProcessError {
 
 pub(crate) fn unsupported(detail: impl Into<String>) -> SpawnError {
     SpawnError::new(SpawnErrorKind::Unsupported, detail)
+}
+
+/// What a worker that is not a process reports with the process's own types: the thread twin
+/// `processing::dummy::Process` fails where a setting cannot apply to a thread, or where the
+/// operating system refuses it a thread.
+impl SpawnError {
+    /// A setting this worker cannot honour ([`is_unsupported`](SpawnError::is_unsupported) is
+    /// true), as a process's `start` reports an option its platform lacks.
+    ///
+    /// ```
+    /// let e = processing_process::SpawnError::unsupported_setting("no such thing here");
+    /// assert!(e.is_unsupported());
+    /// assert_eq!(e.to_string(), "no such thing here");
+    /// ```
+    pub fn unsupported_setting(detail: impl Into<String>) -> SpawnError {
+        SpawnError::new(SpawnErrorKind::Unsupported, detail)
+    }
+
+    /// The operating system refused to start the worker ([`is_io`](SpawnError::is_io) is true;
+    /// `source` is its error).
+    ///
+    /// ```
+    /// use std::error::Error;
+    /// let os = std::io::Error::from(std::io::ErrorKind::OutOfMemory);
+    /// let e = processing_process::SpawnError::from_os("cannot start the thread", os);
+    /// assert!(e.is_io() && e.source().is_some());
+    /// ```
+    pub fn from_os(context: impl Into<String>, source: std::io::Error) -> SpawnError {
+        SpawnError::io(context, source)
+    }
+}
+
+impl ProcessError {
+    /// Whether the operation cannot apply to this kind of worker
+    /// ([`ProcessError::Unsupported`]: terminating or killing a running thread of the twin).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, ProcessError::Unsupported(_))
+    }
 }

@@ -44,6 +44,10 @@ use std::time::Duration;
 
 use crate::PoolBuildError;
 
+/// The pool's companion types are the same for threads: `use processing::dummy::{Callbacks,
+/// Pool}` compiles wherever `use processing::{Callbacks, Pool}` did.
+pub use crate::{AsyncResult, Callbacks, IMap, PoolError};
+
 /// A pool of worker threads with the API of [`crate::Pool`] (every method of it is available
 /// through `Deref`).
 ///

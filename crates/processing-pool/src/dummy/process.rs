@@ -1,39 +1,24 @@
 //! The process of the thread twin: [`Process`] and [`spawn`].
+//!
+//! The twin has every method of `processing_process::Process` that a thread can give a
+//! meaning to, with the same signatures and the same error type, [`ProcessError`] (re-exported
+//! here). What a thread cannot do is an error, never a silent no-op that would leave a wrong
+//! value behind: a setting that only a new process can have (its own environment, working
+//! directory, standard streams, resource limits, program) fails at [`Process::start`] with
+//! [`ProcessError::Spawn`] whose [`is_unsupported`](processing_process::SpawnError::is_unsupported)
+//! is true — the error a process's `start` gives for an option its platform lacks — and
+//! [`Process::terminate`]/[`Process::kill`] of a running thread fail with
+//! [`ProcessError::Unsupported`] (a thread cannot be stopped from outside).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::sync::lock;
+pub use processing_process::ProcessError;
+use processing_process::{Resource, SpawnError, StartMethod, Stdio};
 
-/// A thread's start, join or lifecycle call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProcessError {
-    /// `start` was called twice.
-    #[error("the process was already started")]
-    AlreadyStarted,
-    /// `join` before `start`.
-    #[error("the process was not started")]
-    NotStarted,
-    /// The target panicked.
-    #[error("the process panicked{}: {message}", location.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
-    Panicked {
-        /// The panic message.
-        message: String,
-        /// Where it panicked, when known.
-        location: Option<String>,
-    },
-    /// `join_timeout` ran out of time.
-    #[error("timed out waiting for the process")]
-    Timeout,
-    /// The result was already returned by an earlier join.
-    #[error("the process was already joined")]
-    AlreadyJoined,
-    /// The thread could not be started.
-    #[error("cannot start the thread: {0}")]
-    Spawn(String),
-}
+use super::sync::lock;
 
 type Outcome<R> = Result<R, crate::task::PanicReport>;
 
@@ -42,20 +27,52 @@ struct Finished<R> {
     done: Condvar,
 }
 
-/// A thread with the API of the process-backed `Process`: `new(target, args)`, `start`,
-/// `join` (the target's return value), `join_timeout`, `is_alive`, `exitcode`.
+/// The numbers of the default names `Process-N` of the twin's threads (numbered apart from
+/// the processes this process starts).
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread with the API of the process-backed `processing::Process`: the same constructor
+/// `new(target, args)`, builder settings, `start`, `join` (the target's return value),
+/// `join_timeout`, `terminate`, `kill`, `is_alive`, `exitcode`, `pid`, and the same
+/// [`ProcessError`], so that changing `use processing::Process` to
+/// `use processing::dummy::Process` changes nothing else in a program.
 ///
 /// ```
-/// fn double(x: u32) -> u32 { x * 2 }
-/// let mut p = processing_pool::dummy::Process::new(double, 21).name("doubler");
+/// use processing_pool::dummy::Process;
+///
+/// fn double(x: u32) -> u32 {
+///     x * 2
+/// }
+///
+/// let mut p = Process::new(double, 21).name("doubler");
+/// assert!(!p.is_alive() && p.pid().is_none());
 /// p.start().unwrap();
 /// assert_eq!(p.join().unwrap(), 42);
 /// assert_eq!(p.exitcode(), Some(0));
+/// assert_eq!(p.get_name(), "doubler");
 /// ```
-pub struct Process<R> {
+///
+/// What each setting means for a thread:
+///
+/// | setting | on a thread |
+/// |---|---|
+/// | [`name`](Process::name) | the thread's name too (default `Process-N`) |
+/// | [`daemon`](Process::daemon), [`set_daemon`](Process::set_daemon) | recorded ([`is_daemon`](Process::is_daemon)); a thread never keeps the program alive, daemonic or not |
+/// | [`start_method`](Process::start_method) | ignored: no process is created, by any method |
+/// | [`stdin`](Process::stdin)/[`stdout`](Process::stdout)/[`stderr`](Process::stderr) | [`Stdio::Inherit`] is what a thread has; any other is an error at `start` |
+/// | [`env`](Process::env), [`current_dir`](Process::current_dir) | an error at `start`: a thread shares the program's environment and directory |
+/// | [`rlimit`](Process::rlimit) | an error at `start`: limits apply to a whole process |
+/// | [`executable`](Process::executable) | an error at `start`: a thread runs in this program |
+///
+/// The target runs on a new thread of this process: `current_process()` inside it is this
+/// process, a `std::process::exit` in it ends the whole program, and its statics are this
+/// process's.
+pub struct Process<R = ()> {
+    name: String,
     body: Option<Box<dyn FnOnce() -> R + Send>>,
-    name: Option<String>,
-    daemon: bool,
+    daemon: Option<bool>,
+    /// The first setting a thread cannot honour: `start` reports it.
+    refused: Option<&'static str>,
     handle: Option<JoinHandle<()>>,
     finished: Arc<Finished<R>>,
     joined: bool,
@@ -67,15 +84,36 @@ impl<R> std::fmt::Debug for Process<R> {
         f.debug_struct("Process")
             .field("name", &self.name)
             .field("daemon", &self.daemon)
+            .field("started", &self.handle.is_some())
             .field("exitcode", &self.exitcode)
             .finish_non_exhaustive()
     }
 }
 
+/// Starts `target(args)` on a thread: the twin of `processing::spawn`.
+///
+/// ```
+/// fn one(_: ()) -> u8 {
+///     1
+/// }
+/// assert_eq!(processing_pool::dummy::spawn(one, ()).unwrap().join().unwrap(), 1);
+/// ```
+pub fn spawn<F, A, R>(target: F, args: A) -> Result<Process<R>, ProcessError>
+where
+    F: Fn(A) -> R + Copy + Send + Sync + 'static,
+    A: Send + 'static,
+    R: Send + 'static,
+{
+    let mut p = Process::new(target, args);
+    p.start()?;
+    Ok(p)
+}
+
 impl<R: Send + 'static> Process<R> {
-    /// A thread that will run `target(args)` (`target`: a fn item or a capture-free closure,
-    /// as for processes).
-    pub fn new<F, A>(target: F, args: A) -> Self
+    /// A thread that will run `target(args)` (not started yet). `target` is a fn item or a
+    /// closure that captures nothing, as for processes (checked at compile time), so that the
+    /// same code compiles against both.
+    pub fn new<F, A>(target: F, args: A) -> Process<R>
     where
         F: Fn(A) -> R + Copy + Send + Sync + 'static,
         A: Send + 'static,
@@ -86,10 +124,31 @@ impl<R: Send + 'static> Process<R> {
                 "a process target must be a fn item or a closure that captures nothing"
             )
         };
+        Process::with_body(Box::new(move || target(args)))
+    }
+
+    /// A thread that will run the closure `f`, which may capture anything: the twin of
+    /// `processing::Process::fork` (which needs the fork start method; a thread needs nothing).
+    ///
+    /// ```
+    /// let greeting = String::from("hello");
+    /// let mut p = processing_pool::dummy::Process::fork(move || format!("{greeting} from a thread"));
+    /// p.start().unwrap();
+    /// assert_eq!(p.join().unwrap(), "hello from a thread");
+    /// ```
+    pub fn fork<F>(f: F) -> Process<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+    {
+        Process::with_body(Box::new(f))
+    }
+
+    fn with_body(body: Box<dyn FnOnce() -> R + Send>) -> Process<R> {
         Process {
-            body: Some(Box::new(move || target(args))),
-            name: None,
-            daemon: false,
+            name: format!("Process-{}", COUNTER.fetch_add(1, Ordering::Relaxed) + 1),
+            body: Some(body),
+            daemon: None,
+            refused: None,
             handle: None,
             finished: Arc::new(Finished {
                 outcome: Mutex::new(None),
@@ -100,31 +159,145 @@ impl<R: Send + 'static> Process<R> {
         }
     }
 
-    /// Names the thread.
+    fn refuse(mut self, why: &'static str) -> Self {
+        self.refused.get_or_insert(why);
+        self
+    }
+
+    /// Names the process and its thread (default `Process-N`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
+        self.name = name.into();
         self
     }
 
-    /// Records the daemon flag (a daemonic thread is not waited for at exit, like any thread).
+    /// Records the daemon flag ([`is_daemon`](Process::is_daemon)). A thread, daemonic or not,
+    /// does not keep the program alive once `main` returns; defaults to this process's flag.
     pub fn daemon(mut self, daemon: bool) -> Self {
-        self.daemon = daemon;
+        self.daemon = Some(daemon);
         self
     }
 
-    /// The thread's name, if set.
-    pub fn get_name(&self) -> Option<&str> {
-        self.name.as_deref()
+    /// Refused: a thread shares the program's environment (setting a variable would change it
+    /// for every thread). [`start`](Process::start) fails with an unsupported
+    /// [`SpawnError`].
+    ///
+    /// ```
+    /// let mut p = processing_pool::dummy::Process::new(|(): ()| (), ()).env("K", "V");
+    /// assert!(p.start().unwrap_err().spawn_error().is_some_and(|e| e.is_unsupported()));
+    /// ```
+    pub fn env(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let _ = (key.into(), value.into());
+        self.refuse("env(): a thread shares its program's environment; only a process has its own")
     }
 
-    /// Starts the thread.
+    /// Refused: a thread shares the program's working directory. [`start`](Process::start)
+    /// fails with an unsupported [`SpawnError`].
+    pub fn current_dir(self, dir: impl Into<std::path::PathBuf>) -> Self {
+        let _ = dir.into();
+        self.refuse(
+            "current_dir(): a thread shares its program's working directory; only a process has its own",
+        )
+    }
+
+    /// [`Stdio::Inherit`] (what a thread has) is accepted; any other redirection is refused
+    /// (a thread shares the program's standard streams): [`start`](Process::start) fails.
+    pub fn stdin(self, stdio: Stdio) -> Self {
+        self.stdio(
+            stdio,
+            "stdin(): a thread shares its program's standard input",
+        )
+    }
+
+    /// As [`stdin`](Process::stdin), for standard output.
+    pub fn stdout(self, stdio: Stdio) -> Self {
+        self.stdio(
+            stdio,
+            "stdout(): a thread shares its program's standard output",
+        )
+    }
+
+    /// As [`stdin`](Process::stdin), for standard error.
+    pub fn stderr(self, stdio: Stdio) -> Self {
+        self.stdio(
+            stdio,
+            "stderr(): a thread shares its program's standard error",
+        )
+    }
+
+    fn stdio(self, stdio: Stdio, why: &'static str) -> Self {
+        match stdio {
+            Stdio::Inherit => self,
+            _ => self.refuse(why),
+        }
+    }
+
+    /// Refused: resource limits apply to a whole process. [`start`](Process::start) fails with
+    /// an unsupported [`SpawnError`], as a process's does where limits are not supported.
+    pub fn rlimit(self, resource: Resource, soft: u64, hard: u64) -> Self {
+        let _ = (resource, soft, hard);
+        self.refuse("rlimit(): resource limits apply to a whole process, not to a thread")
+    }
+
+    /// Refused: a thread runs in this program. [`start`](Process::start) fails with an
+    /// unsupported [`SpawnError`].
+    pub fn executable(self, path: impl Into<std::path::PathBuf>) -> Self {
+        let _ = path.into();
+        self.refuse("executable(): a thread runs in this program, not in another one")
+    }
+
+    /// Accepted and ignored: a thread is not a process created by any start method, and the
+    /// target runs the same under each.
+    pub fn start_method(self, method: StartMethod) -> Self {
+        let _ = method;
+        self
+    }
+
+    /// Changes the daemon flag of an unstarted process ([`ProcessError::AlreadyStarted`]
+    /// once started).
+    ///
+    /// ```
+    /// let mut p = processing_pool::dummy::Process::new(|(): ()| (), ());
+    /// p.set_daemon(true).unwrap();
+    /// p.start().unwrap();
+    /// assert!(p.set_daemon(false).is_err());
+    /// p.join().unwrap();
+    /// ```
+    pub fn set_daemon(&mut self, daemon: bool) -> Result<(), ProcessError> {
+        if self.body.is_none() {
+            return Err(ProcessError::AlreadyStarted);
+        }
+        self.daemon = Some(daemon);
+        Ok(())
+    }
+
+    /// The process's name.
+    pub fn get_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the process is (or will be) daemonic.
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+            .unwrap_or_else(|| processing_process::current_process().daemon())
+    }
+
+    /// Starts the thread. Errors: [`ProcessError::AlreadyStarted`]; [`ProcessError::Spawn`]
+    /// for a setting a thread cannot honour (`is_unsupported`) or a thread the operating
+    /// system refused (`is_io`, its error as the source). A failed start uses the process up,
+    /// as a process's does.
     pub fn start(&mut self) -> Result<(), ProcessError> {
         let body = self.body.take().ok_or(ProcessError::AlreadyStarted)?;
+        if let Some(why) = self.refused {
+            return Err(SpawnError::unsupported_setting(why).into());
+        }
+        self.daemon = Some(self.is_daemon());
         let finished = self.finished.clone();
         crate::task::install_panic_hook();
         let mut builder = std::thread::Builder::new();
-        if let Some(n) = &self.name {
-            builder = builder.name(n.clone());
+        // A name with a NUL byte cannot name an OS thread (std would panic): the thread keeps
+        // no name, the process keeps its own.
+        if !self.name.contains('\0') {
+            builder = builder.name(self.name.clone());
         }
         let handle = builder
             .spawn(move || {
@@ -132,22 +305,31 @@ impl<R: Send + 'static> Process<R> {
                 *lock(&finished.outcome) = Some(outcome);
                 finished.done.notify_all();
             })
-            .map_err(|e| ProcessError::Spawn(e.to_string()))?;
+            .map_err(|e| SpawnError::from_os("cannot start the thread", e))?;
         self.handle = Some(handle);
         Ok(())
     }
 
-    /// Whether the thread runs.
+    fn started(&self) -> bool {
+        self.handle.is_some() || self.joined
+    }
+
+    fn ended(&self) -> bool {
+        self.joined || lock(&self.finished.outcome).is_some()
+    }
+
+    /// Whether the thread has started and its target has not yet returned.
     pub fn is_alive(&self) -> bool {
-        self.handle.is_some() && !self.joined && lock(&self.finished.outcome).is_none()
+        self.started() && !self.ended()
     }
 
-    /// This process's id once started (threads share it).
+    /// This process's id once started (the thread runs in it).
     pub fn pid(&self) -> Option<u32> {
-        self.handle.as_ref().map(|_| processing_core::os::pid())
+        self.started().then(std::process::id)
     }
 
-    /// 0 after a normal return, 1 after a panic; `None` before.
+    /// The exit code once the target ended: 0 after a normal return, 1 after a panic (as for
+    /// a process); `None` while running or before start.
     pub fn exitcode(&self) -> Option<i32> {
         if self.exitcode.is_some() {
             return self.exitcode;
@@ -158,22 +340,26 @@ impl<R: Send + 'static> Process<R> {
     }
 
     /// Waits for the thread and returns the target's value.
+    ///
+    /// Errors: [`ProcessError::Panicked`] (the target panicked; exit code 1, as for a
+    /// process), [`ProcessError::NotStarted`], [`ProcessError::AlreadyJoined`].
     pub fn join(&mut self) -> Result<R, ProcessError> {
         self.join_until(None)
     }
 
-    /// Waits at most `timeout`.
+    /// Like [`join`](Process::join) but gives up after `timeout` with
+    /// [`ProcessError::Timeout`] (the thread keeps running and can be joined again).
+    /// `Duration::ZERO` only checks; `Duration::MAX` waits for ever.
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<R, ProcessError> {
         self.join_until(Instant::now().checked_add(timeout))
     }
 
     fn join_until(&mut self, deadline: Option<Instant>) -> Result<R, ProcessError> {
+        if self.joined {
+            return Err(ProcessError::AlreadyJoined);
+        }
         if self.handle.is_none() {
-            return Err(if self.joined {
-                ProcessError::AlreadyJoined
-            } else {
-                ProcessError::NotStarted
-            });
+            return Err(ProcessError::NotStarted);
         }
         let outcome = {
             let mut o = lock(&self.finished.outcome);
@@ -202,6 +388,8 @@ impl<R: Send + 'static> Process<R> {
             }
         };
         if let Some(h) = self.handle.take() {
+            // The outcome is stored as the thread's last act: this returns at once, and the
+            // thread's own panic (none: the target's is caught) cannot happen.
             let _ = h.join();
         }
         self.joined = true;
@@ -212,31 +400,45 @@ impl<R: Send + 'static> Process<R> {
         })
     }
 
-    /// A thread cannot be stopped from outside: this returns `false` and the thread goes on.
-    pub fn terminate(&self) -> bool {
-        false
+    /// A thread cannot be stopped from outside: while it runs this fails with
+    /// [`ProcessError::Unsupported`] and the thread goes on (join it, or make its target
+    /// return: a message it waits for, a flag it checks). Once the target returned it does
+    /// nothing and succeeds, as for a process that already ended;
+    /// [`ProcessError::NotStarted`] before [`start`](Process::start).
+    ///
+    /// ```
+    /// use std::sync::mpsc::{channel, Receiver};
+    ///
+    /// fn wait_for_one(rx: Receiver<u8>) -> u8 {
+    ///     rx.recv().unwrap()
+    /// }
+    /// let (tx, rx) = channel();
+    /// let mut p = processing_pool::dummy::Process::new(wait_for_one, rx);
+    /// p.start().unwrap();
+    /// assert!(p.terminate().unwrap_err().is_unsupported());
+    /// tx.send(7).unwrap();
+    /// assert_eq!(p.join().unwrap(), 7);
+    /// assert!(p.terminate().is_ok());
+    /// ```
+    pub fn terminate(&self) -> Result<(), ProcessError> {
+        self.stop("terminate()")
     }
 
-    /// A thread cannot be killed: this returns `false` and the thread goes on.
-    pub fn kill(&self) -> bool {
-        false
+    /// As [`terminate`](Process::terminate): a running thread cannot be killed
+    /// ([`ProcessError::Unsupported`]); nothing to do once it ended.
+    pub fn kill(&self) -> Result<(), ProcessError> {
+        self.stop("kill()")
     }
-}
 
-/// Starts `target(args)` on a thread: the [`std::thread::spawn`] twin of
-/// `processing::spawn`.
-///
-/// ```
-/// fn one(_: ()) -> u8 { 1 }
-/// assert_eq!(processing_pool::dummy::spawn(one, ()).unwrap().join().unwrap(), 1);
-/// ```
-pub fn spawn<F, A, R>(target: F, args: A) -> Result<Process<R>, ProcessError>
-where
-    F: Fn(A) -> R + Copy + Send + Sync + 'static,
-    A: Send + 'static,
-    R: Send + 'static,
-{
-    let mut p = Process::new(target, args);
-    p.start()?;
-    Ok(p)
+    fn stop(&self, what: &str) -> Result<(), ProcessError> {
+        if !self.started() {
+            return Err(ProcessError::NotStarted);
+        }
+        if self.ended() {
+            return Ok(());
+        }
+        Err(ProcessError::Unsupported(format!(
+            "{what}: a thread cannot be stopped from outside; it runs until its target returns"
+        )))
+    }
 }
