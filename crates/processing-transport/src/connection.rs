@@ -1031,7 +1031,7 @@ impl<T, D: CanRecv> Waitable for Connection<T, D> {
             // `wait` sleeps on the socket after this: arm the doorbell first.
             return match self.inner.reader.try_lock() {
                 Ok(mut r) => {
-                    if r.start < r.end || r.broken {
+                    if r.broken || r.whole_frame_buffered(self.max_message_size()) {
                         return true;
                     }
                     let mut arrived = Vec::new();
@@ -1043,7 +1043,7 @@ impl<T, D: CanRecv> Waitable for Connection<T, D> {
             };
         }
         if let Ok(r) = self.inner.reader.try_lock() {
-            if r.start < r.end {
+            if r.whole_frame_buffered(self.max_message_size()) {
                 return true;
             }
         }
