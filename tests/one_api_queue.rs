@@ -300,7 +300,8 @@ same_source! {
         let mut buf = [0u8; 1];
         assert!(b.recv_bytes_into(&mut buf, 0).unwrap_err().is_buffer_too_short());
         a.send(&8).unwrap();
-        assert_eq!(b.recv_bytes().unwrap(), [0, 8]);
+        let bytes = b.recv_bytes().unwrap();
+        assert_eq!((bytes.len(), bytes[0], bytes[5]), (6, 0, 8), "{bytes:?}");
         let big: Connection<NoWire> = a.with_type();
         assert!(matches!(big.send(&NoWire(1)), Err(ConnectionError::Codec(_))));
     }

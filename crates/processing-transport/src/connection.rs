@@ -20,7 +20,10 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{ConnectionError, FrameError};
-use crate::frame::{self, DEFAULT_MAX_MESSAGE_SIZE, LONG_HEADER, SHORT_HEADER};
+use crate::frame::{
+    self, fingerprint, looks_like_pickle, DEFAULT_MAX_MESSAGE_SIZE, FINGERPRINT, LONG_HEADER,
+    SHORT_HEADER,
+};
 use crate::sys::{self, RingEnd, RingLock, Stream, StreamKind};
 use crate::wait::{RawWaitable, Waitable};
 
@@ -36,18 +39,6 @@ const SPIN: Duration = Duration::from_micros(60);
 /// Largest number of OS handles in one typed message (the count travels in one byte).
 const MAX_HANDLES: usize = 250;
 
-/// Bytes of the type fingerprint after a typed message's handle-count byte.
-const FINGERPRINT: usize = 4;
-
-/// The fingerprint of `T` that a typed message carries: FNV-1a of its type name, folded to
-/// 32 bits (a few nanoseconds; both ends of one build compute the same value).
-fn fingerprint<T: ?Sized>() -> [u8; FINGERPRINT] {
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in std::any::type_name::<T>().as_bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    h.to_le_bytes()
-}
 /// Messages up to this size are copied behind their header and sent with one system call.
 const COALESCE: usize = 16 * 1024;
 
@@ -767,12 +758,6 @@ impl<T, D: CanSend> Connection<T, D> {
         crate::pickle::write_into(value, &mut buf)?;
         self.write_frame(&mut buf, &[])
     }
-}
-
-/// Whether a message is a pickle of protocol 2 or newer (`PROTO n` … `STOP`), as Python's
-/// `Connection.send` writes.
-fn looks_like_pickle(body: &[u8]) -> bool {
-    body.len() >= 3 && body[0] == 0x80 && (2..=5).contains(&body[1]) && body.last() == Some(&b'.')
 }
 
 impl<T, D: CanRecv> Connection<T, D> {

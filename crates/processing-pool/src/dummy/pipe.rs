@@ -174,11 +174,6 @@ impl<T, D: Direction> fmt::Debug for Connection<T, D> {
     }
 }
 
-/// Whether a message is a pickle of protocol 2 or newer, as Python's `Connection.send` writes.
-fn looks_like_pickle(body: &[u8]) -> bool {
-    body.len() >= 3 && body[0] == 0x80 && (2..=5).contains(&body[1]) && body.last() == Some(&b'.')
-}
-
 impl<T, D: Direction> Connection<T, D> {
     fn from_end(end: Arc<End>) -> Self {
         Connection {
@@ -260,18 +255,7 @@ impl<T, D: Direction> Connection<T, D> {
     where
         T: DeserializeOwned,
     {
-        let (&count, payload) = body.split_first().ok_or(FrameError::EmptyTyped)?;
-        if count != 0 {
-            if looks_like_pickle(body) {
-                return Err(FrameError::PickleMessage.into());
-            }
-            return Err(FrameError::MissingHandles {
-                announced: count as usize,
-                arrived: 0,
-            }
-            .into());
-        }
-        Ok(processing_core::codec::decode(payload)?)
+        processing_transport::frame::decode_typed(body)
     }
 }
 
@@ -286,9 +270,7 @@ impl<T, D: CanSend> Connection<T, D> {
     where
         T: Serialize,
     {
-        let mut buf = vec![0u8];
-        processing_core::codec::encode_into(value, &mut buf)?;
-        self.push(buf)
+        self.push(processing_transport::frame::encode_typed(value)?)
     }
 }
 
