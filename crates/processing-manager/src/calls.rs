@@ -511,4 +511,17 @@ mod tests {
             LockRequest::Release
         ));
     }
+
+    #[test]
+    fn a_permutation_against_an_overflowing_version_is_a_conflict_not_a_panic() {
+        let m = crate::Manager::start_in_thread().unwrap();
+        let list = m.list_from([1u32, 2, 3]).unwrap();
+        let request = ListRequest::Permute {
+            version: u64::MAX,
+            order: Vec::new(),
+        };
+        let reply: ListReply = crate::Proxy::as_raw(&list).request(&request).unwrap();
+        assert!(matches!(reply, ListReply::Conflict), "{reply:?}");
+        assert_eq!(list.to_vec().unwrap(), [1, 2, 3]);
+    }
 }
