@@ -3,12 +3,11 @@
 //! failed put), against a manager server running in its own process. The `fn` pointer
 //! bindings check the signatures at compile time; the calls check the outcomes.
 
-use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use processing::manager::{
-    BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, EventProxy, JoinableQueueProxy,
-    LockProxy, Manager, ManagerError, Proxy, ProxyGuard, QueueProxy, RLockProxy, RemoteErrorKind,
+    BarrierProxy, BoundedSemaphoreProxy, ConditionProxy, EventProxy, JoinableQueueProxy, LockProxy,
+    Manager, ManagerError, Proxy, ProxyGuard, QueueProxy, RLockProxy, RemoteErrorKind,
     SemaphoreProxy,
 };
 use processing::Process;
@@ -23,8 +22,9 @@ const SHORT: Duration = Duration::from_millis(30);
 /// A generous bound for a wait that must succeed on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-fn run<A, R>(f: fn(A) -> R, args: A) -> R
+fn run<F, A, R>(f: F, args: A) -> R
 where
+    F: Fn(A) -> R + 'static,
     A: serde::Serialize + serde::de::DeserializeOwned + 'static,
     R: serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
@@ -120,13 +120,13 @@ fn a01_queue_proxy_shapes() {
 
 /// Runs in a child process: whether the lock is taken now (`WouldBlock`), else takes it with a
 /// guard and releases it on drop.
-fn try_lock_in_child(lock: LockProxy) -> &'static str {
+fn try_lock_in_child(lock: LockProxy) -> String {
     match lock.try_acquire() {
         Ok(guard) => {
             drop(guard);
-            "acquired"
+            "acquired".into()
         }
-        Err(AcquireError::WouldBlock) => "would block",
+        Err(AcquireError::WouldBlock) => "would block".into(),
         Err(e) => panic!("unexpected: {e}"),
     }
 }
@@ -139,8 +139,7 @@ fn try_semaphore_in_child(s: SemaphoreProxy) -> bool {
 fn a02_lock_proxy_guards() {
     type G<'a> = ProxyGuard<'a>;
     let _: for<'a> fn(&'a LockProxy) -> Result<G<'a>, AcquireError<G<'a>>> = LockProxy::acquire;
-    let _: for<'a> fn(&'a LockProxy) -> Result<G<'a>, AcquireError<G<'a>>> =
-        LockProxy::try_acquire;
+    let _: for<'a> fn(&'a LockProxy) -> Result<G<'a>, AcquireError<G<'a>>> = LockProxy::try_acquire;
     let _: for<'a> fn(&'a LockProxy, Duration) -> Result<G<'a>, AcquireError<G<'a>>> =
         LockProxy::acquire_timeout;
     let _: for<'a> fn(&'a RLockProxy) -> Result<G<'a>, AcquireError<G<'a>>> =
@@ -151,7 +150,7 @@ fn a02_lock_proxy_guards() {
         BoundedSemaphoreProxy::acquire;
     let _: for<'a> fn(&'a ConditionProxy) -> Result<G<'a>, AcquireError<G<'a>>> =
         ConditionProxy::acquire;
-    let _: fn(G<'_>) -> Result<(), ReleaseError> = ProxyGuard::release;
+    let _: fn(G<'static>) -> Result<(), ReleaseError> = ProxyGuard::release;
     let _: fn(&LockProxy) -> Result<(), ReleaseError> = LockProxy::release;
     let _: fn(&SemaphoreProxy) -> Result<usize, ManagerError> = SemaphoreProxy::value;
 
