@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use processing::manager::{
-    shared_type, Address, ListProxy, Manager, ManagerBuilder, Proxy, QueueProxy, RemoteErrorKind,
+    shared_type, Address, ListProxy, Manager, ManagerBuilder, QueueProxy, RemoteErrorKind,
 };
 #[cfg(target_os = "linux")]
 use processing::Pipe;
