@@ -425,7 +425,14 @@ impl RawProxy {
     ///
     /// Proxies, those of [`shared_type!`](crate::shared_type) included, are built on this; a
     /// request whose variant the object does not have is answered with a remote error of kind
-    /// `UnknownMethod`.
+    /// `UnknownMethod`. There is no call by method name, so a misspelt method does not compile:
+    ///
+    /// ```compile_fail
+    /// use processing_manager::Proxy;
+    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let q = m.queue::<u32>().unwrap();
+    /// q.as_raw().call("putt", &(1u32,)).unwrap();
+    /// ```
     pub fn request<Q: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         request: &Q,

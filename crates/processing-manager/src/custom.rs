@@ -31,12 +31,12 @@ use crate::proxy::Proxy;
 /// struct Flag(bool);
 ///
 /// #[derive(Serialize, Deserialize)]
-/// enum FlagRequest { Flip, Get }
+/// enum FlagRequest { Flip, Read }
 /// #[derive(Serialize, Deserialize, Debug, PartialEq)]
 /// enum FlagReply { Flipped(bool), Value(bool) }
 ///
 /// impl Request for FlagRequest {
-///     fn methods() -> &'static [&'static str] { &["flip", "get"] }
+///     fn methods() -> &'static [&'static str] { &["flip", "read"] }
 ///     fn mutates(&self) -> bool { matches!(self, FlagRequest::Flip) }
 /// }
 ///
@@ -46,7 +46,7 @@ use crate::proxy::Proxy;
 ///     fn dispatch(&mut self, request: FlagRequest) -> FlagReply {
 ///         match request {
 ///             FlagRequest::Flip => { self.0 = !self.0; FlagReply::Flipped(self.0) }
-///             FlagRequest::Get => FlagReply::Value(self.0),
+///             FlagRequest::Read => FlagReply::Value(self.0),
 ///         }
 ///     }
 /// }
