@@ -16,8 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..3 {
         jobs.put(format!("job {i}"))?;
     }
-    while let Some(job) = jobs.try_get()? {
-        println!("{job}");
+    loop {
+        match jobs.try_get() {
+            Ok(job) => println!("{job}"),
+            Err(e) if e.is_empty() => break,
+            Err(e) => return Err(e.into()),
+        }
     }
     manager.shutdown()?;
     Ok(())

@@ -28,7 +28,11 @@ pub mod shared {
             self.get().expect("queue proxy get")
         }
         fn try_get_item(&self) -> Option<T> {
-            self.try_get().expect("queue proxy try_get")
+            match self.try_get() {
+                Ok(item) => Some(item),
+                Err(e) if e.is_empty() => None,
+                Err(e) => panic!("queue proxy try_get: {e}"),
+            }
         }
     }
 
@@ -44,10 +48,18 @@ pub mod shared {
 
     impl LockLike for LockProxy {
         fn lock_acquire(&self) {
-            self.acquire().expect("lock proxy acquire");
+            // The guard is forgotten: the caller releases explicitly.
+            self.acquire().expect("lock proxy acquire").forget();
         }
         fn lock_try_acquire(&self) -> bool {
-            self.try_acquire().expect("lock proxy try_acquire")
+            match self.try_acquire() {
+                Ok(guard) => {
+                    guard.forget();
+                    true
+                }
+                Err(e) if e.is_would_block() => false,
+                Err(e) => panic!("lock proxy try_acquire: {e}"),
+            }
         }
         fn lock_release(&self) {
             self.release().expect("lock proxy release");

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use processing::manager::{
-    shared_type, Address, ListProxy, Manager, ManagerBuilder, Proxy, QueueProxy, RemoteErrorKind,
+    shared_type, Address, ListProxy, Manager, ManagerBuilder, QueueProxy, RemoteErrorKind,
 };
 #[cfg(target_os = "linux")]
 use processing::Pipe;
@@ -196,43 +196,45 @@ fn r09_manager_timeouts_accept_duration_max() {
     let q2 = q.clone();
     assert_eq!(
         within(PATIENCE, move || q2.get_timeout(Duration::MAX).unwrap()),
-        Some(7)
+        7
     );
-    assert!(q.put_timeout(8, Duration::MAX).unwrap());
+    q.put_timeout(8, Duration::MAX).unwrap();
     let lock = m.lock().unwrap();
-    assert!(lock.acquire_timeout(Duration::MAX).unwrap());
-    lock.release().unwrap();
+    lock.acquire_timeout(Duration::MAX)
+        .unwrap()
+        .release()
+        .unwrap();
     let event = m.event().unwrap();
     event.set().unwrap();
     assert!(event.wait_timeout(Duration::MAX).unwrap());
     let cond = m.condition().unwrap();
-    cond.acquire().unwrap();
+    let g = cond.acquire().unwrap();
     let mut calls = 0;
     assert!(cond
-        .wait_for(
+        .wait_for_timeout(
             || {
                 calls += 1;
                 true
             },
-            Some(Duration::MAX)
+            Duration::MAX
         )
         .unwrap());
-    cond.release().unwrap();
+    g.release().unwrap();
     // A predicate that needs a notification: another client notifies while we wait for ever.
     let flag: ListProxy<u32> = m.list().unwrap();
     let (c2, f2) = (cond.clone(), flag.clone());
     let notifier = std::thread::spawn(move || {
-        c2.acquire().unwrap();
+        let g = c2.acquire().unwrap();
         f2.push(1).unwrap();
         c2.notify_all().unwrap();
-        c2.release().unwrap();
+        g.release().unwrap();
     });
-    cond.acquire().unwrap();
+    let g = cond.acquire().unwrap();
     let f3 = flag.clone();
     assert!(cond
-        .wait_for(move || f3.len().unwrap() > 0, Some(Duration::MAX))
+        .wait_for_timeout(move || f3.len().unwrap() > 0, Duration::MAX)
         .unwrap());
-    cond.release().unwrap();
+    g.release().unwrap();
     notifier.join().unwrap();
     // The connect timeout saturates too.
     let other = ManagerBuilder::new()
@@ -240,7 +242,7 @@ fn r09_manager_timeouts_accept_duration_max() {
         .unwrap();
     assert_eq!(other.list_from([1u8]).unwrap().len().unwrap(), 1);
     // The server still serves the first connection.
-    assert_eq!(q.get_timeout(Duration::MAX).unwrap(), Some(8));
+    assert_eq!(q.get_timeout(Duration::MAX).unwrap(), 8);
     m.shutdown().unwrap();
 }
 
@@ -279,11 +281,9 @@ fn r09_a_panicking_server_call_fails_only_that_call() {
     // The same connection and the server go on serving.
     assert_eq!(m.create(Fragile(5)).unwrap().get().unwrap(), 5);
     assert_eq!(list.to_vec().unwrap(), [1, 2, 3]);
-    // An argument that overflowed a server-side computation is a typed error, not a panic.
-    let r: Result<(), _> = list
-        .as_raw()
-        .call("permute", &(u64::MAX, Vec::<u32>::new()));
-    assert!(r.is_err());
+    // (An argument that overflowed a server-side computation is a typed error, not a panic:
+    // the list's `Permute` request, which no proxy can send malformed, is tested at the wire
+    // level in processing-manager's own tests.)
     assert_eq!(list.len().unwrap(), 3);
     m.shutdown().unwrap();
 }
@@ -295,7 +295,8 @@ fn doomed_client((ready, address): (QueueProxy<u32>, Address)) {
     let lock = m.lock().expect("lock");
     let q: QueueProxy<ListProxy<u32>> = m.queue().expect("queue");
     q.put(list.clone()).expect("put");
-    lock.acquire().expect("acquire");
+    // Held until the process dies (the server releases it then).
+    lock.acquire().expect("acquire").forget();
     ready.put(std::process::id()).expect("ready");
     // Blocks for ever: the parent kills us in the middle of this call.
     let _ = q.get();
@@ -315,10 +316,7 @@ fn kill_clients(m: &Manager, ready: &QueueProxy<u32>, n: usize) {
             })
             .collect();
         for _ in 0..count {
-            ready
-                .get_timeout(PATIENCE)
-                .unwrap()
-                .expect("a client is ready");
+            ready.get_timeout(PATIENCE).expect("a client is ready");
         }
         for p in &clients {
             p.kill().unwrap();

@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use processing_core::codec::{decode, encode};
+use processing_core::CodecError;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::address::Address;
+use crate::calls::{ControlReply, ControlRequest};
 use crate::error::{ManagerError, RemoteError};
 use crate::protocol::{self, Elem, Hello, TypeIdentity, Welcome, STATUS_OK};
 use crate::sys::{self, Mailbox};
@@ -135,11 +137,11 @@ fn upgrade(address: &Address, framed: &mut Framed) -> Option<Mailbox> {
     let path = sys::mailbox_path(socket)?;
     let mailbox = Mailbox::create(&path).ok()?;
     let upgraded = (|| {
-        let args = encode(&path.to_string_lossy().into_owned()).ok()?;
-        let method = b"mailbox";
-        framed
-            .send(&[&0u64.to_le_bytes(), &[method.len() as u8], method, &args])
-            .ok()?;
+        let request = encode(&ControlRequest::Mailbox {
+            path: path.to_string_lossy().into_owned(),
+        })
+        .ok()?;
+        framed.send(&[&0u64.to_le_bytes(), &request]).ok()?;
         let reply = framed.recv(Duration::ZERO).ok()?;
         (reply.first() == Some(&STATUS_OK)).then_some(())
     })();
@@ -268,8 +270,7 @@ fn forget_connection(remote: &Remote) {
 pub(crate) fn call_bytes(
     remote: &Remote,
     object: u64,
-    method: &str,
-    args: &[u8],
+    request: &[u8],
 ) -> Result<Vec<u8>, ManagerError> {
     let conn = connection(remote)?;
     let outcome = {
@@ -278,13 +279,8 @@ pub(crate) fn call_bytes(
                 "re-entrant call on one connection".into(),
             ));
         };
-        let Ok(mlen) = u8::try_from(method.len()) else {
-            return Err(ManagerError::Remote(RemoteError::bad_args(
-                "method name too long",
-            )));
-        };
         let id = object.to_le_bytes();
-        let parts: [&[u8]; 4] = [&id, &[mlen], method.as_bytes(), args];
+        let parts: [&[u8]; 2] = [&id, request];
         let Conn {
             framed,
             mailbox,
@@ -332,16 +328,36 @@ pub(crate) fn call_bytes(
     }
 }
 
-/// Sends one request with encoded arguments and decodes the reply.
-pub(crate) fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
+/// Sends one typed request to `object` and decodes its typed reply.
+pub(crate) fn call<Q: Serialize + ?Sized, R: DeserializeOwned>(
     remote: &Remote,
     object: u64,
-    method: &str,
-    args: &A,
+    request: &Q,
 ) -> Result<R, ManagerError> {
-    let bytes = encode(args)?;
-    let reply = call_bytes(remote, object, method, &bytes)?;
+    let bytes = encode(request)?;
+    let reply = call_bytes(remote, object, &bytes)?;
     Ok(decode(&reply)?)
+}
+
+/// A call to the server itself (object 0).
+pub(crate) fn control(
+    remote: &Remote,
+    request: &ControlRequest,
+) -> Result<ControlReply, ManagerError> {
+    call(remote, 0, request)
+}
+
+/// Gives back one reference on `id` (nothing to report: a server that is gone freed it).
+fn decref(remote: &Remote, id: u64) {
+    let _ = control(remote, &ControlRequest::Decref { id });
+}
+
+/// Takes one more reference on `id`; whether the server granted it.
+fn incref(remote: &Remote, id: u64) -> bool {
+    matches!(
+        control(remote, &ControlRequest::Incref { id }),
+        Ok(ControlReply::Done)
+    )
 }
 
 /// Encodes `value` for storage on `remote`'s server, recording the proxies of that server
@@ -349,7 +365,7 @@ pub(crate) fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
 pub(crate) fn encode_elem<T: Serialize + ?Sized>(
     remote: &Remote,
     value: &T,
-) -> Result<Elem, ManagerError> {
+) -> Result<Elem, CodecError> {
     ENCODE_SCOPE.with(|s| s.borrow_mut().push((remote.instance, Vec::new())));
     let bytes = encode(value);
     let refs = ENCODE_SCOPE
@@ -367,7 +383,7 @@ pub(crate) fn encode_elem<T: Serialize + ?Sized>(
 pub(crate) fn decode_elem<T: DeserializeOwned>(
     remote: &Arc<Remote>,
     elem: Elem,
-) -> Result<T, ManagerError> {
+) -> Result<T, CodecError> {
     DECODE_SCOPE.with(|s| s.borrow_mut().push((remote.instance, elem.refs)));
     let value = decode(&elem.bytes);
     let unclaimed = DECODE_SCOPE
@@ -375,9 +391,9 @@ pub(crate) fn decode_elem<T: DeserializeOwned>(
         .map(|(_, r)| r)
         .unwrap_or_default();
     for id in unclaimed {
-        let _ = call::<_, ()>(remote, 0, "decref", &id);
+        decref(remote, id);
     }
-    Ok(value?)
+    value
 }
 
 /// The untyped core of every proxy: the server, the object id, and one reference on it.
@@ -419,41 +435,52 @@ impl RawProxy {
         &self.remote.address
     }
 
-    /// Calls `method` with the argument tuple `args` and decodes its result.
-    pub fn call<A: Serialize, R: DeserializeOwned>(
+    /// Sends `request` (a variant of the object type's request enum, see
+    /// [`Request`](crate::Request)) and decodes the reply as `R` (the type's reply enum).
+    ///
+    /// Proxies, those of [`shared_type!`](crate::shared_type) included, are built on this; a
+    /// request whose variant the object does not have is answered with a remote error of kind
+    /// `UnknownMethod`. There is no call by method name, so a misspelt method does not compile:
+    ///
+    /// ```compile_fail
+    /// use processing_manager::Proxy;
+    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let q = m.queue::<u32>().unwrap();
+    /// q.as_raw().call("putt", &(1u32,)).unwrap();
+    /// ```
+    pub fn request<Q: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
-        method: &str,
-        args: &A,
+        request: &Q,
     ) -> Result<R, ManagerError> {
-        call(&self.remote, self.id, method, args)
+        call(&self.remote, self.id, request)
     }
 
-    pub(crate) fn elem<T: Serialize + ?Sized>(&self, value: &T) -> Result<Elem, ManagerError> {
+    pub(crate) fn elem<T: Serialize + ?Sized>(&self, value: &T) -> Result<Elem, CodecError> {
         encode_elem(&self.remote, value)
     }
 
-    pub(crate) fn value<T: DeserializeOwned>(&self, elem: Elem) -> Result<T, ManagerError> {
+    pub(crate) fn value<T: DeserializeOwned>(&self, elem: Elem) -> Result<T, CodecError> {
         decode_elem(&self.remote, elem)
     }
 
     /// Gives back the references a value read from the server held, without decoding it.
     pub(crate) fn discard(&self, elem: Elem) {
         for id in elem.refs {
-            let _ = call::<_, ()>(&self.remote, 0, "decref", &id);
+            decref(&self.remote, id);
         }
     }
 
     pub(crate) fn values<T: DeserializeOwned>(
         &self,
         elems: Vec<Elem>,
-    ) -> Result<Vec<T>, ManagerError> {
+    ) -> Result<Vec<T>, CodecError> {
         elems.into_iter().map(|e| self.value(e)).collect()
     }
 }
 
 impl Clone for RawProxy {
     fn clone(&self) -> Self {
-        let owned = call::<_, ()>(&self.remote, 0, "incref", &self.id).is_ok();
+        let owned = incref(&self.remote, self.id);
         RawProxy {
             remote: self.remote.clone(),
             id: self.id,
@@ -465,7 +492,7 @@ impl Clone for RawProxy {
 impl Drop for RawProxy {
     fn drop(&mut self) {
         if self.owned {
-            let _ = call::<_, ()>(&self.remote, 0, "decref", &self.id);
+            decref(&self.remote, self.id);
         }
     }
 }
@@ -523,7 +550,7 @@ impl<'de> Deserialize<'de> for RawProxy {
         let remote = Arc::new(wire.remote);
         // A proxy that arrived by other means (a spawn argument, a pipe, a queue) takes its
         // own reference; its sender is expected to hold one meanwhile.
-        let owned = adopted || call::<_, ()>(&remote, 0, "incref", &wire.id).is_ok();
+        let owned = adopted || incref(&remote, wire.id);
         Ok(RawProxy {
             remote,
             id: wire.id,

@@ -10,35 +10,70 @@ use std::collections::HashMap;
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::calls::{decode_request, Request};
 use crate::error::{RemoteError, RemoteErrorKind};
 use crate::protocol::TypeIdentity;
 use crate::proxy::Proxy;
 
-/// An object the manager server can hold and call methods on by name.
+/// An object the manager server can hold, with its typed calls: a request enum (one variant per
+/// exposed method, its fields the arguments), a reply enum, and the dispatch from one to the
+/// other.
 ///
-/// `call` receives the method name and its postcard-encoded argument tuple and returns the
-/// postcard-encoded result. Only the names it matches are callable; anything else must be
-/// [`RemoteError`] of kind `UnknownMethod` (the [`shared_type!`](crate::shared_type) macro does
-/// this).
+/// [`shared_type!`](crate::shared_type) writes all of this from a list of method signatures;
+/// implementing it by hand gives the same shape. A request the type does not have (a variant
+/// index beyond its methods, from another build) never reaches `dispatch`: the server answers
+/// it with a [`RemoteError`] of kind `UnknownMethod`.
 ///
 /// ```
-/// use processing_manager::{RemoteError, SharedObject};
+/// use processing_manager::{Request, SharedObject};
+/// use serde::{Deserialize, Serialize};
+///
 /// struct Flag(bool);
+///
+/// #[derive(Serialize, Deserialize)]
+/// enum FlagRequest { Flip, Read }
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// enum FlagReply { Flipped(bool), Value(bool) }
+///
+/// impl Request for FlagRequest {
+///     fn methods() -> &'static [&'static str] { &["flip", "read"] }
+///     fn mutates(&self) -> bool { matches!(self, FlagRequest::Flip) }
+/// }
+///
 /// impl SharedObject for Flag {
-///     fn call(&mut self, method: &str, _args: &[u8]) -> Result<Vec<u8>, RemoteError> {
-///         match method {
-///             "flip" => { self.0 = !self.0; Ok(processing_core::codec::encode(&self.0)?) }
-///             _ => Err(RemoteError::new(processing_manager::RemoteErrorKind::UnknownMethod, method)),
+///     type Request = FlagRequest;
+///     type Reply = FlagReply;
+///     fn dispatch(&mut self, request: FlagRequest) -> FlagReply {
+///         match request {
+///             FlagRequest::Flip => { self.0 = !self.0; FlagReply::Flipped(self.0) }
+///             FlagRequest::Read => FlagReply::Value(self.0),
 ///         }
 ///     }
 /// }
 /// let mut f = Flag(false);
-/// assert_eq!(f.call("flip", &[]).unwrap(), [1]);
-/// assert!(f.call("explode", &[]).unwrap_err().is_unknown_method());
+/// assert_eq!(f.dispatch(FlagRequest::Flip), FlagReply::Flipped(true));
+/// assert!(FlagRequest::Flip.mutates());
 /// ```
 pub trait SharedObject: Send + 'static {
-    /// Applies the method `method` to `self` with the encoded arguments `args`.
-    fn call(&mut self, method: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError>;
+    /// The request enum: one variant per exposed method.
+    type Request: Request;
+    /// The reply enum: one variant per exposed method, holding what it returned.
+    type Reply: Serialize + DeserializeOwned;
+    /// Applies one request to `self`.
+    fn dispatch(&mut self, request: Self::Request) -> Self::Reply;
+}
+
+/// A [`SharedObject`] behind its wire: decodes a request, encodes the reply.
+pub(crate) trait ErasedObject: Send {
+    fn call(&mut self, request: &[u8]) -> Result<Vec<u8>, RemoteError>;
+}
+
+impl<T: SharedObject> ErasedObject for T {
+    fn call(&mut self, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        let request = decode_request::<T::Request>(std::any::type_name::<T>(), request)?;
+        let reply = self.dispatch(request);
+        processing_core::codec::encode(&reply).map_err(RemoteError::bad_args)
+    }
 }
 
 /// A custom type that can be created on a manager server and used through its typed proxy.
@@ -61,9 +96,9 @@ pub trait SharedType: SharedObject + Serialize + DeserializeOwned + Sized {
     }
 }
 
-type Constructor = fn(&[u8]) -> Result<Box<dyn SharedObject>, RemoteError>;
+type Constructor = fn(&[u8]) -> Result<Box<dyn ErasedObject>, RemoteError>;
 
-fn construct<T: SharedType>(bytes: &[u8]) -> Result<Box<dyn SharedObject>, RemoteError> {
+fn construct<T: SharedType>(bytes: &[u8]) -> Result<Box<dyn ErasedObject>, RemoteError> {
     let value: T = processing_core::codec::decode(bytes)?;
     Ok(Box::new(value))
 }
@@ -98,7 +133,7 @@ impl TypeTable {
         &self,
         name: &str,
         bytes: &[u8],
-    ) -> Result<Box<dyn SharedObject>, RemoteError> {
+    ) -> Result<Box<dyn ErasedObject>, RemoteError> {
         match self.by_name.get(name) {
             Some((_, make)) => make(bytes),
             None => Err(RemoteError::new(
@@ -180,75 +215,164 @@ macro_rules! shared_type {
         $vis:vis proxy $proxy:ident for $ty:ty {
             $(
                 $(#[$mmeta:meta])*
-                fn $method:ident(& $(mut)? self $(, $arg:ident : $argty:ty)* $(,)?) $(-> $ret:ty)?;
+                fn $method:ident(& $recv:ident $($self_:ident)? $(, $arg:ident : $argty:ty)* $(,)?) $(-> $ret:ty)?;
             )*
         }
     ) => {
-        impl $crate::SharedObject for $ty {
-            fn call(&mut self, method: &str, args: &[u8]) -> ::std::result::Result<::std::vec::Vec<u8>, $crate::RemoteError> {
-                match method {
-                    $(
-                        stringify!($method) => {
-                            #[allow(unused_parens)]
-                            let ($($arg,)*): ($($argty,)*) = $crate::__private::decode_args(args)?;
-                            let result = <$ty>::$method(self $(, $arg)*);
-                            $crate::__private::encode_result(&result)
-                        }
-                    )*
-                    _ => ::std::result::Result::Err($crate::__private::unknown_method(
-                        ::std::any::type_name::<$ty>(),
-                        method,
-                    )),
-                }
-            }
-        }
-
-        impl $crate::SharedType for $ty {
-            type Proxy = $proxy;
-            const SIGNATURE: &'static str = stringify!($( fn $method($($arg : $argty),*) $(-> $ret)?; )*);
-        }
-
         $(#[$meta])*
         #[derive(Debug, Clone)]
         $vis struct $proxy {
             raw: $crate::RawProxy,
         }
 
-        impl $crate::__private::Serialize for $proxy {
-            fn serialize<S: $crate::__private::serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
-                $crate::__private::Serialize::serialize(&self.raw, s)
-            }
-        }
+        const _: () = {
+            use $crate::__private::serde;
 
-        impl<'de> $crate::__private::Deserialize<'de> for $proxy {
-            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
-                <$crate::RawProxy as $crate::__private::Deserialize<'de>>::deserialize(d).map(|raw| $proxy { raw })
-            }
-        }
+            /// The wire index of each method: its position in the list.
+            #[allow(non_camel_case_types, dead_code)]
+            #[derive(Clone, Copy)]
+            enum __Index { $($method),* }
 
-        impl $crate::Proxy for $proxy {
-            fn from_raw(raw: $crate::RawProxy) -> Self {
-                $proxy { raw }
-            }
-            fn as_raw(&self) -> &$crate::RawProxy {
-                &self.raw
-            }
-            fn tag() -> ::std::string::String {
-                ::std::string::String::from(::std::any::type_name::<$ty>())
-            }
-        }
+            /// One variant per exposed method, its fields the arguments.
+            #[allow(non_camel_case_types)]
+            pub enum __Request { $($method { $($arg: $argty),* }),* }
 
-        impl $proxy {
-            $(
-                $(#[$mmeta])*
-                #[doc = concat!("Calls `", stringify!($method), "` on the shared object; returns after the server applied it.")]
-                #[allow(clippy::unused_unit)]
-                pub fn $method(&self $(, $arg: $argty)*) -> ::std::result::Result<$crate::shared_type!(@ret $($ret)?), $crate::ManagerError> {
-                    self.raw.call(stringify!($method), &($($arg,)*))
+            /// One variant per exposed method, holding what it returned.
+            #[allow(non_camel_case_types)]
+            pub enum __Reply { $($method($crate::shared_type!(@ret $($ret)?))),* }
+
+            impl serde::Serialize for __Request {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    match self {
+                        $(__Request::$method { $($arg),* } => serde::Serialize::serialize(
+                            &(__Index::$method as u32, ($($arg,)*)),
+                            s,
+                        ),)*
+                    }
                 }
-            )*
-        }
+            }
+
+            impl<'de> serde::Deserialize<'de> for __Request {
+                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
+                    struct V;
+                    impl<'de> serde::de::Visitor<'de> for V {
+                        type Value = __Request;
+                        fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                            f.write_str("a request")
+                        }
+                        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> ::std::result::Result<__Request, A::Error> {
+                            let index: u32 = $crate::__private::next(&mut seq)?;
+                            $(
+                                if index == __Index::$method as u32 {
+                                    let ($($arg,)*): ($($argty,)*) = $crate::__private::next(&mut seq)?;
+                                    return ::std::result::Result::Ok(__Request::$method { $($arg),* });
+                                }
+                            )*
+                            ::std::result::Result::Err($crate::__private::unknown_index(index))
+                        }
+                    }
+                    d.deserialize_tuple(2, V)
+                }
+            }
+
+            impl serde::Serialize for __Reply {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    match self {
+                        $(__Reply::$method(r) => serde::Serialize::serialize(&(__Index::$method as u32, r), s),)*
+                    }
+                }
+            }
+
+            impl<'de> serde::Deserialize<'de> for __Reply {
+                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
+                    struct V;
+                    impl<'de> serde::de::Visitor<'de> for V {
+                        type Value = __Reply;
+                        fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                            f.write_str("a reply")
+                        }
+                        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> ::std::result::Result<__Reply, A::Error> {
+                            let index: u32 = $crate::__private::next(&mut seq)?;
+                            $(
+                                if index == __Index::$method as u32 {
+                                    return ::std::result::Result::Ok(__Reply::$method($crate::__private::next(&mut seq)?));
+                                }
+                            )*
+                            ::std::result::Result::Err($crate::__private::unknown_index(index))
+                        }
+                    }
+                    d.deserialize_tuple(2, V)
+                }
+            }
+
+            impl $crate::Request for __Request {
+                fn methods() -> &'static [&'static str] {
+                    &[$(stringify!($method)),*]
+                }
+                fn mutates(&self) -> bool {
+                    match self {
+                        $(__Request::$method { .. } => $crate::shared_type!(@mutates $recv),)*
+                    }
+                }
+            }
+
+            impl $crate::SharedObject for $ty {
+                type Request = __Request;
+                type Reply = __Reply;
+                fn dispatch(&mut self, request: __Request) -> __Reply {
+                    match request {
+                        $(__Request::$method { $($arg),* } => __Reply::$method(<$ty>::$method(self $(, $arg)*)),)*
+                    }
+                }
+            }
+
+            impl $crate::SharedType for $ty {
+                type Proxy = $proxy;
+                const SIGNATURE: &'static str = stringify!($( fn $method(& $recv $($self_)? $(, $arg : $argty)*) $(-> $ret)?; )*);
+            }
+
+            impl serde::Serialize for $proxy {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    serde::Serialize::serialize(&self.raw, s)
+                }
+            }
+
+            impl<'de> serde::Deserialize<'de> for $proxy {
+                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
+                    <$crate::RawProxy as serde::Deserialize<'de>>::deserialize(d).map(|raw| $proxy { raw })
+                }
+            }
+
+            impl $crate::Proxy for $proxy {
+                fn from_raw(raw: $crate::RawProxy) -> Self {
+                    $proxy { raw }
+                }
+                fn as_raw(&self) -> &$crate::RawProxy {
+                    &self.raw
+                }
+                fn tag() -> ::std::string::String {
+                    ::std::string::String::from(::std::any::type_name::<$ty>())
+                }
+            }
+
+            impl $proxy {
+                $(
+                    $(#[$mmeta])*
+                    #[doc = concat!("Calls `", stringify!($method), "` on the shared object; returns after the server applied it.")]
+                    #[allow(clippy::unused_unit)]
+                    pub fn $method(&self $(, $arg: $argty)*) -> ::std::result::Result<$crate::shared_type!(@ret $($ret)?), $crate::ManagerError> {
+                        match self.raw.request::<__Request, __Reply>(&__Request::$method { $($arg),* })? {
+                            __Reply::$method(r) => ::std::result::Result::Ok(r),
+                            #[allow(unreachable_patterns)]
+                            _ => ::std::result::Result::Err($crate::__private::unexpected_reply(::std::any::type_name::<$ty>())),
+                        }
+                    }
+                )*
+            }
+        };
     };
     (@ret) => { () };
     (@ret $ret:ty) => { $ret };
+    (@mutates mut) => { true };
+    (@mutates self) => { false };
 }

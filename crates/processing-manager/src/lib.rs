@@ -35,6 +35,7 @@
 
 mod address;
 mod auth;
+mod calls;
 mod client;
 mod custom;
 mod error;
@@ -47,6 +48,7 @@ mod sys;
 mod wire;
 
 pub use address::Address;
+pub use calls::Request;
 pub use client::RawProxy;
 pub use custom::{SharedObject, SharedType, TypeList, TypeTableRef};
 pub use error::{ManagerError, RemoteError, RemoteErrorKind};
@@ -62,19 +64,24 @@ pub use proxy::{
 #[doc(hidden)]
 pub mod __private {
     pub use serde;
-    pub use serde::{Deserialize, Serialize};
 
-    use crate::RemoteError;
+    use crate::ManagerError;
 
-    pub fn decode_args<A: serde::de::DeserializeOwned>(args: &[u8]) -> Result<A, RemoteError> {
-        processing_core::codec::decode(args).map_err(RemoteError::bad_args)
+    /// The next field of a request or reply.
+    pub fn next<'de, A: serde::de::SeqAccess<'de>, T: serde::Deserialize<'de>>(
+        seq: &mut A,
+    ) -> Result<T, A::Error> {
+        seq.next_element()?
+            .ok_or_else(|| serde::de::Error::custom("truncated request or reply"))
     }
 
-    pub fn encode_result<R: serde::Serialize>(result: &R) -> Result<Vec<u8>, RemoteError> {
-        processing_core::codec::encode(result).map_err(RemoteError::bad_args)
+    /// A request or reply whose method index the type does not have.
+    pub fn unknown_index<E: serde::de::Error>(index: u32) -> E {
+        E::custom(format_args!("no method #{index}"))
     }
 
-    pub fn unknown_method(type_name: &str, method: &str) -> RemoteError {
-        RemoteError::unknown_method(type_name, method)
+    /// A reply that does not answer the request.
+    pub fn unexpected_reply(type_name: &str) -> ManagerError {
+        crate::calls::unexpected_reply(type_name)
     }
 }

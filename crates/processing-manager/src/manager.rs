@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::address::Address;
+use crate::calls::{unexpected_reply, ControlReply, ControlRequest};
 use crate::client::{self, RawProxy, Remote};
 use crate::custom::{table_of, SharedType, TypeList};
 use crate::error::ManagerError;
@@ -483,7 +484,7 @@ macro_rules! creators {
         ) -> Result<Vec<Elem>, ManagerError> {
             values
                 .into_iter()
-                .map(|v| client::encode_elem(self.remote(), &v))
+                .map(|v| client::encode_elem(self.remote(), &v).map_err(ManagerError::from))
                 .collect()
         }
     };
@@ -547,7 +548,10 @@ impl Manager {
 
     /// The number of live objects on the server (each freed when its last proxy is dropped).
     pub fn live_objects(&self) -> Result<usize, ManagerError> {
-        client::call::<_, u64>(&self.remote, 0, "objects", &()).map(|n| n as usize)
+        match client::control(&self.remote, &ControlRequest::Objects)? {
+            ControlReply::Objects(n) => Ok(n as usize),
+            _ => Err(unexpected_reply("manager")),
+        }
     }
 
     /// Creates or finds the object called `name`: objects made through the returned scope
@@ -571,7 +575,13 @@ impl Manager {
     /// The object called `name`, if one exists, as proxy type `P` (an error if it has another
     /// type).
     pub fn lookup<P: Proxy>(&self, name: &str) -> Result<Option<P>, ManagerError> {
-        let id: Option<u64> = client::call(&self.remote, 0, "lookup", &(name, P::tag()))?;
+        let request = ControlRequest::Lookup {
+            name: name.to_string(),
+            tag: P::tag(),
+        };
+        let ControlReply::Found(id) = client::control(&self.remote, &request)? else {
+            return Err(unexpected_reply("manager"));
+        };
         Ok(id.map(|id| P::from_raw(RawProxy::adopt(self.remote.clone(), id))))
     }
 
@@ -584,13 +594,11 @@ impl Manager {
 
     fn stop(&mut self) -> Result<(), ManagerError> {
         let Some(mut owner) = self.owner.take() else {
-            return client::call::<_, ()>(&self.remote, 0, "shutdown", &());
+            return client::control(&self.remote, &ControlRequest::Shutdown).map(drop);
         };
         if let Some(mut control) = owner.control.take() {
-            let mut request = 0u64.to_le_bytes().to_vec();
-            request.push(8);
-            request.extend_from_slice(b"shutdown");
-            if control.send(&[&request]).is_ok() {
+            let request = processing_core::codec::encode(&ControlRequest::Shutdown)?;
+            if control.send(&[&0u64.to_le_bytes(), &request]).is_ok() {
                 let _ = control
                     .stream
                     .set_read_timeout(Some(Duration::from_secs(5)));
@@ -617,8 +625,7 @@ impl Manager {
         tag: String,
         init: Init,
     ) -> Result<P, ManagerError> {
-        let id: u64 = client::call(&self.remote, 0, "create", &(kind, tag, init, None::<&str>))?;
-        Ok(P::from_raw(RawProxy::adopt(self.remote.clone(), id)))
+        create(&self.remote, kind, tag, init, None)
     }
 
     creators!();
@@ -656,14 +663,28 @@ impl Named<'_> {
         tag: String,
         init: Init,
     ) -> Result<P, ManagerError> {
-        let id: u64 = client::call(
-            self.remote(),
-            0,
-            "create",
-            &(kind, tag, init, Some(self.name)),
-        )?;
-        Ok(P::from_raw(RawProxy::adopt(self.remote().clone(), id)))
+        create(self.remote(), kind, tag, init, Some(self.name))
     }
 
     creators!();
+}
+
+/// Creates an object on the server (or finds the one called `name`) and wraps it in `P`.
+fn create<P: Proxy>(
+    remote: &Arc<Remote>,
+    kind: Kind,
+    tag: String,
+    init: Init,
+    name: Option<&str>,
+) -> Result<P, ManagerError> {
+    let request = ControlRequest::Create {
+        kind,
+        tag,
+        init,
+        name: name.map(str::to_string),
+    };
+    match client::control(remote, &request)? {
+        ControlReply::Created(id) => Ok(P::from_raw(RawProxy::adopt(remote.clone(), id))),
+        _ => Err(unexpected_reply("manager")),
+    }
 }

@@ -5,9 +5,15 @@
 //!    status byte and either a postcard [`Welcome`] or a UTF-8 reason. The version comes before
 //!    any postcard payload, so two builds that disagree fail with a clear error instead of
 //!    decoding each other's bytes.
-//! 2. **Calls**: a request frame is `object id (u64 LE) | method name length (u8) | method name |
-//!    postcard arguments`; the response frame is `0 | postcard result` or `1 | postcard
-//!    RemoteError`. Object 0 is the server itself (create, incref, decref, lookup, shutdown).
+//! 2. **Calls**: a request frame is `object id (u64 LE) | postcard request`, the request being
+//!    a variant of the object type's request enum (see [`crate::calls`]: its variant index
+//!    names the method, its fields are the arguments); the response frame is `0 | postcard
+//!    reply` (a variant of the type's reply enum) or `1 | postcard RemoteError`. Object 0 is the
+//!    server itself (create, incref, decref, lookup, shutdown).
+//!
+//! Versions: 2 named methods by strings (`name length | name | argument tuple`); 3 (this one)
+//! sends typed request enums, and expected outcomes (empty, full, timeout, closed, would block)
+//! are reply variants rather than remote errors.
 //!
 //! Values stored in shared containers travel as [`Elem`]s: their postcard bytes plus the ids of
 //! the proxies of the same manager embedded in them, so the server can count those references.
@@ -17,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::RemoteError;
 
 /// The version of the manager wire protocol; both sides must speak the same one.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 const MAGIC: &[u8; 4] = b"PMGR";
 
@@ -121,32 +127,14 @@ pub(crate) fn check_versioned(frame: &[u8]) -> Result<&[u8], String> {
     Ok(&frame[8..])
 }
 
-/// A request decoded from its frame.
-#[derive(Debug)]
-pub(crate) struct Request<'a> {
-    pub(crate) object: u64,
-    pub(crate) method: &'a str,
-    pub(crate) args: &'a [u8],
-}
-
-/// Splits a request frame.
-pub(crate) fn parse_request(frame: &[u8]) -> Result<Request<'_>, RemoteError> {
+/// Splits a request frame into the object id and the encoded request.
+pub(crate) fn parse_request(frame: &[u8]) -> Result<(u64, &[u8]), RemoteError> {
     if frame.len() < 9 {
         return Err(RemoteError::bad_args("request frame too short"));
     }
     let mut id = [0u8; 8];
     id.copy_from_slice(&frame[..8]);
-    let mlen = frame[8] as usize;
-    let rest = &frame[9..];
-    if rest.len() < mlen {
-        return Err(RemoteError::bad_args("request frame truncated"));
-    }
-    let method = std::str::from_utf8(&rest[..mlen]).map_err(RemoteError::bad_args)?;
-    Ok(Request {
-        object: u64::from_le_bytes(id),
-        method,
-        args: &rest[mlen..],
-    })
+    Ok((u64::from_le_bytes(id), &frame[8..]))
 }
 
 /// Status byte of a successful response.
@@ -243,12 +231,9 @@ mod tests {
     #[test]
     fn request_frame_round_trip_and_truncation() {
         let mut frame = 7u64.to_le_bytes().to_vec();
-        frame.push(4);
-        frame.extend_from_slice(b"push");
         frame.extend_from_slice(&[1, 2, 3]);
-        let r = parse_request(&frame).unwrap();
-        assert_eq!((r.object, r.method, r.args), (7, "push", &[1u8, 2, 3][..]));
-        assert!(parse_request(&frame[..11]).is_err());
+        assert_eq!(parse_request(&frame).unwrap(), (7, &[1u8, 2, 3][..]));
+        assert!(parse_request(&frame[..8]).is_err());
         assert!(parse_request(&frame[..3]).is_err());
     }
 
@@ -260,6 +245,11 @@ mod tests {
         assert!(check_versioned(&frame)
             .unwrap_err()
             .contains("version mismatch"));
+        // A peer of the previous version (string method names) is refused by its version.
+        let mut old = versioned(b"x");
+        old[4..8].copy_from_slice(&2u32.to_le_bytes());
+        let e = check_versioned(&old).unwrap_err();
+        assert!(e.contains("this side speaks 3, the peer 2"), "{e}");
         assert!(check_versioned(b"HTTP/1.1 200").is_err());
     }
 

@@ -10,10 +10,17 @@ use std::ops::{Bound, RangeBounds};
 use std::time::Duration;
 
 use processing_core::codec::encode;
+use processing_core::{BoxError, CodecError};
+use processing_sync::{AcquireError, BarrierError, ConditionError, ReleaseError};
+use processing_transport::queue::{
+    GetError, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, TaskDoneError,
+    TryGetError, TryPutError,
+};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::calls::*;
 use crate::client::RawProxy;
-use crate::error::{ManagerError, RemoteErrorKind};
+use crate::error::ManagerError;
 use crate::protocol::Elem;
 
 /// What every proxy type offers: conversion from and to the untyped [`RawProxy`], and the tag
@@ -28,8 +35,20 @@ pub trait Proxy: Sized {
     fn tag() -> String;
 }
 
-fn is_kind(e: &ManagerError, kind: RemoteErrorKind) -> bool {
-    e.as_remote().is_some_and(|r| r.kind == kind)
+/// Matches a reply; any other variant is an answer the request cannot have.
+macro_rules! expect {
+    ($reply:expr, $name:expr, $($pat:pat => $out:expr),+ $(,)?) => {
+        match $reply {
+            $($pat => $out,)+
+            #[allow(unreachable_patterns)]
+            _ => return Err(unexpected_reply($name).into()),
+        }
+    };
+}
+
+/// A manager failure as the cause carried by a `Manager(..)` variant of an operation's error.
+fn boxed(e: ManagerError) -> BoxError {
+    Box::new(e)
 }
 
 /// Python-style range bounds as sent to the server.
@@ -109,88 +128,108 @@ proxy_type!(
 );
 
 impl<T: Serialize + DeserializeOwned> ListProxy<T> {
+    fn call(&self, request: ListRequest) -> Result<ListReply, ManagerError> {
+        self.raw.request(&request)
+    }
+
+    fn done(&self, request: ListRequest) -> Result<(), ManagerError> {
+        expect!(self.call(request)?, "list", ListReply::Done => Ok(()))
+    }
+
     /// Appends `value`.
     pub fn push(&self, value: T) -> Result<(), ManagerError> {
-        let e = self.raw.elem(&value)?;
-        self.raw.call("push", &e)
+        let item = self.raw.elem(&value)?;
+        self.done(ListRequest::Push { item })
     }
 
     /// Appends every value of `values` (one call).
     pub fn extend(&self, values: impl IntoIterator<Item = T>) -> Result<(), ManagerError> {
-        let es = values
+        let items = values
             .into_iter()
             .map(|v| self.raw.elem(&v))
             .collect::<Result<Vec<Elem>, _>>()?;
-        self.raw.call("extend", &es)
+        self.done(ListRequest::Extend { items })
     }
 
     /// Inserts `value` before `index` (clamped to the list, as Python's `insert`).
     pub fn insert(&self, index: isize, value: T) -> Result<(), ManagerError> {
-        let e = self.raw.elem(&value)?;
-        self.raw.call("insert", &(index as i64, e))
+        let item = self.raw.elem(&value)?;
+        self.done(ListRequest::Insert {
+            index: index as i64,
+            item,
+        })
     }
 
     /// A copy of the element at `index`.
     pub fn get(&self, index: isize) -> Result<T, ManagerError> {
-        let e: Elem = self.raw.call("get", &(index as i64))?;
-        self.raw.value(e)
+        let request = ListRequest::Get {
+            index: index as i64,
+        };
+        expect!(self.call(request)?, "list", ListReply::Item(e) => Ok(self.raw.value(e)?))
     }
 
     /// Replaces the element at `index`.
     pub fn set(&self, index: isize, value: T) -> Result<(), ManagerError> {
-        let e = self.raw.elem(&value)?;
-        self.raw.call("set", &(index as i64, e))
+        let item = self.raw.elem(&value)?;
+        self.done(ListRequest::Set {
+            index: index as i64,
+            item,
+        })
     }
 
     /// Copies of the elements in `range` (Python slice semantics, clamped).
     pub fn slice(&self, range: impl RangeBounds<isize>) -> Result<Vec<T>, ManagerError> {
-        let es: Vec<Elem> = self.raw.call("slice", &bounds(range))?;
-        self.raw.values(es)
+        let (start, end) = bounds(range);
+        let request = ListRequest::Slice { start, end };
+        expect!(self.call(request)?, "list", ListReply::Items(es) => Ok(self.raw.values(es)?))
     }
 
     /// Removes and returns the last element, `None` when the list is empty.
     pub fn pop(&self) -> Result<Option<T>, ManagerError> {
-        match self.raw.call::<_, Elem>("pop", &None::<i64>) {
-            Ok(e) => Ok(Some(self.raw.value(e)?)),
-            Err(e) if is_kind(&e, RemoteErrorKind::IndexOutOfRange) => Ok(None),
-            Err(e) => Err(e),
-        }
+        expect!(self.call(ListRequest::Pop { index: None })?, "list",
+            ListReply::Item(e) => Ok(Some(self.raw.value(e)?)),
+            ListReply::Empty => Ok(None),
+        )
     }
 
     /// Removes and returns the element at `index`.
     pub fn pop_at(&self, index: isize) -> Result<T, ManagerError> {
-        let e: Elem = self.raw.call("pop", &Some(index as i64))?;
-        self.raw.value(e)
+        let request = ListRequest::Pop {
+            index: Some(index as i64),
+        };
+        expect!(self.call(request)?, "list", ListReply::Item(e) => Ok(self.raw.value(e)?))
     }
 
     /// Removes the first element equal to `value`; `false` when there is none.
     pub fn remove(&self, value: &T) -> Result<bool, ManagerError> {
-        match self.raw.call::<_, ()>("remove", &encode(value)?) {
-            Ok(()) => Ok(true),
-            Err(e) if is_kind(&e, RemoteErrorKind::NotFound) => Ok(false),
-            Err(e) => Err(e),
-        }
+        let request = ListRequest::Remove {
+            value: encode(value)?,
+        };
+        expect!(self.call(request)?, "list", ListReply::Found(found) => Ok(found))
     }
 
     /// The index of the first element equal to `value`.
     pub fn index(&self, value: &T) -> Result<Option<usize>, ManagerError> {
-        match self.raw.call::<_, u64>("index", &encode(value)?) {
-            Ok(i) => Ok(Some(i as usize)),
-            Err(e) if is_kind(&e, RemoteErrorKind::NotFound) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let request = ListRequest::Index {
+            value: encode(value)?,
+        };
+        expect!(self.call(request)?, "list", ListReply::Position(at) => Ok(at.map(|i| i as usize)))
     }
 
     /// How many elements equal `value`.
     pub fn count(&self, value: &T) -> Result<usize, ManagerError> {
-        self.raw
-            .call::<_, u64>("count", &encode(value)?)
-            .map(|n| n as usize)
+        let request = ListRequest::Count {
+            value: encode(value)?,
+        };
+        expect!(self.call(request)?, "list", ListReply::Count(n) => Ok(n as usize))
     }
 
     /// Whether an element equals `value`.
     pub fn contains(&self, value: &T) -> Result<bool, ManagerError> {
-        self.raw.call("contains", &encode(value)?)
+        let request = ListRequest::Contains {
+            value: encode(value)?,
+        };
+        expect!(self.call(request)?, "list", ListReply::Found(found) => Ok(found))
     }
 
     /// Sorts the list (stable).
@@ -211,25 +250,26 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         mut compare: impl FnMut(&T, &T) -> std::cmp::Ordering,
     ) -> Result<(), ManagerError> {
         loop {
-            let (version, es): (u64, Vec<Elem>) = self.raw.call("snapshot", &())?;
+            let (version, es) = expect!(self.call(ListRequest::Snapshot)?, "list",
+                ListReply::Snapshot { version, items } => (version, items));
             let values: Vec<T> = self.raw.values(es)?;
             let mut order: Vec<u32> = (0..values.len() as u32).collect();
             order.sort_by(|&a, &b| compare(&values[a as usize], &values[b as usize]));
-            match self.raw.call::<_, ()>("permute", &(version, order)) {
-                Err(e) if is_kind(&e, RemoteErrorKind::Conflict) => continue,
-                other => return other,
-            }
+            expect!(self.call(ListRequest::Permute { version, order })?, "list",
+                ListReply::Done => return Ok(()),
+                ListReply::Conflict => continue,
+            )
         }
     }
 
     /// Reverses the list in place.
     pub fn reverse(&self) -> Result<(), ManagerError> {
-        self.raw.call("reverse", &())
+        self.done(ListRequest::Reverse)
     }
 
     /// The number of elements.
     pub fn len(&self) -> Result<usize, ManagerError> {
-        self.raw.call::<_, u64>("len", &()).map(|n| n as usize)
+        expect!(self.call(ListRequest::Len)?, "list", ListReply::Count(n) => Ok(n as usize))
     }
 
     /// Whether the list is empty.
@@ -239,13 +279,12 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 
     /// Removes every element.
     pub fn clear(&self) -> Result<(), ManagerError> {
-        self.raw.call("clear", &())
+        self.done(ListRequest::Clear)
     }
 
     /// A copy of the whole list.
     pub fn to_vec(&self) -> Result<Vec<T>, ManagerError> {
-        let es: Vec<Elem> = self.raw.call("to_vec", &())?;
-        self.raw.values(es)
+        expect!(self.call(ListRequest::ToVec)?, "list", ListReply::Items(es) => Ok(self.raw.values(es)?))
     }
 }
 
@@ -267,45 +306,50 @@ proxy_type!(
 );
 
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
+    fn call(&self, request: DictRequest) -> Result<DictReply, ManagerError> {
+        self.raw.request(&request)
+    }
+
+    fn value_reply(&self, request: DictRequest) -> Result<Option<V>, ManagerError> {
+        expect!(self.call(request)?, "dict",
+            DictReply::Value(e) => Ok(e.map(|e| self.raw.value(e)).transpose()?))
+    }
+
     /// A copy of the value for `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>, ManagerError> {
-        let e: Option<Elem> = self.raw.call("get", &encode(key)?)?;
-        e.map(|e| self.raw.value(e)).transpose()
+        self.value_reply(DictRequest::Get { key: encode(key)? })
     }
 
     /// Sets `key` to `value`; returns the previous value.
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>, ManagerError> {
-        let (k, v) = (self.raw.elem(&key)?, self.raw.elem(&value)?);
-        let old: Option<Elem> = self.raw.call("insert", &(k, v))?;
-        old.map(|e| self.raw.value(e)).transpose()
+        let (key, value) = (self.raw.elem(&key)?, self.raw.elem(&value)?);
+        self.value_reply(DictRequest::Insert { key, value })
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&self, key: &K) -> Result<Option<V>, ManagerError> {
-        let old: Option<Elem> = self.raw.call("remove", &encode(key)?)?;
-        old.map(|e| self.raw.value(e)).transpose()
+        self.value_reply(DictRequest::Remove { key: encode(key)? })
     }
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &K) -> Result<bool, ManagerError> {
-        self.raw.call("contains_key", &encode(key)?)
+        let request = DictRequest::ContainsKey { key: encode(key)? };
+        expect!(self.call(request)?, "dict", DictReply::Found(found) => Ok(found))
     }
 
     /// Copies of the keys.
     pub fn keys(&self) -> Result<Vec<K>, ManagerError> {
-        let es: Vec<Elem> = self.raw.call("keys", &())?;
-        self.raw.values(es)
+        expect!(self.call(DictRequest::Keys)?, "dict", DictReply::Elems(es) => Ok(self.raw.values(es)?))
     }
 
     /// Copies of the values.
     pub fn values(&self) -> Result<Vec<V>, ManagerError> {
-        let es: Vec<Elem> = self.raw.call("values", &())?;
-        self.raw.values(es)
+        expect!(self.call(DictRequest::Values)?, "dict", DictReply::Elems(es) => Ok(self.raw.values(es)?))
     }
 
     /// Copies of the entries.
     pub fn items(&self) -> Result<Vec<(K, V)>, ManagerError> {
-        let es: Vec<(Elem, Elem)> = self.raw.call("items", &())?;
+        let es = expect!(self.call(DictRequest::Items)?, "dict", DictReply::Items(es) => es);
         es.into_iter()
             .map(|(k, v)| Ok((self.raw.value(k)?, self.raw.value(v)?)))
             .collect()
@@ -313,7 +357,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
 
     /// The number of entries.
     pub fn len(&self) -> Result<usize, ManagerError> {
-        self.raw.call::<_, u64>("len", &()).map(|n| n as usize)
+        expect!(self.call(DictRequest::Len)?, "dict", DictReply::Len(n) => Ok(n as usize))
     }
 
     /// Whether the dictionary is empty.
@@ -323,16 +367,16 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
 
     /// Removes every entry.
     pub fn clear(&self) -> Result<(), ManagerError> {
-        self.raw.call("clear", &())
+        expect!(self.call(DictRequest::Clear)?, "dict", DictReply::Done => Ok(()))
     }
 
     /// Inserts every entry of `items` (one call).
     pub fn update(&self, items: impl IntoIterator<Item = (K, V)>) -> Result<(), ManagerError> {
-        let es = items
+        let items = items
             .into_iter()
             .map(|(k, v)| Ok((self.raw.elem(&k)?, self.raw.elem(&v)?)))
             .collect::<Result<Vec<_>, ManagerError>>()?;
-        self.raw.call("update", &es)
+        expect!(self.call(DictRequest::Update { items })?, "dict", DictReply::Done => Ok(()))
     }
 }
 
@@ -354,38 +398,48 @@ proxy_type!(
 );
 
 impl NamespaceProxy {
+    fn call(&self, request: NamespaceRequest) -> Result<NamespaceReply, ManagerError> {
+        self.raw.request(&request)
+    }
+
     /// A copy of the attribute `name`, decoded as `T`.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ManagerError> {
-        let e: Option<Elem> = self.raw.call("get", &name)?;
-        e.map(|e| self.raw.value(e)).transpose()
+        let request = NamespaceRequest::Get { name: name.into() };
+        expect!(self.call(request)?, "namespace",
+            NamespaceReply::Value(e) => Ok(e.map(|e| self.raw.value(e)).transpose()?))
     }
 
     /// Sets the attribute `name`.
     pub fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), ManagerError> {
-        let e = self.raw.elem(value)?;
-        self.raw.call("set", &(name, e))
+        let value = self.raw.elem(value)?;
+        let request = NamespaceRequest::Set {
+            name: name.into(),
+            value,
+        };
+        expect!(self.call(request)?, "namespace", NamespaceReply::Done => Ok(()))
     }
 
     /// Removes the attribute `name`; whether it existed.
     pub fn remove(&self, name: &str) -> Result<bool, ManagerError> {
-        let e: Option<Elem> = self.raw.call("remove", &name)?;
-        Ok(match e {
-            Some(e) => {
+        let request = NamespaceRequest::Remove { name: name.into() };
+        expect!(self.call(request)?, "namespace",
+            NamespaceReply::Value(Some(e)) => {
                 self.raw.discard(e);
-                true
-            }
-            None => false,
-        })
+                Ok(true)
+            },
+            NamespaceReply::Value(None) => Ok(false),
+        )
     }
 
     /// Whether the attribute `name` exists.
     pub fn contains(&self, name: &str) -> Result<bool, ManagerError> {
-        self.raw.call("contains", &name)
+        let request = NamespaceRequest::Contains { name: name.into() };
+        expect!(self.call(request)?, "namespace", NamespaceReply::Found(found) => Ok(found))
     }
 
     /// The attribute names, sorted.
     pub fn names(&self) -> Result<Vec<String>, ManagerError> {
-        self.raw.call("names", &())
+        expect!(self.call(NamespaceRequest::Names)?, "namespace", NamespaceReply::Names(n) => Ok(n))
     }
 }
 
@@ -408,23 +462,26 @@ proxy_type!(
 );
 
 impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
+    fn call(&self, request: ValueRequest) -> Result<ValueReply, ManagerError> {
+        self.raw.request(&request)
+    }
+
     /// A copy of the value.
     pub fn get(&self) -> Result<T, ManagerError> {
-        let e: Elem = self.raw.call("get", &())?;
-        self.raw.value(e)
+        expect!(self.call(ValueRequest::Get)?, "value", ValueReply::Value(e) => Ok(self.raw.value(e)?))
     }
 
     /// Replaces the value.
     pub fn set(&self, value: T) -> Result<(), ManagerError> {
-        let e = self.raw.elem(&value)?;
-        self.raw.call("set", &e)
+        let value = self.raw.elem(&value)?;
+        expect!(self.call(ValueRequest::Set { value })?, "value", ValueReply::Done => Ok(()))
     }
 
     /// Replaces the value and returns the previous one (atomically).
     pub fn swap(&self, value: T) -> Result<T, ManagerError> {
-        let e = self.raw.elem(&value)?;
-        let old: Elem = self.raw.call("swap", &e)?;
-        self.raw.value(old)
+        let value = self.raw.elem(&value)?;
+        expect!(self.call(ValueRequest::Swap { value })?, "value",
+            ValueReply::Value(old) => Ok(self.raw.value(old)?))
     }
 }
 
@@ -442,21 +499,31 @@ proxy_type!(
 );
 
 impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
+    fn call(&self, request: ArrayRequest) -> Result<ArrayReply, ManagerError> {
+        self.raw.request(&request)
+    }
+
     /// A copy of the element at `index`.
     pub fn get(&self, index: isize) -> Result<T, ManagerError> {
-        let e: Elem = self.raw.call("get", &(index as i64))?;
-        self.raw.value(e)
+        let request = ArrayRequest::Get {
+            index: index as i64,
+        };
+        expect!(self.call(request)?, "array", ArrayReply::Item(e) => Ok(self.raw.value(e)?))
     }
 
     /// Replaces the element at `index`.
     pub fn set(&self, index: isize, value: T) -> Result<(), ManagerError> {
-        let e = self.raw.elem(&value)?;
-        self.raw.call("set", &(index as i64, e))
+        let item = self.raw.elem(&value)?;
+        let request = ArrayRequest::Set {
+            index: index as i64,
+            item,
+        };
+        expect!(self.call(request)?, "array", ArrayReply::Done => Ok(()))
     }
 
     /// The length.
     pub fn len(&self) -> Result<usize, ManagerError> {
-        self.raw.call::<_, u64>("len", &()).map(|n| n as usize)
+        expect!(self.call(ArrayRequest::Len)?, "array", ArrayReply::Len(n) => Ok(n as usize))
     }
 
     /// Whether the array has no elements.
@@ -466,70 +533,135 @@ impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
 
     /// A copy of every element.
     pub fn to_vec(&self) -> Result<Vec<T>, ManagerError> {
-        let es: Vec<Elem> = self.raw.call("to_vec", &())?;
-        self.raw.values(es)
+        expect!(self.call(ArrayRequest::ToVec)?, "array", ArrayReply::Items(es) => Ok(self.raw.values(es)?))
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 
+/// Why a queue request could not be sent.
+enum SendFail {
+    Encode(CodecError),
+    Manager(ManagerError),
+}
+
 macro_rules! queue_methods {
-    () => {
-        /// Puts `value`, waiting for room in a bounded queue.
-        pub fn put(&self, value: T) -> Result<(), ManagerError> {
-            let e = self.raw.elem(&value)?;
-            self.raw
-                .call::<_, bool>("put", &(e, true, None::<Duration>))
-                .map(drop)
+    ($name:expr) => {
+        fn call(&self, request: QueueRequest) -> Result<QueueReply, ManagerError> {
+            self.raw.request(&request)
         }
 
-        /// Puts `value` if there is room now; `false` (and the value dropped) otherwise.
-        pub fn try_put(&self, value: T) -> Result<bool, ManagerError> {
-            let e = self.raw.elem(&value)?;
-            self.raw.call("put", &(e, false, None::<Duration>))
+        fn send_put(&self, value: &T, wait: Wait) -> Result<QueueReply, SendFail> {
+            let item = self.raw.elem(value).map_err(SendFail::Encode)?;
+            self.call(QueueRequest::Put { item, wait })
+                .map_err(SendFail::Manager)
         }
 
-        /// Puts `value`, waiting at most `timeout` for room; `false` when it timed out.
-        pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<bool, ManagerError> {
-            let e = self.raw.elem(&value)?;
-            self.raw.call("put", &(e, true, Some(timeout)))
-        }
-
-        /// Takes the oldest item, waiting for one.
-        pub fn get(&self) -> Result<T, ManagerError> {
-            loop {
-                let e: Option<Elem> = self.raw.call("get", &(true, None::<Duration>))?;
-                if let Some(e) = e {
-                    return self.raw.value(e);
+        fn send_get(&self, wait: Wait) -> Result<Option<T>, Result<QueueReply, GetError>> {
+            match self.call(QueueRequest::Get { wait }) {
+                Ok(QueueReply::Item(e)) => {
+                    self.raw.value(e).map(Some).map_err(|e| Err(GetError::Decode(e)))
                 }
+                Ok(QueueReply::Closed) => Err(Err(GetError::Closed)),
+                Ok(other) => Err(Ok(other)),
+                Err(e) => Err(Err(GetError::Manager(boxed(e)))),
             }
         }
 
-        /// Takes the oldest item if there is one now.
-        pub fn try_get(&self) -> Result<Option<T>, ManagerError> {
-            let e: Option<Elem> = self.raw.call("get", &(false, None::<Duration>))?;
-            e.map(|e| self.raw.value(e)).transpose()
+        /// Puts `value`, waiting for room in a bounded queue. On failure the item comes back
+        /// inside the error (`Closed`, `Encode`, or `Manager` when the manager failed).
+        pub fn put(&self, value: T) -> Result<(), PutError<T>> {
+            match self.send_put(&value, Wait::Forever) {
+                Ok(QueueReply::Done) => Ok(()),
+                Ok(QueueReply::Closed) => Err(PutError::Closed(value)),
+                Ok(_) => Err(PutError::Manager(value, boxed(unexpected_reply($name)))),
+                Err(SendFail::Encode(e)) => Err(PutError::Encode(value, e)),
+                Err(SendFail::Manager(e)) => Err(PutError::Manager(value, boxed(e))),
+            }
         }
 
-        /// Takes the oldest item, waiting at most `timeout`; `None` when it timed out.
-        pub fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, ManagerError> {
-            let e: Option<Elem> = self.raw.call("get", &(true, Some(timeout)))?;
-            e.map(|e| self.raw.value(e)).transpose()
+        /// Puts `value` if there is room now; `Full` with the item otherwise.
+        pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
+            match self.send_put(&value, Wait::No) {
+                Ok(QueueReply::Done) => Ok(()),
+                Ok(QueueReply::Full) => Err(TryPutError::Full(value)),
+                Ok(QueueReply::Closed) => Err(TryPutError::Closed(value)),
+                Ok(_) => Err(TryPutError::Manager(value, boxed(unexpected_reply($name)))),
+                Err(SendFail::Encode(e)) => Err(TryPutError::Encode(value, e)),
+                Err(SendFail::Manager(e)) => Err(TryPutError::Manager(value, boxed(e))),
+            }
+        }
+
+        /// Puts `value`, waiting at most `timeout` for room (`Duration::MAX`: for ever);
+        /// `Timeout` with the item when it passed.
+        pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
+            match self.send_put(&value, Wait::timeout(timeout)) {
+                Ok(QueueReply::Done) => Ok(()),
+                Ok(QueueReply::Timeout) => Err(PutTimeoutError::Timeout(value)),
+                Ok(QueueReply::Closed) => Err(PutTimeoutError::Closed(value)),
+                Ok(_) => Err(PutTimeoutError::Manager(value, boxed(unexpected_reply($name)))),
+                Err(SendFail::Encode(e)) => Err(PutTimeoutError::Encode(value, e)),
+                Err(SendFail::Manager(e)) => Err(PutTimeoutError::Manager(value, boxed(e))),
+            }
+        }
+
+        /// Takes the oldest item, waiting for one; `Closed` once the queue is closed and
+        /// drained.
+        pub fn get(&self) -> Result<T, GetError> {
+            match self.send_get(Wait::Forever) {
+                Ok(Some(item)) => Ok(item),
+                Ok(None) | Err(Ok(_)) => Err(GetError::Manager(boxed(unexpected_reply($name)))),
+                Err(Err(e)) => Err(e),
+            }
+        }
+
+        /// Takes the oldest item if there is one now; `Empty` otherwise.
+        pub fn try_get(&self) -> Result<T, TryGetError> {
+            match self.send_get(Wait::No) {
+                Ok(Some(item)) => Ok(item),
+                Err(Ok(QueueReply::Empty)) => Err(TryGetError::Empty),
+                Ok(None) | Err(Ok(_)) => Err(TryGetError::Manager(boxed(unexpected_reply($name)))),
+                Err(Err(e)) => Err(e.into()),
+            }
+        }
+
+        /// Takes the oldest item, waiting at most `timeout` (`Duration::MAX`: for ever);
+        /// `Timeout` when none came.
+        pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
+            match self.send_get(Wait::timeout(timeout)) {
+                Ok(Some(item)) => Ok(item),
+                Err(Ok(QueueReply::Timeout)) => Err(GetTimeoutError::Timeout),
+                Ok(None) | Err(Ok(_)) => {
+                    Err(GetTimeoutError::Manager(boxed(unexpected_reply($name))))
+                }
+                Err(Err(e)) => Err(e.into()),
+            }
         }
 
         /// The number of items.
         pub fn len(&self) -> Result<usize, ManagerError> {
-            self.raw.call::<_, u64>("len", &()).map(|n| n as usize)
+            expect!(self.call(QueueRequest::Len)?, $name, QueueReply::Len(n) => Ok(n as usize))
         }
 
         /// Whether the queue is empty.
         pub fn is_empty(&self) -> Result<bool, ManagerError> {
-            self.raw.call("is_empty", &())
+            expect!(self.call(QueueRequest::IsEmpty)?, $name, QueueReply::Flag(b) => Ok(b))
         }
 
         /// Whether a bounded queue is full.
         pub fn is_full(&self) -> Result<bool, ManagerError> {
-            self.raw.call("is_full", &())
+            expect!(self.call(QueueRequest::IsFull)?, $name, QueueReply::Flag(b) => Ok(b))
+        }
+
+        /// Closes the queue: later puts fail with `Closed`; gets take what is left, then fail
+        /// with `Closed`. Blocked callers wake.
+        pub fn close(&self) -> Result<(), ManagerError> {
+            expect!(self.call(QueueRequest::Close)?, $name, QueueReply::Done => Ok(()))
+        }
+
+        /// Whether the queue was closed.
+        pub fn is_closed(&self) -> Result<bool, ManagerError> {
+            expect!(self.call(QueueRequest::IsClosed)?, $name, QueueReply::Flag(b) => Ok(b))
         }
     };
 }
@@ -537,19 +669,26 @@ macro_rules! queue_methods {
 proxy_type!(
     /// A shared FIFO queue (`Manager::queue`, `Manager::bounded_queue`).
     ///
+    /// Its operations have the shapes of `processing::Queue`'s, with the same error types: a
+    /// failed put hands the item back; the manager's own failure is the `Manager` variant,
+    /// whose source is the [`ManagerError`].
+    ///
     /// ```
     /// let m = processing_manager::Manager::start_in_thread().unwrap();
-    /// let q = m.queue::<String>().unwrap();
+    /// let q = m.bounded_queue::<String>(1).unwrap();
     /// q.put("job".into()).unwrap();
+    /// let e = q.try_put("another".into()).unwrap_err();
+    /// assert!(e.is_full());
+    /// assert_eq!(e.into_inner(), "another");
     /// assert_eq!(q.get().unwrap(), "job");
-    /// assert_eq!(q.try_get().unwrap(), None);
+    /// assert!(q.try_get().unwrap_err().is_empty());
     /// ```
     QueueProxy<T>,
     format!("queue<{}>", tn::<T>())
 );
 
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
-    queue_methods!();
+    queue_methods!("queue");
 }
 
 proxy_type!(
@@ -563,75 +702,166 @@ proxy_type!(
     /// assert_eq!(q.get().unwrap(), 1);
     /// q.task_done().unwrap();
     /// q.join().unwrap();
+    /// assert!(q.task_done().unwrap_err().is_too_many());
     /// ```
     JoinableQueueProxy<T>,
     format!("joinable_queue<{}>", tn::<T>())
 );
 
 impl<T: Serialize + DeserializeOwned> JoinableQueueProxy<T> {
-    queue_methods!();
+    queue_methods!("joinable queue");
 
-    /// Marks one item taken with `get` as processed.
-    pub fn task_done(&self) -> Result<(), ManagerError> {
-        self.raw.call("task_done", &())
+    /// Marks one item taken with `get` as processed; `TooMany` when every item put already
+    /// was.
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        match self.call(QueueRequest::TaskDone) {
+            Ok(QueueReply::Done) => Ok(()),
+            Ok(QueueReply::TooMany) => Err(TaskDoneError::TooMany),
+            Ok(_) => Err(TaskDoneError::Manager(boxed(unexpected_reply(
+                "joinable queue",
+            )))),
+            Err(e) => Err(TaskDoneError::Manager(boxed(e))),
+        }
     }
 
     /// Waits until every item put has been marked done.
     pub fn join(&self) -> Result<(), ManagerError> {
-        self.raw
-            .call::<_, bool>("join", &None::<Duration>)
-            .map(drop)
+        expect!(self.call(QueueRequest::Join { wait: Wait::Forever })?, "joinable queue",
+            QueueReply::Done => Ok(()))
     }
 
-    /// [`JoinableQueueProxy::join`] with a timeout; `false` when it timed out.
-    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        self.raw.call("join", &Some(timeout))
+    /// [`JoinableQueueProxy::join`] for at most `timeout` (`Duration::MAX`: for ever);
+    /// `Timeout` when some item is still not done.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinTimeoutError> {
+        let request = QueueRequest::Join {
+            wait: Wait::timeout(timeout),
+        };
+        match self.call(request) {
+            Ok(QueueReply::Done) => Ok(()),
+            Ok(QueueReply::Timeout) => Err(JoinTimeoutError::Timeout),
+            Ok(_) => Err(JoinTimeoutError::Manager(boxed(unexpected_reply(
+                "joinable queue",
+            )))),
+            Err(e) => Err(JoinTimeoutError::Manager(boxed(e))),
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 
-/// Releases a lock-like proxy when dropped (see `LockProxy::guard`).
+/// Which object a guard releases, and how.
+#[derive(Debug, Clone, Copy)]
+enum Holder {
+    Lock,
+    Semaphore,
+    Condition,
+}
+
+fn refused(r: Refused) -> ReleaseError {
+    match r {
+        Refused::NotLocked => ReleaseError::NotLocked,
+        Refused::NotOwner => ReleaseError::NotOwner,
+        Refused::Bound => ReleaseError::Bound,
+        Refused::Overflow => ReleaseError::Overflow,
+    }
+}
+
+/// Sends one release of `holder`'s kind for the object of `raw`.
+fn release(raw: &RawProxy, holder: Holder, n: u64) -> Result<(), ReleaseError> {
+    let manager = |e: ManagerError| ReleaseError::Manager(boxed(e));
+    let unexpected = |name| ReleaseError::Manager(boxed(unexpected_reply(name)));
+    match holder {
+        Holder::Lock => match raw.request(&LockRequest::Release).map_err(manager)? {
+            LockReply::Released => Ok(()),
+            LockReply::Refused(r) => Err(refused(r)),
+            _ => Err(unexpected("lock")),
+        },
+        Holder::Semaphore => {
+            match raw
+                .request(&SemaphoreRequest::Release { n })
+                .map_err(manager)?
+            {
+                SemaphoreReply::Released => Ok(()),
+                SemaphoreReply::Refused(r) => Err(refused(r)),
+                _ => Err(unexpected("semaphore")),
+            }
+        }
+        Holder::Condition => match raw.request(&ConditionRequest::Release).map_err(manager)? {
+            ConditionReply::Released => Ok(()),
+            ConditionReply::Refused(r) => Err(refused(r)),
+            _ => Err(unexpected("condition")),
+        },
+    }
+}
+
+/// Holds a lock, a semaphore unit or a condition's lock acquired through a proxy; releases it
+/// through the manager when dropped (a failure to release on drop is ignored: use
+/// [`ProxyGuard::release`] to see it). If the holding client dies, the server releases its
+/// locks (not semaphore units, which have no owner).
 #[derive(Debug)]
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct ProxyGuard<'a> {
     raw: &'a RawProxy,
+    holder: Holder,
+    armed: bool,
+}
+
+impl ProxyGuard<'_> {
+    /// Releases now and reports the outcome.
+    pub fn release(mut self) -> Result<(), ReleaseError> {
+        self.armed = false;
+        release(self.raw, self.holder, 1)
+    }
+
+    /// Keeps the lock held without a guard (release it later with the proxy's `release`).
+    pub fn forget(mut self) {
+        self.armed = false;
+    }
 }
 
 impl Drop for ProxyGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.raw.call::<_, ()>("release", &());
+        if self.armed {
+            let _ = release(self.raw, self.holder, 1);
+        }
     }
 }
 
+type Acquire<'a> = Result<ProxyGuard<'a>, AcquireError<ProxyGuard<'a>>>;
+
 macro_rules! lock_methods {
-    () => {
-        /// Acquires, waiting as long as needed.
-        pub fn acquire(&self) -> Result<(), ManagerError> {
-            loop {
-                if self
-                    .raw
-                    .call::<_, bool>("acquire", &(true, None::<Duration>))?
-                {
-                    return Ok(());
-                }
+    ($request:ident, $reply:ident, $holder:ident, $name:expr) => {
+        fn acquire_with(&self, wait: Wait) -> Acquire<'_> {
+            let reply = self
+                .raw
+                .request(&$request::Acquire { wait })
+                .map_err(|e| AcquireError::Manager(boxed(e)))?;
+            match reply {
+                $reply::Acquire(Acquired::Yes) => Ok(ProxyGuard {
+                    raw: &self.raw,
+                    holder: Holder::$holder,
+                    armed: true,
+                }),
+                $reply::Acquire(Acquired::WouldBlock) => Err(AcquireError::WouldBlock),
+                $reply::Acquire(Acquired::Timeout) => Err(AcquireError::Timeout),
+                _ => Err(AcquireError::Manager(boxed(unexpected_reply($name)))),
             }
         }
 
-        /// Acquires if possible now.
-        pub fn try_acquire(&self) -> Result<bool, ManagerError> {
-            self.raw.call("acquire", &(false, None::<Duration>))
+        /// Acquires, waiting as long as needed; the guard releases on drop.
+        pub fn acquire(&self) -> Acquire<'_> {
+            self.acquire_with(Wait::Forever)
         }
 
-        /// Acquires, waiting at most `timeout`; `false` when it timed out.
-        pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-            self.raw.call("acquire", &(true, Some(timeout)))
+        /// Acquires if possible now; `WouldBlock` when taken.
+        pub fn try_acquire(&self) -> Acquire<'_> {
+            self.acquire_with(Wait::No)
         }
 
-        /// Acquires and returns a guard that releases on drop.
-        pub fn guard(&self) -> Result<ProxyGuard<'_>, ManagerError> {
-            self.acquire()?;
-            Ok(ProxyGuard { raw: &self.raw })
+        /// Acquires, waiting at most `timeout` (`Duration::MAX`: for ever); `Timeout` when it
+        /// passed.
+        pub fn acquire_timeout(&self, timeout: Duration) -> Acquire<'_> {
+            self.acquire_with(Wait::timeout(timeout))
         }
     };
 }
@@ -644,27 +874,29 @@ proxy_type!(
     /// let m = processing_manager::Manager::start_in_thread().unwrap();
     /// let lock = m.lock().unwrap();
     /// {
-    ///     let _g = lock.guard().unwrap();
-    ///     assert!(!lock.try_acquire().unwrap());
+    ///     let _g = lock.acquire().unwrap();
+    ///     assert!(lock.try_acquire().unwrap_err().is_would_block());
     /// }
-    /// assert!(lock.try_acquire().unwrap());
-    /// lock.release().unwrap();
+    /// let g = lock.try_acquire().unwrap();
+    /// g.release().unwrap();
+    /// assert!(lock.release().unwrap_err().is_not_locked());
     /// ```
     LockProxy<>,
     "lock".to_string()
 );
 
 impl LockProxy {
-    lock_methods!();
+    lock_methods!(LockRequest, LockReply, Lock, "lock");
 
-    /// Releases (any client may release a held lock, as with Python's `Lock`).
-    pub fn release(&self) -> Result<(), ManagerError> {
-        self.raw.call("release", &())
+    /// Releases (any client may release a held lock, as with Python's `Lock`); `NotLocked`
+    /// when it is not held.
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        release(&self.raw, Holder::Lock, 1)
     }
 
     /// Whether the lock is held.
-    pub fn locked(&self) -> Result<bool, ManagerError> {
-        self.raw.call("locked", &())
+    pub fn is_locked(&self) -> Result<bool, ManagerError> {
+        expect!(self.raw.request(&LockRequest::Locked)?, "lock", LockReply::Locked(b) => Ok(b))
     }
 }
 
@@ -675,10 +907,10 @@ proxy_type!(
     /// ```
     /// let m = processing_manager::Manager::start_in_thread().unwrap();
     /// let r = m.rlock().unwrap();
-    /// r.acquire().unwrap();
-    /// r.acquire().unwrap();
-    /// r.release().unwrap();
-    /// r.release().unwrap();
+    /// let outer = r.acquire().unwrap();
+    /// let inner = r.acquire().unwrap();
+    /// drop(inner);
+    /// outer.release().unwrap();
     /// assert!(r.release().is_err());
     /// ```
     RLockProxy<>,
@@ -686,31 +918,32 @@ proxy_type!(
 );
 
 impl RLockProxy {
-    lock_methods!();
+    lock_methods!(LockRequest, LockReply, Lock, "rlock");
 
-    /// Releases one level; an error when this thread does not hold it.
-    pub fn release(&self) -> Result<(), ManagerError> {
-        self.raw.call("release", &())
+    /// Releases one level; `NotOwner` when this thread does not hold it.
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        release(&self.raw, Holder::Lock, 1)
     }
 }
 
 macro_rules! semaphore_methods {
-    () => {
-        lock_methods!();
+    ($name:expr) => {
+        lock_methods!(SemaphoreRequest, SemaphoreReply, Semaphore, $name);
 
         /// Releases one unit.
-        pub fn release(&self) -> Result<(), ManagerError> {
-            self.raw.call("release", &1u64)
+        pub fn release(&self) -> Result<(), ReleaseError> {
+            release(&self.raw, Holder::Semaphore, 1)
         }
 
         /// Releases `n` units.
-        pub fn release_n(&self, n: usize) -> Result<(), ManagerError> {
-            self.raw.call("release", &(n as u64))
+        pub fn release_n(&self, n: usize) -> Result<(), ReleaseError> {
+            release(&self.raw, Holder::Semaphore, n as u64)
         }
 
         /// The current count.
         pub fn value(&self) -> Result<usize, ManagerError> {
-            self.raw.call::<_, u64>("value", &()).map(|n| n as usize)
+            expect!(self.raw.request(&SemaphoreRequest::Value)?, $name,
+                SemaphoreReply::Value(n) => Ok(n as usize))
         }
     };
 }
@@ -721,10 +954,10 @@ proxy_type!(
     /// ```
     /// let m = processing_manager::Manager::start_in_thread().unwrap();
     /// let s = m.semaphore(2).unwrap();
-    /// s.acquire().unwrap();
-    /// s.acquire().unwrap();
-    /// assert!(!s.try_acquire().unwrap());
-    /// s.release().unwrap();
+    /// let a = s.acquire().unwrap();
+    /// let _b = s.acquire().unwrap();
+    /// assert!(s.try_acquire().unwrap_err().is_would_block());
+    /// drop(a);
     /// assert_eq!(s.value().unwrap(), 1);
     /// ```
     SemaphoreProxy<>,
@@ -732,7 +965,7 @@ proxy_type!(
 );
 
 impl SemaphoreProxy {
-    semaphore_methods!();
+    semaphore_methods!("semaphore");
 }
 
 proxy_type!(
@@ -742,14 +975,14 @@ proxy_type!(
     /// ```
     /// let m = processing_manager::Manager::start_in_thread().unwrap();
     /// let s = m.bounded_semaphore(1).unwrap();
-    /// assert!(s.release().is_err());
+    /// assert!(s.release().unwrap_err().is_bound());
     /// ```
     BoundedSemaphoreProxy<>,
     "bounded_semaphore".to_string()
 );
 
 impl BoundedSemaphoreProxy {
-    semaphore_methods!();
+    semaphore_methods!("bounded semaphore");
 }
 
 proxy_type!(
@@ -758,7 +991,7 @@ proxy_type!(
     /// ```
     /// let m = processing_manager::Manager::start_in_thread().unwrap();
     /// let c = m.condition().unwrap();
-    /// let _g = c.guard().unwrap();
+    /// let _g = c.acquire().unwrap();
     /// assert!(!c.wait_timeout(std::time::Duration::from_millis(10)).unwrap());
     /// c.notify_all().unwrap();
     /// ```
@@ -767,64 +1000,94 @@ proxy_type!(
 );
 
 impl ConditionProxy {
-    lock_methods!();
+    lock_methods!(ConditionRequest, ConditionReply, Condition, "condition");
+
+    fn call(&self, request: ConditionRequest) -> Result<ConditionReply, ConditionError> {
+        self.raw
+            .request(&request)
+            .map_err(|e| ConditionError::Manager(boxed(e)))
+    }
+
+    fn unexpected() -> ConditionError {
+        ConditionError::Manager(boxed(unexpected_reply("condition")))
+    }
+
+    fn wait_with(&self, wait: Wait) -> Result<bool, ConditionError> {
+        match self.call(ConditionRequest::Wait { wait })? {
+            ConditionReply::Waited(notified) => Ok(notified),
+            ConditionReply::NotOwner => Err(ConditionError::NotOwner),
+            _ => Err(Self::unexpected()),
+        }
+    }
+
+    fn notify_with(&self, request: ConditionRequest) -> Result<(), ConditionError> {
+        match self.call(request)? {
+            ConditionReply::Notified => Ok(()),
+            ConditionReply::NotOwner => Err(ConditionError::NotOwner),
+            _ => Err(Self::unexpected()),
+        }
+    }
 
     /// Releases one level of the underlying lock.
-    pub fn release(&self) -> Result<(), ManagerError> {
-        self.raw.call("release", &())
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        release(&self.raw, Holder::Condition, 1)
     }
 
-    /// Releases the lock, waits for a notification, re-acquires.
-    pub fn wait(&self) -> Result<(), ManagerError> {
-        self.raw
-            .call::<_, bool>("wait", &None::<Duration>)
-            .map(drop)
+    /// Releases the lock, waits for a notification, re-acquires; `NotOwner` when this thread
+    /// does not hold the lock.
+    pub fn wait(&self) -> Result<(), ConditionError> {
+        self.wait_with(Wait::Forever).map(drop)
     }
 
-    /// [`ConditionProxy::wait`] for at most `timeout`; `false` when it timed out.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        self.raw.call("wait", &Some(timeout))
+    /// [`ConditionProxy::wait`] for at most `timeout` (`Duration::MAX`: for ever); `true` when
+    /// notified, `false` when it timed out.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ConditionError> {
+        self.wait_with(Wait::timeout(timeout))
     }
 
-    /// Waits until `predicate` holds (checked with the lock held), at most `timeout` if given;
-    /// returns the predicate's last value.
-    pub fn wait_for(
+    /// Waits until `predicate` holds (checked with the lock held).
+    pub fn wait_for(&self, mut predicate: impl FnMut() -> bool) -> Result<(), ConditionError> {
+        while !predicate() {
+            self.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `predicate` holds, at most `timeout`; returns the predicate's last value.
+    pub fn wait_for_timeout(
         &self,
         mut predicate: impl FnMut() -> bool,
-        timeout: Option<Duration>,
-    ) -> Result<bool, ManagerError> {
+        timeout: Duration,
+    ) -> Result<bool, ConditionError> {
         // A timeout too large to represent (`Duration::MAX`) waits for ever.
-        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        let Some(deadline) = std::time::Instant::now().checked_add(timeout) else {
+            return self.wait_for(predicate).map(|()| true);
+        };
         loop {
             if predicate() {
                 return Ok(true);
             }
-            match deadline {
-                None => self.wait()?,
-                Some(d) => {
-                    let now = std::time::Instant::now();
-                    if now >= d {
-                        return Ok(predicate());
-                    }
-                    self.wait_timeout(d - now)?;
-                }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(predicate());
             }
+            self.wait_timeout(deadline - now)?;
         }
     }
 
     /// Wakes one waiter.
-    pub fn notify(&self) -> Result<(), ManagerError> {
-        self.raw.call("notify", &1u64)
+    pub fn notify(&self) -> Result<(), ConditionError> {
+        self.notify_with(ConditionRequest::Notify { n: 1 })
     }
 
     /// Wakes up to `n` waiters.
-    pub fn notify_n(&self, n: usize) -> Result<(), ManagerError> {
-        self.raw.call("notify", &(n as u64))
+    pub fn notify_n(&self, n: usize) -> Result<(), ConditionError> {
+        self.notify_with(ConditionRequest::Notify { n: n as u64 })
     }
 
     /// Wakes every waiter.
-    pub fn notify_all(&self) -> Result<(), ManagerError> {
-        self.raw.call("notify_all", &())
+    pub fn notify_all(&self) -> Result<(), ConditionError> {
+        self.notify_with(ConditionRequest::NotifyAll)
     }
 }
 
@@ -843,31 +1106,39 @@ proxy_type!(
 );
 
 impl EventProxy {
+    fn call(&self, request: EventRequest) -> Result<EventReply, ManagerError> {
+        self.raw.request(&request)
+    }
+
     /// Sets the flag, waking every waiter.
     pub fn set(&self) -> Result<(), ManagerError> {
-        self.raw.call("set", &())
+        expect!(self.call(EventRequest::Set)?, "event", EventReply::Done => Ok(()))
     }
 
     /// Clears the flag.
     pub fn clear(&self) -> Result<(), ManagerError> {
-        self.raw.call("clear", &())
+        expect!(self.call(EventRequest::Clear)?, "event", EventReply::Done => Ok(()))
     }
 
     /// Whether the flag is set.
     pub fn is_set(&self) -> Result<bool, ManagerError> {
-        self.raw.call("is_set", &())
+        expect!(self.call(EventRequest::IsSet)?, "event", EventReply::Flag(b) => Ok(b))
     }
 
     /// Waits until the flag is set.
     pub fn wait(&self) -> Result<(), ManagerError> {
-        self.raw
-            .call::<_, bool>("wait", &None::<Duration>)
-            .map(drop)
+        let request = EventRequest::Wait {
+            wait: Wait::Forever,
+        };
+        expect!(self.call(request)?, "event", EventReply::Flag(_) => Ok(()))
     }
 
-    /// Waits at most `timeout`; whether the flag is set.
+    /// Waits at most `timeout` (`Duration::MAX`: for ever); whether the flag is set.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        self.raw.call("wait", &Some(timeout))
+        let request = EventRequest::Wait {
+            wait: Wait::timeout(timeout),
+        };
+        expect!(self.call(request)?, "event", EventReply::Flag(b) => Ok(b))
     }
 }
 
@@ -879,51 +1150,62 @@ proxy_type!(
     /// let b = m.barrier(1).unwrap();
     /// assert_eq!(b.wait().unwrap(), 0);
     /// assert_eq!(b.parties().unwrap(), 1);
+    /// b.abort().unwrap();
+    /// assert!(b.wait().unwrap_err().is_broken());
     /// ```
     BarrierProxy<>,
     "barrier".to_string()
 );
 
 impl BarrierProxy {
-    /// Waits for all parties; returns this caller's arrival index. A broken barrier is a
-    /// remote error of kind `BrokenBarrier`.
-    pub fn wait(&self) -> Result<usize, ManagerError> {
-        self.raw
-            .call::<_, u64>("wait", &None::<Duration>)
-            .map(|n| n as usize)
+    fn call(&self, request: BarrierRequest) -> Result<BarrierReply, ManagerError> {
+        self.raw.request(&request)
     }
 
-    /// [`BarrierProxy::wait`] for at most `timeout`; timing out breaks the barrier.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, ManagerError> {
-        self.raw
-            .call::<_, u64>("wait", &Some(timeout))
-            .map(|n| n as usize)
+    fn wait_with(&self, wait: Wait) -> Result<usize, BarrierError> {
+        match self.call(BarrierRequest::Wait { wait }) {
+            Ok(BarrierReply::Passed(n)) => Ok(n as usize),
+            Ok(BarrierReply::Broken) => Err(BarrierError::Broken),
+            Ok(BarrierReply::Timeout) => Err(BarrierError::Timeout),
+            Ok(_) => Err(BarrierError::Manager(boxed(unexpected_reply("barrier")))),
+            Err(e) => Err(BarrierError::Manager(boxed(e))),
+        }
+    }
+
+    /// Waits for all parties; returns this caller's arrival index. `Broken` when the barrier
+    /// is (or becomes) broken.
+    pub fn wait(&self) -> Result<usize, BarrierError> {
+        self.wait_with(Wait::Forever)
+    }
+
+    /// [`BarrierProxy::wait`] for at most `timeout` (`Duration::MAX`: for ever); `Timeout`
+    /// when it passed, which breaks the barrier for the other parties.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BarrierError> {
+        self.wait_with(Wait::timeout(timeout))
     }
 
     /// Breaks the barrier: current and future waiters fail.
     pub fn abort(&self) -> Result<(), ManagerError> {
-        self.raw.call("abort", &())
+        expect!(self.call(BarrierRequest::Abort)?, "barrier", BarrierReply::Done => Ok(()))
     }
 
     /// Returns the barrier to its initial state; current waiters fail.
     pub fn reset(&self) -> Result<(), ManagerError> {
-        self.raw.call("reset", &())
+        expect!(self.call(BarrierRequest::Reset)?, "barrier", BarrierReply::Done => Ok(()))
     }
 
     /// The number of parties.
     pub fn parties(&self) -> Result<usize, ManagerError> {
-        self.raw.call::<_, u64>("parties", &()).map(|n| n as usize)
+        expect!(self.call(BarrierRequest::Parties)?, "barrier", BarrierReply::Count(n) => Ok(n as usize))
     }
 
     /// How many parties wait now.
     pub fn n_waiting(&self) -> Result<usize, ManagerError> {
-        self.raw
-            .call::<_, u64>("n_waiting", &())
-            .map(|n| n as usize)
+        expect!(self.call(BarrierRequest::NWaiting)?, "barrier", BarrierReply::Count(n) => Ok(n as usize))
     }
 
     /// Whether the barrier is broken.
     pub fn broken(&self) -> Result<bool, ManagerError> {
-        self.raw.call("broken", &())
+        expect!(self.call(BarrierRequest::Broken)?, "barrier", BarrierReply::Flag(b) => Ok(b))
     }
 }

@@ -130,10 +130,21 @@ fn custom_type_methods_errors_and_unknown_methods() {
     assert_eq!(e.as_remote().unwrap().kind, RemoteErrorKind::Panicked);
     assert_eq!(a.balance().unwrap(), 10);
     // `secret` exists on the type but is not exposed.
+    // A request of a method index the type does not have (its four methods are #0 to #3):
+    // what a client of another definition would send.
+    #[derive(Serialize)]
+    enum Bogus {
+        _Deposit,
+        _Withdraw,
+        _Balance,
+        _Boom,
+        Secret,
+    }
     let e = processing_manager::Proxy::as_raw(&a)
-        .call::<_, i64>("secret", &())
+        .request::<_, i64>(&Bogus::Secret)
         .unwrap_err();
     assert!(e.is_unknown_method(), "{e}");
+    assert_eq!(a.balance().unwrap(), 10);
 }
 
 #[test]
@@ -177,7 +188,12 @@ fn proxy_after_shutdown_is_an_error_not_a_hang() {
     m.shutdown().unwrap();
     assert!(waiter.join().unwrap().is_err());
     let e = q.put(1).unwrap_err();
-    assert!(e.is_disconnected(), "{e}");
+    assert!(e.is_manager(), "{e}");
+    let cause = std::error::Error::source(&e)
+        .and_then(|c| c.downcast_ref::<ManagerError>())
+        .expect("the manager's error is the source");
+    assert!(cause.is_disconnected(), "{cause}");
+    assert_eq!(e.into_inner(), 1);
     assert!(t.elapsed() < Duration::from_secs(10));
 }
 
@@ -198,7 +214,7 @@ fn blocking_primitives_across_threads() {
             std::thread::spawn(move || {
                 ev.wait().unwrap();
                 for _ in 0..50 {
-                    let _g = lock.guard().unwrap();
+                    let _g = lock.acquire().unwrap();
                     let v = counter.get().unwrap();
                     counter.set(v + 1).unwrap();
                 }
@@ -212,7 +228,7 @@ fn blocking_primitives_across_threads() {
         t.join().unwrap();
     }
     assert_eq!(counter.get().unwrap(), 100);
-    let _g = cond.guard().unwrap();
+    let _g = cond.acquire().unwrap();
     assert!(!cond.wait_timeout(Duration::from_millis(20)).unwrap());
 }
 
@@ -222,12 +238,12 @@ fn lock_held_by_a_vanished_client_is_released() {
     let lock = m.lock().unwrap();
     let l2 = lock.clone();
     std::thread::spawn(move || {
-        l2.acquire().unwrap();
+        l2.acquire().unwrap().forget();
         // The thread exits holding the lock: its connection closes.
     })
     .join()
     .unwrap();
-    assert!(lock.acquire_timeout(Duration::from_secs(10)).unwrap());
+    let _g = lock.acquire_timeout(Duration::from_secs(10)).unwrap();
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use processing_core::codec::{decode, encode};
 
 use crate::address::Address;
+use crate::calls::{decode_request, ControlReply, ControlRequest};
 use crate::custom::TypeTable;
 use crate::error::{ManagerError, RemoteError, RemoteErrorKind};
 use crate::protocol::{self, Elem, Hello, Welcome, STATUS_ERR, STATUS_OK};
@@ -373,13 +374,13 @@ impl Server {
             // call; the connection and the server go on.
             let (result, sent) = protocol::collect_sent_refs(|| {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    protocol::parse_request(&request).and_then(|req| {
-                        if req.object == 0 {
-                            self.control(&cx, req.method, req.args, &mut after)
+                    protocol::parse_request(&request).and_then(|(object, payload)| {
+                        if object == 0 {
+                            let request = decode_request("the manager", payload)?;
+                            self.control(&cx, request, &mut after)
+                                .and_then(|reply| encode(&reply).map_err(RemoteError::bad_args))
                         } else {
-                            self.registry
-                                .get(req.object)?
-                                .call(&cx, req.method, req.args)
+                            self.registry.get(object)?.call(&cx, payload)
                         }
                     })
                 }))
@@ -483,14 +484,16 @@ impl Server {
     fn control(
         &self,
         cx: &Cx<'_>,
-        method: &str,
-        a: &[u8],
+        request: ControlRequest,
         after: &mut After,
-    ) -> Result<Vec<u8>, RemoteError> {
-        let enc = |v: &dyn erased::Enc| v.enc();
-        match method {
-            "create" => {
-                let (kind, tag, init, name): (Kind, String, Init, Option<String>) = decode(a)?;
+    ) -> Result<ControlReply, RemoteError> {
+        match request {
+            ControlRequest::Create {
+                kind,
+                tag,
+                init,
+                name,
+            } => {
                 let id = match name {
                     None => self.create(cx, kind, tag, init)?,
                     Some(name) => {
@@ -508,38 +511,33 @@ impl Server {
                     }
                 };
                 self.registry.hold(cx.process, &[id]);
-                enc(&id)
+                Ok(ControlReply::Created(id))
             }
-            "lookup" => {
-                let (name, tag): (String, String) = decode(a)?;
-                match self.registry.lookup_name(&name) {
-                    Some(id) => {
-                        self.check_tag(id, &tag, &name)?;
-                        self.registry.hold(cx.process, &[id]);
-                        enc(&Some(id))
-                    }
-                    None => enc(&None::<u64>),
+            ControlRequest::Lookup { name, tag } => match self.registry.lookup_name(&name) {
+                Some(id) => {
+                    self.check_tag(id, &tag, &name)?;
+                    self.registry.hold(cx.process, &[id]);
+                    Ok(ControlReply::Found(Some(id)))
                 }
-            }
-            "incref" => {
-                let id: u64 = decode(a)?;
+                None => Ok(ControlReply::Found(None)),
+            },
+            ControlRequest::Incref { id } => {
                 self.registry.incref(id)?;
                 self.registry.hold(cx.process, &[id]);
-                enc(&())
+                Ok(ControlReply::Done)
             }
-            "decref" => {
-                let id: u64 = decode(a)?;
+            ControlRequest::Decref { id } => {
                 self.registry.unhold(cx.process, id);
                 self.registry.decref(id);
-                enc(&())
+                Ok(ControlReply::Done)
             }
-            "objects" => enc(&(self.registry.len() as u64)),
-            "shutdown" => {
+            ControlRequest::Objects => Ok(ControlReply::Objects(self.registry.len() as u64)),
+            ControlRequest::Shutdown => {
                 after.stop = true;
-                enc(&())
+                Ok(ControlReply::Done)
             }
-            "mailbox" => {
-                let path: std::path::PathBuf = decode::<String>(a)?.into();
+            ControlRequest::Mailbox { path } => {
+                let path: std::path::PathBuf = path.into();
                 // Only a mailbox file inside this server's own private directory.
                 let ours = match &self.address {
                     Address::Local(socket) => {
@@ -560,9 +558,8 @@ impl Server {
                 let mb = Mailbox::open(&path)
                     .map_err(|e| RemoteError::new(RemoteErrorKind::Refused, e.to_string()))?;
                 after.mailbox = Some(mb);
-                enc(&())
+                Ok(ControlReply::Done)
             }
-            _ => Err(RemoteError::unknown_method("manager", method)),
         }
     }
 
@@ -650,19 +647,4 @@ fn wake_address(address: &Address) -> Address {
         }
     }
     address.clone()
-}
-
-/// Encoding a control result without naming its type at each arm.
-mod erased {
-    use crate::error::RemoteError;
-
-    pub(super) trait Enc {
-        fn enc(&self) -> Result<Vec<u8>, RemoteError>;
-    }
-
-    impl<T: serde::Serialize> Enc for T {
-        fn enc(&self) -> Result<Vec<u8>, RemoteError> {
-            processing_core::codec::encode(self).map_err(RemoteError::bad_args)
-        }
-    }
 }

@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use processing_core::codec::{decode, encode};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use processing_core::codec::encode;
+use serde::{Deserialize, Serialize};
 
-use crate::custom::SharedObject;
+use crate::calls::*;
+use crate::custom::ErasedObject;
 use crate::error::{RemoteError, RemoteErrorKind};
 use crate::protocol::Elem;
 use crate::server::Cx;
@@ -43,8 +44,9 @@ pub(crate) enum Kind {
 pub(crate) trait Object: Send + Sync {
     /// The kind and element type this object was created with, e.g. `list<i32>`.
     fn tag(&self) -> &str;
-    /// Applies one call.
-    fn call(&self, cx: &Cx<'_>, method: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError>;
+    /// Applies one call: decodes the request (a variant of the type's request enum), returns
+    /// the encoded reply.
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError>;
     /// Takes the proxy references held by the contents (the object is being freed).
     fn drain_refs(&self) -> Vec<u64> {
         Vec::new()
@@ -53,12 +55,14 @@ pub(crate) trait Object: Send + Sync {
     fn on_disconnect(&self, _conn: u64) {}
 }
 
-fn ok<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, RemoteError> {
-    encode(v).map_err(|e| RemoteError::new(RemoteErrorKind::BadArguments, e.to_string()))
-}
-
-fn args<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RemoteError> {
-    decode(bytes).map_err(RemoteError::bad_args)
+/// Decodes a request of type `Q` for an object called `name`, applies `f`, encodes its reply.
+fn serve<Q: Request, R: Serialize>(
+    name: &str,
+    request: &[u8],
+    f: impl FnOnce(Q) -> Result<R, RemoteError>,
+) -> Result<Vec<u8>, RemoteError> {
+    let reply = f(decode_request::<Q>(name, request)?)?;
+    encode(&reply).map_err(|e| RemoteError::new(RemoteErrorKind::BadArguments, e.to_string()))
 }
 
 fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
@@ -72,16 +76,25 @@ fn refs_of<'a>(elems: impl IntoIterator<Item = &'a Elem>) -> Vec<u64> {
         .collect()
 }
 
-/// Waits on `cv` until `ready` holds, the deadline passes (`Ok(false)`), or the call is
-/// cancelled (the client went away or the server is stopping).
+/// Waits on `cv` until `ready` holds, the wait runs out (`Ok(false)`; `Wait::No` checks once),
+/// or the call is cancelled (the client went away or the server is stopping).
 fn wait_until<'g, S>(
     cx: &Cx<'_>,
     cv: &Condvar,
     mut guard: MutexGuard<'g, S>,
-    deadline: Option<Instant>,
+    wait: Wait,
     mut ready: impl FnMut(&mut S) -> bool,
 ) -> Result<(MutexGuard<'g, S>, bool), RemoteError> {
     const SLICE: Duration = Duration::from_millis(100);
+    let deadline = match wait {
+        Wait::No => {
+            let r = ready(&mut guard);
+            return Ok((guard, r));
+        }
+        // A timeout too large to represent is no deadline.
+        Wait::For(d) => Instant::now().checked_add(d),
+        Wait::Forever => None,
+    };
     loop {
         if ready(&mut guard) {
             return Ok((guard, true));
@@ -104,9 +117,13 @@ fn wait_until<'g, S>(
     }
 }
 
-/// The deadline of a wait; a timeout too large to represent (`Duration::MAX`) is no deadline.
-fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
+/// The reply of an acquire that did not get the lock: `WouldBlock` for one attempt, `Timeout`
+/// for a wait that ran out.
+fn not_acquired(wait: Wait) -> Acquired {
+    match wait {
+        Wait::No => Acquired::WouldBlock,
+        _ => Acquired::Timeout,
+    }
 }
 
 /// Python-style index: negative counts from the end; out of range is an error.
@@ -158,164 +175,129 @@ impl Object for ListObj {
         &self.tag
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let mut s = lock(&self.state);
-        let mutating = matches!(
-            method,
-            "push"
-                | "extend"
-                | "insert"
-                | "set"
-                | "pop"
-                | "remove"
-                | "reverse"
-                | "clear"
-                | "permute"
-        );
-        if mutating {
-            s.version += 1;
-        }
-        match method {
-            "push" => {
-                let e: Elem = args(a)?;
-                cx.adopt(&e)?;
-                s.items.push(e);
-                ok(&())
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        serve("list", request, |request: ListRequest| {
+            let mut s = lock(&self.state);
+            if request.mutates() {
+                s.version += 1;
             }
-            "extend" => {
-                let es: Vec<Elem> = args(a)?;
-                cx.adopt_all(&es)?;
-                s.items.extend(es);
-                ok(&())
-            }
-            "insert" => {
-                let (i, e): (i64, Elem) = args(a)?;
-                cx.adopt(&e)?;
-                let len = s.items.len();
-                let at = clamp(Some(i), len, len);
-                s.items.insert(at, e);
-                ok(&())
-            }
-            "get" => {
-                let i: i64 = args(a)?;
-                let at = index(i, s.items.len())?;
-                cx.share(&s.items[at]);
-                ok(&s.items[at])
-            }
-            "set" => {
-                let (i, e): (i64, Elem) = args(a)?;
-                let at = index(i, s.items.len())?;
-                cx.adopt(&e)?;
-                let old = std::mem::replace(&mut s.items[at], e);
-                cx.release(&old);
-                ok(&())
-            }
-            "slice" => {
-                let (start, end): (Option<i64>, Option<i64>) = args(a)?;
-                let len = s.items.len();
-                let (from, to) = (clamp(start, len, 0), clamp(end, len, len));
-                let part = if from < to {
-                    &s.items[from..to]
-                } else {
-                    &[][..]
-                };
-                cx.share_all(part);
-                ok(part)
-            }
-            "pop" => {
-                let i: Option<i64> = args(a)?;
-                let len = s.items.len();
-                if len == 0 {
-                    return Err(RemoteError::new(
-                        RemoteErrorKind::IndexOutOfRange,
-                        "pop from empty list",
-                    ));
+            Ok(match request {
+                ListRequest::Push { item } => {
+                    cx.adopt(&item)?;
+                    s.items.push(item);
+                    ListReply::Done
                 }
-                let at = index(i.unwrap_or(-1), len)?;
-                // The popped element's references pass to the caller's copy.
-                ok(&s.items.remove(at))
-            }
-            "remove" => {
-                let needle: Vec<u8> = args(a)?;
-                let Some(at) = s.items.iter().position(|e| e.bytes == needle) else {
-                    return Err(RemoteError::new(
-                        RemoteErrorKind::NotFound,
-                        "list.remove(x): x not in list",
-                    ));
-                };
-                let old = s.items.remove(at);
-                cx.release(&old);
-                ok(&())
-            }
-            "index" => {
-                let needle: Vec<u8> = args(a)?;
-                match s.items.iter().position(|e| e.bytes == needle) {
-                    Some(at) => ok(&(at as u64)),
-                    None => Err(RemoteError::new(
-                        RemoteErrorKind::NotFound,
-                        "value is not in list",
-                    )),
+                ListRequest::Extend { items } => {
+                    cx.adopt_all(&items)?;
+                    s.items.extend(items);
+                    ListReply::Done
                 }
-            }
-            "count" => {
-                let needle: Vec<u8> = args(a)?;
-                ok(&(s.items.iter().filter(|e| e.bytes == needle).count() as u64))
-            }
-            "contains" => {
-                let needle: Vec<u8> = args(a)?;
-                ok(&s.items.iter().any(|e| e.bytes == needle))
-            }
-            "reverse" => {
-                s.items.reverse();
-                ok(&())
-            }
-            "len" => ok(&(s.items.len() as u64)),
-            "clear" => {
-                let old = std::mem::take(&mut s.items);
-                cx.release_all(&old);
-                ok(&())
-            }
-            "to_vec" => {
-                cx.share_all(&s.items);
-                ok(&s.items)
-            }
-            "snapshot" => {
-                cx.share_all(&s.items);
-                ok(&(s.version, &s.items))
-            }
-            "permute" => {
-                let (version, order): (u64, Vec<u32>) = args(a)?;
-                // `version` was read before this call bumped it.
-                if version.checked_add(1) != Some(s.version) {
-                    return Err(RemoteError::new(
-                        RemoteErrorKind::Conflict,
-                        "list changed while sorting",
-                    ));
+                ListRequest::Insert { index, item } => {
+                    cx.adopt(&item)?;
+                    let len = s.items.len();
+                    let at = clamp(Some(index), len, len);
+                    s.items.insert(at, item);
+                    ListReply::Done
                 }
-                let len = s.items.len();
-                let mut seen = vec![false; len];
-                let valid = order.len() == len
-                    && order.iter().all(|&i| {
-                        (i as usize) < len && !std::mem::replace(&mut seen[i as usize], true)
-                    });
-                if !valid {
-                    return Err(RemoteError::bad_args("not a permutation of the list"));
+                ListRequest::Get { index: i } => {
+                    let at = index(i, s.items.len())?;
+                    cx.share(&s.items[at]);
+                    ListReply::Item(s.items[at].clone())
                 }
-                let mut old: Vec<Option<Elem>> =
-                    std::mem::take(&mut s.items).into_iter().map(Some).collect();
-                s.items = order
-                    .iter()
-                    .filter_map(|&i| old[i as usize].take())
-                    .collect();
-                ok(&())
-            }
-            _ => {
-                if mutating {
-                    s.version -= 1;
+                ListRequest::Set { index: i, item } => {
+                    let at = index(i, s.items.len())?;
+                    cx.adopt(&item)?;
+                    let old = std::mem::replace(&mut s.items[at], item);
+                    cx.release(&old);
+                    ListReply::Done
                 }
-                Err(RemoteError::unknown_method("list", method))
-            }
-        }
+                ListRequest::Slice { start, end } => {
+                    let len = s.items.len();
+                    let (from, to) = (clamp(start, len, 0), clamp(end, len, len));
+                    let part = if from < to {
+                        s.items[from..to].to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    cx.share_all(&part);
+                    ListReply::Items(part)
+                }
+                ListRequest::Pop { index: i } => {
+                    let len = s.items.len();
+                    if len == 0 && i.is_none() {
+                        return Ok(ListReply::Empty);
+                    }
+                    let at = index(i.unwrap_or(-1), len)?;
+                    // The popped element's references pass to the caller's copy.
+                    ListReply::Item(s.items.remove(at))
+                }
+                ListRequest::Remove { value } => {
+                    match s.items.iter().position(|e| e.bytes == value) {
+                        Some(at) => {
+                            let old = s.items.remove(at);
+                            cx.release(&old);
+                            ListReply::Found(true)
+                        }
+                        None => ListReply::Found(false),
+                    }
+                }
+                ListRequest::Index { value } => ListReply::Position(
+                    s.items
+                        .iter()
+                        .position(|e| e.bytes == value)
+                        .map(|at| at as u64),
+                ),
+                ListRequest::Count { value } => {
+                    ListReply::Count(s.items.iter().filter(|e| e.bytes == value).count() as u64)
+                }
+                ListRequest::Contains { value } => {
+                    ListReply::Found(s.items.iter().any(|e| e.bytes == value))
+                }
+                ListRequest::Reverse => {
+                    s.items.reverse();
+                    ListReply::Done
+                }
+                ListRequest::Len => ListReply::Count(s.items.len() as u64),
+                ListRequest::Clear => {
+                    let old = std::mem::take(&mut s.items);
+                    cx.release_all(&old);
+                    ListReply::Done
+                }
+                ListRequest::ToVec => {
+                    cx.share_all(&s.items);
+                    ListReply::Items(s.items.clone())
+                }
+                ListRequest::Snapshot => {
+                    cx.share_all(&s.items);
+                    ListReply::Snapshot {
+                        version: s.version,
+                        items: s.items.clone(),
+                    }
+                }
+                ListRequest::Permute { version, order } => {
+                    // `version` was read before this call bumped it.
+                    if version.checked_add(1) != Some(s.version) {
+                        return Ok(ListReply::Conflict);
+                    }
+                    let len = s.items.len();
+                    let mut seen = vec![false; len];
+                    let valid = order.len() == len
+                        && order.iter().all(|&i| {
+                            (i as usize) < len && !std::mem::replace(&mut seen[i as usize], true)
+                        });
+                    if !valid {
+                        return Err(RemoteError::bad_args("not a permutation of the list"));
+                    }
+                    let mut old: Vec<Option<Elem>> =
+                        std::mem::take(&mut s.items).into_iter().map(Some).collect();
+                    s.items = order
+                        .iter()
+                        .filter_map(|&i| old[i as usize].take())
+                        .collect();
+                    ListReply::Done
+                }
+            })
+        })
     }
 
     fn drain_refs(&self) -> Vec<u64> {
@@ -380,81 +362,72 @@ impl Object for DictObj {
         &self.tag
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let mut s = lock(&self.state);
-        match method {
-            "get" => {
-                let key: Vec<u8> = args(a)?;
-                let v = s
-                    .index
-                    .get(&key)
-                    .and_then(|seq| s.entries.get(seq))
-                    .map(|(_, v)| v);
-                if let Some(v) = v {
-                    cx.share(v);
-                }
-                ok(&v)
-            }
-            "insert" => {
-                let (k, v): (Elem, Elem) = args(a)?;
-                cx.adopt(&k)?;
-                cx.adopt(&v)?;
-                ok(&s.insert(cx, k, v))
-            }
-            "update" => {
-                let items: Vec<(Elem, Elem)> = args(a)?;
-                for (k, v) in &items {
-                    cx.adopt(k)?;
-                    cx.adopt(v)?;
-                }
-                for (k, v) in items {
-                    if let Some(old) = s.insert(cx, k, v) {
-                        cx.release(&old);
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        serve("dict", request, |request: DictRequest| {
+            let mut s = lock(&self.state);
+            Ok(match request {
+                DictRequest::Get { key } => {
+                    let v = s
+                        .index
+                        .get(&key)
+                        .and_then(|seq| s.entries.get(seq))
+                        .map(|(_, v)| v.clone());
+                    if let Some(v) = &v {
+                        cx.share(v);
                     }
+                    DictReply::Value(v)
                 }
-                ok(&())
-            }
-            "remove" => {
-                let key: Vec<u8> = args(a)?;
-                let removed = s.remove(&key).map(|(k, v)| {
+                DictRequest::Insert { key, value } => {
+                    cx.adopt(&key)?;
+                    cx.adopt(&value)?;
+                    DictReply::Value(s.insert(cx, key, value))
+                }
+                DictRequest::Update { items } => {
+                    for (k, v) in &items {
+                        cx.adopt(k)?;
+                        cx.adopt(v)?;
+                    }
+                    for (k, v) in items {
+                        if let Some(old) = s.insert(cx, k, v) {
+                            cx.release(&old);
+                        }
+                    }
+                    DictReply::Done
+                }
+                DictRequest::Remove { key } => DictReply::Value(s.remove(&key).map(|(k, v)| {
                     cx.release(&k);
                     v
-                });
-                ok(&removed)
-            }
-            "contains_key" => {
-                let key: Vec<u8> = args(a)?;
-                ok(&s.index.contains_key(&key))
-            }
-            "keys" => {
-                let keys: Vec<&Elem> = s.entries.values().map(|(k, _)| k).collect();
-                cx.share_all(keys.iter().copied());
-                ok(&keys)
-            }
-            "values" => {
-                let values: Vec<&Elem> = s.entries.values().map(|(_, v)| v).collect();
-                cx.share_all(values.iter().copied());
-                ok(&values)
-            }
-            "items" => {
-                let items: Vec<(&Elem, &Elem)> = s.entries.values().map(|(k, v)| (k, v)).collect();
-                for (k, v) in &items {
-                    cx.share(k);
-                    cx.share(v);
+                })),
+                DictRequest::ContainsKey { key } => DictReply::Found(s.index.contains_key(&key)),
+                DictRequest::Keys => {
+                    let keys: Vec<Elem> = s.entries.values().map(|(k, _)| k.clone()).collect();
+                    cx.share_all(&keys);
+                    DictReply::Elems(keys)
                 }
-                ok(&items)
-            }
-            "len" => ok(&(s.entries.len() as u64)),
-            "clear" => {
-                let old = std::mem::take(&mut *s);
-                for (k, v) in old.entries.values() {
-                    cx.release(k);
-                    cx.release(v);
+                DictRequest::Values => {
+                    let values: Vec<Elem> = s.entries.values().map(|(_, v)| v.clone()).collect();
+                    cx.share_all(&values);
+                    DictReply::Elems(values)
                 }
-                ok(&())
-            }
-            _ => Err(RemoteError::unknown_method("dict", method)),
-        }
+                DictRequest::Items => {
+                    let items: Vec<(Elem, Elem)> = s.entries.values().cloned().collect();
+                    for (k, v) in &items {
+                        cx.share(k);
+                        cx.share(v);
+                    }
+                    DictReply::Items(items)
+                }
+                DictRequest::Len => DictReply::Len(s.entries.len() as u64),
+                DictRequest::Clear => {
+                    let old = std::mem::take(&mut *s);
+                    for (k, v) in old.entries.values() {
+                        cx.release(k);
+                        cx.release(v);
+                    }
+                    DictReply::Done
+                }
+            })
+        })
     }
 
     fn drain_refs(&self) -> Vec<u64> {
@@ -486,36 +459,31 @@ impl Object for NamespaceObj {
         "namespace"
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let mut attrs = lock(&self.attrs);
-        match method {
-            "get" => {
-                let name: String = args(a)?;
-                let v = attrs.get(&name);
-                if let Some(v) = v {
-                    cx.share(v);
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        serve("namespace", request, |request: NamespaceRequest| {
+            let mut attrs = lock(&self.attrs);
+            Ok(match request {
+                NamespaceRequest::Get { name } => {
+                    let v = attrs.get(&name).cloned();
+                    if let Some(v) = &v {
+                        cx.share(v);
+                    }
+                    NamespaceReply::Value(v)
                 }
-                ok(&v)
-            }
-            "set" => {
-                let (name, v): (String, Elem) = args(a)?;
-                cx.adopt(&v)?;
-                if let Some(old) = attrs.insert(name, v) {
-                    cx.release(&old);
+                NamespaceRequest::Set { name, value } => {
+                    cx.adopt(&value)?;
+                    if let Some(old) = attrs.insert(name, value) {
+                        cx.release(&old);
+                    }
+                    NamespaceReply::Done
                 }
-                ok(&())
-            }
-            "remove" => {
-                let name: String = args(a)?;
-                ok(&attrs.remove(&name))
-            }
-            "contains" => {
-                let name: String = args(a)?;
-                ok(&attrs.contains_key(&name))
-            }
-            "names" => ok(&attrs.keys().collect::<Vec<_>>()),
-            _ => Err(RemoteError::unknown_method("namespace", method)),
-        }
+                NamespaceRequest::Remove { name } => NamespaceReply::Value(attrs.remove(&name)),
+                NamespaceRequest::Contains { name } => {
+                    NamespaceReply::Found(attrs.contains_key(&name))
+                }
+                NamespaceRequest::Names => NamespaceReply::Names(attrs.keys().cloned().collect()),
+            })
+        })
     }
 
     fn drain_refs(&self) -> Vec<u64> {
@@ -545,27 +513,26 @@ impl Object for ValueObj {
         &self.tag
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let mut v = lock(&self.value);
-        match method {
-            "get" => {
-                cx.share(&v);
-                ok(&*v)
-            }
-            "set" => {
-                let e: Elem = args(a)?;
-                cx.adopt(&e)?;
-                let old = std::mem::replace(&mut *v, e);
-                cx.release(&old);
-                ok(&())
-            }
-            "swap" => {
-                let e: Elem = args(a)?;
-                cx.adopt(&e)?;
-                ok(&std::mem::replace(&mut *v, e))
-            }
-            _ => Err(RemoteError::unknown_method("value", method)),
-        }
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        serve("value", request, |request: ValueRequest| {
+            let mut v = lock(&self.value);
+            Ok(match request {
+                ValueRequest::Get => {
+                    cx.share(&v);
+                    ValueReply::Value(v.clone())
+                }
+                ValueRequest::Set { value } => {
+                    cx.adopt(&value)?;
+                    let old = std::mem::replace(&mut *v, value);
+                    cx.release(&old);
+                    ValueReply::Done
+                }
+                ValueRequest::Swap { value } => {
+                    cx.adopt(&value)?;
+                    ValueReply::Value(std::mem::replace(&mut *v, value))
+                }
+            })
+        })
     }
 
     fn drain_refs(&self) -> Vec<u64> {
@@ -592,30 +559,29 @@ impl Object for ArrayObj {
         &self.tag
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let mut items = lock(&self.items);
-        match method {
-            "get" => {
-                let i: i64 = args(a)?;
-                let at = index(i, items.len())?;
-                cx.share(&items[at]);
-                ok(&items[at])
-            }
-            "set" => {
-                let (i, e): (i64, Elem) = args(a)?;
-                let at = index(i, items.len())?;
-                cx.adopt(&e)?;
-                let old = std::mem::replace(&mut items[at], e);
-                cx.release(&old);
-                ok(&())
-            }
-            "len" => ok(&(items.len() as u64)),
-            "to_vec" => {
-                cx.share_all(items.iter());
-                ok(&*items)
-            }
-            _ => Err(RemoteError::unknown_method("array", method)),
-        }
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        serve("array", request, |request: ArrayRequest| {
+            let mut items = lock(&self.items);
+            Ok(match request {
+                ArrayRequest::Get { index: i } => {
+                    let at = index(i, items.len())?;
+                    cx.share(&items[at]);
+                    ArrayReply::Item(items[at].clone())
+                }
+                ArrayRequest::Set { index: i, item } => {
+                    let at = index(i, items.len())?;
+                    cx.adopt(&item)?;
+                    let old = std::mem::replace(&mut items[at], item);
+                    cx.release(&old);
+                    ArrayReply::Done
+                }
+                ArrayRequest::Len => ArrayReply::Len(items.len() as u64),
+                ArrayRequest::ToVec => {
+                    cx.share_all(items.iter());
+                    ArrayReply::Items(items.clone())
+                }
+            })
+        })
     }
 
     fn drain_refs(&self) -> Vec<u64> {
@@ -629,6 +595,7 @@ impl Object for ArrayObj {
 struct QueueState {
     items: VecDeque<Elem>,
     unfinished: u64,
+    closed: bool,
 }
 
 pub(crate) struct QueueObj {
@@ -648,6 +615,7 @@ impl QueueObj {
             state: Mutex::new(QueueState {
                 items: VecDeque::new(),
                 unfinished: 0,
+                closed: false,
             }),
             changed: Condvar::new(),
         }
@@ -663,75 +631,84 @@ impl Object for QueueObj {
         &self.tag
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let s = lock(&self.state);
-        match method {
-            "put" => {
-                let (e, block, timeout): (Elem, bool, Option<Duration>) = args(a)?;
-                let (mut s, room) = if block {
-                    wait_until(cx, &self.changed, s, deadline(timeout), |s| !self.full(s))?
-                } else {
-                    let room = !self.full(&s);
-                    (s, room)
-                };
-                if !room {
-                    return ok(&false);
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        let name = if self.joinable {
+            "joinable queue"
+        } else {
+            "queue"
+        };
+        serve(name, request, |request: QueueRequest| {
+            let s = lock(&self.state);
+            Ok(match request {
+                QueueRequest::Put { item, wait } => {
+                    let (mut s, ready) =
+                        wait_until(cx, &self.changed, s, wait, |s| s.closed || !self.full(s))?;
+                    if s.closed {
+                        QueueReply::Closed
+                    } else if !ready {
+                        match wait {
+                            Wait::No => QueueReply::Full,
+                            _ => QueueReply::Timeout,
+                        }
+                    } else {
+                        cx.adopt(&item)?;
+                        s.items.push_back(item);
+                        s.unfinished += 1;
+                        self.changed.notify_all();
+                        QueueReply::Done
+                    }
                 }
-                cx.adopt(&e)?;
-                s.items.push_back(e);
-                s.unfinished += 1;
-                self.changed.notify_all();
-                ok(&true)
-            }
-            "get" => {
-                let (block, timeout): (bool, Option<Duration>) = args(a)?;
-                let (mut s, _) = if block {
-                    wait_until(cx, &self.changed, s, deadline(timeout), |s| {
-                        !s.items.is_empty()
-                    })?
-                } else {
-                    (s, true)
-                };
-                let item = s.items.pop_front();
-                if item.is_some() {
+                QueueRequest::Get { wait } => {
+                    let (mut s, _) = wait_until(cx, &self.changed, s, wait, |s| {
+                        s.closed || !s.items.is_empty()
+                    })?;
+                    match s.items.pop_front() {
+                        Some(item) => {
+                            self.changed.notify_all();
+                            QueueReply::Item(item)
+                        }
+                        None if s.closed => QueueReply::Closed,
+                        None if wait == Wait::No => QueueReply::Empty,
+                        None => QueueReply::Timeout,
+                    }
+                }
+                QueueRequest::Len => QueueReply::Len(s.items.len() as u64),
+                QueueRequest::IsEmpty => QueueReply::Flag(s.items.is_empty()),
+                QueueRequest::IsFull => QueueReply::Flag(self.full(&s)),
+                QueueRequest::Close => {
+                    let mut s = s;
+                    s.closed = true;
                     self.changed.notify_all();
+                    QueueReply::Done
                 }
-                ok(&item)
-            }
-            "len" => ok(&(s.items.len() as u64)),
-            "is_empty" => ok(&s.items.is_empty()),
-            "is_full" => ok(&self.full(&s)),
-            "task_done" if self.joinable => {
-                let mut s = s;
-                if s.unfinished == 0 {
-                    return Err(RemoteError::new(
-                        RemoteErrorKind::NotAcquired,
-                        "task_done() called too many times",
-                    ));
+                QueueRequest::IsClosed => QueueReply::Flag(s.closed),
+                QueueRequest::TaskDone if self.joinable => {
+                    let mut s = s;
+                    if s.unfinished == 0 {
+                        return Ok(QueueReply::TooMany);
+                    }
+                    s.unfinished -= 1;
+                    if s.unfinished == 0 {
+                        self.changed.notify_all();
+                    }
+                    QueueReply::Done
                 }
-                s.unfinished -= 1;
-                if s.unfinished == 0 {
-                    self.changed.notify_all();
+                QueueRequest::Join { wait } if self.joinable => {
+                    let (_s, done) = wait_until(cx, &self.changed, s, wait, |s| s.unfinished == 0)?;
+                    if done {
+                        QueueReply::Done
+                    } else {
+                        QueueReply::Timeout
+                    }
                 }
-                ok(&())
-            }
-            "join" if self.joinable => {
-                let timeout: Option<Duration> = args(a)?;
-                let (guard, done) = wait_until(cx, &self.changed, s, deadline(timeout), |s| {
-                    s.unfinished == 0
-                })?;
-                drop(guard);
-                ok(&done)
-            }
-            _ => Err(RemoteError::unknown_method(
-                if self.joinable {
-                    "joinable queue"
-                } else {
-                    "queue"
-                },
-                method,
-            )),
-        }
+                request @ (QueueRequest::TaskDone | QueueRequest::Join { .. }) => {
+                    return Err(RemoteError::unknown_method(
+                        "a queue that is not joinable",
+                        &format!("{request:?}"),
+                    ))
+                }
+            })
+        })
     }
 
     fn drain_refs(&self) -> Vec<u64> {
@@ -775,49 +752,44 @@ impl Object for LockObj {
         }
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let s = lock(&self.state);
-        match method {
-            "acquire" => {
-                let (block, timeout): (bool, Option<Duration>) = args(a)?;
-                let me = cx.conn;
-                let free = |s: &mut LockState| {
-                    s.owner.is_none() || (self.reentrant && s.owner == Some(me))
-                };
-                let (mut s, got) = if block {
-                    wait_until(cx, &self.changed, s, deadline(timeout), free)?
-                } else {
-                    let mut s = s;
-                    let got = free(&mut s);
-                    (s, got)
-                };
-                if got {
-                    s.owner = Some(me);
-                    s.count += 1;
-                }
-                ok(&got)
-            }
-            "release" => {
-                let mut s = s;
-                let held = s.owner.is_some() && (!self.reentrant || s.owner == Some(cx.conn));
-                if !held {
-                    let what = if self.reentrant {
-                        "cannot release un-acquired or foreign rlock"
-                    } else {
-                        "release of unlocked lock"
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        serve(self.tag(), request, |request: LockRequest| {
+            let s = lock(&self.state);
+            let me = cx.conn;
+            Ok(match request {
+                LockRequest::Acquire { wait } => {
+                    let free = |s: &mut LockState| {
+                        s.owner.is_none() || (self.reentrant && s.owner == Some(me))
                     };
-                    return Err(RemoteError::new(RemoteErrorKind::NotAcquired, what));
+                    let (mut s, got) = wait_until(cx, &self.changed, s, wait, free)?;
+                    LockReply::Acquire(if got {
+                        s.owner = Some(me);
+                        s.count += 1;
+                        Acquired::Yes
+                    } else {
+                        not_acquired(wait)
+                    })
                 }
-                s.count -= 1;
-                if s.count == 0 {
-                    s.owner = None;
-                    self.changed.notify_all();
+                LockRequest::Release => {
+                    let mut s = s;
+                    match s.owner {
+                        None => LockReply::Refused(Refused::NotLocked),
+                        Some(owner) if self.reentrant && owner != me => {
+                            LockReply::Refused(Refused::NotOwner)
+                        }
+                        Some(_) => {
+                            s.count -= 1;
+                            if s.count == 0 {
+                                s.owner = None;
+                                self.changed.notify_all();
+                            }
+                            LockReply::Released
+                        }
+                    }
                 }
-                ok(&())
-            }
-            "locked" => ok(&s.owner.is_some()),
-            _ => Err(RemoteError::unknown_method(self.tag(), method)),
-        }
+                LockRequest::Locked => LockReply::Locked(s.owner.is_some()),
+            })
+        })
     }
 
     fn on_disconnect(&self, conn: u64) {
@@ -858,43 +830,36 @@ impl Object for SemaphoreObj {
         }
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let v = lock(&self.value);
-        match method {
-            "acquire" => {
-                let (block, timeout): (bool, Option<Duration>) = args(a)?;
-                let (mut v, got) = if block {
-                    wait_until(cx, &self.changed, v, deadline(timeout), |v| *v > 0)?
-                } else {
-                    let got = *v > 0;
-                    (v, got)
-                };
-                if got {
-                    *v -= 1;
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        serve(self.tag(), request, |request: SemaphoreRequest| {
+            let v = lock(&self.value);
+            Ok(match request {
+                SemaphoreRequest::Acquire { wait } => {
+                    let (mut v, got) = wait_until(cx, &self.changed, v, wait, |v| *v > 0)?;
+                    SemaphoreReply::Acquire(if got {
+                        *v -= 1;
+                        Acquired::Yes
+                    } else {
+                        not_acquired(wait)
+                    })
                 }
-                ok(&got)
-            }
-            "release" => {
-                let n: u64 = args(a)?;
-                let mut v = v;
-                let Some(after) = v.checked_add(n) else {
-                    return Err(RemoteError::bad_args("semaphore value would overflow"));
-                };
-                if let Some(bound) = self.bound {
-                    if after > bound {
-                        return Err(RemoteError::new(
-                            RemoteErrorKind::NotAcquired,
-                            "semaphore released too many times",
-                        ));
+                SemaphoreRequest::Release { n } => {
+                    let mut v = v;
+                    match v.checked_add(n) {
+                        None => SemaphoreReply::Refused(Refused::Overflow),
+                        Some(after) if self.bound.is_some_and(|b| after > b) => {
+                            SemaphoreReply::Refused(Refused::Bound)
+                        }
+                        Some(after) => {
+                            *v = after;
+                            self.changed.notify_all();
+                            SemaphoreReply::Released
+                        }
                     }
                 }
-                *v = after;
-                self.changed.notify_all();
-                ok(&())
-            }
-            "value" => ok(&*v),
-            _ => Err(RemoteError::unknown_method(self.tag(), method)),
-        }
+                SemaphoreRequest::Value => SemaphoreReply::Value(*v),
+            })
+        })
     }
 }
 
@@ -924,112 +889,101 @@ impl ConditionObj {
     }
 }
 
-fn not_owner() -> RemoteError {
-    RemoteError::new(
-        RemoteErrorKind::NotAcquired,
-        "cannot use an un-acquired condition",
-    )
-}
-
 impl Object for ConditionObj {
     fn tag(&self) -> &str {
         "condition"
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let me = cx.conn;
-        let s = lock(&self.state);
-        match method {
-            "acquire" => {
-                let (block, timeout): (bool, Option<Duration>) = args(a)?;
-                let free = |s: &mut CondState| s.owner.is_none() || s.owner == Some(me);
-                let (mut s, got) = if block {
-                    wait_until(cx, &self.changed, s, deadline(timeout), free)?
-                } else {
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        serve("condition", request, |request: ConditionRequest| {
+            let me = cx.conn;
+            let s = lock(&self.state);
+            Ok(match request {
+                ConditionRequest::Acquire { wait } => {
+                    let free = |s: &mut CondState| s.owner.is_none() || s.owner == Some(me);
+                    let (mut s, got) = wait_until(cx, &self.changed, s, wait, free)?;
+                    ConditionReply::Acquire(if got {
+                        s.owner = Some(me);
+                        s.count += 1;
+                        Acquired::Yes
+                    } else {
+                        not_acquired(wait)
+                    })
+                }
+                ConditionRequest::Release => {
                     let mut s = s;
-                    let got = free(&mut s);
-                    (s, got)
-                };
-                if got {
-                    s.owner = Some(me);
-                    s.count += 1;
-                }
-                ok(&got)
-            }
-            "release" => {
-                let mut s = s;
-                if s.owner != Some(me) {
-                    return Err(not_owner());
-                }
-                s.count -= 1;
-                if s.count == 0 {
-                    s.owner = None;
-                    self.changed.notify_all();
-                }
-                ok(&())
-            }
-            "wait" => {
-                let timeout: Option<Duration> = args(a)?;
-                let mut s = s;
-                if s.owner != Some(me) {
-                    return Err(not_owner());
-                }
-                let saved = s.count;
-                s.owner = None;
-                s.count = 0;
-                let ticket = s.next_ticket;
-                s.next_ticket += 1;
-                s.waiting.push_back(ticket);
-                self.changed.notify_all();
-                let waited = wait_until(cx, &self.changed, s, deadline(timeout), |s| {
-                    s.notified.contains(&ticket)
-                });
-                let (s, notified) = match waited {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let mut s = lock(&self.state);
-                        s.waiting.retain(|&t| t != ticket);
-                        s.notified.remove(&ticket);
-                        return Err(e);
+                    match s.owner {
+                        None => ConditionReply::Refused(Refused::NotLocked),
+                        Some(owner) if owner != me => ConditionReply::Refused(Refused::NotOwner),
+                        Some(_) => {
+                            s.count -= 1;
+                            if s.count == 0 {
+                                s.owner = None;
+                                self.changed.notify_all();
+                            }
+                            ConditionReply::Released
+                        }
                     }
-                };
-                let mut s = s;
-                s.waiting.retain(|&t| t != ticket);
-                s.notified.remove(&ticket);
-                // Re-acquire before returning, as threading.Condition does.
-                let (mut s, _) = wait_until(cx, &self.changed, s, None, |s| s.owner.is_none())?;
-                s.owner = Some(me);
-                s.count = saved;
-                ok(&notified)
-            }
-            "notify" => {
-                let n: u64 = args(a)?;
-                let mut s = s;
-                if s.owner != Some(me) {
-                    return Err(not_owner());
                 }
-                for _ in 0..n {
-                    let Some(t) = s.waiting.pop_front() else {
-                        break;
+                ConditionRequest::Wait { wait } => {
+                    let mut s = s;
+                    if s.owner != Some(me) {
+                        return Ok(ConditionReply::NotOwner);
+                    }
+                    let saved = s.count;
+                    s.owner = None;
+                    s.count = 0;
+                    let ticket = s.next_ticket;
+                    s.next_ticket += 1;
+                    s.waiting.push_back(ticket);
+                    self.changed.notify_all();
+                    let waited =
+                        wait_until(cx, &self.changed, s, wait, |s| s.notified.contains(&ticket));
+                    let (mut s, notified) = match waited {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let mut s = lock(&self.state);
+                            s.waiting.retain(|&t| t != ticket);
+                            s.notified.remove(&ticket);
+                            return Err(e);
+                        }
                     };
-                    s.notified.insert(t);
+                    s.waiting.retain(|&t| t != ticket);
+                    s.notified.remove(&ticket);
+                    // Re-acquire before returning, as threading.Condition does.
+                    let (mut s, _) =
+                        wait_until(cx, &self.changed, s, Wait::Forever, |s| s.owner.is_none())?;
+                    s.owner = Some(me);
+                    s.count = saved;
+                    ConditionReply::Waited(notified)
                 }
-                self.changed.notify_all();
-                ok(&())
-            }
-            "notify_all" => {
-                let mut s = s;
-                if s.owner != Some(me) {
-                    return Err(not_owner());
+                ConditionRequest::Notify { n } => {
+                    let mut s = s;
+                    if s.owner != Some(me) {
+                        return Ok(ConditionReply::NotOwner);
+                    }
+                    for _ in 0..n {
+                        let Some(t) = s.waiting.pop_front() else {
+                            break;
+                        };
+                        s.notified.insert(t);
+                    }
+                    self.changed.notify_all();
+                    ConditionReply::Notified
                 }
-                while let Some(t) = s.waiting.pop_front() {
-                    s.notified.insert(t);
+                ConditionRequest::NotifyAll => {
+                    let mut s = s;
+                    if s.owner != Some(me) {
+                        return Ok(ConditionReply::NotOwner);
+                    }
+                    while let Some(t) = s.waiting.pop_front() {
+                        s.notified.insert(t);
+                    }
+                    self.changed.notify_all();
+                    ConditionReply::Notified
                 }
-                self.changed.notify_all();
-                ok(&())
-            }
-            _ => Err(RemoteError::unknown_method("condition", method)),
-        }
+            })
+        })
     }
 
     fn on_disconnect(&self, conn: u64) {
@@ -1064,27 +1018,26 @@ impl Object for EventObj {
         "event"
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let mut flag = lock(&self.flag);
-        match method {
-            "set" => {
-                *flag = true;
-                self.changed.notify_all();
-                ok(&())
-            }
-            "clear" => {
-                *flag = false;
-                ok(&())
-            }
-            "is_set" => ok(&*flag),
-            "wait" => {
-                let timeout: Option<Duration> = args(a)?;
-                let (guard, set) = wait_until(cx, &self.changed, flag, deadline(timeout), |f| *f)?;
-                drop(guard);
-                ok(&set)
-            }
-            _ => Err(RemoteError::unknown_method("event", method)),
-        }
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        serve("event", request, |request: EventRequest| {
+            let mut flag = lock(&self.flag);
+            Ok(match request {
+                EventRequest::Set => {
+                    *flag = true;
+                    self.changed.notify_all();
+                    EventReply::Done
+                }
+                EventRequest::Clear => {
+                    *flag = false;
+                    EventReply::Done
+                }
+                EventRequest::IsSet => EventReply::Flag(*flag),
+                EventRequest::Wait { wait } => {
+                    let (_flag, set) = wait_until(cx, &self.changed, flag, wait, |f| *f)?;
+                    EventReply::Flag(set)
+                }
+            })
+        })
     }
 }
 
@@ -1119,77 +1072,75 @@ impl BarrierObj {
     }
 }
 
-fn broken() -> RemoteError {
-    RemoteError::new(RemoteErrorKind::BrokenBarrier, "the barrier is broken")
-}
-
 impl Object for BarrierObj {
     fn tag(&self) -> &str {
         "barrier"
     }
 
-    fn call(&self, cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let mut s = lock(&self.state);
-        match method {
-            "wait" => {
-                let timeout: Option<Duration> = args(a)?;
-                if s.broken {
-                    return Err(broken());
-                }
-                let arrival = s.count;
-                s.count += 1;
-                if s.count == self.parties {
-                    s.count = 0;
-                    s.generation += 1;
-                    self.changed.notify_all();
-                    return ok(&arrival);
-                }
-                let generation = s.generation;
-                let waited = wait_until(cx, &self.changed, s, deadline(timeout), |s| {
-                    s.generation != generation || s.broken
-                });
-                let (mut s, passed) = match waited {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let mut s = lock(&self.state);
+    fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        serve("barrier", request, |request: BarrierRequest| {
+            let mut s = lock(&self.state);
+            Ok(match request {
+                BarrierRequest::Wait { wait } => {
+                    if s.broken {
+                        return Ok(BarrierReply::Broken);
+                    }
+                    let arrival = s.count;
+                    s.count += 1;
+                    if s.count == self.parties {
+                        s.count = 0;
+                        s.generation += 1;
+                        self.changed.notify_all();
+                        return Ok(BarrierReply::Passed(arrival));
+                    }
+                    let generation = s.generation;
+                    let waited = wait_until(cx, &self.changed, s, wait, |s| {
+                        s.generation != generation || s.broken
+                    });
+                    let (mut s, passed) = match waited {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let mut s = lock(&self.state);
+                            s.broken = true;
+                            self.changed.notify_all();
+                            return Err(e);
+                        }
+                    };
+                    if s.generation != generation {
+                        if s.reset_generation == Some(generation) {
+                            BarrierReply::Broken
+                        } else {
+                            BarrierReply::Passed(arrival)
+                        }
+                    } else if !passed {
+                        // A timed-out waiter breaks the barrier for everyone, as in Python.
                         s.broken = true;
                         self.changed.notify_all();
-                        return Err(e);
+                        BarrierReply::Timeout
+                    } else {
+                        BarrierReply::Broken
                     }
-                };
-                if s.generation != generation {
-                    if s.reset_generation == Some(generation) {
-                        return Err(broken());
-                    }
-                    return ok(&arrival);
                 }
-                if !passed {
-                    // A timed-out waiter breaks the barrier for everyone, as in Python.
+                BarrierRequest::Abort => {
                     s.broken = true;
                     self.changed.notify_all();
+                    BarrierReply::Done
                 }
-                Err(broken())
-            }
-            "abort" => {
-                s.broken = true;
-                self.changed.notify_all();
-                ok(&())
-            }
-            "reset" => {
-                if s.count > 0 {
-                    s.reset_generation = Some(s.generation);
+                BarrierRequest::Reset => {
+                    if s.count > 0 {
+                        s.reset_generation = Some(s.generation);
+                    }
+                    s.generation += 1;
+                    s.count = 0;
+                    s.broken = false;
+                    self.changed.notify_all();
+                    BarrierReply::Done
                 }
-                s.generation += 1;
-                s.count = 0;
-                s.broken = false;
-                self.changed.notify_all();
-                ok(&())
-            }
-            "parties" => ok(&self.parties),
-            "n_waiting" => ok(&s.count),
-            "broken" => ok(&s.broken),
-            _ => Err(RemoteError::unknown_method("barrier", method)),
-        }
+                BarrierRequest::Parties => BarrierReply::Count(self.parties),
+                BarrierRequest::NWaiting => BarrierReply::Count(s.count),
+                BarrierRequest::Broken => BarrierReply::Flag(s.broken),
+            })
+        })
     }
 }
 
@@ -1198,11 +1149,11 @@ impl Object for BarrierObj {
 
 pub(crate) struct CustomObj {
     tag: String,
-    inner: Mutex<Box<dyn SharedObject>>,
+    inner: Mutex<Box<dyn ErasedObject>>,
 }
 
 impl CustomObj {
-    pub(crate) fn new(tag: String, inner: Box<dyn SharedObject>) -> Self {
+    pub(crate) fn new(tag: String, inner: Box<dyn ErasedObject>) -> Self {
         CustomObj {
             tag,
             inner: Mutex::new(inner),
@@ -1215,10 +1166,9 @@ impl Object for CustomObj {
         &self.tag
     }
 
-    fn call(&self, _cx: &Cx<'_>, method: &str, a: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    fn call(&self, _cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
         let mut inner = lock(&self.inner);
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.call(method, a)));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.call(request)));
         match result {
             Ok(r) => r,
             Err(payload) => {
@@ -1229,7 +1179,7 @@ impl Object for CustomObj {
                     .unwrap_or_else(|| "non-string panic payload".into());
                 Err(RemoteError::new(
                     RemoteErrorKind::Panicked,
-                    format!("{}::{method}: {msg}", self.tag),
+                    format!("a method of {} panicked: {msg}", self.tag),
                 ))
             }
         }
