@@ -10,11 +10,9 @@ use processing::manager::{
     Manager, ManagerError, Proxy, ProxyGuard, QueueProxy, RLockProxy, RemoteErrorKind,
     SemaphoreProxy,
 };
-use processing::Process;
-use processing_sync::{AcquireError, BarrierError, ConditionError, ReleaseError};
-use processing_transport::queue::{
-    GetError, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, TaskDoneError,
-    TryGetError, TryPutError,
+use processing::{
+    AcquireError, BarrierError, ConditionError, GetError, GetTimeoutError, JoinTimeoutError,
+    Process, PutError, PutTimeoutError, ReleaseError, TaskDoneError, TryGetError, TryPutError,
 };
 
 /// How long a wait that must time out waits.

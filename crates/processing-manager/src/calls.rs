@@ -103,9 +103,10 @@ impl<'de> Deserializer<'de> for Probe<'_> {
 
 /// The error of a reply that is not one the request can have (a peer of another build).
 pub(crate) fn unexpected_reply(type_name: &str) -> ManagerError {
-    ManagerError::Incompatible(format!(
-        "the manager answered a {type_name} call with a reply that call cannot have"
-    ))
+    ManagerError::Incompatible(
+        format!("the manager answered a {type_name} call with a reply that call cannot have")
+            .into(),
+    )
 }
 
 /// How long a blocking call may wait.
