@@ -23,8 +23,13 @@ fn tight_get((q, started): (Queue<u64>, Queue<bool>)) {
 }
 
 fn small_queue() -> Queue<u64> {
-    // A small ring keeps the producer waiting on the consumer, so a kill lands anywhere.
-    QueueBuilder::new().capacity_bytes(1024).build().unwrap()
+    // A small ring keeps the producer waiting on the consumer, so a kill lands anywhere (an
+    // item bound, however large, makes a full ring wait instead of overflowing).
+    QueueBuilder::new()
+        .capacity_bytes(1024)
+        .max_items(1 << 20)
+        .build()
+        .unwrap()
 }
 
 #[test]

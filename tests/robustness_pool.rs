@@ -278,13 +278,41 @@ mod linux {
         if pool.apply(square, 4) != Ok(16) {
             return Err("the pool does not serve at first".into());
         }
-        let hog = exhaust_fds();
-        for pid in pool.worker_pids() {
-            // SAFETY: SIGKILL to our own worker process.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let mut hog = exhaust_fds();
+        // The pool notices workers killed while idle at once and releases their descriptors;
+        // a replacement may start with those before the hog holds them too. Kill what started
+        // until no worker is listed: a slot lists its dead worker until its replacement
+        // attempt has ended, and a failed attempt has released all it took.
+        let mut victims = pool.worker_pids();
+        for round in 0.. {
+            if victims.is_empty() {
+                break;
+            }
+            if round == 10 {
+                return Err(format!(
+                    "workers keep starting without descriptors: {victims:?}"
+                ));
+            }
+            for &pid in &victims {
+                // SAFETY: SIGKILL to our own worker process.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+            let t = Instant::now();
+            while pool.worker_pids().iter().any(|p| victims.contains(p)) {
+                if t.elapsed() > Duration::from_secs(20) {
+                    return Err(format!("killed workers {victims:?} are still listed"));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            hog.extend(exhaust_fds());
+            victims = pool.worker_pids();
         }
         // More failures than the old limit of 5, after which the pool used to close for good.
+        // Starts are serialised and a failed one releases everything it took, so no attempt
+        // ever finds more descriptors than the one before it: every task fails with EMFILE.
         for i in 0..8u64 {
+            // What a failed attempt in progress held a moment ago is taken too.
+            hog.extend(exhaust_fds());
             let t = Instant::now();
             match pool.apply(square, i) {
                 Err(e) if e.is_spawn() => {

@@ -167,6 +167,9 @@ impl<L: TypeList> ManagerBuilder<L> {
         };
         let (server, listener) = Server::bind(&address, config)?;
         let bound = server.address().clone();
+        // The program may be killed with its server: the tracker removes the socket
+        // directory then (R12).
+        sys::remove_address_at_exit(&bound);
         let thread = std::thread::Builder::new()
             .name("manager-server".into())
             .spawn(move || {

@@ -27,6 +27,19 @@ const MAX_BATCH_BYTES: usize = 1 << 20;
 const START_BACKOFF: Duration = Duration::from_millis(10);
 /// The longest pause between two attempts to start a worker.
 const MAX_START_BACKOFF: Duration = Duration::from_millis(500);
+/// How often an idle supervisor checks that its worker still lives (a worker killed while
+/// idle is reaped and replaced within this, not when the next task reaches it).
+const IDLE_CHECK: Duration = Duration::from_millis(50);
+
+/// What an idle supervisor gets from [`Shared::take_batch`].
+enum Next {
+    /// Tasks for its worker.
+    Batch(Vec<Task>),
+    /// The worker died while it had no task.
+    Lost,
+    /// The pool is stopping.
+    Stop,
+}
 
 /// A submission (one `apply_async`, one `map_async`, one `imap`) that tasks report to.
 pub(crate) trait Group: Send + Sync {
@@ -100,6 +113,10 @@ pub(crate) struct Shared {
     backend: Box<dyn Backend>,
     controls: Mutex<Vec<Option<Arc<dyn WorkerControl>>>>,
     next_id: AtomicU64,
+    /// Held by a supervisor while it starts a worker: one start at a time, so that while
+    /// starts fail (no descriptor left) the attempts of several slots never pool what each
+    /// took for a moment into one start that succeeds by chance.
+    starting: Mutex<()>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -139,6 +156,7 @@ impl Shared {
             backend,
             controls: Mutex::new(vec![None; n]),
             next_id: AtomicU64::new(1),
+            starting: Mutex::new(()),
         });
         let mut links = Vec::with_capacity(n);
         for _ in 0..n {
@@ -262,13 +280,14 @@ impl Shared {
             .collect()
     }
 
-    /// Takes the next batch for a worker that may run `limit` more tasks; `None` when the
-    /// supervisor should stop.
-    fn take_batch(&self, limit: usize) -> Option<Vec<Task>> {
+    /// Takes the next batch for `worker`, which may run `limit` more tasks. While there is
+    /// nothing to do, checks every [`IDLE_CHECK`] that the worker still lives.
+    fn take_batch(&self, limit: usize, worker: &dyn WorkerLink) -> Next {
+        let watch = worker.may_be_lost();
         let mut q = lock(&self.queue);
         loop {
             match q.state {
-                State::Terminated => return None,
+                State::Terminated => return Next::Stop,
                 _ if !q.pending.is_empty() => {
                     let share = q.pending.len().div_ceil(self.config.processes.max(1));
                     let want = share.clamp(1, MAX_BATCH).min(limit.max(1));
@@ -288,10 +307,22 @@ impl Shared {
                         batch.push(t);
                     }
                     if !batch.is_empty() {
-                        return Some(batch);
+                        return Next::Batch(batch);
                     }
                 }
-                State::Closed => return None,
+                State::Closed => return Next::Stop,
+                State::Running if watch => {
+                    if worker.is_lost() {
+                        return Next::Lost;
+                    }
+                    q.idle_supervisors += 1;
+                    q = self
+                        .work
+                        .wait_timeout(q, IDLE_CHECK)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    q.idle_supervisors -= 1;
+                }
                 State::Running => {
                     q.idle_supervisors += 1;
                     q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
@@ -422,7 +453,7 @@ impl Shared {
 /// A failed start (the operating system refused, the initializer failed, the worker died
 /// before it was ready) never closes the pool: while no slot serves, the tasks queued before
 /// the attempt fail with its error, and the slot tries again after a pause that doubles up to
-/// [`MAX_START_BACKOFF`].
+/// [`MAX_START_BACKOFF`]. A worker that dies while idle is noticed within [`IDLE_CHECK`].
 fn supervise(shared: Arc<Shared>, slot: usize, first: Box<dyn WorkerLink>) {
     let mut next = Some(first);
     let mut start_failures = 0u32;
@@ -450,9 +481,15 @@ fn supervise(shared: Arc<Shared>, slot: usize, first: Box<dyn WorkerLink>) {
                 if !shared.wants_worker() {
                     break;
                 }
-                match shared.backend.start(&shared.config.init) {
+                let started = {
+                    let _one_at_a_time = lock(&shared.starting);
+                    shared.backend.start(&shared.config.init)
+                };
+                match started {
                     Ok(w) => w,
                     Err(e) => {
+                        // Everything the attempt took is released: no worker is listed.
+                        shared.set_control(slot, None);
                         // The lost task's caller hears now, not after a start that may take long.
                         deliver(&mut failed);
                         if after_failure(e, watermark, &mut start_failures) {
@@ -499,10 +536,20 @@ fn supervise(shared: Arc<Shared>, slot: usize, first: Box<dyn WorkerLink>) {
         shared.set_serving(true);
         let mut done_by_worker = 0usize;
         loop {
-            let Some(batch) = shared.take_batch(max_tasks - done_by_worker) else {
-                shared.set_serving(false);
-                worker.retire();
-                break 'slot;
+            let batch = match shared.take_batch(max_tasks - done_by_worker, &*worker) {
+                Next::Batch(batch) => batch,
+                Next::Stop => {
+                    shared.set_serving(false);
+                    worker.retire();
+                    break 'slot;
+                }
+                Next::Lost => {
+                    // Killed while idle: no task is lost; release it and start another (it
+                    // stays listed until that attempt ends).
+                    shared.set_serving(false);
+                    worker.reap();
+                    continue 'slot;
+                }
             };
             let (kept, done) = run_batch(&shared, worker, batch, &mut failed);
             done_by_worker += done;

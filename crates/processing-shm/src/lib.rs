@@ -69,4 +69,22 @@ pub mod tracker {
     pub fn child_env() -> Option<(&'static str, String)> {
         crate::sys::tracker_child_env()
     }
+
+    /// Asks the resource tracker to remove directory `dir` once this process has ended,
+    /// however it ends (even by SIGKILL): the tracker outlives the program's processes and
+    /// notices the end of each. `dir` must be an absolute path whose last component starts
+    /// with [`NAME_PREFIX`](crate::NAME_PREFIX) (the library's private directories, such as a
+    /// local manager's socket directory). Windows has no tracker process: this does nothing
+    /// there.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("processing-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// processing_shm::tracker::remove_dir_at_exit(&dir).unwrap();
+    /// assert!(processing_shm::tracker::remove_dir_at_exit(std::path::Path::new("/tmp")).is_err() || cfg!(windows));
+    /// # std::fs::remove_dir(&dir).unwrap();
+    /// ```
+    pub fn remove_dir_at_exit(dir: &std::path::Path) -> std::io::Result<()> {
+        crate::sys::tracker_remove_dir_at_exit(dir)
+    }
 }

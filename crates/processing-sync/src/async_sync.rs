@@ -7,15 +7,95 @@
 //! A `Condition` is awaited by its predicate ([`Condition::wait_for_async`]): its lock is an
 //! [`RLock`](crate::RLock), owned by a thread, while a task may move between threads at each
 //! `.await`, so the lock is taken and released within one poll, and a notify-driven wait is
-//! not offered (a dropped waiter would swallow a `notify`). Not offered: a `Barrier` wait (an
-//! arrival cannot be withdrawn when the future is dropped) and `RLock::acquire_async` (thread
-//! ownership again).
+//! not offered (a dropped waiter would swallow a `notify`).
+//!
+//! [`RLock::acquire_async`] keeps the blocking lock's rule: the lock belongs to the thread that
+//! polled the acquire, and its guard is not `Send`, so a task that holds it across an `.await`
+//! cannot move to another thread (the compiler refuses to spawn it on a multi-threaded
+//! runtime). [`Barrier::wait_async`] counts its arrival in the first poll and takes it back
+//! when dropped before the pass completes, as `asyncio.Barrier` does; the pass then waits for
+//! one more arrival.
+
+use std::time::Instant;
 
 use processing_core::aio::{retry, retry_until};
 
+use crate::algo::barrier::{Arrival, Arrived};
+use crate::error::BarrierError;
 use crate::{
-    AcquireError, BoundedSemaphore, Condition, Event, Lock, LockGuard, Semaphore, SemaphoreGuard,
+    AcquireError, Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, RLockGuard,
+    Semaphore, SemaphoreGuard,
 };
+
+impl RLock {
+    /// Awaits the lock, like [`acquire`](RLock::acquire) (again, if this thread holds it),
+    /// without blocking a thread. The lock is the polling thread's, as with `acquire`: the
+    /// guard is not `Send`, so a task that keeps it across an `.await` stays on its thread
+    /// (`block_on`, a current-thread runtime or a `LocalSet`), and tasks that share a thread
+    /// share its ownership, like nested calls of one thread. Cancellation safe: a dropped
+    /// future holds nothing.
+    ///
+    /// ```
+    /// let lock = processing_sync::RLock::new().unwrap();
+    /// let g = processing_core::aio::block_on(lock.acquire_async()).unwrap();
+    /// let again = processing_core::aio::block_on(lock.acquire_async()).unwrap(); // recursive
+    /// drop(again);
+    /// drop(g);
+    /// assert!(!lock.is_owned());
+    /// ```
+    pub async fn acquire_async(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+        Ok(retry(|| self.try_acquire().ok()).await)
+    }
+}
+
+/// An arrival of [`Barrier::wait_async`] in flight: taken back if the future is dropped.
+struct Pending<'a> {
+    barrier: &'a Barrier,
+    arrival: Option<Arrival>,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(arrival) = self.arrival.take() {
+            self.barrier.withdraw(&arrival);
+        }
+    }
+}
+
+impl Barrier {
+    /// Awaits the other parties, like [`wait`](Barrier::wait), without blocking a thread;
+    /// returns this arrival's index. The arrival counts from the first poll (the last
+    /// arriver runs the action there). Cancellation safe: dropping the future before the
+    /// pass completes takes its arrival back (the pass then needs another one), and breaks
+    /// nothing; a pass that already completed stays completed.
+    ///
+    /// ```
+    /// let b = processing_sync::Barrier::new(1).unwrap();
+    /// assert_eq!(processing_core::aio::block_on(b.wait_async()).unwrap(), 0);
+    /// ```
+    pub async fn wait_async(&self) -> Result<usize, BarrierError> {
+        let arrival = match self.arrive()? {
+            Arrived::Passed(index) => return Ok(index as usize),
+            Arrived::Waiting(arrival) => arrival,
+        };
+        let mut pending = Pending {
+            barrier: self,
+            arrival: Some(arrival),
+        };
+        // As the blocking wait: a dead party breaks the pass, checked every `POLL`.
+        let mut last_check = Instant::now();
+        let outcome = retry(|| {
+            let check_parties = last_check.elapsed() >= crate::algo::POLL;
+            if check_parties {
+                last_check = Instant::now();
+            }
+            self.check(&arrival, check_parties)
+        })
+        .await;
+        pending.arrival = None;
+        outcome
+    }
+}
 
 impl Lock {
     /// Awaits the lock, like [`acquire`](Lock::acquire) and with its return type, without

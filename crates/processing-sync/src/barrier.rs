@@ -30,6 +30,14 @@ pub struct Barrier {
     action: Option<crate::action::Action>,
 }
 
+fn failed(e: WaitFailed) -> BarrierError {
+    match e {
+        WaitFailed::Broken => BarrierError::Broken,
+        WaitFailed::Timeout => BarrierError::Timeout,
+        WaitFailed::ActionPanicked => BarrierError::ActionPanicked,
+    }
+}
+
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Barrier")
@@ -75,11 +83,42 @@ impl Barrier {
             .state()
             .wait(self.shared.park(), me(), deadline, action)
             .map(|i| i as usize)
-            .map_err(|e| match e {
-                WaitFailed::Broken => BarrierError::Broken,
-                WaitFailed::Timeout => BarrierError::Timeout,
-                WaitFailed::ActionPanicked => BarrierError::ActionPanicked,
-            })
+            .map_err(failed)
+    }
+
+    /// The first half of a wait that does not block (`wait_async`): arrives, running the
+    /// action if this arrival completes the pass.
+    #[cfg(feature = "async")]
+    pub(crate) fn arrive(&self) -> Result<crate::algo::barrier::Arrived, BarrierError> {
+        let run = self
+            .action
+            .map(|a| move || catch_unwind(AssertUnwindSafe(a.0)).is_ok());
+        let action: Option<&dyn Fn() -> bool> = run.as_ref().map(|f| f as &dyn Fn() -> bool);
+        self.shared
+            .state()
+            .arrive(self.shared.park(), me(), action)
+            .map_err(failed)
+    }
+
+    /// Without waiting: how the pass of `arrival` ended, if it did (see `wait_async`).
+    #[cfg(feature = "async")]
+    pub(crate) fn check(
+        &self,
+        arrival: &crate::algo::barrier::Arrival,
+        check_parties: bool,
+    ) -> Option<Result<usize, BarrierError>> {
+        self.shared
+            .state()
+            .check(arrival, self.shared.park(), me(), check_parties)
+            .map(|r| r.map(|i| i as usize).map_err(failed))
+    }
+
+    /// Takes back `arrival` if its pass goes on (a dropped `wait_async`).
+    #[cfg(feature = "async")]
+    pub(crate) fn withdraw(&self, arrival: &crate::algo::barrier::Arrival) {
+        self.shared
+            .state()
+            .withdraw(arrival, self.shared.park(), me());
     }
 
     /// Waits for all parties; returns this arrival's index.

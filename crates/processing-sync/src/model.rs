@@ -107,3 +107,22 @@ pub fn event_wait(e: &EventState) -> bool {
 pub fn barrier_wait(b: &BarrierState) -> u32 {
     b.0.wait(&PARK, ME, None, None).unwrap_or(u32::MAX)
 }
+
+/// A dropped async barrier wait: arrives, and if the pass waits for others, takes the arrival
+/// back. Whether this arrival's pass completed.
+pub fn barrier_arrive_and_leave(b: &BarrierState) -> bool {
+    use crate::algo::barrier::Arrived;
+    match b.0.arrive(&PARK, ME, None) {
+        Ok(Arrived::Passed(_)) => true,
+        Ok(Arrived::Waiting(a)) => {
+            b.0.withdraw(&a, &PARK, ME);
+            b.0.check(&a, &PARK, ME, false).is_some()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Parties counted in the current pass.
+pub fn barrier_n_waiting(b: &BarrierState) -> u32 {
+    b.0.n_waiting()
+}

@@ -188,3 +188,20 @@ fn loom_barrier_indexes() {
         assert_eq!(idx, [0, 1]);
     });
 }
+
+/// A waiter that leaves (a dropped `wait_async`) either took part in a completed pass or is
+/// no longer counted: two of them never leave a count behind or disagree about the pass.
+#[test]
+fn loom_barrier_withdrawn_arrivals() {
+    check(|| {
+        let barrier = Arc::new(BarrierState::new(2));
+        let other = {
+            let barrier = barrier.clone();
+            thread::spawn(move || barrier_arrive_and_leave(&barrier))
+        };
+        let mine = barrier_arrive_and_leave(&barrier);
+        let theirs = other.join().unwrap();
+        assert_eq!(mine, theirs, "one saw the pass complete, the other did not");
+        assert_eq!(barrier_n_waiting(&barrier), 0);
+    });
+}

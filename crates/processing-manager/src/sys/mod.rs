@@ -3,7 +3,7 @@
 //!
 //! Every platform module exports the same names: `Stream`, `Listener`, `connect`, `bind`,
 //! `try_read`, `peer_closed`, `new_local_address`, `remove_local_address`,
-//! `remove_address_on_termination`.
+//! `remove_address_on_termination`, `remove_address_at_exit`.
 
 #[cfg(unix)]
 mod unix;

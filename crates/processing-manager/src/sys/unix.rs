@@ -198,6 +198,19 @@ pub(crate) fn remove_local_address(address: &Address) {
     }
 }
 
+/// Has the resource tracker remove the private directory of a local address once this process
+/// has ended, however it ends (an in-thread server dies with its program, SIGKILL included).
+/// Best effort: without a tracker, the next local manager's sweep removes it.
+pub(crate) fn remove_address_at_exit(address: &Address) {
+    if let Address::Local(path) = address {
+        if let Some(dir) = private_dir(path) {
+            if let Err(e) = processing_shm::tracker::remove_dir_at_exit(dir) {
+                tracing::debug!(target: "processing", dir = %dir.display(), error = %e, "the tracker will not remove this manager's directory");
+            }
+        }
+    }
+}
+
 /// What the termination handler of a server process removes: its socket and directory.
 static ON_TERMINATE: std::sync::OnceLock<(std::ffi::CString, Option<std::ffi::CString>)> =
     std::sync::OnceLock::new();

@@ -140,5 +140,8 @@ pub(crate) fn new_local_address() -> io::Result<Address> {
 /// Nothing to remove for TCP addresses.
 pub(crate) fn remove_local_address(_address: &Address) {}
 
+/// A named pipe vanishes with its process: nothing to remove afterwards.
+pub(crate) fn remove_address_at_exit(_address: &Address) {}
+
 /// Nothing to remove on termination: Windows managers listen on TCP.
 pub(crate) fn remove_address_on_termination(_address: &Address) {}

@@ -135,6 +135,18 @@ pub trait WorkerLink: Send + fmt::Debug {
         let _ = id;
         None
     }
+    /// Whether an idle worker is known to be gone now (checked without waiting). Its
+    /// supervisor polls this while it waits for tasks, so that a worker killed while idle is
+    /// reaped (its descriptors released) and replaced at once rather than when the next batch
+    /// reaches it. The default, `false`, suits workers that cannot die on their own.
+    fn is_lost(&self) -> bool {
+        false
+    }
+    /// Whether [`is_lost`](WorkerLink::is_lost) can ever answer `true` (idle supervisors
+    /// then poll it).
+    fn may_be_lost(&self) -> bool {
+        false
+    }
     /// Orderly stop: the worker finishes (it holds no task) and exits.
     fn retire(self: Box<Self>);
     /// After a loss or a kill: makes sure the worker is gone and returns how it ended.

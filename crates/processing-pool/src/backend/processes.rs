@@ -569,6 +569,14 @@ impl WorkerLink for ProcessLink {
         self.marker.as_ref().map(|m| m.began(id))
     }
 
+    fn is_lost(&self) -> bool {
+        !self.process.is_alive()
+    }
+
+    fn may_be_lost(&self) -> bool {
+        true
+    }
+
     fn retire(mut self: Box<Self>) {
         // End of stream tells the worker to exit; it holds no task now.
         let _ = self.stream.shutdown(std::net::Shutdown::Both);

@@ -7,7 +7,9 @@
 //! `processing_core::on_load!` turns the re-executed process into the tracker before `main`.
 //!
 //! Each client process keeps one connection open and writes `R <name>\n` for each segment it
-//! creates. The tracker never trusts the connection for ownership: it reads the holder table
+//! creates, and `D <path>\n` for each private directory of this library (a local manager's
+//! socket directory) to remove once it is gone: when that connection closes, however the
+//! process ended, the tracker removes those directories. The tracker never trusts the connection for ownership: it reads the holder table
 //! in each segment's header, which lists every process that attached (creators and openers
 //! alike). It sweeps its names when a client disconnects (a process ended) and every second:
 //! a segment none of whose holders runs and with no handle in flight is unlinked. Once no
@@ -114,6 +116,42 @@ pub(crate) fn tracker_register(name: &str, created: bool) {
     }
 }
 
+/// Asks the tracker to remove directory `dir` (and what it holds) once this process has ended,
+/// however it ends: the tracker does it when this process's connection closes. Only
+/// directories whose name starts with [`crate::NAME_PREFIX`] are accepted.
+pub(crate) fn tracker_remove_dir_at_exit(dir: &std::path::Path) -> io::Result<()> {
+    let text = dir
+        .to_str()
+        .filter(|t| !t.contains('\n') && dir.is_absolute())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a plain absolute path"))?;
+    if !dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(crate::NAME_PREFIX))
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a directory of this library",
+        ));
+    }
+    let line = format!("D {text}\n");
+    let mut slot = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = io::Error::other("no tracker connection");
+    for _ in 0..2 {
+        let stream = ensure_locked(&mut slot)?;
+        match stream.write_all(line.as_bytes()) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                // The tracker is gone: start over with a fresh one.
+                last = e;
+                *slot = None;
+                std::env::remove_var(PATH_ENV);
+            }
+        }
+    }
+    Err(last)
+}
+
 fn connect() -> io::Result<UnixStream> {
     if let Some(path) = std::env::var_os(PATH_ENV) {
         if let Ok(stream) = UnixStream::connect(&path) {
@@ -215,6 +253,24 @@ fn close_other_descriptors(keep: RawFd) {
 struct Conn {
     stream: UnixStream,
     buf: Vec<u8>,
+    /// Directories to remove when this client is gone (`D <path>` lines).
+    dirs: Vec<PathBuf>,
+}
+
+impl Conn {
+    /// The client is gone: removes the directories it asked for.
+    fn remove_dirs(&mut self) {
+        for dir in self.dirs.drain(..) {
+            // Only a real directory (not a link to one) of this library.
+            let ours = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(crate::NAME_PREFIX));
+            if ours && std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
 }
 
 fn serve(listener: UnixListener) {
@@ -248,6 +304,7 @@ fn serve(listener: UnixListener) {
                     conns.push(Conn {
                         stream,
                         buf: Vec::new(),
+                        dirs: Vec::new(),
                     });
                     had_client = true;
                 }
@@ -258,6 +315,7 @@ fn serve(listener: UnixListener) {
                 idx += 1;
                 let revents = fds.get(idx).map_or(0, |p| p.revents);
                 if revents != 0 && !read_client(&mut conn, &mut names) {
+                    conn.remove_dirs();
                     lost_client = true;
                     continue;
                 }
@@ -307,11 +365,18 @@ fn read_client(conn: &mut Conn, names: &mut HashSet<String>) -> bool {
     }
     while let Some(pos) = conn.buf.iter().position(|&b| b == b'\n') {
         let line: Vec<u8> = conn.buf.drain(..=pos).collect();
-        if let Some(name) = line
-            .strip_prefix(b"R ")
-            .and_then(|l| std::str::from_utf8(&l[..l.len() - 1]).ok())
-        {
-            names.insert(name.to_string());
+        let text = |l: &[u8]| {
+            std::str::from_utf8(&l[..l.len() - 1])
+                .ok()
+                .map(str::to_string)
+        };
+        if let Some(name) = line.strip_prefix(b"R ").and_then(text) {
+            names.insert(name);
+        } else if let Some(dir) = line.strip_prefix(b"D ").and_then(text) {
+            // Bounded: a client asks for a few directories, not for memory.
+            if conn.dirs.len() < 1024 {
+                conn.dirs.push(PathBuf::from(dir));
+            }
         }
     }
     // A client that sends garbage without newlines cannot make us hold unbounded memory.

@@ -367,6 +367,13 @@ pub(crate) fn tracker_ensure() -> io::Result<()> {
     Ok(())
 }
 
+/// No tracker process: nothing removes a directory after this process. (The Windows
+/// counterparts of what asks for it, a local manager's socket directory, are named pipes,
+/// which vanish with their process.)
+pub(crate) fn tracker_remove_dir_at_exit(_dir: &std::path::Path) -> io::Result<()> {
+    Ok(())
+}
+
 /// No tracker, so nothing for children to find.
 pub(crate) fn tracker_child_env() -> Option<(&'static str, String)> {
     None

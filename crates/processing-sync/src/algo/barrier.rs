@@ -32,6 +32,22 @@ pub(crate) struct BarrierState {
 // SAFETY: atomics only; all-zero is a barrier of 0 parties, which `init` fixes before use.
 unsafe impl SharedState for BarrierState {}
 
+/// A counted arrival whose pass has not completed yet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival {
+    generation: u32,
+    index: u32,
+}
+
+/// What an arrival did.
+#[derive(Debug)]
+pub(crate) enum Arrived {
+    /// It was the pass's last arrival: the pass is complete; its index.
+    Passed(u32),
+    /// It is counted; the pass waits for others.
+    Waiting(Arrival),
+}
+
 /// How a wait ended badly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WaitFailed {
@@ -104,15 +120,14 @@ impl BarrierState {
         }
     }
 
-    /// Arrives and waits for the pass to complete; returns this arrival's index. The last
-    /// arriver runs `action` (if any) before releasing the others.
-    pub(crate) fn wait(
+    /// Arrives: completes the pass if this is its last arrival (running `action`, if any,
+    /// before releasing the others), else counts this arrival and returns it to wait for.
+    pub(crate) fn arrive(
         &self,
         park: &Parker,
         me: Me,
-        deadline: Option<Instant>,
         action: Option<&dyn Fn() -> bool>,
-    ) -> Result<u32, WaitFailed> {
+    ) -> Result<Arrived, WaitFailed> {
         self.lock(me, park);
         if self.broken.load(Ordering::Relaxed) != 0 {
             self.unlock(park);
@@ -137,10 +152,88 @@ impl BarrierState {
             self.generation.store(g.wrapping_add(1), Ordering::SeqCst);
             self.unlock(park);
             self.wake_all(park);
-            return Ok(index);
+            return Ok(Arrived::Passed(index));
         }
         self.count.store(arrived, Ordering::Relaxed);
         self.unlock(park);
+        Ok(Arrived::Waiting(Arrival {
+            generation: g,
+            index,
+        }))
+    }
+
+    /// Without waiting: how `arrival`'s pass ended, or `None` while it goes on. With
+    /// `check_parties`, a pass that a dead party can no longer complete is broken first.
+    #[cfg(any(feature = "async", loom))]
+    pub(crate) fn check(
+        &self,
+        arrival: &Arrival,
+        park: &Parker,
+        me: Me,
+        check_parties: bool,
+    ) -> Option<Result<u32, WaitFailed>> {
+        let g = arrival.generation;
+        if self.generation.load(Ordering::Acquire) != g {
+            return Some(self.outcome(g, arrival.index));
+        }
+        if !check_parties {
+            return None;
+        }
+        self.lock(me, park);
+        if self.generation.load(Ordering::Relaxed) != g {
+            self.unlock(park);
+            return Some(self.outcome(g, arrival.index));
+        }
+        if self.a_party_died() {
+            self.break_locked(true);
+            self.unlock(park);
+            self.wake_all(park);
+            return Some(Err(WaitFailed::Broken));
+        }
+        self.unlock(park);
+        None
+    }
+
+    /// Takes back `arrival` if its pass is still going on (a waiter that gave up without
+    /// breaking the barrier: a dropped async wait). The pass then needs one more arrival; a
+    /// pass that already ended is left as it ended.
+    #[cfg(any(feature = "async", loom))]
+    pub(crate) fn withdraw(&self, arrival: &Arrival, park: &Parker, me: Me) {
+        self.lock(me, park);
+        if self.generation.load(Ordering::Relaxed) == arrival.generation {
+            let count = self.count.load(Ordering::Relaxed);
+            if count > 0 {
+                // Keep the arrivals' pids contiguous: one slot with our pid takes the last one.
+                let last = (count - 1) as usize;
+                let known = (count as usize).min(ARRIVAL_SLOTS);
+                if let Some(mine) = self.arrivals[..known]
+                    .iter()
+                    .rposition(|p| p.load(Ordering::Relaxed) == me.pid)
+                {
+                    if let Some(moved) = self.arrivals.get(last) {
+                        let pid = moved.load(Ordering::Relaxed);
+                        self.arrivals[mine].store(pid, Ordering::Relaxed);
+                    }
+                }
+                self.count.store(count - 1, Ordering::Relaxed);
+            }
+        }
+        self.unlock(park);
+    }
+
+    /// Arrives and waits for the pass to complete; returns this arrival's index. The last
+    /// arriver runs `action` (if any) before releasing the others.
+    pub(crate) fn wait(
+        &self,
+        park: &Parker,
+        me: Me,
+        deadline: Option<Instant>,
+        action: Option<&dyn Fn() -> bool>,
+    ) -> Result<u32, WaitFailed> {
+        let (g, index) = match self.arrive(park, me, action)? {
+            Arrived::Passed(index) => return Ok(index),
+            Arrived::Waiting(a) => (a.generation, a.index),
+        };
 
         let mut last_check = Instant::now();
         loop {

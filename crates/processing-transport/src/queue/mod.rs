@@ -4,9 +4,10 @@
 //! A queue is one shared-memory segment: a header of atomics and a byte ring of framed items
 //! (each item's postcard encoding). There is no feeder thread: **an item is in shared memory
 //! when `put` returns**, so a producer that exits or is killed right after loses nothing, and
-//! joining a producer before its items are consumed never deadlocks. Items larger than a quarter
-//! of the ring are spilled to a segment of their own, referenced from the ring, which the
-//! consumer removes after reading. A process killed in the middle of a put or get leaves the
+//! joining a producer before its items are consumed never deadlocks: a queue without an item
+//! bound never makes a put wait (what its ring cannot take goes to overflow segments, in
+//! order). Items larger than a quarter of the ring are spilled to a segment of their own,
+//! referenced from the ring, which the consumer removes after reading. A process killed in the middle of a put or get leaves the
 //! queue usable for everyone else.
 //!
 //! A queue handle is `Clone + Send + Sync + Serialize + Deserialize`: pass it to a child as a
@@ -70,6 +71,8 @@ struct Shared {
     ring: Ring,
     // Declared after `ring`, which points into it: dropped last.
     segment: Segment,
+    /// The overflow chain as this process sees it (unbounded queues).
+    chain: segment::Chain,
 }
 
 /// A reference from the ring to an item spilled into its own segment. Serializing the handle
@@ -122,7 +125,9 @@ impl QueueBuilder {
     }
 
     /// Bytes of ring (rounded up to a power of two, 1 KiB to 64 MiB). Items whose encoding is
-    /// larger than a quarter of it are spilled to segments of their own.
+    /// larger than a quarter of it are spilled to segments of their own. Without
+    /// [`max_items`](QueueBuilder::max_items), a full ring sends puts to overflow segments
+    /// instead of making them wait; with it, a put waits for room.
     pub fn capacity_bytes(mut self, n: usize) -> QueueBuilder {
         self.capacity_bytes = n;
         self
@@ -153,7 +158,11 @@ impl QueueBuilder {
         // SAFETY: the segment was just created: zero-filled, page-aligned, large enough, and
         // unknown to anyone else; `Shared` keeps it mapped as long as the ring.
         let ring = unsafe { Ring::init(segment.as_ptr(), segment.len(), capacity, max_items) };
-        Ok(Queue::from_shared(Arc::new(Shared { ring, segment })))
+        Ok(Queue::from_shared(Arc::new(Shared {
+            ring,
+            segment,
+            chain: segment::Chain::default(),
+        })))
     }
 }
 
@@ -206,8 +215,9 @@ impl<T> Queue<T> {
         }
     }
 
-    /// A queue without an item bound (its 1 MiB ring bounds the bytes queued; a full ring makes
-    /// `put` wait).
+    /// A queue without an item bound: `put` never waits for room. Items beyond its 1 MiB ring
+    /// go to overflow segments in shared memory (in order, removed once drained), so a producer
+    /// can put any number of items and exit before anyone reads them.
     ///
     /// ```
     /// let q = processing_transport::queue::Queue::<u8>::new().unwrap();
@@ -240,7 +250,11 @@ impl<T> Queue<T> {
                 ring::AttachFail::BadCapacity => "bad capacity",
             })
         })?;
-        Ok(Queue::from_shared(Arc::new(Shared { ring, segment })))
+        Ok(Queue::from_shared(Arc::new(Shared {
+            ring,
+            segment,
+            chain: segment::Chain::default(),
+        })))
     }
 
     /// Number of items in the queue (a snapshot: other processes may change it at once).
@@ -331,8 +345,11 @@ impl<T: Serialize> Queue<T> {
             };
             buf.clear();
             processing_core::codec::encode_into(item, buf).map_err(PutFailure::Encode)?;
+            // Without an item bound, a full ring sends the item to the overflow chain.
+            let chain = |kind: FrameKind, bytes: &[u8]| self.shared.chain.put(ring, kind, bytes);
+            let overflow: Option<&ring::Spill<'_>> = (ring.max_items() == 0).then_some(&chain);
             if buf.len() <= ring.max_inline() {
-                return Ok(ring.put(FrameKind::Inline, buf, deadline));
+                return Ok(ring.put(FrameKind::Inline, buf, deadline, overflow));
             }
             let spill = Segment::create_shm(buf.len()).map_err(PutFailure::Spill)?;
             // SAFETY: the fresh segment is at least buf.len() bytes and not shared yet.
@@ -352,7 +369,7 @@ impl<T: Serialize> Queue<T> {
                     return Err(e);
                 }
             };
-            let r = ring.put(FrameKind::Spilled, &encoded, deadline);
+            let r = ring.put(FrameKind::Spilled, &encoded, deadline, overflow);
             if r.is_err() {
                 // Take the handle back out of flight, then remove the segment.
                 let _ = processing_core::codec::decode::<SpillRef>(&encoded);
@@ -372,6 +389,9 @@ impl<T: Serialize> Queue<T> {
             Err(PutFail::Full) => Err(PutFailure::Full),
             Err(PutFail::Closed) => Err(PutFailure::Closed),
             Err(PutFail::Timeout) => Err(PutFailure::Timeout),
+            Err(PutFail::Overflow) => Err(PutFailure::Spill(processing_shm::ShmError::NoSpace(
+                self.shared.ring.capacity() as usize,
+            ))),
         }
     }
 }
@@ -431,26 +451,42 @@ impl<T: DeserializeOwned> Queue<T> {
 
     fn get_until(&self, deadline: Deadline) -> Result<T, GetFailure> {
         let mut spilled: Option<Segment> = None;
-        let got = self.shared.ring.get(deadline, |kind, bytes| match kind {
-            FrameKind::Inline => decode::<T>(bytes),
-            _ => {
-                let reference: SpillRef =
-                    processing_core::codec::decode(bytes).map_err(GetFailure::Decode)?;
-                let segment = Segment::from_shared_memory(reference.segment);
-                if reference.len > segment.len() as u64 {
-                    return Err(GetFailure::Decode(processing_core::CodecError::malformed()));
+        let ring = &self.shared.ring;
+        let chain = |read| match self.shared.chain.take(ring, read) {
+            Ok(Ok(value)) => Ok(value),
+            // An overflow segment that cannot be opened: its item is lost.
+            Ok(Err(_)) => Ok(Err(GetFailure::Decode(
+                processing_core::CodecError::malformed(),
+            ))),
+            Err(read) => Err(read),
+        };
+        let got = ring.get(
+            deadline,
+            |kind, bytes| match kind {
+                FrameKind::Inline => decode::<T>(bytes),
+                _ => {
+                    let reference: SpillRef =
+                        processing_core::codec::decode(bytes).map_err(GetFailure::Decode)?;
+                    let segment = Segment::from_shared_memory(reference.segment);
+                    if reference.len > segment.len() as u64 {
+                        return Err(GetFailure::Decode(processing_core::CodecError::malformed()));
+                    }
+                    // SAFETY: the spill segment is mapped for `segment`'s life and at least
+                    // `reference.len` bytes; its producer finished writing it before publishing the
+                    // reference, and nobody writes it afterwards.
+                    let payload = unsafe {
+                        std::slice::from_raw_parts(
+                            segment.as_ptr().as_ptr(),
+                            reference.len as usize,
+                        )
+                    };
+                    let value = decode::<T>(payload);
+                    spilled = Some(segment);
+                    value
                 }
-                // SAFETY: the spill segment is mapped for `segment`'s life and at least
-                // `reference.len` bytes; its producer finished writing it before publishing the
-                // reference, and nobody writes it afterwards.
-                let payload = unsafe {
-                    std::slice::from_raw_parts(segment.as_ptr().as_ptr(), reference.len as usize)
-                };
-                let value = decode::<T>(payload);
-                spilled = Some(segment);
-                value
-            }
-        });
+            },
+            &chain,
+        );
         if let Some(segment) = spilled {
             segment.unlink();
         }

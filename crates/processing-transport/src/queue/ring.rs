@@ -20,16 +20,16 @@
 //! over (`owner_died`) and finds nothing to repair.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use super::lock::PidLock;
 use super::park::{self, Backoff, Deadline};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"prcQUEUE");
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// Bytes before the data area.
-pub(crate) const HEADER_BYTES: usize = 256;
+pub(crate) const HEADER_BYTES: usize = 1024;
 /// Smallest ring.
 pub(crate) const MIN_CAPACITY: u64 = 1 << 10;
 /// Largest ring: every item takes at least 4 bytes, and at most 2^22 items may be in flight so
@@ -101,9 +101,108 @@ struct Header {
     join_wake_flag: AtomicU32,
     put: Side,
     get: Side,
+    overflow: OverflowHeader,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_BYTES);
+
+/// Bytes of a [`Slot`]: a serialized segment handle (name and size) fits with room to spare.
+pub(crate) const SLOT_BYTES: usize = 120;
+
+/// A segment reference kept in shared memory: its name (to attach) and, for the references
+/// that keep a segment alive, its serialized handle (a handle in flight).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Slot {
+    name_len: AtomicU32,
+    handle_len: AtomicU32,
+    name: [AtomicU8; SLOT_BYTES],
+    handle: [AtomicU8; SLOT_BYTES],
+}
+
+impl Slot {
+    /// Writes `name` and `handle` (each at most [`SLOT_BYTES`]); the caller publishes the slot
+    /// afterwards with a release store elsewhere.
+    pub(crate) fn set(&self, name: &[u8], handle: &[u8]) -> bool {
+        if name.len() > SLOT_BYTES || handle.len() > SLOT_BYTES {
+            return false;
+        }
+        for (d, &b) in self.name.iter().zip(name) {
+            d.store(b, Ordering::Relaxed);
+        }
+        for (d, &b) in self.handle.iter().zip(handle) {
+            d.store(b, Ordering::Relaxed);
+        }
+        self.name_len.store(name.len() as u32, Ordering::Relaxed);
+        self.handle_len
+            .store(handle.len() as u32, Ordering::Relaxed);
+        true
+    }
+
+    /// Copies another slot.
+    pub(crate) fn copy_from(&self, other: &Slot) {
+        let (name, handle) = other.get();
+        self.set(&name, &handle);
+    }
+
+    /// The name and handle bytes (empty when unset).
+    pub(crate) fn get(&self) -> (Vec<u8>, Vec<u8>) {
+        let n = (self.name_len.load(Ordering::Relaxed) as usize).min(SLOT_BYTES);
+        let h = (self.handle_len.load(Ordering::Relaxed) as usize).min(SLOT_BYTES);
+        (
+            self.name[..n]
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            self.handle[..h]
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+        )
+    }
+
+    /// Whether the slot names `name`.
+    pub(crate) fn names(&self, name: &[u8]) -> bool {
+        self.name_len.load(Ordering::Relaxed) as usize == name.len()
+            && self
+                .name
+                .iter()
+                .zip(name)
+                .all(|(a, &b)| a.load(Ordering::Relaxed) == b)
+    }
+
+    pub(crate) fn clear(&self) {
+        self.name_len.store(0, Ordering::Relaxed);
+        self.handle_len.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The overflow chain of an unbounded queue (see `segment.rs`): where items go when the ring
+/// is full. In the queue's own ring: `active`, `head`, `tail` and the counters. In a chain
+/// segment's ring: `next`, published by `has_next`.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct OverflowHeader {
+    /// 1 while the chain holds (or may hold) items: every put goes to its tail, and gets take
+    /// from its head once the ring is empty. Written under both locks when it ends, under the
+    /// put lock when it starts.
+    pub(crate) active: AtomicU32,
+    /// The chain segment after this one is in `next` (a chain segment's ring only).
+    pub(crate) has_next: AtomicU32,
+    /// Items put into the chain (under the put lock) and taken from it (under the get lock).
+    pub(crate) put: AtomicU64,
+    pub(crate) got: AtomicU64,
+    /// The oldest chain segment: its name and the handle in flight that keeps it alive
+    /// (written under the get lock, or under the put lock while `active` is 0).
+    pub(crate) head: Slot,
+    /// The newest chain segment, where puts go (its name only; under the put lock).
+    pub(crate) tail: Slot,
+    /// The next chain segment (its name and the handle in flight that keeps it alive).
+    pub(crate) next: Slot,
+}
+
+/// Where an unbounded queue's put stores a frame the ring does not take (see [`Ring::put`]).
+pub(crate) type Spill<'a> = dyn Fn(FrameKind, &[u8]) -> Result<(), PutFail> + 'a;
 
 /// Why a put did not happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +210,8 @@ pub(crate) enum PutFail {
     Full,
     Closed,
     Timeout,
+    /// An unbounded queue's overflow chain could not take the item (no segment for it).
+    Overflow,
 }
 
 /// Why a get returned nothing.
@@ -149,7 +250,8 @@ unsafe impl Send for Ring {}
 // SAFETY: as for Send; no method hands out references that outlive the synchronisation.
 unsafe impl Sync for Ring {}
 
-struct SideGuard<'a>(&'a PidLock);
+/// A held side lock, released when dropped.
+pub(crate) struct SideGuard<'a>(&'a PidLock);
 impl Drop for SideGuard<'_> {
     fn drop(&mut self) {
         self.0.unlock();
@@ -262,12 +364,29 @@ impl Ring {
         (self.capacity / 4 - 4) as usize
     }
 
-    /// Items put and not yet got.
+    /// Items put and not yet got (the overflow chain's too).
     pub(crate) fn len(&self) -> usize {
         let h = self.h();
         let head = h.get.commit.load(Ordering::Acquire);
         let tail = h.put.commit.load(Ordering::Acquire);
-        items_between(head, tail) as usize
+        let chained = h
+            .overflow
+            .put
+            .load(Ordering::Acquire)
+            .saturating_sub(h.overflow.got.load(Ordering::Acquire));
+        (items_between(head, tail) + chained) as usize
+    }
+
+    /// The overflow chain's words.
+    pub(crate) fn overflow(&self) -> &OverflowHeader {
+        &self.h().overflow
+    }
+
+    /// Takes the put lock (waiting for ever: it is only held for short, bounded work).
+    pub(crate) fn lock_put(&self) -> SideGuard<'_> {
+        let h = self.h();
+        let _ = h.put.lock.lock(Deadline::Never);
+        SideGuard(&h.put.lock)
     }
 
     /// Whether `max_items` items are in the queue.
@@ -317,11 +436,16 @@ impl Ring {
     }
 
     /// Puts one frame of `kind` holding `payload` (at most [`Ring::max_inline`] bytes).
+    ///
+    /// With `overflow` (an unbounded queue), a put never waits for room: while the overflow
+    /// chain is active, or when the ring is full, `overflow` stores the frame in the chain,
+    /// called with the put lock held (so puts stay in order).
     pub(crate) fn put(
         &self,
         kind: FrameKind,
         payload: &[u8],
         deadline: Deadline,
+        overflow: Option<&Spill<'_>>,
     ) -> Result<(), PutFail> {
         debug_assert!(payload.len() <= self.max_inline());
         let h = self.h();
@@ -337,6 +461,16 @@ impl Ring {
                     .ok_or(PutFail::Timeout)?;
                 SideGuard(&h.put.lock)
             };
+            if let Some(spill) = overflow {
+                if h.overflow.active.load(Ordering::Acquire) != 0 {
+                    let r = spill(kind, payload);
+                    drop(_guard);
+                    if r.is_ok() {
+                        park::bump_and_wake(&h.put.seq, &h.put.wake_flag);
+                    }
+                    return r;
+                }
+            }
             let tail = h.put.commit.load(Ordering::Acquire);
             let mut head = h.put.cache.load(Ordering::Relaxed);
             let mut room = self.room(tail, head, frame);
@@ -372,6 +506,14 @@ impl Ring {
                 park::bump_and_wake(&h.put.seq, &h.put.wake_flag);
                 return Ok(());
             }
+            if let Some(spill) = overflow {
+                let r = spill(kind, payload);
+                drop(_guard);
+                if r.is_ok() {
+                    park::bump_and_wake(&h.put.seq, &h.put.wake_flag);
+                }
+                return r;
+            }
             drop(_guard);
             if deadline == Deadline::Now {
                 return Err(PutFail::Full);
@@ -394,12 +536,18 @@ impl Ring {
 
     /// Takes the oldest frame and hands its kind and payload to `read`, whose result is
     /// returned. The frame is consumed only after `read` returns.
-    pub(crate) fn get<R>(
+    ///
+    /// Once the ring is empty while the overflow chain is active, `overflow` is called with
+    /// the get lock held and `read`: it returns `Err(read)` when the chain turned out empty
+    /// (and ended).
+    pub(crate) fn get<R, F: FnOnce(FrameKind, &[u8]) -> R>(
         &self,
         deadline: Deadline,
-        read: impl FnOnce(FrameKind, &[u8]) -> R,
+        read: F,
+        overflow: &dyn Fn(F) -> Result<R, F>,
     ) -> Result<R, GetFail> {
         let h = self.h();
+        let mut read = read;
         loop {
             let guard = {
                 h.get
@@ -422,6 +570,21 @@ impl Ring {
                 }
                 return result;
             }
+            if h.overflow.active.load(Ordering::Acquire) != 0 {
+                match overflow(read) {
+                    Ok(result) => {
+                        drop(guard);
+                        park::bump_and_wake(&h.get.seq, &h.get.wake_flag);
+                        return Ok(result);
+                    }
+                    // The chain ended empty; new items go to the ring again.
+                    Err(back) => {
+                        read = back;
+                        drop(guard);
+                        continue;
+                    }
+                }
+            }
             drop(guard);
             if self.is_closed() {
                 return Err(GetFail::Closed);
@@ -432,7 +595,9 @@ impl Ring {
             let ready = || {
                 let tail = h.put.commit.load(Ordering::Acquire);
                 let head = h.get.commit.load(Ordering::Acquire);
-                self.is_closed() || items_between(head, tail) != 0
+                self.is_closed()
+                    || items_between(head, tail) != 0
+                    || h.overflow.active.load(Ordering::Acquire) != 0
             };
             let mut backoff = Backoff::new();
             while !ready() {
@@ -504,7 +669,7 @@ impl Ring {
         let h = self.h();
         loop {
             let done = h.done.load(Ordering::SeqCst);
-            let put = count_of(h.put.commit.load(Ordering::Acquire));
+            let put = self.put_count();
             let unfinished = put.wrapping_sub(done as u64) & COUNT_MASK;
             if unfinished == 0 {
                 return false;
@@ -530,8 +695,15 @@ impl Ring {
     pub(crate) fn unfinished(&self) -> u64 {
         let h = self.h();
         let done = h.done.load(Ordering::SeqCst);
-        let put = count_of(h.put.commit.load(Ordering::Acquire));
-        put.wrapping_sub(done as u64) & COUNT_MASK
+        self.put_count().wrapping_sub(done as u64) & COUNT_MASK
+    }
+
+    /// Items ever put, the overflow chain's included (modulo 2^24).
+    fn put_count(&self) -> u64 {
+        let h = self.h();
+        count_of(h.put.commit.load(Ordering::Acquire))
+            .wrapping_add(h.overflow.put.load(Ordering::Acquire))
+            & COUNT_MASK
     }
 
     /// Waits until every item put has been marked done; false on timeout.
