@@ -5,11 +5,8 @@
 //! pool's rules (fn items or capture-free closures, serde arguments and results, which are
 //! encoded and decoded as for processes), so code that compiles against one compiles against
 //! the other. What threads cannot do: a thread cannot be killed (a task past `task_timeout`
-//! fails with the timeout error and its thread is abandoned, finishing on its own; a
-//! [`Process`]'s `terminate` and `kill` of a running thread fail with
-//! `ProcessError::Unsupported`), `max_memory_per_child` has no per-thread meaning (ignored),
-//! and a [`Process`] refuses at `start` the settings only a process can have (`env`,
-//! `current_dir`, redirections, `rlimit`, `executable`).
+//! fails with the timeout error and its thread is abandoned, finishing on its own), and
+//! `max_memory_per_child` has no per-thread meaning (ignored).
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
