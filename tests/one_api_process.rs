@@ -141,6 +141,21 @@ macro_rules! a05_body {
         assert_eq!(p.join_timeout(Duration::MAX).unwrap(), 7);
         assert_eq!(p.exitcode(), Some(0));
 
+        // `join_async` (feature `async`): the same output, whether the end comes before or
+        // after the first poll.
+        #[cfg(feature = "async")]
+        {
+            let (tx, rx) = Pipe::new::<u32>().unwrap();
+            let mut p = $P::new(wait_for, rx);
+            p.start().unwrap();
+            let sender = std::thread::spawn(move || tx.send(&5).unwrap());
+            let joined: Result<u32, ProcessError> = processing::aio::block_on(p.join_async());
+            assert_eq!(joined.unwrap(), 5);
+            sender.join().unwrap();
+            let again: Result<u32, ProcessError> = processing::aio::block_on(p.join_async());
+            assert!(matches!(again, Err(ProcessError::AlreadyJoined)));
+        }
+
         // `terminate`/`kill` of a running worker: a process ends; a thread cannot be stopped
         // from outside, says so, and goes on.
         for stop in [$P::<u32>::terminate, $P::<u32>::kill] {

@@ -48,6 +48,9 @@ use crate::PoolBuildError;
 /// Pool}` compiles wherever `use processing::{Callbacks, Pool}` did.
 pub use crate::{AsyncResult, Callbacks, IMap, PoolError};
 
+#[cfg(feature = "async")]
+pub use process::JoinAsync;
+
 /// A pool of worker threads with the API of [`crate::Pool`] (every method of it is available
 /// through `Deref`).
 ///

@@ -25,6 +25,9 @@ type Outcome<R> = Result<R, crate::task::PanicReport>;
 struct Finished<R> {
     outcome: Mutex<Option<Outcome<R>>>,
     done: Condvar,
+    /// The task of a pending [`JoinAsync`], woken once the outcome is stored.
+    #[cfg(feature = "async")]
+    waker: Mutex<Option<std::task::Waker>>,
 }
 
 /// The numbers of the default names `Process-N` of the twin's threads (numbered apart from
@@ -153,6 +156,8 @@ impl<R: Send + 'static> Process<R> {
             finished: Arc::new(Finished {
                 outcome: Mutex::new(None),
                 done: Condvar::new(),
+                #[cfg(feature = "async")]
+                waker: Mutex::new(None),
             }),
             joined: false,
             exitcode: None,
@@ -304,6 +309,12 @@ impl<R: Send + 'static> Process<R> {
                 let outcome = crate::task::catch_task(body);
                 *lock(&finished.outcome) = Some(outcome);
                 finished.done.notify_all();
+                // After the outcome: a poll that registered its waker before it looked either
+                // saw the outcome or is woken here.
+                #[cfg(feature = "async")]
+                if let Some(w) = lock(&finished.waker).take() {
+                    w.wake();
+                }
             })
             .map_err(|e| SpawnError::from_os("cannot start the thread", e))?;
         self.handle = Some(handle);
@@ -440,5 +451,60 @@ impl<R: Send + 'static> Process<R> {
         Err(ProcessError::Unsupported(format!(
             "{what}: a thread cannot be stopped from outside; it runs until its target returns"
         )))
+    }
+}
+
+#[cfg(feature = "async")]
+impl<R: Send + 'static> Process<R> {
+    /// Awaits the end of the thread and returns the target's value, like
+    /// [`join`](Process::join), without blocking a thread (feature `async`; any executor): the
+    /// twin of `processing::Process::join_async`. Dropping the future leaves the thread
+    /// joinable. Errors are those of [`join`](Process::join).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut child = processing_pool::dummy::spawn(|x: u32| x * 2, 21)?;
+    /// let v = processing_core::aio::block_on(child.join_async())?;
+    /// assert_eq!(v, 42);
+    /// # Ok(()) }
+    /// ```
+    pub fn join_async(&mut self) -> JoinAsync<'_, R> {
+        JoinAsync { process: self }
+    }
+}
+
+/// The future of [`Process::join_async`].
+#[cfg(feature = "async")]
+#[must_use = "futures do nothing unless awaited"]
+pub struct JoinAsync<'a, R> {
+    process: &'a mut Process<R>,
+}
+
+#[cfg(feature = "async")]
+impl<R> std::fmt::Debug for JoinAsync<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinAsync")
+            .field("process", &self.process)
+            .finish()
+    }
+}
+
+#[cfg(feature = "async")]
+impl<R: Send + 'static> std::future::Future for JoinAsync<'_, R> {
+    type Output = Result<R, ProcessError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let p = &mut *self.get_mut().process;
+        if p.handle.is_some() {
+            // Registered before looking: see the thread's side in `start`.
+            *lock(&p.finished.waker) = Some(cx.waker().clone());
+        }
+        match p.join_timeout(Duration::ZERO) {
+            Err(ProcessError::Timeout) => std::task::Poll::Pending,
+            done => std::task::Poll::Ready(done),
+        }
     }
 }
