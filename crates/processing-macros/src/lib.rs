@@ -9,10 +9,10 @@ use proc_macro::{Delimiter, Group, TokenStream, TokenTree};
 
 /// Runs `processing::init()` before the body of `main`.
 ///
-/// ```ignore
+/// ```
 /// #[processing::main]
 /// fn main() {
-///     let child = processing::spawn(|x: u32| x + 1, 41).unwrap();
+///     let mut child = processing::spawn(|x: u32| x + 1, 41).unwrap();
 ///     assert_eq!(child.join().unwrap(), 42);
 /// }
 /// ```

@@ -136,7 +136,7 @@ pub(crate) struct Spread<F>(pub(crate) F);
 ///
 /// ```
 /// fn add(a: u32, b: u32) -> u32 { a + b }
-/// fn takes<F: processing_pool::StarFn<(u32, u32), u32>>(_: F) {}
+/// fn takes<F: processing::pool::StarFn<(u32, u32), u32>>(_: F) {}
 /// takes(add);
 /// ```
 pub trait StarFn<Args, R>: Copy + Send + Sync + 'static {
