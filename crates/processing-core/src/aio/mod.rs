@@ -13,7 +13,7 @@
 //!   the protocols of the shared-memory primitives stay where they are.
 //!
 //! Futures built on it are runtime-agnostic (tokio, smol, `futures::executor::block_on`): they
-//! need nothing from the executor but its [`Waker`](std::task::Waker). Dropping one
+//! need nothing from the executor but its [`Waker`]. Dropping one
 //! unregisters it (a descriptor leaves the epoll set at once; a timer entry is dropped when it
 //! expires and then wakes nobody who cares).
 //!
