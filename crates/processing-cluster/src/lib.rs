@@ -36,6 +36,7 @@
 //! ```
 
 #![doc(html_root_url = "https://docs.rs/processing-cluster/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod driver;
 mod host;

@@ -14,6 +14,7 @@
 //! ```
 
 #![doc(html_root_url = "https://docs.rs/processing-core/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "async")]
 pub mod aio;

@@ -4,6 +4,7 @@
 //! re-executed child runs its target instead of the program's `main`.
 
 #![doc(html_root_url = "https://docs.rs/processing-macros/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use proc_macro::{Delimiter, Group, TokenStream, TokenTree};
 

@@ -35,6 +35,7 @@
 //! ```
 
 #![doc(html_root_url = "https://docs.rs/processing-pool/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(hidden)]
 pub mod backend;

@@ -30,6 +30,7 @@
 //! errors [`ProcessError`] and [`SpawnError`].
 
 #![doc(html_root_url = "https://docs.rs/processing-process/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bootstrap;
 mod context;

@@ -21,6 +21,7 @@
 //! (as a spawn argument, through a pipe or a queue) and it re-attaches there by name.
 
 #![doc(html_root_url = "https://docs.rs/processing-shm/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 pub mod liveness;

@@ -128,6 +128,7 @@
 //! Every snippet of both pages is compiled and run as a doc test of this crate.
 
 #![doc(html_root_url = "https://docs.rs/processing/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "cluster")]
 #[doc(inline)]
