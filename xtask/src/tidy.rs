@@ -1,7 +1,8 @@
 //! `cargo xtask tidy`: every crate opens with a `//!` header, the dependency graph (as `cargo
 //! metadata` reports it: normal, dev, build and target-specific edges) only points down the
-//! layers and names no unused crate, and the tests of the root conformance suite are named by
-//! their id in docs/conformance.md.
+//! layers (but for a path-only dev-dependency on the facade, for doc examples) and names no
+//! unused crate, and the tests of the root conformance suite are named by their id in
+//! docs/conformance.md.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,12 @@ pub const LAYERS: &[(&str, u32)] = &[
 
 /// Workspace members that are tools, outside the layering.
 const TOOLS: &[&str] = &["xtask"];
+
+/// The facade. Any crate may have it as a dev-dependency (an upward edge, a cycle cargo
+/// allows), so that its doc examples use the `processing::` paths a user writes; path only,
+/// without a version requirement, so that `cargo package` drops the edge from the published
+/// manifest.
+const FACADE: &str = "processing";
 
 pub fn run() -> Result<(), String> {
     let mut problems = Vec::new();
@@ -81,6 +88,8 @@ struct Dep {
     kind: String,
     /// The `cfg(...)` or target triple it is limited to, if any.
     target: Option<String>,
+    /// The version requirement (`*` for a path dependency without a version).
+    req: String,
 }
 
 impl Dep {
@@ -144,6 +153,7 @@ fn parse_packages(meta: &Json) -> Result<Vec<Package>, String> {
                     name,
                     kind: d.str("kind").unwrap_or("normal").to_string(),
                     target: d.str("target").map(String::from),
+                    req: d.str("req").unwrap_or("*").to_string(),
                 }
             })
             .collect();
@@ -178,6 +188,18 @@ fn layering(pkg: &Package, all: &[Package]) -> Vec<String> {
     let mut problems = Vec::new();
     for dep in &pkg.deps {
         if !all.iter().any(|p| p.name == dep.name) {
+            continue;
+        }
+        if dep.name == FACADE && dep.kind == "dev" && pkg.name != FACADE {
+            if dep.req != "*" {
+                problems.push(format!(
+                    "{}: the dev-dependency on the facade in {} has a version requirement ({}); \
+                     make it path only, so that `cargo package` drops it",
+                    pkg.name,
+                    dep.section(),
+                    dep.req
+                ));
+            }
             continue;
         }
         match rank(&dep.name) {
@@ -422,7 +444,9 @@ mod tests {
             r#"{"workspace_members": ["a#1"], "packages": [{"id": "a#1", "name": "processing-shm",
                "manifest_path": "/w/crates/processing-shm/Cargo.toml", "dependencies": [
                {"name": "processing-sync", "kind": "dev", "rename": null, "target": null},
-               {"name": "libc", "kind": null, "rename": null, "target": "cfg(unix)"}]}]}"#,
+               {"name": "libc", "kind": null, "rename": null, "target": "cfg(unix)"},
+               {"name": "processing", "kind": "dev", "rename": null, "target": null, "req": "*"},
+               {"name": "processing", "kind": "dev", "rename": null, "target": null, "req": "^0.1.0"}]}]}"#,
         )
         .unwrap();
         let pkgs = super::parse_packages(&meta).unwrap();
@@ -431,17 +455,20 @@ mod tests {
             pkgs[0].deps[1].section(),
             "[target.'cfg(unix)'.dependencies]"
         );
-        let problems = super::layering(
-            &pkgs[0],
-            &[super::Package {
-                name: "processing-sync".into(),
-                dir: "/".into(),
-                deps: vec![],
-                implicit: vec![],
-            }],
-        );
-        assert_eq!(problems.len(), 1, "{problems:?}");
+        let member = |name: &str| super::Package {
+            name: name.into(),
+            dir: "/".into(),
+            deps: vec![],
+            implicit: vec![],
+        };
+        let problems =
+            super::layering(&pkgs[0], &[member("processing-sync"), member("processing")]);
+        // The upward dev edge to sync is refused; the path-only dev edge to the facade is
+        // allowed, the versioned one is not.
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("processing-sync (layer 2)"));
         assert!(problems[0].contains("[dev-dependencies]"));
+        assert!(problems[1].contains("version requirement (^0.1.0)"));
     }
 
     #[test]

@@ -268,7 +268,7 @@ impl TestBinary {
         format!("{}/{}/{}", self.package, self.kind, self.target)
     }
 
-    /// The `// xtask: ...` markers of its source file (see README, "Test conventions").
+    /// The `// xtask: ...` markers of its source file (see CONTRIBUTING.md, "Test conventions").
     pub fn markers(&self) -> Markers {
         Markers::parse(&std::fs::read_to_string(&self.src_path).unwrap_or_default())
     }

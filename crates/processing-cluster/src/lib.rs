@@ -24,9 +24,9 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use processing_cluster::PoolBuilderExt;
+//! use processing::cluster::PoolBuilderExt;
 //! fn square(x: u64) -> u64 { x * x }
-//! let pool = processing_pool::Pool::builder()
+//! let pool = processing::Pool::builder()
 //!     .processes(8)
 //!     .cluster("redis://127.0.0.1:6379/0")
 //!     .key(b"shared secret".to_vec())
@@ -36,6 +36,7 @@
 //! ```
 
 #![doc(html_root_url = "https://docs.rs/processing-cluster/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod driver;
 mod host;
@@ -112,8 +113,8 @@ impl PoolBuilderExt for PoolBuilder {
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use processing_cluster::PoolBuilderExt;
-/// let pool = processing_pool::Pool::builder()
+/// use processing::cluster::PoolBuilderExt;
+/// let pool = processing::Pool::builder()
 ///     .cluster("redis://127.0.0.1:6379/0")
 ///     .visibility_timeout(Duration::from_secs(2))
 ///     .max_deliveries(3)
@@ -186,7 +187,7 @@ impl ClusterPoolBuilder {
 /// Settings of a worker host ([`serve`]).
 ///
 /// ```
-/// let options = processing_cluster::ServeOptions::default().processes(2);
+/// let options = processing::cluster::ServeOptions::default().processes(2);
 /// # let _ = options;
 /// ```
 #[derive(Debug, Clone)]
@@ -236,7 +237,7 @@ impl ServeOptions {
 /// returns only if it cannot start.
 ///
 /// ```no_run
-/// processing_cluster::serve("redis://127.0.0.1:6379/0", Default::default()).unwrap();
+/// processing::cluster::serve("redis://127.0.0.1:6379/0", Default::default()).unwrap();
 /// ```
 pub fn serve(url: &str, options: ServeOptions) -> Result<(), ClusterError> {
     host::serve(url, options)

@@ -39,7 +39,7 @@ pub enum QueueError {
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let q = processing_cluster::Queue::<u64>::open("redis://127.0.0.1:6379/0", "jobs")?;
+/// let q = processing::cluster::Queue::<u64>::open("redis://127.0.0.1:6379/0", "jobs")?;
 /// q.put(&7)?;
 /// assert_eq!(q.get()?, 7);
 /// # Ok(()) }

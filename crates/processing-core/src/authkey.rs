@@ -14,8 +14,8 @@ static KEY: RwLock<Option<Arc<[u8]>>> = RwLock::new(None);
 /// The current process's authkey (generated on first use in the main process).
 ///
 /// ```
-/// let a = processing_core::authkey::get();
-/// assert_eq!(a, processing_core::authkey::get());
+/// let a = processing::core::authkey::get();
+/// assert_eq!(a, processing::core::authkey::get());
 /// assert!(!a.is_empty());
 /// ```
 pub fn get() -> Arc<[u8]> {
@@ -30,8 +30,8 @@ pub fn get() -> Arc<[u8]> {
 /// Replaces the current process's authkey (the bootstrap installs the parent's key with it).
 ///
 /// ```
-/// processing_core::authkey::set(b"secret".to_vec());
-/// assert_eq!(&*processing_core::authkey::get(), b"secret");
+/// processing::core::authkey::set(b"secret".to_vec());
+/// assert_eq!(&*processing::core::authkey::get(), b"secret");
 /// ```
 pub fn set(key: Vec<u8>) {
     *KEY.write().unwrap_or_else(|e| e.into_inner()) = Some(key.into());
@@ -40,7 +40,7 @@ pub fn set(key: Vec<u8>) {
 /// `len` bytes from the operating system's random source.
 ///
 /// ```
-/// assert_eq!(processing_core::authkey::random_bytes(16).len(), 16);
+/// assert_eq!(processing::core::authkey::random_bytes(16).len(), 16);
 /// ```
 pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];

@@ -50,8 +50,8 @@ impl CodecError {
 /// Encodes `value` with postcard.
 ///
 /// ```
-/// let bytes = processing_core::codec::encode(&42u32).unwrap();
-/// assert_eq!(processing_core::codec::decode::<u32>(&bytes).unwrap(), 42);
+/// let bytes = processing::core::codec::encode(&42u32).unwrap();
+/// assert_eq!(processing::core::codec::decode::<u32>(&bytes).unwrap(), 42);
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     postcard::to_allocvec(value).map_err(CodecError::Encode)
@@ -61,7 +61,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 ///
 /// ```
 /// let mut buf = vec![0xff];
-/// processing_core::codec::encode_into(&7u8, &mut buf).unwrap();
+/// processing::core::codec::encode_into(&7u8, &mut buf).unwrap();
 /// assert_eq!(buf, [0xff, 7]);
 /// ```
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
@@ -73,7 +73,7 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
 /// Decodes a value of type `T` from exactly `bytes` (trailing bytes are an error).
 ///
 /// ```
-/// assert!(processing_core::codec::decode::<u32>(&[0xff, 0xff]).is_err());
+/// assert!(processing::core::codec::decode::<u32>(&[0xff, 0xff]).is_err());
 /// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, rest) = postcard::take_from_bytes(bytes).map_err(CodecError::Decode)?;

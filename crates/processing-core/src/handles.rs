@@ -14,11 +14,11 @@
 //!   DUPLICATE_CLOSE_SOURCE)`. This works through any channel while the sender lives.
 //!
 //! ```
-//! use processing_core::handles;
+//! use processing::core::handles;
 //! // Plain values need no handles: the outgoing list is empty.
-//! let (bytes, fds) = handles::collect(|| processing_core::codec::encode(&5u8)).unwrap();
+//! let (bytes, fds) = handles::collect(|| processing::core::codec::encode(&5u8)).unwrap();
 //! assert!(fds.is_empty());
-//! let v: u8 = handles::provide(fds, || processing_core::codec::decode(&bytes)).unwrap();
+//! let v: u8 = handles::provide(fds, || processing::core::codec::decode(&bytes)).unwrap();
 //! assert_eq!(v, 5);
 //! ```
 
@@ -71,7 +71,7 @@ pub(crate) fn record_os_error(e: &std::io::Error) {
 /// report the cause as a typed error rather than text.
 ///
 /// ```
-/// assert!(processing_core::handles::take_os_error().is_none());
+/// assert!(processing::core::handles::take_os_error().is_none());
 /// ```
 pub fn take_os_error() -> Option<std::io::Error> {
     DUP_ERROR.with(|d| d.borrow_mut().take())
@@ -107,7 +107,7 @@ pub fn channel_active() -> bool {
 ///
 /// ```
 /// # #[cfg(unix)] {
-/// use processing_core::{codec, handles::{self, TransferableHandle}};
+/// use processing::core::{codec, handles::{self, TransferableHandle}};
 /// let file = std::fs::File::open("/dev/null").unwrap();
 /// let h = TransferableHandle::new(file.into());
 /// let (bytes, fds) = handles::collect(|| codec::encode(&h)).unwrap();

@@ -8,12 +8,13 @@
 //! another crate of the workspace.
 //!
 //! ```
-//! let bytes = processing_core::codec::encode(&(1u8, "abc")).unwrap();
-//! let back: (u8, String) = processing_core::codec::decode(&bytes).unwrap();
+//! let bytes = processing::core::codec::encode(&(1u8, "abc")).unwrap();
+//! let back: (u8, String) = processing::core::codec::decode(&bytes).unwrap();
 //! assert_eq!(back, (1, "abc".to_string()));
 //! ```
 
 #![doc(html_root_url = "https://docs.rs/processing-core/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "async")]
 pub mod aio;
@@ -33,7 +34,7 @@ pub use codec::CodecError;
 /// concrete type `source()` + `downcast_ref` recover.
 ///
 /// ```
-/// let cause: processing_core::BoxError = Box::new(std::io::Error::other("gone"));
+/// let cause: processing::core::BoxError = Box::new(std::io::Error::other("gone"));
 /// assert!(cause.downcast_ref::<std::io::Error>().is_some());
 /// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -9,7 +9,7 @@ use std::time::Duration;
 /// This process's id.
 ///
 /// ```
-/// assert_eq!(processing_core::os::pid(), std::process::id());
+/// assert_eq!(processing::core::os::pid(), std::process::id());
 /// ```
 pub fn pid() -> u32 {
     std::process::id()
@@ -21,7 +21,7 @@ pub fn pid() -> u32 {
 /// another fact (a start time, a sentinel).
 ///
 /// ```
-/// assert!(processing_core::os::pid_alive(std::process::id()));
+/// assert!(processing::core::os::pid_alive(std::process::id()));
 /// ```
 pub fn pid_alive(pid: u32) -> bool {
     crate::sys::pid_alive(pid)
@@ -34,7 +34,7 @@ pub fn pid_alive(pid: u32) -> bool {
 /// tracker's socket live there. Unix only.
 ///
 /// ```
-/// let dir = processing_core::os::private_runtime_dir().unwrap();
+/// let dir = processing::core::os::private_runtime_dir().unwrap();
 /// assert!(dir.is_dir());
 /// ```
 #[cfg(unix)]
@@ -59,9 +59,9 @@ pub use crate::sys::InsecureDir;
 /// use std::time::Duration;
 /// let word = AtomicU32::new(1);
 /// // The word does not hold 0: returns at once.
-/// processing_core::os::futex_wait(&word, 0, None);
+/// processing::core::os::futex_wait(&word, 0, None);
 /// // Holds 1 and nobody wakes it: returns after (about) the timeout.
-/// processing_core::os::futex_wait(&word, 1, Some(Duration::from_millis(1)));
+/// processing::core::os::futex_wait(&word, 1, Some(Duration::from_millis(1)));
 /// ```
 #[cfg(unix)]
 #[inline]
@@ -76,7 +76,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// let word = AtomicU32::new(0);
 /// word.store(1, Ordering::SeqCst);
-/// processing_core::os::futex_wake(&word, u32::MAX);
+/// processing::core::os::futex_wake(&word, u32::MAX);
 /// ```
 #[cfg(unix)]
 #[inline]

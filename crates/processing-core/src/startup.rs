@@ -17,7 +17,7 @@
 ///
 /// ```
 /// fn hello() { /* look for a marker in the environment */ }
-/// processing_core::on_load!(hello);
+/// processing::core::on_load!(hello);
 /// ```
 #[macro_export]
 macro_rules! on_load {

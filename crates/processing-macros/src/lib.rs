@@ -4,15 +4,16 @@
 //! re-executed child runs its target instead of the program's `main`.
 
 #![doc(html_root_url = "https://docs.rs/processing-macros/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use proc_macro::{Delimiter, Group, TokenStream, TokenTree};
 
 /// Runs `processing::init()` before the body of `main`.
 ///
-/// ```ignore
+/// ```
 /// #[processing::main]
 /// fn main() {
-///     let child = processing::spawn(|x: u32| x + 1, 41).unwrap();
+///     let mut child = processing::spawn(|x: u32| x + 1, 41).unwrap();
 ///     assert_eq!(child.join().unwrap(), 42);
 /// }
 /// ```

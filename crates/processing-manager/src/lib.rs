@@ -32,6 +32,7 @@
 //! and refuse to talk if they differ.
 
 #![doc(html_root_url = "https://docs.rs/processing-manager/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod address;
 mod auth;

@@ -23,11 +23,11 @@ use crate::PoolError;
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use processing_pool::dummy::Pool;
+/// use processing::Pool;
 /// fn square(x: u64) -> u64 { x * x }
 /// let pool = Pool::new(2)?;
 /// let r = pool.apply_async(square, 9)?;
-/// assert_eq!(processing_core::aio::block_on(r)?, 81);
+/// assert_eq!(processing::core::aio::block_on(r)?, 81);
 /// # Ok(()) }
 /// ```
 impl<T> Future for AsyncResult<T> {
@@ -67,7 +67,7 @@ impl<R> Unpin for IMap<'_, R> {}
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use processing_pool::dummy::Pool;
+/// use processing::Pool;
 /// use std::future::poll_fn;
 /// use std::pin::Pin;
 /// use futures_core::Stream;
@@ -75,7 +75,7 @@ impl<R> Unpin for IMap<'_, R> {}
 /// let pool = Pool::new(2)?;
 /// let mut it = pool.imap(square, 0u64..4)?;
 /// let mut got = Vec::new();
-/// processing_core::aio::block_on(async {
+/// processing::core::aio::block_on(async {
 ///     while let Some(v) = poll_fn(|cx| Pin::new(&mut it).poll_next(cx)).await {
 ///         got.push(v.unwrap());
 ///     }

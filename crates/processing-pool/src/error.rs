@@ -11,7 +11,7 @@ use processing_core::ErrorChain;
 /// operating system, the process layer), that error as [`source`](Error::source).
 ///
 /// ```
-/// use processing_pool::{PoolError, WorkerStartError};
+/// use processing::{PoolError, WorkerStartError};
 /// let os = std::io::Error::from_raw_os_error(24); // EMFILE on Linux
 /// let e = PoolError::Spawn(WorkerStartError::with_source("cannot create a worker channel", os));
 /// assert!(e.is_spawn());
@@ -145,7 +145,7 @@ impl Error for WorkerStartError {
 /// ([`Closed`](PoolError::Closed), [`NotClosed`](PoolError::NotClosed)) say what to do instead.
 ///
 /// ```
-/// use processing_pool::PoolError;
+/// use processing::PoolError;
 /// let e = PoolError::Panic { message: "boom".into(), location: Some("src/main.rs:3:5".into()) };
 /// assert!(e.is_panic());
 /// assert_eq!(e.to_string(), "task panicked at src/main.rs:3:5: boom");
@@ -302,7 +302,7 @@ impl From<processing_core::CodecError> for PoolError {
 /// A pool could not be built: bad settings or a worker that would not start.
 ///
 /// ```
-/// let err = processing_pool::Pool::new(0).unwrap_err();
+/// let err = processing::Pool::new(0).unwrap_err();
 /// assert!(err.is_zero_processes());
 /// assert_eq!(err.to_string(), "a pool needs at least one process");
 /// ```

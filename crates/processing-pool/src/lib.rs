@@ -14,7 +14,7 @@
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use processing_pool::dummy::Pool; // processing_pool::Pool: the same with processes
+//! use processing::Pool; // processing::dummy::Pool: the same API over threads
 //! fn square(x: u64) -> u64 { x * x }
 //! let pool = Pool::new(2)?;
 //! assert_eq!(pool.map(square, 0..10)?, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
@@ -29,12 +29,13 @@
 //! A capturing closure is rejected at compile time:
 //!
 //! ```compile_fail
-//! let pool = processing_pool::dummy::Pool::new(1).unwrap();
+//! let pool = processing::Pool::new(1).unwrap();
 //! let k = 3u64;
 //! pool.map(move |x: u64| x * k, 0..10u64).unwrap();
 //! ```
 
 #![doc(html_root_url = "https://docs.rs/processing-pool/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(hidden)]
 pub mod backend;
@@ -71,7 +72,7 @@ pub mod prelude {
 /// The number of CPUs this process may use (at least 1): the default pool size.
 ///
 /// ```
-/// assert!(processing_pool::cpu_count() >= 1);
+/// assert!(processing::pool::cpu_count() >= 1);
 /// ```
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism()
@@ -101,7 +102,7 @@ type SharedCodecError = std::sync::Arc<processing_core::CodecError>;
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// let pool = processing_pool::dummy::Pool::builder()
+/// let pool = processing::Pool::builder()
 ///     .processes(2)
 ///     .max_tasks_per_child(100)
 ///     .task_timeout(Duration::from_secs(60))
@@ -260,7 +261,7 @@ impl PoolBuilder {
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use processing_pool::dummy::Pool;
+/// use processing::Pool;
 /// fn add(a: i32, b: i32) -> i32 { a + b }
 /// let pool = Pool::new(2)?;
 /// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, [3, 7]);

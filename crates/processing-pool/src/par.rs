@@ -9,7 +9,7 @@
 //! worker can panic or die.
 //!
 //! ```
-//! use processing_pool::prelude::*;
+//! use processing::prelude::*;
 //!
 //! fn square(x: u64) -> u64 {
 //!     x * x
@@ -26,7 +26,7 @@
 //! A capturing closure is rejected at compile time, as by `Pool::map`:
 //!
 //! ```compile_fail
-//! use processing_pool::prelude::*;
+//! use processing::prelude::*;
 //! let k = 3u64;
 //! let v: Vec<u64> = (0..10u64).into_par_process_iter().map(move |x| x * k).collect().unwrap();
 //! ```
@@ -42,7 +42,7 @@ pub trait IntoParProcessIter: IntoIterator + Sized {
     /// The items of `self`, to be mapped in worker processes.
     ///
     /// ```
-    /// use processing_pool::prelude::*;
+    /// use processing::prelude::*;
     /// fn double(x: i32) -> i32 { 2 * x }
     /// let v: Vec<i32> = vec![1, 2, 3].into_par_process_iter().map(double).collect().unwrap();
     /// assert_eq!(v, [2, 4, 6]);
@@ -70,7 +70,7 @@ impl<'p, I: Iterator> ParProcessIter<'p, I> {
     /// Runs on `pool` instead of the process-wide pool.
     ///
     /// ```
-    /// use processing_pool::{prelude::*, Pool};
+    /// use processing::{prelude::*, Pool};
     /// fn inc(x: u8) -> u8 { x + 1 }
     /// let pool = Pool::new(1).unwrap();
     /// let v: Vec<u8> = (0..3u8).into_par_process_iter().with_pool(&pool).map(inc).collect().unwrap();

@@ -66,7 +66,7 @@ type OnError = Box<dyn FnOnce(&PoolError) + Send>;
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use processing_pool::{dummy::Pool, Callbacks};
+/// use processing::{Callbacks, Pool};
 /// use std::sync::mpsc;
 /// fn square(x: u64) -> u64 { x * x }
 /// let pool = Pool::new(2)?;
@@ -256,7 +256,7 @@ impl<T> Slot<T> {
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use processing_pool::dummy::Pool;
+/// use processing::Pool;
 /// fn square(x: u64) -> u64 { x * x }
 /// let pool = Pool::new(2)?;
 /// let r = pool.apply_async(square, 9)?;
@@ -582,7 +582,7 @@ pub(crate) type ChunkSource<'a> =
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use processing_pool::dummy::Pool;
+/// use processing::Pool;
 /// fn square(x: u64) -> u64 { x * x }
 /// let pool = Pool::new(2)?;
 /// let first: Vec<u64> = pool.imap(square, 0u64..)?.take(5).collect::<Result<_, _>>()?;

@@ -24,7 +24,7 @@ pub type EntryFn = fn(&[u8], &mut Vec<u8>) -> Status;
 pub enum Status {
     /// The output holds the encoded results.
     Ok = 0,
-    /// The output holds an encoded [`PanicReport`].
+    /// The output holds an encoded `PanicReport`.
     Panic = 1,
     /// The output holds an encoded message (arguments that did not decode, results that did
     /// not encode).
@@ -60,12 +60,12 @@ pub(crate) fn anchor(_: &[u8], _: &mut Vec<u8>) -> Status {
     Status::Ok
 }
 
-/// The offset of `entry` from [`anchor`], for sending to a process worker.
+/// The offset of `entry` from `anchor`, for sending to a process worker.
 pub fn entry_to_offset(entry: EntryFn) -> i64 {
     (entry as usize as i64).wrapping_sub(anchor as EntryFn as usize as i64)
 }
 
-/// The entry at `offset` from [`anchor`] in this image.
+/// The entry at `offset` from `anchor` in this image.
 ///
 /// # Safety
 /// `offset` must come from [`entry_to_offset`] in a process running the same executable image.
@@ -137,7 +137,7 @@ pub(crate) struct Spread<F>(pub(crate) F);
 ///
 /// ```
 /// fn add(a: u32, b: u32) -> u32 { a + b }
-/// fn takes<F: processing_pool::StarFn<(u32, u32), u32>>(_: F) {}
+/// fn takes<F: processing::pool::StarFn<(u32, u32), u32>>(_: F) {}
 /// takes(add);
 /// ```
 pub trait StarFn<Args, R>: Copy + Send + Sync + 'static {

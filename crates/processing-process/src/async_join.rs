@@ -23,8 +23,8 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let mut child = processing_process::spawn(|x: u32| x * 2, 21)?;
-    /// let v = processing_core::aio::block_on(child.join_async())?;
+    /// let mut child = processing::spawn(|x: u32| x * 2, 21)?;
+    /// let v = processing::core::aio::block_on(child.join_async())?;
     /// assert_eq!(v, 42);
     /// # Ok(()) }
     /// ```

@@ -43,9 +43,9 @@ processing_core::on_load!(hook);
 /// pre-main hooks). `#[processing::main]` inserts the call. Calling it again does nothing.
 ///
 /// ```
-/// processing_process::init();
-/// processing_process::init(); // idempotent
-/// assert_eq!(processing_process::current_process().name(), "MainProcess");
+/// processing::init();
+/// processing::init(); // idempotent
+/// assert_eq!(processing::current_process().name(), "MainProcess");
 /// ```
 pub fn init() {
     INIT_CALLED.store(true, Ordering::Relaxed);

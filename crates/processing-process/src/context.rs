@@ -16,9 +16,9 @@ use crate::{Process, ProcessError};
 /// | `ForkServer` | Linux (default there) | a single-threaded server, started by re-exec, forks children on request |
 ///
 /// ```
-/// use processing_process::StartMethod;
+/// use processing::StartMethod;
 /// assert!(StartMethod::available().contains(&StartMethod::Spawn));
-/// assert!(StartMethod::available().contains(&processing_process::get_start_method()));
+/// assert!(StartMethod::available().contains(&processing::get_start_method()));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StartMethod {
@@ -85,7 +85,7 @@ static DEFAULT: AtomicU8 = AtomicU8::new(0);
 /// Sets the start method that [`Process::new`] uses when none is given (for this process).
 ///
 /// ```
-/// use processing_process::{set_start_method, get_start_method, StartMethod};
+/// use processing::{set_start_method, get_start_method, StartMethod};
 /// set_start_method(StartMethod::Spawn).unwrap();
 /// assert_eq!(get_start_method(), StartMethod::Spawn);
 /// ```
@@ -99,8 +99,8 @@ pub fn set_start_method(method: StartMethod) -> Result<(), SpawnError> {
 /// forkserver on Linux and spawn elsewhere.
 ///
 /// ```
-/// let m = processing_process::get_start_method();
-/// assert!(processing_process::StartMethod::available().contains(&m));
+/// let m = processing::get_start_method();
+/// assert!(processing::StartMethod::available().contains(&m));
 /// ```
 pub fn get_start_method() -> StartMethod {
     StartMethod::from_code(DEFAULT.load(Ordering::Relaxed))
@@ -110,7 +110,7 @@ pub fn get_start_method() -> StartMethod {
 /// A context whose processes use one start method (Python's `get_context`).
 ///
 /// ```
-/// use processing_process::{get_context, StartMethod};
+/// use processing::{get_context, StartMethod};
 /// let ctx = get_context(StartMethod::Spawn).unwrap();
 /// let mut p = ctx.process(|x: u32| x * 2, 21);
 /// p.start().unwrap();

@@ -6,7 +6,7 @@ use std::fmt;
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let mut p = processing_process::Process::new(|(): ()| (), ()).executable("/nonexistent/program");
+/// let mut p = processing::Process::new(|(): ()| (), ()).executable("/nonexistent/program");
 /// let err = p.start().unwrap_err();
 /// assert!(err.spawn_error().is_some_and(|e| e.is_io()));
 /// # Ok(()) }
@@ -131,7 +131,7 @@ impl std::error::Error for SpawnError {
 /// An operation on a [`Process`](crate::Process) failed, or the process did not return a value.
 ///
 /// ```
-/// use processing_process::{Process, ProcessError};
+/// use processing::{Process, ProcessError};
 /// let mut p = Process::new(|(): ()| -> u8 { panic!("boom") }, ());
 /// p.start().unwrap();
 /// match p.join() {

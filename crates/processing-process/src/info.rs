@@ -8,7 +8,7 @@ use crate::StartMethod;
 /// This process as `current_process()` describes it.
 ///
 /// ```
-/// let me = processing_process::current_process();
+/// let me = processing::current_process();
 /// assert_eq!(me.name(), "MainProcess");
 /// assert_eq!(me.pid(), std::process::id());
 /// assert!(me.is_alive() && !me.daemon());
@@ -66,7 +66,7 @@ pub fn current_process() -> CurrentProcess {
 /// The process that started this one, as it was at start.
 ///
 /// ```
-/// assert!(processing_process::parent_process().is_none()); // in the main process
+/// assert!(processing::parent_process().is_none()); // in the main process
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParentProcess {
@@ -126,8 +126,8 @@ impl ChildInfo {
 /// The children of this process that are still running (ended ones are reaped on the way).
 ///
 /// ```
-/// let p = processing_process::spawn(|(): ()| std::thread::sleep(std::time::Duration::from_millis(200)), ()).unwrap();
-/// assert!(processing_process::active_children().iter().any(|c| Some(c.pid()) == p.pid()));
+/// let p = processing::spawn(|(): ()| std::thread::sleep(std::time::Duration::from_millis(200)), ()).unwrap();
+/// assert!(processing::active_children().iter().any(|c| Some(c.pid()) == p.pid()));
 /// ```
 pub fn active_children() -> Vec<ChildInfo> {
     registry::sweep()
@@ -143,7 +143,7 @@ pub fn active_children() -> Vec<ChildInfo> {
 /// The number of CPUs this process may use (at least 1).
 ///
 /// ```
-/// assert!(processing_process::cpu_count() >= 1);
+/// assert!(processing::cpu_count() >= 1);
 /// ```
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -7,7 +7,7 @@
 //! manager, pool or the facade.
 //!
 //! ```
-//! use processing_process::{spawn, current_process, Process, StartMethod};
+//! use processing::{spawn, current_process, Process, StartMethod};
 //!
 //! fn square(x: u64) -> u64 {
 //!     x * x
@@ -16,7 +16,7 @@
 //! let mut child = spawn(square, 7).unwrap();
 //! assert_eq!(child.join().unwrap(), 49);
 //!
-//! let mut p = Process::new(|(): ()| processing_process::current_process().name().to_string(), ())
+//! let mut p = Process::new(|(): ()| processing::current_process().name().to_string(), ())
 //!     .name("worker")
 //!     .start_method(StartMethod::Spawn);
 //! p.start().unwrap();
@@ -30,6 +30,7 @@
 //! errors [`ProcessError`] and [`SpawnError`].
 
 #![doc(html_root_url = "https://docs.rs/processing-process/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bootstrap;
 mod context;
@@ -61,7 +62,7 @@ pub use tracing::Level;
 /// matches driver and worker hosts by it).
 ///
 /// ```
-/// assert_eq!(processing_process::build_identity(), processing_process::build_identity());
+/// assert_eq!(processing::process::build_identity(), processing::process::build_identity());
 /// ```
 pub fn build_identity() -> u64 {
     target::BuildId::current().as_u64()

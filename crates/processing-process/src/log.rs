@@ -7,7 +7,7 @@
 /// exit codes, and errors.
 ///
 /// ```
-/// processing_process::log_to_stderr(processing_process::Level::INFO);
+/// processing::log_to_stderr(processing::process::Level::INFO);
 /// ```
 pub fn log_to_stderr(level: tracing::Level) -> bool {
     tracing_subscriber::fmt()

@@ -25,7 +25,7 @@ pub use async_join::JoinAsync;
 /// Where a child's standard input, output or error goes.
 ///
 /// ```
-/// use processing_process::{Process, Stdio};
+/// use processing::{process::Stdio, Process};
 /// let mut p = Process::new(|(): ()| println!("not shown"), ()).stdout(Stdio::Null);
 /// p.start().unwrap();
 /// p.join().unwrap();
@@ -103,7 +103,7 @@ struct Started {
 /// start method: [`Process::fork`].
 ///
 /// ```
-/// use processing_process::Process;
+/// use processing::Process;
 ///
 /// fn add(pair: (u32, u32)) -> u32 {
 ///     pair.0 + pair.1
@@ -120,7 +120,7 @@ struct Started {
 ///
 /// ```compile_fail
 /// let offset = 1u32;
-/// let mut p = processing_process::Process::new(move |x: u32| x + offset, 41);
+/// let mut p = processing::Process::new(move |x: u32| x + offset, 41);
 /// ```
 ///
 /// Builder settings (by value, before `start`): [`name`](Process::name),
@@ -155,7 +155,7 @@ impl<R> std::fmt::Debug for Process<R> {
 /// `error[E0080]: evaluation panicked: a process target must be a fn item or a closure that captures nothing (use Process::fork for capturing closures)`.
 ///
 /// ```
-/// let mut child = processing_process::spawn(|x: u32| x + 1, 41).unwrap();
+/// let mut child = processing::spawn(|x: u32| x + 1, 41).unwrap();
 /// assert_eq!(child.join().unwrap(), 42);
 /// ```
 ///
@@ -211,7 +211,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// ```
     /// # #[cfg(unix)] {
     /// let greeting = String::from("hello");
-    /// let mut p = processing_process::Process::fork(move || format!("{greeting} from a child"));
+    /// let mut p = processing::Process::fork(move || format!("{greeting} from a child"));
     /// p.start().unwrap();
     /// assert_eq!(p.join().unwrap(), "hello from a child");
     /// # }
@@ -309,7 +309,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// Changes the daemon flag of an unstarted process.
     ///
     /// ```
-    /// let mut p = processing_process::Process::new(|(): ()| (), ());
+    /// let mut p = processing::Process::new(|(): ()| (), ());
     /// p.set_daemon(true).unwrap();
     /// p.start().unwrap();
     /// assert!(p.set_daemon(false).is_err());
@@ -596,7 +596,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// nothing once the process ended. `None` before [`Process::start`].
     ///
     /// ```
-    /// use processing_process::Process;
+    /// use processing::Process;
     ///
     /// fn sleep_long(_: ()) {
     ///     std::thread::sleep(std::time::Duration::from_secs(60));

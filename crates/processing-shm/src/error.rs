@@ -3,7 +3,7 @@
 /// A shared-memory operation failed.
 ///
 /// ```
-/// use processing_shm::{SharedMemory, ShmError};
+/// use processing::{shm::ShmError, SharedMemory};
 /// let err = SharedMemory::create(0).unwrap_err();
 /// assert!(err.is_invalid_size());
 /// ```

@@ -10,7 +10,7 @@
 //! started, and never depends on a higher crate.
 //!
 //! ```
-//! use processing_shm::{RawArray, RawValue};
+//! use processing::{RawArray, RawValue};
 //! let counter = RawValue::new(0u64).unwrap();
 //! counter.set(7);
 //! let squares = RawArray::from_slice(&[0u32, 1, 4, 9]).unwrap();
@@ -21,6 +21,7 @@
 //! (as a spawn argument, through a pipe or a queue) and it re-attaches there by name.
 
 #![doc(html_root_url = "https://docs.rs/processing-shm/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 pub mod liveness;
@@ -49,7 +50,7 @@ pub mod tracker {
     /// nothing there.
     ///
     /// ```
-    /// processing_shm::tracker::ensure().unwrap();
+    /// processing::shm::tracker::ensure().unwrap();
     /// ```
     pub fn ensure() -> std::io::Result<()> {
         crate::sys::tracker_ensure()
@@ -61,9 +62,9 @@ pub mod tracker {
     /// that the program keeps one tracker. `None` on Windows.
     ///
     /// ```
-    /// processing_shm::tracker::ensure().unwrap();
+    /// processing::shm::tracker::ensure().unwrap();
     /// if cfg!(unix) {
-    ///     assert!(processing_shm::tracker::child_env().is_some());
+    ///     assert!(processing::shm::tracker::child_env().is_some());
     /// }
     /// ```
     pub fn child_env() -> Option<(&'static str, String)> {

@@ -8,7 +8,7 @@
 //! Windows: the creation time) and treat zombies as dead.
 //!
 //! ```
-//! use processing_shm::liveness;
+//! use processing::shm::liveness;
 //! let me = liveness::current_pid();
 //! assert_eq!(me, std::process::id());
 //! assert!(liveness::is_alive(me, liveness::current_stamp()));

@@ -18,7 +18,7 @@
 //! exactly one waiter takes it over (a model of this is `tests/loom_u01_owner_word.rs`).
 //!
 //! ```
-//! use processing_shm::owner::{Owner, OwnerWord, Suspect};
+//! use processing::shm::owner::{Owner, OwnerWord, Suspect};
 //! let word = OwnerWord::new();
 //! let me = Owner::current();
 //! assert!(word.try_lock(me));

@@ -116,14 +116,14 @@ fn check_align<T>() -> Result<(), ShmError> {
 /// or references are rejected at compile time:
 ///
 /// ```compile_fail
-/// let v = processing_shm::RawValue::new(&5u8); // a reference is not plain old data
+/// let v = processing::RawValue::new(&5u8); // a reference is not plain old data
 /// ```
 ///
 /// Reads and writes are single copies; concurrent writers from several processes need a lock
 /// (`processing_sync::Value`).
 ///
 /// ```
-/// let v = processing_shm::RawValue::new(41i64).unwrap();
+/// let v = processing::RawValue::new(41i64).unwrap();
 /// v.set(v.get() + 1);
 /// assert_eq!(v.get(), 42);
 /// ```
@@ -224,7 +224,7 @@ impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
 /// `None`), never undefined behaviour.
 ///
 /// ```
-/// let a = processing_shm::RawArray::<f64>::new(4).unwrap();
+/// let a = processing::RawArray::<f64>::new(4).unwrap();
 /// assert_eq!(a.to_vec(), vec![0.0; 4]);
 /// a.write(1, &[1.5, 2.5]).unwrap();
 /// assert_eq!(a.get(2), Some(2.5));

@@ -15,7 +15,7 @@
 //!
 //! ```
 //! # #[cfg(target_os = "linux")] {
-//! use processing_shm::Region;
+//! use processing::shm::Region;
 //! let a = Region::anonymous(c"example", 8192).unwrap();
 //! // SAFETY: the mapping is 8192 bytes; nothing else uses it yet.
 //! unsafe { a.as_ptr().as_ptr().write(7) };

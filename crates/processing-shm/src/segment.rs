@@ -168,7 +168,7 @@ impl Drop for Attachment {
 /// never a SIGBUS later.
 ///
 /// ```
-/// use processing_shm::SharedMemory;
+/// use processing::SharedMemory;
 /// let shm = SharedMemory::create(64).unwrap();
 /// shm.write(0, b"hello").unwrap();
 /// let other = SharedMemory::open(shm.name()).unwrap();
@@ -214,9 +214,9 @@ impl SharedMemory {
     /// Creates a segment of `size` bytes under a fresh private name.
     ///
     /// ```
-    /// let shm = processing_shm::SharedMemory::create(4096).unwrap();
+    /// let shm = processing::SharedMemory::create(4096).unwrap();
     /// assert_eq!(shm.len(), 4096);
-    /// assert!(processing_shm::SharedMemory::create(0).is_err());
+    /// assert!(processing::SharedMemory::create(0).is_err());
     /// ```
     pub fn create(size: usize) -> Result<SharedMemory, ShmError> {
         loop {
@@ -231,7 +231,7 @@ impl SharedMemory {
     /// bytes); an existing name is an [`ShmError::AlreadyExists`] error.
     ///
     /// ```
-    /// use processing_shm::SharedMemory;
+    /// use processing::SharedMemory;
     /// let name = format!("doc-create-named-{}", std::process::id());
     /// let shm = SharedMemory::create_named(&name, 16).unwrap();
     /// assert!(SharedMemory::create_named(&name, 16).unwrap_err().is_already_exists());
@@ -260,7 +260,7 @@ impl SharedMemory {
     /// Attaches to the existing segment `name`.
     ///
     /// ```
-    /// let missing = processing_shm::SharedMemory::open("no-such-segment-here");
+    /// let missing = processing::SharedMemory::open("no-such-segment-here");
     /// assert!(missing.unwrap_err().is_not_found());
     /// ```
     pub fn open(name: &str) -> Result<SharedMemory, ShmError> {
@@ -288,9 +288,9 @@ impl SharedMemory {
     /// holder-table rule when the last holder drops.)
     ///
     /// ```
-    /// let shm = processing_shm::SharedMemory::create(8).unwrap();
+    /// let shm = processing::SharedMemory::create(8).unwrap();
     /// shm.unlink().unwrap();
-    /// assert!(processing_shm::SharedMemory::open(shm.name()).is_err());
+    /// assert!(processing::SharedMemory::open(shm.name()).is_err());
     /// ```
     pub fn unlink(&self) -> Result<(), ShmError> {
         sys::Segment::unlink_name(&self.inner.name)

@@ -21,6 +21,7 @@
 //! barriers stay usable when a waiter is killed.
 
 #![doc(html_root_url = "https://docs.rs/processing-sync/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod action;
 mod algo;

@@ -16,6 +16,7 @@
 //! ```
 
 #![doc(html_root_url = "https://docs.rs/processing-transport/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod address;
 mod auth;

@@ -13,18 +13,18 @@
 //!   the protocols of the shared-memory primitives stay where they are.
 //!
 //! Futures built on it are runtime-agnostic (tokio, smol, `futures::executor::block_on`): they
-//! need nothing from the executor but its [`Waker`](std::task::Waker). Dropping one
+//! need nothing from the executor but its [`Waker`]. Dropping one
 //! unregisters it (a descriptor leaves the epoll set at once; a timer entry is dropped when it
 //! expires and then wakes nobody who cares).
 //!
 //! ```
-//! use processing_core::aio::Sleep;
+//! use processing::core::aio::Sleep;
 //! use std::time::Duration;
 //! let start = std::time::Instant::now();
 //! futures_executor_like_block_on(Sleep::new(Duration::from_millis(5)));
 //! assert!(start.elapsed() >= Duration::from_millis(5));
 //! # fn futures_executor_like_block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     processing_core::aio::block_on(f)
+//! #     processing::core::aio::block_on(f)
 //! # }
 //! ```
 

@@ -1,8 +1,8 @@
 //! The seam between the pool's core and whatever runs its tasks.
 //!
 //! The core (task queue, task→worker tracking, results, supervision) talks to workers only
-//! through [`Backend`] and [`WorkerLink`]. Today there are two backends: [`threads`] (the
-//! `dummy` pool) and [`processes`] (local worker processes). A cluster backend would be a third
+//! through [`Backend`] and [`WorkerLink`]. Today there are two backends: `threads` (the
+//! `dummy` pool) and `processes` (local worker processes). A cluster backend would be a third
 //! implementation of the same two traits: start a remote worker, send it batches of
 //! `(task id, entry, input bytes)`, receive `(task id, status, output bytes)` replies, and
 //! report a lost worker; nothing above this module would change.
