@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// anything else is a local socket path (Unix only; on Windows local managers use loopback TCP).
 ///
 /// ```
-/// use processing_manager::Address;
+/// use processing::manager::Address;
 /// assert!(matches!(Address::parse("127.0.0.1:0"), Address::Tcp(_)));
 /// assert!(matches!(Address::parse("/tmp/mgr.sock"), Address::Local(_)));
 /// assert_eq!(Address::parse("localhost:7000").to_string(), "localhost:7000");

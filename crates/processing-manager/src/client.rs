@@ -443,8 +443,8 @@ impl RawProxy {
     /// `UnknownMethod`. There is no call by method name, so a misspelt method does not compile:
     ///
     /// ```compile_fail
-    /// use processing_manager::Proxy;
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// use processing::manager::Proxy;
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let q = m.queue::<u32>().unwrap();
     /// q.as_raw().call("putt", &(1u32,)).unwrap();
     /// ```

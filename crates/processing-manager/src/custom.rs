@@ -25,7 +25,7 @@ use crate::proxy::Proxy;
 /// it with a [`RemoteError`] of kind `UnknownMethod`.
 ///
 /// ```
-/// use processing_manager::{Request, SharedObject};
+/// use processing::manager::{Request, SharedObject};
 /// use serde::{Deserialize, Serialize};
 ///
 /// struct Flag(bool);
@@ -182,7 +182,7 @@ pub(crate) fn table_of<L: TypeList>() -> TypeTable {
 /// so a method returning `Result<T, E>` gives back the method's error `E` as it was.
 ///
 /// ```
-/// use processing_manager::{shared_type, Manager};
+/// use processing::manager::{shared_type, Manager};
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Serialize, Deserialize)]

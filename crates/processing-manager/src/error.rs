@@ -38,7 +38,7 @@ pub enum RemoteErrorKind {
 /// An error reported by the manager server for one call.
 ///
 /// ```
-/// use processing_manager::{RemoteError, RemoteErrorKind};
+/// use processing::manager::{RemoteError, RemoteErrorKind};
 /// let e = RemoteError::new(RemoteErrorKind::UnknownMethod, "no method `fly` on Counter");
 /// assert!(e.is_unknown_method());
 /// assert_eq!(e.to_string(), "unknown method: no method `fly` on Counter");
@@ -130,7 +130,7 @@ impl From<processing_core::CodecError> for RemoteError {
 /// start) as [`source`](std::error::Error::source).
 ///
 /// ```
-/// use processing_manager::ManagerError;
+/// use processing::manager::ManagerError;
 /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
 /// let e = ManagerError::disconnected("cannot connect to the manager at 127.0.0.1:9", refused);
 /// assert!(e.is_disconnected());

@@ -7,7 +7,7 @@
 //! [`shared_type!`]. It never depends on pool or the facade.
 //!
 //! ```
-//! use processing_manager::Manager;
+//! use processing::manager::Manager;
 //! let manager = Manager::start_in_thread().unwrap();
 //! let d = manager.dict::<String, Vec<u32>>().unwrap();
 //! d.insert("primes".into(), vec![2, 3, 5]).unwrap();

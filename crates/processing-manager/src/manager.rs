@@ -25,7 +25,7 @@ use crate::wire::Framed;
 /// A manager made by [`Manager::connect`] only talks to a server that lives elsewhere.
 ///
 /// ```
-/// use processing_manager::Manager;
+/// use processing::manager::Manager;
 /// let manager = Manager::start_in_thread().unwrap();
 /// let list = manager.list::<u32>().unwrap();
 /// list.extend(0..10).unwrap();
@@ -56,7 +56,7 @@ enum ServerHandle {
 /// Configures a manager: its custom types and authkey, then starts, serves or connects.
 ///
 /// ```
-/// let manager = processing_manager::Manager::builder()
+/// let manager = processing::manager::Manager::builder()
 ///     .authkey(b"secret".to_vec())
 ///     .start_in_thread()
 ///     .unwrap();
@@ -561,7 +561,7 @@ impl Manager {
     /// are shared by name, so that clients of a remote manager can meet at one queue.
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let a = m.named("jobs").queue::<u32>().unwrap();
     /// let b = m.named("jobs").queue::<u32>().unwrap();
     /// a.put(7).unwrap();

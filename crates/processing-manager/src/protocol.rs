@@ -42,7 +42,7 @@ impl TypeIdentity {
     /// The identity of a type described by `name`, `size` and `signature`.
     ///
     /// ```
-    /// use processing_manager::TypeIdentity;
+    /// use processing::manager::TypeIdentity;
     /// let a = TypeIdentity::new("app::Counter", 8, "fn incr(&mut self, by: i64) -> i64;");
     /// let b = TypeIdentity::new("app::Counter", 8, "fn incr(&mut self, by: i32) -> i32;");
     /// assert_ne!(a.fingerprint, b.fingerprint);

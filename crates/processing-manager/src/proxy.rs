@@ -116,7 +116,7 @@ proxy_type!(
     /// encodings (exact for integers, strings and derived types; `-0.0` and `0.0` differ).
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let l = m.list::<i32>().unwrap();
     /// l.extend([3, 1, 2]).unwrap();
     /// l.sort().unwrap();
@@ -295,7 +295,7 @@ proxy_type!(
     /// encoding, so the server needs no code of `K`.
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let d = m.dict::<String, i32>().unwrap();
     /// d.insert("a".into(), 1).unwrap();
     /// assert_eq!(d.get(&"a".into()).unwrap(), Some(1));
@@ -386,7 +386,7 @@ proxy_type!(
     /// A namespace of named attributes, each any serde value (`Manager::namespace`).
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let ns = m.namespace().unwrap();
     /// ns.set("x", &10).unwrap();
     /// ns.set("name", "abc").unwrap();
@@ -449,7 +449,7 @@ proxy_type!(
     /// One shared value (`Manager::value`). `get` returns a copy.
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let v = m.value(vec![1, 2]).unwrap();
     /// let mut copy = v.get().unwrap();
     /// copy.push(3); // a copy: the shared value is unchanged
@@ -489,7 +489,7 @@ proxy_type!(
     /// A fixed-length shared array (`Manager::array`).
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let a = m.array(vec![0u8; 4]).unwrap();
     /// a.set(-1, 9).unwrap();
     /// assert_eq!(a.to_vec().unwrap(), [0, 0, 0, 9]);
@@ -674,7 +674,7 @@ proxy_type!(
     /// whose source is the [`ManagerError`].
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let q = m.bounded_queue::<String>(1).unwrap();
     /// q.put("job".into()).unwrap();
     /// let e = q.try_put("another".into()).unwrap_err();
@@ -696,7 +696,7 @@ proxy_type!(
     /// until every item put has been confirmed (`Manager::joinable_queue`).
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let q = m.joinable_queue::<u32>().unwrap();
     /// q.put(1).unwrap();
     /// assert_eq!(q.get().unwrap(), 1);
@@ -871,7 +871,7 @@ proxy_type!(
     /// connection; a lock held by a client that disconnects (exits, is killed) is released.
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let lock = m.lock().unwrap();
     /// {
     ///     let _g = lock.acquire().unwrap();
@@ -905,7 +905,7 @@ proxy_type!(
     /// release it as often.
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let r = m.rlock().unwrap();
     /// let outer = r.acquire().unwrap();
     /// let inner = r.acquire().unwrap();
@@ -952,7 +952,7 @@ proxy_type!(
     /// A counting semaphore (`Manager::semaphore`).
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let s = m.semaphore(2).unwrap();
     /// let a = s.acquire().unwrap();
     /// let _b = s.acquire().unwrap();
@@ -973,7 +973,7 @@ proxy_type!(
     /// (`Manager::bounded_semaphore`).
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let s = m.bounded_semaphore(1).unwrap();
     /// assert!(s.release().unwrap_err().is_bound());
     /// ```
@@ -989,7 +989,7 @@ proxy_type!(
     /// A condition variable over a reentrant lock (`Manager::condition`).
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let c = m.condition().unwrap();
     /// let _g = c.acquire().unwrap();
     /// assert!(!c.wait_timeout(std::time::Duration::from_millis(10)).unwrap());
@@ -1095,7 +1095,7 @@ proxy_type!(
     /// An event flag (`Manager::event`).
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let e = m.event().unwrap();
     /// assert!(!e.is_set().unwrap());
     /// e.set().unwrap();
@@ -1146,7 +1146,7 @@ proxy_type!(
     /// A barrier for a fixed number of parties (`Manager::barrier`).
     ///
     /// ```
-    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let m = processing::manager::Manager::start_in_thread().unwrap();
     /// let b = m.barrier(1).unwrap();
     /// assert_eq!(b.wait().unwrap(), 0);
     /// assert_eq!(b.parties().unwrap(), 1);

@@ -311,7 +311,7 @@ impl Pool {
     /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     ///
     /// ```compile_fail,E0080
-    /// let pool = processing_pool::Pool::new(1).unwrap();
+    /// let pool = processing::pool::Pool::new(1).unwrap();
     /// let factor = 3u32;
     /// let r = pool.apply(move |x: u32| x * factor, 14);
     /// ```

@@ -36,9 +36,9 @@ impl RLock {
     /// future holds nothing.
     ///
     /// ```
-    /// let lock = processing_sync::RLock::new().unwrap();
-    /// let g = processing_core::aio::block_on(lock.acquire_async()).unwrap();
-    /// let again = processing_core::aio::block_on(lock.acquire_async()).unwrap(); // recursive
+    /// let lock = processing::sync::RLock::new().unwrap();
+    /// let g = processing::core::aio::block_on(lock.acquire_async()).unwrap();
+    /// let again = processing::core::aio::block_on(lock.acquire_async()).unwrap(); // recursive
     /// drop(again);
     /// drop(g);
     /// assert!(!lock.is_owned());
@@ -70,8 +70,8 @@ impl Barrier {
     /// nothing; a pass that already completed stays completed.
     ///
     /// ```
-    /// let b = processing_sync::Barrier::new(1).unwrap();
-    /// assert_eq!(processing_core::aio::block_on(b.wait_async()).unwrap(), 0);
+    /// let b = processing::sync::Barrier::new(1).unwrap();
+    /// assert_eq!(processing::core::aio::block_on(b.wait_async()).unwrap(), 0);
     /// ```
     pub async fn wait_async(&self) -> Result<usize, BarrierError> {
         let arrival = match self.arrive()? {
@@ -102,8 +102,8 @@ impl Lock {
     /// blocking a thread (any executor). Cancellation safe: a dropped future holds nothing.
     ///
     /// ```
-    /// let lock = processing_sync::Lock::new().unwrap();
-    /// let g = processing_core::aio::block_on(lock.acquire_async()).unwrap();
+    /// let lock = processing::sync::Lock::new().unwrap();
+    /// let g = processing::core::aio::block_on(lock.acquire_async()).unwrap();
     /// assert!(lock.try_acquire().unwrap_err().is_would_block());
     /// drop(g);
     /// ```
@@ -117,8 +117,8 @@ impl Semaphore {
     /// Cancellation safe: a dropped future took no permit.
     ///
     /// ```
-    /// let s = processing_sync::Semaphore::new(1).unwrap();
-    /// let g = processing_core::aio::block_on(s.acquire_async()).unwrap();
+    /// let s = processing::sync::Semaphore::new(1).unwrap();
+    /// let g = processing::core::aio::block_on(s.acquire_async()).unwrap();
     /// assert_eq!(s.value(), 0);
     /// drop(g);
     /// assert_eq!(s.value(), 1);
@@ -143,9 +143,9 @@ impl Event {
     /// Awaits the flag, like [`wait`](Event::wait).
     ///
     /// ```
-    /// let e = processing_sync::Event::new().unwrap();
+    /// let e = processing::sync::Event::new().unwrap();
     /// e.set();
-    /// processing_core::aio::block_on(e.wait_async());
+    /// processing::core::aio::block_on(e.wait_async());
     /// ```
     pub async fn wait_async(&self) {
         retry(|| self.is_set().then_some(())).await;
@@ -171,9 +171,9 @@ impl Condition {
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// let cond = processing_sync::Condition::new().unwrap();
+    /// let cond = processing::sync::Condition::new().unwrap();
     /// let ready = AtomicBool::new(true);
-    /// processing_core::aio::block_on(cond.wait_for_async(|| ready.load(Ordering::SeqCst)));
+    /// processing::core::aio::block_on(cond.wait_for_async(|| ready.load(Ordering::SeqCst)));
     /// ```
     pub async fn wait_for_async(&self, mut predicate: impl FnMut() -> bool) {
         retry(|| {

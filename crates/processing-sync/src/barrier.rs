@@ -20,7 +20,7 @@ use crate::shared::{me, Shared};
 /// get [`BarrierError::Broken`] until `reset`.
 ///
 /// ```
-/// let b = processing_sync::Barrier::new(1).unwrap();
+/// let b = processing::sync::Barrier::new(1).unwrap();
 /// assert_eq!(b.wait().unwrap(), 0); // one party never blocks
 /// assert_eq!((b.parties(), b.n_waiting(), b.broken()), (1, 0, false));
 /// ```

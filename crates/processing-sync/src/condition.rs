@@ -19,7 +19,7 @@ use crate::sys;
 /// wakes `n`, `notify_all` all current waiters (never one that already gave up on timeout).
 ///
 /// ```
-/// let cond = processing_sync::Condition::new().unwrap();
+/// let cond = processing::sync::Condition::new().unwrap();
 /// let guard = cond.acquire().unwrap();
 /// assert!(!cond.wait_timeout(std::time::Duration::from_millis(5)).unwrap());
 /// cond.notify_all().unwrap();

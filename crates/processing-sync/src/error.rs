@@ -8,7 +8,7 @@ use processing_shm::ShmError;
 /// protects (the dead holder may have left it half-updated).
 ///
 /// ```
-/// use processing_sync::{AcquireError, Lock};
+/// use processing::sync::{AcquireError, Lock};
 /// let lock = Lock::new().unwrap();
 /// let guard = lock.acquire().unwrap();
 /// let err = lock.acquire_timeout(std::time::Duration::from_millis(10)).unwrap_err();
@@ -73,7 +73,7 @@ impl<G> AcquireError<G> {
 /// A release was refused.
 ///
 /// ```
-/// let lock = processing_sync::Lock::new().unwrap();
+/// let lock = processing::sync::Lock::new().unwrap();
 /// assert!(lock.release().unwrap_err().is_not_locked());
 /// ```
 #[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
@@ -117,7 +117,7 @@ impl ReleaseError {
 /// A condition was used without holding its lock.
 ///
 /// ```
-/// let cond = processing_sync::Condition::new().unwrap();
+/// let cond = processing::sync::Condition::new().unwrap();
 /// assert!(cond.notify().unwrap_err().is_not_owner());
 /// ```
 #[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
@@ -144,7 +144,7 @@ impl ConditionError {
 /// A barrier wait failed.
 ///
 /// ```
-/// let b = processing_sync::Barrier::new(2).unwrap();
+/// let b = processing::sync::Barrier::new(2).unwrap();
 /// b.abort();
 /// assert!(b.wait().unwrap_err().is_broken());
 /// ```
@@ -182,7 +182,7 @@ impl BarrierError {
 /// Creating or attaching a primitive failed.
 ///
 /// ```
-/// assert!(processing_sync::Barrier::new(0).unwrap_err().is_invalid_argument());
+/// assert!(processing::sync::Barrier::new(0).unwrap_err().is_invalid_argument());
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -13,7 +13,7 @@ use crate::shared::Shared;
 ///
 /// ```
 /// use std::time::Duration;
-/// let ev = processing_sync::Event::new().unwrap();
+/// let ev = processing::sync::Event::new().unwrap();
 /// assert!(!ev.wait_timeout(Duration::from_millis(1)));
 /// ev.set();
 /// assert!(ev.is_set() && ev.wait_timeout(Duration::ZERO));

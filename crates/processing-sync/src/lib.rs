@@ -8,7 +8,7 @@
 //! process.
 //!
 //! ```
-//! use processing_sync::{Lock, Value};
+//! use processing::sync::{Lock, Value};
 //! let lock = Lock::new().unwrap();
 //! let counter = Value::with_lock(0u64, lock.clone()).unwrap();
 //! *counter.lock().unwrap() += 1;

@@ -22,7 +22,7 @@ fn deadline(timeout: Duration) -> Option<Instant> {
 /// every 100 ms), which gets the lock with [`AcquireError::OwnerDied`].
 ///
 /// ```
-/// let lock = processing_sync::Lock::new().unwrap();
+/// let lock = processing::sync::Lock::new().unwrap();
 /// {
 ///     let _guard = lock.acquire().unwrap();
 ///     assert!(lock.try_acquire().unwrap_err().is_would_block());
@@ -160,7 +160,7 @@ impl Lock {
 /// release it.
 ///
 /// ```
-/// let lock = processing_sync::RLock::new().unwrap();
+/// let lock = processing::sync::RLock::new().unwrap();
 /// let a = lock.acquire().unwrap();
 /// let b = lock.acquire().unwrap();
 /// drop(b);

@@ -16,7 +16,7 @@ use crate::shared::Shared;
 /// not given back (as with any semaphore, there is no owner to recover it from).
 ///
 /// ```
-/// let sem = processing_sync::Semaphore::new(2).unwrap();
+/// let sem = processing::sync::Semaphore::new(2).unwrap();
 /// let a = sem.acquire().unwrap();
 /// let _b = sem.try_acquire().unwrap();
 /// assert!(sem.try_acquire().unwrap_err().is_would_block());
@@ -143,7 +143,7 @@ impl Semaphore {
 /// [`ReleaseError::Bound`].
 ///
 /// ```
-/// let sem = processing_sync::BoundedSemaphore::new(1).unwrap();
+/// let sem = processing::sync::BoundedSemaphore::new(1).unwrap();
 /// assert!(sem.release().unwrap_err().is_bound());
 /// ```
 #[derive(Clone, Serialize, Deserialize)]

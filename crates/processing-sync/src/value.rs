@@ -17,7 +17,7 @@ use crate::lock::{Lock, LockGuard};
 /// read-modify-write through a guard that dereferences to `T`.
 ///
 /// ```
-/// let v = processing_sync::Value::new(0i64).unwrap();
+/// let v = processing::sync::Value::new(0i64).unwrap();
 /// *v.lock().unwrap() += 5;
 /// v.set(v.get() * 2);
 /// assert_eq!(v.get(), 10);
@@ -133,7 +133,7 @@ impl<T: Pod> Value<T> {
 /// `multiprocessing.Array`; zero-filled on creation.
 ///
 /// ```
-/// let a = processing_sync::Array::<u32>::from_slice(&[1, 2, 3]).unwrap();
+/// let a = processing::sync::Array::<u32>::from_slice(&[1, 2, 3]).unwrap();
 /// {
 ///     let mut items = a.lock().unwrap();
 ///     for i in 1..items.len() {

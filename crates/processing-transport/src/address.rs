@@ -20,7 +20,7 @@ use crate::error::ListenerError;
 /// TCP; `local:name` and everything else is local.
 ///
 /// ```
-/// use processing_transport::Address;
+/// use processing::transport::Address;
 /// let a: Address = "127.0.0.1:6000".parse().unwrap();
 /// assert!(matches!(a, Address::Tcp(_)));
 /// let b: Address = "my-service".parse().unwrap();
@@ -38,8 +38,8 @@ impl Address {
     /// A fresh local address, unique to this process and call.
     ///
     /// ```
-    /// let a = processing_transport::Address::unique_local();
-    /// assert_ne!(a, processing_transport::Address::unique_local());
+    /// let a = processing::transport::Address::unique_local();
+    /// assert_ne!(a, processing::transport::Address::unique_local());
     /// ```
     pub fn unique_local() -> Address {
         static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -83,9 +83,9 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// waiting: a dropped future took nothing.
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<u32>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<u32>().unwrap();
     /// a.send(&7).unwrap();
-    /// assert_eq!(processing_core::aio::block_on(b.recv_async()).unwrap(), 7);
+    /// assert_eq!(processing::core::aio::block_on(b.recv_async()).unwrap(), 7);
     /// ```
     pub async fn recv_async(&self) -> Result<T, ConnectionError>
     where
@@ -108,8 +108,8 @@ impl<T, D: CanSend> Connection<T, D> {
     /// a message larger than the room left.
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<u32>().unwrap();
-    /// processing_core::aio::block_on(a.send_async(&9)).unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<u32>().unwrap();
+    /// processing::core::aio::block_on(a.send_async(&9)).unwrap();
     /// assert_eq!(b.recv().unwrap(), 9);
     /// ```
     pub async fn send_async(&self, value: &T) -> Result<(), ConnectionError>
@@ -140,14 +140,14 @@ impl Listener {
     /// its waker.
     ///
     /// ```
-    /// use processing_transport::{Client, Listener};
+    /// use processing::transport::{Client, Listener};
     /// let l = Listener::bind("tcp://127.0.0.1:0", Some(b"k")).unwrap();
     /// let addr = l.address().clone();
     /// let t = std::thread::spawn(move || {
     ///     let c = Client::connect::<u8>(addr, Some(b"k")).unwrap();
     ///     c.send(&1).unwrap();
     /// });
-    /// let c = processing_core::aio::block_on(l.accept_async::<u8>()).unwrap();
+    /// let c = processing::core::aio::block_on(l.accept_async::<u8>()).unwrap();
     /// assert_eq!(c.recv().unwrap(), 1);
     /// t.join().unwrap();
     /// ```

@@ -252,8 +252,8 @@ pub(crate) fn handshake<T>(
 /// # #[cfg(unix)] {
 /// use std::os::unix::net::UnixStream;
 /// let (mut a, mut b) = UnixStream::pair().unwrap();
-/// let client = std::thread::spawn(move || processing_transport::handshake_client(&mut b, b"key"));
-/// processing_transport::handshake_server(&mut a, b"key").unwrap();
+/// let client = std::thread::spawn(move || processing::transport::handshake_client(&mut b, b"key"));
+/// processing::transport::handshake_server(&mut a, b"key").unwrap();
 /// client.join().unwrap().unwrap();
 /// # }
 /// ```
@@ -268,9 +268,9 @@ pub fn handshake_server<S: Read + Write>(stream: &mut S, authkey: &[u8]) -> Resu
 /// # #[cfg(unix)] {
 /// use std::os::unix::net::UnixStream;
 /// let (mut a, mut b) = UnixStream::pair().unwrap();
-/// let server = std::thread::spawn(move || processing_transport::handshake_server(&mut a, b"one"));
+/// let server = std::thread::spawn(move || processing::transport::handshake_server(&mut a, b"one"));
 /// // The server refuses our digest: a wrong key fails on both sides.
-/// assert!(processing_transport::handshake_client(&mut b, b"two").is_err());
+/// assert!(processing::transport::handshake_client(&mut b, b"two").is_err());
 /// assert!(server.join().unwrap().is_err());
 /// # }
 /// ```

@@ -95,7 +95,7 @@ pub type SimplexPair<T> = (Connection<T, ReadOnly>, Connection<T, WriteOnly>);
 /// Creates connected pairs of [`Connection`]s.
 ///
 /// ```
-/// use processing_transport::Pipe;
+/// use processing::transport::Pipe;
 /// let (a, b) = Pipe::new::<String>().unwrap();
 /// a.send(&"ping".to_string()).unwrap();
 /// assert_eq!(b.recv().unwrap(), "ping");
@@ -107,7 +107,7 @@ impl Pipe {
     /// A duplex pair: both ends send and receive.
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<u32>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<u32>().unwrap();
     /// b.send(&7).unwrap();
     /// assert_eq!(a.recv().unwrap(), 7);
     /// ```
@@ -121,13 +121,13 @@ impl Pipe {
     /// A one-way pair `(reader, writer)`: the reader cannot send, the writer cannot receive.
     ///
     /// ```
-    /// let (rx, tx) = processing_transport::Pipe::simplex::<u32>().unwrap();
+    /// let (rx, tx) = processing::transport::Pipe::simplex::<u32>().unwrap();
     /// tx.send(&1).unwrap();
     /// assert_eq!(rx.recv().unwrap(), 1);
     /// ```
     ///
     /// ```compile_fail
-    /// let (rx, _tx) = processing_transport::Pipe::simplex::<u32>().unwrap();
+    /// let (rx, _tx) = processing::transport::Pipe::simplex::<u32>().unwrap();
     /// rx.send(&1).unwrap(); // the read end has no `send`
     /// ```
     pub fn simplex<T>() -> Result<SimplexPair<T>, ConnectionError> {
@@ -587,7 +587,7 @@ impl<T, D: Direction> Connection<T, D> {
     /// # #[cfg(unix)] {
     /// use std::io::Write;
     /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
-    /// let conn = processing_transport::Connection::<()>::from_os_handle(a.into()).unwrap();
+    /// let conn = processing::transport::Connection::<()>::from_os_handle(a.into()).unwrap();
     /// b.write_all(&[0, 0, 0, 2, b'h', b'i']).unwrap();
     /// assert_eq!(conn.recv_bytes().unwrap(), b"hi");
     /// # }
@@ -600,7 +600,7 @@ impl<T, D: Direction> Connection<T, D> {
     /// Python: a typed message is checked only when it is received).
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<u8>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<u8>().unwrap();
     /// let a = a.with_type::<String>();
     /// a.send(&"now text".to_string()).unwrap();
     /// assert!(b.recv().is_err());
@@ -616,7 +616,7 @@ impl<T, D: Direction> Connection<T, D> {
     /// [`FrameError::TooLarge`] error before anything is allocated.
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<Vec<u8>>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<Vec<u8>>().unwrap();
     /// b.set_max_message_size(4);
     /// a.send_bytes(b"too long").unwrap();
     /// assert!(b.recv_bytes().unwrap_err().is_malformed());
@@ -634,7 +634,7 @@ impl<T, D: Direction> Connection<T, D> {
     /// affects copies of the end that were sent to other processes.
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<u8>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<u8>().unwrap();
     /// a.close();
     /// assert!(b.recv().unwrap_err().is_eof());
     /// ```
@@ -684,7 +684,7 @@ impl<T, D: CanSend> Connection<T, D> {
     /// Sends `bytes` as one message.
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<()>().unwrap();
     /// a.send_bytes(b"").unwrap();
     /// a.send_bytes(b"abc").unwrap();
     /// assert_eq!(b.recv_bytes().unwrap(), b"");
@@ -710,7 +710,7 @@ impl<T, D: CanSend> Connection<T, D> {
     /// Sends a value; OS handles inside it (connections, sentinels) travel beside it.
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<(u8, String)>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<(u8, String)>().unwrap();
     /// a.send(&(1, "one".into())).unwrap();
     /// assert_eq!(b.recv().unwrap(), (1, "one".to_string()));
     /// ```
@@ -744,7 +744,7 @@ impl<T, D: CanSend> Connection<T, D> {
     ///
     /// ```
     /// use std::collections::BTreeMap;
-    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<()>().unwrap();
     /// let mut m = BTreeMap::new();
     /// m.insert("answer".to_string(), 42u32);
     /// a.send_pickle(&m).unwrap();
@@ -765,7 +765,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// (the peer closed), [`ConnectionError::Eof`].
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<()>().unwrap();
     /// b.send_bytes(&[1, 2, 3]).unwrap();
     /// assert_eq!(a.recv_bytes().unwrap(), [1, 2, 3]);
     /// ```
@@ -779,7 +779,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<()>().unwrap();
     /// assert!(a.recv_bytes_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
     /// b.send_bytes(b"late").unwrap();
     /// assert_eq!(a.recv_bytes_timeout(Duration::MAX).unwrap(), b"late");
@@ -793,7 +793,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// receives on the same end).
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<()>().unwrap();
     /// assert!(a.try_recv_bytes().unwrap_err().is_would_block());
     /// b.send_bytes(b"now").unwrap();
     /// assert!(a.poll(std::time::Duration::MAX).unwrap());
@@ -831,14 +831,14 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// [`ConnectionError::BufferTooShort`] carries the whole message.
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<()>().unwrap();
     /// b.send_bytes(b"hello").unwrap();
     /// let mut buf = [0u8; 8];
     /// assert_eq!(a.recv_bytes_into(&mut buf, 2).unwrap(), 5);
     /// assert_eq!(&buf[2..7], b"hello");
     /// b.send_bytes(b"too long for it").unwrap();
     /// let err = a.recv_bytes_into(&mut buf, 0).unwrap_err();
-    /// assert!(matches!(err, processing_transport::ConnectionError::BufferTooShort(m) if m == b"too long for it"));
+    /// assert!(matches!(err, processing::transport::ConnectionError::BufferTooShort(m) if m == b"too long for it"));
     /// ```
     pub fn recv_bytes_into(&self, buf: &mut [u8], offset: usize) -> Result<usize, ConnectionError> {
         if offset > buf.len() {
@@ -865,7 +865,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// Receives one value; blocks until it arrives.
     ///
     /// ```
-    /// let (a, b) = processing_transport::Pipe::new::<Vec<u32>>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<Vec<u32>>().unwrap();
     /// a.send(&vec![1, 2]).unwrap();
     /// assert_eq!(b.recv().unwrap(), [1, 2]);
     /// ```
@@ -884,7 +884,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let (a, b) = processing_transport::Pipe::new::<u32>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<u32>().unwrap();
     /// let e = a.recv_timeout(Duration::from_millis(1)).unwrap_err();
     /// assert!(e.is_timeout());
     /// b.send(&7).unwrap();
@@ -902,7 +902,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let (a, b) = processing_transport::Pipe::new::<u32>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<u32>().unwrap();
     /// assert!(a.try_recv().unwrap_err().is_would_block());
     /// b.send(&7).unwrap();
     /// assert!(a.poll(Duration::MAX).unwrap());
@@ -957,8 +957,8 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// the limits.
     ///
     /// ```
-    /// use processing_transport::pickle::PickleValue;
-    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// use processing::transport::pickle::PickleValue;
+    /// let (a, b) = processing::transport::Pipe::new::<()>().unwrap();
     /// // What Python's `conn.send({"n": 1})` writes.
     /// a.send_bytes(b"\x80\x04\x95\x0a\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01n\x94K\x01s.").unwrap();
     /// let v: std::collections::BTreeMap<String, u32> = b.recv_pickle().unwrap();
@@ -983,7 +983,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let (a, b) = processing_transport::Pipe::new::<()>().unwrap();
+    /// let (a, b) = processing::transport::Pipe::new::<()>().unwrap();
     /// assert!(!b.poll(Duration::ZERO).unwrap());
     /// a.send_bytes(b"").unwrap();
     /// assert!(b.poll(Duration::from_secs(5)).unwrap());

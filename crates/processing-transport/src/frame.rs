@@ -169,8 +169,8 @@ pub(crate) fn looks_like_pickle(body: &[u8]) -> bool {
 /// pipe) that must speak the same messages.
 ///
 /// ```
-/// use processing_transport::frame::{decode_typed, encode_typed};
-/// let body = encode_typed(&(7u32, "seven")).unwrap();
+/// use processing::transport::frame::{decode_typed, encode_typed};
+/// let body = encode_typed(&(7u32, String::from("seven"))).unwrap();
 /// assert_eq!(decode_typed::<(u32, String)>(&body).unwrap(), (7, "seven".to_string()));
 /// assert!(decode_typed::<i64>(&body).unwrap_err().is_malformed());
 /// ```

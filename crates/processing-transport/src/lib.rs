@@ -9,7 +9,7 @@
 //! depends on process, manager or pool.
 //!
 //! ```
-//! use processing_transport::Pipe;
+//! use processing::transport::Pipe;
 //! let (parent, child) = Pipe::new::<(u32, String)>().unwrap();
 //! child.send(&(1, "one".into())).unwrap();
 //! assert_eq!(parent.recv().unwrap(), (1, "one".to_string()));

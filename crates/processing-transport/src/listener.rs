@@ -63,7 +63,7 @@ fn in_use(address: &Address, e: std::io::Error) -> ListenerError {
 /// Configures a [`Listener`] (rayon-style by-value setters, then [`bind`](Self::bind)).
 ///
 /// ```
-/// use processing_transport::Listener;
+/// use processing::transport::Listener;
 /// let l = Listener::builder().authkey(b"secret").max_message_size(1 << 20)
 ///     .bind("127.0.0.1:0").unwrap();
 /// assert!(l.address().is_tcp());
@@ -172,7 +172,7 @@ impl Inner {
 /// threads.
 ///
 /// ```
-/// use processing_transport::{Listener, MAX_PENDING_HANDSHAKES};
+/// use processing::transport::{Listener, MAX_PENDING_HANDSHAKES};
 /// let l = Listener::bind("127.0.0.1:0", Some(b"key")).unwrap();
 /// let Some(addr) = l.address().to_string().strip_prefix("tcp://").map(str::to_owned) else {
 ///     unreachable!()
@@ -417,7 +417,7 @@ impl Shared {
 /// that. A local listener removes its socket file when dropped.
 ///
 /// ```
-/// use processing_transport::{Client, Listener, Address};
+/// use processing::transport::{Client, Listener, Address};
 /// let listener = Listener::bind(Address::unique_local(), None).unwrap();
 /// let addr = listener.address().clone();
 /// let t = std::thread::spawn(move || {
@@ -575,7 +575,7 @@ impl Drop for Listener {
 /// Configures a client connection (by-value setters, then [`connect`](Self::connect)).
 ///
 /// ```
-/// use processing_transport::{Client, Listener};
+/// use processing::transport::{Client, Listener};
 /// let l = Listener::builder().authkey(b"").allow_unauthenticated_tcp(true).bind("127.0.0.1:0").unwrap();
 /// let addr = l.address().clone();
 /// let t = std::thread::spawn(move || l.accept::<u8>().map(|_| ()));
@@ -634,7 +634,7 @@ impl ClientBuilder {
 /// Connects to a [`Listener`].
 ///
 /// ```no_run
-/// let conn = processing_transport::Client::connect::<String>("127.0.0.1:6000", Some(b"key")).unwrap();
+/// let conn = processing::transport::Client::connect::<String>("127.0.0.1:6000", Some(b"key")).unwrap();
 /// conn.send(&"hello".into()).unwrap();
 /// ```
 #[derive(Debug)]

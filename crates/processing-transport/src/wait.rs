@@ -15,7 +15,7 @@ pub use crate::sys::RawWaitable;
 ///
 /// ```
 /// # #[cfg(unix)] {
-/// use processing_transport::{wait, Waitable, RawWaitable};
+/// use processing::transport::{wait, Waitable, RawWaitable};
 /// struct Always;
 /// impl Waitable for Always {
 ///     fn raw_waitable(&self) -> Option<RawWaitable> { None }
@@ -50,7 +50,7 @@ impl<W: Waitable + ?Sized> Waitable for &W {
 ///
 /// ```
 /// use std::time::Duration;
-/// use processing_transport::{wait, Pipe};
+/// use processing::transport::{wait, Pipe};
 /// let (a, b) = Pipe::new::<u8>().unwrap();
 /// let (c, d) = Pipe::new::<u8>().unwrap();
 /// assert!(wait(&[&b, &d], Some(Duration::from_millis(10))).unwrap().is_empty());

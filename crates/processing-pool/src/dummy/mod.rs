@@ -11,7 +11,7 @@
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use processing_pool::dummy::{Pool, Process, Queue};
+//! use processing::dummy::{Pool, Process, Queue};
 //! fn square(x: u64) -> u64 { x * x }
 //! fn produce(q: Queue<u64>) { for i in 0..3 { q.put(i).unwrap(); } }
 //!
@@ -57,7 +57,7 @@ pub use process::JoinAsync;
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// fn square(x: u64) -> u64 { x * x }
-/// let pool = processing_pool::dummy::Pool::new(3)?;
+/// let pool = processing::dummy::Pool::new(3)?;
 /// assert_eq!(pool.apply(square, 5)?, 25);
 /// # Ok(()) }
 /// ```
@@ -86,7 +86,7 @@ impl std::ops::Deref for Pool {
 /// [`crate::PoolBuilder`] for a thread pool.
 ///
 /// ```
-/// let pool = processing_pool::dummy::Pool::builder().processes(2).build().unwrap();
+/// let pool = processing::dummy::Pool::builder().processes(2).build().unwrap();
 /// assert_eq!(pool.processes(), 2);
 /// ```
 #[derive(Debug, Clone)]

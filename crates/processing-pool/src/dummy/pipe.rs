@@ -87,7 +87,7 @@ pub type SimplexPair<T> = (Connection<T, ReadOnly>, Connection<T, WriteOnly>);
 /// Creates connected pairs of twin [`Connection`]s, as `processing_transport::Pipe` does.
 ///
 /// ```
-/// use processing_pool::dummy::Pipe;
+/// use processing::dummy::Pipe;
 /// let (a, b) = Pipe::new::<String>().unwrap();
 /// a.send(&"ping".to_string()).unwrap();
 /// assert_eq!(b.recv().unwrap(), "ping");
@@ -108,7 +108,7 @@ impl Pipe {
     /// A one-way pair `(reader, writer)`: the reader cannot send, the writer cannot receive.
     ///
     /// ```
-    /// let (rx, tx) = processing_pool::dummy::Pipe::simplex::<u32>().unwrap();
+    /// let (rx, tx) = processing::dummy::Pipe::simplex::<u32>().unwrap();
     /// tx.send(&1).unwrap();
     /// assert_eq!(rx.recv().unwrap(), 1);
     /// ```
@@ -147,7 +147,7 @@ fn pair<T, A: Direction, B: Direction>(
 ///
 /// ```
 /// use std::time::Duration;
-/// let (a, b) = processing_pool::dummy::Pipe::new::<u32>().unwrap();
+/// let (a, b) = processing::dummy::Pipe::new::<u32>().unwrap();
 /// assert!(a.try_recv().unwrap_err().is_would_block());
 /// assert!(a.recv_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
 /// b.send(&7).unwrap();
@@ -399,9 +399,9 @@ mod awaitable {
         /// Awaits and receives one value, like [`recv`](Connection::recv).
         ///
         /// ```
-        /// let (a, b) = processing_pool::dummy::Pipe::new::<u32>().unwrap();
+        /// let (a, b) = processing::dummy::Pipe::new::<u32>().unwrap();
         /// a.send(&3).unwrap();
-        /// assert_eq!(processing_core::aio::block_on(b.recv_async()).unwrap(), 3);
+        /// assert_eq!(processing::core::aio::block_on(b.recv_async()).unwrap(), 3);
         /// ```
         pub async fn recv_async(&self) -> Result<T, ConnectionError>
         where

@@ -41,7 +41,7 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// `use processing::dummy::Process` changes nothing else in a program.
 ///
 /// ```
-/// use processing_pool::dummy::Process;
+/// use processing::dummy::Process;
 ///
 /// fn double(x: u32) -> u32 {
 ///     x * 2
@@ -99,7 +99,7 @@ impl<R> std::fmt::Debug for Process<R> {
 /// fn one(_: ()) -> u8 {
 ///     1
 /// }
-/// assert_eq!(processing_pool::dummy::spawn(one, ()).unwrap().join().unwrap(), 1);
+/// assert_eq!(processing::dummy::spawn(one, ()).unwrap().join().unwrap(), 1);
 /// ```
 pub fn spawn<F, A, R>(target: F, args: A) -> Result<Process<R>, ProcessError>
 where
@@ -135,7 +135,7 @@ impl<R: Send + 'static> Process<R> {
     ///
     /// ```
     /// let greeting = String::from("hello");
-    /// let mut p = processing_pool::dummy::Process::fork(move || format!("{greeting} from a thread"));
+    /// let mut p = processing::dummy::Process::fork(move || format!("{greeting} from a thread"));
     /// p.start().unwrap();
     /// assert_eq!(p.join().unwrap(), "hello from a thread");
     /// ```
@@ -187,7 +187,7 @@ impl<R: Send + 'static> Process<R> {
     /// [`SpawnError`].
     ///
     /// ```
-    /// let mut p = processing_pool::dummy::Process::new(|(): ()| (), ()).env("K", "V");
+    /// let mut p = processing::dummy::Process::new(|(): ()| (), ()).env("K", "V");
     /// assert!(p.start().unwrap_err().spawn_error().is_some_and(|e| e.is_unsupported()));
     /// ```
     pub fn env(self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -261,7 +261,7 @@ impl<R: Send + 'static> Process<R> {
     /// once started).
     ///
     /// ```
-    /// let mut p = processing_pool::dummy::Process::new(|(): ()| (), ());
+    /// let mut p = processing::dummy::Process::new(|(): ()| (), ());
     /// p.set_daemon(true).unwrap();
     /// p.start().unwrap();
     /// assert!(p.set_daemon(false).is_err());
@@ -424,7 +424,7 @@ impl<R: Send + 'static> Process<R> {
     ///     rx.recv().unwrap()
     /// }
     /// let (tx, rx) = channel();
-    /// let mut p = processing_pool::dummy::Process::new(wait_for_one, rx);
+    /// let mut p = processing::dummy::Process::new(wait_for_one, rx);
     /// p.start().unwrap();
     /// assert!(p.terminate().unwrap_err().is_unsupported());
     /// tx.send(7).unwrap();
@@ -463,8 +463,8 @@ impl<R: Send + 'static> Process<R> {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let mut child = processing_pool::dummy::spawn(|x: u32| x * 2, 21)?;
-    /// let v = processing_core::aio::block_on(child.join_async())?;
+    /// let mut child = processing::dummy::spawn(|x: u32| x * 2, 21)?;
+    /// let v = processing::core::aio::block_on(child.join_async())?;
     /// assert_eq!(v, 42);
     /// # Ok(()) }
     /// ```

@@ -93,7 +93,7 @@ enum Fail {
 /// and otherwise unused.
 ///
 /// ```
-/// use processing_pool::dummy::{Queue, QueueBuilder};
+/// use processing::dummy::{Queue, QueueBuilder};
 /// let q: Queue<u64> = QueueBuilder::new().max_items(6).capacity_bytes(64 << 10).build().unwrap();
 /// assert_eq!(q.max_items(), Some(6));
 /// assert!(QueueBuilder::new().max_items(0).build::<u8>().unwrap_err().is_invalid_argument());
@@ -170,7 +170,7 @@ impl QueueBuilder {
 /// error types of the process-shared `processing_transport::queue::Queue`.
 ///
 /// ```
-/// let q = processing_pool::dummy::Queue::bounded(1).unwrap();
+/// let q = processing::dummy::Queue::bounded(1).unwrap();
 /// q.put(1).unwrap();
 /// let e = q.try_put(2).unwrap_err();
 /// assert!(e.is_full());
@@ -209,7 +209,7 @@ impl<T> Queue<T> {
     /// A queue without an item bound.
     ///
     /// ```
-    /// let q = processing_pool::dummy::Queue::<u8>::new().unwrap();
+    /// let q = processing::dummy::Queue::<u8>::new().unwrap();
     /// assert!(q.is_empty());
     /// ```
     pub fn new() -> Result<Queue<T>, QueueError> {
@@ -219,7 +219,7 @@ impl<T> Queue<T> {
     /// A queue of at most `n` items (`n ≥ 1`; 0 is [`QueueError::InvalidArgument`]).
     ///
     /// ```
-    /// let q = processing_pool::dummy::Queue::bounded(1).unwrap();
+    /// let q = processing::dummy::Queue::bounded(1).unwrap();
     /// q.put(1u8).unwrap();
     /// assert!(q.is_full());
     /// ```
@@ -390,7 +390,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 /// for zero.
 ///
 /// ```
-/// use processing_pool::dummy::JoinableQueue;
+/// use processing::dummy::JoinableQueue;
 /// let q = JoinableQueue::new().unwrap();
 /// q.put(1u32).unwrap();
 /// let _item = q.get().unwrap();
@@ -501,7 +501,7 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
 /// `SimpleQueue`): unbounded `put`, blocking `get`, `is_empty`, `close`, `is_closed`.
 ///
 /// ```
-/// use processing_pool::dummy::SimpleQueue;
+/// use processing::dummy::SimpleQueue;
 /// let q = SimpleQueue::new().unwrap();
 /// q.put("x".to_string()).unwrap();
 /// assert!(!q.is_empty());
@@ -591,9 +591,9 @@ mod awaitable {
         /// Awaits and takes the oldest item, like [`get`](Queue::get).
         ///
         /// ```
-        /// let q = processing_pool::dummy::Queue::new().unwrap();
+        /// let q = processing::dummy::Queue::new().unwrap();
         /// q.put(5u32).unwrap();
-        /// assert_eq!(processing_core::aio::block_on(q.get_async()).unwrap(), 5);
+        /// assert_eq!(processing::core::aio::block_on(q.get_async()).unwrap(), 5);
         /// ```
         pub async fn get_async(&self) -> Result<T, GetError> {
             processing_core::aio::retry(|| match self.get_until(Deadline::Now) {
@@ -610,8 +610,8 @@ mod awaitable {
         /// Awaits room and puts `item`, like [`put`](Queue::put).
         ///
         /// ```
-        /// let q = processing_pool::dummy::Queue::bounded(1).unwrap();
-        /// processing_core::aio::block_on(q.put_async(1u32)).unwrap();
+        /// let q = processing::dummy::Queue::bounded(1).unwrap();
+        /// processing::core::aio::block_on(q.put_async(1u32)).unwrap();
         /// assert_eq!(q.get().unwrap(), 1);
         /// ```
         pub async fn put_async(&self, item: T) -> Result<(), PutError<T>> {

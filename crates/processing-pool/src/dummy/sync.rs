@@ -73,7 +73,7 @@ struct LockInner {
 ///
 /// ```
 /// use std::time::Duration;
-/// let lock = processing_pool::dummy::Lock::new().unwrap();
+/// let lock = processing::dummy::Lock::new().unwrap();
 /// {
 ///     let _guard = lock.acquire().unwrap();
 ///     assert!(lock.try_acquire().unwrap_err().is_would_block());
@@ -218,7 +218,7 @@ struct RLockInner {
 /// it ([`ReleaseError::NotOwner`]).
 ///
 /// ```
-/// let lock = processing_pool::dummy::RLock::new().unwrap();
+/// let lock = processing::dummy::RLock::new().unwrap();
 /// let a = lock.acquire().unwrap();
 /// let b = lock.try_acquire().unwrap(); // reentrant
 /// drop(b);
@@ -379,7 +379,7 @@ struct SemaphoreInner {
 /// `release` may raise the count past its initial value (up to `u32::MAX`, as the shared one).
 ///
 /// ```
-/// let sem = processing_pool::dummy::Semaphore::new(2).unwrap();
+/// let sem = processing::dummy::Semaphore::new(2).unwrap();
 /// let a = sem.acquire().unwrap();
 /// let _b = sem.try_acquire().unwrap();
 /// assert!(sem.try_acquire().unwrap_err().is_would_block());
@@ -520,7 +520,7 @@ impl Semaphore {
 /// process-shared `BoundedSemaphore`: a release beyond it is [`ReleaseError::Bound`].
 ///
 /// ```
-/// let sem = processing_pool::dummy::BoundedSemaphore::new(1).unwrap();
+/// let sem = processing::dummy::BoundedSemaphore::new(1).unwrap();
 /// assert!(sem.release().unwrap_err().is_bound());
 /// ```
 #[derive(Clone, Debug)]
@@ -594,7 +594,7 @@ struct ConditionInner {
 ///
 /// ```
 /// use std::time::Duration;
-/// let cond = processing_pool::dummy::Condition::new().unwrap();
+/// let cond = processing::dummy::Condition::new().unwrap();
 /// let guard = cond.acquire().unwrap();
 /// assert!(!cond.wait_timeout(Duration::from_millis(5)).unwrap());
 /// cond.notify_n(2).unwrap();
@@ -776,7 +776,7 @@ struct EventInner {
 ///
 /// ```
 /// use std::time::Duration;
-/// let ev = processing_pool::dummy::Event::new().unwrap();
+/// let ev = processing::dummy::Event::new().unwrap();
 /// assert!(!ev.wait_timeout(Duration::from_millis(1)));
 /// ev.set();
 /// assert!(ev.is_set() && ev.wait_timeout(Duration::ZERO));
@@ -862,7 +862,7 @@ struct BarrierInner {
 /// [`BarrierError::Broken`] until `reset`.
 ///
 /// ```
-/// let b = processing_pool::dummy::Barrier::new(1).unwrap();
+/// let b = processing::dummy::Barrier::new(1).unwrap();
 /// assert_eq!(b.wait().unwrap(), 0);
 /// b.abort();
 /// assert!(b.wait().unwrap_err().is_broken());
@@ -1030,7 +1030,7 @@ impl Barrier {
 /// is no shared segment to expose).
 ///
 /// ```
-/// let v = processing_pool::dummy::Value::new(0i64).unwrap();
+/// let v = processing::dummy::Value::new(0i64).unwrap();
 /// *v.lock().unwrap() += 5;
 /// v.set(v.get() * 2);
 /// assert_eq!(v.get(), 10);
@@ -1133,7 +1133,7 @@ impl<T: Pod> Value<T> {
 /// are the same `ShmError::OutOfRange` as the shared array's.
 ///
 /// ```
-/// let a = processing_pool::dummy::Array::<u32>::from_slice(&[1, 2, 3]).unwrap();
+/// let a = processing::dummy::Array::<u32>::from_slice(&[1, 2, 3]).unwrap();
 /// {
 ///     let mut items = a.lock().unwrap();
 ///     for i in 1..items.len() {

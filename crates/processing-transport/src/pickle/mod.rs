@@ -37,7 +37,7 @@
 //!
 //! ```
 //! use std::collections::HashMap;
-//! use processing_transport::pickle::{self, ByteBuf, PickleValue};
+//! use processing::transport::pickle::{self, ByteBuf, PickleValue};
 //! // What Python 3.12's `pickle.dumps({"a": (1, b"y")})` writes.
 //! let bytes = b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94K\x01C\x01y\x94\x86\x94s.";
 //! let value: PickleValue = pickle::from_slice(bytes).unwrap();
@@ -173,7 +173,7 @@ impl PickleError {
 /// load.
 ///
 /// ```
-/// let bytes = processing_transport::pickle::to_vec(&(1u8, "x")).unwrap();
+/// let bytes = processing::transport::pickle::to_vec(&(1u8, "x")).unwrap();
 /// assert_eq!(bytes, b"\x80\x05K\x01\x8c\x01x\x86.");
 /// ```
 pub fn to_vec<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, PickleError> {
@@ -195,7 +195,7 @@ pub(crate) fn write_into<T: serde::Serialize + ?Sized>(
 ///
 /// ```
 /// let v: Vec<(i32, Option<String>)> =
-///     processing_transport::pickle::from_slice(b"\x80\x04](K\x01N\x86J\xff\xff\xff\xff\x8c\x01z\x86e.").unwrap();
+///     processing::transport::pickle::from_slice(b"\x80\x04](K\x01N\x86J\xff\xff\xff\xff\x8c\x01z\x86e.").unwrap();
 /// assert_eq!(v, [(1, None), (-1, Some("z".to_string()))]);
 /// ```
 pub fn from_slice<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, PickleError> {

@@ -18,7 +18,7 @@ use super::magic;
 /// the plain data model (sets and tuples become sequences).
 ///
 /// ```
-/// use processing_transport::pickle::{self, PickleValue};
+/// use processing::transport::pickle::{self, PickleValue};
 /// let v = PickleValue::Dict(vec![
 ///     (PickleValue::Int(1), PickleValue::Tuple(vec![PickleValue::None, PickleValue::Bool(true)])),
 ///     (PickleValue::Str("s".into()), PickleValue::Set(vec![PickleValue::Bytes(b"x".to_vec())])),
@@ -61,7 +61,7 @@ pub enum PickleValue {
 /// sequence of integers in serde's data model, so a Python `list` of ints).
 ///
 /// ```
-/// use processing_transport::pickle::{self, ByteBuf};
+/// use processing::transport::pickle::{self, ByteBuf};
 /// let bytes = pickle::to_vec(&ByteBuf(b"hi".to_vec())).unwrap();
 /// assert_eq!(bytes, b"\x80\x05C\x02hi.");
 /// assert_eq!(pickle::from_slice::<ByteBuf>(&bytes).unwrap().0, b"hi");

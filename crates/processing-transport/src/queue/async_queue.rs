@@ -76,9 +76,9 @@ impl<T: DeserializeOwned> Queue<T> {
     /// (feature `async`). Cancellation safe: dropping the future takes nothing.
     ///
     /// ```
-    /// let q = processing_transport::Queue::new().unwrap();
+    /// let q = processing::transport::Queue::new().unwrap();
     /// q.put(5u32).unwrap();
-    /// assert_eq!(processing_core::aio::block_on(q.get_async()).unwrap(), 5);
+    /// assert_eq!(processing::core::aio::block_on(q.get_async()).unwrap(), 5);
     /// ```
     pub fn get_async(&self) -> GetAsync<'_, T> {
         GetAsync {
@@ -94,8 +94,8 @@ impl<T: Serialize> Queue<T> {
     /// it).
     ///
     /// ```
-    /// let q = processing_transport::Queue::bounded(1).unwrap();
-    /// processing_core::aio::block_on(q.put_async(1u32)).unwrap();
+    /// let q = processing::transport::Queue::bounded(1).unwrap();
+    /// processing::core::aio::block_on(q.put_async(1u32)).unwrap();
     /// assert_eq!(q.get().unwrap(), 1);
     /// ```
     pub fn put_async(&self, item: T) -> PutAsync<'_, T> {
@@ -113,11 +113,11 @@ impl<T> JoinableQueue<T> {
     /// `Deref` to [`Queue`]).
     ///
     /// ```
-    /// let q = processing_transport::JoinableQueue::new().unwrap();
+    /// let q = processing::transport::JoinableQueue::new().unwrap();
     /// q.put(1u8).unwrap();
     /// q.get().unwrap();
     /// q.task_done().unwrap();
-    /// processing_core::aio::block_on(q.join_async());
+    /// processing::core::aio::block_on(q.join_async());
     /// ```
     pub async fn join_async(&self) {
         let d = std::time::Duration::ZERO;
@@ -129,9 +129,9 @@ impl<T: DeserializeOwned> SimpleQueue<T> {
     /// Awaits and takes the oldest item (see [`Queue::get_async`]).
     ///
     /// ```
-    /// let q = processing_transport::SimpleQueue::new().unwrap();
+    /// let q = processing::transport::SimpleQueue::new().unwrap();
     /// q.put(3u8).unwrap();
-    /// assert_eq!(processing_core::aio::block_on(q.get_async()).unwrap(), 3);
+    /// assert_eq!(processing::core::aio::block_on(q.get_async()).unwrap(), 3);
     /// ```
     pub fn get_async(&self) -> GetAsync<'_, T> {
         self.queue.get_async()

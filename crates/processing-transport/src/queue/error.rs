@@ -120,7 +120,7 @@ put_error! {
     /// A [`put`](crate::Queue::put) failed; the item comes back inside the error.
     ///
     /// ```
-    /// let queue = processing_transport::Queue::<u32>::new().unwrap();
+    /// let queue = processing::transport::Queue::<u32>::new().unwrap();
     /// queue.close();
     /// let e = queue.put(7).unwrap_err();
     /// assert!(e.is_closed());
@@ -133,7 +133,7 @@ put_error! {
     /// A [`try_put`](crate::Queue::try_put) failed; the item comes back inside the error.
     ///
     /// ```
-    /// let queue = processing_transport::Queue::<u32>::bounded(1).unwrap();
+    /// let queue = processing::transport::Queue::<u32>::bounded(1).unwrap();
     /// queue.put(1).unwrap();
     /// let e = queue.try_put(2).unwrap_err();
     /// assert!(e.is_full());
@@ -151,7 +151,7 @@ put_error! {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let queue = processing_transport::Queue::<u32>::bounded(1).unwrap();
+    /// let queue = processing::transport::Queue::<u32>::bounded(1).unwrap();
     /// queue.put(1).unwrap();
     /// let e = queue.put_timeout(2, Duration::from_millis(1)).unwrap_err();
     /// assert!(e.is_timeout());
@@ -251,7 +251,7 @@ get_error! {
     /// A [`get`](crate::Queue::get) returned no item.
     ///
     /// ```
-    /// let queue = processing_transport::Queue::<u32>::new().unwrap();
+    /// let queue = processing::transport::Queue::<u32>::new().unwrap();
     /// queue.close();
     /// assert!(queue.get().unwrap_err().is_closed());
     /// ```
@@ -262,7 +262,7 @@ get_error! {
     /// A [`try_get`](crate::Queue::try_get) returned no item.
     ///
     /// ```
-    /// let queue = processing_transport::Queue::<u32>::new().unwrap();
+    /// let queue = processing::transport::Queue::<u32>::new().unwrap();
     /// assert!(queue.try_get().unwrap_err().is_empty());
     /// ```
     TryGetError {
@@ -277,7 +277,7 @@ get_error! {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let queue = processing_transport::Queue::<u32>::new().unwrap();
+    /// let queue = processing::transport::Queue::<u32>::new().unwrap();
     /// let e = queue.get_timeout(Duration::from_millis(1)).unwrap_err();
     /// assert!(e.is_timeout());
     /// assert_eq!(e.to_string(), "timed out waiting for an item");
@@ -322,7 +322,7 @@ get_from!(GetTimeoutError);
 /// A queue could not be created or attached.
 ///
 /// ```
-/// let e = processing_transport::Queue::<u8>::bounded(0).unwrap_err();
+/// let e = processing::transport::Queue::<u8>::bounded(0).unwrap_err();
 /// assert!(e.is_invalid_argument());
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -353,7 +353,7 @@ impl QueueError {
 /// `task_done` failed.
 ///
 /// ```
-/// let queue = processing_transport::JoinableQueue::<u8>::new().unwrap();
+/// let queue = processing::transport::JoinableQueue::<u8>::new().unwrap();
 /// let e = queue.task_done().unwrap_err();
 /// assert!(e.is_too_many());
 /// assert_eq!(e.to_string(), "task_done called more times than items were put");
@@ -380,7 +380,7 @@ impl TaskDoneError {
 ///
 /// ```
 /// use std::time::Duration;
-/// let queue = processing_transport::JoinableQueue::<u8>::new().unwrap();
+/// let queue = processing::transport::JoinableQueue::<u8>::new().unwrap();
 /// queue.put(1).unwrap();
 /// let e = queue.join_timeout(Duration::from_millis(1)).unwrap_err();
 /// assert!(e.is_timeout());

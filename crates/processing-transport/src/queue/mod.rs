@@ -22,7 +22,7 @@
 //! twin (`processing::dummy::Queue`) return the very same types.
 //!
 //! ```
-//! use processing_transport::queue::Queue;
+//! use processing::transport::queue::Queue;
 //! let q = Queue::bounded(2).unwrap();
 //! q.put((1, "abc".to_string(), 2.5)).unwrap();
 //! q.try_put((2, "def".to_string(), 3.5)).unwrap();
@@ -93,7 +93,7 @@ thread_local! {
 /// Defaults: no item bound, a ring of [`DEFAULT_CAPACITY_BYTES`] (1 MiB).
 ///
 /// ```
-/// use processing_transport::queue::{Queue, QueueBuilder};
+/// use processing::transport::queue::{Queue, QueueBuilder};
 /// let q: Queue<u64> = QueueBuilder::new().max_items(6).capacity_bytes(64 << 10).build().unwrap();
 /// assert_eq!(q.max_items(), Some(6));
 /// ```
@@ -177,7 +177,7 @@ impl QueueBuilder {
 /// [`GetError::Closed`].
 ///
 /// ```
-/// use processing_transport::queue::Queue;
+/// use processing::transport::queue::Queue;
 /// let q = Queue::new().unwrap();
 /// let inner: Queue<String> = Queue::new().unwrap();
 /// q.put(inner.clone()).unwrap(); // a queue travels through a queue
@@ -220,7 +220,7 @@ impl<T> Queue<T> {
     /// can put any number of items and exit before anyone reads them.
     ///
     /// ```
-    /// let q = processing_transport::queue::Queue::<u8>::new().unwrap();
+    /// let q = processing::transport::queue::Queue::<u8>::new().unwrap();
     /// assert!(q.is_empty());
     /// ```
     pub fn new() -> Result<Queue<T>, QueueError> {
@@ -230,7 +230,7 @@ impl<T> Queue<T> {
     /// A queue of at most `n` items (`n ≥ 1`).
     ///
     /// ```
-    /// let q = processing_transport::queue::Queue::bounded(1).unwrap();
+    /// let q = processing::transport::queue::Queue::bounded(1).unwrap();
     /// q.put(1u8).unwrap();
     /// assert!(q.is_full());
     /// ```
@@ -531,7 +531,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 /// (JoinableQueue::task_done) removes one, and [`join`](JoinableQueue::join) waits for zero.
 ///
 /// ```
-/// use processing_transport::queue::JoinableQueue;
+/// use processing::transport::queue::JoinableQueue;
 /// let q = JoinableQueue::new().unwrap();
 /// q.put(1u32).unwrap();
 /// let _item = q.get().unwrap();
@@ -631,7 +631,7 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
 /// (and `is_closed`), with the error types of [`Queue`].
 ///
 /// ```
-/// use processing_transport::queue::SimpleQueue;
+/// use processing::transport::queue::SimpleQueue;
 /// let q = SimpleQueue::new().unwrap();
 /// q.put("x".to_string()).unwrap();
 /// assert!(!q.is_empty());
