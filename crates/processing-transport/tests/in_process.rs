@@ -497,11 +497,8 @@ fn recv_timeout_keeps_a_partial_frame_buffered() {
     let (raw, mut w) = std::os::unix::net::UnixStream::pair().unwrap();
     let conn = Connection::<String>::from_os_handle(raw.into()).unwrap();
     let mut frame = Vec::new();
-    let body = {
-        let mut b = vec![0u8]; // no OS handles
-        b.extend_from_slice(&processing_core::codec::encode(&"hello there".to_string()).unwrap());
-        b
-    };
+    // A typed message's body: no OS handles, the type's fingerprint, the value.
+    let body = processing_transport::frame::encode_typed(&"hello there".to_string()).unwrap();
     frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
     frame.extend_from_slice(&body);
     let short = Duration::from_millis(20);
