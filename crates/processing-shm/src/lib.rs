@@ -25,6 +25,9 @@
 mod error;
 pub mod liveness;
 mod loom;
+/// Heap stand-ins for shared mappings, for the loom models of the rings (`tests/loom_*.rs`).
+#[cfg(loom)]
+pub mod model;
 pub mod owner;
 mod raw;
 #[cfg(unix)]
