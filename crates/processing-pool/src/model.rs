@@ -10,6 +10,10 @@ pub const CAPACITY: usize = crate::backend::ring::CAPACITY;
 /// The largest entry (length word included) the ring keeps.
 pub const MAX_ENTRY: usize = crate::backend::ring::MAX_ENTRY;
 
+/// The ring held an impossible entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Corrupt;
+
 /// One reply ring shared by a producer (the worker) and a consumer (its supervisor).
 #[derive(Debug)]
 pub struct ReplyRing(Ring);
@@ -39,12 +43,11 @@ impl ReplyRing {
 
     /// Consumer: the payload of the entry at `pos` and the position after it, if published;
     /// `Err` if the ring is corrupt. The caller releases with [`release`](Self::release).
-    #[allow(clippy::type_complexity)]
-    pub fn take(&self, pos: u64) -> Result<Option<(Vec<u8>, u64)>, ()> {
+    pub fn take(&self, pos: u64) -> Result<Option<(Vec<u8>, u64)>, Corrupt> {
         match self.0.peek(pos) {
             Ok(Some((off, len, next))) => Ok(Some((self.0.entry(off, len)[4..].to_vec(), next))),
             Ok(None) => Ok(None),
-            Err(_) => Err(()),
+            Err(_) => Err(Corrupt),
         }
     }
 

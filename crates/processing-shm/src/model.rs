@@ -1,13 +1,14 @@
 //! Stand-ins for shared mappings in the loom models of the rings (`tests/loom_*.rs` of
-//! processing-transport, processing-pool and processing-manager), compiled only under
-//! `cfg(loom)`.
+//! processing-transport and processing-pool), compiled only under `cfg(loom)`.
 //!
 //! A [`HeapRegion`] is a zero-filled, page-aligned heap buffer that plays a mapping shared by
 //! the model's threads. Loom cannot see plain reads and writes through raw pointers, so the
-//! rings report each copy into or out of a region with [`wrote`] and [`read`]; these check the
-//! bytes' per-byte `loom::cell::UnsafeCell` shadows, so that loom reports a consumer reading
-//! bytes whose writing does not happen-before the read (a commit published too early or with
-//! too weak an ordering). A pointer outside every live region is not checked.
+//! rings report each copy into or out of shared bytes with [`wrote`] and [`read`]; these check
+//! the bytes' per-byte `loom::cell::UnsafeCell` shadows, so that loom reports a consumer
+//! reading bytes whose writing does not happen-before the read (a commit published too early
+//! or with too weak an ordering). A [`Shadow`] gives such cells to bytes of real mappings,
+//! the same cells to every address at which the bytes are mapped. A pointer outside every
+//! live region or shadow is not checked.
 #![allow(missing_docs)]
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
@@ -16,29 +17,84 @@ use std::sync::{Arc, Mutex};
 
 use loom::cell::UnsafeCell;
 
+/// One cell per byte.
+struct Cells(Box<[UnsafeCell<()>]>);
+
+// SAFETY: the cells hold no data (`()`); they only carry loom's record of accesses, which
+// exists to be used by every thread of the model.
+unsafe impl Send for Cells {}
+// SAFETY: as above.
+unsafe impl Sync for Cells {}
+
+impl Cells {
+    fn new(len: usize) -> Arc<Cells> {
+        Arc::new(Cells((0..len).map(|_| UnsafeCell::new(())).collect()))
+    }
+}
+
+/// Checked address ranges: (start address, length, address of the `Cells`). A plain std
+/// mutex: it must add no happens-before edge of its own to the model.
+static RANGES: Mutex<Vec<(usize, usize, usize)>> = Mutex::new(Vec::new());
+
+fn register(start: *const u8, len: usize, cells: &Arc<Cells>) {
+    RANGES.lock().unwrap_or_else(|e| e.into_inner()).push((
+        start as usize,
+        len,
+        Arc::as_ptr(cells) as usize,
+    ));
+}
+
+fn unregister(cells: &Arc<Cells>) {
+    let me = Arc::as_ptr(cells) as usize;
+    RANGES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|r| r.2 != me);
+}
+
+/// Cells for bytes that live at several addresses (one file mapped more than once); the
+/// checks stop when it is dropped.
+pub struct Shadow(Arc<Cells>);
+
+impl Shadow {
+    /// Checks `len` bytes mapped at each of `starts`.
+    pub fn new(starts: &[*const u8], len: usize) -> Shadow {
+        let cells = Cells::new(len);
+        for s in starts {
+            register(*s, len, &cells);
+        }
+        Shadow(cells)
+    }
+}
+
+impl Drop for Shadow {
+    fn drop(&mut self) {
+        unregister(&self.0);
+    }
+}
+
+impl std::fmt::Debug for Shadow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shadow")
+            .field("len", &self.0 .0.len())
+            .finish()
+    }
+}
+
 struct Inner {
     ptr: NonNull<u8>,
     layout: Layout,
-    /// Offset of the first checked byte (`shadow[0]`).
-    from: usize,
-    shadow: Box<[UnsafeCell<()>]>,
+    cells: Arc<Cells>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let start = self.ptr.as_ptr() as usize;
-        REGIONS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|r| r.0 != start);
-        // SAFETY: allocated in `HeapRegion::new` with this layout, freed once (last Arc).
+        unregister(&self.cells);
+        // SAFETY: allocated in `HeapRegion::tracking_from` with this layout, freed once (last
+        // Arc).
         unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
     }
 }
-
-/// Live regions: (start address, length, address of the `Inner`). A plain std mutex: it must
-/// add no happens-before edge of its own to the model.
-static REGIONS: Mutex<Vec<(usize, usize, usize)>> = Mutex::new(Vec::new());
 
 /// A zero-filled heap buffer standing in for a shared mapping; clones share the bytes.
 #[derive(Clone)]
@@ -52,11 +108,11 @@ impl std::fmt::Debug for HeapRegion {
     }
 }
 
-// SAFETY: the bytes are shared memory by design; the protocols under test synchronise their
-// use (and the shadows check it).
-unsafe impl Send for HeapRegion {}
+// SAFETY: the bytes are shared memory by design (the pointer is only handed out, never
+// dereferenced here); the protocols under test synchronise their use, and the cells check it.
+unsafe impl Send for Inner {}
 // SAFETY: as above.
-unsafe impl Sync for HeapRegion {}
+unsafe impl Sync for Inner {}
 
 impl HeapRegion {
     /// A zero-filled region of `len` bytes, aligned to 4096 (created inside a loom model),
@@ -71,19 +127,11 @@ impl HeapRegion {
         let layout = Layout::from_size_align(len.max(1), 4096).expect("region layout");
         // SAFETY: the layout has a non-zero size.
         let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory");
-        let shadow = (from.min(len)..len).map(|_| UnsafeCell::new(())).collect();
-        let inner = Arc::new(Inner {
-            ptr,
-            layout,
-            from: from.min(len),
-            shadow,
-        });
-        REGIONS.lock().unwrap_or_else(|e| e.into_inner()).push((
-            ptr.as_ptr() as usize,
-            len,
-            Arc::as_ptr(&inner) as usize,
-        ));
-        HeapRegion(inner)
+        let from = from.min(len);
+        let cells = Cells::new(len - from);
+        // SAFETY: `from <= len`, inside the allocation.
+        register(unsafe { ptr.as_ptr().add(from) }, len - from, &cells);
+        HeapRegion(Arc::new(Inner { ptr, layout, cells }))
     }
 
     /// The first byte.
@@ -102,25 +150,23 @@ impl HeapRegion {
     }
 }
 
-/// Runs `f` on the shadow cells of `[ptr, ptr + len)` if that range lies in a live region.
-fn with_shadow(ptr: *const u8, len: usize, f: impl Fn(&UnsafeCell<()>)) {
+/// Runs `f` on the cells of `[ptr, ptr + len)` if that range starts in a checked range.
+fn with_cells(ptr: *const u8, len: usize, f: impl Fn(&UnsafeCell<()>)) {
     let at = ptr as usize;
-    let found = REGIONS
+    let found = RANGES
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .find(|r| at >= r.0 && at < r.0 + r.1)
         .map(|r| (at - r.0, r.1, r.2));
-    let Some((off, rlen, inner)) = found else {
+    let Some((off, rlen, cells)) = found else {
         return;
     };
-    assert!(off + len <= rlen, "access past the end of a model region");
-    // SAFETY: the entry is removed (under the mutex) before its `Inner` is freed, and the
-    // caller is accessing the region's bytes, so it keeps the region alive meanwhile.
-    let inner = unsafe { &*(inner as *const Inner) };
-    let start = off.max(inner.from) - inner.from;
-    let end = (off + len).max(inner.from) - inner.from;
-    for cell in &inner.shadow[start..end] {
+    assert!(off + len <= rlen, "access past the end of a checked range");
+    // SAFETY: the entry is removed (under the mutex) before its cells are freed, and the
+    // caller is accessing the bytes, so it keeps their region or shadow alive meanwhile.
+    let cells = unsafe { &*(cells as *const Cells) };
+    for cell in &cells.0[off..off + len] {
         f(cell);
     }
 }
@@ -128,11 +174,11 @@ fn with_shadow(ptr: *const u8, len: usize, f: impl Fn(&UnsafeCell<()>)) {
 /// Records a plain write of `len` bytes at `ptr` (a data race with any access that does not
 /// happen-before it fails the model).
 pub fn wrote(ptr: *const u8, len: usize) {
-    with_shadow(ptr, len, |c| c.with_mut(|_| ()));
+    with_cells(ptr, len, |c| c.with_mut(|_| ()));
 }
 
 /// Records a plain read of `len` bytes at `ptr` (a data race with a write that does not
 /// happen-before it fails the model).
 pub fn read(ptr: *const u8, len: usize) {
-    with_shadow(ptr, len, |c| c.with(|_| ()));
+    with_cells(ptr, len, |c| c.with(|_| ()));
 }

@@ -4,10 +4,24 @@
 //! that are scheduling points, and the reports of plain copies into and out of shared bytes
 //! (checked against processing-shm's model regions under loom, nothing otherwise).
 
+#[cfg(all(loom, target_os = "linux"))]
+pub(crate) use loom::sync::atomic::fence;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+#[cfg(all(not(loom), target_os = "linux"))]
+pub(crate) use std::sync::atomic::fence;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// A busy-wait hint (a yield under loom, which must see every spin as a scheduling point).
+#[cfg(target_os = "linux")]
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+}
 
 /// A scheduling point under loom only, at the top of a retry loop that makes no other one on
 /// some path: loom lets a relaxed load return a stale value again and again until the thread
@@ -16,6 +30,16 @@ pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub(crate) fn model_yield() {
     #[cfg(loom)]
     loom::thread::yield_now();
+}
+
+/// Gives up the CPU (a loom yield under loom).
+#[cfg(target_os = "linux")]
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
 }
 
 /// Reports a plain write of `len` shared bytes at `ptr` (checked for data races under loom).
@@ -34,4 +58,41 @@ pub(crate) fn read(ptr: *const u8, len: usize) {
     processing_shm::model::read(ptr, len);
     #[cfg(not(loom))]
     let _ = (ptr, len);
+}
+
+/// Sleeps on the futex `word` while it holds `expected` (a yield under loom: a spurious
+/// wake-up, which every sleeper tolerates).
+#[cfg(target_os = "linux")]
+#[inline]
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+    #[cfg(loom)]
+    {
+        let _ = (word, expected, timeout);
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    processing_core::os::futex_wait(word, expected, timeout);
+}
+
+/// Wakes up to `n` sleepers on the futex `word` (nobody sleeps under loom).
+#[cfg(target_os = "linux")]
+#[inline]
+pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
+    #[cfg(loom)]
+    let _ = (word, n);
+    #[cfg(not(loom))]
+    processing_core::os::futex_wake(word, n);
+}
+
+/// A short sleep in a waiting loop (a yield under loom).
+#[cfg(target_os = "linux")]
+#[inline]
+pub(crate) fn nap(d: std::time::Duration) {
+    #[cfg(loom)]
+    {
+        let _ = d;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    std::thread::sleep(d);
 }

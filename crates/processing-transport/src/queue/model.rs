@@ -5,7 +5,7 @@ use std::ptr::NonNull;
 use processing_shm::model::HeapRegion;
 
 use super::park::Deadline;
-use super::ring::{FrameKind, GetFail, PutFail, Ring, HEADER_BYTES};
+use super::ring::{FrameKind, GetFail, PutFail, Ring};
 
 /// A queue ring of `capacity` bytes (a power of two) in a model region.
 #[derive(Debug)]
@@ -35,7 +35,6 @@ impl QueueRing {
         // SAFETY: the region is zero-filled, page-aligned, `len` bytes, unused so far, and is
         // kept alive with the ring.
         let ring = unsafe { Ring::init(base, len, capacity, max_items) };
-        debug_assert!(HEADER_BYTES % 64 == 0);
         QueueRing {
             ring,
             _region: region,
