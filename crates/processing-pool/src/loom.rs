@@ -60,20 +60,5 @@ pub(crate) fn backoff(round: u32) {
     }
 }
 
-/// Reports a plain write of `len` shared bytes at `ptr` (checked for data races under loom).
-#[inline(always)]
-pub(crate) fn wrote(ptr: *const u8, len: usize) {
-    #[cfg(loom)]
-    processing_shm::model::wrote(ptr, len);
-    #[cfg(not(loom))]
-    let _ = (ptr, len);
-}
-
-/// Reports a plain read of `len` shared bytes at `ptr` (checked for data races under loom).
-#[inline(always)]
-pub(crate) fn read(ptr: *const u8, len: usize) {
-    #[cfg(loom)]
-    processing_shm::model::read(ptr, len);
-    #[cfg(not(loom))]
-    let _ = (ptr, len);
-}
+/// The copy reports of the seam (one copy, in processing-shm).
+pub(crate) use processing_shm::model::{read, wrote};

@@ -25,8 +25,9 @@
 mod error;
 pub mod liveness;
 mod loom;
-/// Heap stand-ins for shared mappings, for the loom models of the rings (`tests/loom_*.rs`).
-#[cfg(loom)]
+/// The loom seam of the rings (copy reports, futex calls; heap stand-ins for mappings under
+/// `cfg(loom)`), for the crates above and their `tests/loom_*.rs`.
+#[doc(hidden)]
 pub mod model;
 pub mod owner;
 mod raw;

@@ -42,47 +42,10 @@ pub(crate) fn yield_now() {
     std::thread::yield_now();
 }
 
-/// Reports a plain write of `len` shared bytes at `ptr` (checked for data races under loom).
-#[inline(always)]
-pub(crate) fn wrote(ptr: *const u8, len: usize) {
-    #[cfg(loom)]
-    processing_shm::model::wrote(ptr, len);
-    #[cfg(not(loom))]
-    let _ = (ptr, len);
-}
-
-/// Reports a plain read of `len` shared bytes at `ptr` (checked for data races under loom).
-#[inline(always)]
-pub(crate) fn read(ptr: *const u8, len: usize) {
-    #[cfg(loom)]
-    processing_shm::model::read(ptr, len);
-    #[cfg(not(loom))]
-    let _ = (ptr, len);
-}
-
-/// Sleeps on the futex `word` while it holds `expected` (a yield under loom: a spurious
-/// wake-up, which every sleeper tolerates).
 #[cfg(target_os = "linux")]
-#[inline]
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
-    #[cfg(loom)]
-    {
-        let _ = (word, expected, timeout);
-        loom::thread::yield_now();
-    }
-    #[cfg(not(loom))]
-    processing_core::os::futex_wait(word, expected, timeout);
-}
-
-/// Wakes up to `n` sleepers on the futex `word` (nobody sleeps under loom).
-#[cfg(target_os = "linux")]
-#[inline]
-pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
-    #[cfg(loom)]
-    let _ = (word, n);
-    #[cfg(not(loom))]
-    processing_core::os::futex_wake(word, n);
-}
+pub(crate) use processing_shm::model::{futex_wait, futex_wake};
+/// The copy reports and futex calls of the seam (one copy, in processing-shm).
+pub(crate) use processing_shm::model::{read, wrote};
 
 /// A short sleep in a waiting loop (a yield under loom).
 #[cfg(target_os = "linux")]
