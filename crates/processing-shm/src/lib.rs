@@ -26,6 +26,10 @@
 mod error;
 pub mod liveness;
 mod loom;
+/// The loom seam of the rings (copy reports, futex calls; heap stand-ins for mappings under
+/// `cfg(loom)`), for the crates above and their `tests/loom_*.rs`.
+#[doc(hidden)]
+pub mod model;
 pub mod owner;
 mod raw;
 #[cfg(unix)]

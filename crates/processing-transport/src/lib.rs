@@ -24,6 +24,10 @@ mod connection;
 mod error;
 pub mod frame;
 mod listener;
+mod loom;
+/// The lock-free protocols over loom's atomics, for the model-checking tests (`tests/loom_*.rs`).
+#[cfg(loom)]
+pub mod model;
 #[cfg(feature = "pickle")]
 pub mod pickle;
 mod sys;

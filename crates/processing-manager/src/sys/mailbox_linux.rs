@@ -11,11 +11,11 @@ use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use processing_core::os::{futex_wait, futex_wake};
 use processing_shm::Region;
+
+use crate::loom::{futex_wait, futex_wake, AtomicU32, Ordering};
 
 /// Bytes of payload a slot holds; larger messages go over the socket.
 const CAPACITY: usize = 64 * 1024 - 64;
@@ -125,7 +125,10 @@ impl Mailbox {
         for p in parts {
             // SAFETY: `at + p.len() <= total <= CAPACITY`, inside our outgoing slot, which the
             // peer does not read until `publish` bumps the sequence number.
-            unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), data.add(at), p.len()) };
+            unsafe {
+                crate::loom::wrote(data.add(at), p.len());
+                std::ptr::copy_nonoverlapping(p.as_ptr(), data.add(at), p.len())
+            };
             at += p.len();
         }
         out.len.store(total as u32, Ordering::Relaxed);
@@ -164,7 +167,8 @@ impl Mailbox {
             if checks > PURE_SPIN_CHECKS {
                 std::thread::yield_now();
             }
-            if began.elapsed() >= budget {
+            // (Under loom a wait goes straight to its sleep, a yield: no timing in the model.)
+            if cfg!(loom) || began.elapsed() >= budget {
                 self.spin.set((budget / 2).max(MIN_SPIN));
                 loop {
                     inbox.sleeping.store(1, Ordering::SeqCst);
@@ -208,6 +212,7 @@ impl Mailbox {
         // SAFETY: `len <= CAPACITY` bytes inside the peer's slot, which it does not write again
         // until we answer; `buf` has room for `len` bytes, set as its length after the copy.
         unsafe {
+            crate::loom::read(data, len);
             std::ptr::copy_nonoverlapping(data, buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
@@ -224,3 +229,7 @@ pub(crate) fn mailbox_path(socket: &Path) -> Option<PathBuf> {
         .collect();
     Some(dir.join(format!("mb-{tag}")))
 }
+
+/// The mailbox over loom's atomics, for `tests/loom_*.rs` (see [`crate::model`]).
+#[cfg(loom)]
+pub(crate) mod model;

@@ -16,7 +16,7 @@ mod windows;
 pub(crate) use windows::*;
 
 #[cfg(target_os = "linux")]
-mod mailbox_linux;
+pub(crate) mod mailbox_linux;
 #[cfg(target_os = "linux")]
 pub(crate) use mailbox_linux::{mailbox_path, Mailbox};
 

@@ -24,12 +24,14 @@
 //! Invariant: the producer never writes to bytes the consumer has not released (read
 //! position), and the consumer never reads past the published write position.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-
-use processing_shm::Region as Mapping;
+use crate::loom::{atomic_u32_at, atomic_u64_at, AtomicU32, AtomicU64, Mapping, Ordering};
 
 /// Bytes of entries.
+#[cfg(not(loom))]
 pub(crate) const CAPACITY: usize = 256 * 1024;
+/// Bytes of entries (a small ring under loom, so that models wrap around).
+#[cfg(loom)]
+pub(crate) const CAPACITY: usize = 64;
 /// The header before the entries.
 const HEADER: usize = 4096;
 /// The mapping's total size.
@@ -58,21 +60,56 @@ pub(crate) struct Ring {
 pub(crate) struct Corrupt;
 
 impl Ring {
+    /// A ring over a fresh model region (under loom, whose atomics must be built in place).
+    #[cfg(loom)]
+    pub(crate) fn model() -> Ring {
+        let map = Mapping::tracking_from(MAPPING_LEN, HEADER);
+        let base = map.as_ptr().as_ptr();
+        // SAFETY: the region is fresh, page-aligned and MAPPING_LEN long; the three words lie
+        // in its header, each on its own cache line.
+        unsafe {
+            base.add(WRITE_AT)
+                .cast::<AtomicU64>()
+                .write(AtomicU64::new(0));
+            base.add(READ_AT)
+                .cast::<AtomicU64>()
+                .write(AtomicU64::new(0));
+            base.add(SLEEPING_AT)
+                .cast::<AtomicU32>()
+                .write(AtomicU32::new(0));
+        }
+        let ring = Ring { map };
+        // loom counts an atomic's initial value as a non-SeqCst store, which a SeqCst load may
+        // still return after a newer SeqCst store (a false lost wake-up): store the zeros
+        // again with SeqCst, as the zero-filled mapping does for real.
+        ring.atomic_u64(WRITE_AT).store(0, Ordering::SeqCst);
+        ring.atomic_u64(READ_AT).store(0, Ordering::SeqCst);
+        ring.sleeping().store(0, Ordering::SeqCst);
+        ring
+    }
+
     /// Wraps a mapping of [`MAPPING_LEN`] bytes (zero-filled when created).
+    #[cfg(not(loom))]
     pub(crate) fn new(map: Mapping) -> Option<Ring> {
         (map.len() == MAPPING_LEN).then_some(Ring { map })
+    }
+
+    /// Under loom a mapping holds no loom atomics: no ring (replies go on the stream).
+    #[cfg(loom)]
+    pub(crate) fn new(_map: processing_shm::Region) -> Option<Ring> {
+        None
     }
 
     fn atomic_u64(&self, at: usize) -> &AtomicU64 {
         // SAFETY: `at` is 0 or 64, inside the page-aligned header, so the address is valid for
         // the mapping's lifetime (tied to `&self`) and 8-aligned; the word is only ever
         // accessed atomically by both processes.
-        unsafe { AtomicU64::from_ptr(self.map.as_ptr().as_ptr().add(at).cast()) }
+        unsafe { atomic_u64_at(self.map.as_ptr().as_ptr().add(at).cast()) }
     }
 
     fn sleeping(&self) -> &AtomicU32 {
         // SAFETY: as in `atomic_u64`: offset 128 of the header, 4-aligned, atomics only.
-        unsafe { AtomicU32::from_ptr(self.map.as_ptr().as_ptr().add(SLEEPING_AT).cast()) }
+        unsafe { atomic_u32_at(self.map.as_ptr().as_ptr().add(SLEEPING_AT).cast()) }
     }
 
     fn data(&self) -> *mut u8 {
@@ -106,23 +143,21 @@ impl Ring {
         while end - read.load(Ordering::Acquire) > CAPACITY as u64 {
             // The supervisor is behind (a slow callback); it releases as it reads.
             rounds += 1;
-            if rounds < 64 {
-                std::hint::spin_loop();
-            } else if rounds < 128 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(std::time::Duration::from_micros(50));
-            }
+            crate::loom::backoff(rounds);
         }
         if skip > 0 {
             // SAFETY: `off` is 8-aligned and below CAPACITY, so 4 bytes fit; the consumer
             // released these bytes (checked above) and reads them only after the store below.
-            unsafe { self.data().add(off).cast::<u32>().write(WRAP) };
+            unsafe {
+                crate::loom::wrote(self.data().add(off), 4);
+                self.data().add(off).cast::<u32>().write(WRAP)
+            };
         }
         let at = (off + skip) % CAPACITY;
         // SAFETY: `at + frame.len() <= CAPACITY` (the entry does not wrap), the bytes were
         // released by the consumer, and the consumer reads them only after the publication.
         unsafe {
+            crate::loom::wrote(self.data().add(at), frame.len());
             std::ptr::copy_nonoverlapping(frame.as_ptr(), self.data().add(at), frame.len());
         }
         write.store(end, Ordering::SeqCst);
@@ -146,7 +181,10 @@ impl Ring {
             let off = (pos % CAPACITY as u64) as usize;
             // SAFETY: `off` is 8-aligned and inside the data area; the producer published
             // these bytes (pos < w, Acquire above) and does not touch them until released.
-            let len = unsafe { self.data().add(off).cast::<u32>().read() };
+            let len = unsafe {
+                crate::loom::read(self.data().add(off), 4);
+                self.data().add(off).cast::<u32>().read()
+            };
             if len == WRAP {
                 pos += (CAPACITY - off) as u64;
                 continue;
@@ -165,7 +203,10 @@ impl Ring {
         // SAFETY: `peek` checked `off + len <= CAPACITY`; the bytes were published and stay
         // untouched until the consumer releases them, which it does only after the borrow
         // (tied to `&self` and the link's `recv`) ended.
-        unsafe { std::slice::from_raw_parts(self.data().add(off), len) }
+        unsafe {
+            crate::loom::read(self.data().add(off), len);
+            std::slice::from_raw_parts(self.data().add(off), len)
+        }
     }
 
     /// Gives the bytes before `pos` back to the producer.

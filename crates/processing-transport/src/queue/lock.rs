@@ -7,7 +7,7 @@
 //! reused by an unrelated process (another start stamp) is dead when seen twice, `CHECK_EVERY`
 //! apart.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use crate::loom::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use processing_shm::owner::{Owner, OwnerWord, Suspect};
@@ -34,6 +34,15 @@ pub(crate) struct Acquired {
 }
 
 impl PidLock {
+    /// A free lock (loom's atomics cannot be zero bytes of a mapping: a model builds them).
+    #[cfg(loom)]
+    pub(crate) fn new() -> PidLock {
+        PidLock {
+            owner: OwnerWord::new(),
+            wake_flag: AtomicU32::new(0),
+        }
+    }
+
     /// Takes the lock, or returns `None` when the deadline passes first.
     pub(crate) fn lock(&self, deadline: Deadline) -> Option<Acquired> {
         let me = Owner::current();
@@ -44,6 +53,7 @@ impl PidLock {
         let mut suspect = Suspect::default();
         let mut last_check: Option<Instant> = None;
         loop {
+            crate::loom::model_yield();
             let cur = self.owner.holder();
             if cur == 0 {
                 if self.owner.try_lock(me) {
@@ -54,10 +64,13 @@ impl PidLock {
             if backoff.snooze() {
                 continue;
             }
-            let due = match last_check {
-                None => true,
-                Some(t) => t.elapsed() >= CHECK_EVERY,
-            };
+            // (Under loom every thread is this live process: no liveness check, whose timing
+            // would make the model's runs differ.)
+            let due = !cfg!(loom)
+                && match last_check {
+                    None => true,
+                    Some(t) => t.elapsed() >= CHECK_EVERY,
+                };
             if due {
                 last_check = Some(Instant::now());
                 if self.owner.take_over_if_dead(me, &mut suspect) {

@@ -39,6 +39,8 @@
 mod async_queue;
 mod error;
 mod lock;
+#[cfg(loom)]
+pub(crate) mod model;
 mod park;
 mod ring;
 mod segment;

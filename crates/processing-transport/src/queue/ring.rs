@@ -19,8 +19,8 @@
 //! any point of a put or get therefore leaves a consistent ring: the next locker takes the lock
 //! over (`owner_died`) and finds nothing to repair.
 
+use crate::loom::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use super::lock::PidLock;
 use super::park::{self, Backoff, Deadline};
@@ -29,7 +29,12 @@ const MAGIC: u64 = u64::from_le_bytes(*b"prcQUEUE");
 const VERSION: u32 = 3;
 
 /// Bytes before the data area.
+#[cfg(not(loom))]
 pub(crate) const HEADER_BYTES: usize = 1024;
+/// Under loom the header's atomics are model objects, far larger than their bytes: the model
+/// ring leaves room for them (the layout is the model's own, never shared with a process).
+#[cfg(loom)]
+pub(crate) const HEADER_BYTES: usize = 1 << 17;
 /// Smallest ring.
 pub(crate) const MIN_CAPACITY: u64 = 1 << 10;
 /// Largest ring: every item takes at least 4 bytes, and at most 2^22 items may be in flight so
@@ -204,6 +209,59 @@ pub(crate) struct OverflowHeader {
 /// Where an unbounded queue's put stores a frame the ring does not take (see [`Ring::put`]).
 pub(crate) type Spill<'a> = dyn Fn(FrameKind, &[u8]) -> Result<(), PutFail> + 'a;
 
+#[cfg(loom)]
+impl Header {
+    /// A zero header: loom's atomics are objects of the model, not zero bytes.
+    fn fresh() -> Header {
+        let side = || Side {
+            lock: PidLock::new(),
+            commit: AtomicU64::new(0),
+            seq: AtomicU32::new(0),
+            wake_flag: AtomicU32::new(0),
+            cache: AtomicU64::new(0),
+        };
+        Header {
+            magic: 0,
+            version: 0,
+            closed: AtomicU32::new(0),
+            capacity: 0,
+            max_items: 0,
+            done: AtomicU32::new(0),
+            join_wake_flag: AtomicU32::new(0),
+            put: side(),
+            get: side(),
+            overflow: OverflowHeader::fresh(),
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Slot {
+    fn fresh() -> Slot {
+        Slot {
+            name_len: AtomicU32::new(0),
+            handle_len: AtomicU32::new(0),
+            name: std::array::from_fn(|_| AtomicU8::new(0)),
+            handle: std::array::from_fn(|_| AtomicU8::new(0)),
+        }
+    }
+}
+
+#[cfg(loom)]
+impl OverflowHeader {
+    fn fresh() -> OverflowHeader {
+        OverflowHeader {
+            active: AtomicU32::new(0),
+            has_next: AtomicU32::new(0),
+            put: AtomicU64::new(0),
+            got: AtomicU64::new(0),
+            head: Slot::fresh(),
+            tail: Slot::fresh(),
+            next: Slot::fresh(),
+        }
+    }
+}
+
 /// Why a put did not happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PutFail {
@@ -287,9 +345,12 @@ impl Ring {
         debug_assert!(capacity.is_power_of_two() && len >= Self::region_len(capacity));
         let header = base.cast::<Header>();
         // SAFETY: the caller guarantees exclusive access to a zeroed, aligned region large enough
-        // for the header; the fields written are plain integers (atomics are zero-valid).
+        // for the header; the fields written are plain integers (atomics are zero-valid; under
+        // loom, whose atomics are not, a whole fresh header is written first).
         unsafe {
             let h = header.as_ptr();
+            #[cfg(loom)]
+            h.write(Header::fresh());
             (*h).capacity = capacity;
             (*h).max_items = max_items;
             (*h).version = VERSION;
@@ -421,18 +482,20 @@ impl Ring {
         // SAFETY: off is 4-aligned and ≤ capacity − 4, inside the data area; the bytes are
         // beyond put.commit, so no consumer reads them, and only the put-lock holder writes them.
         unsafe {
-            self.data
-                .as_ptr()
-                .add(off as usize)
-                .cast::<u32>()
-                .write(word.to_le())
+            let p = self.data.as_ptr().add(off as usize);
+            crate::loom::wrote(p, 4);
+            p.cast::<u32>().write(word.to_le())
         };
     }
 
     fn read_word(&self, off: u64) -> u32 {
         // SAFETY: off is 4-aligned and ≤ capacity − 4; the bytes are committed and before
         // get.commit is advanced no producer writes them.
-        u32::from_le(unsafe { self.data.as_ptr().add(off as usize).cast::<u32>().read() })
+        u32::from_le(unsafe {
+            let p = self.data.as_ptr().add(off as usize);
+            crate::loom::read(p, 4);
+            p.cast::<u32>().read()
+        })
     }
 
     /// Puts one frame of `kind` holding `payload` (at most [`Ring::max_inline`] bytes).
@@ -494,11 +557,9 @@ impl Ring {
                 // SAFETY: off + 4 + payload.len() ≤ capacity (the frame fits contiguously, as
                 // `room` checked); the bytes are beyond put.commit, owned by this lock holder.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        payload.as_ptr(),
-                        self.data.as_ptr().add(off as usize + 4),
-                        payload.len(),
-                    );
+                    let dst = self.data.as_ptr().add(off as usize + 4);
+                    crate::loom::wrote(dst, payload.len());
+                    std::ptr::copy_nonoverlapping(payload.as_ptr(), dst, payload.len());
                 }
                 let new_tail = pack(pos_of(tail) + need, count_of(tail) + 1);
                 h.put.commit.store(new_tail, Ordering::Release);
@@ -644,7 +705,9 @@ impl Ring {
         // SAFETY: [off + 4, off + 4 + len) lies inside the data area and before put.commit
         // (checked against `available`); producers do not write it until get.commit passes it.
         let payload = unsafe {
-            std::slice::from_raw_parts(self.data.as_ptr().add(off as usize + 4), len as usize)
+            let p = self.data.as_ptr().add(off as usize + 4);
+            crate::loom::read(p, len as usize);
+            std::slice::from_raw_parts(p, len as usize)
         };
         let result = read(kind, payload);
         h.get

@@ -47,11 +47,13 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use processing_shm::owner::{Owner, OwnerWord, Suspect};
 use processing_shm::Region;
+
+use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
 
 use super::unix::Stream;
 
@@ -79,6 +81,7 @@ const WRITER_NAP: Duration = Duration::from_millis(10);
 /// How long a sleeping reader waits in `poll` before it checks the ring again (the doorbell
 /// makes this a safety net, not the wake-up path: it matters only when several processes
 /// read one end and one of them cleared the flag another armed).
+#[cfg_attr(loom, allow(dead_code))]
 const READER_NAP: Duration = Duration::from_millis(200);
 
 #[repr(C, align(64))]
@@ -134,6 +137,11 @@ pub(crate) struct RingEnd {
     side: u8,
     /// The socket said end of stream: the peer end is closed everywhere.
     peer_gone: AtomicBool,
+    /// Under loom: the doorbell of each ring as loom sees it (shared by both ends of a model
+    /// pair). A socket carries happens-before between processes, which loom cannot see, so a
+    /// ring of the doorbell is also a Release increment here, and a woken reader takes it.
+    #[cfg(loom)]
+    bells: std::sync::Arc<[AtomicU32; 2]>,
     read_waits: WaitStats,
     write_waits: WaitStats,
 }
@@ -230,6 +238,10 @@ fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
     if ready() {
         return true;
     }
+    if cfg!(loom) {
+        // Under loom every wait goes straight to its sleep, which is a scheduling point.
+        return false;
+    }
     let yield_at_once = pinned();
     let start = Instant::now();
     let mut round = 0u32;
@@ -312,7 +324,10 @@ fn lock_ring(control: &Control, which: Which) -> RingLock<'_> {
             return RingLock { control, which };
         }
         round = round.saturating_add(1);
-        let due = round >= 256
+        // (Under loom every thread is this live process: no liveness check, whose timing
+        // would make the model's runs differ.)
+        let due = !cfg!(loom)
+            && round >= 256
             && match last_check {
                 None => true,
                 Some(t) => t.elapsed() >= CHECK_EVERY,
@@ -335,11 +350,11 @@ fn lock_ring(control: &Control, which: Which) -> RingLock<'_> {
             }
         }
         if round < 64 {
-            std::hint::spin_loop();
+            crate::loom::spin_hint();
         } else if round < 256 {
-            std::thread::yield_now();
+            crate::loom::yield_now();
         } else {
-            std::thread::sleep(Duration::from_micros(50));
+            crate::loom::nap(Duration::from_micros(50));
         }
     }
 }
@@ -372,6 +387,8 @@ impl RingEnd {
             capacity,
             side,
             peer_gone: AtomicBool::new(false),
+            #[cfg(loom)]
+            bells: std::sync::Arc::new([AtomicU32::new(0), AtomicU32::new(0)]),
             read_waits: WaitStats::new(),
             write_waits: WaitStats::new(),
         }
@@ -510,6 +527,8 @@ impl RingEnd {
         // in this ring's data area; the Acquire load of `tail` in `available` orders these
         // reads after the writer's copies; dst has room for n bytes.
         unsafe {
+            crate::loom::read(data.add(at), first);
+            crate::loom::read(data, n - first);
             std::ptr::copy_nonoverlapping(data.add(at), dst.as_mut_ptr().cast::<u8>(), first);
             std::ptr::copy_nonoverlapping(
                 data,
@@ -525,7 +544,7 @@ impl RingEnd {
             && c.writer_waiting.0.swap(0, Ordering::SeqCst) != 0
         {
             c.space_seq.0.fetch_add(1, Ordering::SeqCst);
-            processing_core::os::futex_wake(&c.space_seq.0, u32::MAX);
+            crate::loom::futex_wake(&c.space_seq.0, u32::MAX);
         }
         Ok(n)
     }
@@ -570,7 +589,7 @@ impl RingEnd {
                 continue;
             }
             if !self.arm(stream, handles)? {
-                stream.poll_readable(Some(READER_NAP))?;
+                self.wait_doorbell(stream)?;
                 slept = true;
             }
         }
@@ -605,6 +624,30 @@ impl RingEnd {
         Ok(false)
     }
 
+    /// Sleeps until the socket has a doorbell byte, a handle or the end of the stream, or the
+    /// nap ends. Under loom (where the model's threads share one OS thread, so nobody could
+    /// ring while it blocked) it yields until the doorbell was rung or the peer hung up: a lost
+    /// doorbell is a wait without end, which loom reports.
+    fn wait_doorbell(&self, stream: &Stream) -> io::Result<()> {
+        #[cfg(loom)]
+        while self.bells[self.in_ring() as usize].swap(0, Ordering::Acquire) == 0
+            && !stream.peer_hung_up()?
+        {
+            loom::thread::yield_now();
+        }
+        #[cfg(not(loom))]
+        stream.poll_readable(Some(READER_NAP))?;
+        Ok(())
+    }
+
+    /// Under loom, the doorbell of the outgoing ring as loom sees it (see `bells`); nothing
+    /// otherwise (the socket byte is the doorbell).
+    #[inline(always)]
+    fn ring_doorbell(&self) {
+        #[cfg(loom)]
+        self.bells[self.out_ring() as usize].fetch_add(1, Ordering::Release);
+    }
+
     /// Whether the incoming stream is torn (a writer or reader died mid-message).
     fn in_torn(&self) -> bool {
         self.control(self.in_ring()).torn.0.load(Ordering::Acquire) != 0
@@ -618,6 +661,7 @@ impl RingEnd {
             return Ok(());
         }
         if c.reader_waiting.0.swap(0, Ordering::SeqCst) != 0 {
+            self.ring_doorbell();
             let _ = stream.write_all(&[0], &[]);
         }
         Err(torn())
@@ -679,6 +723,8 @@ impl RingEnd {
             // lengths bounded by the room checked above, which the reader does not touch until
             // `tail` is published below); data has n readable bytes.
             unsafe {
+                crate::loom::wrote(buf.add(at), first);
+                crate::loom::wrote(buf, n - first);
                 std::ptr::copy_nonoverlapping(data.as_ptr(), buf.add(at), first);
                 std::ptr::copy_nonoverlapping(data.as_ptr().add(first), buf, n - first);
             }
@@ -689,6 +735,7 @@ impl RingEnd {
             if c.reader_waiting.0.load(Ordering::Relaxed) != 0
                 && c.reader_waiting.0.swap(0, Ordering::SeqCst) != 0
             {
+                self.ring_doorbell();
                 stream.write_all(&[0], &[])?;
             }
             data = &data[n..];
@@ -718,7 +765,7 @@ impl RingEnd {
                 self.peer_gone.store(true, Ordering::Relaxed);
                 return Err(io::ErrorKind::BrokenPipe.into());
             }
-            processing_core::os::futex_wait(&c.space_seq.0, seq, Some(WRITER_NAP));
+            crate::loom::futex_wait(&c.space_seq.0, seq, Some(WRITER_NAP));
         }
     }
 
@@ -741,6 +788,10 @@ impl Drop for RingEnd {
         // The region unmaps itself when dropped after this.
     }
 }
+
+/// The pipe ring over loom's atomics, for `tests/loom_*.rs` (see [`crate::model`]).
+#[cfg(loom)]
+pub(crate) mod model;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,245 @@
+//! The loom seam of the rings and the mailbox (`tests/loom_*.rs` of processing-transport,
+//! processing-pool and processing-manager), one copy for all of them: [`wrote`], [`read`],
+//! [`futex_wait`] and [`futex_wake`] always exist (outside `cfg(loom)` the reports do nothing
+//! and the futex calls are `processing_core::os`'s); the stand-ins for mappings exist only
+//! under `cfg(loom)`.
+//!
+//! A [`HeapRegion`] is a zero-filled, page-aligned heap buffer that plays a mapping shared by
+//! the model's threads. Loom cannot see plain reads and writes through raw pointers, so the
+//! rings report each copy into or out of shared bytes with [`wrote`] and [`read`]; these check
+//! the bytes' per-byte `loom::cell::UnsafeCell` shadows, so that loom reports a consumer
+//! reading bytes whose writing does not happen-before the read (a commit published too early
+//! or with too weak an ordering). A [`Shadow`] gives such cells to bytes of real mappings,
+//! the same cells to every address at which the bytes are mapped. A pointer outside every
+//! live region or shadow is not checked.
+#![allow(missing_docs)]
+
+#[cfg(loom)]
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+#[cfg(loom)]
+use std::ptr::NonNull;
+#[cfg(loom)]
+use std::sync::{Arc, Mutex};
+
+#[cfg(loom)]
+use loom::cell::UnsafeCell;
+
+#[cfg(unix)]
+use crate::loom::AtomicU32;
+
+#[cfg(loom)]
+/// One cell per byte.
+struct Cells(Box<[UnsafeCell<()>]>);
+
+#[cfg(loom)]
+// SAFETY: the cells hold no data (`()`); they only carry loom's record of accesses, which
+// exists to be used by every thread of the model.
+unsafe impl Send for Cells {}
+#[cfg(loom)]
+// SAFETY: as above.
+unsafe impl Sync for Cells {}
+
+#[cfg(loom)]
+impl Cells {
+    fn new(len: usize) -> Arc<Cells> {
+        Arc::new(Cells((0..len).map(|_| UnsafeCell::new(())).collect()))
+    }
+}
+
+#[cfg(loom)]
+/// Checked address ranges: (start address, length, address of the `Cells`). A plain std
+/// mutex: it must add no happens-before edge of its own to the model.
+static RANGES: Mutex<Vec<(usize, usize, usize)>> = Mutex::new(Vec::new());
+
+#[cfg(loom)]
+fn register(start: *const u8, len: usize, cells: &Arc<Cells>) {
+    RANGES.lock().unwrap_or_else(|e| e.into_inner()).push((
+        start as usize,
+        len,
+        Arc::as_ptr(cells) as usize,
+    ));
+}
+
+#[cfg(loom)]
+fn unregister(cells: &Arc<Cells>) {
+    let me = Arc::as_ptr(cells) as usize;
+    RANGES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|r| r.2 != me);
+}
+
+#[cfg(loom)]
+/// Cells for bytes that live at several addresses (one file mapped more than once); the
+/// checks stop when it is dropped.
+pub struct Shadow(Arc<Cells>);
+
+#[cfg(loom)]
+impl Shadow {
+    /// Checks `len` bytes mapped at each of `starts`.
+    pub fn new(starts: &[*const u8], len: usize) -> Shadow {
+        let cells = Cells::new(len);
+        for s in starts {
+            register(*s, len, &cells);
+        }
+        Shadow(cells)
+    }
+}
+
+#[cfg(loom)]
+impl Drop for Shadow {
+    fn drop(&mut self) {
+        unregister(&self.0);
+    }
+}
+
+#[cfg(loom)]
+impl std::fmt::Debug for Shadow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shadow")
+            .field("len", &self.0 .0.len())
+            .finish()
+    }
+}
+
+#[cfg(loom)]
+struct Inner {
+    ptr: NonNull<u8>,
+    layout: Layout,
+    cells: Arc<Cells>,
+}
+
+#[cfg(loom)]
+impl Drop for Inner {
+    fn drop(&mut self) {
+        unregister(&self.cells);
+        // SAFETY: allocated in `HeapRegion::tracking_from` with this layout, freed once (last
+        // Arc).
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
+    }
+}
+
+#[cfg(loom)]
+/// A zero-filled heap buffer standing in for a shared mapping; clones share the bytes.
+#[derive(Clone)]
+pub struct HeapRegion(Arc<Inner>);
+
+#[cfg(loom)]
+impl std::fmt::Debug for HeapRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeapRegion")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+#[cfg(loom)]
+// SAFETY: the bytes are shared memory by design (the pointer is only handed out, never
+// dereferenced here); the protocols under test synchronise their use, and the cells check it.
+unsafe impl Send for Inner {}
+#[cfg(loom)]
+// SAFETY: as above.
+unsafe impl Sync for Inner {}
+
+#[cfg(loom)]
+impl HeapRegion {
+    /// A zero-filled region of `len` bytes, aligned to 4096 (created inside a loom model),
+    /// every byte checked.
+    pub fn new(len: usize) -> HeapRegion {
+        HeapRegion::tracking_from(len, 0)
+    }
+
+    /// Like [`new`](Self::new), but only bytes from `from` on are checked (the data area after
+    /// a header of atomics: fewer loom objects per run).
+    pub fn tracking_from(len: usize, from: usize) -> HeapRegion {
+        let layout = Layout::from_size_align(len.max(1), 4096).expect("region layout");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory");
+        let from = from.min(len);
+        let cells = Cells::new(len - from);
+        // SAFETY: `from <= len`, inside the allocation.
+        register(unsafe { ptr.as_ptr().add(from) }, len - from, &cells);
+        HeapRegion(Arc::new(Inner { ptr, layout, cells }))
+    }
+
+    /// The first byte.
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        self.0.ptr
+    }
+
+    /// Bytes in the region.
+    pub fn len(&self) -> usize {
+        self.0.layout.size()
+    }
+
+    /// Whether the region has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(loom)]
+/// Runs `f` on the cells of `[ptr, ptr + len)` if that range starts in a checked range.
+fn with_cells(ptr: *const u8, len: usize, f: impl Fn(&UnsafeCell<()>)) {
+    let at = ptr as usize;
+    let found = RANGES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|r| at >= r.0 && at < r.0 + r.1)
+        .map(|r| (at - r.0, r.1, r.2));
+    let Some((off, rlen, cells)) = found else {
+        return;
+    };
+    assert!(off + len <= rlen, "access past the end of a checked range");
+    // SAFETY: the entry is removed (under the mutex) before its cells are freed, and the
+    // caller is accessing the bytes, so it keeps their region or shadow alive meanwhile.
+    let cells = unsafe { &*(cells as *const Cells) };
+    for cell in &cells.0[off..off + len] {
+        f(cell);
+    }
+}
+
+/// Reports a plain write of `len` shared bytes at `ptr`: under loom, a data race with any
+/// access that does not happen-before it fails the model; nothing otherwise.
+#[inline(always)]
+pub fn wrote(ptr: *const u8, len: usize) {
+    #[cfg(loom)]
+    with_cells(ptr, len, |c| c.with_mut(|_| ()));
+    #[cfg(not(loom))]
+    let _ = (ptr, len);
+}
+
+/// Reports a plain read of `len` shared bytes at `ptr`: under loom, a data race with a write
+/// that does not happen-before it fails the model; nothing otherwise.
+#[inline(always)]
+pub fn read(ptr: *const u8, len: usize) {
+    #[cfg(loom)]
+    with_cells(ptr, len, |c| c.with(|_| ()));
+    #[cfg(not(loom))]
+    let _ = (ptr, len);
+}
+
+/// `processing_core::os::futex_wait`; under loom a yield (a spurious wake-up, which every
+/// sleeper tolerates), since the model's threads share one OS thread.
+#[cfg(unix)]
+#[inline]
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+    #[cfg(loom)]
+    {
+        let _ = (word, expected, timeout);
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    processing_core::os::futex_wait(word, expected, timeout);
+}
+
+/// `processing_core::os::futex_wake`; nothing under loom (nobody sleeps there).
+#[cfg(unix)]
+#[inline]
+pub fn futex_wake(word: &AtomicU32, n: u32) {
+    #[cfg(loom)]
+    let _ = (word, n);
+    #[cfg(not(loom))]
+    processing_core::os::futex_wake(word, n);
+}
