@@ -237,15 +237,19 @@ fn a07_child_setup_failure_keeps_the_childs_os_error() {
     let mut p = processing::Process::new(answer, 1).current_dir(&missing);
     let e = p.start().unwrap_err();
     let spawn = e.spawn_error().expect("a spawn error");
-    assert!(spawn.is_setup(), "{e:?}");
+    // Unix: the child reports its failed `chdir` (NotFound). Windows: `CreateProcess` refuses
+    // the directory itself (ERROR_DIRECTORY, NotADirectory), before any child exists.
+    let expected = if cfg!(windows) {
+        ErrorKind::NotADirectory
+    } else {
+        assert!(spawn.is_setup(), "{e:?}");
+        ErrorKind::NotFound
+    };
     assert_eq!(
         spawn.os_error().map(std::io::Error::kind),
-        Some(ErrorKind::NotFound),
+        Some(expected),
         "{e:?}"
     );
     let e: Error = e.into();
-    assert_eq!(
-        e.os_error().map(std::io::Error::kind),
-        Some(ErrorKind::NotFound)
-    );
+    assert_eq!(e.os_error().map(std::io::Error::kind), Some(expected));
 }

@@ -82,68 +82,6 @@ pub fn split_frames(mut bytes: &[u8], max: u64) -> Result<Vec<&[u8]>, FrameError
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn short_and_long_headers() {
-        let mut h = [0u8; LONG_HEADER];
-        assert_eq!(encode_header(5, &mut h), &[0, 0, 0, 5]);
-        let long = encode_header(1 << 32, &mut h).to_vec();
-        assert_eq!(long.len(), LONG_HEADER);
-        assert_eq!(&long[..4], &[0xff; 4]);
-        assert_eq!(
-            decode_header(&long, u64::MAX).unwrap(),
-            Some((1 << 32, LONG_HEADER))
-        );
-    }
-
-    #[test]
-    fn hostile_headers_are_errors() {
-        // 2^63 in the long form.
-        let mut bytes = vec![0xff, 0xff, 0xff, 0xff];
-        bytes.extend_from_slice(&(1u64 << 63).to_be_bytes());
-        assert!(matches!(
-            decode_header(&bytes, DEFAULT_MAX_MESSAGE_SIZE),
-            Err(FrameError::TooLarge { .. })
-        ));
-        assert!(matches!(
-            decode_header(&[0x80, 0, 0, 0], u64::MAX),
-            Err(FrameError::NegativeLength(_))
-        ));
-        assert_eq!(decode_header(&[0, 0], 10).unwrap(), None);
-        assert!(matches!(
-            split_frames(&[0, 0, 0, 9, 1], 100),
-            Err(FrameError::Truncated)
-        ));
-    }
-
-    proptest! {
-        #[test]
-        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64), max in any::<u64>()) {
-            let _ = decode_header(&bytes, max);
-            let _ = split_frames(&bytes, max);
-        }
-
-        #[test]
-        fn frames_round_trip(bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8)) {
-            let mut stream = Vec::new();
-            for b in &bodies {
-                let mut h = [0u8; LONG_HEADER];
-                stream.extend_from_slice(encode_header(b.len() as u64, &mut h));
-                stream.extend_from_slice(b);
-            }
-            let back = split_frames(&stream, 1 << 20).unwrap();
-            prop_assert_eq!(back.len(), bodies.len());
-            for (a, b) in back.iter().zip(&bodies) {
-                prop_assert_eq!(*a, b.as_slice());
-            }
-        }
-    }
-}
-
 /// Bytes of the type fingerprint after a typed message's handle-count byte.
 pub(crate) const FINGERPRINT: usize = 4;
 
@@ -210,5 +148,67 @@ pub fn decode_typed<T: serde::de::DeserializeOwned>(
             expected: std::any::type_name::<T>(),
         }
         .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn short_and_long_headers() {
+        let mut h = [0u8; LONG_HEADER];
+        assert_eq!(encode_header(5, &mut h), &[0, 0, 0, 5]);
+        let long = encode_header(1 << 32, &mut h).to_vec();
+        assert_eq!(long.len(), LONG_HEADER);
+        assert_eq!(&long[..4], &[0xff; 4]);
+        assert_eq!(
+            decode_header(&long, u64::MAX).unwrap(),
+            Some((1 << 32, LONG_HEADER))
+        );
+    }
+
+    #[test]
+    fn hostile_headers_are_errors() {
+        // 2^63 in the long form.
+        let mut bytes = vec![0xff, 0xff, 0xff, 0xff];
+        bytes.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        assert!(matches!(
+            decode_header(&bytes, DEFAULT_MAX_MESSAGE_SIZE),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decode_header(&[0x80, 0, 0, 0], u64::MAX),
+            Err(FrameError::NegativeLength(_))
+        ));
+        assert_eq!(decode_header(&[0, 0], 10).unwrap(), None);
+        assert!(matches!(
+            split_frames(&[0, 0, 0, 9, 1], 100),
+            Err(FrameError::Truncated)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64), max in any::<u64>()) {
+            let _ = decode_header(&bytes, max);
+            let _ = split_frames(&bytes, max);
+        }
+
+        #[test]
+        fn frames_round_trip(bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8)) {
+            let mut stream = Vec::new();
+            for b in &bodies {
+                let mut h = [0u8; LONG_HEADER];
+                stream.extend_from_slice(encode_header(b.len() as u64, &mut h));
+                stream.extend_from_slice(b);
+            }
+            let back = split_frames(&stream, 1 << 20).unwrap();
+            prop_assert_eq!(back.len(), bodies.len());
+            for (a, b) in back.iter().zip(&bodies) {
+                prop_assert_eq!(*a, b.as_slice());
+            }
+        }
     }
 }
