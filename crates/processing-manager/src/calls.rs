@@ -513,15 +513,23 @@ mod tests {
 
     #[test]
     fn method_names_come_from_the_enums() {
-        assert_eq!(LockRequest::methods(), ["Acquire", "Release", "Locked"]);
-        assert_eq!(QueueRequest::methods().len(), 9);
+        assert_eq!(
+            LockRequest::methods(),
+            ["Acquire", "Release", "Locked", "AwaitFree"]
+        );
+        assert_eq!(QueueRequest::methods().len(), 10);
+        assert!(!QueueRequest::AwaitReady {
+            put: false,
+            wait: Wait::Forever
+        }
+        .mutates());
         assert!(QueueRequest::Close.mutates());
         assert!(!QueueRequest::Len.mutates());
     }
 
     #[test]
     fn an_unknown_variant_index_is_an_unknown_method() {
-        let e = decode_request::<LockRequest>("lock", &[3]).unwrap_err();
+        let e = decode_request::<LockRequest>("lock", &[4]).unwrap_err();
         assert!(e.is_unknown_method(), "{e}");
         let e = decode_request::<LockRequest>("lock", &[200, 1]).unwrap_err();
         assert!(e.is_unknown_method(), "{e}");
