@@ -283,3 +283,39 @@ fn cancelled_waits_take_nothing() {
     a.send(&3).unwrap();
     assert_eq!(b.recv().unwrap(), 3);
 }
+
+/// Takes the lock, says so, and waits to be killed.
+fn hold_until_killed((lock, held, never): (Lock, Event, Event)) {
+    lock.acquire().unwrap().forget();
+    held.set();
+    never.wait();
+}
+
+/// A future to run to completion on some executor.
+type Job<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// A lock whose holder process is killed: `acquire_async` takes it over and reports it, as the
+/// blocking `acquire` does.
+#[test]
+fn acquire_async_takes_over_a_dead_holders_lock() {
+    fn run(block_on: &dyn Fn(Job<'_>)) {
+        let lock = Lock::new().unwrap();
+        let (held, never) = (Event::new().unwrap(), Event::new().unwrap());
+        let mut child = Process::new(hold_until_killed, (lock.clone(), held.clone(), never));
+        child.start().unwrap();
+        held.wait();
+        let mut f = Box::pin(lock.acquire_async());
+        assert!(poll_once(f.as_mut()));
+        child.kill().unwrap();
+        let _ = child.join();
+        block_on(Box::pin(async move {
+            let e = f.await.unwrap_err();
+            assert!(e.is_owner_died(), "{e:?}");
+            drop(e.into_guard());
+        }));
+        assert!(!lock.is_locked());
+        assert!(lock.try_acquire().is_ok());
+    }
+    run(&|f| tokio_rt().block_on(f));
+    run(&|f| futures::executor::block_on(f));
+}

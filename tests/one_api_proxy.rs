@@ -365,12 +365,14 @@ fn a04_condition_event_barrier_proxy_shapes() {
 /// another build would send) is a typed `UnknownMethod` remote error, not a decoding accident.
 #[test]
 fn a02_unknown_request_variant_is_a_typed_unknown_method() {
-    /// The lock's requests are Acquire, Release, Locked (#0 to #2); #3 does not exist.
+    /// The lock's requests are Acquire, Release, Locked, AwaitFree (#0 to #3); #4 does not
+    /// exist.
     #[derive(serde::Serialize)]
     enum NotALockRequest {
         _Acquire,
         _Release,
         _Locked,
+        _AwaitFree,
         Fly,
     }
     let m = Manager::start().unwrap();

@@ -351,6 +351,13 @@ pub(crate) enum QueueRequest {
     Join {
         wait: Wait,
     },
+    /// Waits until a put (`put`) or a get would not wait, taking nothing; replies
+    /// `Flag(ready)` (a closed queue is ready: the next call says `Closed`). The wait of the
+    /// async twins, whose taking call then runs without waiting.
+    AwaitReady {
+        put: bool,
+        wait: Wait,
+    },
 }
 request!(QueueRequest, mutating: [Put, Get, Close, TaskDone]);
 
@@ -377,9 +384,15 @@ pub(crate) enum QueueReply {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum LockRequest {
-    Acquire { wait: Wait },
+    Acquire {
+        wait: Wait,
+    },
     Release,
     Locked,
+    /// Waits until the lock is free, taking nothing; replies `Locked(still_locked)`.
+    AwaitFree {
+        wait: Wait,
+    },
 }
 request!(LockRequest, mutating: [Acquire, Release]);
 
@@ -410,9 +423,17 @@ pub(crate) enum LockReply {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum SemaphoreRequest {
-    Acquire { wait: Wait },
-    Release { n: u64 },
+    Acquire {
+        wait: Wait,
+    },
+    Release {
+        n: u64,
+    },
     Value,
+    /// Waits until a unit is available, taking nothing; replies `Value(count)`.
+    AwaitAvailable {
+        wait: Wait,
+    },
 }
 request!(SemaphoreRequest, mutating: [Acquire, Release]);
 
@@ -492,15 +513,23 @@ mod tests {
 
     #[test]
     fn method_names_come_from_the_enums() {
-        assert_eq!(LockRequest::methods(), ["Acquire", "Release", "Locked"]);
-        assert_eq!(QueueRequest::methods().len(), 9);
+        assert_eq!(
+            LockRequest::methods(),
+            ["Acquire", "Release", "Locked", "AwaitFree"]
+        );
+        assert_eq!(QueueRequest::methods().len(), 10);
+        assert!(!QueueRequest::AwaitReady {
+            put: false,
+            wait: Wait::Forever
+        }
+        .mutates());
         assert!(QueueRequest::Close.mutates());
         assert!(!QueueRequest::Len.mutates());
     }
 
     #[test]
     fn an_unknown_variant_index_is_an_unknown_method() {
-        let e = decode_request::<LockRequest>("lock", &[3]).unwrap_err();
+        let e = decode_request::<LockRequest>("lock", &[4]).unwrap_err();
         assert!(e.is_unknown_method(), "{e}");
         let e = decode_request::<LockRequest>("lock", &[200, 1]).unwrap_err();
         assert!(e.is_unknown_method(), "{e}");

@@ -214,6 +214,11 @@ fn connection(remote: &Remote) -> Result<Rc<RefCell<Conn>>, ManagerError> {
             return Ok(conn);
         }
     }
+    Ok(cache(remote, open_checked(remote)?))
+}
+
+/// Opens a new connection to `remote`'s server run (with this process's anchor).
+fn open_checked(remote: &Remote) -> Result<Framed, ManagerError> {
     ensure_anchor(remote);
     let (framed, welcome) = open(&remote.address, &remote.key(), None, &remote.types)?;
     if remote.instance != 0 && welcome.instance != remote.instance {
@@ -225,7 +230,7 @@ fn connection(remote: &Remote) -> Result<Rc<RefCell<Conn>>, ManagerError> {
             .into(),
         ));
     }
-    Ok(cache(remote, framed))
+    Ok(framed)
 }
 
 /// Caches an already open connection (the one `Manager::connect` authenticated with).
@@ -321,10 +326,78 @@ pub(crate) fn call_bytes(
             ));
         }
     };
+    reply_payload(&frame)
+}
+
+/// The payload of a reply frame, or the remote error it carries.
+fn reply_payload(frame: &[u8]) -> Result<Vec<u8>, ManagerError> {
     match frame.split_first() {
         Some((&STATUS_OK, payload)) => Ok(payload.to_vec()),
         Some((_, payload)) => Err(ManagerError::Remote(decode::<RemoteError>(payload)?)),
         None => Err(ManagerError::Disconnected("empty reply".into())),
+    }
+}
+
+/// The connection of one awaited wait (feature `async`): a socket of its own, opened on first
+/// use and kept for the future's later calls, never the thread's connection nor a mailbox.
+/// The request is written, then the reply is awaited on the socket's readability through the
+/// reactor (`processing_core::aio`), so no thread blocks while the server waits.
+///
+/// Dropping it (with the future that owns it) closes the socket: the server's wait on that
+/// connection sees the client gone and ends without taking anything (the requests sent here
+/// take nothing, or, for a barrier, break it as a vanished party does).
+#[cfg(feature = "async")]
+#[derive(Default)]
+pub(crate) struct AsyncCall {
+    framed: Option<Framed>,
+}
+
+#[cfg(feature = "async")]
+impl AsyncCall {
+    /// Sends one typed request to `object` on this connection and awaits its typed reply.
+    pub(crate) async fn call<Q: Serialize + ?Sized, R: DeserializeOwned>(
+        &mut self,
+        remote: &Remote,
+        object: u64,
+        request: &Q,
+    ) -> Result<R, ManagerError> {
+        let bytes = encode(request)?;
+        let reply = self.call_bytes(remote, object, &bytes).await?;
+        Ok(decode(&reply)?)
+    }
+
+    async fn call_bytes(
+        &mut self,
+        remote: &Remote,
+        object: u64,
+        request: &[u8],
+    ) -> Result<Vec<u8>, ManagerError> {
+        let framed = match &mut self.framed {
+            Some(f) => f,
+            None => self.framed.insert(open_checked(remote)?),
+        };
+        let id = object.to_le_bytes();
+        let outcome = async {
+            framed.send(&[&id, request])?;
+            let mut backoff = processing_core::aio::Backoff::new();
+            loop {
+                if let Some(frame) = framed.try_recv()? {
+                    return Ok::<_, std::io::Error>(frame.to_vec());
+                }
+                sys::readable(&framed.stream, &mut backoff).await?;
+            }
+        }
+        .await;
+        match outcome {
+            Ok(frame) => reply_payload(&frame),
+            Err(e) => {
+                self.framed = None;
+                Err(ManagerError::disconnected(
+                    format!("the manager at {}", remote.address),
+                    e,
+                ))
+            }
+        }
     }
 }
 
@@ -453,6 +526,16 @@ impl RawProxy {
         request: &Q,
     ) -> Result<R, ManagerError> {
         call(&self.remote, self.id, request)
+    }
+
+    /// [`RawProxy::request`] awaited on `call`'s own connection (feature `async`).
+    #[cfg(feature = "async")]
+    pub(crate) async fn request_async<Q: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        call: &mut AsyncCall,
+        request: &Q,
+    ) -> Result<R, ManagerError> {
+        call.call(&self.remote, self.id, request).await
     }
 
     pub(crate) fn elem<T: Serialize + ?Sized>(&self, value: &T) -> Result<Elem, CodecError> {

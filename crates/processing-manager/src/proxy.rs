@@ -19,6 +19,8 @@ use processing_transport::queue::{
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::calls::*;
+#[cfg(feature = "async")]
+use crate::client::AsyncCall;
 use crate::client::RawProxy;
 use crate::error::ManagerError;
 use crate::protocol::Elem;
@@ -638,6 +640,70 @@ macro_rules! queue_methods {
             }
         }
 
+        /// Awaits (on `call`'s connection) until a put (`put`) or a get would not wait.
+        #[cfg(feature = "async")]
+        async fn await_ready(&self, call: &mut AsyncCall, put: bool) -> Result<(), ManagerError> {
+            let request = QueueRequest::AwaitReady {
+                put,
+                wait: Wait::Forever,
+            };
+            expect!(self.raw.request_async(call, &request).await?, $name,
+                QueueReply::Flag(_) => Ok(()))
+        }
+
+        #[cfg(feature = "async")]
+        /// Awaits room, then puts `value` (feature `async`): [`put`](Self::put) without a
+        /// blocked thread, with its errors. The wait runs on a connection of its own, awaited
+        /// through the reactor; the put itself is a call that does not wait. Cancellation safe:
+        /// dropping the future before it completes leaves the item not put.
+        pub async fn put_async(&self, value: T) -> Result<(), PutError<T>> {
+            let mut call = AsyncCall::default();
+            loop {
+                match self.send_put(&value, Wait::No) {
+                    Ok(QueueReply::Done) => return Ok(()),
+                    Ok(QueueReply::Full) => {}
+                    Ok(QueueReply::Closed) => return Err(PutError::Closed(value)),
+                    Ok(_) => return Err(PutError::Manager(value, boxed(unexpected_reply($name)))),
+                    Err(SendFail::Encode(e)) => return Err(PutError::Encode(value, e)),
+                    Err(SendFail::Manager(e)) => return Err(PutError::Manager(value, boxed(e))),
+                }
+                if let Err(e) = self.await_ready(&mut call, true).await {
+                    return Err(PutError::Manager(value, boxed(e)));
+                }
+            }
+        }
+
+        #[cfg(feature = "async")]
+        /// Awaits an item and takes it (feature `async`): [`get`](Self::get) without a
+        /// blocked thread, with its errors. The wait runs on a connection of its own, awaited
+        /// through the reactor, and takes nothing; the item is then taken by a call that does
+        /// not wait. Cancellation safe: dropping the future takes no item.
+        ///
+        /// ```
+        /// # #[cfg(feature = "async")] {
+        /// let m = processing_manager::Manager::start_in_thread().unwrap();
+        /// let q = m.queue::<u32>().unwrap();
+        /// processing_core::aio::block_on(q.put_async(7)).unwrap();
+        /// assert_eq!(processing_core::aio::block_on(q.get_async()).unwrap(), 7);
+        /// # }
+        /// ```
+        pub async fn get_async(&self) -> Result<T, GetError> {
+            let mut call = AsyncCall::default();
+            loop {
+                match self.send_get(Wait::No) {
+                    Ok(Some(item)) => return Ok(item),
+                    Err(Ok(QueueReply::Empty)) => {}
+                    Ok(None) | Err(Ok(_)) => {
+                        return Err(GetError::Manager(boxed(unexpected_reply($name))))
+                    }
+                    Err(Err(e)) => return Err(e),
+                }
+                self.await_ready(&mut call, false)
+                    .await
+                    .map_err(|e| GetError::Manager(boxed(e)))?;
+            }
+        }
+
         /// The number of items.
         pub fn len(&self) -> Result<usize, ManagerError> {
             expect!(self.call(QueueRequest::Len)?, $name, QueueReply::Len(n) => Ok(n as usize))
@@ -727,6 +793,18 @@ impl<T: Serialize + DeserializeOwned> JoinableQueueProxy<T> {
     /// Waits until every item put has been marked done.
     pub fn join(&self) -> Result<(), ManagerError> {
         expect!(self.call(QueueRequest::Join { wait: Wait::Forever })?, "joinable queue",
+            QueueReply::Done => Ok(()))
+    }
+
+    /// [`JoinableQueueProxy::join`] awaited (feature `async`): the wait runs on a connection
+    /// of its own, awaited through the reactor. Cancellation safe (it takes nothing).
+    #[cfg(feature = "async")]
+    pub async fn join_async(&self) -> Result<(), ManagerError> {
+        let mut call = AsyncCall::default();
+        let request = QueueRequest::Join {
+            wait: Wait::Forever,
+        };
+        expect!(self.raw.request_async(&mut call, &request).await?, "joinable queue",
             QueueReply::Done => Ok(()))
     }
 
@@ -866,6 +944,41 @@ macro_rules! lock_methods {
     };
 }
 
+/// `acquire_async`: non-waiting acquires on the thread's connection, and between them an
+/// awaited wait (on a connection of its own) until the object is free, which takes nothing.
+macro_rules! acquire_async_method {
+    ($request:ident, $reply:ident, $await:ident, $free:ident, $name:expr) => {
+        /// Awaits the object and acquires it (feature `async`): [`acquire`](Self::acquire)
+        /// without a blocked thread, with its errors and its guard. The acquire itself is a
+        /// call on the thread's connection that does not wait (the holder is that connection,
+        /// as for `acquire`: a guard of a lock with an owner is released on the thread that
+        /// acquired it); between attempts the future awaits, on a connection of its own and
+        /// through the reactor, until the object is free. Cancellation safe: dropping the
+        /// future takes nothing.
+        #[cfg(feature = "async")]
+        pub async fn acquire_async(&self) -> Acquire<'_> {
+            let mut call = AsyncCall::default();
+            loop {
+                match self.acquire_with(Wait::No) {
+                    Err(AcquireError::WouldBlock) => {}
+                    done => return done,
+                }
+                let request = $request::$await {
+                    wait: Wait::Forever,
+                };
+                let reply = self
+                    .raw
+                    .request_async(&mut call, &request)
+                    .await
+                    .map_err(|e| AcquireError::Manager(boxed(e)))?;
+                if !matches!(reply, $reply::$free(_)) {
+                    return Err(AcquireError::Manager(boxed(unexpected_reply($name))));
+                }
+            }
+        }
+    };
+}
+
 proxy_type!(
     /// A lock held by the manager (`Manager::lock`). The holder is the calling thread's
     /// connection; a lock held by a client that disconnects (exits, is killed) is released.
@@ -887,6 +1000,7 @@ proxy_type!(
 
 impl LockProxy {
     lock_methods!(LockRequest, LockReply, Lock, "lock");
+    acquire_async_method!(LockRequest, LockReply, AwaitFree, Locked, "lock");
 
     /// Releases (any client may release a held lock, as with Python's `Lock`); `NotLocked`
     /// when it is not held.
@@ -919,6 +1033,7 @@ proxy_type!(
 
 impl RLockProxy {
     lock_methods!(LockRequest, LockReply, Lock, "rlock");
+    acquire_async_method!(LockRequest, LockReply, AwaitFree, Locked, "rlock");
 
     /// Releases one level; `NotOwner` when this thread does not hold it.
     pub fn release(&self) -> Result<(), ReleaseError> {
@@ -929,6 +1044,7 @@ impl RLockProxy {
 macro_rules! semaphore_methods {
     ($name:expr) => {
         lock_methods!(SemaphoreRequest, SemaphoreReply, Semaphore, $name);
+        acquire_async_method!(SemaphoreRequest, SemaphoreReply, AwaitAvailable, Value, $name);
 
         /// Releases one unit.
         pub fn release(&self) -> Result<(), ReleaseError> {
@@ -1133,6 +1249,27 @@ impl EventProxy {
         expect!(self.call(request)?, "event", EventReply::Flag(_) => Ok(()))
     }
 
+    /// [`EventProxy::wait`] awaited (feature `async`): the wait runs on a connection of its
+    /// own, awaited through the reactor. Cancellation safe (it takes nothing).
+    ///
+    /// ```
+    /// # #[cfg(feature = "async")] {
+    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let e = m.event().unwrap();
+    /// e.set().unwrap();
+    /// processing_core::aio::block_on(e.wait_async()).unwrap();
+    /// # }
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn wait_async(&self) -> Result<(), ManagerError> {
+        let mut call = AsyncCall::default();
+        let request = EventRequest::Wait {
+            wait: Wait::Forever,
+        };
+        expect!(self.raw.request_async(&mut call, &request).await?, "event",
+            EventReply::Flag(_) => Ok(()))
+    }
+
     /// Waits at most `timeout` (`Duration::MAX`: for ever); whether the flag is set.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
         let request = EventRequest::Wait {
@@ -1163,7 +1300,11 @@ impl BarrierProxy {
     }
 
     fn wait_with(&self, wait: Wait) -> Result<usize, BarrierError> {
-        match self.call(BarrierRequest::Wait { wait }) {
+        Self::waited(self.call(BarrierRequest::Wait { wait }))
+    }
+
+    fn waited(reply: Result<BarrierReply, ManagerError>) -> Result<usize, BarrierError> {
+        match reply {
             Ok(BarrierReply::Passed(n)) => Ok(n as usize),
             Ok(BarrierReply::Broken) => Err(BarrierError::Broken),
             Ok(BarrierReply::Timeout) => Err(BarrierError::Timeout),
@@ -1176,6 +1317,19 @@ impl BarrierProxy {
     /// is (or becomes) broken.
     pub fn wait(&self) -> Result<usize, BarrierError> {
         self.wait_with(Wait::Forever)
+    }
+
+    /// [`BarrierProxy::wait`] awaited (feature `async`): the wait runs on a connection of its
+    /// own, awaited through the reactor. Dropping the future before the barrier passes
+    /// withdraws this party by closing that connection, which breaks the barrier for the
+    /// others, as a party that vanishes (or times out) does.
+    #[cfg(feature = "async")]
+    pub async fn wait_async(&self) -> Result<usize, BarrierError> {
+        let mut call = AsyncCall::default();
+        let request = BarrierRequest::Wait {
+            wait: Wait::Forever,
+        };
+        Self::waited(self.raw.request_async(&mut call, &request).await)
     }
 
     /// [`BarrierProxy::wait`] for at most `timeout` (`Duration::MAX`: for ever); `Timeout`

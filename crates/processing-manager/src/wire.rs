@@ -62,32 +62,55 @@ impl Framed {
             Some(Instant::now())
         };
         loop {
-            let have = self.end - self.start;
-            if have >= 4 {
-                let mut header = [0u8; 4];
-                header.copy_from_slice(&self.buf[self.start..self.start + 4]);
-                let len = u32::from_le_bytes(header) as usize;
-                if len > MAX_FRAME {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "frame length exceeds limit",
-                    ));
-                }
-                if have >= 4 + len {
-                    let frame = self.start + 4..self.start + 4 + len;
-                    self.start += 4 + len;
-                    if self.start == self.end {
-                        self.start = 0;
-                        self.end = 0;
-                    }
-                    return Ok(&self.buf[frame]);
-                }
-                self.make_room(4 + len);
-            } else {
-                self.make_room(4);
+            if let Some(frame) = self.take_frame()? {
+                return Ok(&self.buf[frame]);
             }
             self.fill(began, spin)?;
         }
+    }
+
+    /// Receives one frame if it has arrived, without blocking (`None`: not yet whole).
+    #[cfg(feature = "async")]
+    pub(crate) fn try_recv(&mut self) -> io::Result<Option<&[u8]>> {
+        loop {
+            if let Some(frame) = self.take_frame()? {
+                return Ok(Some(&self.buf[frame]));
+            }
+            match sys::try_read(&self.stream, &mut self.buf[self.end..])? {
+                Some(0) => return Err(eof()),
+                Some(n) => self.end += n,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The buffered frame, if whole (its range in `buf`); otherwise makes room for the rest.
+    fn take_frame(&mut self) -> io::Result<Option<std::ops::Range<usize>>> {
+        let have = self.end - self.start;
+        if have >= 4 {
+            let mut header = [0u8; 4];
+            header.copy_from_slice(&self.buf[self.start..self.start + 4]);
+            let len = u32::from_le_bytes(header) as usize;
+            if len > MAX_FRAME {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "frame length exceeds limit",
+                ));
+            }
+            if have >= 4 + len {
+                let frame = self.start + 4..self.start + 4 + len;
+                self.start += 4 + len;
+                if self.start == self.end {
+                    self.start = 0;
+                    self.end = 0;
+                }
+                return Ok(Some(frame));
+            }
+            self.make_room(4 + len);
+        } else {
+            self.make_room(4);
+        }
+        Ok(None)
     }
 
     fn make_room(&mut self, frame_len: usize) {

@@ -100,6 +100,8 @@ impl Barrier {
 impl Lock {
     /// Awaits the lock, like [`acquire`](Lock::acquire) and with its return type, without
     /// blocking a thread (any executor). Cancellation safe: a dropped future holds nothing.
+    /// A holder that died is detected as by `acquire` (its liveness checked every 100 ms):
+    /// the lock is taken over and returned as [`AcquireError::OwnerDied`] with the guard.
     ///
     /// ```
     /// let lock = processing::sync::Lock::new().unwrap();
@@ -108,7 +110,16 @@ impl Lock {
     /// drop(g);
     /// ```
     pub async fn acquire_async(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
-        Ok(retry(|| self.try_acquire().ok()).await)
+        let mut suspect = processing_shm::owner::Suspect::default();
+        let mut last_check = std::time::Instant::now();
+        retry(|| {
+            let check = last_check.elapsed() >= crate::algo::POLL;
+            if check {
+                last_check = std::time::Instant::now();
+            }
+            self.try_acquire_or_recover(check, &mut suspect)
+        })
+        .await
     }
 }
 

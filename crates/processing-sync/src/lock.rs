@@ -127,6 +127,19 @@ impl Lock {
         LockGuard { lock: self }
     }
 
+    /// One attempt of [`acquire_async`](Lock::acquire_async): the lock if free, or, when
+    /// `check`, taken over from a dead holder ([`AcquireError::OwnerDied`] with the guard);
+    /// `None` when it is held by a live holder (or `check` is false).
+    #[cfg(feature = "async")]
+    pub(crate) fn try_acquire_or_recover(
+        &self,
+        check: bool,
+        suspect: &mut processing_shm::owner::Suspect,
+    ) -> Option<Result<LockGuard<'_>, AcquireError<LockGuard<'_>>>> {
+        let got = self.state().try_acquire_or_recover(me(), check, suspect)?;
+        Some(outcome(Ok(got), || LockGuard { lock: self }))
+    }
+
     /// Acquires if the lock is free now; [`AcquireError::WouldBlock`] if it is held. (A
     /// holder that died is only detected by the waiting acquires.)
     #[inline]

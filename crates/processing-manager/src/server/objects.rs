@@ -672,6 +672,17 @@ impl Object for QueueObj {
                         None => QueueReply::Timeout,
                     }
                 }
+                QueueRequest::AwaitReady { put, wait } => {
+                    let (_s, ready) = wait_until(cx, &self.changed, s, wait, |s| {
+                        s.closed
+                            || if put {
+                                !self.full(s)
+                            } else {
+                                !s.items.is_empty()
+                            }
+                    })?;
+                    QueueReply::Flag(ready)
+                }
                 QueueRequest::Len => QueueReply::Len(s.items.len() as u64),
                 QueueRequest::IsEmpty => QueueReply::Flag(s.items.is_empty()),
                 QueueRequest::IsFull => QueueReply::Flag(self.full(&s)),
@@ -788,6 +799,10 @@ impl Object for LockObj {
                     }
                 }
                 LockRequest::Locked => LockReply::Locked(s.owner.is_some()),
+                LockRequest::AwaitFree { wait } => {
+                    let (s, _) = wait_until(cx, &self.changed, s, wait, |s| s.owner.is_none())?;
+                    LockReply::Locked(s.owner.is_some())
+                }
             })
         })
     }
@@ -858,6 +873,10 @@ impl Object for SemaphoreObj {
                     }
                 }
                 SemaphoreRequest::Value => SemaphoreReply::Value(*v),
+                SemaphoreRequest::AwaitAvailable { wait } => {
+                    let (v, _) = wait_until(cx, &self.changed, v, wait, |v| *v > 0)?;
+                    SemaphoreReply::Value(*v)
+                }
             })
         })
     }

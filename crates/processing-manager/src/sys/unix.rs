@@ -19,7 +19,7 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    fn raw_fd(&self) -> RawFd {
+    pub(crate) fn raw_fd(&self) -> RawFd {
         match self {
             Stream::Unix(s) => s.as_raw_fd(),
             Stream::Tcp(s) => s.as_raw_fd(),
@@ -291,5 +291,29 @@ pub(crate) fn sweep_stale_addresses() {
         {
             let _ = std::fs::remove_dir_all(entry.path());
         }
+    }
+}
+
+/// Waits until `stream` has bytes to read (or is closed) without blocking a thread: on Linux
+/// through the reactor's epoll set, elsewhere one step of `backoff` (the caller reads again).
+#[cfg(feature = "async")]
+pub(crate) async fn readable(
+    stream: &Stream,
+    backoff: &mut processing_core::aio::Backoff,
+) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = backoff;
+        use processing_core::aio::{wait_fd, Interest};
+        // SAFETY: `stream` is borrowed for the whole call, so its descriptor stays open;
+        // `wait_fd` duplicates it before the future outlives this borrow.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.raw_fd()) };
+        wait_fd(fd, Interest::Readable)?.await
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = stream;
+        backoff.sleep().await;
+        Ok(())
     }
 }

@@ -145,3 +145,16 @@ pub(crate) fn remove_address_at_exit(_address: &Address) {}
 
 /// Nothing to remove on termination: Windows managers listen on TCP.
 pub(crate) fn remove_address_on_termination(_address: &Address) {}
+
+/// Waits a step of `backoff` before the caller reads `stream` again: Windows sockets have no
+/// reactor registration here, so an async call polls its socket without blocking, on the
+/// reactor's timer schedule (as the transport's async twins do on Windows).
+#[cfg(feature = "async")]
+pub(crate) async fn readable(
+    stream: &Stream,
+    backoff: &mut processing_core::aio::Backoff,
+) -> io::Result<()> {
+    let _ = stream;
+    backoff.sleep().await;
+    Ok(())
+}

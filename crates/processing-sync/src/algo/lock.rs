@@ -111,6 +111,25 @@ impl LockState {
         }
     }
 
+    /// One attempt that does not wait (an awaited acquire's): the lock if it is free, else,
+    /// when `check` (the caller checks at most every `POLL`, as a sleeping waiter does), the
+    /// lock taken over from a holder that no longer runs.
+    #[cfg(feature = "async")]
+    pub(crate) fn try_acquire_or_recover(
+        &self,
+        me: Me,
+        check: bool,
+        suspect: &mut Suspect,
+    ) -> Option<Acquired> {
+        if self.try_acquire(me) {
+            return Some(Acquired::Clean);
+        }
+        if check {
+            return self.recover_if_dead(me, suspect);
+        }
+        None
+    }
+
     /// Takes the lock over if its holder no longer runs.
     fn recover_if_dead(&self, me: Me, suspect: &mut Suspect) -> Option<Acquired> {
         if self.owner.take_over_if(me, suspect, sys::owner_alive) {

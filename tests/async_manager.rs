@@ -1,0 +1,264 @@
+//! Awaitable waits of the manager's proxies (feature `async`) against a real manager server
+//! process: each twin under tokio and under `futures::executor::block_on`, and their
+//! cancellation. (The thread count of 1 000 waiters is in `async_manager_threads.rs`, alone in
+//! its binary so that no other test's threads come and go while it counts.)
+// xtask: not-conformance
+#![cfg(feature = "async")]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::task::Context;
+use std::time::Duration;
+
+use processing::manager::Manager;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Runs `make()`'s future under tokio (current thread and multi-thread) and under
+/// `futures::executor::block_on`.
+fn under_both<F: Future<Output = ()>>(make: impl Fn() -> F) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(make());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(make());
+    futures::executor::block_on(make());
+}
+
+/// Polls `f` once with a waker that does nothing; `true` if it was pending.
+fn poll_once<F: Future>(f: Pin<&mut F>) -> bool {
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    f.poll(&mut cx).is_pending()
+}
+
+#[test]
+fn queue_get_and_put_async() {
+    let m = Manager::start().unwrap();
+    under_both(|| async {
+        // One slot: each side waits for the other in turn, on one task.
+        let q = m.bounded_queue::<u32>(1).unwrap();
+        let producer = async {
+            for i in 0..50 {
+                q.put_async(i).await.unwrap();
+            }
+        };
+        let consumer = async {
+            let mut got = Vec::new();
+            for _ in 0..50 {
+                got.push(q.get_async().await.unwrap());
+            }
+            got
+        };
+        let ((), got) = futures::join!(producer, consumer);
+        assert_eq!(got, (0..50).collect::<Vec<_>>());
+        // Closed and drained: the blocking form's error.
+        q.close().unwrap();
+        assert!(q.get_async().await.unwrap_err().is_closed());
+        let e = q.put_async(9).await.unwrap_err();
+        assert!(e.is_closed());
+        assert_eq!(e.into_inner(), 9);
+    });
+}
+
+#[test]
+fn joinable_queue_join_async() {
+    let m = Manager::start().unwrap();
+    under_both(|| async {
+        let q = m.joinable_queue::<u32>().unwrap();
+        q.put(1).unwrap();
+        let worker = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                assert_eq!(q.get().unwrap(), 1);
+                q.task_done().unwrap();
+            })
+        };
+        q.join_async().await.unwrap();
+        worker.join().unwrap();
+    });
+}
+
+/// A thread that holds something until told to let go.
+fn holder(hold: impl FnOnce(mpsc::Receiver<()>) + Send + 'static) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || hold(rx));
+    tx
+}
+
+#[test]
+fn lock_like_acquire_async_waits_for_a_holder() {
+    let m = Manager::start().unwrap();
+    under_both(|| async {
+        // Lock held by another thread (another connection): the async acquire waits.
+        let lock = m.lock().unwrap();
+        let (held_tx, held_rx) = mpsc::channel();
+        let go = holder({
+            let lock = lock.clone();
+            move |go| {
+                let g = lock.acquire().unwrap();
+                held_tx.send(()).unwrap();
+                go.recv().unwrap();
+                drop(g);
+            }
+        });
+        held_rx.recv().unwrap();
+        let mut f = std::pin::pin!(lock.acquire_async());
+        assert!(poll_once(f.as_mut()));
+        go.send(()).unwrap();
+        let g = f.await.unwrap();
+        assert!(lock.is_locked().unwrap());
+        g.release().unwrap();
+        assert!(!lock.is_locked().unwrap());
+
+        // RLock: reentrant on this thread's connection, waits for another holder.
+        let r = m.rlock().unwrap();
+        {
+            let outer = r.acquire_async().await.unwrap();
+            let inner = r.acquire_async().await.unwrap();
+            drop(inner);
+            outer.release().unwrap();
+        }
+        let (held_tx, held_rx) = mpsc::channel();
+        let go = holder({
+            let r = r.clone();
+            move |go| {
+                let g = r.acquire().unwrap();
+                held_tx.send(()).unwrap();
+                go.recv().unwrap();
+                drop(g);
+            }
+        });
+        held_rx.recv().unwrap();
+        let mut f = std::pin::pin!(r.acquire_async());
+        assert!(poll_once(f.as_mut()));
+        go.send(()).unwrap();
+        f.await.unwrap().release().unwrap();
+
+        // Semaphore: waits for a unit another thread releases.
+        let s = m.semaphore(0).unwrap();
+        let mut f = std::pin::pin!(s.acquire_async());
+        assert!(poll_once(f.as_mut()));
+        let releaser = {
+            let s = s.clone();
+            std::thread::spawn(move || s.release().unwrap())
+        };
+        let g = f.await.unwrap();
+        releaser.join().unwrap();
+        assert_eq!(s.value().unwrap(), 0);
+        drop(g);
+        assert_eq!(s.value().unwrap(), 1);
+
+        // Bounded semaphore: the same, and the guard gives the unit back.
+        let b = m.bounded_semaphore(1).unwrap();
+        let g = b.acquire_async().await.unwrap();
+        let mut f = std::pin::pin!(b.acquire_async());
+        assert!(poll_once(f.as_mut()));
+        let (g2, ()) = futures::join!(f, async move { g.release().unwrap() });
+        drop(g2.unwrap());
+        assert_eq!(b.value().unwrap(), 1);
+    });
+}
+
+#[test]
+fn event_and_barrier_wait_async() {
+    let m = Manager::start().unwrap();
+    under_both(|| async {
+        let e = m.event().unwrap();
+        let mut f = std::pin::pin!(e.wait_async());
+        assert!(poll_once(f.as_mut()));
+        let setter = {
+            let e = e.clone();
+            std::thread::spawn(move || e.set().unwrap())
+        };
+        f.await.unwrap();
+        setter.join().unwrap();
+
+        let b = m.barrier(2).unwrap();
+        let other = {
+            let b = b.clone();
+            std::thread::spawn(move || b.wait().unwrap())
+        };
+        let mine = b.wait_async().await.unwrap();
+        let theirs = other.join().unwrap();
+        assert_eq!(mine + theirs, 1);
+        b.abort().unwrap();
+        assert!(b.wait_async().await.unwrap_err().is_broken());
+    });
+}
+
+#[test]
+fn a_dropped_acquire_async_takes_nothing() {
+    let m = Manager::start().unwrap();
+    let lock = m.lock().unwrap();
+    let (held_tx, held_rx) = mpsc::channel();
+    let go = holder({
+        let lock = lock.clone();
+        move |go| {
+            let g = lock.acquire().unwrap();
+            held_tx.send(()).unwrap();
+            go.recv().unwrap();
+            drop(g);
+        }
+    });
+    held_rx.recv().unwrap();
+    {
+        let f = std::pin::pin!(lock.acquire_async());
+        assert!(poll_once(f));
+    }
+    go.send(()).unwrap();
+    // A third party gets the lock once the holder let go.
+    let third = {
+        let lock = lock.clone();
+        std::thread::spawn(move || lock.acquire_timeout(PATIENCE).map(|g| g.release()).is_ok())
+    };
+    assert!(third.join().unwrap());
+    assert!(!lock.is_locked().unwrap());
+
+    // A semaphore: the dropped acquire took no unit.
+    let s = m.semaphore(0).unwrap();
+    {
+        let f = std::pin::pin!(s.acquire_async());
+        assert!(poll_once(f));
+    }
+    s.release().unwrap();
+    assert_eq!(s.value().unwrap(), 1);
+}
+
+#[test]
+fn a_dropped_get_async_loses_no_item() {
+    let m = Manager::start().unwrap();
+    let q = m.queue::<u32>().unwrap();
+    {
+        let f = std::pin::pin!(q.get_async());
+        assert!(poll_once(f));
+    }
+    q.put(5).unwrap();
+    assert_eq!(q.get_timeout(PATIENCE).unwrap(), 5);
+
+    // Dropped after the item arrived (its readiness may be on the way): still not taken.
+    {
+        let mut f = std::pin::pin!(q.get_async());
+        assert!(poll_once(f.as_mut()));
+        q.put(6).unwrap();
+    }
+    assert_eq!(q.len().unwrap(), 1);
+    assert_eq!(q.get_timeout(PATIENCE).unwrap(), 6);
+
+    // A dropped put on a full queue put nothing.
+    let b = m.bounded_queue::<u32>(1).unwrap();
+    b.put(1).unwrap();
+    {
+        let f = std::pin::pin!(b.put_async(2));
+        assert!(poll_once(f));
+    }
+    assert_eq!(b.get().unwrap(), 1);
+    assert!(b.try_get().unwrap_err().is_empty());
+}
