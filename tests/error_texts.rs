@@ -1,6 +1,7 @@
 //! Error texts that say what to do: a refused connect names the address, a failed handshake
 //! says "authkey mismatch", a Python pickle on a typed `recv` points at `recv_bytes`, a value
 //! received as another type than it was sent is a typed error (never a wrong value).
+// xtask: not-conformance
 
 use std::time::Duration;
 
