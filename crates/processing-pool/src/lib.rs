@@ -70,7 +70,7 @@ pub use crate::result::{AsyncResult, Callbacks, IMap};
 pub use crate::task::StarFn;
 
 /// The traits that give iterables their process-parallel methods:
-/// `use processing_pool::prelude::*;` (or `processing::prelude::*`).
+/// `use processing::prelude::*;`.
 pub mod prelude {
     pub use crate::par::IntoParProcessIter;
 }
