@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 /// cloned.
 ///
 /// ```
-/// use processing_core::ErrorChain;
+/// use processing::core::ErrorChain;
 /// let os = std::io::Error::from_raw_os_error(2);
 /// let chain = ErrorChain::with_source("cannot open the spill file", &os);
-/// let bytes = processing_core::codec::encode(&chain).unwrap();
-/// let back: ErrorChain = processing_core::codec::decode(&bytes).unwrap();
+/// let bytes = processing::core::codec::encode(&chain).unwrap();
+/// let back: ErrorChain = processing::core::codec::decode(&bytes).unwrap();
 /// assert_eq!(back, chain);
 /// assert_eq!(back.message(), "cannot open the spill file");
 /// let io = back.os_error().unwrap();
@@ -229,7 +229,7 @@ impl<'de> Deserialize<'de> for ErrorChain {
 /// just the message when there is no source).
 ///
 /// ```
-/// use processing_core::ErrorContext;
+/// use processing::core::ErrorContext;
 /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
 /// let e = ErrorContext::with_source("cannot connect to 127.0.0.1:9", refused);
 /// assert_eq!(e.message(), "cannot connect to 127.0.0.1:9");

@@ -11,7 +11,7 @@ use serde::{de::DeserializeOwned, Serialize};
 /// The codec's own error is kept as the [`source`](std::error::Error::source).
 ///
 /// ```
-/// let e = processing_core::codec::decode::<u32>(&[0xff, 0xff]).unwrap_err();
+/// let e = processing::core::codec::decode::<u32>(&[0xff, 0xff]).unwrap_err();
 /// assert!(e.is_decode());
 /// assert!(std::error::Error::source(&e).is_some());
 /// ```

@@ -233,7 +233,7 @@ impl SpawnError {
     /// true), as a process's `start` reports an option its platform lacks.
     ///
     /// ```
-    /// let e = processing_process::SpawnError::unsupported_setting("no such thing here");
+    /// let e = processing::process::SpawnError::unsupported_setting("no such thing here");
     /// assert!(e.is_unsupported());
     /// assert_eq!(e.to_string(), "no such thing here");
     /// ```
@@ -247,7 +247,7 @@ impl SpawnError {
     /// ```
     /// use std::error::Error;
     /// let os = std::io::Error::from(std::io::ErrorKind::OutOfMemory);
-    /// let e = processing_process::SpawnError::from_os("cannot start the thread", os);
+    /// let e = processing::process::SpawnError::from_os("cannot start the thread", os);
     /// assert!(e.is_io() && e.source().is_some());
     /// ```
     pub fn from_os(context: impl Into<String>, source: std::io::Error) -> SpawnError {

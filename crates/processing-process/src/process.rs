@@ -163,7 +163,7 @@ impl<R> std::fmt::Debug for Process<R> {
 ///
 /// ```compile_fail,E0080
 /// let factor = 3u32;
-/// let child = processing_process::spawn(move |x: u32| x * factor, 14);
+/// let child = processing::process::spawn(move |x: u32| x * factor, 14);
 /// ```
 pub fn spawn<F, A, R>(target: F, args: A) -> Result<Process<R>, ProcessError>
 where
@@ -184,7 +184,7 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     ///
     /// ```compile_fail,E0080
     /// let factor = 3u32;
-    /// let p = processing_process::Process::new(move |x: u32| x * factor, 14);
+    /// let p = processing::process::Process::new(move |x: u32| x * factor, 14);
     /// ```
     pub fn new<F, A>(target: F, args: A) -> Process<R>
     where

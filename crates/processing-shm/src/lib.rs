@@ -85,8 +85,8 @@ pub mod tracker {
     /// ```
     /// let dir = std::env::temp_dir().join(format!("processing-doc-{}", std::process::id()));
     /// std::fs::create_dir_all(&dir).unwrap();
-    /// processing_shm::tracker::remove_dir_at_exit(&dir).unwrap();
-    /// assert!(processing_shm::tracker::remove_dir_at_exit(std::path::Path::new("/tmp")).is_err() || cfg!(windows));
+    /// processing::shm::tracker::remove_dir_at_exit(&dir).unwrap();
+    /// assert!(processing::shm::tracker::remove_dir_at_exit(std::path::Path::new("/tmp")).is_err() || cfg!(windows));
     /// # std::fs::remove_dir(&dir).unwrap();
     /// ```
     pub fn remove_dir_at_exit(dir: &std::path::Path) -> std::io::Result<()> {
