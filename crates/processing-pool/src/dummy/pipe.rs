@@ -1,5 +1,5 @@
 //! The pipe of the thread twin: [`Pipe`] and [`Connection`], with the signatures and the
-//! [`ConnectionError`] of `processing_transport::{Pipe, Connection}`.
+//! [`ConnectionError`] of `processing::{Pipe, Connection}`.
 //!
 //! Messages are encoded and decoded as for processes (typed messages in postcard behind a
 //! handle-count byte, raw messages as they are), so a value that cannot cross a process
@@ -84,7 +84,7 @@ impl Wait {
 /// The `(reader, writer)` ends of a twin simplex pipe.
 pub type SimplexPair<T> = (Connection<T, ReadOnly>, Connection<T, WriteOnly>);
 
-/// Creates connected pairs of twin [`Connection`]s, as `processing_transport::Pipe` does.
+/// Creates connected pairs of twin [`Connection`]s, as `processing::Pipe` does.
 ///
 /// ```
 /// use processing::dummy::Pipe;

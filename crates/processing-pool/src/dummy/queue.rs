@@ -1,6 +1,6 @@
 //! The queue family of the thread twin: [`Queue`], [`JoinableQueue`], [`SimpleQueue`] and
 //! [`QueueBuilder`], with the signatures and the error types of the process-shared queues
-//! (`processing_transport::queue`).
+//! (`processing::transport::queue`).
 //!
 //! Items are encoded on `put` and decoded on `get` as for processes (postcard), so an item
 //! that cannot cross a process boundary fails here the same way ([`PutError::Encode`]).
@@ -88,7 +88,7 @@ enum Fail {
     Codec(processing_core::CodecError),
 }
 
-/// Builds a twin [`Queue`] with chosen bounds, as `processing_transport::queue::QueueBuilder`
+/// Builds a twin [`Queue`] with chosen bounds, as `processing::QueueBuilder`
 /// does. Threads have no ring: `capacity_bytes` is checked as for processes (1 KiB to 64 MiB)
 /// and otherwise unused.
 ///
@@ -134,7 +134,7 @@ impl QueueBuilder {
 
     /// Creates the queue.
     pub fn build<T>(self) -> Result<Queue<T>, QueueError> {
-        // The bounds of the process queue's ring (`processing_transport::queue`).
+        // The bounds of the process queue's ring (`processing::transport::queue`).
         const MIN_CAPACITY: u64 = 1 << 10;
         const MAX_CAPACITY: u64 = 64 << 20;
         let capacity = (self.capacity_bytes as u64)
@@ -167,7 +167,7 @@ impl QueueBuilder {
 }
 
 /// A multi-producer, multi-consumer FIFO between threads, with the methods, signatures and
-/// error types of the process-shared `processing_transport::queue::Queue`.
+/// error types of the process-shared `processing::Queue`.
 ///
 /// ```
 /// let q = processing::dummy::Queue::bounded(1).unwrap();
@@ -385,7 +385,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 }
 
 /// A twin [`Queue`] that also counts unfinished tasks, as
-/// `processing_transport::queue::JoinableQueue`: every put adds one,
+/// `processing::JoinableQueue`: every put adds one,
 /// [`task_done`](JoinableQueue::task_done) removes one, [`join`](JoinableQueue::join) waits
 /// for zero.
 ///
@@ -497,7 +497,7 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
     }
 }
 
-/// The simplest twin queue, as `processing_transport::queue::SimpleQueue` (Python's
+/// The simplest twin queue, as `processing::SimpleQueue` (Python's
 /// `SimpleQueue`): unbounded `put`, blocking `get`, `is_empty`, `close`, `is_closed`.
 ///
 /// ```
