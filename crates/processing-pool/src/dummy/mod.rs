@@ -5,9 +5,9 @@
 //! pool's rules (fn items or capture-free closures, serde arguments and results, which are
 //! encoded and decoded as for processes), so code that compiles against one compiles against
 //! the other. The queues and pipes return the very error types of the process ones
-//! (`processing::PutError`…, `ConnectionError`). What threads cannot do: a thread cannot be killed (a task past `task_timeout`
-//! fails with the timeout error and its thread is abandoned, finishing on its own), and
-//! `max_memory_per_child` has no per-thread meaning (ignored).
+//! (`processing::PutError`…, `ConnectionError`). What threads cannot do: a thread cannot be
+//! killed (a task past `task_timeout` fails with the timeout error and its thread is abandoned,
+//! finishing on its own), and `max_memory_per_child` has no per-thread meaning (ignored).
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
