@@ -233,6 +233,34 @@ fn write_error<E: Serialize>(out: &mut Vec<u8>, start: usize, status: Status, er
     }
 }
 
+/// The prologue of a chunk: reads the count of inputs and writes it to `out` as the count of
+/// results; the inputs follow. A failure is already written as the chunk's codec error.
+fn chunk_header<'a>(
+    input: &'a [u8],
+    out: &mut Vec<u8>,
+    start: usize,
+) -> Result<(u64, &'a [u8]), Status> {
+    let (count, rest) = postcard::take_from_bytes::<u64>(input).map_err(|e| {
+        write_error(
+            out,
+            start,
+            Status::Codec,
+            &ErrorChain::with_source("cannot decode arguments", &e),
+        )
+    })?;
+    if let Err(e) = postcard::to_io(&count, &mut *out) {
+        let error = ErrorChain::with_source("cannot encode results", &e);
+        return Err(write_error(out, start, Status::Codec, &error));
+    }
+    Ok((count, rest))
+}
+
+/// The codec error of a chunk whose inputs are followed by bytes that are none (every
+/// `Status::Codec` payload is an [`ErrorChain`]).
+fn trailing(rest: &[u8]) -> ErrorChain {
+    ErrorChain::new(format!("{} trailing bytes after the arguments", rest.len()))
+}
+
 /// Decodes a sequence of `A`, applies `C` to each and appends the encoded sequence of `R`.
 pub(crate) fn chunk_entry<C, A, R>(input: &[u8], out: &mut Vec<u8>) -> Status
 where
@@ -242,26 +270,11 @@ where
 {
     let call: C = conjure();
     let start = out.len();
-    let (count, mut rest) = match postcard::take_from_bytes::<u64>(input) {
+    let (count, mut rest) = match chunk_header(input, out, start) {
         Ok(v) => v,
-        Err(e) => {
-            return write_error(
-                out,
-                start,
-                Status::Codec,
-                &ErrorChain::with_source("cannot decode arguments", &e),
-            )
-        }
+        Err(status) => return status,
     };
     let mut codec_error: Option<ErrorChain> = None;
-    if let Err(e) = postcard::to_io(&count, &mut *out) {
-        return write_error(
-            out,
-            start,
-            Status::Codec,
-            &ErrorChain::with_source("cannot encode results", &e),
-        );
-    }
     let outcome = catch_task(|| {
         for _ in 0..count {
             let args = match postcard::take_from_bytes::<A>(rest) {
@@ -281,10 +294,7 @@ where
             }
         }
         if !rest.is_empty() {
-            codec_error = Some(ErrorChain::new(format!(
-                "{} trailing bytes after the arguments",
-                rest.len()
-            )));
+            codec_error = Some(trailing(rest));
         }
     });
     match (outcome, codec_error) {
@@ -325,25 +335,10 @@ where
 {
     let call: C = conjure();
     let start = out.len();
-    let (count, mut rest) = match postcard::take_from_bytes::<u64>(input) {
+    let (count, mut rest) = match chunk_header(input, out, start) {
         Ok(v) => v,
-        Err(e) => {
-            return write_error(
-                out,
-                start,
-                Status::Codec,
-                &ErrorChain::with_source("cannot decode arguments", &e),
-            )
-        }
+        Err(status) => return status,
     };
-    if let Err(e) = postcard::to_io(&count, &mut *out) {
-        return write_error(
-            out,
-            start,
-            Status::Codec,
-            &ErrorChain::with_source("cannot encode results", &e),
-        );
-    }
     for _ in 0..count {
         let args = match postcard::take_from_bytes::<A>(rest) {
             Ok((args, tail)) => {
@@ -383,12 +378,7 @@ where
         }
     }
     if !rest.is_empty() {
-        return write_error(
-            out,
-            start,
-            Status::Codec,
-            &format!("{} trailing bytes after the arguments", rest.len()),
-        );
+        return write_error(out, start, Status::Codec, &trailing(rest));
     }
     Status::Ok
 }
@@ -423,4 +413,44 @@ pub(crate) fn encode_chunk<A: Serialize>(
     items: &[A],
 ) -> Result<Vec<u8>, processing_core::CodecError> {
     processing_core::codec::encode(items)
+}
+
+#[cfg(test)]
+mod entry_tests {
+    use super::*;
+
+    fn double(x: u32) -> u32 {
+        x * 2
+    }
+
+    /// Two inputs followed by three bytes that are none.
+    fn input_with_trailing_bytes() -> Vec<u8> {
+        let mut input = processing_core::codec::encode(&2u64).unwrap();
+        input.extend(processing_core::codec::encode(&1u32).unwrap());
+        input.extend(processing_core::codec::encode(&2u32).unwrap());
+        input.extend([0xff, 0xff, 0xff]);
+        input
+    }
+
+    #[test]
+    fn both_entries_report_trailing_bytes_as_an_error_chain() {
+        type Entry = fn(&[u8], &mut Vec<u8>) -> Status;
+        fn run(entry: impl Fn(&[u8], &mut Vec<u8>) -> Status) {
+            let mut out = vec![7u8]; // bytes before the chunk's output stay
+            let status = entry(&input_with_trailing_bytes(), &mut out);
+            assert!(status == Status::Codec, "status {}", status as u8);
+            assert_eq!(out[0], 7);
+            let chain: ErrorChain = processing_core::codec::decode(&out[1..]).unwrap();
+            assert!(chain.message().contains("3 trailing bytes"), "{chain:?}");
+        }
+        fn direct<F: Fn(u32) -> u32 + Copy + Send + Sync + 'static>(_: F) -> [Entry; 2] {
+            [
+                chunk_entry::<Direct<F>, u32, u32>,
+                item_entry::<Direct<F>, u32, u32>,
+            ]
+        }
+        for entry in direct(double) {
+            run(entry);
+        }
+    }
 }
