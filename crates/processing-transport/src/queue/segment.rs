@@ -161,7 +161,7 @@ impl Chain {
             chunk
                 .ring
                 .put(kind, payload, Deadline::Now, None)
-                .map_err(|_| PutFail::Full)?;
+                .map_err(|_| PutFail::Overflow)?;
             let handle = chunk.handle_in_flight().map_err(chain_error)?;
             ov.head.set(&chunk.name, &handle);
             ov.tail.set(&chunk.name, &[]);
@@ -169,6 +169,19 @@ impl Chain {
             ov.active.store(1, Ordering::Release);
             *tail = Some(chunk);
             return Ok(());
+        }
+        // The tail is the end of the links. A producer killed between linking a successor and
+        // naming it the tail left `ov.tail` one segment behind: follow the links first, or a
+        // put into the old segment (once a get made room in it) would land behind an item
+        // the consumer has already passed, and be lost.
+        loop {
+            let current = cached(&mut tail, &ov.tail).map_err(chain_error)?;
+            let link = current.ring.overflow();
+            if link.has_next.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            let (name, _) = link.next.get();
+            ov.tail.set(&name, &[]);
         }
         let current = cached(&mut tail, &ov.tail).map_err(chain_error)?;
         if current.ring.put(kind, payload, Deadline::Now, None).is_ok() {
@@ -180,7 +193,7 @@ impl Chain {
         chunk
             .ring
             .put(kind, payload, Deadline::Now, None)
-            .map_err(|_| PutFail::Full)?;
+            .map_err(|_| PutFail::Overflow)?;
         let handle = chunk.handle_in_flight().map_err(chain_error)?;
         let link = current.ring.overflow();
         link.next.set(&chunk.name, &handle);

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use processing_shm::owner::Owner;
+use std::sync::atomic::Ordering;
 
 #[test]
 fn fifo_len_and_bounds() {
@@ -242,4 +243,49 @@ fn locks_held_by_a_reused_pid_are_recovered() {
     q.put_timeout(2, Duration::from_secs(10)).unwrap();
     assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 2);
     assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+/// A producer killed between linking a new chain segment and naming it the tail leaves the
+/// tail one segment behind; later puts must follow the link, so nothing lands behind items
+/// the consumer has passed (the order stays the put order, nothing is lost).
+#[test]
+fn chain_puts_follow_a_link_a_killed_producer_did_not_name() {
+    let q: Queue<u64> = QueueBuilder::new().capacity_bytes(1024).build().unwrap();
+    let ov = q.shared.ring.overflow();
+    let mut put = 0u64;
+    let mut in_ring = None;
+    // Fill the ring, then the chain's first segment, until a second segment is linked.
+    while put < 100_000 {
+        q.put(put).unwrap();
+        put += 1;
+        if in_ring.is_none() && ov.active.load(Ordering::Acquire) == 1 {
+            in_ring = Some(put - 1);
+        }
+        if in_ring.is_some() && ov.head.get().0 != ov.tail.get().0 {
+            break;
+        }
+    }
+    let in_ring = in_ring.expect("the chain started");
+    assert_ne!(
+        ov.head.get().0,
+        ov.tail.get().0,
+        "a second segment is linked"
+    );
+    // What the killed producer left: the first segment links the second, the tail names the
+    // first.
+    let (first, _) = ov.head.get();
+    ov.tail.set(&first, &[]);
+    // The consumer empties the ring and makes room in the first segment.
+    let mut got = Vec::new();
+    for _ in 0..in_ring + 2 {
+        got.push(q.try_get().unwrap());
+    }
+    for _ in 0..5 {
+        q.put(put).unwrap();
+        put += 1;
+    }
+    while let Ok(v) = q.try_get() {
+        got.push(v);
+    }
+    assert_eq!(got, (0..put).collect::<Vec<_>>());
 }
