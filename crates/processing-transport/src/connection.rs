@@ -21,8 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{ConnectionError, FrameError};
 use crate::frame::{
-    self, fingerprint, looks_like_pickle, DEFAULT_MAX_MESSAGE_SIZE, FINGERPRINT, LONG_HEADER,
-    SHORT_HEADER,
+    self, fingerprint, looks_like_pickle, DEFAULT_MAX_MESSAGE_SIZE, LONG_HEADER, SHORT_HEADER,
 };
 use crate::sys::{self, RingEnd, RingLock, Stream, StreamKind};
 use crate::wait::{RawWaitable, Waitable};
@@ -935,16 +934,8 @@ impl<T, D: CanRecv> Connection<T, D> {
             }
             h => h?,
         };
-        let rest = &r.body(&body)[1..];
-        match rest.split_at_checked(FINGERPRINT) {
-            Some((fp, payload)) if *fp == fingerprint::<T>() => {
-                Ok(handles::provide(handles, || codec::decode(payload))?)
-            }
-            _ => Err(FrameError::TypeMismatch {
-                expected: std::any::type_name::<T>(),
-            }
-            .into()),
-        }
+        let payload = frame::typed_payload::<T>(&r.body(&body)[1..])?;
+        Ok(handles::provide(handles, || codec::decode(payload))?)
     }
 
     /// Receives one message that Python's `Connection.send(obj)` wrote (a pickle), as any

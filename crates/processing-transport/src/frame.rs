@@ -140,14 +140,17 @@ pub fn decode_typed<T: serde::de::DeserializeOwned>(
         }
         .into());
     }
+    Ok(processing_core::codec::decode(typed_payload::<T>(rest)?)?)
+}
+
+/// The postcard payload of a typed message's body after its handle-count byte, once its
+/// fingerprint says it is a `T` ([`FrameError::TypeMismatch`] otherwise).
+pub(crate) fn typed_payload<T>(rest: &[u8]) -> Result<&[u8], FrameError> {
     match rest.split_at_checked(FINGERPRINT) {
-        Some((fp, payload)) if *fp == fingerprint::<T>() => {
-            Ok(processing_core::codec::decode(payload)?)
-        }
+        Some((fp, payload)) if *fp == fingerprint::<T>() => Ok(payload),
         _ => Err(FrameError::TypeMismatch {
             expected: std::any::type_name::<T>(),
-        }
-        .into()),
+        }),
     }
 }
 

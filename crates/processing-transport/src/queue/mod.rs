@@ -346,46 +346,13 @@ impl<T: Serialize> Queue<T> {
                 None => &mut fresh,
             };
             buf.clear();
-            processing_core::codec::encode_into(item, buf).map_err(PutFailure::Encode)?;
-            // Without an item bound, a full ring sends the item to the overflow chain.
-            let chain = |kind: FrameKind, bytes: &[u8]| self.shared.chain.put(ring, kind, bytes);
-            let overflow: Option<&ring::Spill<'_>> = (ring.max_items() == 0).then_some(&chain);
-            if buf.len() <= ring.max_inline() {
-                return Ok(ring.put(FrameKind::Inline, buf, deadline, overflow));
+            let outcome = self.encode_and_put(item, buf, deadline);
+            // Keep the thread's buffer unless an item made it large.
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
             }
-            let spill = Segment::create_shm(buf.len()).map_err(PutFailure::Spill)?;
-            // SAFETY: the fresh segment is at least buf.len() bytes and not shared yet.
-            unsafe {
-                std::ptr::copy_nonoverlapping(buf.as_ptr(), spill.as_ptr().as_ptr(), buf.len())
-            };
-            let reference = SpillRef {
-                segment: spill.shared_memory().clone(),
-                len: buf.len() as u64,
-            };
-            let encoded = processing_core::codec::encode(&reference).map_err(PutFailure::Encode);
-            drop(reference);
-            let encoded = match encoded {
-                Ok(encoded) => encoded,
-                Err(e) => {
-                    spill.unlink();
-                    return Err(e);
-                }
-            };
-            let r = ring.put(FrameKind::Spilled, &encoded, deadline, overflow);
-            if r.is_err() {
-                // Take the handle back out of flight, then remove the segment.
-                let _ = processing_core::codec::decode::<SpillRef>(&encoded);
-                spill.unlink();
-            }
-            Ok(r)
+            outcome
         });
-        if buf_too_large_for_scratch() {
-            SCRATCH.with(|s| {
-                if let Ok(mut s) = s.try_borrow_mut() {
-                    *s = Vec::new();
-                }
-            });
-        }
         match outcome? {
             Ok(()) => Ok(()),
             Err(PutFail::Full) => Err(PutFailure::Full),
@@ -396,6 +363,47 @@ impl<T: Serialize> Queue<T> {
             ))),
         }
     }
+
+    /// Encodes `item` into `buf` and puts it (inline, or spilled to its own segment); the
+    /// outer error is a failure before the ring was tried.
+    fn encode_and_put(
+        &self,
+        item: &T,
+        buf: &mut Vec<u8>,
+        deadline: Deadline,
+    ) -> Result<Result<(), PutFail>, PutFailure> {
+        let ring = &self.shared.ring;
+        processing_core::codec::encode_into(item, buf).map_err(PutFailure::Encode)?;
+        // Without an item bound, a full ring sends the item to the overflow chain.
+        let chain = |kind: FrameKind, bytes: &[u8]| self.shared.chain.put(ring, kind, bytes);
+        let overflow: Option<&ring::Spill<'_>> = (ring.max_items() == 0).then_some(&chain);
+        if buf.len() <= ring.max_inline() {
+            return Ok(ring.put(FrameKind::Inline, buf, deadline, overflow));
+        }
+        let spill = Segment::create_shm(buf.len()).map_err(PutFailure::Spill)?;
+        // SAFETY: the fresh segment is at least buf.len() bytes and not shared yet.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), spill.as_ptr().as_ptr(), buf.len()) };
+        let reference = SpillRef {
+            segment: spill.shared_memory().clone(),
+            len: buf.len() as u64,
+        };
+        let encoded = processing_core::codec::encode(&reference).map_err(PutFailure::Encode);
+        drop(reference);
+        let encoded = match encoded {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                spill.unlink();
+                return Err(e);
+            }
+        };
+        let r = ring.put(FrameKind::Spilled, &encoded, deadline, overflow);
+        if r.is_err() {
+            // Take the handle back out of flight, then remove the segment.
+            let _ = processing_core::codec::decode::<SpillRef>(&encoded);
+            spill.unlink();
+        }
+        Ok(r)
+    }
 }
 
 /// Why [`Queue::put_until`] failed, before the item is put back into the error of the method.
@@ -405,15 +413,6 @@ enum PutFailure {
     Closed,
     Encode(processing_core::CodecError),
     Spill(processing_shm::ShmError),
-}
-
-/// Whether the thread's encoding buffer grew beyond what is worth keeping.
-fn buf_too_large_for_scratch() -> bool {
-    SCRATCH.with(|s| {
-        s.try_borrow()
-            .map(|b| b.capacity() > 1 << 20)
-            .unwrap_or(false)
-    })
 }
 
 impl<T: DeserializeOwned> Queue<T> {
