@@ -326,14 +326,18 @@ pub(crate) fn call_bytes(
             ));
         }
     };
-    reply_payload(&frame)
+    reply_payload(frame)
 }
 
 /// The payload of a reply frame, or the remote error it carries.
-fn reply_payload(frame: &[u8]) -> Result<Vec<u8>, ManagerError> {
-    match frame.split_first() {
-        Some((&STATUS_OK, payload)) => Ok(payload.to_vec()),
-        Some((_, payload)) => Err(ManagerError::Remote(decode::<RemoteError>(payload)?)),
+/// The frame becomes the payload in place (its status byte removed; no second buffer).
+fn reply_payload(mut frame: Vec<u8>) -> Result<Vec<u8>, ManagerError> {
+    match frame.first() {
+        Some(&STATUS_OK) => {
+            frame.remove(0);
+            Ok(frame)
+        }
+        Some(_) => Err(ManagerError::Remote(decode::<RemoteError>(&frame[1..])?)),
         None => Err(ManagerError::Disconnected("empty reply".into())),
     }
 }
@@ -389,7 +393,7 @@ impl AsyncCall {
         }
         .await;
         match outcome {
-            Ok(frame) => reply_payload(&frame),
+            Ok(frame) => reply_payload(frame),
             Err(e) => {
                 self.framed = None;
                 Err(ManagerError::disconnected(
