@@ -963,7 +963,14 @@ impl Object for ConditionObj {
                         Err(e) => {
                             let mut s = lock(&self.state);
                             s.waiting.retain(|&t| t != ticket);
-                            s.notified.remove(&ticket);
+                            // A notification this waiter got but cannot take passes to the
+                            // next waiter, as if it had been sent to that one.
+                            if s.notified.remove(&ticket) {
+                                if let Some(next) = s.waiting.pop_front() {
+                                    s.notified.insert(next);
+                                    self.changed.notify_all();
+                                }
+                            }
                             return Err(e);
                         }
                     };
