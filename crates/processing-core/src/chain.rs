@@ -268,14 +268,7 @@ impl ErrorContext {
 
     /// The first error of type `E` in the source chain.
     pub fn find_source<E: Error + 'static>(&self) -> Option<&E> {
-        let mut next: Option<&(dyn Error + 'static)> = self.source();
-        while let Some(e) = next {
-            if let Some(found) = e.downcast_ref::<E>() {
-                return Some(found);
-            }
-            next = e.source();
-        }
-        None
+        find_in_chain(self.source()?)
     }
 
     /// The operating system's error somewhere in the source chain, if there is one.
@@ -310,6 +303,26 @@ impl Error for ErrorContext {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.source.as_deref().map(|e| e as &(dyn Error + 'static))
     }
+}
+
+/// The first error of type `E` in the chain that starts at `error` (`error` itself, then its
+/// `source()`, and so on): how every error of the workspace finds the OS error behind it.
+///
+/// ```
+/// let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+/// let e = processing::core::ErrorContext::with_source("cannot open", io);
+/// let found = processing::core::find_in_chain::<std::io::Error>(&e).unwrap();
+/// assert_eq!(found.kind(), std::io::ErrorKind::NotFound);
+/// ```
+pub fn find_in_chain<'a, E: Error + 'static>(error: &'a (dyn Error + 'static)) -> Option<&'a E> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
 }
 
 #[cfg(test)]

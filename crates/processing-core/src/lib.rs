@@ -26,7 +26,7 @@ pub mod os;
 pub mod startup;
 mod sys;
 
-pub use chain::{ErrorChain, ErrorContext};
+pub use chain::{find_in_chain, ErrorChain, ErrorContext};
 pub use codec::CodecError;
 
 /// The cause carried by an error variant whose source lives in a higher layer (a manager proxy's

@@ -51,14 +51,7 @@ impl WorkerStartError {
 
     /// The operating system's error somewhere in the source chain, if there is one.
     pub fn os_error(&self) -> Option<&std::io::Error> {
-        let mut next: Option<&(dyn Error + 'static)> = self.source();
-        while let Some(e) = next {
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                return Some(io);
-            }
-            next = e.source();
-        }
-        None
+        processing_core::find_in_chain(self.source()?)
     }
 }
 

@@ -64,15 +64,7 @@ impl SpawnError {
 
     /// The operating system's error behind this one (in this process or in the child), if any.
     pub fn os_error(&self) -> Option<&std::io::Error> {
-        let mut next: Option<&(dyn std::error::Error + 'static)> =
-            self.source.as_deref().map(|e| e as _);
-        while let Some(e) = next {
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                return Some(io);
-            }
-            next = e.source();
-        }
-        None
+        processing_core::find_in_chain(self.source.as_deref()?)
     }
 
     /// The operating system refused an operation (creating a socket, executing the program).

@@ -275,14 +275,7 @@ impl Error {
     /// assert_eq!(e.os_error().map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
     /// ```
     pub fn os_error(&self) -> Option<&std::io::Error> {
-        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(self.area());
-        while let Some(e) = next {
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                return Some(io);
-            }
-            next = e.source();
-        }
-        None
+        processing_core::find_in_chain(self.area())
     }
 
     /// The area's error this one wraps (a `transparent` variant forwards `source()` to the
