@@ -8,7 +8,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use serde::{Deserialize, Serialize};
@@ -42,8 +42,14 @@ pub(super) struct Wire {
 
 /// Pins `obj` as in flight and returns its serialized form.
 pub(super) fn send<X: Any + Send + Sync>(id: u64, obj: &Arc<X>) -> Wire {
+    // Entries of objects gone and not in flight are swept once the table has doubled since the
+    // last sweep: amortised O(1) per send, and at most twice the live entries (plus 64) kept.
+    static SWEEP_AT: AtomicUsize = AtomicUsize::new(64);
     let mut t = lock(table());
-    t.retain(|_, e| !e.in_flight.is_empty() || e.weak.strong_count() > 0);
+    if t.len() >= SWEEP_AT.load(Ordering::Relaxed) {
+        t.retain(|_, e| !e.in_flight.is_empty() || e.weak.strong_count() > 0);
+        SWEEP_AT.store((t.len() * 2).max(64), Ordering::Relaxed);
+    }
     let shared: Shared = obj.clone();
     let e = t.entry(id).or_insert_with(|| Entry {
         weak: Arc::downgrade(&shared),
