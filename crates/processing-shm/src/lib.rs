@@ -39,7 +39,7 @@ mod sys;
 
 pub use bytemuck::{Pod, Zeroable};
 pub use error::ShmError;
-pub use raw::{RawArray, RawValue};
+pub use raw::{resolve_range, RawArray, RawValue};
 #[cfg(unix)]
 pub use region::Region;
 pub use segment::{SharedMemory, NAME_PREFIX};

@@ -257,7 +257,17 @@ impl<T: Pod> fmt::Debug for RawArray<T> {
     }
 }
 
-fn resolve(range: impl RangeBounds<usize>, len: usize) -> Result<(usize, usize), ShmError> {
+/// `range` over `len` elements as `(start, end)`, or the [`ShmError::OutOfRange`] the shared
+/// arrays answer for it (the one check of `RawArray`, `Array` and their thread twins).
+///
+/// ```
+/// assert_eq!(processing::shm::resolve_range(1..=2, 4).unwrap(), (1, 3));
+/// assert!(processing::shm::resolve_range(2..5, 4).is_err());
+/// ```
+pub fn resolve_range(
+    range: impl RangeBounds<usize>,
+    len: usize,
+) -> Result<(usize, usize), ShmError> {
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&s) => s
@@ -368,7 +378,7 @@ impl<T: Pod> RawArray<T> {
 
     /// A copy of the elements in `range` (a slice).
     pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<Vec<T>, ShmError> {
-        let (start, end) = resolve(range, self.len)?;
+        let (start, end) = resolve_range(range, self.len)?;
         let mut out = vec![T::zeroed(); end - start];
         if std::mem::size_of::<T>() == 0 {
             return Ok(out);

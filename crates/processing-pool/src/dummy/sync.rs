@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::{Bound, RangeBounds};
+use std::ops::RangeBounds;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
@@ -1195,34 +1195,6 @@ impl<T: Pod> std::ops::DerefMut for ArrayGuard<'_, T> {
     }
 }
 
-/// `range` over `len` elements as `start..end`, or the shared array's error for it.
-fn resolve(range: impl RangeBounds<usize>, len: usize) -> Result<(usize, usize), ShmError> {
-    let start = match range.start_bound() {
-        Bound::Included(&s) => s,
-        Bound::Excluded(&s) => s
-            .checked_add(1)
-            .ok_or(ShmError::OutOfRange { index: s, len })?,
-        Bound::Unbounded => 0,
-    };
-    let end = match range.end_bound() {
-        Bound::Included(&e) => e
-            .checked_add(1)
-            .ok_or(ShmError::OutOfRange { index: e, len })?,
-        Bound::Excluded(&e) => e,
-        Bound::Unbounded => len,
-    };
-    if end > len {
-        return Err(ShmError::OutOfRange { index: end, len });
-    }
-    if start > end {
-        return Err(ShmError::OutOfRange {
-            index: start,
-            len: end,
-        });
-    }
-    Ok((start, end))
-}
-
 impl<T: Pod> Array<T> {
     /// Creates a zero-filled array of `len` elements with its own lock.
     pub fn new(len: usize) -> Result<Array<T>, SyncError> {
@@ -1292,7 +1264,7 @@ impl<T: Pod> Array<T> {
 
     /// A copy of the elements in `range`, under the lock.
     pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<Vec<T>, ShmError> {
-        let (start, end) = resolve(range, self.len)?;
+        let (start, end) = processing_shm::resolve_range(range, self.len)?;
         Ok(self.lock_data()[start..end].to_vec())
     }
 
