@@ -62,7 +62,7 @@ fn serve<Q: Request, R: Serialize>(
     f: impl FnOnce(Q) -> Result<R, RemoteError>,
 ) -> Result<Vec<u8>, RemoteError> {
     let reply = f(decode_request::<Q>(name, request)?)?;
-    encode(&reply).map_err(|e| RemoteError::new(RemoteErrorKind::BadArguments, e.to_string()))
+    encode(&reply).map_err(RemoteError::bad_args)
 }
 
 fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
