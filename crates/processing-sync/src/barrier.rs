@@ -53,13 +53,7 @@ impl Barrier {
     /// Creates a barrier for `parties` (at least 1, at most `u32::MAX`, what the shared
     /// layout counts; else [`SyncError::InvalidArgument`]).
     pub fn new(parties: usize) -> Result<Barrier, SyncError> {
-        if parties == 0 {
-            return Err(SyncError::InvalidArgument(
-                "a barrier needs at least one party",
-            ));
-        }
-        let parties = u32::try_from(parties)
-            .map_err(|_| SyncError::InvalidArgument("a barrier holds at most u32::MAX parties"))?;
+        let parties = crate::twin::barrier_parties(parties)?;
         let shared = Shared::create(|s: &BarrierState| s.init(parties))?;
         Ok(Barrier {
             shared,

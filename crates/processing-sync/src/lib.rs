@@ -36,6 +36,8 @@ pub(crate) mod loom;
 mod semaphore;
 mod shared;
 mod sys;
+#[doc(hidden)]
+pub mod twin;
 mod value;
 
 pub use barrier::Barrier;

@@ -57,24 +57,12 @@ impl fmt::Debug for LockGuard<'_> {
     }
 }
 
-impl LockGuard<'_> {
+crate::__release_guard! {
+    LockGuard.lock,
     /// Keeps the lock held past the guard (release it later with [`Lock::release`]).
-    pub fn forget(self) {
-        std::mem::forget(self);
-    }
-
+    fn forget;
     /// Releases now, reporting the outcome (dropping the guard releases silently).
-    pub fn release(self) -> Result<(), ReleaseError> {
-        let lock = self.lock;
-        std::mem::forget(self);
-        lock.release()
-    }
-}
-
-impl Drop for LockGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.lock.release();
-    }
+    fn release;
 }
 
 fn outcome<G>(got: Result<Acquired, ()>, guard: impl FnOnce() -> G) -> Result<G, AcquireError<G>> {
@@ -209,24 +197,12 @@ impl fmt::Debug for RLockGuard<'_> {
     }
 }
 
-impl RLockGuard<'_> {
+crate::__release_guard! {
+    RLockGuard.lock,
     /// Keeps this level held past the guard (release it later with [`RLock::release`]).
-    pub fn forget(self) {
-        std::mem::forget(self);
-    }
-
+    fn forget;
     /// Releases this level now, reporting the outcome.
-    pub fn release(self) -> Result<(), ReleaseError> {
-        let lock = self.lock;
-        std::mem::forget(self);
-        lock.release()
-    }
-}
-
-impl Drop for RLockGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.lock.release();
-    }
+    fn release;
 }
 
 impl RLock {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::algo::semaphore::{ReleaseRefused, SemaphoreState};
 use crate::error::{AcquireError, ReleaseError, SyncError};
 use crate::shared::Shared;
+use crate::twin::{bounded_permits, semaphore_permits};
 
 /// A counting semaphore shared between processes, like `threading.Semaphore`: `release` may
 /// raise the count past its initial value.
@@ -51,38 +52,19 @@ impl fmt::Debug for SemaphoreGuard<'_> {
     }
 }
 
-impl SemaphoreGuard<'_> {
+crate::__release_guard! {
+    SemaphoreGuard.sem,
     /// Keeps the permit (it is not returned on drop).
-    pub fn forget(self) {
-        std::mem::forget(self);
-    }
-
+    fn forget;
     /// Returns the permit now, reporting the outcome.
-    pub fn release(self) -> Result<(), ReleaseError> {
-        let sem = self.sem;
-        std::mem::forget(self);
-        sem.release()
-    }
-}
-
-impl Drop for SemaphoreGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.sem.release();
-    }
-}
-
-/// The count in the shared layout is a 32-bit word: more permits are refused, never
-/// truncated.
-fn permits(value: usize) -> Result<u32, SyncError> {
-    u32::try_from(value)
-        .map_err(|_| SyncError::InvalidArgument("a semaphore holds at most u32::MAX permits"))
+    fn release;
 }
 
 impl Semaphore {
     /// Creates a semaphore with `value` permits; more than `u32::MAX` (what the shared layout
     /// holds) is [`SyncError::InvalidArgument`].
     pub fn new(value: usize) -> Result<Semaphore, SyncError> {
-        let value = permits(value)?;
+        let value = semaphore_permits(value)?;
         Ok(Semaphore {
             shared: Shared::create(|s: &SemaphoreState| s.init(value, 0))?,
         })
@@ -165,43 +147,12 @@ impl BoundedSemaphore {
     /// Creates a semaphore with `value` permits, which is also its bound (at least 1, at most
     /// `u32::MAX`; else [`SyncError::InvalidArgument`]).
     pub fn new(value: usize) -> Result<BoundedSemaphore, SyncError> {
-        let value = permits(value)?;
-        if value == 0 {
-            return Err(SyncError::InvalidArgument(
-                "a bounded semaphore needs a bound of at least 1",
-            ));
-        }
+        let value = bounded_permits(value)?;
         let inner = Semaphore {
             shared: Shared::create(|s: &SemaphoreState| s.init(value, value))?,
         };
         Ok(BoundedSemaphore { inner })
     }
 
-    /// Takes a permit, waiting as long as it takes (see [`Semaphore::acquire`]).
-    pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
-        self.inner.acquire()
-    }
-
-    /// Takes a permit, waiting at most `timeout` ([`AcquireError::Timeout`] then).
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
-        self.inner.acquire_timeout(timeout)
-    }
-
-    /// Takes a permit if one is free now; [`AcquireError::WouldBlock`] if none is.
-    pub fn try_acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
-        self.inner.try_acquire()
-    }
-
-    /// Returns a permit; [`ReleaseError::Bound`] if that would exceed the bound.
-    pub fn release(&self) -> Result<(), ReleaseError> {
-        self.inner.release()
-    }
-
-    /// The number of free permits now.
-    pub fn value(&self) -> usize {
-        self.inner.value()
-    }
+    crate::__bounded_semaphore_methods!(SemaphoreGuard);
 }

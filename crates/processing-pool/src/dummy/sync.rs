@@ -17,7 +17,7 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use processing_shm::{Pod, ShmError};
-use processing_sync::{AcquireError, BarrierError, ConditionError, ReleaseError, SyncError};
+use processing_sync::{twin, AcquireError, BarrierError, ConditionError, ReleaseError, SyncError};
 
 /// Locks `m`, ignoring poison (a panicking holder leaves consistent state in every use here).
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,24 +106,12 @@ impl fmt::Debug for LockGuard<'_> {
     }
 }
 
-impl LockGuard<'_> {
+processing_sync::__release_guard! {
+    LockGuard.lock,
     /// Keeps the lock held past the guard (release it later with [`Lock::release`]).
-    pub fn forget(self) {
-        std::mem::forget(self);
-    }
-
+    fn forget;
     /// Releases now, reporting the outcome (dropping the guard releases silently).
-    pub fn release(self) -> Result<(), ReleaseError> {
-        let lock = self.lock;
-        std::mem::forget(self);
-        lock.release()
-    }
-}
-
-impl Drop for LockGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.lock.release();
-    }
+    fn release;
 }
 
 impl Lock {
@@ -251,24 +239,12 @@ impl fmt::Debug for RLockGuard<'_> {
     }
 }
 
-impl RLockGuard<'_> {
+processing_sync::__release_guard! {
+    RLockGuard.lock,
     /// Keeps this level held past the guard (release it later with [`RLock::release`]).
-    pub fn forget(self) {
-        std::mem::forget(self);
-    }
-
+    fn forget;
     /// Releases this level now, reporting the outcome.
-    pub fn release(self) -> Result<(), ReleaseError> {
-        let lock = self.lock;
-        std::mem::forget(self);
-        lock.release()
-    }
-}
-
-impl Drop for RLockGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.lock.release();
-    }
+    fn release;
 }
 
 impl RLock {
@@ -412,40 +388,19 @@ impl fmt::Debug for SemaphoreGuard<'_> {
     }
 }
 
-impl SemaphoreGuard<'_> {
+processing_sync::__release_guard! {
+    SemaphoreGuard.sem,
     /// Keeps the permit (it is not returned on drop).
-    pub fn forget(self) {
-        std::mem::forget(self);
-    }
-
+    fn forget;
     /// Returns the permit now, reporting the outcome.
-    pub fn release(self) -> Result<(), ReleaseError> {
-        let sem = self.sem;
-        std::mem::forget(self);
-        sem.release()
-    }
-}
-
-impl Drop for SemaphoreGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.sem.release();
-    }
-}
-
-fn permits(value: usize) -> Result<usize, SyncError> {
-    if value > MAX_COUNT {
-        return Err(SyncError::InvalidArgument(
-            "a semaphore holds at most u32::MAX permits",
-        ));
-    }
-    Ok(value)
+    fn release;
 }
 
 impl Semaphore {
     /// Creates a semaphore with `value` permits; more than `u32::MAX` is
     /// [`SyncError::InvalidArgument`], as for the process-shared one.
     pub fn new(value: usize) -> Result<Semaphore, SyncError> {
-        Semaphore::with_bound(permits(value)?, None)
+        Semaphore::with_bound(twin::semaphore_permits(value)? as usize, None)
     }
 
     fn with_bound(value: usize, bound: Option<usize>) -> Result<Semaphore, SyncError> {
@@ -532,44 +487,13 @@ impl BoundedSemaphore {
     /// Creates a semaphore with `value` permits, which is also its bound (at least 1, at most
     /// `u32::MAX`; else [`SyncError::InvalidArgument`]).
     pub fn new(value: usize) -> Result<BoundedSemaphore, SyncError> {
-        let value = permits(value)?;
-        if value == 0 {
-            return Err(SyncError::InvalidArgument(
-                "a bounded semaphore needs a bound of at least 1",
-            ));
-        }
+        let value = twin::bounded_permits(value)? as usize;
         Ok(BoundedSemaphore {
             inner: Semaphore::with_bound(value, Some(value))?,
         })
     }
 
-    /// Takes a permit, waiting as long as it takes (see [`Semaphore::acquire`]).
-    pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
-        self.inner.acquire()
-    }
-
-    /// Takes a permit, waiting at most `timeout` ([`AcquireError::Timeout`] then).
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
-        self.inner.acquire_timeout(timeout)
-    }
-
-    /// Takes a permit if one is free now; [`AcquireError::WouldBlock`] if none is.
-    pub fn try_acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
-        self.inner.try_acquire()
-    }
-
-    /// Returns a permit; [`ReleaseError::Bound`] if that would exceed the bound.
-    pub fn release(&self) -> Result<(), ReleaseError> {
-        self.inner.release()
-    }
-
-    /// The number of free permits now.
-    pub fn value(&self) -> usize {
-        self.inner.value()
-    }
+    processing_sync::__bounded_semaphore_methods!(SemaphoreGuard);
 }
 
 // ------------------------------------------------------------------------------- Condition
@@ -635,38 +559,6 @@ impl Condition {
         })
     }
 
-    /// The condition's lock.
-    pub fn lock(&self) -> &RLock {
-        &self.lock
-    }
-
-    /// Acquires the condition's lock (see [`RLock::acquire`]).
-    pub fn acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
-        self.lock.acquire()
-    }
-
-    /// Acquires the condition's lock, waiting at most `timeout`.
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
-        self.lock.acquire_timeout(timeout)
-    }
-
-    /// Acquires the condition's lock if free now (or held by this thread);
-    /// [`AcquireError::WouldBlock`] if another thread holds it.
-    pub fn try_acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
-        self.lock.try_acquire()
-    }
-
-    fn check_owner(&self) -> Result<(), ConditionError> {
-        if self.lock.is_owned() {
-            Ok(())
-        } else {
-            Err(ConditionError::NotOwner)
-        }
-    }
-
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, ConditionError> {
         self.check_owner()?;
         // Registered before the lock is let go: a notify (made under the lock) cannot be missed.
@@ -694,50 +586,6 @@ impl Condition {
         Ok(notified)
     }
 
-    /// Releases the lock, waits for a notification and re-acquires the lock.
-    pub fn wait(&self) -> Result<(), ConditionError> {
-        self.wait_until(None).map(|_| ())
-    }
-
-    /// As [`wait`](Self::wait), for at most `timeout`; returns false on timeout.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ConditionError> {
-        self.wait_until(deadline(timeout))
-    }
-
-    /// Waits until `predicate` returns true (checked under the lock, first before waiting).
-    pub fn wait_for(&self, mut predicate: impl FnMut() -> bool) -> Result<(), ConditionError> {
-        self.check_owner()?;
-        while !predicate() {
-            self.wait_until(None)?;
-        }
-        Ok(())
-    }
-
-    /// As [`wait_for`](Self::wait_for), for at most `timeout`; returns the predicate's last
-    /// value.
-    pub fn wait_for_timeout(
-        &self,
-        mut predicate: impl FnMut() -> bool,
-        timeout: Duration,
-    ) -> Result<bool, ConditionError> {
-        self.check_owner()?;
-        let deadline = deadline(timeout);
-        loop {
-            if predicate() {
-                return Ok(true);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-            self.wait_until(deadline)?;
-        }
-    }
-
-    /// Wakes one waiter.
-    pub fn notify(&self) -> Result<(), ConditionError> {
-        self.notify_n(1)
-    }
-
     /// Wakes up to `n` waiters, the oldest first.
     pub fn notify_n(&self, n: usize) -> Result<(), ConditionError> {
         self.check_owner()?;
@@ -759,10 +607,7 @@ impl Condition {
         Ok(())
     }
 
-    /// Wakes every current waiter.
-    pub fn notify_all(&self) -> Result<(), ConditionError> {
-        self.notify_n(usize::MAX)
-    }
+    processing_sync::__condition_methods!(RLock, RLockGuard);
 }
 
 // ----------------------------------------------------------------------------------- Event
@@ -896,16 +741,7 @@ impl Barrier {
     }
 
     fn build(parties: usize, action: Option<fn()>) -> Result<Barrier, SyncError> {
-        if parties == 0 {
-            return Err(SyncError::InvalidArgument(
-                "a barrier needs at least one party",
-            ));
-        }
-        if parties > MAX_COUNT {
-            return Err(SyncError::InvalidArgument(
-                "a barrier holds at most u32::MAX parties",
-            ));
-        }
+        twin::barrier_parties(parties)?;
         Ok(Barrier {
             inner: Arc::new(BarrierInner {
                 parties,

@@ -1,0 +1,204 @@
+//! What the process-shared primitives and their thread twin (`processing::dummy`, in
+//! processing-pool) share beyond their signatures: the limits of the shared layouts and the
+//! methods whose logic does not depend on where the state lives (a guard's release on drop, a
+//! condition's predicate loops and lock delegation, a bounded semaphore's delegation). The
+//! macros expand in the module that names the types, so each side keeps its own types and the
+//! logic is written once. Not a public API.
+
+use crate::error::SyncError;
+
+/// `value` as the 32-bit permit count of a semaphore's shared layout; more is refused, never
+/// truncated.
+pub fn semaphore_permits(value: usize) -> Result<u32, SyncError> {
+    u32::try_from(value)
+        .map_err(|_| SyncError::InvalidArgument("a semaphore holds at most u32::MAX permits"))
+}
+
+/// The permits of a bounded semaphore, which are also its bound: at least 1.
+pub fn bounded_permits(value: usize) -> Result<u32, SyncError> {
+    match semaphore_permits(value)? {
+        0 => Err(SyncError::InvalidArgument(
+            "a bounded semaphore needs a bound of at least 1",
+        )),
+        n => Ok(n),
+    }
+}
+
+/// `parties` as the 32-bit count of a barrier's shared layout: at least 1.
+pub fn barrier_parties(parties: usize) -> Result<u32, SyncError> {
+    if parties == 0 {
+        return Err(SyncError::InvalidArgument(
+            "a barrier needs at least one party",
+        ));
+    }
+    u32::try_from(parties)
+        .map_err(|_| SyncError::InvalidArgument("a barrier holds at most u32::MAX parties"))
+}
+
+/// `forget`, `release` and the release on drop of a guard `$guard<'_>` whose field `$field`
+/// is the object it releases (with a `release(&self) -> Result<(), ReleaseError>`). The doc
+/// comments of the two methods come before `fn forget;` and `fn release;`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __release_guard {
+    ($guard:ident . $field:ident, $(#[$forget:meta])* fn forget; $(#[$release:meta])* fn release;) => {
+        impl $guard<'_> {
+            $(#[$forget])*
+            pub fn forget(self) {
+                ::std::mem::forget(self);
+            }
+
+            $(#[$release])*
+            pub fn release(self) -> ::std::result::Result<(), $crate::ReleaseError> {
+                let held = self.$field;
+                ::std::mem::forget(self);
+                held.release()
+            }
+        }
+
+        impl ::std::ops::Drop for $guard<'_> {
+            fn drop(&mut self) {
+                let _ = self.$field.release();
+            }
+        }
+    };
+}
+
+/// The methods of a `Condition` that only delegate to its recursive lock (field `lock` of type
+/// `$rlock`, guard `$guard`) or loop over its `wait_until(Option<Instant>)` and `notify_n`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __condition_methods {
+    ($rlock:ident, $guard:ident) => {
+        /// The condition's lock.
+        pub fn lock(&self) -> &$rlock {
+            &self.lock
+        }
+
+        /// Acquires the condition's lock (see [`RLock::acquire`]).
+        pub fn acquire(
+            &self,
+        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
+            self.lock.acquire()
+        }
+
+        /// Acquires the condition's lock, waiting at most `timeout`.
+        pub fn acquire_timeout(
+            &self,
+            timeout: ::std::time::Duration,
+        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
+            self.lock.acquire_timeout(timeout)
+        }
+
+        /// Acquires the condition's lock if free now (or held by this thread);
+        /// `AcquireError::WouldBlock` if another thread holds it.
+        pub fn try_acquire(
+            &self,
+        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
+            self.lock.try_acquire()
+        }
+
+        fn check_owner(&self) -> ::std::result::Result<(), $crate::ConditionError> {
+            if self.lock.is_owned() {
+                Ok(())
+            } else {
+                Err($crate::ConditionError::NotOwner)
+            }
+        }
+
+        /// Releases the lock, waits for a notification and re-acquires the lock.
+        pub fn wait(&self) -> ::std::result::Result<(), $crate::ConditionError> {
+            self.wait_until(None).map(|_| ())
+        }
+
+        /// As [`wait`](Self::wait), for at most `timeout`; returns false on timeout.
+        pub fn wait_timeout(
+            &self,
+            timeout: ::std::time::Duration,
+        ) -> ::std::result::Result<bool, $crate::ConditionError> {
+            self.wait_until(::std::time::Instant::now().checked_add(timeout))
+        }
+
+        /// Waits until `predicate` returns true (checked under the lock, first before waiting).
+        pub fn wait_for(
+            &self,
+            mut predicate: impl FnMut() -> bool,
+        ) -> ::std::result::Result<(), $crate::ConditionError> {
+            self.check_owner()?;
+            while !predicate() {
+                self.wait_until(None)?;
+            }
+            Ok(())
+        }
+
+        /// As [`wait_for`](Self::wait_for), for at most `timeout`; returns the predicate's last
+        /// value.
+        pub fn wait_for_timeout(
+            &self,
+            mut predicate: impl FnMut() -> bool,
+            timeout: ::std::time::Duration,
+        ) -> ::std::result::Result<bool, $crate::ConditionError> {
+            self.check_owner()?;
+            let deadline = ::std::time::Instant::now().checked_add(timeout);
+            loop {
+                if predicate() {
+                    return Ok(true);
+                }
+                if deadline.is_some_and(|d| ::std::time::Instant::now() >= d) {
+                    return Ok(false);
+                }
+                self.wait_until(deadline)?;
+            }
+        }
+
+        /// Wakes one waiter.
+        pub fn notify(&self) -> ::std::result::Result<(), $crate::ConditionError> {
+            self.notify_n(1)
+        }
+
+        /// Wakes every current waiter.
+        pub fn notify_all(&self) -> ::std::result::Result<(), $crate::ConditionError> {
+            self.notify_n(usize::MAX)
+        }
+    };
+}
+
+/// The methods of a `BoundedSemaphore` that delegate to its semaphore (field `inner`, guard
+/// `$guard`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __bounded_semaphore_methods {
+    ($guard:ident) => {
+        /// Takes a permit, waiting as long as it takes (see [`Semaphore::acquire`]).
+        pub fn acquire(
+            &self,
+        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
+            self.inner.acquire()
+        }
+
+        /// Takes a permit, waiting at most `timeout` ([`AcquireError::Timeout`] then).
+        pub fn acquire_timeout(
+            &self,
+            timeout: ::std::time::Duration,
+        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
+            self.inner.acquire_timeout(timeout)
+        }
+
+        /// Takes a permit if one is free now; [`AcquireError::WouldBlock`] if none is.
+        pub fn try_acquire(
+            &self,
+        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
+            self.inner.try_acquire()
+        }
+
+        /// Returns a permit; [`ReleaseError::Bound`] if that would exceed the bound.
+        pub fn release(&self) -> ::std::result::Result<(), $crate::ReleaseError> {
+            self.inner.release()
+        }
+
+        /// The number of free permits now.
+        pub fn value(&self) -> usize {
+            self.inner.value()
+        }
+    };
+}
