@@ -188,50 +188,58 @@ impl Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = PickleError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), PickleError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), PickleError> {
-        self.close()
-    }
+/// The compounds serde fills one element at a time (`$add`): each element is pickled in turn,
+/// and `$end` closes the compound.
+macro_rules! by_element {
+    ($($(#[$doc:meta])* $kind:ident: $add:ident, $end:ident;)*) => {$(
+        $(#[$doc])*
+        impl ser::$kind for Compound<'_, '_> {
+            type Ok = ();
+            type Error = PickleError;
+            fn $add<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), PickleError> {
+                self.item(v)
+            }
+            fn end(self) -> Result<(), PickleError> {
+                self.$end()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = PickleError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), PickleError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), PickleError> {
-        self.close()
-    }
+/// The compounds serde fills one named field at a time: each is a `{name: value}` item of the
+/// open dict, and `$end` closes the compound.
+macro_rules! by_field {
+    ($($kind:ident: $end:ident;)*) => {$(
+        impl ser::$kind for Compound<'_, '_> {
+            type Ok = ();
+            type Error = PickleError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                v: &T,
+            ) -> Result<(), PickleError> {
+                self.ser.str(key);
+                v.serialize(&mut *self.ser)
+            }
+            fn end(self) -> Result<(), PickleError> {
+                self.$end()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = PickleError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), PickleError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), PickleError> {
-        self.close()
-    }
+by_element! {
+    SerializeSeq: serialize_element, close;
+    SerializeTuple: serialize_element, close;
+    SerializeTupleStruct: serialize_field, close;
+    /// Variants with data are `{variant: data}`: the dict and the key are open, `end` closes
+    /// the data and then the dict.
+    SerializeTupleVariant: serialize_field, close_variant;
 }
 
-/// Variants with data are `{variant: data}`: the dict and the key are open, `end` closes the
-/// data and then the dict.
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = PickleError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), PickleError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), PickleError> {
-        self.close_then(|s| s.op(op::SETITEM))
-    }
+by_field! {
+    SerializeStruct: close;
+    SerializeStructVariant: close_variant;
 }
 
 impl ser::SerializeMap for Compound<'_, '_> {
@@ -251,40 +259,9 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = PickleError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), PickleError> {
-        self.ser.str(key);
-        v.serialize(&mut *self.ser)
-    }
-    fn end(self) -> Result<(), PickleError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeStructVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = PickleError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), PickleError> {
-        self.ser.str(key);
-        v.serialize(&mut *self.ser)
-    }
-    fn end(self) -> Result<(), PickleError> {
-        self.close_then(|s| s.op(op::SETITEM))
-    }
-}
-
 impl Compound<'_, '_> {
-    fn close_then(self, then: impl FnOnce(&mut Ser<'_>)) -> Result<(), PickleError> {
+    /// Closes the data of a variant (`{variant: data}`), then its dict.
+    fn close_variant(self) -> Result<(), PickleError> {
         let Compound { ser, end, written } = self;
         Compound {
             ser: &mut *ser,
@@ -292,9 +269,19 @@ impl Compound<'_, '_> {
             written,
         }
         .close()?;
-        then(ser);
+        ser.op(op::SETITEM);
         Ok(())
     }
+}
+
+/// `serialize_*` of the integer types `$t` that widen losslessly to `i128`.
+macro_rules! ints {
+    ($($method:ident($t:ty)),*) => {$(
+        fn $method(self, v: $t) -> Result<(), PickleError> {
+            self.int(v.into());
+            Ok(())
+        }
+    )*};
 }
 
 impl<'a, 'o> ser::Serializer for &'a mut Ser<'o> {
@@ -312,40 +299,20 @@ impl<'a, 'o> ser::Serializer for &'a mut Ser<'o> {
         self.op(if v { op::NEWTRUE } else { op::NEWFALSE });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
+    ints!(
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64)
+    );
+    ints!(
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64)
+    );
     fn serialize_i128(self, v: i128) -> Result<(), PickleError> {
         self.int(v);
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), PickleError> {
-        self.int(v.into());
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), PickleError> {
-        self.int(v.into());
         Ok(())
     }
     fn serialize_u128(self, v: u128) -> Result<(), PickleError> {
