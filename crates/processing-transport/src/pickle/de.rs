@@ -631,24 +631,9 @@ impl<'c, 'de> de::Deserializer<'de> for NodeDe<'c, 'de> {
             Node::Str(s) => visitor.visit_borrowed_str(s),
             Node::Bytes(b) | Node::ByteArray(b) => visitor.visit_borrowed_bytes(b),
             Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => {
-                let mut seq = Seq {
-                    de: self,
-                    items: v.iter(),
-                };
-                let out = visitor.visit_seq(&mut seq)?;
-                seq.finish()?;
-                Ok(out)
+                Seq::visit(self, v, visitor)
             }
-            Node::Dict(d) => {
-                let mut map = Map {
-                    de: self,
-                    items: d.iter(),
-                    value: None,
-                };
-                let out = visitor.visit_map(&mut map)?;
-                map.finish()?;
-                Ok(out)
-            }
+            Node::Dict(d) => Map::visit(self, d, visitor),
         }
     }
 
@@ -828,24 +813,9 @@ impl<'c, 'de> de::Deserializer<'de> for Content<'c, 'de> {
                 visitor.visit_borrowed_bytes(b)
             }
             Node::List(v) | Node::Tuple(v) | Node::Set(v) | Node::FrozenSet(v) => {
-                let mut seq = Seq {
-                    de,
-                    items: v.iter(),
-                };
-                let out = visitor.visit_seq(&mut seq)?;
-                seq.finish()?;
-                Ok(out)
+                Seq::visit(de, v, visitor)
             }
-            Node::Dict(d) => {
-                let mut map = Map {
-                    de,
-                    items: d.iter(),
-                    value: None,
-                };
-                let out = visitor.visit_map(&mut map)?;
-                map.finish()?;
-                Ok(out)
-            }
+            Node::Dict(d) => Map::visit(de, d, visitor),
         }
     }
 
@@ -861,12 +831,29 @@ struct Seq<'c, 'de, 'n> {
     items: std::slice::Iter<'n, u32>,
 }
 
-impl<'de> Seq<'_, 'de, '_> {
-    fn finish(&self) -> Result<(), PickleError> {
-        match self.items.len() {
-            0 => Ok(()),
-            n => Err(de::Error::invalid_length(n, &"fewer items")),
-        }
+/// The end of a container's visit: the visitor must have taken every child (`left` is what
+/// it left).
+fn all_taken(left: usize, expected: &'static str) -> Result<(), PickleError> {
+    match left {
+        0 => Ok(()),
+        n => Err(de::Error::invalid_length(n, &expected)),
+    }
+}
+
+impl<'c, 'de, 'n> Seq<'c, 'de, 'n> {
+    /// Visits the children `items` of `de` as a sequence.
+    fn visit<V: Visitor<'de>>(
+        de: NodeDe<'c, 'de>,
+        items: &'n [u32],
+        visitor: V,
+    ) -> Result<V::Value, PickleError> {
+        let mut seq = Seq {
+            de,
+            items: items.iter(),
+        };
+        let out = visitor.visit_seq(&mut seq)?;
+        all_taken(seq.items.len(), "fewer items")?;
+        Ok(out)
     }
 }
 
@@ -895,12 +882,21 @@ struct Map<'c, 'de, 'n> {
     value: Option<u32>,
 }
 
-impl<'de> Map<'_, 'de, '_> {
-    fn finish(&self) -> Result<(), PickleError> {
-        match self.items.len() {
-            0 => Ok(()),
-            n => Err(de::Error::invalid_length(n, &"fewer entries")),
-        }
+impl<'c, 'de, 'n> Map<'c, 'de, 'n> {
+    /// Visits the entries `items` of `de` as a map.
+    fn visit<V: Visitor<'de>>(
+        de: NodeDe<'c, 'de>,
+        items: &'n [(u32, u32)],
+        visitor: V,
+    ) -> Result<V::Value, PickleError> {
+        let mut map = Map {
+            de,
+            items: items.iter(),
+            value: None,
+        };
+        let out = visitor.visit_map(&mut map)?;
+        all_taken(map.items.len(), "fewer entries")?;
+        Ok(out)
     }
 }
 
