@@ -67,7 +67,7 @@ use crate::task::{chunk_entry, encode_chunk, init_entry, item_entry, Direct, Ent
 
 pub use crate::error::{PoolBuildError, PoolError, WorkerStartError};
 pub use crate::result::{AsyncResult, Callbacks, IMap};
-pub use crate::task::StarFn;
+pub use crate::task::{StarFn, TaskArg, TaskFn, TaskResult};
 
 /// The traits that give iterables their process-parallel methods:
 /// `use processing::prelude::*;`.
@@ -144,7 +144,7 @@ impl PoolBuilder {
     pub fn initializer<F, A>(mut self, f: F, args: A) -> Self
     where
         F: Fn(A) + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
+        A: TaskArg,
     {
         const {
             assert!(
@@ -323,9 +323,9 @@ impl Pool {
     /// ```
     pub fn apply<F, A, R>(&self, f: F, args: A) -> Result<R, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
     {
         self.apply_async(f, args)?.get()
     }
@@ -336,9 +336,9 @@ impl Pool {
     /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
     {
         self.apply_async_with(f, args, Callbacks::new())
     }
@@ -351,9 +351,9 @@ impl Pool {
         callbacks: Callbacks<R>,
     ) -> Result<AsyncResult<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
     {
         task::stateless(f);
         let entry: EntryFn = chunk_entry::<Direct<F>, A, R>;
@@ -367,9 +367,9 @@ impl Pool {
     /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn map<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = A>,
     {
         self.chunksize_opt(None).map(f, iterable)
@@ -381,9 +381,9 @@ impl Pool {
     /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn map_async<F, A, R, I>(&self, f: F, iterable: I) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = A>,
     {
         self.chunksize_opt(None).map_async(f, iterable)
@@ -397,9 +397,9 @@ impl Pool {
         callbacks: Callbacks<Vec<R>>,
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = A>,
     {
         self.chunksize_opt(None)
@@ -412,9 +412,9 @@ impl Pool {
     /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
     pub fn imap<'a, F, A, R, I>(&self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
     {
@@ -431,9 +431,9 @@ impl Pool {
         iterable: I,
     ) -> Result<IMap<'a, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
     {
@@ -447,8 +447,8 @@ impl Pool {
     pub fn starmap<F, Args, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
     where
         F: StarFn<Args, R>,
-        Args: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        Args: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = Args>,
     {
         self.chunksize_opt(None).starmap(f, iterable)
@@ -462,8 +462,8 @@ impl Pool {
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
         F: StarFn<Args, R>,
-        Args: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        Args: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = Args>,
     {
         self.chunksize_opt(None).starmap_async(f, iterable)
@@ -530,9 +530,9 @@ impl<'p> Chunked<'p> {
     /// [`Pool::map`] with this chunk size.
     pub fn map<F, A, R, I>(self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = A>,
     {
         self.map_async(f, iterable)?.get()
@@ -541,9 +541,9 @@ impl<'p> Chunked<'p> {
     /// [`Pool::map_async`] with this chunk size.
     pub fn map_async<F, A, R, I>(self, f: F, iterable: I) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = A>,
     {
         self.map_async_with(f, iterable, Callbacks::new())
@@ -557,9 +557,9 @@ impl<'p> Chunked<'p> {
         callbacks: Callbacks<Vec<R>>,
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = A>,
     {
         task::stateless(f);
@@ -570,8 +570,8 @@ impl<'p> Chunked<'p> {
     pub fn starmap<F, Args, R, I>(self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
     where
         F: StarFn<Args, R>,
-        Args: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        Args: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = Args>,
     {
         self.starmap_async(f, iterable)?.get()
@@ -585,8 +585,8 @@ impl<'p> Chunked<'p> {
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
         F: StarFn<Args, R>,
-        Args: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        Args: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = Args>,
     {
         task::stateless(f);
@@ -600,9 +600,9 @@ impl<'p> Chunked<'p> {
     /// [`Pool::imap`] with this chunk size.
     pub fn imap<'a, F, A, R, I>(self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
     {
@@ -613,9 +613,9 @@ impl<'p> Chunked<'p> {
     /// [`Pool::imap_unordered`] with this chunk size.
     pub fn imap_unordered<'a, F, A, R, I>(self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        F: TaskFn<A, R>,
+        A: TaskArg,
+        R: TaskResult,
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
     {

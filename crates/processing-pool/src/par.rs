@@ -33,9 +33,7 @@
 
 use std::sync::OnceLock;
 
-use serde::{de::DeserializeOwned, Serialize};
-
-use crate::{Pool, PoolError};
+use crate::{Pool, PoolError, TaskArg, TaskResult};
 
 /// Turns anything iterable into a [`ParProcessIter`] (see the [module](self) documentation).
 pub trait IntoParProcessIter: IntoIterator + Sized {
@@ -108,8 +106,8 @@ impl<I, F, R> ParProcessMap<'_, I, F>
 where
     I: Iterator,
     F: Fn(I::Item) -> R + Copy + Send + Sync + 'static,
-    I::Item: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned + Send + 'static,
+    I::Item: TaskArg,
+    R: TaskResult,
 {
     /// Runs the map and collects the results in input order: the first task error (a panic,
     /// a lost worker) if any.

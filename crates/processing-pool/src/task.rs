@@ -108,6 +108,42 @@ pub(crate) fn conjure<F: Copy>() -> F {
     unsafe { std::ptr::read(std::ptr::NonNull::<F>::dangling().as_ptr()) }
 }
 
+/// A function a pool task runs on a worker: `f(a)`, a fn item or a closure that captures
+/// nothing (anything else is refused when the program is built). Implemented for every such
+/// `Fn(A) -> R`; it names the bound every `map`-style method shares.
+///
+/// ```
+/// fn square(x: u64) -> u64 { x * x }
+/// fn takes<F: processing::pool::TaskFn<u64, u64>>(_: F) {}
+/// takes(square);
+/// takes(|x: u64| x + 1);
+/// ```
+pub trait TaskFn<A, R>: Fn(A) -> R + Copy + Send + Sync + 'static {}
+
+impl<F, A, R> TaskFn<A, R> for F where F: Fn(A) -> R + Copy + Send + Sync + 'static {}
+
+/// What a task's argument must be to reach a worker process: encoded by the caller, decoded
+/// by the worker (serde, both ways). Implemented for every such type.
+///
+/// ```
+/// fn takes<A: processing::pool::TaskArg>() {}
+/// takes::<(u32, String)>();
+/// ```
+pub trait TaskArg: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> TaskArg for T {}
+
+/// What a task's result must be to come back from a worker and be handed to the waiting
+/// thread. Implemented for every such type.
+///
+/// ```
+/// fn takes<R: processing::pool::TaskResult>() {}
+/// takes::<Vec<u8>>();
+/// ```
+pub trait TaskResult: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> TaskResult for T {}
+
 /// A function of one (possibly tuple) argument that a worker can call.
 pub(crate) trait Invoke<A, R>: Copy + Send + Sync + 'static {
     fn invoke(self, args: A) -> R;

@@ -101,7 +101,7 @@ impl PoolBuilder {
     pub fn initializer<F, A>(self, f: F, args: A) -> Self
     where
         F: Fn(A) + Copy + Send + Sync + 'static,
-        A: serde::Serialize + serde::de::DeserializeOwned,
+        A: crate::TaskArg,
     {
         PoolBuilder(self.0.initializer(f, args))
     }
