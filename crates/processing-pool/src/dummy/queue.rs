@@ -98,59 +98,29 @@ enum Fail {
 /// assert_eq!(q.max_items(), Some(6));
 /// assert!(QueueBuilder::new().max_items(0).build::<u8>().unwrap_err().is_invalid_argument());
 /// ```
-#[derive(Debug, Clone, Copy)]
-pub struct QueueBuilder {
-    max_items: Option<usize>,
-    capacity_bytes: usize,
-}
-
-impl Default for QueueBuilder {
-    fn default() -> Self {
-        QueueBuilder::new()
-    }
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueBuilder(processing_transport::queue::QueueBuilder);
 
 impl QueueBuilder {
     /// The defaults: no item bound.
     pub fn new() -> QueueBuilder {
-        QueueBuilder {
-            max_items: None,
-            capacity_bytes: processing_transport::queue::DEFAULT_CAPACITY_BYTES,
-        }
+        QueueBuilder::default()
     }
 
     /// At most `n` items at a time (`n ≥ 1`).
-    pub fn max_items(mut self, n: usize) -> QueueBuilder {
-        self.max_items = Some(n);
-        self
+    pub fn max_items(self, n: usize) -> QueueBuilder {
+        QueueBuilder(self.0.max_items(n))
     }
 
     /// Accepted for parity with processes (checked: 1 KiB to 64 MiB once rounded up to a
     /// power of two).
-    pub fn capacity_bytes(mut self, n: usize) -> QueueBuilder {
-        self.capacity_bytes = n;
-        self
+    pub fn capacity_bytes(self, n: usize) -> QueueBuilder {
+        QueueBuilder(self.0.capacity_bytes(n))
     }
 
-    /// Creates the queue.
+    /// Creates the queue (its bounds checked as the process queue's).
     pub fn build<T>(self) -> Result<Queue<T>, QueueError> {
-        // The bounds of the process queue's ring (`processing::transport::queue`).
-        const MIN_CAPACITY: u64 = 1 << 10;
-        const MAX_CAPACITY: u64 = 64 << 20;
-        let capacity = (self.capacity_bytes as u64)
-            .checked_next_power_of_two()
-            .unwrap_or(u64::MAX);
-        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
-            return Err(QueueError::InvalidArgument(format!(
-                "capacity_bytes {} is outside 1 KiB ..= 64 MiB",
-                self.capacity_bytes
-            )));
-        }
-        if self.max_items == Some(0) {
-            return Err(QueueError::InvalidArgument(
-                "a bounded queue holds at least one item".into(),
-            ));
-        }
+        let (max_items, _) = self.0.checked()?;
         Ok(Queue::from_inner(Arc::new(Inner {
             id: registry::next_id(),
             state: Mutex::new(State {
@@ -161,7 +131,7 @@ impl QueueBuilder {
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             all_done: Condvar::new(),
-            max_items: self.max_items,
+            max_items,
         })))
     }
 }
@@ -384,30 +354,37 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
     }
 }
 
-/// A twin [`Queue`] that also counts unfinished tasks, as
-/// `processing::JoinableQueue`: every put adds one,
-/// [`task_done`](JoinableQueue::task_done) removes one, [`join`](JoinableQueue::join) waits
-/// for zero.
-///
-/// ```
-/// use processing::dummy::JoinableQueue;
-/// let q = JoinableQueue::new().unwrap();
-/// q.put(1u32).unwrap();
-/// let _item = q.get().unwrap();
-/// q.task_done().unwrap();
-/// q.join();
-/// assert!(q.task_done().unwrap_err().is_too_many());
-/// ```
-pub struct JoinableQueue<T> {
-    queue: Queue<T>,
-}
-
-impl<T> Clone for JoinableQueue<T> {
-    fn clone(&self) -> Self {
-        JoinableQueue {
-            queue: self.queue.clone(),
-        }
-    }
+processing_transport::__queue_wrappers! {
+    /// A twin [`Queue`] that also counts unfinished tasks, as
+    /// `processing::JoinableQueue`: every put adds one,
+    /// [`task_done`](JoinableQueue::task_done) removes one, [`join`](JoinableQueue::join) waits
+    /// for zero.
+    ///
+    /// ```
+    /// use processing::dummy::JoinableQueue;
+    /// let q = JoinableQueue::new().unwrap();
+    /// q.put(1u32).unwrap();
+    /// let _item = q.get().unwrap();
+    /// q.task_done().unwrap();
+    /// q.join();
+    /// assert!(q.task_done().unwrap_err().is_too_many());
+    /// ```
+    JoinableQueue;
+    /// The simplest twin queue, as `processing::SimpleQueue` (Python's
+    /// `SimpleQueue`): unbounded `put`, blocking `get`, `is_empty`, `close`, `is_closed`.
+    ///
+    /// ```
+    /// use processing::dummy::SimpleQueue;
+    /// let q = SimpleQueue::new().unwrap();
+    /// q.put("x".to_string()).unwrap();
+    /// assert!(!q.is_empty());
+    /// assert_eq!(q.get().unwrap(), "x");
+    /// q.close();
+    /// assert!(q.get().unwrap_err().is_closed());
+    /// ```
+    SimpleQueue;
+    /// Puts `item`; a failed put hands it back.
+    fn put;
 }
 
 impl<T> fmt::Debug for JoinableQueue<T> {
@@ -419,28 +396,7 @@ impl<T> fmt::Debug for JoinableQueue<T> {
     }
 }
 
-impl<T> std::ops::Deref for JoinableQueue<T> {
-    type Target = Queue<T>;
-    fn deref(&self) -> &Queue<T> {
-        &self.queue
-    }
-}
-
 impl<T> JoinableQueue<T> {
-    /// A joinable queue without an item bound.
-    pub fn new() -> Result<JoinableQueue<T>, QueueError> {
-        Ok(JoinableQueue {
-            queue: Queue::new()?,
-        })
-    }
-
-    /// A joinable queue of at most `n` items.
-    pub fn bounded(n: usize) -> Result<JoinableQueue<T>, QueueError> {
-        Ok(JoinableQueue {
-            queue: Queue::bounded(n)?,
-        })
-    }
-
     /// Marks one item taken from the queue as processed ([`TaskDoneError::TooMany`] when
     /// every item put was already marked).
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
@@ -475,109 +431,6 @@ impl<T> JoinableQueue<T> {
             s = wait_on(&inner.all_done, s, deadline).ok_or(JoinTimeoutError::Timeout)?;
         }
         Ok(())
-    }
-
-    /// The underlying queue handle.
-    pub fn as_queue(&self) -> &Queue<T> {
-        &self.queue
-    }
-}
-
-impl<T> Serialize for JoinableQueue<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.queue.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(JoinableQueue {
-            queue: Queue::deserialize(d)?,
-        })
-    }
-}
-
-/// The simplest twin queue, as `processing::SimpleQueue` (Python's
-/// `SimpleQueue`): unbounded `put`, blocking `get`, `is_empty`, `close`, `is_closed`.
-///
-/// ```
-/// use processing::dummy::SimpleQueue;
-/// let q = SimpleQueue::new().unwrap();
-/// q.put("x".to_string()).unwrap();
-/// assert!(!q.is_empty());
-/// assert_eq!(q.get().unwrap(), "x");
-/// q.close();
-/// assert!(q.get().unwrap_err().is_closed());
-/// ```
-pub struct SimpleQueue<T> {
-    queue: Queue<T>,
-}
-
-impl<T> Clone for SimpleQueue<T> {
-    fn clone(&self) -> Self {
-        SimpleQueue {
-            queue: self.queue.clone(),
-        }
-    }
-}
-
-impl<T> fmt::Debug for SimpleQueue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimpleQueue")
-            .field("queue", &self.queue)
-            .finish()
-    }
-}
-
-impl<T> SimpleQueue<T> {
-    /// A new simple queue.
-    pub fn new() -> Result<SimpleQueue<T>, QueueError> {
-        Ok(SimpleQueue {
-            queue: Queue::new()?,
-        })
-    }
-
-    /// Whether the queue holds no item.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    /// Closes the queue (see [`Queue::close`]).
-    pub fn close(&self) {
-        self.queue.close();
-    }
-
-    /// Whether the queue was closed.
-    pub fn is_closed(&self) -> bool {
-        self.queue.is_closed()
-    }
-}
-
-impl<T: Serialize> SimpleQueue<T> {
-    /// Puts `item`; a failed put hands it back.
-    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.queue.put(item)
-    }
-}
-
-impl<T: DeserializeOwned> SimpleQueue<T> {
-    /// Takes the oldest item, waiting as long as needed.
-    pub fn get(&self) -> Result<T, GetError> {
-        self.queue.get()
-    }
-}
-
-impl<T> Serialize for SimpleQueue<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.queue.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(SimpleQueue {
-            queue: Queue::deserialize(d)?,
-        })
     }
 }
 

@@ -45,6 +45,7 @@ mod park;
 mod ring;
 mod segment;
 mod sys;
+mod wrappers;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -135,8 +136,11 @@ impl QueueBuilder {
         self
     }
 
-    /// Creates the queue.
-    pub fn build<T>(self) -> Result<Queue<T>, QueueError> {
+    /// The checked bounds: the item bound and the ring's byte capacity (rounded up to a power
+    /// of two), or [`QueueError::InvalidArgument`]. The thread twin checks its builder with it
+    /// too, so that one program is refused alike on both.
+    #[doc(hidden)]
+    pub fn checked(&self) -> Result<(Option<usize>, u64), QueueError> {
         let capacity = (self.capacity_bytes as u64)
             .checked_next_power_of_two()
             .unwrap_or(u64::MAX);
@@ -146,16 +150,19 @@ impl QueueBuilder {
                 self.capacity_bytes
             )));
         }
-        let max_items = match self.max_items {
-            Some(0) => {
-                return Err(QueueError::InvalidArgument(
-                    "a bounded queue holds at least one item".into(),
-                ))
-            }
-            // Beyond 2^22 items the ring's byte capacity is the tighter bound anyway.
-            Some(n) => (n as u64).min(1 << 22),
-            None => 0,
-        };
+        if self.max_items == Some(0) {
+            return Err(QueueError::InvalidArgument(
+                "a bounded queue holds at least one item".into(),
+            ));
+        }
+        Ok((self.max_items, capacity))
+    }
+
+    /// Creates the queue.
+    pub fn build<T>(self) -> Result<Queue<T>, QueueError> {
+        let (max_items, capacity) = self.checked()?;
+        // Beyond 2^22 items the ring's byte capacity is the tighter bound anyway.
+        let max_items = max_items.map_or(0, |n| (n as u64).min(1 << 22));
         let segment = Segment::create(Ring::region_len(capacity))?;
         // SAFETY: the segment was just created: zero-filled, page-aligned, large enough, and
         // unknown to anyone else; `Shared` keeps it mapped as long as the ring.
@@ -528,28 +535,37 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
     }
 }
 
-/// A [`Queue`] that also counts unfinished tasks: every put adds one, [`task_done`]
-/// (JoinableQueue::task_done) removes one, and [`join`](JoinableQueue::join) waits for zero.
-///
-/// ```
-/// use processing::transport::queue::JoinableQueue;
-/// let q = JoinableQueue::new().unwrap();
-/// q.put(1u32).unwrap();
-/// let _item = q.get().unwrap();
-/// q.task_done().unwrap();
-/// q.join(); // every task is done
-/// assert!(q.task_done().is_err()); // one too many
-/// ```
-pub struct JoinableQueue<T> {
-    queue: Queue<T>,
-}
-
-impl<T> Clone for JoinableQueue<T> {
-    fn clone(&self) -> Self {
-        JoinableQueue {
-            queue: self.queue.clone(),
-        }
-    }
+crate::__queue_wrappers! {
+    /// A [`Queue`] that also counts unfinished tasks: every put adds one, [`task_done`]
+    /// (JoinableQueue::task_done) removes one, and [`join`](JoinableQueue::join) waits for zero.
+    ///
+    /// ```
+    /// use processing::transport::queue::JoinableQueue;
+    /// let q = JoinableQueue::new().unwrap();
+    /// q.put(1u32).unwrap();
+    /// let _item = q.get().unwrap();
+    /// q.task_done().unwrap();
+    /// q.join(); // every task is done
+    /// assert!(q.task_done().is_err()); // one too many
+    /// ```
+    JoinableQueue;
+    /// The simplest queue, as Python's `SimpleQueue`: `put`, blocking `get`, `is_empty`, `close`
+    /// (and `is_closed`), with the error types of [`Queue`].
+    ///
+    /// ```
+    /// use processing::transport::queue::SimpleQueue;
+    /// let q = SimpleQueue::new().unwrap();
+    /// q.put("x".to_string()).unwrap();
+    /// assert!(!q.is_empty());
+    /// assert_eq!(q.get().unwrap(), "x");
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// assert!(q.get().unwrap_err().is_closed());
+    /// assert_eq!(q.put("y".to_string()).unwrap_err().into_inner(), "y");
+    /// ```
+    SimpleQueue;
+    /// Puts `item` (it is in shared memory when this returns); a failed put hands it back.
+    fn put;
 }
 
 impl<T> fmt::Debug for JoinableQueue<T> {
@@ -561,28 +577,7 @@ impl<T> fmt::Debug for JoinableQueue<T> {
     }
 }
 
-impl<T> std::ops::Deref for JoinableQueue<T> {
-    type Target = Queue<T>;
-    fn deref(&self) -> &Queue<T> {
-        &self.queue
-    }
-}
-
 impl<T> JoinableQueue<T> {
-    /// A joinable queue without an item bound.
-    pub fn new() -> Result<JoinableQueue<T>, QueueError> {
-        Ok(JoinableQueue {
-            queue: Queue::new()?,
-        })
-    }
-
-    /// A joinable queue of at most `n` items.
-    pub fn bounded(n: usize) -> Result<JoinableQueue<T>, QueueError> {
-        Ok(JoinableQueue {
-            queue: Queue::bounded(n)?,
-        })
-    }
-
     /// Marks one item taken from the queue as processed ([`TaskDoneError::TooMany`] when every
     /// item put was already marked).
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
@@ -606,111 +601,6 @@ impl<T> JoinableQueue<T> {
         } else {
             Err(JoinTimeoutError::Timeout)
         }
-    }
-
-    /// The underlying queue handle.
-    pub fn as_queue(&self) -> &Queue<T> {
-        &self.queue
-    }
-}
-
-impl<T> Serialize for JoinableQueue<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.queue.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(JoinableQueue {
-            queue: Queue::deserialize(d)?,
-        })
-    }
-}
-
-/// The simplest queue, as Python's `SimpleQueue`: `put`, blocking `get`, `is_empty`, `close`
-/// (and `is_closed`), with the error types of [`Queue`].
-///
-/// ```
-/// use processing::transport::queue::SimpleQueue;
-/// let q = SimpleQueue::new().unwrap();
-/// q.put("x".to_string()).unwrap();
-/// assert!(!q.is_empty());
-/// assert_eq!(q.get().unwrap(), "x");
-/// q.close();
-/// assert!(q.is_closed());
-/// assert!(q.get().unwrap_err().is_closed());
-/// assert_eq!(q.put("y".to_string()).unwrap_err().into_inner(), "y");
-/// ```
-pub struct SimpleQueue<T> {
-    queue: Queue<T>,
-}
-
-impl<T> Clone for SimpleQueue<T> {
-    fn clone(&self) -> Self {
-        SimpleQueue {
-            queue: self.queue.clone(),
-        }
-    }
-}
-
-impl<T> fmt::Debug for SimpleQueue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimpleQueue")
-            .field("queue", &self.queue)
-            .finish()
-    }
-}
-
-impl<T> SimpleQueue<T> {
-    /// A new simple queue.
-    pub fn new() -> Result<SimpleQueue<T>, QueueError> {
-        Ok(SimpleQueue {
-            queue: Queue::new()?,
-        })
-    }
-
-    /// Whether the queue holds no item.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    /// Closes the queue (see [`Queue::close`]).
-    pub fn close(&self) {
-        self.queue.close();
-    }
-
-    /// Whether the queue was closed.
-    pub fn is_closed(&self) -> bool {
-        self.queue.is_closed()
-    }
-}
-
-impl<T: Serialize> SimpleQueue<T> {
-    /// Puts `item` (it is in shared memory when this returns); a failed put hands it back.
-    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.queue.put(item)
-    }
-}
-
-impl<T: DeserializeOwned> SimpleQueue<T> {
-    /// Takes the oldest item, waiting as long as needed.
-    pub fn get(&self) -> Result<T, GetError> {
-        self.queue.get()
-    }
-}
-
-impl<T> Serialize for SimpleQueue<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.queue.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(SimpleQueue {
-            queue: Queue::deserialize(d)?,
-        })
     }
 }
 
