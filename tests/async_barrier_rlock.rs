@@ -3,27 +3,13 @@
 // xtask: not-conformance
 #![cfg(feature = "async")]
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Context;
+mod support;
+
+use support::{poll_once, tokio_rt};
+
 use std::time::Duration;
 
 use processing::{Barrier, Process, RLock};
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Polls `f` once with a waker that does nothing; `true` if it was pending.
-fn poll_once<F: Future>(f: Pin<&mut F>) -> bool {
-    let waker = futures::task::noop_waker();
-    let mut cx = Context::from_waker(&waker);
-    f.poll(&mut cx).is_pending()
-}
 
 /// A party in another process, with the blocking wait.
 fn party(b: Barrier) -> usize {

@@ -5,10 +5,12 @@
 // xtask: not-conformance
 #![cfg(feature = "async")]
 
+mod support;
+
+use support::poll_once;
+
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::mpsc;
-use std::task::Context;
 use std::time::Duration;
 
 use processing::manager::Manager;
@@ -30,13 +32,6 @@ fn under_both<F: Future<Output = ()>>(make: impl Fn() -> F) {
         .unwrap()
         .block_on(make());
     futures::executor::block_on(make());
-}
-
-/// Polls `f` once with a waker that does nothing; `true` if it was pending.
-fn poll_once<F: Future>(f: Pin<&mut F>) -> bool {
-    let waker = futures::task::noop_waker();
-    let mut cx = Context::from_waker(&waker);
-    f.poll(&mut cx).is_pending()
 }
 
 #[test]

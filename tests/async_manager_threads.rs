@@ -4,29 +4,13 @@
 // xtask: not-conformance
 #![cfg(all(feature = "async", target_os = "linux"))]
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Context;
+mod support;
+
+use support::{poll_once, threads};
+
 use std::time::Duration;
 
 use processing::manager::Manager;
-
-/// Polls `f` once with a waker that does nothing; `true` if it was pending.
-fn poll_once<F: Future>(f: Pin<&mut F>) -> bool {
-    let waker = futures::task::noop_waker();
-    let mut cx = Context::from_waker(&waker);
-    f.poll(&mut cx).is_pending()
-}
-
-fn threads() -> usize {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 /// 1 000 futures waiting on one manager queue from one thread: the process's thread count does
 /// not move (each waits on its own socket through the reactor, not on a thread).

@@ -3,10 +3,12 @@
 // xtask: not-conformance
 #![cfg(feature = "async")]
 
-use std::future::Future;
+mod support;
+
+use support::{poll_once, tokio_rt};
+
 use std::pin::Pin;
 use std::sync::mpsc;
-use std::task::Context;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -29,21 +31,6 @@ fn gated((started, go, v): (Event, Event, u64)) -> u64 {
     started.set();
     go.wait();
     v
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Polls `f` once with a waker that does nothing; `true` if it was pending.
-fn poll_once<F: Future + Unpin>(f: &mut F) -> bool {
-    let waker = futures::task::noop_waker();
-    let mut cx = Context::from_waker(&waker);
-    Pin::new(f).poll(&mut cx).is_pending()
 }
 
 async fn join_returns_value() {
@@ -87,7 +74,7 @@ fn join_async_dropped_leaves_the_child_running() {
     started.wait();
     {
         let mut fut = child.join_async();
-        assert!(poll_once(&mut fut));
+        assert!(poll_once(Pin::new(&mut fut)));
     }
     assert!(child.is_alive());
     go.set();
@@ -151,7 +138,7 @@ fn pool_dropped_future_cancels_a_task_not_started() {
             Callbacks::new().error_callback(move |e| tx.send(e.is_cancelled()).unwrap()),
         )
         .unwrap();
-    assert!(poll_once(&mut queued));
+    assert!(poll_once(Pin::new(&mut queued)));
     drop(queued);
     assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
     go.set();
@@ -182,7 +169,7 @@ fn pool_dropped_future_of_a_started_task_lets_it_finish() {
         )
         .unwrap();
     started.wait();
-    assert!(poll_once(&mut r));
+    assert!(poll_once(Pin::new(&mut r)));
     drop(r);
     go.set();
     assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(9));

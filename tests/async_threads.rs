@@ -4,6 +4,10 @@
 // xtask: not-conformance
 #![cfg(all(feature = "async", target_os = "linux"))]
 
+mod support;
+
+use support::threads;
+
 use std::time::Duration;
 
 use processing::{Event, Lock, Pipe, Queue};
@@ -11,16 +15,6 @@ use processing::{Event, Lock, Pipe, Queue};
 #[allow(non_snake_case)]
 fn Sleep(d: Duration) -> processing::aio::Sleep {
     processing::aio::Sleep::new(d)
-}
-
-fn threads() -> usize {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 fn gated((started, go): (Event, Event)) -> u32 {

@@ -3,9 +3,12 @@
 // xtask: not-conformance
 #![cfg(feature = "async")]
 
+mod support;
+
+use support::{poll_once, tokio_rt};
+
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Context;
 use std::time::Duration;
 
 use processing::{Client, Listener};
@@ -14,21 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use processing::{
     Condition, Connection, Event, JoinableQueue, Lock, Pipe, Process, Queue, Semaphore, SimpleQueue,
 };
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Polls `f` once with a waker that does nothing; `true` if it was pending.
-fn poll_once<F: Future>(f: Pin<&mut F>) -> bool {
-    let waker = futures::task::noop_waker();
-    let mut cx = Context::from_waker(&waker);
-    f.poll(&mut cx).is_pending()
-}
 
 /// Echoes every message back until the peer closes.
 fn echo(conn: Connection<Vec<u8>>) {

@@ -3,16 +3,13 @@
 //! received as another type than it was sent is a typed error (never a wrong value).
 // xtask: not-conformance
 
+mod support;
+
+use support::closed_port;
+
 use std::time::Duration;
 
 use processing::{Client, Connection, ConnectionError, FrameError, Listener, Pipe};
-
-fn closed_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    addr
-}
 
 #[test]
 fn refused_connect_names_the_address() {

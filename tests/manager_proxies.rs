@@ -1,6 +1,10 @@
 //! Conformance M01–M06: manager proxies used from child processes (which receive the proxies as
 //! spawn arguments), against a manager server running in its own process.
 
+mod support;
+
+use support::run;
+
 use std::time::Duration;
 
 use processing::manager::{
@@ -11,17 +15,6 @@ use processing::manager::{
 use processing::Process;
 use processing_suite::shared::{EventLike, LockLike, QueueLike};
 use serde::{Deserialize, Serialize};
-
-fn run<F, A, R>(f: F, args: A) -> R
-where
-    F: Fn(A) -> R + 'static,
-    A: Serialize + serde::de::DeserializeOwned + 'static,
-    R: Serialize + serde::de::DeserializeOwned + 'static,
-{
-    let mut p = Process::new(f, args);
-    p.start().expect("start child");
-    p.join().expect("child failed")
-}
 
 fn list_child(l: ListProxy<i64>) {
     for i in 0..5 {

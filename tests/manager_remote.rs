@@ -1,22 +1,16 @@
 //! Conformance M07–M08: a manager served on a TCP port with an authkey and used by client
 //! processes; failure modes (shutdown, killed server) and restarting on the same address.
 
-use std::net::TcpListener;
+mod support;
+
+use support::free_port;
+
 use std::time::{Duration, Instant};
 
 use processing::manager::{EventProxy, ListProxy, Manager, ManagerBuilder, QueueProxy};
 use processing::Process;
 
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn serve_main((address, key): (String, Vec<u8>)) {
     Manager::builder()

@@ -3,6 +3,10 @@
 //! (a real queue that stays empty, a real child that does not end in time, a real refused
 //! connection, a real listener that never answers the handshake).
 
+mod support;
+
+use support::closed_port;
+
 use std::error::Error as _;
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -19,14 +23,6 @@ fn io_in_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::
         next = e.source();
     }
     None
-}
-
-/// A TCP port with nothing listening on it (bound, then closed).
-fn closed_port() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    addr
 }
 
 /// A child that blocks until its pipe end sees the parent's end close (or a long sleep).

@@ -3,6 +3,10 @@
 //! failed put), against a manager server running in its own process. The `fn` pointer
 //! bindings check the signatures at compile time; the calls check the outcomes.
 
+mod support;
+
+use support::run;
+
 use std::time::{Duration, Instant};
 
 use processing::manager::{
@@ -19,17 +23,6 @@ use processing::{
 const SHORT: Duration = Duration::from_millis(30);
 /// A generous bound for a wait that must succeed on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn run<F, A, R>(f: F, args: A) -> R
-where
-    F: Fn(A) -> R + 'static,
-    A: serde::Serialize + serde::de::DeserializeOwned + 'static,
-    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
-{
-    let mut p = Process::new(f, args);
-    p.start().expect("start child");
-    p.join().expect("child failed")
-}
 
 /// The `ManagerError` a `Manager(..)` variant carries as its source.
 fn manager_cause(e: &dyn std::error::Error) -> &ManagerError {

@@ -3,8 +3,12 @@
 //! (a killed owner leaves no socket directory).
 
 #[cfg(target_os = "linux")]
+mod support;
+
+use support::free_port;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 #[cfg(target_os = "linux")]
 use std::os::unix::net::UnixStream;
 #[cfg(target_os = "linux")]
@@ -52,14 +56,6 @@ fn local_path(m: &Manager) -> PathBuf {
         Address::Local(p) => p.clone(),
         other => panic!("expected a local manager, got {other}"),
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn serve_main((address, key): (String, Vec<u8>)) {
@@ -378,11 +374,12 @@ fn owner_main((tx, in_thread): (processing::Connection<String>, bool)) {
     }
 }
 
+/// Kills an owner process (its manager in a thread when `in_thread`) and checks that its
+/// socket directory is gone soon after.
 #[cfg(target_os = "linux")]
-#[test]
-fn r12_a_killed_owner_leaves_no_socket_directory() {
+fn killed_owner_leaves_no_socket_directory(in_thread: bool, killed_what: &str) {
     let (rx, tx) = Pipe::new::<String>().unwrap();
-    let mut owner = Process::new(owner_main, (tx, false));
+    let mut owner = Process::new(owner_main, (tx, in_thread));
     owner.start().unwrap();
     let socket = PathBuf::from(rx.recv().unwrap());
     let dir = socket.parent().unwrap().to_path_buf();
@@ -393,7 +390,7 @@ fn r12_a_killed_owner_leaves_no_socket_directory() {
     let gone = eventually(Duration::from_secs(2), || !dir.exists());
     assert!(
         gone,
-        "{} still exists {:?} after the owner was killed",
+        "{} still exists {:?} after the {killed_what} was killed",
         dir.display(),
         killed.elapsed()
     );
@@ -401,25 +398,16 @@ fn r12_a_killed_owner_leaves_no_socket_directory() {
 
 #[cfg(target_os = "linux")]
 #[test]
+fn r12_a_killed_owner_leaves_no_socket_directory() {
+    killed_owner_leaves_no_socket_directory(false, "owner");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
 fn r12_in_thread_manager_leaves_nothing_after_sigkill() {
-    let (rx, tx) = Pipe::new::<String>().unwrap();
-    let mut owner = Process::new(owner_main, (tx, true));
-    owner.start().unwrap();
-    let socket = PathBuf::from(rx.recv().unwrap());
-    let dir = socket.parent().unwrap().to_path_buf();
-    assert!(dir.exists());
-    owner.kill().unwrap();
-    let killed = Instant::now();
-    assert!(owner.join_timeout(PATIENCE).is_err());
     // No other manager starts here (its start would sweep the directory): the resource
     // tracker, which outlives the program's processes, removes it.
-    let gone = eventually(Duration::from_secs(2), || !dir.exists());
-    assert!(
-        gone,
-        "{} still exists {:?} after the program was killed",
-        dir.display(),
-        killed.elapsed()
-    );
+    killed_owner_leaves_no_socket_directory(true, "program");
 }
 
 #[test]

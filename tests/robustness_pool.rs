@@ -2,6 +2,8 @@
 //! descriptors, workers stopped or killed with tasks queued, huge timeouts, failing inputs in
 //! a chunk, a worker's memory limit, Ctrl-C during a map.
 
+mod support;
+
 use std::time::Duration;
 
 use processing::{Pool, PoolError};
@@ -151,34 +153,10 @@ fn r15_worker_over_its_memory_limit_is_replaced_keeping_its_result() {
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
-    use processing::{Process, RawArray, StartMethod};
+    use crate::support::{in_spawned_child, limit_fds};
+    use processing::{RawArray, StartMethod};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Instant;
-
-    /// The descriptors this process has open.
-    fn open_fds() -> usize {
-        std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-    }
-
-    /// Lowers this process's descriptor limit to what it uses plus `extra`.
-    fn limit_fds(extra: usize) -> Result<(), String> {
-        let soft = (open_fds() + extra) as libc::rlim_t;
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit/setrlimit with a valid rlimit structure.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-                return Err("getrlimit failed".into());
-            }
-            lim.rlim_cur = soft.min(lim.rlim_max);
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err("setrlimit failed".into());
-            }
-        }
-        Ok(())
-    }
 
     /// Opens /dev/null until the descriptors run out; the files free them when dropped.
     fn exhaust_fds() -> Vec<std::fs::File> {
@@ -207,26 +185,6 @@ mod linux {
             StartMethod::Spawn
         } else {
             StartMethod::Fork
-        }
-    }
-
-    /// Runs `f(arg)` in a child started with the spawn method and returns its report; a child
-    /// that does not end within 120 s (a hang) fails the test.
-    fn in_child<F, A>(f: F, arg: A)
-    where
-        F: Fn(A) -> Result<(), String> + Copy + Send + Sync + 'static,
-        A: serde::Serialize + serde::de::DeserializeOwned + 'static,
-    {
-        let mut p = Process::new(f, arg).start_method(StartMethod::Spawn);
-        p.start().unwrap();
-        match p.join_timeout(Duration::from_secs(120)) {
-            Ok(report) => report.unwrap(),
-            Err(e) if e.is_timeout() => {
-                let _ = p.kill();
-                let _ = p.join();
-                panic!("the scenario hung");
-            }
-            Err(e) => panic!("the scenario failed: {e}"),
         }
     }
 
@@ -259,12 +217,12 @@ mod linux {
 
     #[test]
     fn r02_pool_new_with_few_descriptors_is_a_typed_error_spawn() {
-        in_child(r02_pool_new, true);
+        in_spawned_child(r02_pool_new, true, "the scenario hung");
     }
 
     #[test]
     fn r02_pool_new_with_few_descriptors_is_a_typed_error_fork() {
-        in_child(r02_pool_new, false);
+        in_spawned_child(r02_pool_new, false, "the scenario hung");
     }
 
     /// R02 (a pool replacing a dead worker) and R04 (it serves again afterwards).
@@ -350,12 +308,12 @@ mod linux {
 
     #[test]
     fn r04_pool_serves_again_after_start_failures_spawn() {
-        in_child(r04_scenario, true);
+        in_spawned_child(r04_scenario, true, "the scenario hung");
     }
 
     #[test]
     fn r04_pool_serves_again_after_start_failures_fork() {
-        in_child(r04_scenario, false);
+        in_spawned_child(r04_scenario, false, "the scenario hung");
     }
 
     // ---- R03 ----

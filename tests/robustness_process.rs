@@ -1,6 +1,8 @@
 //! Robustness of processes at the edges (docs/conformance.md R02, R09): few descriptors left,
 //! huge timeouts.
 
+mod support;
+
 use std::time::Duration;
 
 use processing::{Pipe, Process};
@@ -26,30 +28,12 @@ fn r09_join_timeout_and_wait_accept_duration_max() {
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
+    use crate::support::{in_spawned_child, limit_fds};
     use processing::StartMethod;
+
     use std::time::Instant;
 
-    fn open_fds() -> usize {
-        std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-    }
-
-    fn limit_fds(extra: usize) -> Result<(), String> {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit/setrlimit with a valid rlimit structure.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-                return Err("getrlimit failed".into());
-            }
-            lim.rlim_cur = ((open_fds() + extra) as libc::rlim_t).min(lim.rlim_max);
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err("setrlimit failed".into());
-            }
-        }
-        Ok(())
-    }
+    const HUNG: &str = "a start hung with few descriptors left";
 
     /// Starts sleepers with `method` until a start fails; the failure must be a prompt, typed
     /// start error whose source chain holds the OS error (EMFILE).
@@ -103,27 +87,13 @@ mod linux {
         outcome
     }
 
-    fn in_child(spawn: bool) {
-        let mut p = Process::new(starts_until_exhausted, spawn).start_method(StartMethod::Spawn);
-        p.start().unwrap();
-        match p.join_timeout(Duration::from_secs(120)) {
-            Ok(report) => report.unwrap(),
-            Err(e) if e.is_timeout() => {
-                let _ = p.kill();
-                let _ = p.join();
-                panic!("a start hung with few descriptors left");
-            }
-            Err(e) => panic!("the scenario failed: {e}"),
-        }
-    }
-
     #[test]
     fn r02_spawn_with_few_descriptors_is_a_typed_error() {
-        in_child(true);
+        in_spawned_child(starts_until_exhausted, true, HUNG);
     }
 
     #[test]
     fn r02_fork_with_few_descriptors_is_a_typed_error() {
-        in_child(false);
+        in_spawned_child(starts_until_exhausted, false, HUNG);
     }
 }

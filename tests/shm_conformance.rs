@@ -1,6 +1,10 @@
 //! Shared-memory conformance (V01–V06) across real processes, and the resource tracker's
 //! cleanup after a killed child.
 
+mod support;
+
+use support::{run, start};
+
 #[cfg(target_os = "linux")]
 use std::thread;
 #[cfg(target_os = "linux")]
@@ -12,26 +16,6 @@ use processing::Process;
 
 #[cfg(target_os = "linux")]
 const SLACK: Duration = Duration::from_secs(10);
-
-fn start<F, A, R>(f: F, args: A) -> Process<R>
-where
-    F: Fn(A) -> R + 'static,
-    A: serde::Serialize + serde::de::DeserializeOwned + 'static,
-    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
-{
-    let mut p = Process::new(f, args);
-    p.start().expect("start child");
-    p
-}
-
-fn run<F, A, R>(f: F, args: A) -> R
-where
-    F: Fn(A) -> R + 'static,
-    A: serde::Serialize + serde::de::DeserializeOwned + 'static,
-    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
-{
-    start(f, args).join().expect("child failed")
-}
 
 // ---------------------------------------------------------------- V01
 
@@ -294,26 +278,38 @@ fn create_and_wait((names, ready): (RawArray<u8>, Event)) {
     std::thread::sleep(std::time::Duration::from_secs(600));
 }
 
-#[cfg(target_os = "linux")]
-#[test]
-fn v06_segment_removed_after_killed_creator() {
+/// A child running [`create_and_wait`], once its segments exist: the child, the name of its
+/// raw segment and its pid.
+#[cfg(any(target_os = "linux", windows))]
+fn start_creator() -> (Process<()>, String, String) {
     let names = RawArray::<u8>::new(256).unwrap();
     let ready = Event::new().unwrap();
-    let mut p = start(create_and_wait, (names.clone(), ready.clone()));
+    let p = start(create_and_wait, (names.clone(), ready.clone()));
     ready.wait();
     let text = String::from_utf8(names.to_vec()).unwrap();
     let mut words = text.trim_end_matches('\0').split_whitespace();
-    let (shm_name, pid) = (
-        words.next().unwrap().to_string(),
-        words.next().unwrap().to_string(),
-    );
-    // Every segment the child created carries its pid in the name.
+    let shm_name = words.next().unwrap().to_string();
+    let pid = words.next().unwrap().to_string();
+    (p, shm_name, pid)
+}
+
+/// The entries of `dir` that process `pid` created: every segment carries its creator's pid
+/// in its name.
+#[cfg(any(target_os = "linux", windows))]
+fn created_by(dir: &std::path::Path, pid: &str) -> Vec<String> {
     let prefix = format!("processing-{pid}-");
-    let created: Vec<String> = std::fs::read_dir("/dev/shm")
+    std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.starts_with(&prefix))
-        .collect();
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn v06_segment_removed_after_killed_creator() {
+    let (mut p, shm_name, pid) = start_creator();
+    let created = created_by("/dev/shm".as_ref(), &pid);
     assert!(
         created.len() >= 3 && created.contains(&shm_name),
         "{created:?}"
@@ -329,22 +325,12 @@ fn v06_segment_removed_after_killed_creator() {
 #[cfg(target_os = "linux")]
 #[test]
 fn v06_dev_shm_clean_after_killed_child() {
-    let names = RawArray::<u8>::new(256).unwrap();
-    let ready = Event::new().unwrap();
-    let mut p = start(create_and_wait, (names.clone(), ready.clone()));
-    ready.wait();
-    let text = String::from_utf8(names.to_vec()).unwrap();
-    let pid = text.split_whitespace().nth(1).unwrap().to_string();
+    let (mut p, _, pid) = start_creator();
     p.kill().unwrap();
     let _ = p.join();
-    let prefix = format!("processing-{pid}-");
     let start_t = Instant::now();
     loop {
-        let left: Vec<String> = std::fs::read_dir("/dev/shm")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(&prefix))
-            .collect();
+        let left = created_by("/dev/shm".as_ref(), &pid);
         if left.is_empty() {
             break;
         }
@@ -366,22 +352,8 @@ fn create_one(_: ()) -> bool {
 #[test]
 fn v06_killed_creator_segments_swept_on_windows() {
     let dir = std::env::temp_dir().join("processing-shm");
-    let names = RawArray::<u8>::new(256).unwrap();
-    let ready = Event::new().unwrap();
-    let mut p = start(create_and_wait, (names.clone(), ready.clone()));
-    ready.wait();
-    let text = String::from_utf8(names.to_vec()).unwrap();
-    let mut words = text.trim_end_matches('\0').split_whitespace();
-    let (shm_name, pid) = (
-        words.next().unwrap().to_string(),
-        words.next().unwrap().to_string(),
-    );
-    let prefix = format!("processing-{pid}-");
-    let created: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
+    let (mut p, shm_name, pid) = start_creator();
+    let created = created_by(&dir, &pid);
     assert!(
         created.len() >= 3 && created.contains(&shm_name),
         "{created:?}"

@@ -1,6 +1,10 @@
 //! Synchronisation conformance (S01–S12) across real processes, and threads where it
 //! applies; plus the crashed-holder and killed-waiter guarantees.
 
+mod support;
+
+use support::start;
+
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -21,17 +25,6 @@ fn assert_about(elapsed: Duration, t: Duration) {
         elapsed >= t && elapsed < t + SLACK,
         "elapsed {elapsed:?}, expected about {t:?}"
     );
-}
-
-fn start<F, A, R>(f: F, args: A) -> Process<R>
-where
-    F: Fn(A) -> R + 'static,
-    A: serde::Serialize + serde::de::DeserializeOwned + 'static,
-    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
-{
-    let mut p = Process::new(f, args);
-    p.start().expect("start child");
-    p
 }
 
 /// Polls `cond` every few milliseconds until it holds (or fails the test after the slack).
