@@ -64,6 +64,41 @@ macro_rules! __release_guard {
     };
 }
 
+/// `acquire`, `acquire_timeout` and `try_acquire` delegated to the field `$field`, whose guard
+/// is `$guard`, with the doc comments given before each name.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __delegate_acquire {
+    (
+        $field:ident, $guard:ident,
+        $(#[$acquire:meta])* fn acquire;
+        $(#[$timeout:meta])* fn acquire_timeout;
+        $(#[$try:meta])* fn try_acquire;
+    ) => {
+        $(#[$acquire])*
+        pub fn acquire(
+            &self,
+        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
+            self.$field.acquire()
+        }
+
+        $(#[$timeout])*
+        pub fn acquire_timeout(
+            &self,
+            timeout: ::std::time::Duration,
+        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
+            self.$field.acquire_timeout(timeout)
+        }
+
+        $(#[$try])*
+        pub fn try_acquire(
+            &self,
+        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
+            self.$field.try_acquire()
+        }
+    };
+}
+
 /// The methods of a `Condition` that only delegate to its recursive lock (field `lock` of type
 /// `$rlock`, guard `$guard`) or loop over its `wait_until(Option<Instant>)` and `notify_n`.
 #[doc(hidden)]
@@ -75,27 +110,15 @@ macro_rules! __condition_methods {
             &self.lock
         }
 
-        /// Acquires the condition's lock (see [`RLock::acquire`]).
-        pub fn acquire(
-            &self,
-        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
-            self.lock.acquire()
-        }
-
-        /// Acquires the condition's lock, waiting at most `timeout`.
-        pub fn acquire_timeout(
-            &self,
-            timeout: ::std::time::Duration,
-        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
-            self.lock.acquire_timeout(timeout)
-        }
-
-        /// Acquires the condition's lock if free now (or held by this thread);
-        /// `AcquireError::WouldBlock` if another thread holds it.
-        pub fn try_acquire(
-            &self,
-        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
-            self.lock.try_acquire()
+        $crate::__delegate_acquire! {
+            lock, $guard,
+            /// Acquires the condition's lock (see [`RLock::acquire`]).
+            fn acquire;
+            /// Acquires the condition's lock, waiting at most `timeout`.
+            fn acquire_timeout;
+            /// Acquires the condition's lock if free now (or held by this thread);
+            /// `AcquireError::WouldBlock` if another thread holds it.
+            fn try_acquire;
         }
 
         fn check_owner(&self) -> ::std::result::Result<(), $crate::ConditionError> {
@@ -169,26 +192,14 @@ macro_rules! __condition_methods {
 #[macro_export]
 macro_rules! __bounded_semaphore_methods {
     ($guard:ident) => {
-        /// Takes a permit, waiting as long as it takes (see [`Semaphore::acquire`]).
-        pub fn acquire(
-            &self,
-        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
-            self.inner.acquire()
-        }
-
-        /// Takes a permit, waiting at most `timeout` ([`AcquireError::Timeout`] then).
-        pub fn acquire_timeout(
-            &self,
-            timeout: ::std::time::Duration,
-        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
-            self.inner.acquire_timeout(timeout)
-        }
-
-        /// Takes a permit if one is free now; [`AcquireError::WouldBlock`] if none is.
-        pub fn try_acquire(
-            &self,
-        ) -> ::std::result::Result<$guard<'_>, $crate::AcquireError<$guard<'_>>> {
-            self.inner.try_acquire()
+        $crate::__delegate_acquire! {
+            inner, $guard,
+            /// Takes a permit, waiting as long as it takes (see [`Semaphore::acquire`]).
+            fn acquire;
+            /// Takes a permit, waiting at most `timeout` ([`AcquireError::Timeout`] then).
+            fn acquire_timeout;
+            /// Takes a permit if one is free now; [`AcquireError::WouldBlock`] if none is.
+            fn try_acquire;
         }
 
         /// Returns a permit; [`ReleaseError::Bound`] if that would exceed the bound.
