@@ -291,6 +291,29 @@ impl<T> AsyncResult<T> {
         }
     }
 
+    /// The handle of `group`'s result `slot`: cancelling it claims the group (through
+    /// `claims`) before any worker does, and then fails the result with
+    /// [`PoolError::Cancelled`].
+    pub(crate) fn cancellable<G: Send + Sync + 'static>(
+        slot: Arc<Slot<T>>,
+        group: Arc<G>,
+        claims: fn(&G) -> &Claims,
+    ) -> Self
+    where
+        T: Send + 'static,
+    {
+        let result = slot.clone();
+        let cancel = move || {
+            if claims(&group).cancel() {
+                result.set(Err(PoolError::Cancelled));
+                true
+            } else {
+                false
+            }
+        };
+        AsyncResult::new(slot, Arc::new(cancel))
+    }
+
     /// Waits for the result and returns it (or the task's error).
     pub fn get(self) -> Result<T, PoolError> {
         self.slot.take(None)
@@ -348,15 +371,7 @@ impl<R: DeserializeOwned + Send + 'static> ApplyGroup<R> {
             slot: slot.clone(),
         });
         shared.submit([Task::new(entry, input, group.clone(), 0)])?;
-        let cancel = move || {
-            if group.claims.cancel() {
-                group.slot.set(Err(PoolError::Cancelled));
-                true
-            } else {
-                false
-            }
-        };
-        Ok(AsyncResult::new(slot, Arc::new(cancel)))
+        Ok(AsyncResult::cancellable(slot, group, |g| &g.claims))
     }
 }
 
@@ -427,15 +442,7 @@ impl<R: DeserializeOwned + Send + 'static> MapGroup<R> {
                 break;
             }
         }
-        let cancel = move || {
-            if group.claims.cancel() {
-                group.slot.set(Err(PoolError::Cancelled));
-                true
-            } else {
-                false
-            }
-        };
-        Ok(AsyncResult::new(slot, Arc::new(cancel)))
+        Ok(AsyncResult::cancellable(slot, group, |g| &g.claims))
     }
 }
 
