@@ -58,14 +58,20 @@ fn owner_alive(word: u64) -> bool {
 static TABLE: Mutex<()> = Mutex::new(());
 
 impl Header {
-    fn attach(&self) {
-        let _guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    /// This process's owner word, and the slot it holds, if any.
+    fn own_slot(&self) -> (u64, Option<&Slot>) {
         let me = owner_word(liveness::current_pid(), liveness::current_stamp());
-        if let Some(slot) = self
+        let slot = self
             .slots
             .iter()
-            .find(|s| s.owner.load(Ordering::Acquire) == me)
-        {
+            .find(|s| s.owner.load(Ordering::Acquire) == me);
+        (me, slot)
+    }
+
+    fn attach(&self) {
+        let _guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+        let (me, mine) = self.own_slot();
+        if let Some(slot) = mine {
             slot.count.fetch_add(1, Ordering::AcqRel);
             return;
         }
@@ -93,12 +99,8 @@ impl Header {
 
     fn detach(&self) {
         let _guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
-        let me = owner_word(liveness::current_pid(), liveness::current_stamp());
-        if let Some(slot) = self
-            .slots
-            .iter()
-            .find(|s| s.owner.load(Ordering::Acquire) == me)
-        {
+        let (_, mine) = self.own_slot();
+        if let Some(slot) = mine {
             if slot.count.fetch_sub(1, Ordering::AcqRel) == 1 {
                 slot.owner.store(0, Ordering::Release);
             }
