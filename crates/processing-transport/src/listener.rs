@@ -60,6 +60,41 @@ fn in_use(address: &Address, e: std::io::Error) -> ListenerError {
     }
 }
 
+/// The by-value setters a [`ListenerBuilder`] and a [`ClientBuilder`] share over their
+/// `settings`, with the doc comments given before each name.
+macro_rules! settings_setters {
+    (
+        $(#[$authkey:meta])* fn authkey;
+        $(#[$allow:meta])* fn allow_unauthenticated_tcp;
+        $(#[$max:meta])* fn max_message_size;
+        $(#[$handshake:meta])* fn handshake_timeout;
+    ) => {
+        $(#[$authkey])*
+        pub fn authkey(mut self, key: &[u8]) -> Self {
+            self.settings.authkey = Some(key.into());
+            self
+        }
+
+        $(#[$allow])*
+        pub fn allow_unauthenticated_tcp(mut self, allow: bool) -> Self {
+            self.settings.allow_empty_tcp = allow;
+            self
+        }
+
+        $(#[$max])*
+        pub fn max_message_size(mut self, max: u64) -> Self {
+            self.settings.max_message = max;
+            self
+        }
+
+        $(#[$handshake])*
+        pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+            self.settings.handshake_timeout = timeout;
+            self
+        }
+    };
+}
+
 /// Configures a [`Listener`] (rayon-style by-value setters, then [`bind`](Self::bind)).
 ///
 /// ```
@@ -74,29 +109,16 @@ pub struct ListenerBuilder {
 }
 
 impl ListenerBuilder {
-    /// The authkey both sides must share (default: [`processing_core::authkey::get`]).
-    pub fn authkey(mut self, key: &[u8]) -> Self {
-        self.settings.authkey = Some(key.into());
-        self
-    }
-
-    /// Accept an empty authkey on a TCP address (refused by default: anyone who can reach the
-    /// port could connect).
-    pub fn allow_unauthenticated_tcp(mut self, allow: bool) -> Self {
-        self.settings.allow_empty_tcp = allow;
-        self
-    }
-
-    /// The largest message accepted connections receive (default 16 GiB).
-    pub fn max_message_size(mut self, max: u64) -> Self {
-        self.settings.max_message = max;
-        self
-    }
-
-    /// How long a connecting peer may take over the handshake (default 30 s; `None`: forever).
-    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.settings.handshake_timeout = timeout;
-        self
+    settings_setters! {
+        /// The authkey both sides must share (default: [`processing_core::authkey::get`]).
+        fn authkey;
+        /// Accept an empty authkey on a TCP address (refused by default: anyone who can reach the
+        /// port could connect).
+        fn allow_unauthenticated_tcp;
+        /// The largest message accepted connections receive (default 16 GiB).
+        fn max_message_size;
+        /// How long a connecting peer may take over the handshake (default 30 s; `None`: forever).
+        fn handshake_timeout;
     }
 
     /// Binds the address. A live listener already there is [`ListenerError::AddressInUse`]; a
@@ -589,28 +611,15 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The authkey both sides must share (default: [`processing_core::authkey::get`]).
-    pub fn authkey(mut self, key: &[u8]) -> Self {
-        self.settings.authkey = Some(key.into());
-        self
-    }
-
-    /// Allow an empty authkey on a TCP address (refused by default).
-    pub fn allow_unauthenticated_tcp(mut self, allow: bool) -> Self {
-        self.settings.allow_empty_tcp = allow;
-        self
-    }
-
-    /// The largest message the connection receives (default 16 GiB).
-    pub fn max_message_size(mut self, max: u64) -> Self {
-        self.settings.max_message = max;
-        self
-    }
-
-    /// How long the server may take over the handshake (default 30 s; `None`: forever).
-    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.settings.handshake_timeout = timeout;
-        self
+    settings_setters! {
+        /// The authkey both sides must share (default: [`processing_core::authkey::get`]).
+        fn authkey;
+        /// Allow an empty authkey on a TCP address (refused by default).
+        fn allow_unauthenticated_tcp;
+        /// The largest message the connection receives (default 16 GiB).
+        fn max_message_size;
+        /// How long the server may take over the handshake (default 30 s; `None`: forever).
+        fn handshake_timeout;
     }
 
     /// Connects and authenticates.
