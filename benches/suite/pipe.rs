@@ -109,33 +109,25 @@ fn throughput(ctx: &Ctx) -> Option<(f64, usize)> {
 
 pub fn run(ctx: &Ctx) {
     if ctx.want("pipe_rtt_us") {
-        match rtt(ctx, false) {
-            Some((us, n)) => ctx.emit(
-                "pipe_rtt_us",
-                us,
-                "us",
-                &[
-                    ("count", n.to_string()),
-                    ("message_bytes", "8".into()),
-                    ("pinned", "false".into()),
-                    ("headline", "true".into()),
-                ],
-            ),
-            None => eprintln!("pipe_rtt_us: failed"),
-        }
-        if cfg!(target_os = "linux") {
-            match rtt(ctx, true) {
-                Some((us, n)) => ctx.emit(
-                    "pipe_rtt_us",
-                    us,
-                    "us",
-                    &[
+        // Pinned to one CPU each only where the affinity call exists (Linux); the unpinned
+        // figure is the headline.
+        for pinned in [false, true] {
+            if pinned && !cfg!(target_os = "linux") {
+                continue;
+            }
+            match rtt(ctx, pinned) {
+                Some((us, n)) => {
+                    let mut extra: Vec<(&str, String)> = vec![
                         ("count", n.to_string()),
                         ("message_bytes", "8".into()),
-                        ("pinned", "true".into()),
-                    ],
-                ),
-                None => eprintln!("pipe_rtt_us (pinned): failed"),
+                        ("pinned", pinned.to_string()),
+                    ];
+                    if !pinned {
+                        extra.push(("headline", "true".into()));
+                    }
+                    ctx.emit("pipe_rtt_us", us, "us", &extra);
+                }
+                None => eprintln!("pipe_rtt_us (pinned: {pinned}): failed"),
             }
         }
     }

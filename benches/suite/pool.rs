@@ -11,6 +11,20 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
+/// Emits `n` tasks done in `seconds` by a pool of 2 as a headline rate.
+fn emit(ctx: &Ctx, metric: &str, n: u64, seconds: f64) {
+    ctx.emit(
+        metric,
+        n as f64 / seconds,
+        "tasks/s",
+        &[
+            ("workers", "2".into()),
+            ("count", n.to_string()),
+            ("headline", "true".into()),
+        ],
+    );
+}
+
 pub fn run(ctx: &Ctx) {
     if ctx.want("pool_map_tasks_per_s") {
         let n: u64 = if ctx.quick { 100_000 } else { 1_000_000 };
@@ -21,16 +35,7 @@ pub fn run(ctx: &Ctx) {
         let dt = t.elapsed().as_secs_f64();
         assert_eq!(r[r.len() - 1], (n - 1) * (n - 1));
         drop(pool);
-        ctx.emit(
-            "pool_map_tasks_per_s",
-            n as f64 / dt,
-            "tasks/s",
-            &[
-                ("workers", "2".into()),
-                ("count", n.to_string()),
-                ("headline", "true".into()),
-            ],
-        );
+        emit(ctx, "pool_map_tasks_per_s", n, dt);
     }
     if ctx.want("pool_apply_async_tasks_per_s") {
         let n: u64 = if ctx.quick { 5_000 } else { 50_000 };
@@ -44,15 +49,6 @@ pub fn run(ctx: &Ctx) {
         let dt = t.elapsed().as_secs_f64();
         assert!(total > 0);
         drop(pool);
-        ctx.emit(
-            "pool_apply_async_tasks_per_s",
-            n as f64 / dt,
-            "tasks/s",
-            &[
-                ("workers", "2".into()),
-                ("count", n.to_string()),
-                ("headline", "true".into()),
-            ],
-        );
+        emit(ctx, "pool_apply_async_tasks_per_s", n, dt);
     }
 }
