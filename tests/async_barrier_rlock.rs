@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{poll_once, tokio_rt};
+use support::{poll_once, tokio_and_block_on};
 
 use std::time::Duration;
 
@@ -71,24 +71,9 @@ async fn rlock_contended() {
     assert!(!lock.is_owned());
 }
 
-#[test]
-fn barrier_tokio() {
-    tokio_rt().block_on(barrier_passes());
-}
-
-#[test]
-fn barrier_block_on() {
-    futures::executor::block_on(barrier_passes());
-}
-
-#[test]
-fn rlock_tokio() {
-    tokio_rt().block_on(rlock_contended());
-}
-
-#[test]
-fn rlock_block_on() {
-    futures::executor::block_on(rlock_contended());
+tokio_and_block_on! {
+    barrier_passes: barrier_tokio, barrier_block_on;
+    rlock_contended: rlock_tokio, rlock_block_on;
 }
 
 #[test]

@@ -81,11 +81,22 @@ fn joinable_queue_join_async() {
     });
 }
 
-/// A thread that holds something until told to let go.
-fn holder(hold: impl FnOnce(mpsc::Receiver<()>) + Send + 'static) -> mpsc::Sender<()> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || hold(rx));
-    tx
+/// A thread that acquires (a clone of) `$lock` and holds it until told to let go: the sender
+/// that tells it, once it holds the lock.
+macro_rules! held_elsewhere {
+    ($lock:expr) => {{
+        let lock = $lock.clone();
+        let (held_tx, held_rx) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let g = lock.acquire().unwrap();
+            held_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            drop(g);
+        });
+        held_rx.recv().unwrap();
+        go
+    }};
 }
 
 #[test]
@@ -94,17 +105,7 @@ fn lock_like_acquire_async_waits_for_a_holder() {
     under_both(|| async {
         // Lock held by another thread (another connection): the async acquire waits.
         let lock = m.lock().unwrap();
-        let (held_tx, held_rx) = mpsc::channel();
-        let go = holder({
-            let lock = lock.clone();
-            move |go| {
-                let g = lock.acquire().unwrap();
-                held_tx.send(()).unwrap();
-                go.recv().unwrap();
-                drop(g);
-            }
-        });
-        held_rx.recv().unwrap();
+        let go = held_elsewhere!(lock);
         let mut f = std::pin::pin!(lock.acquire_async());
         assert!(poll_once(f.as_mut()));
         go.send(()).unwrap();
@@ -121,17 +122,7 @@ fn lock_like_acquire_async_waits_for_a_holder() {
             drop(inner);
             outer.release().unwrap();
         }
-        let (held_tx, held_rx) = mpsc::channel();
-        let go = holder({
-            let r = r.clone();
-            move |go| {
-                let g = r.acquire().unwrap();
-                held_tx.send(()).unwrap();
-                go.recv().unwrap();
-                drop(g);
-            }
-        });
-        held_rx.recv().unwrap();
+        let go = held_elsewhere!(r);
         let mut f = std::pin::pin!(r.acquire_async());
         assert!(poll_once(f.as_mut()));
         go.send(()).unwrap();
@@ -193,17 +184,7 @@ fn event_and_barrier_wait_async() {
 fn a_dropped_acquire_async_takes_nothing() {
     let m = Manager::start().unwrap();
     let lock = m.lock().unwrap();
-    let (held_tx, held_rx) = mpsc::channel();
-    let go = holder({
-        let lock = lock.clone();
-        move |go| {
-            let g = lock.acquire().unwrap();
-            held_tx.send(()).unwrap();
-            go.recv().unwrap();
-            drop(g);
-        }
-    });
-    held_rx.recv().unwrap();
+    let go = held_elsewhere!(lock);
     {
         let f = std::pin::pin!(lock.acquire_async());
         assert!(poll_once(f));

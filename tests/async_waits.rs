@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{poll_once, tokio_rt};
+use support::{poll_once, tokio_and_block_on, tokio_rt};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -119,34 +119,10 @@ async fn locks_and_events() {
     });
 }
 
-#[test]
-fn pipe_tokio() {
-    tokio_rt().block_on(pipe_ping_pong());
-}
-
-#[test]
-fn pipe_block_on() {
-    futures::executor::block_on(pipe_ping_pong());
-}
-
-#[test]
-fn queue_tokio() {
-    tokio_rt().block_on(queue_from_a_child());
-}
-
-#[test]
-fn queue_block_on() {
-    futures::executor::block_on(queue_from_a_child());
-}
-
-#[test]
-fn locks_tokio() {
-    tokio_rt().block_on(locks_and_events());
-}
-
-#[test]
-fn locks_block_on() {
-    futures::executor::block_on(locks_and_events());
+tokio_and_block_on! {
+    pipe_ping_pong: pipe_tokio, pipe_block_on;
+    queue_from_a_child: queue_tokio, queue_block_on;
+    locks_and_events: locks_tokio, locks_block_on;
 }
 
 async fn accept(l: &Listener) {

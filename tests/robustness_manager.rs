@@ -58,6 +58,15 @@ fn local_path(m: &Manager) -> PathBuf {
     }
 }
 
+/// A manager started here: its handle, its server's pid and its socket's path.
+#[cfg(target_os = "linux")]
+fn local_manager() -> (Manager, u32, PathBuf) {
+    let m = Manager::start().unwrap();
+    let pid = m.server_pid().unwrap();
+    let path = local_path(&m);
+    (m, pid, path)
+}
+
 fn serve_main((address, key): (String, Vec<u8>)) {
     Manager::builder()
         .authkey(key)
@@ -80,9 +89,7 @@ fn legitimate_call(address: Address, key: Vec<u8>) -> Duration {
 #[cfg(target_os = "linux")]
 #[test]
 fn r05_idle_peers_do_not_delay_a_local_manager_client() {
-    let m = Manager::start().unwrap();
-    let pid = m.server_pid().unwrap();
-    let path = local_path(&m);
+    let (m, pid, path) = local_manager();
     let threads_before = status(pid, "Threads:");
     let idle: Vec<UnixStream> = (0..100)
         .map(|_| UnixStream::connect(&path).unwrap())
@@ -135,9 +142,7 @@ fn r05_idle_peers_do_not_delay_a_tcp_manager_client() {
 #[cfg(target_os = "linux")]
 #[test]
 fn r06_manager_server_allocates_what_arrived() {
-    let m = Manager::start().unwrap();
-    let pid = m.server_pid().unwrap();
-    let path = local_path(&m);
+    let (m, pid, path) = local_manager();
     let key = processing::core::authkey::get().to_vec();
     // Warm up (a first connection and call), then take the baseline.
     assert_eq!(m.list_from([1u32]).unwrap().len().unwrap(), 1);

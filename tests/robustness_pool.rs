@@ -154,6 +154,22 @@ fn r15_worker_over_its_memory_limit_is_replaced_keeping_its_result() {
 mod linux {
     use super::*;
     use crate::support::{in_spawned_child, limit_fds};
+
+    /// Two tests of `scenario(spawn)`, each in a spawned child: workers started with the spawn
+    /// method (`$spawn`) and with fork (`$fork`).
+    macro_rules! spawn_and_fork {
+        ($scenario:ident: $spawn:ident, $fork:ident) => {
+            #[test]
+            fn $spawn() {
+                in_spawned_child($scenario, true, "the scenario hung");
+            }
+
+            #[test]
+            fn $fork() {
+                in_spawned_child($scenario, false, "the scenario hung");
+            }
+        };
+    }
     use processing::{RawArray, StartMethod};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Instant;
@@ -215,15 +231,11 @@ mod linux {
         Ok(())
     }
 
-    #[test]
-    fn r02_pool_new_with_few_descriptors_is_a_typed_error_spawn() {
-        in_spawned_child(r02_pool_new, true, "the scenario hung");
-    }
-
-    #[test]
-    fn r02_pool_new_with_few_descriptors_is_a_typed_error_fork() {
-        in_spawned_child(r02_pool_new, false, "the scenario hung");
-    }
+    spawn_and_fork!(
+        r02_pool_new:
+        r02_pool_new_with_few_descriptors_is_a_typed_error_spawn,
+        r02_pool_new_with_few_descriptors_is_a_typed_error_fork
+    );
 
     /// R02 (a pool replacing a dead worker) and R04 (it serves again afterwards).
     fn r04_scenario(spawn: bool) -> Result<(), String> {
@@ -306,15 +318,11 @@ mod linux {
         Ok(())
     }
 
-    #[test]
-    fn r04_pool_serves_again_after_start_failures_spawn() {
-        in_spawned_child(r04_scenario, true, "the scenario hung");
-    }
-
-    #[test]
-    fn r04_pool_serves_again_after_start_failures_fork() {
-        in_spawned_child(r04_scenario, false, "the scenario hung");
-    }
+    spawn_and_fork!(
+        r04_scenario:
+        r04_pool_serves_again_after_start_failures_spawn,
+        r04_pool_serves_again_after_start_failures_fork
+    );
 
     // ---- R03 ----
 

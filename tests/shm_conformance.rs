@@ -41,22 +41,23 @@ fn write_values((v, r): (Values, Raws)) {
     r.4.set(v.4.get() / 2);
 }
 
+/// The five values of `Values`/`Raws`, zero, made with `$kind::new`.
+macro_rules! zeros {
+    ($kind:ident) => {
+        (
+            $kind::new(0).unwrap(),
+            $kind::new(0.0).unwrap(),
+            $kind::new(0).unwrap(),
+            $kind::new(0).unwrap(),
+            $kind::new(0).unwrap(),
+        )
+    };
+}
+
 #[test]
 fn v01_child_writes_visible() {
-    let v: Values = (
-        Value::new(0).unwrap(),
-        Value::new(0.0).unwrap(),
-        Value::new(0).unwrap(),
-        Value::new(0).unwrap(),
-        Value::new(0).unwrap(),
-    );
-    let r: Raws = (
-        RawValue::new(0).unwrap(),
-        RawValue::new(0.0).unwrap(),
-        RawValue::new(0).unwrap(),
-        RawValue::new(0).unwrap(),
-        RawValue::new(0).unwrap(),
-    );
+    let v: Values = zeros!(Value);
+    let r: Raws = zeros!(RawValue);
     run(write_values, (v.clone(), r.clone()));
     assert_eq!(
         (v.0.get(), v.1.get(), v.2.get(), v.3.get(), v.4.get()),

@@ -2,7 +2,7 @@
 //! one poll of a future and the parent's thread count. Each test binary includes this module
 //! and uses what it needs.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports, unused_macros)]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -119,3 +119,20 @@ pub fn limit_fds(extra: usize) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Two tests of each async body `$body()`: `$tokio` runs it on [`tokio_rt`], `$block_on`
+/// under `futures::executor::block_on`.
+macro_rules! tokio_and_block_on {
+    ($($body:ident: $tokio:ident, $block_on:ident;)*) => {$(
+        #[test]
+        fn $tokio() {
+            $crate::support::tokio_rt().block_on($body());
+        }
+
+        #[test]
+        fn $block_on() {
+            futures::executor::block_on($body());
+        }
+    )*};
+}
+pub(crate) use tokio_and_block_on;
