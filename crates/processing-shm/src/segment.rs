@@ -249,14 +249,7 @@ impl SharedMemory {
         h.size.store(size as u64, Ordering::Release);
         h.attach();
         h.magic.store(MAGIC, Ordering::Release);
-        sys::tracker_register(name, true);
-        Ok(SharedMemory {
-            inner: Arc::new(Attachment {
-                seg,
-                name: name.to_string(),
-                size,
-            }),
-        })
+        Ok(SharedMemory::attached(seg, name, size, true))
     }
 
     /// Attaches to the existing segment `name`.
@@ -274,14 +267,20 @@ impl SharedMemory {
         let h = header(&seg);
         let size = h.size.load(Ordering::Acquire) as usize;
         h.attach();
-        sys::tracker_register(name, false);
-        Ok(SharedMemory {
+        Ok(SharedMemory::attached(seg, name, size, false))
+    }
+
+    /// The handle of `seg`, which this process has just attached (and `created`, or opened),
+    /// registered with the resource tracker.
+    fn attached(seg: sys::Segment, name: &str, size: usize, created: bool) -> SharedMemory {
+        sys::tracker_register(name, created);
+        SharedMemory {
             inner: Arc::new(Attachment {
                 seg,
                 name: name.to_string(),
                 size,
             }),
-        })
+        }
     }
 
     /// Removes the segment's name now: no other process can attach to it any more; existing
