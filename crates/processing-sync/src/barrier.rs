@@ -68,14 +68,23 @@ impl Barrier {
         Ok(b)
     }
 
+    /// The pass's action as the algorithm runs it: true when it returned, false when it
+    /// panicked.
+    fn action(&self) -> Option<impl Fn() -> bool> {
+        self.action
+            .map(|a| move || catch_unwind(AssertUnwindSafe(a.0)).is_ok())
+    }
+
     fn wait_until(&self, deadline: Option<Instant>) -> Result<usize, BarrierError> {
-        let run = self
-            .action
-            .map(|a| move || catch_unwind(AssertUnwindSafe(a.0)).is_ok());
-        let action: Option<&dyn Fn() -> bool> = run.as_ref().map(|f| f as &dyn Fn() -> bool);
+        let run = self.action();
         self.shared
             .state()
-            .wait(self.shared.park(), me(), deadline, action)
+            .wait(
+                self.shared.park(),
+                me(),
+                deadline,
+                run.as_ref().map(|f| f as _),
+            )
             .map(|i| i as usize)
             .map_err(failed)
     }
@@ -84,13 +93,10 @@ impl Barrier {
     /// action if this arrival completes the pass.
     #[cfg(feature = "async")]
     pub(crate) fn arrive(&self) -> Result<crate::algo::barrier::Arrived, BarrierError> {
-        let run = self
-            .action
-            .map(|a| move || catch_unwind(AssertUnwindSafe(a.0)).is_ok());
-        let action: Option<&dyn Fn() -> bool> = run.as_ref().map(|f| f as &dyn Fn() -> bool);
+        let run = self.action();
         self.shared
             .state()
-            .arrive(self.shared.park(), me(), action)
+            .arrive(self.shared.park(), me(), run.as_ref().map(|f| f as _))
             .map_err(failed)
     }
 
