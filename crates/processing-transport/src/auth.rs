@@ -57,12 +57,9 @@ fn digest_and_payload(message: &[u8]) -> Result<(&[u8], &[u8]), AuthError> {
 }
 
 /// Checks the answer to our challenge `message` (which includes its `{sha256}` prefix).
-pub(crate) fn verify_response(
-    key: &[u8],
-    message: &[u8],
-    response: &[u8],
-) -> Result<(), AuthError> {
-    let (name, digest) = digest_and_payload(response)?;
+/// The MAC of `message` under `key` with the digest `name` that the peer asked for (only
+/// [`DIGEST`] is supported).
+fn mac_of(key: &[u8], name: &[u8], message: &[u8]) -> Result<HmacSha256, AuthError> {
     if name != DIGEST {
         return Err(AuthError::UnsupportedDigest(
             String::from_utf8_lossy(name).into_owned(),
@@ -70,6 +67,16 @@ pub(crate) fn verify_response(
     }
     let mut m = mac(key);
     m.update(message);
+    Ok(m)
+}
+
+pub(crate) fn verify_response(
+    key: &[u8],
+    message: &[u8],
+    response: &[u8],
+) -> Result<(), AuthError> {
+    let (name, digest) = digest_and_payload(response)?;
+    let m = mac_of(key, name, message)?;
     m.verify_slice(digest).map_err(|_| AuthError::WrongDigest)
 }
 
@@ -84,13 +91,7 @@ pub(crate) fn respond(key: &[u8], challenge_frame: &[u8]) -> Result<Vec<u8>, Aut
         ));
     }
     let (name, _) = digest_and_payload(message)?;
-    if name != DIGEST {
-        return Err(AuthError::UnsupportedDigest(
-            String::from_utf8_lossy(name).into_owned(),
-        ));
-    }
-    let mut m = mac(key);
-    m.update(message);
+    let m = mac_of(key, name, message)?;
     let mut out = Vec::with_capacity(DIGEST.len() + 2 + 32);
     out.push(b'{');
     out.extend_from_slice(DIGEST);
