@@ -60,6 +60,14 @@ fn in_use(address: &Address, e: std::io::Error) -> ListenerError {
     }
 }
 
+/// `builder` with `authkey` set through `set`, if one is given (else the process's authkey).
+fn with_key<B>(builder: B, authkey: Option<&[u8]>, set: fn(B, &[u8]) -> B) -> B {
+    match authkey {
+        Some(k) => set(builder, k),
+        None => builder,
+    }
+}
+
 /// The by-value setters a [`ListenerBuilder`] and a [`ClientBuilder`] share over their
 /// `settings`, with the doc comments given before each name.
 macro_rules! settings_setters {
@@ -472,11 +480,12 @@ impl Listener {
         address: impl IntoAddress,
         authkey: Option<&[u8]>,
     ) -> Result<Listener, ListenerError> {
-        let mut b = ListenerBuilder::default();
-        if let Some(k) = authkey {
-            b = b.authkey(k);
-        }
-        b.bind(address)
+        with_key(
+            ListenerBuilder::default(),
+            authkey,
+            ListenerBuilder::authkey,
+        )
+        .bind(address)
     }
 
     /// A builder with more settings.
@@ -655,11 +664,7 @@ impl Client {
         address: impl IntoAddress,
         authkey: Option<&[u8]>,
     ) -> Result<Connection<T>, ListenerError> {
-        let mut b = ClientBuilder::default();
-        if let Some(k) = authkey {
-            b = b.authkey(k);
-        }
-        b.connect(address)
+        with_key(ClientBuilder::default(), authkey, ClientBuilder::authkey).connect(address)
     }
 
     /// A builder with more settings.
