@@ -274,6 +274,24 @@ impl Compound<'_, '_> {
     }
 }
 
+/// `serialize_*_variant` of the variants with `len` items of data: `{variant: data}`, the dict
+/// and the key opened here, the data serialized as `$data`.
+macro_rules! variants_with_data {
+    ($($method:ident($len:ident) => $data:ident($arg:expr);)*) => {$(
+        fn $method(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+            $len: usize,
+        ) -> Result<Compound<'a, 'o>, PickleError> {
+            self.open_dict()?;
+            self.str(variant);
+            self.$data($arg)
+        }
+    )*};
+}
+
 /// `serialize_*` of the integer types `$t` that widen losslessly to `i128`.
 macro_rules! ints {
     ($($method:ident($t:ty)),*) => {$(
@@ -438,17 +456,6 @@ impl<'a, 'o> ser::Serializer for &'a mut Ser<'o> {
     ) -> Result<Compound<'a, 'o>, PickleError> {
         self.serialize_tuple(len)
     }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> Result<Compound<'a, 'o>, PickleError> {
-        self.open_dict()?;
-        self.str(variant);
-        self.serialize_tuple(len)
-    }
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a, 'o>, PickleError> {
         self.open_dict()?;
         self.op(op::MARK);
@@ -465,15 +472,8 @@ impl<'a, 'o> ser::Serializer for &'a mut Ser<'o> {
     ) -> Result<Compound<'a, 'o>, PickleError> {
         self.serialize_map(Some(len))
     }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> Result<Compound<'a, 'o>, PickleError> {
-        self.open_dict()?;
-        self.str(variant);
-        self.serialize_map(Some(len))
+    variants_with_data! {
+        serialize_tuple_variant(len) => serialize_tuple(len);
+        serialize_struct_variant(len) => serialize_map(Some(len));
     }
 }
