@@ -65,14 +65,7 @@ fn k01_map_imap_starmap_apply_async_match_the_local_pool() {
     assert_eq!(local.map(square, 0..1000u64).unwrap(), expected);
     pool.close();
     pool.join().unwrap();
-    // A closed pool's keys expire within a minute and are gone once it is dropped.
-    let mut c = redis.client();
-    for k in c.keys("processing:pool:*") {
-        let ttl = c.cmd(&["TTL", &k]).unwrap().int();
-        assert!((0..=60).contains(&ttl), "key {k} left with TTL {ttl}");
-    }
-    drop(pool);
-    assert!(c.keys("processing:pool:*").is_empty());
+    keys_expire_then_go(&redis, pool);
     // Slots that retire after each task (max_tasks_per_child) keep the pool going.
     let pool = Pool::builder()
         .processes(1)
@@ -358,6 +351,12 @@ fn k07_terminate_drops_pending_tasks_and_leaves_no_keys() {
     let later = std::fs::read_dir(&dir).unwrap().count();
     assert_eq!(after_1s, later, "no task of the pool starts after a second");
     assert!(later < 10_000);
+    keys_expire_then_go(&redis, pool);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A closed pool's keys expire within a minute and are gone once it is dropped.
+fn keys_expire_then_go(redis: &Redis, pool: Pool) {
     let mut c = redis.client();
     for k in c.keys("processing:pool:*") {
         let ttl = c.cmd(&["TTL", &k]).unwrap().int();
@@ -365,7 +364,6 @@ fn k07_terminate_drops_pending_tasks_and_leaves_no_keys() {
     }
     drop(pool);
     assert!(c.keys("processing:pool:*").is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn sleep_ms(ms: u64) -> u64 {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use processing::{Callbacks, Pool, PoolError};
+use processing::{Callbacks, IMap, Pool, PoolError};
 
 // ---- task functions (fn items: they run in worker processes or threads) ----
 
@@ -141,34 +141,20 @@ fn w02(kind: Kind) {
 fn w03(kind: Kind) {
     let p = pool(kind, 2);
     let serial: Vec<u64> = (0..1000).map(square).collect();
-    let got: Vec<u64> = p
-        .imap(square, 0..1000u64)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(got, serial);
-    let got: Vec<u64> = p
-        .chunksize(100)
-        .imap(square, 0..1000u64)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(got, serial);
-    let mut got: Vec<u64> = p
-        .imap_unordered(square, 0..1000u64)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    got.sort_unstable();
-    assert_eq!(got, serial);
-    let mut got: Vec<u64> = p
-        .chunksize(100)
-        .imap_unordered(square, 0..1000u64)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    got.sort_unstable();
-    assert_eq!(got, serial);
+    let all = |it: IMap<'_, u64>| it.collect::<Result<Vec<u64>, _>>().unwrap();
+    let sorted = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(all(p.imap(square, 0..1000u64).unwrap()), serial);
+    assert_eq!(
+        all(p.chunksize(100).imap(square, 0..1000u64).unwrap()),
+        serial
+    );
+    let unordered = p.imap_unordered(square, 0..1000u64).unwrap();
+    assert_eq!(sorted(all(unordered)), serial);
+    let unordered = p.chunksize(100).imap_unordered(square, 0..1000u64);
+    assert_eq!(sorted(all(unordered.unwrap())), serial);
 
     let mut it = p.imap(sleep_ms, [1500u64, 1]).unwrap();
     let t = Instant::now();

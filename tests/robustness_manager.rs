@@ -74,6 +74,14 @@ fn serve_main((address, key): (String, Vec<u8>)) {
         .expect("serve");
 }
 
+/// A manager server process on a free local TCP port with `key`: its address and the process.
+fn tcp_server(key: &[u8]) -> (String, Process<()>) {
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut server = Process::new(serve_main, (address.clone(), key.to_vec()));
+    server.start().unwrap();
+    (address, server)
+}
+
 /// Connects a legitimate client, makes one call, and returns how long that took.
 fn legitimate_call(address: Address, key: Vec<u8>) -> Duration {
     let began = Instant::now();
@@ -121,9 +129,7 @@ fn r05_idle_peers_do_not_delay_a_local_manager_client() {
 #[test]
 fn r05_idle_peers_do_not_delay_a_tcp_manager_client() {
     let key = b"r05-key".to_vec();
-    let address = format!("127.0.0.1:{}", free_port());
-    let mut server = Process::new(serve_main, (address.clone(), key.clone()));
-    server.start().unwrap();
+    let (address, mut server) = tcp_server(&key);
     let m = ManagerBuilder::new()
         .authkey(key.clone())
         .connect_timeout(address.as_str(), PATIENCE)
@@ -418,9 +424,7 @@ fn r12_in_thread_manager_leaves_nothing_after_sigkill() {
 #[test]
 fn r11_references_outlive_the_thread_and_connection_that_took_them() {
     let key = b"r11-key".to_vec();
-    let address = format!("127.0.0.1:{}", free_port());
-    let mut server = Process::new(serve_main, (address.clone(), key.clone()));
-    server.start().unwrap();
+    let (address, mut server) = tcp_server(&key);
     let connect = || {
         ManagerBuilder::new()
             .authkey(key.clone())

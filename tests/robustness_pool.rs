@@ -153,7 +153,7 @@ fn r15_worker_over_its_memory_limit_is_replaced_keeping_its_result() {
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
-    use crate::support::{in_spawned_child, limit_fds};
+    use crate::support::{in_spawned_child, limit_fds, segments_of};
 
     /// Two tests of `scenario(spawn)`, each in a spawned child: workers started with the spawn
     /// method (`$spawn`) and with fork (`$fork`).
@@ -490,18 +490,6 @@ mod linux {
         std::io::stdout().flush().unwrap();
         let _ = pool.map(slow_square, 0..10_000u64);
         println!("MAP RETURNED");
-    }
-
-    fn segments_of(pid: &str) -> Vec<String> {
-        let prefix = format!("processing-{pid}-");
-        std::fs::read_dir("/dev/shm")
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .filter(|n| n.starts_with(&prefix))
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     #[test]

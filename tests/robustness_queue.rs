@@ -2,10 +2,14 @@
 //! put, so a producer can be joined before anything is read, and what it put survives it, even
 //! a SIGKILL right after its last put returned.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use processing::process::Process;
 use processing::transport::queue::{Queue, TryGetError};
+#[cfg(target_os = "linux")]
+use support::segments_of;
 
 /// Items per producer: several times what the queue's 1 MiB ring holds, so that the overflow
 /// chain starts, grows by more than one segment, and is drained again.
@@ -56,20 +60,6 @@ fn drain_in_order(q: &Queue<(u64, u64)>) {
     }
     assert!(q.is_empty());
     assert!(matches!(q.try_get(), Err(TryGetError::Empty)));
-}
-
-/// Segments created by process `pid` that still have a name (Linux: under /dev/shm).
-#[cfg(target_os = "linux")]
-fn segments_of(pid: u32) -> Vec<String> {
-    let prefix = format!("processing-{pid}-");
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(&prefix))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{run, start};
+use support::{created_by, run, start};
 
 #[cfg(target_os = "linux")]
 use std::thread;
@@ -292,18 +292,6 @@ fn start_creator() -> (Process<()>, String, String) {
     let shm_name = words.next().unwrap().to_string();
     let pid = words.next().unwrap().to_string();
     (p, shm_name, pid)
-}
-
-/// The entries of `dir` that process `pid` created: every segment carries its creator's pid
-/// in its name.
-#[cfg(any(target_os = "linux", windows))]
-fn created_by(dir: &std::path::Path, pid: &str) -> Vec<String> {
-    let prefix = format!("processing-{pid}-");
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&prefix))
-        .collect()
 }
 
 #[cfg(target_os = "linux")]

@@ -136,3 +136,23 @@ macro_rules! tokio_and_block_on {
     )*};
 }
 pub(crate) use tokio_and_block_on;
+
+/// The entries of `dir` that process `pid` created (every segment carries its creator's pid in
+/// its name); none when `dir` cannot be read.
+pub fn created_by(dir: &std::path::Path, pid: impl std::fmt::Display) -> Vec<String> {
+    let prefix = format!("processing-{pid}-");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The segments process `pid` created that still have a name under /dev/shm (Linux).
+#[cfg(target_os = "linux")]
+pub fn segments_of(pid: impl std::fmt::Display) -> Vec<String> {
+    created_by("/dev/shm".as_ref(), pid)
+}
