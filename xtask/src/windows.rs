@@ -161,13 +161,7 @@ pub fn leg(filters: &[String], test_args: &[String]) -> Result<Option<Leg>, Stri
     // One wine server for the whole leg instead of one per binary; it leaves 30 s after the last
     // client and is told to go at the end.
     let server = wineserver();
-    if let Some(s) = &server {
-        let _ = Command::new(s)
-            .arg("-p30")
-            .envs(envs.iter().cloned())
-            .stdin(Stdio::null())
-            .status();
-    }
+    tell_wineserver(server.as_deref(), "-p30", &envs);
 
     let opts = RunOptions {
         leg: "windows",
@@ -189,13 +183,7 @@ pub fn leg(filters: &[String], test_args: &[String]) -> Result<Option<Leg>, Stri
         leg.failed,
         leg.skipped.len()
     );
-    if let Some(s) = &server {
-        let _ = Command::new(s)
-            .arg("-k")
-            .envs(envs.iter().cloned())
-            .stdin(Stdio::null())
-            .status();
-    }
+    tell_wineserver(server.as_deref(), "-k", &envs);
     Ok(Some(leg))
 }
 
@@ -270,4 +258,16 @@ fn init_prefix(wine: &Path, prefix: &Path, envs: &[(String, String)]) -> Result<
     }
     eprintln!("windows: Wine prefix ready in {}", fmt_secs(t.elapsed()));
     Ok(())
+}
+
+/// Runs the wine server `server` (if any) with `arg` (`-p30`: stay 30 s after the last client;
+/// `-k`: go now).
+fn tell_wineserver(server: Option<&Path>, arg: &str, envs: &[(String, String)]) {
+    if let Some(s) = server {
+        let _ = Command::new(s)
+            .arg(arg)
+            .envs(envs.iter().cloned())
+            .stdin(Stdio::null())
+            .status();
+    }
 }
