@@ -91,27 +91,14 @@ pub fn loom_leg() -> Leg {
         );
         let t = Instant::now();
         let run = run_capture_timeout(&mut cmd, Some(timeout));
-        let (p, f) = count_tests(&run.output);
-        leg.passed += p;
-        leg.failed += f;
-        let why = if run.timed_out {
-            Some(format!("timed out after {} s", timeout.as_secs()))
-        } else if !run.ok && f == 0 {
-            Some("did not build or crashed".to_string())
-        } else if p + f == 0 {
-            Some("no model ran (is the file `#![cfg(loom)]` with #[test]s?)".to_string())
-        } else if f > 0 {
-            Some(format!("{f} failed"))
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            if f == 0 {
-                leg.failed += 1;
-            }
-            eprintln!("loom: FAILED {package}: {why}");
-            leg.failures.push(format!("loom:{package}"));
-        }
+        let (p, f) = leg.tally(
+            &run,
+            "loom",
+            package,
+            timeout,
+            "did not build or crashed",
+            Some("no model ran (is the file `#![cfg(loom)]` with #[test]s?)"),
+        );
         eprintln!(
             "loom: {package}: {p} passed, {f} failed in {}",
             fmt_secs(t.elapsed())

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{
     build_test_binaries, cargo, count_tests, fmt_secs, run_capture, run_capture_timeout,
-    run_status, target_installed, TestBinary,
+    run_status, target_installed, Captured, TestBinary,
 };
 
 pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
@@ -51,6 +51,45 @@ pub struct Leg {
     pub failures: Vec<String>,
     /// (binary or binary::test, reason), each already printed as `<leg>: skipped ...`.
     pub skipped: Vec<(String, String)>,
+}
+
+impl Leg {
+    /// Counts the tests of `run` (of `label`, in leg `name`, given `timeout`) and records it as
+    /// a failure, with why, when it timed out, failed without a failing test (`crashed`), ran
+    /// no test where one must run (`none_ran`, why that is a failure) or had failing tests.
+    /// Returns (passed, failed).
+    pub fn tally(
+        &mut self,
+        run: &Captured,
+        name: &str,
+        label: &str,
+        timeout: Duration,
+        crashed: &str,
+        none_ran: Option<&str>,
+    ) -> (usize, usize) {
+        let (p, f) = count_tests(&run.output);
+        self.passed += p;
+        self.failed += f;
+        let why = if run.timed_out {
+            Some(format!("timed out after {} s", timeout.as_secs()))
+        } else if !run.ok && f == 0 {
+            Some(crashed.to_string())
+        } else if let Some(none_ran) = none_ran.filter(|_| p + f == 0) {
+            Some(none_ran.to_string())
+        } else if f > 0 {
+            Some(format!("{f} failed"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            if f == 0 {
+                self.failed += 1;
+            }
+            eprintln!("{name}: FAILED {label}: {why}");
+            self.failures.push(format!("{name}:{label}"));
+        }
+        (p, f)
+    }
 }
 
 /// How to run a list of test binaries.
@@ -114,25 +153,14 @@ pub fn run_binaries(bins: &[TestBinary], opts: &RunOptions) -> Leg {
         );
         let t = Instant::now();
         let run = run_capture_timeout(&mut cmd, Some(opts.timeout));
-        let (p, f) = count_tests(&run.output);
-        leg.passed += p;
-        leg.failed += f;
-        let why = if run.timed_out {
-            Some(format!("timed out after {} s", opts.timeout.as_secs()))
-        } else if !run.ok && f == 0 {
-            Some("exited with an error and no failing test (crash or harness error)".to_string())
-        } else if f > 0 {
-            Some(format!("{f} failed"))
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            if f == 0 {
-                leg.failed += 1;
-            }
-            eprintln!("{}: FAILED {label}: {why}", opts.leg);
-            leg.failures.push(format!("{}:{label}", opts.leg));
-        }
+        let (p, f) = leg.tally(
+            &run,
+            opts.leg,
+            &label,
+            opts.timeout,
+            "exited with an error and no failing test (crash or harness error)",
+            None,
+        );
         eprintln!(
             "{}: {label}: {p} passed, {f} failed in {}",
             opts.leg,
