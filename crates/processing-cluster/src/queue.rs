@@ -70,6 +70,12 @@ impl<T> std::fmt::Debug for Queue<T> {
     }
 }
 
+/// Adds to `p` the acknowledgement and removal of the delivered entries `ids` of `stream`.
+fn ack_and_delete(p: &mut redis::Pipeline, stream: &str, ids: &[String]) {
+    p.cmd("XACK").arg(stream).arg(GROUP).arg(ids).ignore();
+    p.cmd("XDEL").arg(stream).arg(ids).ignore();
+}
+
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Opens (creating if needed) the queue `name` on the Redis server at `url`, with the
     /// cluster key from `PROCESSING_CLUSTER_KEY` (else this program's authkey).
@@ -177,12 +183,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             return Ok(());
         }
         let mut p = redis::pipe();
-        p.cmd("XACK")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg(&s.unacked)
-            .ignore();
-        p.cmd("XDEL").arg(&self.stream).arg(&s.unacked).ignore();
+        ack_and_delete(&mut p, &self.stream, &s.unacked);
         p.query::<()>(&mut s.con).map_err(QueueError::Redis)?;
         s.unacked.clear();
         Ok(())
@@ -257,12 +258,7 @@ impl<T> Drop for Queue<T> {
         // and goes to another consumer after the visibility timeout.
         let mut p = redis::pipe();
         if !s.unacked.is_empty() {
-            p.cmd("XACK")
-                .arg(&self.stream)
-                .arg(GROUP)
-                .arg(&s.unacked)
-                .ignore();
-            p.cmd("XDEL").arg(&self.stream).arg(&s.unacked).ignore();
+            ack_and_delete(&mut p, &self.stream, &s.unacked);
         }
         let _: redis::RedisResult<()> = p.query(&mut s.con);
     }
