@@ -128,17 +128,24 @@ impl ErrorChain {
     }
 }
 
-impl From<String> for ErrorChain {
-    fn from(message: String) -> Self {
-        ErrorChain::new(message)
-    }
+/// `From<String>` and `From<&str>` for the message types here (each through its `new`).
+macro_rules! from_message {
+    ($($t:ident),*) => {$(
+        impl From<String> for $t {
+            fn from(message: String) -> Self {
+                $t::new(message)
+            }
+        }
+
+        impl From<&str> for $t {
+            fn from(message: &str) -> Self {
+                $t::new(message)
+            }
+        }
+    )*};
 }
 
-impl From<&str> for ErrorChain {
-    fn from(message: &str) -> Self {
-        ErrorChain::new(message)
-    }
-}
+from_message!(ErrorChain, ErrorContext);
 
 impl fmt::Debug for ErrorChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -274,18 +281,6 @@ impl ErrorContext {
     /// The operating system's error somewhere in the source chain, if there is one.
     pub fn os_error(&self) -> Option<&std::io::Error> {
         self.find_source::<std::io::Error>()
-    }
-}
-
-impl From<String> for ErrorContext {
-    fn from(message: String) -> Self {
-        ErrorContext::new(message)
-    }
-}
-
-impl From<&str> for ErrorContext {
-    fn from(message: &str) -> Self {
-        ErrorContext::new(message)
     }
 }
 
