@@ -55,6 +55,26 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
 /// Largest number of descriptors passed with one message.
 pub const MAX_FDS_PER_MESSAGE: usize = 250;
 
+/// A zeroed control area for `payload` bytes of ancillary data: its size (`CMSG_SPACE`) and
+/// the 8-byte-aligned buffer that holds it.
+fn control_area(payload: usize) -> (usize, Vec<u64>) {
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
+    (space, vec![0u64; space.div_ceil(8)])
+}
+
+/// A message header for the one buffer `iov` and the control area `control` of `space` bytes;
+/// it points at both, which must outlive its use.
+fn msghdr(iov: &mut libc::iovec, control: &mut [u64], space: usize) -> libc::msghdr {
+    // SAFETY: msghdr is plain old data; zero is a valid starting value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    msg
+}
+
 /// Sends `data` on the stream or seqpacket socket `sock`, with `fds` attached to its first byte.
 /// Returns the number of bytes written (possibly fewer than `data.len()`, as `send` would).
 pub fn send_with_fds(
@@ -90,19 +110,12 @@ pub fn send_with_fds(
     }
     let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let payload = std::mem::size_of_val(raw.as_slice());
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
-    let mut control = vec![0u64; space.div_ceil(8)];
+    let (space, mut control) = control_area(payload);
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut _,
         iov_len: data.len(),
     };
-    // SAFETY: msghdr is plain old data; zero is a valid starting value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
+    let msg = msghdr(&mut iov, &mut control, space);
     // SAFETY: msg_control points at `space` writable bytes, enough for one cmsg carrying `raw`;
     // CMSG_FIRSTHDR is non-null because msg_controllen >= sizeof(cmsghdr).
     unsafe {
@@ -137,19 +150,12 @@ pub fn recv_with_fds(
     flags: i32,
 ) -> io::Result<(usize, Vec<OwnedFd>)> {
     let payload = MAX_FDS_PER_MESSAGE * std::mem::size_of::<RawFd>();
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
-    let mut control = vec![0u64; space.div_ceil(8)];
+    let (space, mut control) = control_area(payload);
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    // SAFETY: msghdr is plain old data; zero is a valid starting value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
+    let mut msg = msghdr(&mut iov, &mut control, space);
     let n = loop {
         // SAFETY: msg points at a writable buffer and control area that live across the call.
         let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags | cmsg_cloexec()) };
