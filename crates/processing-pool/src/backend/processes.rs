@@ -198,6 +198,20 @@ impl Backend for Processes {
 }
 
 impl ProcessLink {
+    /// Closes the worker's channel (its end of stream) and gives it `grace` to exit before it
+    /// is killed; its pid is no longer reported after.
+    fn close_within(&mut self, grace: std::time::Duration) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if self
+            .process
+            .join_timeout(grace)
+            .is_err_and(|e| e.is_timeout())
+        {
+            self.control.kill();
+        }
+        *self.control.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The length of the complete frame at the front of the buffer, if there is one.
     fn complete_frame(&self) -> Result<Option<usize>, LinkError> {
         let available = self.end - self.start;
@@ -579,30 +593,14 @@ impl WorkerLink for ProcessLink {
 
     fn retire(mut self: Box<Self>) {
         // End of stream tells the worker to exit; it holds no task now.
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
-        if self
-            .process
-            .join_timeout(std::time::Duration::from_secs(5))
-            .is_err_and(|e| e.is_timeout())
-        {
-            self.control.kill();
-        }
-        *self.control.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.close_within(std::time::Duration::from_secs(5));
         let _ = self.process.join();
     }
 
     fn reap(mut self: Box<Self>) -> Exit {
         let pid = self.control.last_pid;
         // A worker that lost its channel but still runs is killed; then its status is read.
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
-        if self
-            .process
-            .join_timeout(std::time::Duration::from_millis(200))
-            .is_err_and(|e| e.is_timeout())
-        {
-            self.control.kill();
-        }
-        *self.control.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.close_within(std::time::Duration::from_millis(200));
         let outcome = match self.process.join() {
             Ok(()) => Ok(()),
             Err(ProcessError::AlreadyJoined) => Ok(()),
