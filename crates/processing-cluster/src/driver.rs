@@ -132,13 +132,20 @@ pub(crate) struct ClusterBackend {
     reader: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for ClusterBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterBackend")
-            .field("pool", &self.inner.pool)
-            .finish_non_exhaustive()
-    }
+/// `Debug` for the driver's types that show their pool's name (through `inner`).
+macro_rules! debug_by_pool {
+    ($t:ident) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field("pool", &self.inner.pool)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
+
+debug_by_pool!(ClusterBackend);
 
 impl ClusterBackend {
     /// Creates the pool's keys and starts its reader.
@@ -303,13 +310,7 @@ struct ClusterLink {
     finalized: bool,
 }
 
-impl std::fmt::Debug for ClusterLink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterLink")
-            .field("pool", &self.inner.pool)
-            .finish_non_exhaustive()
-    }
-}
+debug_by_pool!(ClusterLink);
 
 impl ClusterLink {
     fn finalize(&mut self) {
