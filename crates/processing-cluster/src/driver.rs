@@ -72,6 +72,21 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Hands each result of `batch` to the link waiting for it (a result nobody waits for any
+    /// more is dropped).
+    fn deliver(&self, batch: ResultBatch) {
+        for r in batch.results {
+            let tx = lock(&self.routes).remove(&r.id);
+            if let Some(tx) = tx {
+                let _ = tx.send(Msg::Done {
+                    id: r.id,
+                    status: r.status,
+                    payload: r.payload,
+                });
+            }
+        }
+    }
+
     fn fail(&self, id: u64, error: &PoolError) {
         let tx = lock(&self.routes).remove(&id);
         if let Some(tx) = tx {
@@ -524,16 +539,7 @@ fn read_results(inner: Arc<Inner>, mut con: redis::Connection) {
                     if batch.pool != inner.pool {
                         continue;
                     }
-                    for r in batch.results {
-                        let tx = lock(&inner.routes).remove(&r.id);
-                        if let Some(tx) = tx {
-                            let _ = tx.send(Msg::Done {
-                                id: r.id,
-                                status: r.status,
-                                payload: r.payload,
-                            });
-                        }
-                    }
+                    inner.deliver(batch);
                 }
             }
             Ok(())
@@ -634,16 +640,7 @@ fn housekeeping(
                         continue;
                     }
                     if let Ok(batch) = processing_core::codec::decode::<ResultBatch>(d) {
-                        for r in batch.results {
-                            let tx = lock(&inner.routes).remove(&r.id);
-                            if let Some(tx) = tx {
-                                let _ = tx.send(Msg::Done {
-                                    id: r.id,
-                                    status: r.status,
-                                    payload: r.payload,
-                                });
-                            }
-                        }
+                        inner.deliver(batch);
                     }
                 }
             }
