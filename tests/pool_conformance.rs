@@ -1,6 +1,8 @@
 //! Pool conformance (docs/conformance.md W01–W13), each body run against the process pool
 //! (`processing::Pool`) and the thread pool (`processing::dummy::Pool`) where it applies.
 
+mod support;
+
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -583,7 +585,6 @@ fn w12_exit_fails_that_task_with_its_exit_code() {
 #[cfg(unix)]
 #[test]
 fn w12_sigkill_from_outside_fails_that_task() {
-    use std::io::BufRead;
     let p = pool(Kind::Processes, 2);
     let path = std::env::temp_dir().join(format!("processing-w12-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
@@ -595,12 +596,7 @@ fn w12_sigkill_from_outside_fails_that_task() {
         .unwrap();
     let others = p.map_async(sleep_ms, vec![20u64; 40]).unwrap();
     // Blocks until the task has opened the FIFO: the task is running.
-    let mut line = String::new();
-    std::io::BufReader::new(std::fs::File::open(&path).unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    let pid: i32 = line.trim().parse().unwrap();
+    let pid = support::pid_from_fifo(&path) as i32;
     assert!(p.worker_pids().contains(&(pid as u32)));
     let t = Instant::now();
     // SAFETY: sending SIGKILL to our own worker process.

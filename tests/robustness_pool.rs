@@ -153,7 +153,7 @@ fn r15_worker_over_its_memory_limit_is_replaced_keeping_its_result() {
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
-    use crate::support::{in_spawned_child, limit_fds, segments_of};
+    use crate::support::{in_spawned_child, limit_fds, pid_from_fifo, segments_of};
 
     /// Two tests of `scenario(spawn)`, each in a spawned child: workers started with the spawn
     /// method (`$spawn`) and with fork (`$fork`).
@@ -433,7 +433,6 @@ mod linux {
 
     #[test]
     fn r03_killed_worker_fails_only_its_running_task() {
-        use std::io::BufRead as _;
         const N: usize = 40;
         let counts = RawArray::<u32>::new(N).unwrap();
         let pool = Pool::new(1).unwrap();
@@ -448,12 +447,7 @@ mod linux {
         let results: Vec<_> = (0..N as u64)
             .map(|i| pool.apply_async(counted, (counts.clone(), i)).unwrap())
             .collect();
-        let mut line = String::new();
-        std::io::BufReader::new(std::fs::File::open(&path).unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let _ = std::fs::remove_file(&path);
-        let pid: u32 = line.trim().parse().unwrap();
+        let pid = pid_from_fifo(&path);
         // SAFETY: killing our own worker while it runs the task.
         assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
         match victim_task.get_timeout(Duration::from_secs(60)) {

@@ -156,3 +156,16 @@ pub fn created_by(dir: &std::path::Path, pid: impl std::fmt::Display) -> Vec<Str
 pub fn segments_of(pid: impl std::fmt::Display) -> Vec<String> {
     created_by("/dev/shm".as_ref(), pid)
 }
+
+/// The pid a task wrote as one line into the FIFO at `path` (blocks until the task opened it,
+/// that is, until the task runs); the FIFO is removed after.
+#[cfg(unix)]
+pub fn pid_from_fifo(path: &std::path::Path) -> u32 {
+    use std::io::BufRead as _;
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(path).unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = std::fs::remove_file(path);
+    line.trim().parse().unwrap()
+}

@@ -77,6 +77,15 @@ fn connection_outside_a_handle_channel_is_an_error() {
     );
 }
 
+/// What receiving bytes reports when the peer wrote `bytes` and closed its end.
+#[cfg(unix)]
+fn recv_after_eof(bytes: &[u8]) -> ConnectionError {
+    let (c, mut raw) = raw_pair();
+    raw.write_all(bytes).unwrap();
+    drop(raw);
+    c.recv_bytes().unwrap_err()
+}
+
 #[cfg(unix)]
 fn raw_pair() -> (Connection<String>, std::os::unix::net::UnixStream) {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -107,20 +116,14 @@ fn hostile_frames_are_typed_errors() {
     assert!(c.recv_bytes().unwrap_err().is_malformed());
 
     // A truncated frame followed by the end of the stream.
-    let (c, mut raw) = raw_pair();
-    raw.write_all(&[0, 0, 0, 10, 1, 2]).unwrap();
-    drop(raw);
     assert!(matches!(
-        c.recv_bytes().unwrap_err(),
+        recv_after_eof(&[0, 0, 0, 10, 1, 2]),
         ConnectionError::Frame(FrameError::Truncated)
     ));
 
     // A big announced length with few bytes behind it: no allocation of the announced size.
-    let (c, mut raw) = raw_pair();
-    raw.write_all(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap();
-    drop(raw);
     assert!(matches!(
-        c.recv_bytes().unwrap_err(),
+        recv_after_eof(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]),
         ConnectionError::Frame(FrameError::Truncated)
     ));
 
