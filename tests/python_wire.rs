@@ -7,11 +7,11 @@
 //! (colon-separated); the tests are skipped with a loud message when none is found.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use processing::transport::AuthError;
-use processing::{Address, Client, Listener, ListenerError};
+use processing::{Address, Client, Connection, Listener, ListenerError};
 
 mod python_support;
 
@@ -100,6 +100,22 @@ fn line(out: &mut BufReader<std::process::ChildStdout>) -> String {
     s.trim().to_string()
 }
 
+/// The end of every exchange with a Python peer: `big` goes there and comes back intact, then
+/// the script reports OK and exits successfully.
+fn echo_big_then_ok(
+    conn: &Connection<()>,
+    big: &[u8],
+    mut child: Child,
+    mut out: BufReader<ChildStdout>,
+    python: &Path,
+    fam: &str,
+) {
+    conn.send_bytes(big).unwrap();
+    assert!(conn.recv_bytes().unwrap() == big, "64 MiB came back intact");
+    assert_eq!(line(&mut out), "OK", "{} {fam}", python.display());
+    assert!(child.wait().unwrap().success());
+}
+
 fn unix_path(tag: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -134,15 +150,11 @@ fn python_client_to_our_listener() {
                 Address::Tcp(sa) => sa.to_string(),
                 Address::Local(_) => addr_text,
             };
-            let (mut child, mut out) =
-                start_python(&python, PY_CLIENT, fam, &addr_text, b"shared secret");
+            let (child, out) = start_python(&python, PY_CLIENT, fam, &addr_text, b"shared secret");
             let conn = listener.accept::<()>().unwrap();
             assert_eq!(conn.recv_bytes().unwrap(), b"hello from python");
             conn.send_bytes(b"hello from rust").unwrap();
-            conn.send_bytes(&big).unwrap();
-            assert!(conn.recv_bytes().unwrap() == big, "64 MiB came back intact");
-            assert_eq!(line(&mut out), "OK", "{} {fam}", python.display());
-            assert!(child.wait().unwrap().success());
+            echo_big_then_ok(&conn, &big, child, out, &python, fam);
         }
     }
 }
@@ -153,8 +165,7 @@ fn our_client_to_python_listener() {
     for python in python_support::pythons("python_wire") {
         for fam in families() {
             let path = unix_path("c");
-            let (mut child, mut out) =
-                start_python(&python, PY_LISTENER, fam, &path, b"other secret");
+            let (child, mut out) = start_python(&python, PY_LISTENER, fam, &path, b"other secret");
             let ready = line(&mut out);
             let address = if fam == "tcp" {
                 Address::Tcp(format!("127.0.0.1:{ready}").parse().unwrap())
@@ -164,10 +175,7 @@ fn our_client_to_python_listener() {
             let conn = Client::connect::<()>(&address, Some(b"other secret")).unwrap();
             conn.send_bytes(b"ping").unwrap();
             assert_eq!(conn.recv_bytes().unwrap(), b"echo ping");
-            conn.send_bytes(&big).unwrap();
-            assert!(conn.recv_bytes().unwrap() == big, "64 MiB came back intact");
-            assert_eq!(line(&mut out), "OK", "{} {fam}", python.display());
-            assert!(child.wait().unwrap().success());
+            echo_big_then_ok(&conn, &big, child, out, &python, fam);
         }
     }
 }
