@@ -306,6 +306,16 @@ fn count_action() {
     ACTIONS.fetch_add(1, Ordering::SeqCst);
 }
 
+/// A thread waiting on `b`, once it waits.
+fn one_waiting(b: &Barrier) -> thread::JoinHandle<Result<usize, BarrierError>> {
+    let other = b.clone();
+    let h = thread::spawn(move || other.wait());
+    while b.n_waiting() < 1 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    h
+}
+
 #[test]
 fn s11_barrier_threads() {
     let n = 4;
@@ -325,22 +335,14 @@ fn s11_barrier_threads() {
     assert_eq!(ACTIONS.load(Ordering::SeqCst), 10);
 
     // abort breaks waiters; reset makes it usable again.
-    let b2 = b.clone();
-    let h = thread::spawn(move || b2.wait());
-    while b.n_waiting() < 1 {
-        thread::sleep(Duration::from_millis(1));
-    }
+    let h = one_waiting(&b);
     b.abort();
     assert!(h.join().unwrap().unwrap_err().is_broken());
     assert!(b.broken());
     assert!(b.wait().unwrap_err().is_broken());
     b.reset();
     assert!(!b.broken());
-    let b3 = b.clone();
-    let h = thread::spawn(move || b3.wait());
-    while b.n_waiting() < 1 {
-        thread::sleep(Duration::from_millis(1));
-    }
+    let h = one_waiting(&b);
     b.reset();
     assert!(h.join().unwrap().unwrap_err().is_broken());
     assert!(!b.broken());
