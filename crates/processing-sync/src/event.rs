@@ -1,35 +1,22 @@
 //! `Event`.
 
-use std::fmt;
 use std::time::{Duration, Instant};
-
-use serde::{Deserialize, Serialize};
 
 use crate::algo::event::EventState;
 use crate::error::SyncError;
 use crate::shared::Shared;
 
-/// A flag that processes can wait for, like `threading.Event`.
-///
-/// ```
-/// use std::time::Duration;
-/// let ev = processing::sync::Event::new().unwrap();
-/// assert!(!ev.wait_timeout(Duration::from_millis(1)));
-/// ev.set();
-/// assert!(ev.is_set() && ev.wait_timeout(Duration::ZERO));
-/// ```
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Event {
-    shared: Shared<EventState>,
-}
-
-impl fmt::Debug for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event")
-            .field("segment", &self.shared)
-            .field("set", &self.is_set())
-            .finish()
-    }
+crate::shared::shared_primitive! {
+    /// A flag that processes can wait for, like `threading.Event`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = processing::sync::Event::new().unwrap();
+    /// assert!(!ev.wait_timeout(Duration::from_millis(1)));
+    /// ev.set();
+    /// assert!(ev.is_set() && ev.wait_timeout(Duration::ZERO));
+    /// ```
+    Event(EventState), set: is_set
 }
 
 impl Event {

@@ -1,10 +1,6 @@
 //! `Lock` and `RLock`.
 
-use std::fmt;
-use std::marker::PhantomData;
 use std::time::{Duration, Instant};
-
-use serde::{Deserialize, Serialize};
 
 use crate::algo::lock::{Acquired, LockState};
 use crate::error::{AcquireError, ReleaseError, SyncError};
@@ -15,50 +11,28 @@ fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-/// A lock shared between processes (and threads), like `threading.Lock`: any thread of any
-/// process may release it.
-///
-/// A holder that dies is detected by the next acquirer (its waits poll the holder's liveness
-/// every 100 ms), which gets the lock with [`AcquireError::OwnerDied`].
-///
-/// ```
-/// let lock = processing::sync::Lock::new().unwrap();
-/// {
-///     let _guard = lock.acquire().unwrap();
-///     assert!(lock.try_acquire().unwrap_err().is_would_block());
-/// } // released here, also on panic
-/// assert!(lock.try_acquire().is_ok());
-/// ```
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Lock {
-    shared: Shared<LockState>,
-}
-
-impl fmt::Debug for Lock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lock")
-            .field("segment", &self.shared)
-            .field("locked", &self.is_locked())
-            .finish()
-    }
-}
-
-/// Holds a [`Lock`]; releases it on drop.
-#[must_use = "the lock is released when the guard is dropped"]
-pub struct LockGuard<'a> {
-    lock: &'a Lock,
-}
-
-impl fmt::Debug for LockGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard")
-            .field("lock", &self.lock.shared)
-            .finish()
-    }
+crate::shared::shared_primitive! {
+    /// A lock shared between processes (and threads), like `threading.Lock`: any thread of any
+    /// process may release it.
+    ///
+    /// A holder that dies is detected by the next acquirer (its waits poll the holder's liveness
+    /// every 100 ms), which gets the lock with [`AcquireError::OwnerDied`].
+    ///
+    /// ```
+    /// let lock = processing::sync::Lock::new().unwrap();
+    /// {
+    ///     let _guard = lock.acquire().unwrap();
+    ///     assert!(lock.try_acquire().unwrap_err().is_would_block());
+    /// } // released here, also on panic
+    /// assert!(lock.try_acquire().is_ok());
+    /// ```
+    Lock(LockState), locked: is_locked
 }
 
 crate::__release_guard! {
-    LockGuard.lock,
+    /// Holds a [`Lock`]; releases it on drop.
+    #[must_use = "the lock is released when the guard is dropped"]
+    LockGuard.lock: Lock, marker ();
     /// Keeps the lock held past the guard (release it later with [`Lock::release`]).
     fn forget;
     /// Releases now, reporting the outcome (dropping the guard releases silently).
@@ -90,7 +64,7 @@ impl Lock {
     #[inline]
     pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
         outcome(self.state().acquire(me(), None, self.shared.park()), || {
-            LockGuard { lock: self }
+            LockGuard::new(self)
         })
     }
 
@@ -103,7 +77,7 @@ impl Lock {
         outcome(
             self.state()
                 .acquire(me(), deadline(timeout), self.shared.park()),
-            || LockGuard { lock: self },
+            || LockGuard::new(self),
         )
     }
 
@@ -112,7 +86,7 @@ impl Lock {
     #[inline]
     pub(crate) fn acquire_held(&self) -> LockGuard<'_> {
         let _ = self.state().acquire(me(), None, self.shared.park());
-        LockGuard { lock: self }
+        LockGuard::new(self)
     }
 
     /// One attempt of [`acquire_async`](Lock::acquire_async): the lock if free, or, when
@@ -125,7 +99,7 @@ impl Lock {
         suspect: &mut processing_shm::owner::Suspect,
     ) -> Option<Result<LockGuard<'_>, AcquireError<LockGuard<'_>>>> {
         let got = self.state().try_acquire_or_recover(me(), check, suspect)?;
-        Some(outcome(Ok(got), || LockGuard { lock: self }))
+        Some(outcome(Ok(got), || LockGuard::new(self)))
     }
 
     /// Acquires if the lock is free now; [`AcquireError::WouldBlock`] if it is held. (A
@@ -133,7 +107,7 @@ impl Lock {
     #[inline]
     pub fn try_acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
         if self.state().try_acquire(me()) {
-            Ok(LockGuard { lock: self })
+            Ok(LockGuard::new(self))
         } else {
             Err(AcquireError::WouldBlock)
         }
@@ -156,49 +130,26 @@ impl Lock {
     }
 }
 
-/// A recursive lock shared between processes, like `threading.RLock`: the holding thread may
-/// acquire it again, and must release it as many times; other threads and processes may not
-/// release it.
-///
-/// ```
-/// let lock = processing::sync::RLock::new().unwrap();
-/// let a = lock.acquire().unwrap();
-/// let b = lock.acquire().unwrap();
-/// drop(b);
-/// drop(a);
-/// assert!(lock.release().unwrap_err().is_not_owner());
-/// ```
-#[derive(Clone, Serialize, Deserialize)]
-pub struct RLock {
-    shared: Shared<LockState>,
-}
-
-impl fmt::Debug for RLock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RLock")
-            .field("segment", &self.shared)
-            .field("owned", &self.is_owned())
-            .finish()
-    }
-}
-
-/// Holds one level of an [`RLock`]; releases it on drop. Tied to its thread.
-#[must_use = "the lock is released when the guard is dropped"]
-pub struct RLockGuard<'a> {
-    lock: &'a RLock,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl fmt::Debug for RLockGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RLockGuard")
-            .field("lock", &self.lock.shared)
-            .finish()
-    }
+crate::shared::shared_primitive! {
+    /// A recursive lock shared between processes, like `threading.RLock`: the holding thread may
+    /// acquire it again, and must release it as many times; other threads and processes may not
+    /// release it.
+    ///
+    /// ```
+    /// let lock = processing::sync::RLock::new().unwrap();
+    /// let a = lock.acquire().unwrap();
+    /// let b = lock.acquire().unwrap();
+    /// drop(b);
+    /// drop(a);
+    /// assert!(lock.release().unwrap_err().is_not_owner());
+    /// ```
+    RLock(LockState), owned: is_owned
 }
 
 crate::__release_guard! {
-    RLockGuard.lock,
+    /// Holds one level of an [`RLock`]; releases it on drop. Tied to its thread.
+    #[must_use = "the lock is released when the guard is dropped"]
+    RLockGuard.lock: RLock, marker *const ();
     /// Keeps this level held past the guard (release it later with [`RLock::release`]).
     fn forget;
     /// Releases this level now, reporting the outcome.
@@ -222,10 +173,7 @@ impl RLock {
     }
 
     fn guard(&self) -> RLockGuard<'_> {
-        RLockGuard {
-            lock: self,
-            _not_send: PhantomData,
-        }
+        RLockGuard::new(self)
     }
 
     fn acquire_until(

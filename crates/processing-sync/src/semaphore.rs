@@ -10,50 +10,28 @@ use crate::error::{AcquireError, ReleaseError, SyncError};
 use crate::shared::Shared;
 use crate::twin::{bounded_permits, semaphore_permits};
 
-/// A counting semaphore shared between processes, like `threading.Semaphore`: `release` may
-/// raise the count past its initial value.
-///
-/// Waiters that are killed leave it usable; a permit taken by a process that is killed is
-/// not given back (as with any semaphore, there is no owner to recover it from).
-///
-/// ```
-/// let sem = processing::sync::Semaphore::new(2).unwrap();
-/// let a = sem.acquire().unwrap();
-/// let _b = sem.try_acquire().unwrap();
-/// assert!(sem.try_acquire().unwrap_err().is_would_block());
-/// drop(a);
-/// assert_eq!(sem.value(), 1);
-/// ```
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Semaphore {
-    shared: Shared<SemaphoreState>,
-}
-
-impl fmt::Debug for Semaphore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Semaphore")
-            .field("segment", &self.shared)
-            .field("value", &self.value())
-            .finish()
-    }
-}
-
-/// Holds one permit of a [`Semaphore`] or [`BoundedSemaphore`]; returns it on drop.
-#[must_use = "the permit is returned when the guard is dropped"]
-pub struct SemaphoreGuard<'a> {
-    sem: &'a Semaphore,
-}
-
-impl fmt::Debug for SemaphoreGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SemaphoreGuard")
-            .field("semaphore", &self.sem.shared)
-            .finish()
-    }
+crate::shared::shared_primitive! {
+    /// A counting semaphore shared between processes, like `threading.Semaphore`: `release` may
+    /// raise the count past its initial value.
+    ///
+    /// Waiters that are killed leave it usable; a permit taken by a process that is killed is
+    /// not given back (as with any semaphore, there is no owner to recover it from).
+    ///
+    /// ```
+    /// let sem = processing::sync::Semaphore::new(2).unwrap();
+    /// let a = sem.acquire().unwrap();
+    /// let _b = sem.try_acquire().unwrap();
+    /// assert!(sem.try_acquire().unwrap_err().is_would_block());
+    /// drop(a);
+    /// assert_eq!(sem.value(), 1);
+    /// ```
+    Semaphore(SemaphoreState), value: value
 }
 
 crate::__release_guard! {
-    SemaphoreGuard.sem,
+    /// Holds one permit of a [`Semaphore`] or [`BoundedSemaphore`]; returns it on drop.
+    #[must_use = "the permit is returned when the guard is dropped"]
+    SemaphoreGuard.sem: Semaphore, marker ();
     /// Keeps the permit (it is not returned on drop).
     fn forget;
     /// Returns the permit now, reporting the outcome.
@@ -78,7 +56,7 @@ impl Semaphore {
     /// owner that could die); the `Result` is the shape every acquire shares.
     pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         self.state().acquire(None, self.shared.park());
-        Ok(SemaphoreGuard { sem: self })
+        Ok(SemaphoreGuard::new(self))
     }
 
     /// Takes a permit, waiting at most `timeout` ([`AcquireError::Timeout`] then;
@@ -89,7 +67,7 @@ impl Semaphore {
     ) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         let deadline = Instant::now().checked_add(timeout);
         if self.state().acquire(deadline, self.shared.park()) {
-            Ok(SemaphoreGuard { sem: self })
+            Ok(SemaphoreGuard::new(self))
         } else {
             Err(AcquireError::Timeout)
         }
@@ -98,7 +76,7 @@ impl Semaphore {
     /// Takes a permit if one is free now; [`AcquireError::WouldBlock`] if none is.
     pub fn try_acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         if self.state().try_acquire() {
-            Ok(SemaphoreGuard { sem: self })
+            Ok(SemaphoreGuard::new(self))
         } else {
             Err(AcquireError::WouldBlock)
         }

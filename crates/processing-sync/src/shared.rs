@@ -93,3 +93,27 @@ impl<'de, S: SharedState> Deserialize<'de> for Shared<S> {
         Shared::attach(shm).map_err(serde::de::Error::custom)
     }
 }
+
+/// A primitive whose state `$state` lives in its own segment, with the doc comments and
+/// attributes given before its name: the struct (a clone is another handle to the same
+/// primitive; it travels by serde and re-attaches) and `Debug` (its segment and `$shown`, the
+/// value of `$show()`).
+macro_rules! shared_primitive {
+    ($(#[$attr:meta])* $name:ident($state:ty), $shown:ident: $show:ident) => {
+        $(#[$attr])*
+        #[derive(Clone, serde::Serialize, serde::Deserialize)]
+        pub struct $name {
+            shared: $crate::shared::Shared<$state>,
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("segment", &self.shared)
+                    .field(stringify!($shown), &self.$show())
+                    .finish()
+            }
+        }
+    };
+}
+pub(crate) use shared_primitive;

@@ -35,13 +35,43 @@ pub fn barrier_parties(parties: usize) -> Result<u32, SyncError> {
         .map_err(|_| SyncError::InvalidArgument("a barrier holds at most u32::MAX parties"))
 }
 
-/// `forget`, `release` and the release on drop of a guard `$guard<'_>` whose field `$field`
-/// is the object it releases (with a `release(&self) -> Result<(), ReleaseError>`). The doc
-/// comments of the two methods come before `fn forget;` and `fn release;`.
+/// A guard `$guard<'a>` holding the object in its field `$field` (of type `$target`, with a
+/// `release(&self) -> Result<(), ReleaseError>`), with the doc comments and attributes given
+/// before it: the struct (`$marker` in a `PhantomData`, `*const ()` to tie the guard to its
+/// thread), a private `new`, `Debug` (the held object), `forget`, `release` and the release on
+/// drop. The doc comments of the two methods come before `fn forget;` and `fn release;`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __release_guard {
-    ($guard:ident . $field:ident, $(#[$forget:meta])* fn forget; $(#[$release:meta])* fn release;) => {
+    (
+        $(#[$attr:meta])*
+        $guard:ident.$field:ident: $target:ident, marker $marker:ty;
+        $(#[$forget:meta])* fn forget;
+        $(#[$release:meta])* fn release;
+    ) => {
+        $(#[$attr])*
+        pub struct $guard<'a> {
+            $field: &'a $target,
+            _marker: ::std::marker::PhantomData<$marker>,
+        }
+
+        impl<'a> $guard<'a> {
+            fn new($field: &'a $target) -> Self {
+                $guard {
+                    $field,
+                    _marker: ::std::marker::PhantomData,
+                }
+            }
+        }
+
+        impl ::std::fmt::Debug for $guard<'_> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($guard))
+                    .field(stringify!($field), &self.$field)
+                    .finish()
+            }
+        }
+
         impl $guard<'_> {
             $(#[$forget])*
             pub fn forget(self) {

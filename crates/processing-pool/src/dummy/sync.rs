@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::RangeBounds;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -94,20 +93,10 @@ impl fmt::Debug for Lock {
     }
 }
 
-/// Holds a twin [`Lock`]; releases it on drop.
-#[must_use = "the lock is released when the guard is dropped"]
-pub struct LockGuard<'a> {
-    lock: &'a Lock,
-}
-
-impl fmt::Debug for LockGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard").finish_non_exhaustive()
-    }
-}
-
 processing_sync::__release_guard! {
-    LockGuard.lock,
+    /// Holds a twin [`Lock`]; releases it on drop.
+    #[must_use = "the lock is released when the guard is dropped"]
+    LockGuard.lock: Lock, marker ();
     /// Keeps the lock held past the guard (release it later with [`Lock::release`]).
     fn forget;
     /// Releases now, reporting the outcome (dropping the guard releases silently).
@@ -138,7 +127,7 @@ impl Lock {
     /// Takes the lock, waiting as long as it takes, as a guard.
     fn held(&self) -> LockGuard<'_> {
         self.take(None);
-        LockGuard { lock: self }
+        LockGuard::new(self)
     }
 
     /// Acquires, waiting as long as it takes (it does not fail: no holder can die).
@@ -153,7 +142,7 @@ impl Lock {
         timeout: Duration,
     ) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
         if self.take(deadline(timeout)) {
-            Ok(LockGuard { lock: self })
+            Ok(LockGuard::new(self))
         } else {
             Err(AcquireError::Timeout)
         }
@@ -166,7 +155,7 @@ impl Lock {
             Err(AcquireError::WouldBlock)
         } else {
             *locked = true;
-            Ok(LockGuard { lock: self })
+            Ok(LockGuard::new(self))
         }
     }
 
@@ -226,21 +215,10 @@ impl fmt::Debug for RLock {
     }
 }
 
-/// Holds one level of a twin [`RLock`]; releases it on drop. Tied to its thread.
-#[must_use = "the lock is released when the guard is dropped"]
-pub struct RLockGuard<'a> {
-    lock: &'a RLock,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl fmt::Debug for RLockGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RLockGuard").finish_non_exhaustive()
-    }
-}
-
 processing_sync::__release_guard! {
-    RLockGuard.lock,
+    /// Holds one level of a twin [`RLock`]; releases it on drop. Tied to its thread.
+    #[must_use = "the lock is released when the guard is dropped"]
+    RLockGuard.lock: RLock, marker *const ();
     /// Keeps this level held past the guard (release it later with [`RLock::release`]).
     fn forget;
     /// Releases this level now, reporting the outcome.
@@ -262,10 +240,7 @@ impl RLock {
     }
 
     fn guard(&self) -> RLockGuard<'_> {
-        RLockGuard {
-            lock: self,
-            _not_send: PhantomData,
-        }
+        RLockGuard::new(self)
     }
 
     /// Waits until free (or held by this thread) and takes `levels` levels.
@@ -376,20 +351,10 @@ impl fmt::Debug for Semaphore {
     }
 }
 
-/// Holds one permit of a twin [`Semaphore`] or [`BoundedSemaphore`]; returns it on drop.
-#[must_use = "the permit is returned when the guard is dropped"]
-pub struct SemaphoreGuard<'a> {
-    sem: &'a Semaphore,
-}
-
-impl fmt::Debug for SemaphoreGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
-    }
-}
-
 processing_sync::__release_guard! {
-    SemaphoreGuard.sem,
+    /// Holds one permit of a twin [`Semaphore`] or [`BoundedSemaphore`]; returns it on drop.
+    #[must_use = "the permit is returned when the guard is dropped"]
+    SemaphoreGuard.sem: Semaphore, marker ();
     /// Keeps the permit (it is not returned on drop).
     fn forget;
     /// Returns the permit now, reporting the outcome.
@@ -425,7 +390,7 @@ impl Semaphore {
     /// Takes a permit, waiting as long as it takes (it does not fail).
     pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         self.take(None);
-        Ok(SemaphoreGuard { sem: self })
+        Ok(SemaphoreGuard::new(self))
     }
 
     /// Takes a permit, waiting at most `timeout` ([`AcquireError::Timeout`] then).
@@ -434,7 +399,7 @@ impl Semaphore {
         timeout: Duration,
     ) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         if self.take(deadline(timeout)) {
-            Ok(SemaphoreGuard { sem: self })
+            Ok(SemaphoreGuard::new(self))
         } else {
             Err(AcquireError::Timeout)
         }
@@ -443,7 +408,7 @@ impl Semaphore {
     /// Takes a permit if one is free now; [`AcquireError::WouldBlock`] if none is.
     pub fn try_acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
         if self.take(Some(Instant::now())) {
-            Ok(SemaphoreGuard { sem: self })
+            Ok(SemaphoreGuard::new(self))
         } else {
             Err(AcquireError::WouldBlock)
         }
