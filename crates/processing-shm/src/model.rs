@@ -204,20 +204,50 @@ fn with_cells(ptr: *const u8, len: usize, f: impl Fn(&UnsafeCell<()>)) {
 /// access that does not happen-before it fails the model; nothing otherwise.
 #[inline(always)]
 pub fn wrote(ptr: *const u8, len: usize) {
-    #[cfg(loom)]
-    with_cells(ptr, len, |c| c.with_mut(|_| ()));
-    #[cfg(not(loom))]
-    let _ = (ptr, len);
+    report(ptr, len, true);
 }
 
 /// Reports a plain read of `len` shared bytes at `ptr`: under loom, a data race with a write
 /// that does not happen-before it fails the model; nothing otherwise.
 #[inline(always)]
 pub fn read(ptr: *const u8, len: usize) {
+    report(ptr, len, false);
+}
+
+/// The report of a plain access (`write` or read) of `len` shared bytes at `ptr`, checked
+/// against the bytes' cells under loom.
+#[inline(always)]
+fn report(ptr: *const u8, len: usize, write: bool) {
     #[cfg(loom)]
-    with_cells(ptr, len, |c| c.with(|_| ()));
+    with_cells(ptr, len, |c| {
+        if write {
+            c.with_mut(|_| ())
+        } else {
+            c.with(|_| ())
+        }
+    });
     #[cfg(not(loom))]
-    let _ = (ptr, len);
+    let _ = (ptr, len, write);
+}
+
+/// Under loom a yield: a scheduling point the model explores (loom must see every spin and
+/// every retry as one, and its threads share one OS thread); otherwise `real` (a busy-wait
+/// hint, giving up the CPU, or nothing).
+#[inline(always)]
+pub fn yield_under_loom_or(real: fn()) {
+    #[cfg(loom)]
+    {
+        let _ = real;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    real();
+}
+
+/// A busy-wait hint (a yield under loom).
+#[inline]
+pub fn spin_hint() {
+    yield_under_loom_or(std::hint::spin_loop);
 }
 
 /// `processing_core::os::futex_wait`; under loom a yield (a spurious wake-up, which every

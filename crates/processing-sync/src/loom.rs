@@ -7,13 +7,7 @@ pub(crate) use loom::sync::atomic::{AtomicU32, Ordering};
 pub(crate) use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A busy-wait hint (a yield under loom, which must see every spin as a scheduling point).
-#[inline]
-pub(crate) fn spin_hint() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    std::hint::spin_loop();
-}
+pub(crate) use processing_shm::model::spin_hint;
 
 /// Iterations of the bounded spin before sleeping (none under loom). A blocking wake-up
 /// across cores costs tens of microseconds on small VMs while a short critical section ends

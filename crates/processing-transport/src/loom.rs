@@ -15,31 +15,21 @@ pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// A busy-wait hint (a yield under loom, which must see every spin as a scheduling point).
 #[cfg(target_os = "linux")]
-#[inline]
-pub(crate) fn spin_hint() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    std::hint::spin_loop();
-}
+pub(crate) use processing_shm::model::spin_hint;
 
 /// A scheduling point under loom only, at the top of a retry loop that makes no other one on
 /// some path: loom lets a relaxed load return a stale value again and again until the thread
 /// yields (real hardware makes the new value visible within a short time).
 #[inline(always)]
 pub(crate) fn model_yield() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
+    processing_shm::model::yield_under_loom_or(|| ());
 }
 
 /// Gives up the CPU (a loom yield under loom).
 #[cfg(target_os = "linux")]
 #[inline]
 pub(crate) fn yield_now() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    std::thread::yield_now();
+    processing_shm::model::yield_under_loom_or(std::thread::yield_now);
 }
 
 #[cfg(target_os = "linux")]
