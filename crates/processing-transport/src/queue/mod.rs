@@ -536,8 +536,9 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 }
 
 crate::__queue_wrappers! {
-    /// A [`Queue`] that also counts unfinished tasks: every put adds one, [`task_done`]
-    /// (JoinableQueue::task_done) removes one, and [`join`](JoinableQueue::join) waits for zero.
+    /// A [`Queue`] that also counts unfinished tasks: every put adds one,
+    /// [`task_done`](JoinableQueue::task_done) removes one, and [`join`](JoinableQueue::join)
+    /// waits for zero.
     ///
     /// ```
     /// use processing::transport::queue::JoinableQueue;
