@@ -31,12 +31,7 @@ crate::shared::shared_primitive! {
 
 crate::__release_guard! {
     /// Holds a [`Lock`]; releases it on drop.
-    #[must_use = "the lock is released when the guard is dropped"]
-    LockGuard.lock: Lock, marker ();
-    /// Keeps the lock held past the guard (release it later with [`Lock::release`]).
-    fn forget;
-    /// Releases now, reporting the outcome (dropping the guard releases silently).
-    fn release;
+    LockGuard: lock of Lock
 }
 
 fn outcome<G>(got: Result<Acquired, ()>, guard: impl FnOnce() -> G) -> Result<G, AcquireError<G>> {
@@ -148,12 +143,7 @@ crate::shared::shared_primitive! {
 
 crate::__release_guard! {
     /// Holds one level of an [`RLock`]; releases it on drop. Tied to its thread.
-    #[must_use = "the lock is released when the guard is dropped"]
-    RLockGuard.lock: RLock, marker *const ();
-    /// Keeps this level held past the guard (release it later with [`RLock::release`]).
-    fn forget;
-    /// Releases this level now, reporting the outcome.
-    fn release;
+    RLockGuard: level of RLock
 }
 
 impl RLock {

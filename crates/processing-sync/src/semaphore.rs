@@ -30,12 +30,7 @@ crate::shared::shared_primitive! {
 
 crate::__release_guard! {
     /// Holds one permit of a [`Semaphore`] or [`BoundedSemaphore`]; returns it on drop.
-    #[must_use = "the permit is returned when the guard is dropped"]
-    SemaphoreGuard.sem: Semaphore, marker ();
-    /// Keeps the permit (it is not returned on drop).
-    fn forget;
-    /// Returns the permit now, reporting the outcome.
-    fn release;
+    SemaphoreGuard: permit of Semaphore
 }
 
 impl Semaphore {

@@ -35,19 +35,56 @@ pub fn barrier_parties(parties: usize) -> Result<u32, SyncError> {
         .map_err(|_| SyncError::InvalidArgument("a barrier holds at most u32::MAX parties"))
 }
 
-/// A guard `$guard<'a>` holding the object in its field `$field` (of type `$target`, with a
-/// `release(&self) -> Result<(), ReleaseError>`), with the doc comments and attributes given
-/// before it: the struct (`$marker` in a `PhantomData`, `*const ()` to tie the guard to its
-/// thread), a private `new`, `Debug` (the held object), `forget`, `release` and the release on
-/// drop. The doc comments of the two methods come before `fn forget;` and `fn release;`.
+/// A guard `$guard<'a>` holding a `$target` (a `Lock`, one level of an `RLock` or a permit of
+/// a `Semaphore`, each with a `release(&self) -> Result<(), ReleaseError>`), with the doc
+/// comments given before its name: the struct (an `RLock`'s guard is tied to its thread), a
+/// private `new`, `Debug` (the held object), `forget`, `release` and the release on drop.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __release_guard {
+    ($(#[$attr:meta])* $guard:ident: lock of $target:ident) => {
+        $crate::__release_guard! {
+            @lock $(#[$attr])* $guard, $target, (), "the lock",
+            "Releases now, reporting the outcome (dropping the guard releases silently)."
+        }
+    };
+    ($(#[$attr:meta])* $guard:ident: level of $target:ident) => {
+        $crate::__release_guard! {
+            @lock $(#[$attr])* $guard, $target, *const (), "this level",
+            "Releases this level now, reporting the outcome."
+        }
+    };
+    ($(#[$attr:meta])* $guard:ident: permit of $target:ident) => {
+        $crate::__release_guard! {
+            @guard $(#[$attr])*
+            #[must_use = "the permit is returned when the guard is dropped"]
+            $guard.sem: $target, marker ();
+            "Keeps the permit (it is not returned on drop).",
+            "Returns the permit now, reporting the outcome."
+        }
+    };
     (
-        $(#[$attr:meta])*
+        @lock $(#[$attr:meta])* $guard:ident, $target:ident, $marker:ty, $what:literal,
+        $release:expr
+    ) => {
+        $crate::__release_guard! {
+            @guard $(#[$attr])*
+            #[must_use = "the lock is released when the guard is dropped"]
+            $guard.lock: $target, marker $marker;
+            concat!(
+                "Keeps ",
+                $what,
+                " held past the guard (release it later with [`",
+                stringify!($target),
+                "::release`])."
+            ),
+            $release
+        }
+    };
+    (
+        @guard $(#[$attr:meta])*
         $guard:ident.$field:ident: $target:ident, marker $marker:ty;
-        $(#[$forget:meta])* fn forget;
-        $(#[$release:meta])* fn release;
+        $forget:expr, $release:expr
     ) => {
         $(#[$attr])*
         pub struct $guard<'a> {
@@ -73,12 +110,12 @@ macro_rules! __release_guard {
         }
 
         impl $guard<'_> {
-            $(#[$forget])*
+            #[doc = $forget]
             pub fn forget(self) {
                 ::std::mem::forget(self);
             }
 
-            $(#[$release])*
+            #[doc = $release]
             pub fn release(self) -> ::std::result::Result<(), $crate::ReleaseError> {
                 let held = self.$field;
                 ::std::mem::forget(self);

@@ -95,12 +95,7 @@ impl fmt::Debug for Lock {
 
 processing_sync::__release_guard! {
     /// Holds a twin [`Lock`]; releases it on drop.
-    #[must_use = "the lock is released when the guard is dropped"]
-    LockGuard.lock: Lock, marker ();
-    /// Keeps the lock held past the guard (release it later with [`Lock::release`]).
-    fn forget;
-    /// Releases now, reporting the outcome (dropping the guard releases silently).
-    fn release;
+    LockGuard: lock of Lock
 }
 
 impl Lock {
@@ -217,12 +212,7 @@ impl fmt::Debug for RLock {
 
 processing_sync::__release_guard! {
     /// Holds one level of a twin [`RLock`]; releases it on drop. Tied to its thread.
-    #[must_use = "the lock is released when the guard is dropped"]
-    RLockGuard.lock: RLock, marker *const ();
-    /// Keeps this level held past the guard (release it later with [`RLock::release`]).
-    fn forget;
-    /// Releases this level now, reporting the outcome.
-    fn release;
+    RLockGuard: level of RLock
 }
 
 impl RLock {
@@ -353,12 +343,7 @@ impl fmt::Debug for Semaphore {
 
 processing_sync::__release_guard! {
     /// Holds one permit of a twin [`Semaphore`] or [`BoundedSemaphore`]; returns it on drop.
-    #[must_use = "the permit is returned when the guard is dropped"]
-    SemaphoreGuard.sem: Semaphore, marker ();
-    /// Keeps the permit (it is not returned on drop).
-    fn forget;
-    /// Returns the permit now, reporting the outcome.
-    fn release;
+    SemaphoreGuard: permit of Semaphore
 }
 
 impl Semaphore {
