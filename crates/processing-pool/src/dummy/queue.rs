@@ -12,8 +12,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use processing_transport::queue::{
-    GetError, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, QueueError,
-    TaskDoneError, TryGetError, TryPutError,
+    GetError, GetFailure, GetTimeoutError, JoinTimeoutError, PutError, PutFailure, PutTimeoutError,
+    QueueError, TaskDoneError, TryGetError, TryPutError,
 };
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
@@ -79,13 +79,6 @@ fn wait_on<'a>(
             )
         }
     }
-}
-
-/// Why a put or get did not happen, before the method builds its own error.
-enum Fail {
-    Full,
-    Closed,
-    Codec(processing_core::CodecError),
 }
 
 /// Builds a twin [`Queue`] with chosen bounds, as `processing::QueueBuilder`
@@ -230,11 +223,11 @@ impl<T> Queue<T> {
         lock(&self.inner.state).closed
     }
 
-    fn put_bytes(&self, bytes: Vec<u8>, deadline: Deadline) -> Result<(), Fail> {
+    fn put_bytes(&self, bytes: Vec<u8>, deadline: Deadline) -> Result<(), PutFailure> {
         let mut s = lock(&self.inner.state);
         loop {
             if s.closed {
-                return Err(Fail::Closed);
+                return Err(PutFailure::Closed);
             }
             if self.inner.max_items.is_none_or(|c| s.items.len() < c) {
                 s.items.push_back(bytes);
@@ -242,11 +235,11 @@ impl<T> Queue<T> {
                 self.inner.not_empty.notify_one();
                 return Ok(());
             }
-            s = wait_on(&self.inner.not_full, s, deadline).ok_or(Fail::Full)?;
+            s = wait_on(&self.inner.not_full, s, deadline).ok_or(PutFailure::Full)?;
         }
     }
 
-    fn get_bytes(&self, deadline: Deadline) -> Result<Vec<u8>, Fail> {
+    fn get_bytes(&self, deadline: Deadline) -> Result<Vec<u8>, GetFailure> {
         let mut s = lock(&self.inner.state);
         loop {
             if let Some(item) = s.items.pop_front() {
@@ -254,87 +247,63 @@ impl<T> Queue<T> {
                 return Ok(item);
             }
             if s.closed {
-                return Err(Fail::Closed);
+                return Err(GetFailure::Closed);
             }
-            s = wait_on(&self.inner.not_empty, s, deadline).ok_or(Fail::Full)?;
+            s = wait_on(&self.inner.not_empty, s, deadline).ok_or(GetFailure::Empty)?;
         }
     }
 }
 
 impl<T: Serialize> Queue<T> {
-    fn put_until(&self, item: &T, deadline: Deadline) -> Result<(), Fail> {
+    fn put_until(&self, item: &T, deadline: Deadline) -> Result<(), PutFailure> {
         if self.is_closed() {
-            return Err(Fail::Closed);
+            return Err(PutFailure::Closed);
         }
-        let bytes = processing_core::codec::encode(item).map_err(Fail::Codec)?;
+        let bytes = processing_core::codec::encode(item).map_err(PutFailure::Encode)?;
         self.put_bytes(bytes, deadline)
     }
 
     /// Puts `item`, waiting for room as long as needed; a failed put hands the item back.
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        match self.put_until(&item, Deadline::Never) {
-            Ok(()) => Ok(()),
-            Err(Fail::Codec(e)) => Err(PutError::Encode(item, e)),
-            Err(Fail::Closed | Fail::Full) => Err(PutError::Closed(item)),
-        }
+        self.put_until(&item, Deadline::Never)
+            .map_err(|f| f.put(item))
     }
 
     /// Puts `item`, waiting at most `timeout` for room (`Duration::MAX`: as long as needed,
     /// zero: one attempt).
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-        match self.put_until(&item, Deadline::after(timeout)) {
-            Ok(()) => Ok(()),
-            Err(Fail::Full) => Err(PutTimeoutError::Timeout(item)),
-            Err(Fail::Closed) => Err(PutTimeoutError::Closed(item)),
-            Err(Fail::Codec(e)) => Err(PutTimeoutError::Encode(item, e)),
-        }
+        self.put_until(&item, Deadline::after(timeout))
+            .map_err(|f| f.put_timeout(item))
     }
 
     /// Puts `item` if there is room now.
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
-        match self.put_until(&item, Deadline::Now) {
-            Ok(()) => Ok(()),
-            Err(Fail::Full) => Err(TryPutError::Full(item)),
-            Err(Fail::Closed) => Err(TryPutError::Closed(item)),
-            Err(Fail::Codec(e)) => Err(TryPutError::Encode(item, e)),
-        }
+        self.put_until(&item, Deadline::Now)
+            .map_err(|f| f.try_put(item))
     }
 }
 
 impl<T: DeserializeOwned> Queue<T> {
-    fn get_until(&self, deadline: Deadline) -> Result<T, Fail> {
+    fn get_until(&self, deadline: Deadline) -> Result<T, GetFailure> {
         let bytes = self.get_bytes(deadline)?;
-        processing_core::codec::decode(&bytes).map_err(Fail::Codec)
+        processing_core::codec::decode(&bytes).map_err(GetFailure::Decode)
     }
 
     /// Takes the oldest item, waiting as long as needed.
     pub fn get(&self) -> Result<T, GetError> {
-        match self.get_until(Deadline::Never) {
-            Ok(v) => Ok(v),
-            Err(Fail::Codec(e)) => Err(GetError::Decode(e)),
-            Err(Fail::Closed | Fail::Full) => Err(GetError::Closed),
-        }
+        self.get_until(Deadline::Never).map_err(GetFailure::get)
     }
 
     /// Takes the oldest item, waiting at most `timeout` (`Duration::MAX`: as long as needed,
     /// zero: one attempt).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
-        match self.get_until(Deadline::after(timeout)) {
-            Ok(v) => Ok(v),
-            Err(Fail::Full) => Err(GetTimeoutError::Timeout),
-            Err(Fail::Closed) => Err(GetTimeoutError::Closed),
-            Err(Fail::Codec(e)) => Err(GetTimeoutError::Decode(e)),
-        }
+        self.get_until(Deadline::after(timeout))
+            .map_err(GetFailure::get_timeout)
     }
 
     /// Takes the oldest item if there is one now.
     pub fn try_get(&self) -> Result<T, TryGetError> {
-        match self.get_until(Deadline::Now) {
-            Ok(v) => Ok(v),
-            Err(Fail::Full) => Err(TryGetError::Empty),
-            Err(Fail::Closed) => Err(TryGetError::Closed),
-            Err(Fail::Codec(e)) => Err(TryGetError::Decode(e)),
-        }
+        self.get_until(Deadline::Now).map_err(GetFailure::try_get)
     }
 }
 
@@ -451,9 +420,8 @@ mod awaitable {
         pub async fn get_async(&self) -> Result<T, GetError> {
             processing_core::aio::retry(|| match self.get_until(Deadline::Now) {
                 Ok(v) => Some(Ok(v)),
-                Err(Fail::Full) => None,
-                Err(Fail::Closed) => Some(Err(GetError::Closed)),
-                Err(Fail::Codec(e)) => Some(Err(GetError::Decode(e))),
+                Err(GetFailure::Empty | GetFailure::Timeout) => None,
+                Err(f) => Some(Err(f.get())),
             })
             .await
         }

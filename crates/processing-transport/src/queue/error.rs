@@ -402,3 +402,94 @@ impl JoinTimeoutError {
         matches!(self, JoinTimeoutError::Timeout)
     }
 }
+
+/// Why a put did not happen, before the item is handed back inside the error of the method
+/// that tried: one mapping for the process queues and the thread twin. Not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum PutFailure {
+    /// No room came in time (or at once).
+    Full,
+    /// The put lock was not taken in time.
+    Timeout,
+    /// The queue was closed.
+    Closed,
+    /// The item does not encode.
+    Encode(CodecError),
+    /// The segment to spill the item into could not be created.
+    Spill(ShmError),
+}
+
+impl PutFailure {
+    /// The error of `put`: without a deadline only a closed queue ends the wait for room.
+    pub fn put<T>(self, item: T) -> PutError<T> {
+        match self {
+            PutFailure::Full | PutFailure::Timeout | PutFailure::Closed => PutError::Closed(item),
+            PutFailure::Encode(e) => PutError::Encode(item, e),
+            PutFailure::Spill(e) => PutError::Spill(item, e),
+        }
+    }
+
+    /// The error of `put_timeout`.
+    pub fn put_timeout<T>(self, item: T) -> PutTimeoutError<T> {
+        match self {
+            PutFailure::Full | PutFailure::Timeout => PutTimeoutError::Timeout(item),
+            PutFailure::Closed => PutTimeoutError::Closed(item),
+            PutFailure::Encode(e) => PutTimeoutError::Encode(item, e),
+            PutFailure::Spill(e) => PutTimeoutError::Spill(item, e),
+        }
+    }
+
+    /// The error of `try_put`.
+    pub fn try_put<T>(self, item: T) -> TryPutError<T> {
+        match self {
+            PutFailure::Full | PutFailure::Timeout => TryPutError::Full(item),
+            PutFailure::Closed => TryPutError::Closed(item),
+            PutFailure::Encode(e) => TryPutError::Encode(item, e),
+            PutFailure::Spill(e) => TryPutError::Spill(item, e),
+        }
+    }
+}
+
+/// Why a get returned no item, before it becomes the error of the method that tried: one
+/// mapping for the process queues and the thread twin. Not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum GetFailure {
+    /// No item came in time (or at once).
+    Empty,
+    /// The get lock was not taken in time.
+    Timeout,
+    /// The queue is closed and drained.
+    Closed,
+    /// The item does not decode (it was removed).
+    Decode(CodecError),
+}
+
+impl GetFailure {
+    /// The error of `get`: without a deadline only a closed, drained queue ends the wait.
+    pub fn get(self) -> GetError {
+        match self {
+            GetFailure::Decode(e) => GetError::Decode(e),
+            GetFailure::Closed | GetFailure::Empty | GetFailure::Timeout => GetError::Closed,
+        }
+    }
+
+    /// The error of `get_timeout`.
+    pub fn get_timeout(self) -> GetTimeoutError {
+        match self {
+            GetFailure::Empty | GetFailure::Timeout => GetTimeoutError::Timeout,
+            GetFailure::Closed => GetTimeoutError::Closed,
+            GetFailure::Decode(e) => GetTimeoutError::Decode(e),
+        }
+    }
+
+    /// The error of `try_get`.
+    pub fn try_get(self) -> TryGetError {
+        match self {
+            GetFailure::Empty | GetFailure::Timeout => TryGetError::Empty,
+            GetFailure::Closed => TryGetError::Closed,
+            GetFailure::Decode(e) => TryGetError::Decode(e),
+        }
+    }
+}

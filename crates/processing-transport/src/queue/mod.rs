@@ -61,6 +61,8 @@ pub use error::{
     GetError, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, QueueError,
     TaskDoneError, TryGetError, TryPutError,
 };
+#[doc(hidden)]
+pub use error::{GetFailure, PutFailure};
 use park::Deadline;
 use ring::{FrameKind, GetFail, PutFail, Ring};
 use segment::Segment;
@@ -306,37 +308,21 @@ impl<T: Serialize> Queue<T> {
     /// shared memory: the calling process may exit at once. A failed put hands the item back
     /// inside the [`PutError`] (`Closed`, `Encode`, `Spill`).
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        match self.put_until(&item, Deadline::Never) {
-            Ok(()) => Ok(()),
-            Err(PutFailure::Closed) => Err(PutError::Closed(item)),
-            Err(PutFailure::Encode(e)) => Err(PutError::Encode(item, e)),
-            Err(PutFailure::Spill(e)) => Err(PutError::Spill(item, e)),
-            // Without a deadline the ring waits for room until it is closed.
-            Err(PutFailure::Full | PutFailure::Timeout) => Err(PutError::Closed(item)),
-        }
+        self.put_until(&item, Deadline::Never)
+            .map_err(|f| f.put(item))
     }
 
     /// Puts `item`, waiting at most `timeout` for room (`Duration::MAX`: as long as needed,
     /// zero: one attempt); [`PutTimeoutError::Timeout`] hands the item back when no room came.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-        match self.put_until(&item, Deadline::after(timeout)) {
-            Ok(()) => Ok(()),
-            Err(PutFailure::Full | PutFailure::Timeout) => Err(PutTimeoutError::Timeout(item)),
-            Err(PutFailure::Closed) => Err(PutTimeoutError::Closed(item)),
-            Err(PutFailure::Encode(e)) => Err(PutTimeoutError::Encode(item, e)),
-            Err(PutFailure::Spill(e)) => Err(PutTimeoutError::Spill(item, e)),
-        }
+        self.put_until(&item, Deadline::after(timeout))
+            .map_err(|f| f.put_timeout(item))
     }
 
     /// Puts `item` if there is room now; [`TryPutError::Full`] hands the item back otherwise.
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
-        match self.put_until(&item, Deadline::Now) {
-            Ok(()) => Ok(()),
-            Err(PutFailure::Full | PutFailure::Timeout) => Err(TryPutError::Full(item)),
-            Err(PutFailure::Closed) => Err(TryPutError::Closed(item)),
-            Err(PutFailure::Encode(e)) => Err(TryPutError::Encode(item, e)),
-            Err(PutFailure::Spill(e)) => Err(TryPutError::Spill(item, e)),
-        }
+        self.put_until(&item, Deadline::Now)
+            .map_err(|f| f.try_put(item))
     }
 
     fn put_until(&self, item: &T, deadline: Deadline) -> Result<(), PutFailure> {
@@ -413,48 +399,23 @@ impl<T: Serialize> Queue<T> {
     }
 }
 
-/// Why [`Queue::put_until`] failed, before the item is put back into the error of the method.
-enum PutFailure {
-    Full,
-    Timeout,
-    Closed,
-    Encode(processing_core::CodecError),
-    Spill(processing_shm::ShmError),
-}
-
 impl<T: DeserializeOwned> Queue<T> {
     /// Takes the oldest item, waiting as long as needed ([`GetError::Closed`] once the queue
     /// is closed and drained).
     pub fn get(&self) -> Result<T, GetError> {
-        match self.get_until(Deadline::Never) {
-            Ok(value) => Ok(value),
-            Err(GetFailure::Decode(e)) => Err(GetError::Decode(e)),
-            // Without a deadline the ring waits for an item until it is closed and drained.
-            Err(GetFailure::Closed | GetFailure::Empty | GetFailure::Timeout) => {
-                Err(GetError::Closed)
-            }
-        }
+        self.get_until(Deadline::Never).map_err(GetFailure::get)
     }
 
     /// Takes the oldest item, waiting at most `timeout` (`Duration::MAX`: as long as needed,
     /// zero: one attempt); [`GetTimeoutError::Timeout`] when none came.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
-        match self.get_until(Deadline::after(timeout)) {
-            Ok(value) => Ok(value),
-            Err(GetFailure::Empty | GetFailure::Timeout) => Err(GetTimeoutError::Timeout),
-            Err(GetFailure::Closed) => Err(GetTimeoutError::Closed),
-            Err(GetFailure::Decode(e)) => Err(GetTimeoutError::Decode(e)),
-        }
+        self.get_until(Deadline::after(timeout))
+            .map_err(GetFailure::get_timeout)
     }
 
     /// Takes the oldest item if there is one now ([`TryGetError::Empty`] otherwise).
     pub fn try_get(&self) -> Result<T, TryGetError> {
-        match self.get_until(Deadline::Now) {
-            Ok(value) => Ok(value),
-            Err(GetFailure::Empty | GetFailure::Timeout) => Err(TryGetError::Empty),
-            Err(GetFailure::Closed) => Err(TryGetError::Closed),
-            Err(GetFailure::Decode(e)) => Err(TryGetError::Decode(e)),
-        }
+        self.get_until(Deadline::Now).map_err(GetFailure::try_get)
     }
 
     fn get_until(&self, deadline: Deadline) -> Result<T, GetFailure> {
@@ -508,14 +469,6 @@ impl<T: DeserializeOwned> Queue<T> {
             }
         }
     }
-}
-
-/// Why [`Queue::get_until`] returned no item, before it becomes the error of the method.
-enum GetFailure {
-    Empty,
-    Timeout,
-    Closed,
-    Decode(processing_core::CodecError),
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetFailure> {
