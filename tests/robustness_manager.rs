@@ -2,11 +2,11 @@
 //! (huge timeouts, panicking calls), R11 (killed clients give their references back) and R12
 //! (a killed owner leaves no socket directory).
 
-#[cfg(target_os = "linux")]
 mod support;
 
 use support::free_port;
 
+#[cfg(target_os = "linux")]
 use std::io::{Read, Write};
 use std::net::TcpStream;
 #[cfg(target_os = "linux")]
