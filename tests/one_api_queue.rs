@@ -65,8 +65,13 @@ same_source! {
         }};
     }
 
-    fn took_at_least(t: Instant, d: Duration) {
-        assert!(t.elapsed() >= d, "returned after {:?}, before {d:?}", t.elapsed());
+    /// What `wait` (a wait of `SHORT` that times out) returned, once checked to have taken
+    /// at least `SHORT`.
+    fn after_short<E>(wait: impl FnOnce() -> E) -> E {
+        let t = Instant::now();
+        let e = wait();
+        assert!(t.elapsed() >= SHORT, "returned after {:?}, before {SHORT:?}", t.elapsed());
+        e
     }
 
     fn put_one((q, v): (Queue<u32>, u32)) -> bool {
@@ -101,9 +106,7 @@ same_source! {
         let e: TryPutError<u32> = q.try_put(2).unwrap_err();
         assert!(e.is_full());
         assert_eq!(e.into_inner(), 2);
-        let t = Instant::now();
-        let e: PutTimeoutError<u32> = q.put_timeout(3, SHORT).unwrap_err();
-        took_at_least(t, SHORT);
+        let e: PutTimeoutError<u32> = after_short(|| q.put_timeout(3, SHORT).unwrap_err());
         assert!(e.is_timeout());
         assert_eq!(e.into_inner(), 3);
         // A zero timeout is one attempt.
@@ -113,9 +116,7 @@ same_source! {
         // An empty queue.
         let e: TryGetError = q.try_get().unwrap_err();
         assert!(e.is_empty());
-        let t = Instant::now();
-        let e: GetTimeoutError = q.get_timeout(SHORT).unwrap_err();
-        took_at_least(t, SHORT);
+        let e: GetTimeoutError = after_short(|| q.get_timeout(SHORT).unwrap_err());
         assert!(e.is_timeout());
         assert_eq!(q.get_timeout(Duration::ZERO), Err(GetTimeoutError::Timeout));
         q.put_timeout(5, Duration::ZERO).unwrap();
@@ -195,9 +196,7 @@ same_source! {
         }
         let e: JoinTimeoutError = q.join_timeout(Duration::ZERO).unwrap_err();
         assert!(e.is_timeout());
-        let t = Instant::now();
-        assert!(q.join_timeout(SHORT).unwrap_err().is_timeout());
-        took_at_least(t, SHORT);
+        assert!(after_short(|| q.join_timeout(SHORT)).unwrap_err().is_timeout());
 
         let mut p = Process::new(consume, (q.clone(), 3));
         p.start().unwrap();
@@ -243,9 +242,7 @@ same_source! {
         let (a, b) = pair.unwrap();
         let e: ConnectionError = a.try_recv().unwrap_err();
         assert!(e.is_would_block());
-        let t = Instant::now();
-        let e: ConnectionError = a.recv_timeout(SHORT).unwrap_err();
-        took_at_least(t, SHORT);
+        let e: ConnectionError = after_short(|| a.recv_timeout(SHORT).unwrap_err());
         assert!(e.is_timeout());
         assert!(a.recv_timeout(Duration::ZERO).unwrap_err().is_timeout());
         assert!(a.recv_bytes_timeout(Duration::ZERO).unwrap_err().is_timeout());

@@ -303,6 +303,13 @@ fn waiters(
     (ps, ts)
 }
 
+/// A fresh condition with the counters its waiters keep: how many entered `wait`, how many
+/// woke.
+fn counted_condition() -> (Condition, Value<u32>, Value<u32>) {
+    let cond = Condition::new().unwrap();
+    (cond, Value::new(0u32).unwrap(), Value::new(0u32).unwrap())
+}
+
 fn settle_at(woken: &Value<u32>, n: u32) {
     until("wake-ups", || woken.get() >= n);
     thread::sleep(Duration::from_millis(100));
@@ -311,8 +318,7 @@ fn settle_at(woken: &Value<u32>, n: u32) {
 
 #[test]
 fn s06_notify_wakes_exactly_one() {
-    let cond = Condition::new().unwrap();
-    let (entered, woken) = (Value::new(0u32).unwrap(), Value::new(0u32).unwrap());
+    let (cond, entered, woken) = counted_condition();
     let (ps, ts) = waiters(&cond, &entered, &woken, None, 2, 2);
     drop(until_entered(&cond, &entered, 4));
     for k in 1..=4 {
@@ -331,8 +337,7 @@ fn s06_notify_wakes_exactly_one() {
 
 #[test]
 fn s07_notify_all_skips_timed_out_and_notify_n() {
-    let cond = Condition::new().unwrap();
-    let (entered, woken) = (Value::new(0u32).unwrap(), Value::new(0u32).unwrap());
+    let (cond, entered, woken) = counted_condition();
     // Three waiters that time out before anyone notifies.
     let (ps, ts) = waiters(&cond, &entered, &woken, Some(T), 2, 1);
     drop(until_entered(&cond, &entered, 3));
@@ -658,8 +663,7 @@ fn s13_killed_waiters_leave_primitives_usable() {
 
 #[test]
 fn s06_notify_counts_across_threads() {
-    let cond = Condition::new().unwrap();
-    let (entered, woken) = (Value::new(0u32).unwrap(), Value::new(0u32).unwrap());
+    let (cond, entered, woken) = counted_condition();
     let (_, ts) = waiters(&cond, &entered, &woken, None, 0, 3);
     drop(until_entered(&cond, &entered, 3));
     let n = Arc::new(AtomicUsize::new(0));
