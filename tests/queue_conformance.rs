@@ -1,5 +1,9 @@
 //! Conformance tests Q01–Q10 of the Queue family (docs/conformance.md), across real processes.
 
+mod support;
+
+use support::start;
+
 use std::time::{Duration, Instant};
 
 use processing::process::Process;
@@ -45,8 +49,7 @@ fn q01_bounded_queue_of_six() {
     assert_took(t.elapsed(), Duration::from_millis(300));
     assert_eq!(err.into_inner(), 7);
 
-    let mut consumer = Process::new(drain_all, q.clone());
-    consumer.start().unwrap();
+    let mut consumer = start(drain_all, q.clone());
     assert_eq!(consumer.join().unwrap(), (0..6).collect::<Vec<_>>());
     assert!(q.is_empty());
     assert!(!q.is_full());
@@ -62,8 +65,7 @@ fn put_sequence(q: Queue<(u32, String)>) {
 #[test]
 fn q02_fifo_from_another_process() {
     let q = Queue::new().unwrap();
-    let mut producer = Process::new(put_sequence, q.clone());
-    producer.start().unwrap();
+    let mut producer = start(put_sequence, q.clone());
     for i in 0..1000 {
         assert_eq!(q.get().unwrap(), (i, format!("item {i}")));
     }
@@ -96,8 +98,7 @@ fn q03_len_tracks_puts_and_gets() {
     assert_eq!(q.len(), 1);
     Process::new(put_one, q.clone()).start_and_join();
     assert_eq!(q.len(), 2);
-    let mut getter = Process::new(get_one, q.clone());
-    getter.start().unwrap();
+    let mut getter = start(get_one, q.clone());
     assert_eq!(getter.join().unwrap(), 1);
     assert_eq!(q.len(), 1);
     assert_eq!(q.get().unwrap(), 2);
@@ -130,11 +131,7 @@ fn q04_joinable_queue_join_waits_for_every_task_done() {
     let tasks = JoinableQueue::new().unwrap();
     let results = Queue::new().unwrap();
     let mut workers: Vec<_> = (0..4)
-        .map(|_| {
-            let mut p = Process::new(joinable_worker, (tasks.clone(), results.clone()));
-            p.start().unwrap();
-            p
-        })
+        .map(|_| start(joinable_worker, (tasks.clone(), results.clone())))
         .collect();
     for i in 0..40 {
         tasks.put(Some(i)).unwrap();
@@ -168,8 +165,7 @@ fn q05_put_and_get_after_close() {
     q.close();
     assert!(q.is_closed());
     assert_eq!(q.put(2), Err(PutError::Closed(2)));
-    let mut child = Process::new(put_after_close, q.clone());
-    child.start().unwrap();
+    let mut child = start(put_after_close, q.clone());
     assert!(
         child.join().unwrap(),
         "a put in another process after close must fail"
@@ -207,18 +203,10 @@ fn q06_many_producers_many_consumers_exactly_once() {
         .build()
         .unwrap();
     let mut consumers: Vec<Process<Vec<u64>>> = (0..Q06_SIDES)
-        .map(|_| {
-            let mut p = Process::new(q06_consumer, q.clone());
-            p.start().unwrap();
-            p
-        })
+        .map(|_| start(q06_consumer, q.clone()))
         .collect();
     let mut producers: Vec<Process<()>> = (0..Q06_SIDES)
-        .map(|i| {
-            let mut p = Process::new(q06_producer, (q.clone(), i));
-            p.start().unwrap();
-            p
-        })
+        .map(|i| start(q06_producer, (q.clone(), i)))
         .collect();
     for p in &mut producers {
         p.join().unwrap();
@@ -260,8 +248,7 @@ fn put_big_items(q: Queue<String>) {
 #[test]
 fn q07_items_of_16_mib_and_larger_pass_intact() {
     let q = Queue::new().unwrap();
-    let mut producer = Process::new(put_big_items, q.clone());
-    producer.start().unwrap();
+    let mut producer = start(put_big_items, q.clone());
     assert!(q.get().unwrap() == pattern(16 << 20, 1));
     assert!(q.get().unwrap() == pattern((16 << 20) + 12_345, 2));
     assert_eq!(q.get().unwrap(), "small");
@@ -287,8 +274,7 @@ fn put_then_hang((q, ready): (Queue<u32>, Queue<bool>)) {
 #[test]
 fn q08_producer_that_exits_or_is_killed_right_after_put_loses_nothing() {
     let q = Queue::new().unwrap();
-    let mut p = Process::new(put_and_exit, q.clone());
-    p.start().unwrap();
+    let mut p = start(put_and_exit, q.clone());
     p.join().unwrap();
     assert_eq!(q.len(), 5000);
     for i in 0..5000 {
@@ -296,8 +282,7 @@ fn q08_producer_that_exits_or_is_killed_right_after_put_loses_nothing() {
     }
 
     let ready = Queue::new().unwrap();
-    let mut p = Process::new(put_then_hang, (q.clone(), ready.clone()));
-    p.start().unwrap();
+    let mut p = start(put_then_hang, (q.clone(), ready.clone()));
     assert!(ready.get().unwrap());
     p.kill().unwrap();
     assert!(p.join().is_err());
@@ -319,8 +304,7 @@ fn put_large_items(q: Queue<String>) {
 #[test]
 fn q09_joining_a_producer_before_consuming_does_not_deadlock() {
     let q = Queue::new().unwrap();
-    let mut p = Process::new(put_large_items, q.clone());
-    p.start().unwrap();
+    let mut p = start(put_large_items, q.clone());
     // A bounded wait, so that a deadlock fails the test instead of hanging it.
     p.join_timeout(Duration::from_secs(60)).unwrap();
     assert!(!p.is_alive());
@@ -345,16 +329,14 @@ fn send_queue_and_exit((outer, inner): (Queue<Queue<String>>, Queue<String>)) {
 fn q10_queue_passed_to_child_and_through_a_queue() {
     let outer: Queue<Queue<String>> = Queue::new().unwrap();
     let inner: Queue<String> = Queue::new().unwrap();
-    let mut child = Process::new(reply_through_inner, outer.clone());
-    child.start().unwrap();
+    let mut child = start(reply_through_inner, outer.clone());
     outer.put(inner.clone()).unwrap();
     assert_eq!(inner.get().unwrap(), "hello through a queue");
     child.join().unwrap();
 
     // A queue sent through a queue by a process that exits before it is received.
     let other: Queue<String> = Queue::new().unwrap();
-    let mut sender = Process::new(send_queue_and_exit, (outer.clone(), other.clone()));
-    sender.start().unwrap();
+    let mut sender = start(send_queue_and_exit, (outer.clone(), other.clone()));
     sender.join().unwrap();
     drop(other);
     let received = outer.get().unwrap();
