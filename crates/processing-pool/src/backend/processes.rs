@@ -8,10 +8,18 @@
 //!   with kind `Ready`, `InitFailed`, `Done` or `Retire`.
 //!
 //! Where the platform has shared memory files (Linux), the reply frames go into a reply ring
-//! shared with the supervisor ([`super::ring`]) instead of the stream: publishing a reply is a
-//! copy and an atomic store, not a system call. The stream then carries only wake-up frames
-//! (kind `Wake`, when the supervisor sleeps) and replies too large for the ring (announced by
-//! a `Stream` entry in the ring, so that the ring fixes the order of every reply).
+//! shared with the supervisor (processing-shm's one SPSC ring, [`processing_shm::spsc`], each
+//! message a reply frame without its length word) instead of the stream: publishing a reply
+//! is a copy and an atomic store, not a system call. The stream then carries only wake-up
+//! frames (kind `Wake`, when the supervisor sleeps: the ring's sleep hand-over with the
+//! socket as its bell, since the supervisor sleeps in `poll` on the stream and the worker's
+//! sentinel) and replies too large for the ring (announced by a `Stream` entry in the ring,
+//! so that the ring fixes the order of every reply).
+//!
+//! A worker publishes each reply here before it starts its next task: a copy and an atomic
+//! store instead of a system call, and still durable if the worker dies right after (the
+//! memory belongs to the supervisor too). So "the first task of a batch without a reply is the
+//! one that was running" stays exact.
 //!
 //! The worker publishes each reply as soon as its task finishes, before it starts the next, so
 //! the first task of a batch without a reply is the one the worker was running, if it began
@@ -107,10 +115,9 @@ struct ProcessLink {
     exited: bool,
     /// End of stream (or a read error) was seen.
     closed: bool,
-    /// The reply ring, if the worker publishes there.
-    ring: Option<Ring>,
-    /// The supervisor's position in the ring (released at the next `recv`).
-    ring_pos: u64,
+    /// The reply ring, if the worker publishes there (the reply last returned is held until
+    /// the next `recv`).
+    ring: Option<Consumer>,
     /// The ring announced that the next reply is on the stream.
     from_stream: bool,
     /// Which task the worker began last, if the platform shares memory with it.
@@ -119,7 +126,8 @@ struct ProcessLink {
 
 /// Where the reply `recv` found is.
 enum Found {
-    Ring(usize, usize),
+    /// The reply held by the ring.
+    Ring,
     Buf(usize, usize),
 }
 
@@ -186,7 +194,6 @@ impl Backend for Processes {
             exited: false,
             closed: false,
             ring,
-            ring_pos: 0,
             from_stream: false,
             marker,
         }))
@@ -258,11 +265,11 @@ impl ProcessLink {
     }
 
     /// Spins briefly (then yields a few times) until the ring has an entry past `pos`.
-    fn spin_on_ring(ring: &Ring, pos: u64) -> bool {
+    fn spin_on_ring(ring: &Consumer) -> bool {
         let t = Instant::now();
         let mut i = 0u32;
         loop {
-            if ring.has_data(pos) {
+            if ring.has_data() {
                 return true;
             }
             std::hint::spin_loop();
@@ -273,7 +280,7 @@ impl ProcessLink {
         }
         for _ in 0..2 {
             std::thread::yield_now();
-            if ring.has_data(pos) {
+            if ring.has_data() {
                 return true;
             }
         }
@@ -284,17 +291,14 @@ impl ProcessLink {
     fn find(&mut self) -> Result<Option<Found>, LinkError> {
         loop {
             if !self.from_stream {
-                if let Some(ring) = &self.ring {
-                    if let Some((off, len, next)) =
-                        ring.peek(self.ring_pos).map_err(|_| LinkError::Lost)?
-                    {
-                        self.ring_pos = next;
-                        if ring.entry(off, len).get(4) == Some(&KIND_STREAM) {
-                            ring.release(next);
+                if let Some(ring) = &mut self.ring {
+                    if let Some(reply) = ring.take().map_err(|_| LinkError::Lost)? {
+                        if reply.first() == Some(&KIND_STREAM) {
+                            ring.release();
                             self.from_stream = true;
                             continue;
                         }
-                        return Ok(Some(Found::Ring(off, len)));
+                        return Ok(Some(Found::Ring));
                     }
                 }
             }
@@ -320,13 +324,19 @@ impl ProcessLink {
 
 /// A reply from its frame bytes (`u32 length, u8 kind, u64 id, u8 status, payload`).
 fn parse_frame(frame: &[u8]) -> Result<Reply<'_>, LinkError> {
-    if frame.len() < REPLY_HEADER {
+    parse_reply(frame.get(4..).ok_or(LinkError::Lost)?)
+}
+
+/// A reply from the bytes of its frame after the length word (`u8 kind, u64 id, u8 status,
+/// payload`: a message of the ring).
+fn parse_reply(body: &[u8]) -> Result<Reply<'_>, LinkError> {
+    if body.len() < REPLY_HEADER - 4 {
         return Err(LinkError::Lost);
     }
-    let kind = frame[4];
-    let id = u64::from_le_bytes(frame[5..13].try_into().unwrap_or_default());
-    let status = Status::from_u8(frame[13]).ok_or(LinkError::Lost)?;
-    let payload = &frame[REPLY_HEADER..];
+    let kind = body[0];
+    let id = u64::from_le_bytes(body[1..9].try_into().unwrap_or_default());
+    let status = Status::from_u8(body[9]).ok_or(LinkError::Lost)?;
+    let payload = &body[REPLY_HEADER - 4..];
     match kind {
         KIND_READY => Ok(Reply::Ready),
         KIND_INIT_FAILED => Ok(Reply::InitFailed(super::threads::reply_error(
@@ -342,35 +352,49 @@ fn parse_frame(frame: &[u8]) -> Result<Reply<'_>, LinkError> {
     }
 }
 
-/// A new reply ring and the memory file to hand to the worker, where the platform has them.
-/// (processing-shm's sealed memory file, Linux only.)
-#[cfg(target_os = "linux")]
-fn create_ring() -> Option<(Ring, OwnedOsHandle)> {
-    let region =
-        processing_shm::Region::anonymous(c"processing-pool-ring", super::ring::MAPPING_LEN)
-            .ok()?;
+/// The reply ring's dimensions: 256 KiB of entries, replies up to a quarter of it (larger
+/// ones travel on the stream). Under loom 64 bytes, so that models wrap around.
+#[cfg(all(unix, not(loom)))]
+pub(crate) const RING: Size = Size {
+    capacity: 256 * 1024,
+    max_message: 64 * 1024 - 4,
+};
+/// The reply ring's dimensions (a small ring under loom, so that models wrap around).
+#[cfg(all(unix, loom))]
+pub(crate) const RING: Size = Size {
+    capacity: 64,
+    max_message: 12,
+};
+
+/// A new reply ring and the memory file to hand to the worker, where the platform has them
+/// (processing-shm's sealed memory file, Linux only; not under loom, whose rings live on the
+/// heap).
+#[cfg(all(target_os = "linux", not(loom)))]
+fn create_ring() -> Option<(Consumer, OwnedOsHandle)> {
+    let region = processing_shm::Region::anonymous(c"processing-pool-ring", RING.bytes()).ok()?;
     let fd = region.fd().try_clone_to_owned().ok()?;
-    Some((Ring::new(region)?, fd))
+    Some((Consumer::new(Arc::new(region), 0, RING).ok()?, fd))
 }
 
-#[cfg(not(target_os = "linux"))]
-fn create_ring() -> Option<(Ring, OwnedOsHandle)> {
+#[cfg(not(all(target_os = "linux", not(loom))))]
+fn create_ring() -> Option<(Consumer, OwnedOsHandle)> {
     None
 }
 
 /// The worker's side of the ring made by [`create_ring`].
-#[cfg(target_os = "linux")]
-fn open_ring(handle: OwnedOsHandle) -> Option<Ring> {
-    Ring::new(processing_shm::Region::from_fd(handle, super::ring::MAPPING_LEN).ok()?)
+#[cfg(all(target_os = "linux", not(loom)))]
+fn open_ring(handle: OwnedOsHandle) -> Option<Producer> {
+    let region = processing_shm::Region::from_fd(handle, RING.bytes()).ok()?;
+    Producer::new(Arc::new(region), 0, RING).ok()
 }
 
-#[cfg(not(target_os = "linux"))]
-fn open_ring(_handle: OwnedOsHandle) -> Option<Ring> {
+#[cfg(not(all(target_os = "linux", not(loom))))]
+fn open_ring(_handle: OwnedOsHandle) -> Option<Producer> {
     None
 }
 
 #[cfg(unix)]
-use super::ring::Ring;
+use processing_shm::spsc::{Consumer, Producer, Size};
 
 /// The id of the task a worker runs, in memory shared with its supervisor: the worker writes
 /// it before it calls the task, the supervisor reads it after losing the worker. A batch's
@@ -450,32 +474,40 @@ impl Marker {
 /// No reply ring on this platform: every reply travels on the stream.
 #[cfg(not(unix))]
 #[derive(Debug)]
-enum Ring {}
+enum Consumer {}
 
 #[cfg(not(unix))]
-impl Ring {
-    fn fits(_len: usize) -> bool {
-        false
-    }
-    fn push(&self, _frame: &[u8]) -> bool {
+impl Consumer {
+    fn take(&mut self) -> Result<Option<&[u8]>, ()> {
         match *self {}
     }
-    fn peek(&self, _pos: u64) -> Result<Option<(usize, usize, u64)>, ()> {
+    fn held(&self) -> Option<&[u8]> {
         match *self {}
     }
-    fn entry(&self, _off: usize, _len: usize) -> &[u8] {
+    fn release(&mut self) {
         match *self {}
     }
-    fn release(&self, _pos: u64) {
+    fn has_data(&self) -> bool {
         match *self {}
     }
-    fn has_data(&self, _pos: u64) -> bool {
-        match *self {}
-    }
-    fn prepare_sleep(&self, _pos: u64) -> bool {
+    fn prepare_sleep(&self) -> bool {
         match *self {}
     }
     fn end_sleep(&self) {
+        match *self {}
+    }
+}
+
+/// No reply ring on this platform (the worker's side).
+#[cfg(not(unix))]
+enum Producer {}
+
+#[cfg(not(unix))]
+impl Producer {
+    fn fits(&self, _len: usize) -> bool {
+        match *self {}
+    }
+    fn push(&mut self, _parts: &[&[u8]]) -> Result<bool, ()> {
         match *self {}
     }
 }
@@ -506,9 +538,9 @@ impl WorkerLink for ProcessLink {
     }
 
     fn recv(&mut self, deadline: Option<Instant>) -> Result<Reply<'_>, LinkError> {
-        if let Some(ring) = &self.ring {
+        if let Some(ring) = &mut self.ring {
             // The previous reply (borrowed until this call) is no longer needed.
-            ring.release(self.ring_pos);
+            ring.release();
         }
         let mut spun = false;
         let mut last_look = false;
@@ -528,7 +560,7 @@ impl WorkerLink for ProcessLink {
             if let Some(ring) = ring {
                 if !spun {
                     spun = true;
-                    if Self::spin_on_ring(ring, self.ring_pos) {
+                    if Self::spin_on_ring(ring) {
                         continue;
                     }
                 }
@@ -544,7 +576,7 @@ impl WorkerLink for ProcessLink {
                 }
             };
             if let Some(ring) = ring {
-                if !ring.prepare_sleep(self.ring_pos) {
+                if !ring.prepare_sleep() {
                     continue;
                 }
             }
@@ -559,9 +591,9 @@ impl WorkerLink for ProcessLink {
             }
         };
         match (found, &self.ring) {
-            (Found::Ring(off, len), Some(ring)) => parse_frame(ring.entry(off, len)),
+            (Found::Ring, Some(ring)) => parse_reply(ring.held().ok_or(LinkError::Lost)?),
             (Found::Buf(at, n), _) => parse_frame(&self.buf[at..at + n]),
-            (Found::Ring(..), None) => Err(LinkError::Lost),
+            (Found::Ring, None) => Err(LinkError::Lost),
         }
     }
 
@@ -626,7 +658,7 @@ impl WorkerLink for ProcessLink {
 /// How a worker publishes its replies: into the ring if there is one, else on the stream.
 struct Replies {
     stream: sys::Stream,
-    ring: Option<Ring>,
+    ring: Option<Producer>,
 }
 
 impl Replies {
@@ -639,26 +671,32 @@ impl Replies {
     }
 
     /// Publishes one reply frame (`out` starts with [`REPLY_HEADER`] bytes of room).
-    fn send(&self, out: &mut [u8], kind: u8, id: u64, status: Status) -> std::io::Result<()> {
+    fn send(&mut self, out: &mut [u8], kind: u8, id: u64, status: Status) -> std::io::Result<()> {
         Self::header(out, kind, id, status);
-        let Some(ring) = &self.ring else {
+        let Some(ring) = &mut self.ring else {
             return sys::write_all(&self.stream, out);
         };
-        if Ring::fits(out.len()) {
-            return self.push(ring, out);
+        if ring.fits(out.len() - 4) {
+            return Self::push(ring, &self.stream, out);
         }
         // Too large for the ring: announce it there, then send it on the stream.
         let mut marker = [0u8; REPLY_HEADER];
         Self::header(&mut marker, KIND_STREAM, id, Status::Ok);
-        self.push(ring, &marker)?;
+        Self::push(ring, &self.stream, &marker)?;
         sys::write_all(&self.stream, out)
     }
 
-    fn push(&self, ring: &Ring, frame: &[u8]) -> std::io::Result<()> {
-        if ring.push(frame) {
+    /// Publishes `frame` in the ring (without its length word: the ring keeps its own) and
+    /// rings the supervisor's bell, a wake-up frame on the stream, if it sleeps.
+    fn push(ring: &mut Producer, stream: &sys::Stream, frame: &[u8]) -> std::io::Result<()> {
+        let body = frame.get(4..).unwrap_or_default();
+        if ring
+            .push(&[body])
+            .map_err(|_| std::io::ErrorKind::InvalidInput)?
+        {
             let mut wake = [0u8; REPLY_HEADER];
             Self::header(&mut wake, KIND_WAKE, 0, Status::Ok);
-            sys::write_all(&self.stream, &wake)?;
+            sys::write_all(stream, &wake)?;
         }
         Ok(())
     }
