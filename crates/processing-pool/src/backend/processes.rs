@@ -8,7 +8,7 @@
 //!   with kind `Ready`, `InitFailed`, `Done` or `Retire`.
 //!
 //! Where the platform has shared memory files (Linux), the reply frames go into a reply ring
-//! shared with the supervisor (processing-shm's one SPSC ring, [`processing_shm::spsc`], each
+//! shared with the supervisor (processing-shm's one SPSC ring, `processing_shm::spsc`, each
 //! message a reply frame without its length word) instead of the stream: publishing a reply
 //! is a copy and an atomic store, not a system call. The stream then carries only wake-up
 //! frames (kind `Wake`, when the supervisor sleeps: the ring's sleep hand-over with the
