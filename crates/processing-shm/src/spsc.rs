@@ -471,3 +471,69 @@ pub unsafe fn build(map: &Mapping, at: usize) {
     h.read.0.store(0, Ordering::SeqCst);
     h.sleeping.0.store(0, Ordering::SeqCst);
 }
+
+#[cfg(all(test, target_os = "linux", not(loom)))]
+mod tests {
+    use super::*;
+
+    const SIZE: Size = Size {
+        capacity: 256,
+        max_message: 100,
+    };
+
+    fn ring() -> (Producer, Consumer) {
+        let map = Arc::new(crate::Region::anonymous(c"spsc-test", SIZE.bytes()).unwrap());
+        (
+            Producer::new(map.clone(), 0, SIZE).unwrap(),
+            Consumer::new(map, 0, SIZE).unwrap(),
+        )
+    }
+
+    #[test]
+    fn messages_of_every_size_cross_many_wraps_in_order() {
+        let (mut tx, mut rx) = ring();
+        for round in 0..500usize {
+            let len = round % (SIZE.max_message + 1);
+            let msg: Vec<u8> = (0..len).map(|i| (i + round) as u8).collect();
+            let (a, b) = msg.split_at(len / 3);
+            assert!(!tx.push(&[a, b]).unwrap(), "nobody sleeps");
+            assert_eq!(rx.take().unwrap(), Some(&msg[..]));
+            assert_eq!(rx.take().unwrap(), None);
+        }
+        assert_eq!(tx.push(&[&[0; 101]]), Err(TooLarge));
+    }
+
+    #[test]
+    fn a_sleeping_consumer_is_reported_once() {
+        let (mut tx, rx) = ring();
+        assert!(rx.prepare_sleep());
+        assert!(tx.push(&[b"x"]).unwrap());
+        assert!(!tx.push(&[b"y"]).unwrap());
+        assert!(!rx.prepare_sleep(), "a message is there");
+    }
+
+    #[test]
+    fn a_commit_position_past_the_ring_is_corrupt() {
+        let (_tx, mut rx) = ring();
+        rx.raw
+            .header()
+            .write
+            .0
+            .store(SIZE.capacity as u64 + 8, Ordering::SeqCst);
+        assert_eq!(rx.take(), Err(Corrupt));
+    }
+
+    #[test]
+    fn a_message_longer_than_allowed_is_corrupt() {
+        let (_tx, mut rx) = ring();
+        // SAFETY: the ring's first entry, written while nobody else uses the ring.
+        unsafe {
+            rx.raw
+                .at(0)
+                .cast::<u32>()
+                .write(SIZE.max_message as u32 + 1)
+        };
+        rx.raw.header().write.0.store(128, Ordering::SeqCst);
+        assert_eq!(rx.take(), Err(Corrupt));
+    }
+}
