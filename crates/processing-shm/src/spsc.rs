@@ -248,21 +248,18 @@ impl Producer {
                 raw.at(off).cast::<u32>().write(WRAP);
             }
         }
-        let mut at = (off + skip) % cap;
-        // SAFETY: `at + 4 + len <= capacity` (the entry does not wrap); the bytes were
-        // released by the consumer and are read only after a commit.
+        // SAFETY: `at + 4 + len <= capacity` (the entry does not wrap), so the length word and
+        // every part land inside the entry; the consumer released these bytes (checked above)
+        // and reads them only after a commit.
         unsafe {
-            wrote(raw.at(at), 4);
-            raw.at(at).cast::<u32>().write(len as u32);
-        }
-        at += 4;
-        for p in parts.iter().filter(|p| !p.is_empty()) {
-            // SAFETY: as above: `at + p.len()` stays within the entry.
-            unsafe {
-                wrote(raw.at(at), p.len());
-                std::ptr::copy_nonoverlapping(p.as_ptr(), raw.at(at), p.len());
+            let mut to = raw.at((off + skip) % cap);
+            wrote(to, 4 + len);
+            to.cast::<u32>().write(len as u32);
+            to = to.add(4);
+            for p in parts {
+                std::ptr::copy_nonoverlapping(p.as_ptr(), to, p.len());
+                to = to.add(p.len());
             }
-            at += p.len();
         }
         self.staged = end;
         Ok(())
