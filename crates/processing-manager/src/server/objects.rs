@@ -53,6 +53,12 @@ pub(crate) trait Object: Send + Sync {
     }
     /// A connection closed: give up what it held (locks).
     fn on_disconnect(&self, _conn: u64) {}
+    /// Takes back `item`, which a call took out of this object (see [`Cx::sending`]) for a
+    /// reply that was not delivered; `Err(item)` when the object cannot (it was freed meanwhile,
+    /// or never gives anything out).
+    fn put_back(&self, item: Elem) -> Result<(), Elem> {
+        Err(item)
+    }
 }
 
 /// Decodes a request of type `Q` for an object called `name`, applies `f`, encodes its reply.
@@ -61,8 +67,20 @@ fn serve<Q: Request, R: Serialize>(
     request: &[u8],
     f: impl FnOnce(Q) -> Result<R, RemoteError>,
 ) -> Result<Vec<u8>, RemoteError> {
+    serve_then(name, request, f, drop)
+}
+
+/// [`serve`], handing the reply to `then` once encoded.
+fn serve_then<Q: Request, R: Serialize>(
+    name: &str,
+    request: &[u8],
+    f: impl FnOnce(Q) -> Result<R, RemoteError>,
+    then: impl FnOnce(R),
+) -> Result<Vec<u8>, RemoteError> {
     let reply = f(decode_request::<Q>(name, request)?)?;
-    encode(&reply).map_err(RemoteError::bad_args)
+    let bytes = encode(&reply).map_err(RemoteError::bad_args)?;
+    then(reply);
+    Ok(bytes)
 }
 
 fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
@@ -596,6 +614,8 @@ struct QueueState {
     items: VecDeque<Elem>,
     unfinished: u64,
     closed: bool,
+    /// The queue was freed (its items' references given back): it takes nothing back.
+    freed: bool,
 }
 
 pub(crate) struct QueueObj {
@@ -616,6 +636,7 @@ impl QueueObj {
                 items: VecDeque::new(),
                 unfinished: 0,
                 closed: false,
+                freed: false,
             }),
             changed: Condvar::new(),
         }
@@ -637,93 +658,119 @@ impl Object for QueueObj {
         } else {
             "queue"
         };
-        serve(name, request, |request: QueueRequest| {
-            let s = lock(&self.state);
-            Ok(match request {
-                QueueRequest::Put { item, wait } => {
-                    let (mut s, ready) =
-                        wait_until(cx, &self.changed, s, wait, |s| s.closed || !self.full(s))?;
-                    if s.closed {
-                        QueueReply::Closed
-                    } else if !ready {
-                        match wait {
-                            Wait::No => QueueReply::Full,
-                            _ => QueueReply::Timeout,
-                        }
-                    } else {
-                        cx.adopt(&item)?;
-                        s.items.push_back(item);
-                        s.unfinished += 1;
-                        self.changed.notify_all();
-                        QueueReply::Done
-                    }
-                }
-                QueueRequest::Get { wait } => {
-                    let (mut s, _) = wait_until(cx, &self.changed, s, wait, |s| {
-                        s.closed || !s.items.is_empty()
-                    })?;
-                    match s.items.pop_front() {
-                        Some(item) => {
-                            self.changed.notify_all();
-                            QueueReply::Item(item)
-                        }
-                        None if s.closed => QueueReply::Closed,
-                        None if wait == Wait::No => QueueReply::Empty,
-                        None => QueueReply::Timeout,
-                    }
-                }
-                QueueRequest::AwaitReady { put, wait } => {
-                    let (_s, ready) = wait_until(cx, &self.changed, s, wait, |s| {
-                        s.closed
-                            || if put {
-                                !self.full(s)
-                            } else {
-                                !s.items.is_empty()
+        let sent = |reply: QueueReply| {
+            if let QueueReply::Item(item) = reply {
+                cx.sending(item);
+            }
+        };
+        serve_then(
+            name,
+            request,
+            |request: QueueRequest| {
+                let s = lock(&self.state);
+                Ok(match request {
+                    QueueRequest::Put { item, wait } => {
+                        let (mut s, ready) =
+                            wait_until(cx, &self.changed, s, wait, |s| s.closed || !self.full(s))?;
+                        if s.closed {
+                            QueueReply::Closed
+                        } else if !ready {
+                            match wait {
+                                Wait::No => QueueReply::Full,
+                                _ => QueueReply::Timeout,
                             }
-                    })?;
-                    QueueReply::Flag(ready)
-                }
-                QueueRequest::Len => QueueReply::Len(s.items.len() as u64),
-                QueueRequest::IsEmpty => QueueReply::Flag(s.items.is_empty()),
-                QueueRequest::IsFull => QueueReply::Flag(self.full(&s)),
-                QueueRequest::Close => {
-                    let mut s = s;
-                    s.closed = true;
-                    self.changed.notify_all();
-                    QueueReply::Done
-                }
-                QueueRequest::IsClosed => QueueReply::Flag(s.closed),
-                QueueRequest::TaskDone if self.joinable => {
-                    let mut s = s;
-                    if s.unfinished == 0 {
-                        return Ok(QueueReply::TooMany);
+                        } else {
+                            cx.adopt(&item)?;
+                            s.items.push_back(item);
+                            s.unfinished += 1;
+                            self.changed.notify_all();
+                            QueueReply::Done
+                        }
                     }
-                    s.unfinished -= 1;
-                    if s.unfinished == 0 {
+                    QueueRequest::Get { wait } => {
+                        let (mut s, _) = wait_until(cx, &self.changed, s, wait, |s| {
+                            s.closed || !s.items.is_empty()
+                        })?;
+                        match s.items.pop_front() {
+                            Some(item) => {
+                                self.changed.notify_all();
+                                QueueReply::Item(item)
+                            }
+                            None if s.closed => QueueReply::Closed,
+                            None if wait == Wait::No => QueueReply::Empty,
+                            None => QueueReply::Timeout,
+                        }
+                    }
+                    QueueRequest::AwaitReady { put, wait } => {
+                        let (_s, ready) = wait_until(cx, &self.changed, s, wait, |s| {
+                            s.closed
+                                || if put {
+                                    !self.full(s)
+                                } else {
+                                    !s.items.is_empty()
+                                }
+                        })?;
+                        QueueReply::Flag(ready)
+                    }
+                    QueueRequest::Len => QueueReply::Len(s.items.len() as u64),
+                    QueueRequest::IsEmpty => QueueReply::Flag(s.items.is_empty()),
+                    QueueRequest::IsFull => QueueReply::Flag(self.full(&s)),
+                    QueueRequest::Close => {
+                        let mut s = s;
+                        s.closed = true;
                         self.changed.notify_all();
-                    }
-                    QueueReply::Done
-                }
-                QueueRequest::Join { wait } if self.joinable => {
-                    let (_s, done) = wait_until(cx, &self.changed, s, wait, |s| s.unfinished == 0)?;
-                    if done {
                         QueueReply::Done
-                    } else {
-                        QueueReply::Timeout
                     }
-                }
-                request @ (QueueRequest::TaskDone | QueueRequest::Join { .. }) => {
-                    return Err(RemoteError::unknown_method(
-                        "a queue that is not joinable",
-                        &format!("{request:?}"),
-                    ))
-                }
-            })
-        })
+                    QueueRequest::IsClosed => QueueReply::Flag(s.closed),
+                    QueueRequest::TaskDone if self.joinable => {
+                        let mut s = s;
+                        if s.unfinished == 0 {
+                            return Ok(QueueReply::TooMany);
+                        }
+                        s.unfinished -= 1;
+                        if s.unfinished == 0 {
+                            self.changed.notify_all();
+                        }
+                        QueueReply::Done
+                    }
+                    QueueRequest::Join { wait } if self.joinable => {
+                        let (_s, done) =
+                            wait_until(cx, &self.changed, s, wait, |s| s.unfinished == 0)?;
+                        if done {
+                            QueueReply::Done
+                        } else {
+                            QueueReply::Timeout
+                        }
+                    }
+                    request @ (QueueRequest::TaskDone | QueueRequest::Join { .. }) => {
+                        return Err(RemoteError::unknown_method(
+                            "a queue that is not joinable",
+                            &format!("{request:?}"),
+                        ))
+                    }
+                })
+            },
+            sent,
+        )
     }
 
     fn drain_refs(&self) -> Vec<u64> {
-        refs_of(&std::mem::take(&mut lock(&self.state).items))
+        let mut s = lock(&self.state);
+        s.freed = true;
+        refs_of(&std::mem::take(&mut s.items))
+    }
+
+    /// The item a `get` took goes back at the head, where it was: the order is kept, and the
+    /// count of unfinished tasks, which a `get` does not change, stays right. (A put that came
+    /// in meanwhile may leave a bounded queue one over its size until the next get.)
+    fn put_back(&self, item: Elem) -> Result<(), Elem> {
+        let mut s = lock(&self.state);
+        if s.freed {
+            return Err(item);
+        }
+        s.items.push_front(item);
+        self.changed.notify_all();
+        Ok(())
     }
 }
 
