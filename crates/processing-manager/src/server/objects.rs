@@ -939,6 +939,25 @@ struct CondState {
     next_ticket: u64,
     waiting: VecDeque<u64>,
     notified: HashSet<u64>,
+    /// The tickets of awaited waits, by the connection they are tied to (the one that
+    /// registered them, then the waiting one that claimed them): its closing withdraws them.
+    tied: HashMap<u64, u64>,
+}
+
+impl CondState {
+    /// Takes the waiter `ticket` out; a notification it had (and cannot take) passes to the
+    /// next waiter, as if it had been sent to that one. Whether one passed (wake the waiters).
+    fn withdraw(&mut self, ticket: u64) -> bool {
+        self.waiting.retain(|&t| t != ticket);
+        self.tied.remove(&ticket);
+        if self.notified.remove(&ticket) {
+            if let Some(next) = self.waiting.pop_front() {
+                self.notified.insert(next);
+                return true;
+            }
+        }
+        false
+    }
 }
 
 pub(crate) struct ConditionObj {
@@ -1008,15 +1027,8 @@ impl Object for ConditionObj {
                     let (mut s, notified) = match waited {
                         Ok(r) => r,
                         Err(e) => {
-                            let mut s = lock(&self.state);
-                            s.waiting.retain(|&t| t != ticket);
-                            // A notification this waiter got but cannot take passes to the
-                            // next waiter, as if it had been sent to that one.
-                            if s.notified.remove(&ticket) {
-                                if let Some(next) = s.waiting.pop_front() {
-                                    s.notified.insert(next);
-                                    self.changed.notify_all();
-                                }
+                            if lock(&self.state).withdraw(ticket) {
+                                self.changed.notify_all();
                             }
                             return Err(e);
                         }
@@ -1055,15 +1067,84 @@ impl Object for ConditionObj {
                     self.changed.notify_all();
                     ConditionReply::Notified
                 }
+                ConditionRequest::Enqueue => {
+                    let mut s = s;
+                    if s.owner != Some(me) {
+                        return Ok(ConditionReply::NotOwner);
+                    }
+                    let count = s.count;
+                    s.owner = None;
+                    s.count = 0;
+                    let ticket = s.next_ticket;
+                    s.next_ticket += 1;
+                    s.waiting.push_back(ticket);
+                    s.tied.insert(ticket, me);
+                    self.changed.notify_all();
+                    ConditionReply::Enqueued { ticket, count }
+                }
+                ConditionRequest::AwaitNotified { ticket, wait } => {
+                    let mut s = s;
+                    match s.tied.get_mut(&ticket) {
+                        Some(tied) => *tied = me,
+                        // Withdrawn (the connection that registered it closed): a wake-up
+                        // without a notification.
+                        None => return Ok(ConditionReply::Waited(false)),
+                    }
+                    let (s, _) = wait_until(cx, &self.changed, s, wait, |s| {
+                        s.notified.contains(&ticket) || !s.tied.contains_key(&ticket)
+                    })?;
+                    ConditionReply::Waited(s.notified.contains(&ticket))
+                }
+                ConditionRequest::Reacquire {
+                    ticket,
+                    count,
+                    cancel,
+                    wait,
+                } => {
+                    let mut s = s;
+                    if cancel && s.withdraw(ticket) {
+                        self.changed.notify_all();
+                    }
+                    let free = |s: &mut CondState| s.owner.is_none() || s.owner == Some(me);
+                    let (mut s, got) = wait_until(cx, &self.changed, s, wait, free)?;
+                    ConditionReply::Acquire(if got {
+                        // The wait ends: its ticket (and the notification it took) with it.
+                        s.waiting.retain(|&t| t != ticket);
+                        s.tied.remove(&ticket);
+                        s.notified.remove(&ticket);
+                        s.owner = Some(me);
+                        s.count = s.count.saturating_add(count);
+                        Acquired::Yes
+                    } else {
+                        not_acquired(wait)
+                    })
+                }
+                ConditionRequest::AwaitFree { wait } => {
+                    let (s, _) = wait_until(cx, &self.changed, s, wait, |s| s.owner.is_none())?;
+                    ConditionReply::Locked(s.owner.is_some())
+                }
             })
         })
     }
 
     fn on_disconnect(&self, conn: u64) {
         let mut s = lock(&self.state);
+        let mut wake = false;
         if s.owner == Some(conn) {
             s.owner = None;
             s.count = 0;
+            wake = true;
+        }
+        let tied: Vec<u64> = s
+            .tied
+            .iter()
+            .filter(|&(_, &c)| c == conn)
+            .map(|(&t, _)| t)
+            .collect();
+        for ticket in tied {
+            wake |= s.withdraw(ticket);
+        }
+        if wake {
             self.changed.notify_all();
         }
     }
