@@ -10,7 +10,7 @@ use crate::client::open_for_test;
 use crate::protocol::STATUS_OK;
 use crate::server::objects::{Init, Kind};
 use crate::wire::Framed;
-use crate::{JoinableQueueProxy, ListProxy, Manager, Proxy, QueueProxy};
+use crate::{ListProxy, Manager, Proxy, QueueProxy};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -149,6 +149,7 @@ fn a_process_that_connects_again_starts_a_new_life() {
 #[cfg(unix)]
 #[test]
 fn a_get_for_a_client_gone_puts_the_item_back_at_the_head() {
+    use crate::JoinableQueueProxy;
     let m = Manager::start_in_thread().unwrap();
     let q: JoinableQueueProxy<u32> = m.joinable_queue().unwrap();
     q.put(1).unwrap();
