@@ -268,6 +268,10 @@ fn condition_wait_async_releases_and_takes_the_lock_back() {
     let m = Manager::start().unwrap();
     under_both(|| async {
         let c = m.condition().unwrap();
+        // The futures can be spawned on a multi-threaded runtime.
+        fn is_send<T: Send>(_: &T) {}
+        is_send(&c.wait_async());
+        is_send(&c.wait_for_async(|| true));
         // Not held: the blocking form's error.
         assert!(c.wait_async().await.unwrap_err().is_not_owner());
         let g = c.acquire().unwrap();
