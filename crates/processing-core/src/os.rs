@@ -1,5 +1,7 @@
-//! Portable process facts shared by every layer, and (Unix) the process-shared futex that
-//! every shared-memory primitive sleeps on.
+//! Portable process facts shared by every layer, (Unix) the process-shared futex that every
+//! shared-memory primitive sleeps on, and the one safe wrapper of each system call that more
+//! than one crate of the workspace makes (`poll`, `kill`, `waitpid`, `recv`, ...; on Windows
+//! named pipes, semaphores, process handles and waits).
 
 #[cfg(unix)]
 use std::sync::atomic::AtomicU32;
@@ -86,6 +88,20 @@ pub fn futex_wake(word: &AtomicU32, n: u32) {
 
 #[cfg(unix)]
 pub use crate::sys::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
+
+// The system calls that more than one crate makes, each wrapped once (safe, `io::Result` with
+// the OS error kept). Prefer std where it has the call: `std::os::unix::process::parent_id`,
+// `std::thread::yield_now`, `OwnedFd`/`OwnedHandle` (whose drop closes), `BorrowedFd`.
+#[cfg(windows)]
+pub use crate::sys::{
+    connect_named_pipe, create_named_pipe, create_semaphore, disconnect_named_pipe, exit_code,
+    open_pipe_client, open_process, open_semaphore, peek_named_pipe, read_handle,
+    release_semaphore, wait_handle, write_handle, STILL_ACTIVE,
+};
+#[cfg(unix)]
+pub use crate::sys::{
+    fd_is_open, kill, poll, recv, recv_spare, send, set_cloexec, sysconf, uid, waitpid,
+};
 
 #[cfg(all(test, unix))]
 mod tests {
