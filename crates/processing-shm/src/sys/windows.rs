@@ -19,7 +19,7 @@ use std::ptr::NonNull;
 use std::sync::{Mutex, Once};
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, GetLastError, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_COMMITMENT_LIMIT,
+    CloseHandle, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_COMMITMENT_LIMIT,
     ERROR_DISK_FULL, ERROR_FILE_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_NOT_ENOUGH_MEMORY,
     ERROR_PATH_NOT_FOUND, ERROR_SHARING_VIOLATION, FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE,
     INVALID_HANDLE_VALUE,
@@ -32,15 +32,10 @@ use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, MapViewOfFile, UnmapViewOfFile, FILE_MAP_ALL_ACCESS,
     MEMORY_MAPPED_VIEW_ADDRESS, PAGE_READWRITE,
 };
-use windows_sys::Win32::System::Threading::{
-    GetCurrentProcessId, GetExitCodeProcess, GetProcessTimes, OpenProcess,
-    PROCESS_QUERY_LIMITED_INFORMATION,
-};
+use windows_sys::Win32::System::Threading::{GetProcessTimes, PROCESS_QUERY_LIMITED_INFORMATION};
 
 use crate::error::ShmError;
 use crate::segment::{header, HEADER_SIZE};
-
-const STILL_ACTIVE: u32 = 259;
 
 /// One mapped view of a segment file; the view and the section handle close on drop.
 #[derive(Debug)]
@@ -80,8 +75,7 @@ fn path(name: &str) -> Vec<u16> {
 }
 
 fn last_error() -> u32 {
-    // SAFETY: reads this thread's last error; no preconditions.
-    unsafe { GetLastError() }
+    io::Error::last_os_error().raw_os_error().unwrap_or(0) as u32
 }
 
 fn close(h: HANDLE) {
@@ -316,38 +310,39 @@ fn sweep() {
 }
 
 pub(crate) fn os_pid() -> u32 {
-    // SAFETY: no preconditions.
-    unsafe { GetCurrentProcessId() }
+    std::process::id()
 }
 
 /// The low 32 bits of the process creation time (never 0), or `None` when it has exited.
 pub(crate) fn process_stamp(pid: u32) -> Option<u32> {
-    // SAFETY: plain Win32 calls on a handle we open and close here; the FILETIME
-    // out-parameters are valid locals.
-    unsafe {
-        let process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
-        if process.is_null() {
-            return None;
-        }
-        let mut code = 0u32;
-        let alive = GetExitCodeProcess(process, &mut code) != 0 && code == STILL_ACTIVE;
-        let zero = FILETIME {
-            dwLowDateTime: 0,
-            dwHighDateTime: 0,
-        };
-        let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
-        let ok = GetProcessTimes(process, &mut created, &mut exited, &mut kernel, &mut user) != 0;
-        CloseHandle(process);
-        if !alive {
-            return None;
-        }
-        let stamp = if ok {
-            created.dwLowDateTime ^ created.dwHighDateTime
-        } else {
-            1
-        };
-        Some(stamp.max(1))
+    use processing_core::os;
+    use std::os::windows::io::{AsHandle, AsRawHandle};
+    let process = os::open_process(PROCESS_QUERY_LIMITED_INFORMATION, pid).ok()?;
+    if os::exit_code(process.as_handle()).ok()? != os::STILL_ACTIVE {
+        return None;
     }
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: `process` is open for the call; the four FILETIME out-parameters are valid
+    // locals.
+    let ok = unsafe {
+        GetProcessTimes(
+            process.as_raw_handle() as HANDLE,
+            &mut created,
+            &mut exited,
+            &mut kernel,
+            &mut user,
+        )
+    } != 0;
+    let stamp = if ok {
+        created.dwLowDateTime ^ created.dwHighDateTime
+    } else {
+        1
+    };
+    Some(stamp.max(1))
 }
 
 /// Windows has no `fork`.
