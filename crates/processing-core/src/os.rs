@@ -100,7 +100,8 @@ pub use crate::sys::{
 };
 #[cfg(unix)]
 pub use crate::sys::{
-    fd_is_open, kill, poll, recv, recv_spare, send, set_cloexec, sysconf, uid, waitpid,
+    fd_is_open, ignore_signal, kill, poll, recv, recv_spare, send, set_cloexec, sysconf, uid,
+    waitpid,
 };
 
 #[cfg(all(test, unix))]

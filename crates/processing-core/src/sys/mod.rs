@@ -12,7 +12,8 @@ pub(crate) use futex::{futex_wait, futex_wake};
 pub(crate) use unix::private_runtime_dir;
 #[cfg(unix)]
 pub use unix::{
-    fd_is_open, kill, poll, recv, recv_spare, send, set_cloexec, sysconf, uid, waitpid,
+    fd_is_open, ignore_signal, kill, poll, recv, recv_spare, send, set_cloexec, sysconf, uid,
+    waitpid,
 };
 #[cfg(unix)]
 pub use unix::{recv_with_fds, send_with_fds, InsecureDir, MAX_FDS_PER_MESSAGE};

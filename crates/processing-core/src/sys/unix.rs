@@ -416,6 +416,21 @@ pub fn send(fd: BorrowedFd<'_>, data: &[u8], flags: i32) -> io::Result<usize> {
     }
 }
 
+/// Makes this process ignore `signal` (`signal(signal, SIG_IGN)`), as the Rust runtime does
+/// for `SIGPIPE` before `main`.
+///
+/// ```
+/// processing::core::os::ignore_signal(libc::SIGPIPE).unwrap();
+/// ```
+pub fn ignore_signal(signal: i32) -> io::Result<()> {
+    // SAFETY: installing SIG_IGN runs no code of ours in a signal context; it only sets the
+    // disposition of one signal number.
+    if unsafe { libc::signal(signal, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The real user id of this process (`getuid(2)`, which cannot fail).
 ///
 /// ```

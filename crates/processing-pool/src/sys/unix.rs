@@ -24,10 +24,7 @@ pub(crate) fn resident_bytes() -> Option<u64> {
 
 /// Workers leave Ctrl-C to the parent: the parent decides, and its workers end with it.
 pub(crate) fn ignore_interrupts() {
-    // SAFETY: installing SIG_IGN for SIGINT has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-    }
+    let _ = processing_core::os::ignore_signal(libc::SIGINT);
 }
 
 use std::io;

@@ -654,10 +654,7 @@ pub(crate) fn fork_supported() -> Result<(), SpawnError> {
 
 /// Child side: ignore SIGPIPE as the Rust runtime does for `main` (the bootstrap runs before it).
 pub(crate) fn child_defaults() {
-    // SAFETY: setting a signal disposition to SIG_IGN has no memory-safety preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    let _ = os::ignore_signal(libc::SIGPIPE);
 }
 
 /// Child side: applies redirections, environment, directory, limits and the parent-death signal.
