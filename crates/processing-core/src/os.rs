@@ -127,6 +127,25 @@ mod tests {
     }
 
     #[test]
+    fn wrappers_keep_the_os_error() {
+        use std::os::fd::AsFd;
+        // Not a child of this process: ECHILD, as the kernel said it.
+        let e = super::waitpid(i32::MAX, true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ECHILD), "{e}");
+        // Nothing to read without waiting: EAGAIN, i.e. WouldBlock.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let e = super::recv(a.as_fd(), &mut [0u8; 4], libc::MSG_DONTWAIT).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+        let mut v = Vec::with_capacity(4);
+        let e = super::recv_spare(a.as_fd(), &mut v, 4, libc::MSG_DONTWAIT).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+        assert!(v.is_empty(), "a failed read grows nothing");
+        // No such process: ESRCH.
+        let e = super::kill(i32::MAX, 0).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ESRCH), "{e}");
+    }
+
+    #[test]
     fn futex_wait_times_out() {
         let word = AtomicU32::new(7);
         let began = Instant::now();
