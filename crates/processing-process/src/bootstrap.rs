@@ -284,9 +284,8 @@ mod r06_tests {
         lie.extend_from_slice(&[7u8; 10]);
         reset_peak();
         let (before, virtual_before) = (status_kib("VmHWM:"), status_kib("VmPeak:"));
-        // SAFETY: `lie` is valid for reads of its length; the descriptor is `a`'s open socket.
-        let n = unsafe { libc::send(a.raw(), lie.as_ptr().cast(), lie.len(), 0) };
-        assert_eq!(n, lie.len() as isize);
+        let n = processing_core::os::send(a.as_fd(), &lie, 0).unwrap();
+        assert_eq!(n, lie.len());
         drop(a);
         assert!(b.recv_frame().is_err(), "a truncated frame is an error");
         let grown = status_kib("VmHWM:").saturating_sub(before);

@@ -96,7 +96,7 @@ impl Region {
     }
 
     fn map(fd: OwnedFd, len: usize) -> io::Result<Region> {
-        let base = crate::sys::map(fd.as_raw_fd(), len)?;
+        let base = crate::sys::map(fd.as_fd(), len)?;
         Ok(Region { base, len, fd })
     }
 

@@ -4,28 +4,27 @@
 //! `(pid, value)` (processing-core pulls them with `DuplicateHandle`), so the channel carries
 //! bytes only. Every `Command::new` of the crate on Windows lives here.
 
-use processing_core::ErrorChain;
+use processing_core::{os, ErrorChain};
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::os::windows::io::{
-    AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, IntoRawHandle, OwnedHandle, RawHandle,
+    AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle, RawHandle,
 };
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    SetHandleInformation, ERROR_INTERNAL_ERROR, HANDLE, HANDLE_FLAG_INHERIT, WAIT_OBJECT_0,
-    WAIT_TIMEOUT,
+    SetHandleInformation, ERROR_INTERNAL_ERROR, HANDLE, HANDLE_FLAG_INHERIT,
 };
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation,
     SetInformationJobObject, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
     JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
-use windows_sys::Win32::System::Pipes::{CreatePipe, PeekNamedPipe};
+use windows_sys::Win32::System::Pipes::CreatePipe;
 use windows_sys::Win32::System::Threading::{
-    ExitProcess, GetExitCodeProcess, OpenProcess, TerminateProcess, WaitForSingleObject,
-    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_TERMINATE,
+    ExitProcess, TerminateProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
+    PROCESS_TERMINATE,
 };
 
 use super::{to_std, Event, ExecRequest};
@@ -152,19 +151,8 @@ impl Channel {
 
     /// Whether a frame (or end of stream) can be read without blocking.
     pub(crate) fn readable_now(&self) -> bool {
-        let mut available = 0u32;
-        // SAFETY: peeks at a pipe handle we own, writing only the available-bytes count.
-        let ok = unsafe {
-            PeekNamedPipe(
-                self.read.as_raw_handle() as HANDLE,
-                std::ptr::null_mut(),
-                0,
-                std::ptr::null_mut(),
-                &mut available,
-                std::ptr::null_mut(),
-            )
-        };
-        ok == 0 || available > 0
+        // An error (the writer is gone: end of stream) reads at once too.
+        os::peek_named_pipe(self.read.as_handle()).map_or(true, |available| available > 0)
     }
 
     /// Not a descriptor on Windows (nothing to keep open by number).
@@ -210,17 +198,11 @@ pub(crate) struct ProcHandle {
 impl ProcHandle {
     /// Opens process `pid` (a process that is gone reads as ended with code 0).
     pub(crate) fn open(pid: u32) -> ProcHandle {
-        // SAFETY: OpenProcess returns a new handle or null.
-        let h = unsafe {
-            OpenProcess(
-                PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_SYNCHRONIZE | PROCESS_TERMINATE,
-                0,
-                pid,
-            )
-        };
-        // SAFETY: a non-null result is a fresh handle owned by nobody else.
-        let handle =
-            (!h.is_null()).then(|| unsafe { OwnedHandle::from_raw_handle(h as RawHandle) });
+        let handle = os::open_process(
+            PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_SYNCHRONIZE | PROCESS_TERMINATE,
+            pid,
+        )
+        .ok();
         ProcHandle { pid, handle }
     }
 
@@ -237,20 +219,10 @@ impl ProcHandle {
         let Some(handle) = &self.handle else {
             return Ok(Some(0));
         };
-        // SAFETY: waits on a process handle we own.
-        let r = unsafe { WaitForSingleObject(handle.as_raw_handle() as HANDLE, ms) };
-        if r == WAIT_TIMEOUT {
+        if !os::wait_handle(handle.as_handle(), ms)? {
             return Ok(None);
         }
-        if r != WAIT_OBJECT_0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut code = 0u32;
-        // SAFETY: queries the exit code of a process handle we own.
-        if unsafe { GetExitCodeProcess(handle.as_raw_handle() as HANDLE, &mut code) } == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Some(code as i32))
+        Ok(Some(os::exit_code(handle.as_handle())? as i32))
     }
 
     /// Ends the process with exit code `code`.
@@ -377,8 +349,8 @@ pub(crate) fn spawn_exec(req: ExecRequest) -> Result<ProcHandle, SpawnError> {
     };
     drop(child_end);
     let pid = child.id();
-    // SAFETY: the std Child gives up its process handle, which we now own.
-    let handle = unsafe { OwnedHandle::from_raw_handle(child.into_raw_handle()) };
+    // The std Child gives up its process handle, which we now own.
+    let handle = OwnedHandle::from(child);
     let handle_raw = handle.as_raw_handle() as HANDLE;
     let proc = ProcHandle {
         pid,
