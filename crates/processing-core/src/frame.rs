@@ -300,7 +300,7 @@ pub trait FrameSource {
     /// uninitialised memory overrides it.
     fn read_spare(&mut self, v: &mut Vec<u8>, want: usize) -> Result<usize, Self::Error> {
         let have = v.len();
-        let room = (v.capacity() - have).min(want).min(SPARE_STEP).max(1);
+        let room = (v.capacity() - have).min(want).min(SPARE_STEP);
         v.resize(have + room, 0);
         let r = self.read(&mut v[have..]);
         let n = *r.as_ref().unwrap_or(&0);
