@@ -5,8 +5,8 @@
 //! never anything that runs code while decoding), the per-process authentication key, the side
 //! channel that carries OS handles (file descriptors on Unix, `HANDLE`s on Windows) along with a
 //! serialized message, the one framer of length-prefixed messages on byte streams (`frame`), and
-//! a few portable process facts (pid, liveness). It must never depend on
-//! another crate of the workspace.
+//! a few portable process facts (pid, liveness). It must never depend on another crate of the
+//! workspace.
 //!
 //! ```
 //! let bytes = processing::core::codec::encode(&(1u8, "abc")).unwrap();
