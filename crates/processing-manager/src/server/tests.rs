@@ -187,15 +187,14 @@ fn a_get_whose_reply_fails_to_send_puts_the_item_back() {
     shut(&conn, std::net::Shutdown::Read);
     send(&mut conn, q.as_raw().id(), &get_request(Wait::No));
     // The server closes the connection after its send failed (and the item went back).
-    let mut hung_up = libc::pollfd {
-        fd: conn.stream.raw_fd(),
+    let mut hung_up = [libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&conn.stream.as_fd()),
         events: 0,
         revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call; the descriptor is `conn`'s, open.
-    let n = unsafe { libc::poll(&mut hung_up, 1, PATIENCE.as_millis() as libc::c_int) };
+    }];
+    let n = processing_core::os::poll(&mut hung_up, PATIENCE.as_millis() as i32).unwrap();
     assert_eq!(n, 1, "the server did not close the connection");
-    assert_ne!(hung_up.revents & libc::POLLHUP, 0);
+    assert_ne!(hung_up[0].revents & libc::POLLHUP, 0);
     assert_eq!(q.len().unwrap(), 2);
     assert_eq!(
         m.live_objects().unwrap(),

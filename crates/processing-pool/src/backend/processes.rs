@@ -1,15 +1,18 @@
 //! The process backend: each worker is a daemonic child process running [`worker_main`].
 //!
-//! Parent and worker talk over a private stream (a Unix socketpair) in length-prefixed frames:
+//! Parent and worker talk over a private stream (a Unix socketpair) in the frames of
+//! processing-core's framer ([`processing_core::frame`]), whose bodies are:
 //!
-//! - parent → worker, a batch: `u32 length, u32 count`, then per task `u64 id, i64 entry
-//!   offset, u32 input length, input bytes`;
-//! - worker → parent, one frame per event: `u32 length, u8 kind, u64 id, u8 status, payload`
-//!   with kind `Ready`, `InitFailed`, `Done` or `Retire`.
+//! - parent → worker, a batch: `u32 count`, then per task `u64 id, i64 entry offset, u32 input
+//!   length, input bytes`;
+//! - worker → parent, one frame per event: `u8 kind, u64 id, u8 status, payload` with kind
+//!   `Ready`, `InitFailed`, `Done` or `Retire`.
 //!
 //! Where the platform has shared memory files (Linux), the reply frames go into a reply ring
 //! shared with the supervisor ([`super::ring`]) instead of the stream: publishing a reply is a
-//! copy and an atomic store, not a system call. The stream then carries only wake-up frames
+//! copy and an atomic store, not a system call. A ring entry is the same reply behind the
+//! ring's own `u32` length word instead of the frame header (both fill the first
+//! [`RESERVED`] bytes of the reply buffer). The stream then carries only wake-up frames
 //! (kind `Wake`, when the supervisor sleeps) and replies too large for the ring (announced by
 //! a `Stream` entry in the ring, so that the ring fixes the order of every reply).
 //!
@@ -22,10 +25,11 @@
 //! everything published before it (ring and stream) is read first; the exit status comes from
 //! joining the process.
 
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use processing_core::frame::{self, Body, FrameError, FrameReader, FrameSource, ReadSource};
+use processing_core::frame::{Sealed, RESERVED};
 use processing_core::handles::TransferableHandle;
 use processing_core::OwnedOsHandle;
 use processing_process::{KillHandle, Process, ProcessError, StartMethod};
@@ -46,10 +50,18 @@ const KIND_STREAM: u8 = 4;
 const KIND_WAKE: u8 = 5;
 /// How long a supervisor spins on an empty ring before it sleeps.
 const SPIN: Duration = Duration::from_micros(40);
-/// `u32 length, u8 kind, u64 id, u8 status`.
-const REPLY_HEADER: usize = 4 + 1 + 8 + 1;
-/// Largest frame either side accepts.
-const MAX_FRAME: usize = 1 << 31;
+/// The room for the frame header (or the ring's length word), then `u8 kind, u64 id, u8
+/// status`.
+const REPLY_HEADER: usize = RESERVED + REPLY_FIELDS;
+/// `u8 kind, u64 id, u8 status`: the start of a reply's body.
+const REPLY_FIELDS: usize = 1 + 8 + 1;
+/// The ring's length word, which a ring entry has where a stream frame has its header.
+const RING_WORD: usize = 4;
+const _: () = assert!(RING_WORD == RESERVED, "a reply buffer's room serves both");
+/// Largest frame body either side accepts.
+const MAX_FRAME: u64 = 1 << 31;
+/// The read-ahead of the supervisor's stream reader.
+const READ_AHEAD: usize = 64 * 1024;
 
 /// Starts worker processes.
 #[derive(Debug, Default)]
@@ -99,10 +111,10 @@ struct ProcessLink {
     stream: sys::Stream,
     process: Process<()>,
     control: Arc<ProcessControl>,
-    /// Received bytes not consumed yet: `buf[start..end]`.
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    /// The stream's frames (what arrived of the next one stays here between attempts).
+    frames: FrameReader,
+    /// The last reply taken from the stream (borrowed by `recv`'s result until the next call).
+    last: Option<Body>,
     out: Vec<u8>,
     exited: bool,
     /// End of stream (or a read error) was seen.
@@ -120,7 +132,56 @@ struct ProcessLink {
 /// Where the reply `recv` found is.
 enum Found {
     Ring(usize, usize),
-    Buf(usize, usize),
+    Stream(Body),
+}
+
+/// Why a non-blocking read of the stream stopped.
+enum Pull {
+    /// Nothing there now.
+    Empty,
+    Frame(FrameError),
+}
+
+impl From<FrameError> for Pull {
+    fn from(e: FrameError) -> Pull {
+        Pull::Frame(e)
+    }
+}
+
+/// The supervisor's stream, read without blocking; its end (or an error) is remembered.
+struct Now<'a> {
+    stream: &'a sys::Stream,
+    closed: &'a mut bool,
+}
+
+impl FrameSource for Now<'_> {
+    type Error = Pull;
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Pull> {
+        if *self.closed {
+            return Ok(0);
+        }
+        match sys::read_now(self.stream, buf) {
+            Ok(Some(0)) | Err(_) => {
+                *self.closed = true;
+                Ok(0)
+            }
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Err(Pull::Empty),
+        }
+    }
+}
+
+/// Writes the frame built in `buf` behind [`RESERVED`] bytes of header room.
+fn write_frame(stream: &sys::Stream, buf: &mut [u8]) -> std::io::Result<()> {
+    match frame::seal(buf) {
+        Some(Sealed::Whole(bytes)) => sys::write_all(stream, bytes),
+        Some(Sealed::Split(header, body)) => {
+            sys::write_all(stream, header.as_bytes())?;
+            sys::write_all(stream, body)
+        }
+        None => Err(std::io::ErrorKind::InvalidInput.into()),
+    }
 }
 
 impl std::fmt::Debug for ProcessLink {
@@ -179,9 +240,8 @@ impl Backend for Processes {
                 last_pid: pid,
                 killer,
             }),
-            buf: vec![0; 64 * 1024],
-            start: 0,
-            end: 0,
+            frames: FrameReader::new(READ_AHEAD),
+            last: None,
             out: Vec::new(),
             exited: false,
             closed: false,
@@ -198,65 +258,6 @@ impl Backend for Processes {
 }
 
 impl ProcessLink {
-    /// The length of the complete frame at the front of the buffer, if there is one.
-    fn complete_frame(&self) -> Result<Option<usize>, LinkError> {
-        let available = self.end - self.start;
-        if available < 4 {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes(
-            self.buf[self.start..self.start + 4]
-                .try_into()
-                .unwrap_or_default(),
-        ) as usize;
-        if len + 4 < REPLY_HEADER || len > MAX_FRAME {
-            return Err(LinkError::Lost);
-        }
-        Ok((available >= 4 + len).then_some(4 + len))
-    }
-
-    /// Makes room for at least `need` bytes after `end`.
-    fn reserve(&mut self, need: usize) {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() - self.end < need {
-            let want = (self.end + need).max(self.buf.len() * 2);
-            self.buf.resize(want, 0);
-        }
-    }
-
-    /// Reads what is there now; `Ok(false)` if nothing was, `Err(Lost)` at end of stream.
-    fn fill_now(&mut self) -> Result<bool, LinkError> {
-        let frame_need = if self.end - self.start >= 4 {
-            let len = u32::from_le_bytes(
-                self.buf[self.start..self.start + 4]
-                    .try_into()
-                    .unwrap_or_default(),
-            ) as usize;
-            (4 + len).saturating_sub(self.end - self.start)
-        } else {
-            4
-        };
-        self.reserve(frame_need.clamp(4, MAX_FRAME).max(16 * 1024));
-        if self.closed {
-            return Ok(false);
-        }
-        match sys::read_now(&self.stream, &mut self.buf[self.end..]) {
-            Ok(Some(0)) | Err(_) => {
-                self.closed = true;
-                Ok(false)
-            }
-            Ok(Some(n)) => {
-                self.end += n;
-                Ok(true)
-            }
-            Ok(None) => Ok(false),
-        }
-    }
-
     /// Spins briefly (then yields a few times) until the ring has an entry past `pos`.
     fn spin_on_ring(ring: &Ring, pos: u64) -> bool {
         let t = Instant::now();
@@ -289,7 +290,7 @@ impl ProcessLink {
                         ring.peek(self.ring_pos).map_err(|_| LinkError::Lost)?
                     {
                         self.ring_pos = next;
-                        if ring.entry(off, len).get(4) == Some(&KIND_STREAM) {
+                        if ring.entry(off, len).get(RING_WORD) == Some(&KIND_STREAM) {
                             ring.release(next);
                             self.from_stream = true;
                             continue;
@@ -298,35 +299,39 @@ impl ProcessLink {
                     }
                 }
             }
-            if let Some(n) = self.complete_frame()? {
-                let at = self.start;
-                self.start += n;
-                if self.buf[at + 4] == KIND_WAKE {
-                    continue;
+            let mut now = Now {
+                stream: &self.stream,
+                closed: &mut self.closed,
+            };
+            let body = match self.frames.read_frame(&mut now, MAX_FRAME) {
+                Ok(body) => body,
+                // The end of the stream is noticed by `recv` (`closed`).
+                Err(Pull::Empty | Pull::Frame(FrameError::Eof | FrameError::Truncated { .. })) => {
+                    return Ok(None)
                 }
-                if self.ring.is_some() && !self.from_stream {
-                    // A reply on the stream that the ring did not announce.
-                    return Err(LinkError::Lost);
-                }
-                self.from_stream = false;
-                return Ok(Some(Found::Buf(at, n)));
+                Err(Pull::Frame(_)) => return Err(LinkError::Lost),
+            };
+            if self.frames.body(&body).first() == Some(&KIND_WAKE) {
+                continue;
             }
-            if !self.fill_now()? {
-                return Ok(None);
+            if self.ring.is_some() && !self.from_stream {
+                // A reply on the stream that the ring did not announce.
+                return Err(LinkError::Lost);
             }
+            self.from_stream = false;
+            return Ok(Some(Found::Stream(body)));
         }
     }
 }
 
-/// A reply from its frame bytes (`u32 length, u8 kind, u64 id, u8 status, payload`).
-fn parse_frame(frame: &[u8]) -> Result<Reply<'_>, LinkError> {
-    if frame.len() < REPLY_HEADER {
+/// A reply from its body (`u8 kind, u64 id, u8 status, payload`).
+fn parse_reply(body: &[u8]) -> Result<Reply<'_>, LinkError> {
+    let Some((fields, payload)) = body.split_first_chunk::<REPLY_FIELDS>() else {
         return Err(LinkError::Lost);
-    }
-    let kind = frame[4];
-    let id = u64::from_le_bytes(frame[5..13].try_into().unwrap_or_default());
-    let status = Status::from_u8(frame[13]).ok_or(LinkError::Lost)?;
-    let payload = &frame[REPLY_HEADER..];
+    };
+    let kind = fields[0];
+    let id = read_u64(fields, 1).unwrap_or_default();
+    let status = Status::from_u8(fields[9]).ok_or(LinkError::Lost)?;
     match kind {
         KIND_READY => Ok(Reply::Ready),
         KIND_INIT_FAILED => Ok(Reply::InitFailed(super::threads::reply_error(
@@ -488,7 +493,7 @@ impl WorkerLink for ProcessLink {
     fn send(&mut self, tasks: &[TaskRef<'_>]) -> Result<(), LinkError> {
         let out = &mut self.out;
         out.clear();
-        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&[0; RESERVED]);
         out.extend_from_slice(&(tasks.len() as u32).to_le_bytes());
         for t in tasks {
             out.extend_from_slice(&t.id.to_le_bytes());
@@ -496,9 +501,7 @@ impl WorkerLink for ProcessLink {
             out.extend_from_slice(&(t.input.len() as u32).to_le_bytes());
             out.extend_from_slice(t.input);
         }
-        let len = u32::try_from(out.len() - 4).map_err(|_| LinkError::Lost)?;
-        out[..4].copy_from_slice(&len.to_le_bytes());
-        let result = sys::write_all(&self.stream, out);
+        let result = write_frame(&self.stream, out);
         if out.capacity() > 4 << 20 {
             *out = Vec::new();
         }
@@ -510,6 +513,7 @@ impl WorkerLink for ProcessLink {
             // The previous reply (borrowed until this call) is no longer needed.
             ring.release(self.ring_pos);
         }
+        self.last = None;
         let mut spun = false;
         let mut last_look = false;
         let found = loop {
@@ -559,8 +563,13 @@ impl WorkerLink for ProcessLink {
             }
         };
         match (found, &self.ring) {
-            (Found::Ring(off, len), Some(ring)) => parse_frame(ring.entry(off, len)),
-            (Found::Buf(at, n), _) => parse_frame(&self.buf[at..at + n]),
+            (Found::Ring(off, len), Some(ring)) => {
+                parse_reply(ring.entry(off, len).get(RING_WORD..).unwrap_or_default())
+            }
+            (Found::Stream(body), _) => {
+                let body = self.last.insert(body);
+                parse_reply(self.frames.body(body))
+            }
             (Found::Ring(..), None) => Err(LinkError::Lost),
         }
     }
@@ -630,19 +639,18 @@ struct Replies {
 }
 
 impl Replies {
+    /// Writes a reply's fields behind the room for its frame header or ring word.
     fn header(out: &mut [u8], kind: u8, id: u64, status: Status) {
-        let len = (out.len() - 4) as u32;
-        out[0..4].copy_from_slice(&len.to_le_bytes());
-        out[4] = kind;
-        out[5..13].copy_from_slice(&id.to_le_bytes());
-        out[13] = status as u8;
+        out[RESERVED] = kind;
+        out[RESERVED + 1..RESERVED + 9].copy_from_slice(&id.to_le_bytes());
+        out[RESERVED + 9] = status as u8;
     }
 
-    /// Publishes one reply frame (`out` starts with [`REPLY_HEADER`] bytes of room).
+    /// Publishes one reply (`out` starts with [`REPLY_HEADER`] bytes of room).
     fn send(&self, out: &mut [u8], kind: u8, id: u64, status: Status) -> std::io::Result<()> {
         Self::header(out, kind, id, status);
         let Some(ring) = &self.ring else {
-            return sys::write_all(&self.stream, out);
+            return write_frame(&self.stream, out);
         };
         if Ring::fits(out.len()) {
             return self.push(ring, out);
@@ -650,15 +658,18 @@ impl Replies {
         // Too large for the ring: announce it there, then send it on the stream.
         let mut marker = [0u8; REPLY_HEADER];
         Self::header(&mut marker, KIND_STREAM, id, Status::Ok);
-        self.push(ring, &marker)?;
-        sys::write_all(&self.stream, out)
+        self.push(ring, &mut marker)?;
+        write_frame(&self.stream, out)
     }
 
-    fn push(&self, ring: &Ring, frame: &[u8]) -> std::io::Result<()> {
-        if ring.push(frame) {
+    /// Pushes a reply into the ring, behind the ring's length word.
+    fn push(&self, ring: &Ring, entry: &mut [u8]) -> std::io::Result<()> {
+        let len = (entry.len() - RING_WORD) as u32;
+        entry[..RING_WORD].copy_from_slice(&len.to_le_bytes());
+        if ring.push(entry) {
             let mut wake = [0u8; REPLY_HEADER];
             Self::header(&mut wake, KIND_WAKE, 0, Status::Ok);
-            sys::write_all(&self.stream, &wake)?;
+            write_frame(&self.stream, &mut wake)?;
         }
         Ok(())
     }
@@ -717,13 +728,8 @@ fn worker_main(args: WorkerArgs) {
     }
     let mut frame = Vec::new();
     loop {
-        let mut len = [0u8; 4];
-        if replies.stream.read_exact(&mut len).is_err() {
-            return;
-        }
-        let len = u32::from_le_bytes(len) as usize;
-        frame.resize(len, 0);
-        if replies.stream.read_exact(&mut frame).is_err() {
+        // The end of the stream (or a broken one) ends the worker.
+        if frame::read_frame(&mut ReadSource(&mut replies.stream), MAX_FRAME, &mut frame).is_err() {
             return;
         }
         let Some(count) = read_u32(&frame, 0) else {

@@ -11,11 +11,12 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use processing_core::frame::{self, FrameSource, Sealed};
 use processing_core::os::{self, recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 
 use super::{to_std, Event, ExecRequest};
 use crate::error::SpawnError;
-use crate::wire::{Frame, Setup, StdioMsg, BODY_STEP, CHILD_MARKER, MAX_FRAME};
+use crate::wire::{self, Frame, Setup, StdioMsg, CHILD_MARKER};
 use crate::{Resource, StartMethod};
 
 /// The signal `terminate` sends.
@@ -122,18 +123,23 @@ impl Channel {
                 "too many descriptors in one message",
             ));
         }
-        let len = u32::try_from(body.len())
-            .ok()
-            .filter(|&l| (l as usize) < MAX_FRAME)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "message too large"))?;
-        let mut buf = Vec::with_capacity(8 + body.len());
-        buf.extend_from_slice(&len.to_le_bytes());
-        buf.extend_from_slice(&split.to_le_bytes());
-        buf.extend_from_slice(body);
+        let mut buf = wire::frame_bytes(split, body)?;
         let borrowed: Vec<BorrowedFd<'_>> = handles.iter().map(|h| h.as_fd()).collect();
-        let mut sent = send_with_fds(self.fd.as_fd(), &buf, &borrowed)?;
-        while sent < buf.len() {
-            let n = send_with_fds(self.fd.as_fd(), &buf[sent..], &[])?;
+        match frame::seal(&mut buf) {
+            Some(Sealed::Whole(bytes)) => self.send_all(bytes, &borrowed),
+            Some(Sealed::Split(header, body)) => {
+                self.send_all(header.as_bytes(), &borrowed)?;
+                self.send_all(body, &[])
+            }
+            None => Err(io::ErrorKind::InvalidInput.into()),
+        }
+    }
+
+    /// Sends all of `bytes`, `fds` with the first byte.
+    fn send_all(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        let mut sent = send_with_fds(self.fd.as_fd(), bytes, fds)?;
+        while sent < bytes.len() {
+            let n = send_with_fds(self.fd.as_fd(), &bytes[sent..], &[])?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -144,53 +150,14 @@ impl Channel {
 
     /// Receives one frame; `None` at a clean end of stream.
     pub(crate) fn recv_frame(&self) -> io::Result<Option<Frame>> {
-        let mut handles = Vec::new();
-        let mut header = [0u8; 8];
-        if !self.read_exact(&mut header, &mut handles, true)? {
+        let mut src = FdSource {
+            fd: self.fd.as_fd(),
+            handles: Vec::new(),
+        };
+        let Some(payload) = wire::read_payload(&mut src)? else {
             return Ok(None);
-        }
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let split = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len >= MAX_FRAME {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame too large",
-            ));
-        }
-        // The body grows with the bytes that arrive (a lying length costs at most twice them).
-        let mut body = Vec::new();
-        while body.len() < len {
-            let have = body.len();
-            body.resize(len.min(have.max(BODY_STEP) * 2).max(have + 1), 0);
-            self.read_exact(&mut body[have..], &mut handles, false)?;
-        }
-        Ok(Some(Frame {
-            split,
-            body,
-            handles: handles.into_iter().collect(),
-        }))
-    }
-
-    /// Fills `buf`; returns false on end of stream before the first byte (if `eof_ok`).
-    fn read_exact(
-        &self,
-        buf: &mut [u8],
-        handles: &mut Vec<OwnedFd>,
-        eof_ok: bool,
-    ) -> io::Result<bool> {
-        let mut got = 0;
-        while got < buf.len() {
-            let (n, fds) = recv_with_fds(self.fd.as_fd(), &mut buf[got..], 0)?;
-            handles.extend(fds);
-            if n == 0 {
-                if got == 0 && eof_ok {
-                    return Ok(false);
-                }
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            got += n;
-        }
-        Ok(true)
+        };
+        Frame::new(payload, src.handles).map(Some)
     }
 
     /// Whether a frame (or end of stream) can be read without blocking.
@@ -198,6 +165,22 @@ impl Channel {
         poll_two(Some(self.raw()), None, Some(Duration::ZERO))
             .map(|r| r.0)
             .unwrap_or(true)
+    }
+}
+
+/// The channel's bytes for the framer, with the descriptors that arrive beside them.
+struct FdSource<'a> {
+    fd: BorrowedFd<'a>,
+    handles: Vec<OwnedFd>,
+}
+
+impl FrameSource for FdSource<'_> {
+    type Error = io::Error;
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let (n, fds) = recv_with_fds(self.fd, buf, 0)?;
+        self.handles.extend(fds);
+        Ok(n)
     }
 }
 

@@ -4,9 +4,10 @@
 //! `(pid, value)` (processing-core pulls them with `DuplicateHandle`), so the channel carries
 //! bytes only. Every `Command::new` of the crate on Windows lives here.
 
+use processing_core::frame::{self, ReadSource};
 use processing_core::{os, ErrorChain};
 use std::fs::File;
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Write as _};
 use std::os::windows::io::{
     AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle, RawHandle,
 };
@@ -29,7 +30,7 @@ use windows_sys::Win32::System::Threading::{
 
 use super::{to_std, Event, ExecRequest};
 use crate::error::SpawnError;
-use crate::wire::{Frame, Setup, StdioMsg, BODY_STEP, CHILD_MARKER, MAX_FRAME};
+use crate::wire::{self, Frame, Setup, StdioMsg, CHILD_MARKER};
 use crate::StartMethod;
 
 /// The exit code `terminate` gives (as Python's `TERMINATE`).
@@ -90,6 +91,19 @@ pub(crate) fn channel_pair() -> io::Result<(Channel, Channel)> {
     ))
 }
 
+/// The read end of the channel's pipe, where the writer's end closing (`ERROR_BROKEN_PIPE`) is
+/// the end of the stream.
+struct PipeReader<'a>(&'a File);
+
+impl io::Read for PipeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match (&mut &*self.0).read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+            r => r,
+        }
+    }
+}
+
 impl Channel {
     /// Sends one frame (handles travel inside the bytes on Windows).
     pub(crate) fn send_frame(
@@ -98,55 +112,16 @@ impl Channel {
         body: &[u8],
         _handles: &[OwnedHandle],
     ) -> io::Result<()> {
-        let len = u32::try_from(body.len())
-            .ok()
-            .filter(|&l| (l as usize) < MAX_FRAME)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "message too large"))?;
-        let mut buf = Vec::with_capacity(8 + body.len());
-        buf.extend_from_slice(&len.to_le_bytes());
-        buf.extend_from_slice(&split.to_le_bytes());
-        buf.extend_from_slice(body);
-        (&self.write).write_all(&buf)
+        let mut buf = wire::frame_bytes(split, body)?;
+        frame::write_reserved(&mut &self.write, &mut buf)
     }
 
     /// Receives one frame; `None` at a clean end of stream.
     pub(crate) fn recv_frame(&self) -> io::Result<Option<Frame>> {
-        let mut header = [0u8; 8];
-        let mut got = 0;
-        while got < header.len() {
-            match (&self.read).read(&mut header[got..]) {
-                Ok(0) => {
-                    if got == 0 {
-                        return Ok(None);
-                    }
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe && got == 0 => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let split = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len >= MAX_FRAME {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame too large",
-            ));
-        }
-        // The body grows with the bytes that arrive (a lying length costs at most twice them).
-        let mut body = Vec::new();
-        while body.len() < len {
-            let have = body.len();
-            body.resize(len.min(have.max(BODY_STEP) * 2).max(have + 1), 0);
-            (&self.read).read_exact(&mut body[have..])?;
-        }
-        Ok(Some(Frame {
-            split,
-            body,
-            handles: Vec::new(),
-        }))
+        let Some(payload) = wire::read_payload(&mut ReadSource(PipeReader(&self.read)))? else {
+            return Ok(None);
+        };
+        Frame::new(payload, Vec::new()).map(Some)
     }
 
     /// Whether a frame (or end of stream) can be read without blocking.
