@@ -63,7 +63,11 @@ fn u06_queue_chain_ring_to_chain_and_back_keeps_order() {
             producer
         });
         for tag in 0..7 {
-            assert_eq!(consumer.get(true).unwrap(), item(&consumer, tag), "item {tag}");
+            assert_eq!(
+                consumer.get(true).unwrap(),
+                item(&consumer, tag),
+                "item {tag}"
+            );
         }
         let producer = producer.join().unwrap();
         // Drained: the chain ends (at the latest at this get), and the next put goes to the
@@ -73,7 +77,11 @@ fn u06_queue_chain_ring_to_chain_and_back_keeps_order() {
         producer.put(&item(&producer, 7)).unwrap();
         assert!(!producer.chain_active());
         assert_eq!(consumer.get(false).unwrap(), item(&consumer, 7));
-        assert_eq!(ChainQueue::segments_left(), 0, "every chain segment removed");
+        assert_eq!(
+            ChainQueue::segments_left(),
+            0,
+            "every chain segment removed"
+        );
     });
 }
 
