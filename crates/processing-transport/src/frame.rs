@@ -115,4 +115,39 @@ mod tests {
             }
         }
     }
+
+    /// Under Miri: headers of every size class and a stream of frames cut at every byte
+    /// (each cut is an incomplete or truncated stream, never a read past the end).
+    #[test]
+    fn miri_frame_headers_and_split_at_every_cut() {
+        for len in [0u64, 1, 255, i32::MAX as u64, i32::MAX as u64 + 1] {
+            let header = Header::for_len(len).as_bytes().to_vec();
+            assert_eq!(
+                decode_header(&header, u64::MAX).unwrap(),
+                Some((len, header.len()))
+            );
+            for cut in 0..header.len() {
+                assert_eq!(decode_header(&header[..cut], u64::MAX).unwrap(), None);
+            }
+        }
+        let bodies: [&[u8]; 3] = [b"", b"abc", &[7u8; 40]];
+        let mut stream = Vec::new();
+        for b in bodies {
+            stream.extend_from_slice(Header::for_len(b.len() as u64).as_bytes());
+            stream.extend_from_slice(b);
+        }
+        assert_eq!(split_frames(&stream, 1 << 20).unwrap(), bodies);
+        for cut in 1..stream.len() {
+            let part = &stream[..cut];
+            if let Ok(frames) = split_frames(part, 1 << 20) {
+                // A cut at a frame boundary: the whole frames before it.
+                assert_eq!(frames, &bodies[..frames.len()]);
+            }
+        }
+        let typed = encode_typed(&(5u32, String::from("five"))).unwrap();
+        assert_eq!(
+            decode_typed::<(u32, String)>(&typed).unwrap(),
+            (5, "five".into())
+        );
+    }
 }
