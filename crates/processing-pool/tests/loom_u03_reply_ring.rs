@@ -10,7 +10,7 @@
 //! `loom::sync::Notify` (a permit, as a frame waiting in the socket is), so a lost wake-up is a
 //! deadlock loom reports. Every copy is checked against the bytes' loom cells, so reading a
 //! reply whose commit does not happen-before the read fails the model. The ring itself is
-//! model-checked in processing-shm (`loom_u06_spsc_ring`); the same ring runs across real
+//! model-checked in processing-shm (`loom_u07_spsc_ring`); the same ring runs across real
 //! processes in the pool tests.
 #![cfg(all(loom, unix))]
 

@@ -86,6 +86,7 @@ fn raw_pair() -> (Connection<String>, std::os::unix::net::UnixStream) {
 #[cfg(unix)]
 #[test]
 fn hostile_frames_are_typed_errors() {
+    use processing_transport::frame::FramePart;
     use processing_transport::FrameError;
     // A length prefix of 2^63 in the long form.
     let (c, mut raw) = raw_pair();
@@ -112,7 +113,24 @@ fn hostile_frames_are_typed_errors() {
     drop(raw);
     assert!(matches!(
         c.recv_bytes().unwrap_err(),
-        ConnectionError::Frame(FrameError::Truncated)
+        ConnectionError::Frame(FrameError::Truncated {
+            part: FramePart::Body,
+            got: 2,
+            expected: 10
+        })
+    ));
+
+    // The end of the stream inside a header.
+    let (c, mut raw) = raw_pair();
+    raw.write_all(&[0, 0]).unwrap();
+    drop(raw);
+    assert!(matches!(
+        c.recv_bytes().unwrap_err(),
+        ConnectionError::Frame(FrameError::Truncated {
+            part: FramePart::Header,
+            got: 2,
+            expected: 4
+        })
     ));
 
     // A big announced length with few bytes behind it: no allocation of the announced size.
@@ -121,7 +139,11 @@ fn hostile_frames_are_typed_errors() {
     drop(raw);
     assert!(matches!(
         c.recv_bytes().unwrap_err(),
-        ConnectionError::Frame(FrameError::Truncated)
+        ConnectionError::Frame(FrameError::Truncated {
+            part: FramePart::Body,
+            got: 3,
+            ..
+        })
     ));
 
     // A well-formed frame with garbage inside for a typed receive.

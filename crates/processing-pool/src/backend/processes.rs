@@ -1,15 +1,16 @@
 //! The process backend: each worker is a daemonic child process running [`worker_main`].
 //!
-//! Parent and worker talk over a private stream (a Unix socketpair) in length-prefixed frames:
+//! Parent and worker talk over a private stream (a Unix socketpair) in the frames of
+//! processing-core's framer ([`processing_core::frame`]), whose bodies are:
 //!
-//! - parent → worker, a batch: `u32 length, u32 count`, then per task `u64 id, i64 entry
-//!   offset, u32 input length, input bytes`;
-//! - worker → parent, one frame per event: `u32 length, u8 kind, u64 id, u8 status, payload`
-//!   with kind `Ready`, `InitFailed`, `Done` or `Retire`.
+//! - parent → worker, a batch: `u32 count`, then per task `u64 id, i64 entry offset, u32 input
+//!   length, input bytes`;
+//! - worker → parent, one frame per event: `u8 kind, u64 id, u8 status, payload` with kind
+//!   `Ready`, `InitFailed`, `Done` or `Retire`.
 //!
 //! Where the platform has shared memory files (Linux), the reply frames go into a reply ring
 //! shared with the supervisor (processing-shm's one SPSC ring, `processing_shm::spsc`, each
-//! message a reply frame without its length word) instead of the stream: publishing a reply
+//! message a reply's body, the bytes after the room for its frame header) instead of the stream: publishing a reply
 //! is a copy and an atomic store, not a system call. The stream then carries only wake-up
 //! frames (kind `Wake`, when the supervisor sleeps: the ring's sleep hand-over with the
 //! socket as its bell, since the supervisor sleeps in `poll` on the stream and the worker's
@@ -30,10 +31,11 @@
 //! everything published before it (ring and stream) is read first; the exit status comes from
 //! joining the process.
 
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use processing_core::frame::{self, Body, FrameError, FrameReader, FrameSource, ReadSource};
+use processing_core::frame::{Sealed, RESERVED};
 use processing_core::handles::TransferableHandle;
 use processing_core::OwnedOsHandle;
 use processing_process::{KillHandle, Process, ProcessError, StartMethod};
@@ -54,10 +56,15 @@ const KIND_STREAM: u8 = 4;
 const KIND_WAKE: u8 = 5;
 /// How long a supervisor spins on an empty ring before it sleeps.
 const SPIN: Duration = Duration::from_micros(40);
-/// `u32 length, u8 kind, u64 id, u8 status`.
-const REPLY_HEADER: usize = 4 + 1 + 8 + 1;
-/// Largest frame either side accepts.
-const MAX_FRAME: usize = 1 << 31;
+/// The room for the frame header (a ring message starts after it), then `u8 kind, u64 id, u8
+/// status`.
+const REPLY_HEADER: usize = RESERVED + REPLY_FIELDS;
+/// `u8 kind, u64 id, u8 status`: the start of a reply's body.
+const REPLY_FIELDS: usize = 1 + 8 + 1;
+/// Largest frame body either side accepts.
+const MAX_FRAME: u64 = 1 << 31;
+/// The read-ahead of the supervisor's stream reader.
+const READ_AHEAD: usize = 64 * 1024;
 
 /// Starts worker processes.
 #[derive(Debug, Default)]
@@ -107,10 +114,10 @@ struct ProcessLink {
     stream: sys::Stream,
     process: Process<()>,
     control: Arc<ProcessControl>,
-    /// Received bytes not consumed yet: `buf[start..end]`.
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    /// The stream's frames (what arrived of the next one stays here between attempts).
+    frames: FrameReader,
+    /// The last reply taken from the stream (borrowed by `recv`'s result until the next call).
+    last: Option<Body>,
     out: Vec<u8>,
     exited: bool,
     /// End of stream (or a read error) was seen.
@@ -128,7 +135,56 @@ struct ProcessLink {
 enum Found {
     /// The reply held by the ring.
     Ring,
-    Buf(usize, usize),
+    Stream(Body),
+}
+
+/// Why a non-blocking read of the stream stopped.
+enum Pull {
+    /// Nothing there now.
+    Empty,
+    Frame(FrameError),
+}
+
+impl From<FrameError> for Pull {
+    fn from(e: FrameError) -> Pull {
+        Pull::Frame(e)
+    }
+}
+
+/// The supervisor's stream, read without blocking; its end (or an error) is remembered.
+struct Now<'a> {
+    stream: &'a sys::Stream,
+    closed: &'a mut bool,
+}
+
+impl FrameSource for Now<'_> {
+    type Error = Pull;
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Pull> {
+        if *self.closed {
+            return Ok(0);
+        }
+        match sys::read_now(self.stream, buf) {
+            Ok(Some(0)) | Err(_) => {
+                *self.closed = true;
+                Ok(0)
+            }
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Err(Pull::Empty),
+        }
+    }
+}
+
+/// Writes the frame built in `buf` behind [`RESERVED`] bytes of header room.
+fn write_frame(stream: &sys::Stream, buf: &mut [u8]) -> std::io::Result<()> {
+    match frame::seal(buf) {
+        Some(Sealed::Whole(bytes)) => sys::write_all(stream, bytes),
+        Some(Sealed::Split(header, body)) => {
+            sys::write_all(stream, header.as_bytes())?;
+            sys::write_all(stream, body)
+        }
+        None => Err(std::io::ErrorKind::InvalidInput.into()),
+    }
 }
 
 impl std::fmt::Debug for ProcessLink {
@@ -187,9 +243,8 @@ impl Backend for Processes {
                 last_pid: pid,
                 killer,
             }),
-            buf: vec![0; 64 * 1024],
-            start: 0,
-            end: 0,
+            frames: FrameReader::new(READ_AHEAD),
+            last: None,
             out: Vec::new(),
             exited: false,
             closed: false,
@@ -205,65 +260,6 @@ impl Backend for Processes {
 }
 
 impl ProcessLink {
-    /// The length of the complete frame at the front of the buffer, if there is one.
-    fn complete_frame(&self) -> Result<Option<usize>, LinkError> {
-        let available = self.end - self.start;
-        if available < 4 {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes(
-            self.buf[self.start..self.start + 4]
-                .try_into()
-                .unwrap_or_default(),
-        ) as usize;
-        if len + 4 < REPLY_HEADER || len > MAX_FRAME {
-            return Err(LinkError::Lost);
-        }
-        Ok((available >= 4 + len).then_some(4 + len))
-    }
-
-    /// Makes room for at least `need` bytes after `end`.
-    fn reserve(&mut self, need: usize) {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() - self.end < need {
-            let want = (self.end + need).max(self.buf.len() * 2);
-            self.buf.resize(want, 0);
-        }
-    }
-
-    /// Reads what is there now; `Ok(false)` if nothing was, `Err(Lost)` at end of stream.
-    fn fill_now(&mut self) -> Result<bool, LinkError> {
-        let frame_need = if self.end - self.start >= 4 {
-            let len = u32::from_le_bytes(
-                self.buf[self.start..self.start + 4]
-                    .try_into()
-                    .unwrap_or_default(),
-            ) as usize;
-            (4 + len).saturating_sub(self.end - self.start)
-        } else {
-            4
-        };
-        self.reserve(frame_need.clamp(4, MAX_FRAME).max(16 * 1024));
-        if self.closed {
-            return Ok(false);
-        }
-        match sys::read_now(&self.stream, &mut self.buf[self.end..]) {
-            Ok(Some(0)) | Err(_) => {
-                self.closed = true;
-                Ok(false)
-            }
-            Ok(Some(n)) => {
-                self.end += n;
-                Ok(true)
-            }
-            Ok(None) => Ok(false),
-        }
-    }
-
     /// Spins briefly (then yields a few times) until the ring has an entry past `pos`.
     fn spin_on_ring(ring: &Consumer) -> bool {
         let t = Instant::now();
@@ -302,41 +298,39 @@ impl ProcessLink {
                     }
                 }
             }
-            if let Some(n) = self.complete_frame()? {
-                let at = self.start;
-                self.start += n;
-                if self.buf[at + 4] == KIND_WAKE {
-                    continue;
+            let mut now = Now {
+                stream: &self.stream,
+                closed: &mut self.closed,
+            };
+            let body = match self.frames.read_frame(&mut now, MAX_FRAME) {
+                Ok(body) => body,
+                // The end of the stream is noticed by `recv` (`closed`).
+                Err(Pull::Empty | Pull::Frame(FrameError::Eof | FrameError::Truncated { .. })) => {
+                    return Ok(None)
                 }
-                if self.ring.is_some() && !self.from_stream {
-                    // A reply on the stream that the ring did not announce.
-                    return Err(LinkError::Lost);
-                }
-                self.from_stream = false;
-                return Ok(Some(Found::Buf(at, n)));
+                Err(Pull::Frame(_)) => return Err(LinkError::Lost),
+            };
+            if self.frames.body(&body).first() == Some(&KIND_WAKE) {
+                continue;
             }
-            if !self.fill_now()? {
-                return Ok(None);
+            if self.ring.is_some() && !self.from_stream {
+                // A reply on the stream that the ring did not announce.
+                return Err(LinkError::Lost);
             }
+            self.from_stream = false;
+            return Ok(Some(Found::Stream(body)));
         }
     }
 }
 
-/// A reply from its frame bytes (`u32 length, u8 kind, u64 id, u8 status, payload`).
-fn parse_frame(frame: &[u8]) -> Result<Reply<'_>, LinkError> {
-    parse_reply(frame.get(4..).ok_or(LinkError::Lost)?)
-}
-
-/// A reply from the bytes of its frame after the length word (`u8 kind, u64 id, u8 status,
-/// payload`: a message of the ring).
+/// A reply from its body (`u8 kind, u64 id, u8 status, payload`).
 fn parse_reply(body: &[u8]) -> Result<Reply<'_>, LinkError> {
-    if body.len() < REPLY_HEADER - 4 {
+    let Some((fields, payload)) = body.split_first_chunk::<REPLY_FIELDS>() else {
         return Err(LinkError::Lost);
-    }
-    let kind = body[0];
-    let id = u64::from_le_bytes(body[1..9].try_into().unwrap_or_default());
-    let status = Status::from_u8(body[9]).ok_or(LinkError::Lost)?;
-    let payload = &body[REPLY_HEADER - 4..];
+    };
+    let kind = fields[0];
+    let id = read_u64(fields, 1).unwrap_or_default();
+    let status = Status::from_u8(fields[9]).ok_or(LinkError::Lost)?;
     match kind {
         KIND_READY => Ok(Reply::Ready),
         KIND_INIT_FAILED => Ok(Reply::InitFailed(super::threads::reply_error(
@@ -520,7 +514,7 @@ impl WorkerLink for ProcessLink {
     fn send(&mut self, tasks: &[TaskRef<'_>]) -> Result<(), LinkError> {
         let out = &mut self.out;
         out.clear();
-        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&[0; RESERVED]);
         out.extend_from_slice(&(tasks.len() as u32).to_le_bytes());
         for t in tasks {
             out.extend_from_slice(&t.id.to_le_bytes());
@@ -528,9 +522,7 @@ impl WorkerLink for ProcessLink {
             out.extend_from_slice(&(t.input.len() as u32).to_le_bytes());
             out.extend_from_slice(t.input);
         }
-        let len = u32::try_from(out.len() - 4).map_err(|_| LinkError::Lost)?;
-        out[..4].copy_from_slice(&len.to_le_bytes());
-        let result = sys::write_all(&self.stream, out);
+        let result = write_frame(&self.stream, out);
         if out.capacity() > 4 << 20 {
             *out = Vec::new();
         }
@@ -542,6 +534,7 @@ impl WorkerLink for ProcessLink {
             // The previous reply (borrowed until this call) is no longer needed.
             ring.release();
         }
+        self.last = None;
         let mut spun = false;
         let mut last_look = false;
         let found = loop {
@@ -592,7 +585,10 @@ impl WorkerLink for ProcessLink {
         };
         match (found, &self.ring) {
             (Found::Ring, Some(ring)) => parse_reply(ring.held().ok_or(LinkError::Lost)?),
-            (Found::Buf(at, n), _) => parse_frame(&self.buf[at..at + n]),
+            (Found::Stream(body), _) => {
+                let body = self.last.insert(body);
+                parse_reply(self.frames.body(body))
+            }
             (Found::Ring, None) => Err(LinkError::Lost),
         }
     }
@@ -662,41 +658,40 @@ struct Replies {
 }
 
 impl Replies {
+    /// Writes a reply's fields behind the room for its frame header or ring word.
     fn header(out: &mut [u8], kind: u8, id: u64, status: Status) {
-        let len = (out.len() - 4) as u32;
-        out[0..4].copy_from_slice(&len.to_le_bytes());
-        out[4] = kind;
-        out[5..13].copy_from_slice(&id.to_le_bytes());
-        out[13] = status as u8;
+        out[RESERVED] = kind;
+        out[RESERVED + 1..RESERVED + 9].copy_from_slice(&id.to_le_bytes());
+        out[RESERVED + 9] = status as u8;
     }
 
-    /// Publishes one reply frame (`out` starts with [`REPLY_HEADER`] bytes of room).
+    /// Publishes one reply (`out` starts with [`REPLY_HEADER`] bytes of room).
     fn send(&mut self, out: &mut [u8], kind: u8, id: u64, status: Status) -> std::io::Result<()> {
         Self::header(out, kind, id, status);
         let Some(ring) = &mut self.ring else {
-            return sys::write_all(&self.stream, out);
+            return write_frame(&self.stream, out);
         };
-        if ring.fits(out.len() - 4) {
+        if ring.fits(out.len() - RESERVED) {
             return Self::push(ring, &self.stream, out);
         }
         // Too large for the ring: announce it there, then send it on the stream.
         let mut marker = [0u8; REPLY_HEADER];
         Self::header(&mut marker, KIND_STREAM, id, Status::Ok);
         Self::push(ring, &self.stream, &marker)?;
-        sys::write_all(&self.stream, out)
+        write_frame(&self.stream, out)
     }
 
-    /// Publishes `frame` in the ring (without its length word: the ring keeps its own) and
-    /// rings the supervisor's bell, a wake-up frame on the stream, if it sleeps.
-    fn push(ring: &mut Producer, stream: &sys::Stream, frame: &[u8]) -> std::io::Result<()> {
-        let body = frame.get(4..).unwrap_or_default();
+    /// Publishes a reply's body in the ring (the ring keeps its own length word) and rings
+    /// the supervisor's bell, a wake-up frame on the stream, if it sleeps.
+    fn push(ring: &mut Producer, stream: &sys::Stream, reply: &[u8]) -> std::io::Result<()> {
+        let body = reply.get(RESERVED..).unwrap_or_default();
         if ring
             .push(&[body])
             .map_err(|_| std::io::ErrorKind::InvalidInput)?
         {
             let mut wake = [0u8; REPLY_HEADER];
             Self::header(&mut wake, KIND_WAKE, 0, Status::Ok);
-            sys::write_all(stream, &wake)?;
+            write_frame(stream, &mut wake)?;
         }
         Ok(())
     }
@@ -755,13 +750,8 @@ fn worker_main(args: WorkerArgs) {
     }
     let mut frame = Vec::new();
     loop {
-        let mut len = [0u8; 4];
-        if replies.stream.read_exact(&mut len).is_err() {
-            return;
-        }
-        let len = u32::from_le_bytes(len) as usize;
-        frame.resize(len, 0);
-        if replies.stream.read_exact(&mut frame).is_err() {
+        // The end of the stream (or a broken one) ends the worker.
+        if frame::read_frame(&mut ReadSource(&mut replies.stream), MAX_FRAME, &mut frame).is_err() {
             return;
         }
         let Some(count) = read_u32(&frame, 0) else {

@@ -4,7 +4,7 @@
 //! commit, and a consumer sleeping on the ring's futex word.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p processing-shm --release --test
-//! loom_u06_spsc_ring`. Each loom thread plays one process over one heap region standing in for
+//! loom_u07_spsc_ring`. Each loom thread plays one process over one heap region standing in for
 //! the mapping; a bell other than the futex is a `loom::sync::Notify` (a permit, as a wake-up
 //! frame waiting in a socket is); the futex sleep is a yield. Every copy is checked against the
 //! bytes' loom cells, so reading a message whose commit does not happen-before the read (a
@@ -66,7 +66,7 @@ fn consume(rx: &mut Consumer, bell: &Notify, n: usize) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn u06_spsc_exchange_and_wake_up() {
+fn u07_spsc_exchange_and_wake_up() {
     check(|| {
         let (mut tx, mut rx) = ring();
         let bell = Arc::new(Notify::new());
@@ -87,7 +87,7 @@ fn u06_spsc_exchange_and_wake_up() {
 }
 
 #[test]
-fn u06_spsc_message_of_parts_wraps_at_the_end() {
+fn u07_spsc_message_of_parts_wraps_at_the_end() {
     check(|| {
         let (mut tx, mut rx) = ring();
         let bell = Notify::new();
@@ -116,7 +116,7 @@ fn u06_spsc_message_of_parts_wraps_at_the_end() {
 }
 
 #[test]
-fn u06_spsc_full_ring_holds_the_producer() {
+fn u07_spsc_full_ring_holds_the_producer() {
     check(|| {
         let (mut tx, mut rx) = ring();
         let bell = Arc::new(Notify::new());
@@ -139,7 +139,7 @@ fn u06_spsc_full_ring_holds_the_producer() {
 }
 
 #[test]
-fn u06_spsc_staged_messages_commit_together() {
+fn u07_spsc_staged_messages_commit_together() {
     check(|| {
         let (mut tx, mut rx) = ring();
         let producer = thread::spawn(move || {
@@ -166,7 +166,7 @@ fn u06_spsc_staged_messages_commit_together() {
 }
 
 #[test]
-fn u06_spsc_futex_sleeper_is_woken() {
+fn u07_spsc_futex_sleeper_is_woken() {
     check(|| {
         let (mut tx, mut rx) = ring();
         let producer = thread::spawn(move || {
@@ -186,7 +186,7 @@ fn u06_spsc_futex_sleeper_is_woken() {
 }
 
 #[test]
-fn u06_spsc_too_large_and_misplaced_rings_are_refused() {
+fn u07_spsc_too_large_and_misplaced_rings_are_refused() {
     check(|| {
         let (mut tx, _rx) = ring();
         assert_eq!(tx.push(&[&[0u8; 21]]), Err(spsc::TooLarge));
