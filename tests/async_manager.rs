@@ -238,3 +238,171 @@ fn a_dropped_get_async_loses_no_item() {
     assert_eq!(b.get().unwrap(), 1);
     assert!(b.try_get().unwrap_err().is_empty());
 }
+
+#[test]
+fn condition_wait_async_releases_and_takes_the_lock_back() {
+    let m = Manager::start().unwrap();
+    under_both(|| async {
+        let c = m.condition().unwrap();
+        // The futures can be spawned on a multi-threaded runtime.
+        fn is_send<T: Send>(_: &T) {}
+        is_send(&c.wait_async());
+        is_send(&c.wait_for_async(|| true));
+        // Not held: the blocking form's error.
+        assert!(c.wait_async().await.unwrap_err().is_not_owner());
+        let g = c.acquire().unwrap();
+        let outer = c.acquire().unwrap();
+        let mut f = std::pin::pin!(c.wait_async());
+        // Registered, with the lock released: another thread takes it and notifies.
+        assert!(poll_once(f.as_mut()));
+        let notifier = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let g = c.acquire_timeout(PATIENCE).unwrap();
+                c.notify().unwrap();
+                drop(g);
+            })
+        };
+        f.await.unwrap();
+        notifier.join().unwrap();
+        // Held again, with both levels, by this thread.
+        let other = {
+            let c = c.clone();
+            std::thread::spawn(move || c.try_acquire().unwrap_err().is_would_block())
+        };
+        assert!(other.join().unwrap());
+        drop(outer);
+        drop(g);
+        assert!(c.try_acquire().is_ok());
+
+        // acquire_async of the condition's lock waits for another holder.
+        let go = held_elsewhere!(c);
+        let mut f = std::pin::pin!(c.acquire_async());
+        assert!(poll_once(f.as_mut()));
+        go.send(()).unwrap();
+        f.await.unwrap().release().unwrap();
+    });
+}
+
+#[test]
+fn condition_wait_for_async_and_notify_all_with_several_async_waiters() {
+    let m = Manager::start().unwrap();
+    under_both(|| async {
+        let c = m.condition().unwrap();
+        let v = m.value(0u32).unwrap();
+        // Three waiters on one task; each holds the lock (on this thread's connection) when
+        // it starts waiting, which releases it for the next.
+        let waiter = |_| async {
+            let g = c.acquire().unwrap();
+            c.wait_async().await.unwrap();
+            drop(g);
+        };
+        let mut all = std::pin::pin!(futures::future::join_all((0..3).map(waiter)));
+        assert!(poll_once(all.as_mut()));
+        let notifier = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let g = c.acquire_timeout(PATIENCE).unwrap();
+                c.notify_all().unwrap();
+                drop(g);
+            })
+        };
+        all.await;
+        notifier.join().unwrap();
+
+        // wait_for_async: a producer thread counts up under the lock, notifying each time.
+        let g = c.acquire().unwrap();
+        let producer = {
+            let (c, v) = (c.clone(), v.clone());
+            std::thread::spawn(move || {
+                for i in 1..=5 {
+                    let g = c.acquire_timeout(PATIENCE).unwrap();
+                    v.set(i).unwrap();
+                    c.notify_all().unwrap();
+                    drop(g);
+                }
+            })
+        };
+        c.wait_for_async(|| v.get().unwrap() == 5).await.unwrap();
+        drop(g);
+        producer.join().unwrap();
+    });
+}
+
+/// A thread that waits (blocking) on `c` for at most `PATIENCE`; it tells `ready` while it
+/// holds the lock, just before its wait releases it. Its result: whether it was notified.
+fn sync_waiter(
+    c: &processing::manager::ConditionProxy,
+    ready: mpsc::Sender<()>,
+) -> std::thread::JoinHandle<bool> {
+    let c = c.clone();
+    std::thread::spawn(move || {
+        let g = c.acquire().unwrap();
+        ready.send(()).unwrap();
+        let notified = c.wait_timeout(PATIENCE).unwrap();
+        drop(g);
+        notified
+    })
+}
+
+#[test]
+fn a_dropped_condition_wait_async_leaves_the_lock_held_and_no_waiter() {
+    let m = Manager::start().unwrap();
+    let c = m.condition().unwrap();
+    let g = c.acquire().unwrap();
+    {
+        let f = std::pin::pin!(c.wait_async());
+        assert!(poll_once(f));
+    }
+    // Held again by this thread.
+    let other = {
+        let c = c.clone();
+        std::thread::spawn(move || c.try_acquire().unwrap_err().is_would_block())
+    };
+    assert!(other.join().unwrap());
+    drop(g);
+    // No waiter left behind: one notification reaches a waiter that came after.
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let w = sync_waiter(&c, ready_tx);
+    ready_rx.recv().unwrap();
+    // Taken once the waiter's wait released it: the waiter is registered.
+    let g = c.acquire().unwrap();
+    c.notify().unwrap();
+    drop(g);
+    assert!(
+        w.join().unwrap(),
+        "the notification went to the dropped waiter"
+    );
+}
+
+#[test]
+fn a_notification_taken_by_a_dropped_condition_wait_async_passes_on() {
+    let m = Manager::start().unwrap();
+    let c = m.condition().unwrap();
+    let g = c.acquire().unwrap();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let w;
+    {
+        // The async waiter registers first, then a blocking one.
+        let mut f = std::pin::pin!(c.wait_async());
+        assert!(poll_once(f.as_mut()));
+        w = sync_waiter(&c, ready_tx);
+        ready_rx.recv().unwrap();
+        let n = c.acquire().unwrap();
+        // One notification: to the first waiter, the async one, which is then dropped.
+        c.notify().unwrap();
+        drop(n);
+    }
+    // The dropped waiter took the lock back (the level `g` had), and its notification went to
+    // the blocking waiter, which wakes once the lock is free.
+    let other = {
+        let c = c.clone();
+        std::thread::spawn(move || c.try_acquire().unwrap_err().is_would_block())
+    };
+    assert!(other.join().unwrap());
+    drop(g);
+    assert!(
+        w.join().unwrap(),
+        "the notification was lost with the dropped waiter"
+    );
+}

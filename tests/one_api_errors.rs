@@ -192,7 +192,7 @@ fn a07_every_area_error_converts() {
         convert(processing::TaskDoneError::TooMany),
         convert(processing::JoinTimeoutError::Timeout),
         convert(processing::ConnectionError::Eof),
-        convert(processing::FrameError::Truncated),
+        convert(processing::FrameError::NegativeLength(-2)),
         convert(processing::AuthError::Rejected),
         convert(processing::ListenerError::UnauthenticatedTcp),
         convert(processing::ManagerError::Disconnected("gone".into())),

@@ -160,7 +160,8 @@ fn r06_manager_server_allocates_what_arrived() {
                 let mut s = UnixStream::connect(&path).unwrap();
                 processing::transport::handshake_client(&mut s, &key).unwrap();
                 // A frame announcing 1 GiB, of which 10 bytes ever come.
-                s.write_all(&(1u32 << 30).to_le_bytes()).unwrap();
+                s.write_all(processing::core::frame::Header::for_len(1 << 30).as_bytes())
+                    .unwrap();
                 s.write_all(&[9u8; 10]).unwrap();
                 s.shutdown(std::net::Shutdown::Write).unwrap();
                 // The server gives up on the truncated frame and closes.

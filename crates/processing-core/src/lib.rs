@@ -4,8 +4,9 @@
 //! processing`). It holds the codec every value uses to cross a process boundary (postcard,
 //! never anything that runs code while decoding), the per-process authentication key, the side
 //! channel that carries OS handles (file descriptors on Unix, `HANDLE`s on Windows) along with a
-//! serialized message, and a few portable process facts (pid, liveness). It must never depend on
-//! another crate of the workspace.
+//! serialized message, the one framer of length-prefixed messages on byte streams (`frame`), and
+//! a few portable process facts (pid, liveness). It must never depend on another crate of the
+//! workspace.
 //!
 //! ```
 //! let bytes = processing::core::codec::encode(&(1u8, "abc")).unwrap();
@@ -21,6 +22,7 @@ pub mod aio;
 pub mod authkey;
 mod chain;
 pub mod codec;
+pub mod frame;
 pub mod handles;
 pub mod os;
 pub mod startup;

@@ -1,5 +1,7 @@
-//! Portable process facts shared by every layer, and (Unix) the process-shared futex that
-//! every shared-memory primitive sleeps on.
+//! Portable process facts shared by every layer, (Unix) the process-shared futex that every
+//! shared-memory primitive sleeps on, and the one safe wrapper of each system call that more
+//! than one crate of the workspace makes (`poll`, `kill`, `waitpid`, `recv`, ...; on Windows
+//! named pipes, semaphores, process handles and waits).
 
 #[cfg(unix)]
 use std::sync::atomic::AtomicU32;
@@ -87,6 +89,21 @@ pub fn futex_wake(word: &AtomicU32, n: u32) {
 #[cfg(unix)]
 pub use crate::sys::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 
+// The system calls that more than one crate makes, each wrapped once (safe, `io::Result` with
+// the OS error kept). Prefer std where it has the call: `std::os::unix::process::parent_id`,
+// `std::thread::yield_now`, `OwnedFd`/`OwnedHandle` (whose drop closes), `BorrowedFd`.
+#[cfg(windows)]
+pub use crate::sys::{
+    connect_named_pipe, create_named_pipe, create_semaphore, disconnect_named_pipe, exit_code,
+    open_pipe_client, open_process, open_semaphore, peek_named_pipe, read_handle,
+    release_semaphore, wait_handle, write_handle, STILL_ACTIVE,
+};
+#[cfg(unix)]
+pub use crate::sys::{
+    fd_is_open, ignore_signal, kill, poll, recv, recv_spare, send, set_cloexec, sysconf, uid,
+    waitpid,
+};
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -107,6 +124,25 @@ mod tests {
         word.store(1, Ordering::SeqCst);
         super::futex_wake(&word, 1);
         assert!(waiter.join().unwrap() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn wrappers_keep_the_os_error() {
+        use std::os::fd::AsFd;
+        // Not a child of this process: ECHILD, as the kernel said it.
+        let e = super::waitpid(i32::MAX, true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ECHILD), "{e}");
+        // Nothing to read without waiting: EAGAIN, i.e. WouldBlock.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let e = super::recv(a.as_fd(), &mut [0u8; 4], libc::MSG_DONTWAIT).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+        let mut v = Vec::with_capacity(4);
+        let e = super::recv_spare(a.as_fd(), &mut v, 4, libc::MSG_DONTWAIT).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+        assert!(v.is_empty(), "a failed read grows nothing");
+        // No such process: ESRCH.
+        let e = super::kill(i32::MAX, 0).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ESRCH), "{e}");
     }
 
     #[test]

@@ -447,13 +447,43 @@ pub(crate) enum SemaphoreReply {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ConditionRequest {
-    Acquire { wait: Wait },
+    Acquire {
+        wait: Wait,
+    },
     Release,
-    Wait { wait: Wait },
-    Notify { n: u64 },
+    Wait {
+        wait: Wait,
+    },
+    Notify {
+        n: u64,
+    },
     NotifyAll,
+    /// The first step of an awaited wait, on the caller's connection, which holds the lock:
+    /// releases it and registers a waiter (a ticket, tied to this connection until a waiting
+    /// connection claims it). Does not wait.
+    Enqueue,
+    /// Claims `ticket` for this (waiting) connection and waits until it is notified or
+    /// withdrawn. Takes nothing: a connection that closes withdraws the tickets it claimed,
+    /// passing a notification it had on to the next waiter.
+    AwaitNotified {
+        ticket: u64,
+        wait: Wait,
+    },
+    /// The last step of an awaited wait, on the caller's connection: takes the lock back with
+    /// `count` levels (the ticket ends). `cancel`: the wait was given up (its future dropped):
+    /// the ticket is withdrawn first, passing a notification it had on to the next waiter.
+    Reacquire {
+        ticket: u64,
+        count: u32,
+        cancel: bool,
+        wait: Wait,
+    },
+    /// Waits until the lock is free; takes nothing.
+    AwaitFree {
+        wait: Wait,
+    },
 }
-request!(ConditionRequest, mutating: [Acquire, Release, Wait, Notify, NotifyAll]);
+request!(ConditionRequest, mutating: [Acquire, Release, Wait, Notify, NotifyAll, Enqueue, Reacquire]);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ConditionReply {
@@ -465,6 +495,13 @@ pub(crate) enum ConditionReply {
     Notified,
     /// `wait`/`notify` by a caller that does not hold the lock.
     NotOwner,
+    /// A registered waiter and the lock levels its caller held.
+    Enqueued {
+        ticket: u64,
+        count: u32,
+    },
+    /// Whether the lock is held.
+    Locked(bool),
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -53,7 +53,17 @@ pub(crate) fn open(
     owner_token: Option<u64>,
     types: &[TypeIdentity],
 ) -> Result<(Framed, Welcome), ManagerError> {
-    open_as(address, key, owner_token, types, false)
+    open_as(address, key, owner_token, types, process_id(), false)
+}
+
+/// A connection to `address` (with the process's authkey) that says it belongs to client
+/// process `process`, an anchor or not: the tests of the server play client processes with it.
+#[cfg(test)]
+pub(crate) fn open_for_test(address: &Address, process: u64, anchor: bool) -> Framed {
+    let key = processing_core::authkey::get().to_vec();
+    open_as(address, &key, None, &[], process, anchor)
+        .expect("connect")
+        .0
 }
 
 /// [`open`], saying whether the connection is this process's anchor (see [`ensure_anchor`]).
@@ -62,6 +72,7 @@ fn open_as(
     key: &[u8],
     owner_token: Option<u64>,
     types: &[TypeIdentity],
+    process: u64,
     anchor: bool,
 ) -> Result<(Framed, Welcome), ManagerError> {
     let stream = sys::connect(address, CONNECT_TIMEOUT).map_err(|e| {
@@ -72,7 +83,7 @@ fn open_as(
     let hello = Hello {
         owner_token,
         types: types.to_vec(),
-        process: process_id(),
+        process,
         anchor,
     };
     f.send(&[&protocol::versioned(&encode(&hello)?)])
@@ -188,9 +199,14 @@ fn ensure_anchor(remote: &Remote) {
     if anchors.iter().any(|(k, _, _)| *k == key) {
         return;
     }
-    if let Ok((framed, welcome)) =
-        open_as(&remote.address, &remote.key(), None, &remote.types, true)
-    {
+    if let Ok((framed, welcome)) = open_as(
+        &remote.address,
+        &remote.key(),
+        None,
+        &remote.types,
+        process_id(),
+        true,
+    ) {
         if remote.instance == 0 || welcome.instance == remote.instance {
             anchors.push((key, pid, framed));
         }

@@ -40,11 +40,8 @@ mod calls;
 mod client;
 mod custom;
 mod error;
-// The mailbox's seam (the mailbox exists on Linux).
-#[cfg(target_os = "linux")]
-mod loom;
 mod manager;
-/// The mailbox over loom's atomics, for the model-checking tests (`tests/loom_*.rs`).
+/// The mailbox over a heap region, for the model-checking tests (`tests/loom_*.rs`).
 #[cfg(all(loom, target_os = "linux"))]
 pub mod model;
 mod protocol;

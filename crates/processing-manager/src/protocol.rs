@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::RemoteError;
 
 /// The version of the manager wire protocol; both sides must speak the same one.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 const MAGIC: &[u8; 4] = b"PMGR";
 
@@ -245,11 +245,11 @@ mod tests {
         assert!(check_versioned(&frame)
             .unwrap_err()
             .contains("version mismatch"));
-        // A peer of the previous version (string method names) is refused by its version.
+        // A peer of the previous version (no async condition waits) is refused by its version.
         let mut old = versioned(b"x");
-        old[4..8].copy_from_slice(&2u32.to_le_bytes());
+        old[4..8].copy_from_slice(&3u32.to_le_bytes());
         let e = check_versioned(&old).unwrap_err();
-        assert!(e.contains("this side speaks 3, the peer 2"), "{e}");
+        assert!(e.contains("this side speaks 4, the peer 3"), "{e}");
         assert!(check_versioned(b"HTTP/1.1 200").is_err());
     }
 

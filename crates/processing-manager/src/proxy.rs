@@ -1117,6 +1117,13 @@ proxy_type!(
 
 impl ConditionProxy {
     lock_methods!(ConditionRequest, ConditionReply, Condition, "condition");
+    acquire_async_method!(
+        ConditionRequest,
+        ConditionReply,
+        AwaitFree,
+        Locked,
+        "condition"
+    );
 
     fn call(&self, request: ConditionRequest) -> Result<ConditionReply, ConditionError> {
         self.raw
@@ -1169,6 +1176,73 @@ impl ConditionProxy {
         Ok(())
     }
 
+    /// [`ConditionProxy::wait`] awaited (feature `async`): releases the lock, awaits a
+    /// notification, takes the lock back, without a blocked thread.
+    ///
+    /// The lock is held by the calling thread's connection (as for `wait`); the release and the
+    /// re-acquire are calls on the connection of the thread polling the future, which do not
+    /// wait, and between them the future awaits, on a connection of its own and through the
+    /// reactor, first its notification, then a free lock. On return the lock is held again,
+    /// with as many levels as before, by the connection of the thread that polled last (the
+    /// calling one, under a single-threaded executor or `block_on`). `NotOwner` when that
+    /// connection does not hold the lock.
+    ///
+    /// Cancellation: dropping the future before it completes withdraws its waiter (a
+    /// notification it was given passes to the next waiter, as for a waiter that vanishes) and
+    /// takes the lock back, so that the caller holds it as before the wait. That drop waits,
+    /// on the dropping thread, until the lock is free or held by that thread's connection,
+    /// as the end of any wait does.
+    ///
+    /// ```
+    /// # #[cfg(feature = "async")] {
+    /// use processing_core::aio::block_on;
+    /// let m = processing_manager::Manager::start_in_thread().unwrap();
+    /// let c = m.condition().unwrap();
+    /// let g = c.acquire().unwrap();
+    /// let notifier = {
+    ///     let c = c.clone();
+    ///     // It cannot take the lock, and notify, before the wait below released it.
+    ///     std::thread::spawn(move || {
+    ///         let _g = c.acquire().unwrap();
+    ///         c.notify_all().unwrap();
+    ///     })
+    /// };
+    /// block_on(c.wait_async()).unwrap();
+    /// drop(g);
+    /// notifier.join().unwrap();
+    /// # }
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn wait_async(&self) -> Result<(), ConditionError> {
+        let (ticket, count) = match self.call(ConditionRequest::Enqueue)? {
+            ConditionReply::Enqueued { ticket, count } => (ticket, count),
+            ConditionReply::NotOwner => return Err(ConditionError::NotOwner),
+            _ => return Err(Self::unexpected()),
+        };
+        let mut wait = AsyncWait {
+            proxy: self,
+            ticket,
+            count,
+            call: Some(AsyncCall::default()),
+            done: false,
+        };
+        wait.run().await
+    }
+
+    /// [`ConditionProxy::wait_for`] awaited (feature `async`): awaits
+    /// [`wait_async`](Self::wait_async) until `predicate` holds (checked with the lock held).
+    /// Cancellation as for `wait_async`.
+    #[cfg(feature = "async")]
+    pub async fn wait_for_async(
+        &self,
+        mut predicate: impl FnMut() -> bool,
+    ) -> Result<(), ConditionError> {
+        while !predicate() {
+            self.wait_async().await?;
+        }
+        Ok(())
+    }
+
     /// Waits until `predicate` holds, at most `timeout`; returns the predicate's last value.
     pub fn wait_for_timeout(
         &self,
@@ -1204,6 +1278,88 @@ impl ConditionProxy {
     /// Wakes every waiter.
     pub fn notify_all(&self) -> Result<(), ConditionError> {
         self.notify_with(ConditionRequest::NotifyAll)
+    }
+}
+
+/// An awaited condition wait between its release of the lock and its re-acquire (see
+/// [`ConditionProxy::wait_async`]); dropped before `done`, it withdraws its waiter and takes the
+/// lock back.
+#[cfg(feature = "async")]
+struct AsyncWait<'a> {
+    proxy: &'a ConditionProxy,
+    ticket: u64,
+    count: u32,
+    /// The waiting connection (closing it withdraws the ticket it claimed, server side).
+    call: Option<AsyncCall>,
+    done: bool,
+}
+
+#[cfg(feature = "async")]
+impl AsyncWait<'_> {
+    async fn run(&mut self) -> Result<(), ConditionError> {
+        let manager = |e| ConditionError::Manager(boxed(e));
+        let proxy = self.proxy;
+        let call = self.call.get_or_insert_with(AsyncCall::default);
+        let notified = ConditionRequest::AwaitNotified {
+            ticket: self.ticket,
+            wait: Wait::Forever,
+        };
+        match proxy
+            .raw
+            .request_async(call, &notified)
+            .await
+            .map_err(manager)?
+        {
+            ConditionReply::Waited(_) => {}
+            _ => return Err(ConditionProxy::unexpected()),
+        }
+        loop {
+            let reacquire = ConditionRequest::Reacquire {
+                ticket: self.ticket,
+                count: self.count,
+                cancel: false,
+                wait: Wait::No,
+            };
+            match proxy.call(reacquire)? {
+                ConditionReply::Acquire(Acquired::Yes) => {
+                    self.done = true;
+                    return Ok(());
+                }
+                ConditionReply::Acquire(_) => {}
+                _ => return Err(ConditionProxy::unexpected()),
+            }
+            let free = ConditionRequest::AwaitFree {
+                wait: Wait::Forever,
+            };
+            match proxy
+                .raw
+                .request_async(call, &free)
+                .await
+                .map_err(manager)?
+            {
+                ConditionReply::Locked(_) => {}
+                _ => return Err(ConditionProxy::unexpected()),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for AsyncWait<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // The waiting connection first: nothing waits for the ticket any more.
+        self.call = None;
+        let reacquire = ConditionRequest::Reacquire {
+            ticket: self.ticket,
+            count: self.count,
+            cancel: true,
+            wait: Wait::Forever,
+        };
+        // A manager gone took the lock and the waiter with it: nothing left to give back.
+        let _ = self.proxy.call(reacquire);
     }
 }
 

@@ -1,24 +1,28 @@
-//! Length-prefixed frames over a stream, with a bounded spin before a blocking read.
+//! The manager's sockets in the frames of processing-core's framer
+//! ([`processing_core::frame`]), read with a bounded spin before a blocking read.
 //!
-//! A frame is a little-endian `u32` length followed by that many bytes. Calls are strictly
-//! request/response on a connection, so the reader only ever holds one frame (plus whatever
-//! arrived with it).
+//! Calls are strictly request/response on a connection, so the reader holds at most one frame
+//! (plus whatever arrived with it).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
+
+use processing_core::frame::{self, Body, FrameReader, FrameSource, RESERVED};
 
 use crate::sys::{self, Stream};
 
 /// The largest frame either side accepts (a larger length prefix is a protocol error).
-pub(crate) const MAX_FRAME: usize = 1 << 30;
+const MAX_FRAME: u64 = 1 << 30;
+/// The read-ahead of a connection; a longer frame is read into a buffer of its own.
+const READ_AHEAD: usize = 16 * 1024;
 
 /// A stream speaking frames.
 #[derive(Debug)]
 pub(crate) struct Framed {
     pub(crate) stream: Stream,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    frames: FrameReader,
+    /// The frame the last receive returned (borrowed by its result until the next one).
+    last: Option<Body>,
     out: Vec<u8>,
 }
 
@@ -26,28 +30,27 @@ impl Framed {
     pub(crate) fn new(stream: Stream) -> Self {
         Framed {
             stream,
-            buf: vec![0; 4096],
-            start: 0,
-            end: 0,
+            frames: FrameReader::new(READ_AHEAD),
+            last: None,
             out: Vec::with_capacity(256),
         }
     }
 
-    /// Sends one frame made of `parts`, with a single write for small frames.
+    /// Sends one frame made of `parts`, with a single write.
     pub(crate) fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len > MAX_FRAME {
+        if len as u64 > MAX_FRAME {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "frame too large",
             ));
         }
         self.out.clear();
-        self.out.extend_from_slice(&(len as u32).to_le_bytes());
+        self.out.extend_from_slice(&[0; RESERVED]);
         for p in parts {
             self.out.extend_from_slice(p);
         }
-        self.stream.write_all(&self.out)?;
+        frame::write_reserved(&mut self.stream, &mut self.out)?;
         if self.out.capacity() > 1 << 20 {
             self.out = Vec::with_capacity(256);
         }
@@ -56,113 +59,83 @@ impl Framed {
 
     /// Receives one frame, polling without blocking for up to `spin` before blocking.
     pub(crate) fn recv(&mut self, spin: Duration) -> io::Result<&[u8]> {
-        let began = if spin.is_zero() {
-            None
-        } else {
-            Some(Instant::now())
-        };
-        loop {
-            if let Some(frame) = self.take_frame()? {
-                return Ok(&self.buf[frame]);
-            }
-            self.fill(began, spin)?;
-        }
+        self.last = None;
+        let body = self
+            .frames
+            .read_frame(&mut Spin::new(&mut self.stream, spin), MAX_FRAME)?;
+        Ok(self.frames.body(self.last.insert(body)))
     }
 
-    /// Receives one frame if it has arrived, without blocking (`None`: not yet whole).
+    /// Receives one frame if it has arrived, without blocking (`None`: not yet whole; what
+    /// arrived of it stays for the next call).
     #[cfg(feature = "async")]
     pub(crate) fn try_recv(&mut self) -> io::Result<Option<&[u8]>> {
-        loop {
-            if let Some(frame) = self.take_frame()? {
-                return Ok(Some(&self.buf[frame]));
-            }
-            match sys::try_read(&self.stream, &mut self.buf[self.end..])? {
-                Some(0) => return Err(eof()),
-                Some(n) => self.end += n,
-                None => return Ok(None),
-            }
+        self.last = None;
+        match self
+            .frames
+            .read_frame(&mut Spin::now(&mut self.stream), MAX_FRAME)
+        {
+            Ok(body) => Ok(Some(self.frames.body(self.last.insert(body)))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A connection's bytes for the framer: non-blocking reads until `spin` has passed since
+/// `began` (none: no spin), then blocking ones, or (`block` false) "nothing now" as
+/// `WouldBlock`.
+struct Spin<'a> {
+    stream: &'a mut Stream,
+    began: Option<Instant>,
+    spin: Duration,
+    block: bool,
+}
+
+impl<'a> Spin<'a> {
+    /// Spins for `spin`, then blocks.
+    fn new(stream: &'a mut Stream, spin: Duration) -> Spin<'a> {
+        Spin {
+            stream,
+            began: (!spin.is_zero()).then(Instant::now),
+            spin,
+            block: true,
         }
     }
 
-    /// The buffered frame, if whole (its range in `buf`); otherwise makes room for the rest.
-    fn take_frame(&mut self) -> io::Result<Option<std::ops::Range<usize>>> {
-        let have = self.end - self.start;
-        if have >= 4 {
-            let mut header = [0u8; 4];
-            header.copy_from_slice(&self.buf[self.start..self.start + 4]);
-            let len = u32::from_le_bytes(header) as usize;
-            if len > MAX_FRAME {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "frame length exceeds limit",
-                ));
-            }
-            if have >= 4 + len {
-                let frame = self.start + 4..self.start + 4 + len;
-                self.start += 4 + len;
-                if self.start == self.end {
-                    self.start = 0;
-                    self.end = 0;
-                }
-                return Ok(Some(frame));
-            }
-            self.make_room(4 + len);
-        } else {
-            self.make_room(4);
-        }
-        Ok(None)
-    }
-
-    fn make_room(&mut self, frame_len: usize) {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() < frame_len {
-            // Grow with the bytes that arrived, never to a length the peer merely announced:
-            // at most double what is buffered (a lying prefix costs at most twice its bytes).
-            let step = frame_len.min(self.end.max(4096).saturating_mul(2));
-            if self.buf.len() < step {
-                self.buf.resize(step, 0);
-            }
-        } else if self.buf.len() > 1 << 20 && frame_len < 4096 && self.end < 4096 {
-            self.buf.truncate(4096);
-            self.buf.shrink_to_fit();
-        }
-        if self.end == self.buf.len() {
-            let grown = self.buf.len() * 2;
-            self.buf.resize(grown, 0);
+    /// Reads that never block.
+    #[cfg(feature = "async")]
+    fn now(stream: &'a mut Stream) -> Spin<'a> {
+        Spin {
+            stream,
+            began: None,
+            spin: Duration::ZERO,
+            block: false,
         }
     }
+}
 
-    fn fill(&mut self, began: Option<Instant>, spin: Duration) -> io::Result<()> {
-        if let Some(began) = began {
-            while began.elapsed() < spin {
-                match sys::try_read(&self.stream, &mut self.buf[self.end..])? {
-                    Some(0) => return Err(eof()),
-                    Some(n) => {
-                        self.end += n;
-                        return Ok(());
-                    }
+impl FrameSource for Spin<'_> {
+    type Error = io::Error;
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.block {
+            return sys::try_read(self.stream, buf)?
+                .ok_or_else(|| io::ErrorKind::WouldBlock.into());
+        }
+        if let Some(began) = self.began {
+            while began.elapsed() < self.spin {
+                match sys::try_read(self.stream, buf)? {
+                    Some(n) => return Ok(n),
                     None => std::hint::spin_loop(),
                 }
             }
         }
         loop {
-            match self.stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => return Err(eof()),
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
+            match self.stream.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                r => return r,
             }
         }
     }
-}
-
-fn eof() -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by peer")
 }

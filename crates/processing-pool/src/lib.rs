@@ -42,10 +42,7 @@ pub mod backend;
 mod core;
 pub mod dummy;
 mod error;
-// The reply ring's seam (the ring exists where shared memory files do).
-#[cfg(unix)]
-mod loom;
-/// The reply ring over loom's atomics, for the model-checking tests (`tests/loom_*.rs`).
+/// The reply ring over a heap region, for the model-checking tests (`tests/loom_*.rs`).
 #[cfg(all(loom, unix))]
 pub mod model;
 pub mod par;

@@ -100,14 +100,14 @@ pub(crate) fn refuse(chan: &Channel, why: Refusal, detail: processing_core::Erro
 
 /// A spawned or fork-server child: reads its launch frame, then runs.
 pub(crate) fn run_child(chan: Channel, method: StartMethod) -> ! {
-    let frame = match chan.recv_frame() {
+    let mut frame = match chan.recv_frame() {
         Ok(Some(frame)) => frame,
         _ => sys::exit_now(EXIT_BOOTSTRAP_FAILED),
     };
-    let mut all = frame.handles;
+    let mut all = std::mem::take(&mut frame.handles);
     let split = (frame.split as usize).min(all.len());
     let config_handles = all.split_off(split);
-    let config: Config = match handles::provide(config_handles, || codec::decode(&frame.body)) {
+    let config: Config = match handles::provide(config_handles, || codec::decode(frame.body())) {
         Ok(c) => c,
         Err(e) => refuse(
             &chan,
@@ -278,15 +278,15 @@ mod r06_tests {
     fn r06_bootstrap_channel_allocates_what_arrived() {
         let (a, b) = sys::channel_pair().unwrap();
         // A frame announcing 1 GiB (below the channel's 2 GiB cap), then 10 bytes, then the end.
-        let mut lie = Vec::new();
-        lie.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        let mut lie = processing_core::frame::Header::for_len(1 << 30)
+            .as_bytes()
+            .to_vec();
         lie.extend_from_slice(&0u32.to_le_bytes());
         lie.extend_from_slice(&[7u8; 10]);
         reset_peak();
         let (before, virtual_before) = (status_kib("VmHWM:"), status_kib("VmPeak:"));
-        // SAFETY: `lie` is valid for reads of its length; the descriptor is `a`'s open socket.
-        let n = unsafe { libc::send(a.raw(), lie.as_ptr().cast(), lie.len(), 0) };
-        assert_eq!(n, lie.len() as isize);
+        let n = processing_core::os::send(a.as_fd(), &lie, 0).unwrap();
+        assert_eq!(n, lie.len());
         drop(a);
         assert!(b.recv_frame().is_err(), "a truncated frame is an error");
         let grown = status_kib("VmHWM:").saturating_sub(before);

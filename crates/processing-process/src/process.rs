@@ -667,10 +667,8 @@ fn read_report(st: &mut Started) {
 
 fn interpret<R: DeserializeOwned>(report: Option<Frame>, code: i32) -> Result<R, ProcessError> {
     if let Some(frame) = report {
-        let Frame {
-            body, handles: fds, ..
-        } = frame;
-        let report: Report = codec::decode(&body).map_err(ProcessError::Codec)?;
+        let report: Report = codec::decode(frame.body()).map_err(ProcessError::Codec)?;
+        let fds = frame.handles;
         return match report {
             Report::Returned(bytes) => {
                 handles::provide(fds, || codec::decode(&bytes)).map_err(ProcessError::Codec)
@@ -749,7 +747,7 @@ fn encode_launch(
 fn await_ready(chan: &Channel, proc: Option<&ProcHandle>) -> Result<u32, SpawnError> {
     let frame = chan.recv_frame();
     let report = match frame {
-        Ok(Some(frame)) => codec::decode::<Report>(&frame.body).ok(),
+        Ok(Some(frame)) => codec::decode::<Report>(frame.body()).ok(),
         _ => None,
     };
     match report {

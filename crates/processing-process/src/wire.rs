@@ -3,10 +3,13 @@
 //! Parent → child: one launch frame, whose body is a postcard [`Config`] and whose OS handles
 //! are the argument's handles (the first `split`) followed by the config's own (redirections).
 //! Child → parent: [`Report`] frames: `Ready` once the child took over, then one final report.
-//! A frame is `[len: u32 LE][split: u32 LE][body]`, handles attached to its first byte (Unix).
+//! A frame is one frame of processing-core's framer ([`processing_core::frame`]) whose body is
+//! `[split: u32 LE][postcard body]`; its handles are attached to its first byte (Unix).
 
+use std::io;
 use std::path::PathBuf;
 
+use processing_core::frame::{self, FrameError, FrameSource, RESERVED};
 use processing_core::TransferableHandle;
 use serde::{Deserialize, Serialize};
 
@@ -25,12 +28,10 @@ pub(crate) const NO_AUTO_BOOTSTRAP: &str = "PROCESSING_NO_AUTO_BOOTSTRAP";
 /// Exit code of a child whose bootstrap could not proceed (the parent reports why).
 pub(crate) const EXIT_BOOTSTRAP_FAILED: i32 = 70;
 
-/// The largest frame either side accepts.
-pub(crate) const MAX_FRAME: usize = 1 << 31;
-
-/// A frame body is read in steps: it starts at this size and at most doubles as bytes arrive,
-/// so a length the peer announced but never sent is never allocated.
-pub(crate) const BODY_STEP: usize = 64 * 1024;
+/// The largest frame body (split count included) either side accepts.
+const MAX_FRAME: u64 = 1 << 31;
+/// Bytes of the split count at the front of a frame's body.
+const SPLIT: usize = 4;
 
 /// Everything a child needs to become the process its parent asked for.
 #[derive(Debug, Serialize, Deserialize)]
@@ -113,6 +114,62 @@ pub(crate) enum Report {
 #[derive(Debug)]
 pub(crate) struct Frame {
     pub(crate) split: u32,
-    pub(crate) body: Vec<u8>,
+    /// The frame's body: the split count, then the postcard body.
+    payload: Vec<u8>,
     pub(crate) handles: Vec<processing_core::OwnedOsHandle>,
+}
+
+impl Frame {
+    /// The frame whose body [`read_payload`] returned, with the handles that came with it. A
+    /// body without its split count is `InvalidData`.
+    pub(crate) fn new(
+        payload: Vec<u8>,
+        handles: Vec<processing_core::OwnedOsHandle>,
+    ) -> io::Result<Frame> {
+        let Some(split) = payload.first_chunk::<SPLIT>() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a frame without its split count",
+            ));
+        };
+        Ok(Frame {
+            split: u32::from_le_bytes(*split),
+            payload,
+            handles,
+        })
+    }
+
+    /// The postcard body.
+    pub(crate) fn body(&self) -> &[u8] {
+        self.payload.get(SPLIT..).unwrap_or_default()
+    }
+}
+
+/// The bytes of a frame to send, behind [`RESERVED`] bytes of header room (for
+/// [`frame::seal`]): the split count, then `body`.
+pub(crate) fn frame_bytes(split: u32, body: &[u8]) -> io::Result<Vec<u8>> {
+    if (SPLIT + body.len()) as u64 > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "message too large",
+        ));
+    }
+    let mut buf = Vec::with_capacity(RESERVED + SPLIT + body.len());
+    buf.extend_from_slice(&[0; RESERVED]);
+    buf.extend_from_slice(&split.to_le_bytes());
+    buf.extend_from_slice(body);
+    Ok(buf)
+}
+
+/// Reads one frame's body (the split count, then the postcard body) from `src`; `None` at a
+/// clean end of the stream.
+pub(crate) fn read_payload<S: FrameSource<Error = io::Error>>(
+    src: &mut S,
+) -> io::Result<Option<Vec<u8>>> {
+    let mut payload = Vec::new();
+    match frame::read_frame(src, MAX_FRAME, &mut payload) {
+        Ok(()) => Ok(Some(payload)),
+        Err(e) if FrameError::of(&e).is_some_and(|f| f.is_eof()) => Ok(None),
+        Err(e) => Err(e),
+    }
 }

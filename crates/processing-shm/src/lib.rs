@@ -35,6 +35,8 @@ mod raw;
 #[cfg(unix)]
 mod region;
 mod segment;
+#[cfg(unix)]
+pub mod spsc;
 mod sys;
 
 pub use bytemuck::{Pod, Zeroable};

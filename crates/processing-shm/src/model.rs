@@ -1,5 +1,6 @@
-//! The loom seam of the rings and the mailbox (`tests/loom_*.rs` of processing-transport,
-//! processing-pool and processing-manager), one copy for all of them: [`wrote`], [`read`],
+//! The loom seam of the rings (`tests/loom_*.rs` of processing-transport for the queue and
+//! pipe rings, of this crate for its `spsc` ring, the pool's reply rings and the manager's
+//! mailboxes), one copy for all of them: [`wrote`], [`read`],
 //! [`futex_wait`] and [`futex_wake`] always exist (outside `cfg(loom)` the reports do nothing
 //! and the futex calls are `processing_core::os`'s); the stand-ins for mappings exist only
 //! under `cfg(loom)`.

@@ -26,15 +26,19 @@ use crate::segment::SharedMemory;
 const MAX_ALIGN: usize = 4096;
 const WORD: usize = 8;
 
-/// The aligned word containing byte address `at`.
+/// The aligned word containing the byte at `at`.
+///
+/// The word's address is derived from `at` itself (`map_addr`), so it keeps `at`'s provenance:
+/// an integer-to-pointer cast here would leave Miri (and the compiler) unable to tell which
+/// allocation the word belongs to.
 ///
 /// # Safety
 /// The word must lie in a live mapping (segments are page-aligned and page-granular, so the
 /// word around any byte of a segment does).
 #[inline]
-unsafe fn word_at<'a>(at: usize) -> &'a AtomicU64 {
+unsafe fn word_at<'a>(at: *const u8) -> &'a AtomicU64 {
     // SAFETY: the caller's promise; the address is 8-aligned by construction.
-    unsafe { &*((at & !(WORD - 1)) as *const AtomicU64) }
+    unsafe { &*at.map_addr(|a| a & !(WORD - 1)).cast::<AtomicU64>() }
 }
 
 /// Copies `dst.len()` bytes from shared memory at `src` with 8-byte atomic loads.
@@ -46,20 +50,19 @@ unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
     if dst.len() == WORD && (src as usize).is_multiple_of(WORD) {
         // The common case (an aligned 8-byte element): one load.
         // SAFETY: the caller's promise.
-        let word = unsafe { word_at(src as usize) }.load(Ordering::Relaxed);
+        let word = unsafe { word_at(src) }.load(Ordering::Relaxed);
         dst.copy_from_slice(&word.to_ne_bytes());
         return;
     }
-    let mut at = src as usize;
     let mut done = 0;
     while done < dst.len() {
-        let offset = at % WORD;
+        let at = src.wrapping_add(done);
+        let offset = at.addr() % WORD;
         let n = (WORD - offset).min(dst.len() - done);
         // SAFETY: the word around `at` is in the mapping (caller's promise).
         let word = unsafe { word_at(at) }.load(Ordering::Relaxed).to_ne_bytes();
         dst[done..done + n].copy_from_slice(&word[offset..offset + n]);
         done += n;
-        at += n;
     }
 }
 
@@ -76,13 +79,13 @@ unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
         let mut b = [0u8; WORD];
         b.copy_from_slice(src);
         // SAFETY: the caller's promise.
-        unsafe { word_at(dst as usize) }.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+        unsafe { word_at(dst) }.store(u64::from_ne_bytes(b), Ordering::Relaxed);
         return;
     }
-    let mut at = dst as usize;
     let mut done = 0;
     while done < src.len() {
-        let offset = at % WORD;
+        let at = dst.wrapping_add(done);
+        let offset = at.addr() % WORD;
         let n = (WORD - offset).min(src.len() - done);
         // SAFETY: the word around `at` is in the mapping (caller's promise).
         let word = unsafe { word_at(at) };
@@ -98,7 +101,6 @@ unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
             });
         }
         done += n;
-        at += n;
     }
 }
 
@@ -517,6 +519,79 @@ mod tests {
         for (i, b) in v.iter().enumerate() {
             let parity = (i % 2) as u8;
             assert_eq!(*b, (1999 % 250) as u8 + 1 + parity, "byte {i}");
+        }
+    }
+
+    /// Words standing in for a segment's bytes under Miri, which cannot map one.
+    fn words(n: usize) -> Vec<AtomicU64> {
+        (0..n).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    /// The byte address `offset` bytes into `words` (derived from the atomics, so writing
+    /// through it is allowed).
+    fn at(words: &[AtomicU64], offset: usize) -> *mut u8 {
+        words.as_ptr().cast::<u8>().cast_mut().wrapping_add(offset)
+    }
+
+    /// Under Miri (`cargo xtask models`): the word copies of `RawValue`/`RawArray` at every
+    /// alignment and length over a few words: the bytes asked for, and the neighbours kept.
+    #[test]
+    fn miri_raw_word_copies_at_every_offset() {
+        let w = words(4);
+        for start in 0..16 {
+            for len in 0..=(32 - start).min(17) {
+                // SAFETY: [0, 32) lies in the four words.
+                unsafe { copy_in(at(&w, 0), &[0xEE; 32]) };
+                let src: Vec<u8> = (0..len as u8).map(|i| i + 1).collect();
+                // SAFETY: start + len ≤ 32.
+                unsafe { copy_in(at(&w, start), &src) };
+                let mut all = [0u8; 32];
+                // SAFETY: as above.
+                unsafe { copy_out(at(&w, 0), &mut all) };
+                let mut want = [0xEE; 32];
+                want[start..start + len].copy_from_slice(&src);
+                assert_eq!(all, want, "start {start} len {len}");
+                let mut back = vec![0u8; len];
+                // SAFETY: as above.
+                unsafe { copy_out(at(&w, start), &mut back) };
+                assert_eq!(back, src);
+            }
+        }
+    }
+
+    /// Under Miri: two threads write interleaved bytes of the same words while a third reads
+    /// them; every access is atomic (Miri's race detector would report a plain one), and the
+    /// merge of a partial word loses neither writer's bytes.
+    #[test]
+    fn miri_raw_concurrent_partial_word_writers_race_free() {
+        let w = words(2);
+        let rounds: u8 = if cfg!(miri) { 20 } else { 200 };
+        std::thread::scope(|s| {
+            for parity in 0..2usize {
+                let w = &w;
+                s.spawn(move || {
+                    for round in 1..=rounds {
+                        for i in (parity..16).step_by(2) {
+                            // SAFETY: i < 16, inside the two words.
+                            unsafe { copy_in(at(w, i), &[round + parity as u8]) };
+                        }
+                    }
+                });
+            }
+            let w = &w;
+            s.spawn(move || {
+                let mut seen = [0u8; 16];
+                for _ in 0..rounds {
+                    // SAFETY: [1, 13) lies in the two words.
+                    unsafe { copy_out(at(w, 1), &mut seen[1..13]) };
+                }
+            });
+        });
+        let mut all = [0u8; 16];
+        // SAFETY: [0, 16) is the two words.
+        unsafe { copy_out(at(&w, 0), &mut all) };
+        for (i, b) in all.iter().enumerate() {
+            assert_eq!(*b, rounds + (i % 2) as u8, "byte {i}");
         }
     }
 }

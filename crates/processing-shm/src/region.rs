@@ -41,6 +41,9 @@ pub struct Region {
     base: NonNull<u8>,
     len: usize,
     fd: OwnedFd,
+    /// Under Miri: the heap bytes standing in for the mapping (see [`Region::heap_pair`]).
+    #[cfg(miri)]
+    heap: Option<std::sync::Arc<miri::HeapBytes>>,
 }
 
 // SAFETY: the mapping is plain shared memory owned by this value; access to its bytes is
@@ -96,8 +99,14 @@ impl Region {
     }
 
     fn map(fd: OwnedFd, len: usize) -> io::Result<Region> {
-        let base = crate::sys::map(fd.as_raw_fd(), len)?;
-        Ok(Region { base, len, fd })
+        let base = crate::sys::map(fd.as_fd(), len)?;
+        Ok(Region {
+            base,
+            len,
+            fd,
+            #[cfg(miri)]
+            heap: None,
+        })
     }
 
     /// The first byte of the mapping (page-aligned).
@@ -133,8 +142,67 @@ fn check_len(file: &File, len: usize) -> io::Result<()> {
 
 impl Drop for Region {
     fn drop(&mut self) {
+        #[cfg(miri)]
+        if self.heap.is_some() {
+            // Heap bytes, freed with the last region over them.
+            return;
+        }
         // SAFETY: base/len describe the mapping `map` created; borrows of it are tied to
         // `&self`, so nothing refers to it any more.
         unsafe { crate::sys::unmap(self.base, self.len) };
+    }
+}
+
+/// Miri cannot map a memory file: the single-process tests of the rings (`miri_*`, run by
+/// `cargo xtask models`) map theirs over heap bytes instead.
+#[cfg(miri)]
+mod miri {
+    use std::alloc::{alloc_zeroed, dealloc, Layout};
+    use std::io;
+    use std::ptr::NonNull;
+    use std::sync::Arc;
+
+    use super::Region;
+
+    /// A zero-filled, page-aligned heap buffer.
+    #[derive(Debug)]
+    pub(super) struct HeapBytes {
+        ptr: NonNull<u8>,
+        layout: Layout,
+    }
+
+    // SAFETY: the bytes are shared memory by design; their users synchronise access (as they
+    // do for a mapping), this type only frees them.
+    unsafe impl Send for HeapBytes {}
+    // SAFETY: as above.
+    unsafe impl Sync for HeapBytes {}
+
+    impl Drop for HeapBytes {
+        fn drop(&mut self) {
+            // SAFETY: allocated in `heap_pair` with this layout, freed once (last Arc).
+            unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
+        }
+    }
+
+    impl Region {
+        /// Under Miri only: two regions over the same `len` zero-filled, page-aligned heap
+        /// bytes, as two processes map one memory file. Their descriptors are the two ends of
+        /// a socket pair (stand-ins: nothing can map them).
+        pub fn heap_pair(len: usize) -> io::Result<(Region, Region)> {
+            let layout = Layout::from_size_align(len.max(1), 4096)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            // SAFETY: the layout has a non-zero size.
+            let ptr = NonNull::new(unsafe { alloc_zeroed(layout) })
+                .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+            let heap = Arc::new(HeapBytes { ptr, layout });
+            let (a, b) = std::os::unix::net::UnixStream::pair()?;
+            let region = |fd: std::os::unix::net::UnixStream| Region {
+                base: ptr,
+                len,
+                fd: fd.into(),
+                heap: Some(heap.clone()),
+            };
+            Ok((region(a), region(b)))
+        }
     }
 }

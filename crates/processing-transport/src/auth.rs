@@ -9,7 +9,7 @@
 //! The legacy form of Python 3.11 and older (a bare 20-byte challenge answered with a bare
 //! HMAC-MD5) is refused with [`AuthError::LegacyDigest`].
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -17,7 +17,7 @@ use sha2::Sha256;
 
 use crate::connection::Connection;
 use crate::error::{AuthError, ConnectionError};
-use crate::frame::{decode_header, encode_header, LONG_HEADER, SHORT_HEADER};
+use processing_core::frame::{self, ReadSource, RESERVED};
 
 const CHALLENGE: &[u8] = b"#CHALLENGE#";
 const WELCOME: &[u8] = b"#WELCOME#";
@@ -123,47 +123,27 @@ struct StreamMessages<'a, S>(&'a mut S);
 
 impl<S: Read + Write> Messages for StreamMessages<'_, S> {
     fn send_message(&mut self, message: &[u8]) -> Result<(), AuthError> {
-        let mut header = [0u8; LONG_HEADER];
-        let header = encode_header(message.len() as u64, &mut header);
-        let mut frame = Vec::with_capacity(header.len() + message.len());
-        frame.extend_from_slice(header);
+        // Header and body in one buffer: one write.
+        let mut frame = Vec::with_capacity(RESERVED + message.len());
+        frame.extend_from_slice(&[0; RESERVED]);
         frame.extend_from_slice(message);
-        self.0
-            .write_all(&frame)
+        frame::write_reserved(self.0, &mut frame)
             .and_then(|()| self.0.flush())
             .map_err(ConnectionError::from)?;
         Ok(())
     }
 
     fn recv_message(&mut self) -> Result<Vec<u8>, AuthError> {
-        let mut header = [0u8; LONG_HEADER];
-        read_exact(self.0, &mut header[..SHORT_HEADER])?;
-        let mut decoded = decode_header(&header[..SHORT_HEADER], MAX_HANDSHAKE_MESSAGE)
-            .map_err(ConnectionError::from)?;
-        if decoded.is_none() {
-            // The long form (`-1` + an 8-byte length), which the cap then refuses.
-            read_exact(self.0, &mut header[SHORT_HEADER..])?;
-            decoded =
-                decode_header(&header, MAX_HANDSHAKE_MESSAGE).map_err(ConnectionError::from)?;
-        }
-        let Some((len, _)) = decoded else {
-            return Err(AuthError::Protocol("malformed frame header".into()));
-        };
-        let mut body = vec![0u8; len as usize];
-        read_exact(self.0, &mut body)?;
+        // Exactly one frame, its length checked against the cap before its body is read.
+        let mut body = Vec::new();
+        frame::read_frame(
+            &mut ReadSource(&mut *self.0),
+            MAX_HANDSHAKE_MESSAGE,
+            &mut body,
+        )
+        .map_err(ConnectionError::from)?;
         Ok(body)
     }
-}
-
-/// `read_exact` with the end of the stream reported as [`ConnectionError::Eof`].
-fn read_exact<S: Read>(stream: &mut S, buf: &mut [u8]) -> Result<(), ConnectionError> {
-    stream.read_exact(buf).map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            ConnectionError::Eof
-        } else {
-            ConnectionError::from(e)
-        }
-    })
 }
 
 /// Challenges the peer: it must prove it holds `key`.

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use processing_core::frame::{Body, FrameReader, FrameSource, Header, Sealed, RESERVED};
 use processing_core::handles::{self, BorrowedOsHandle, OwnedOsHandle, TransferableHandle};
 use processing_core::{codec, HandleError};
 use serde::de::{DeserializeOwned, Error as _};
@@ -20,17 +21,13 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{ConnectionError, FrameError};
-use crate::frame::{
-    self, fingerprint, looks_like_pickle, DEFAULT_MAX_MESSAGE_SIZE, LONG_HEADER, SHORT_HEADER,
-};
+use crate::frame::{self, fingerprint, looks_like_pickle, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::sys::{self, RingEnd, RingLock, Stream, StreamKind};
 use crate::wait::{RawWaitable, Waitable};
 
-/// Size of the read-ahead buffer of a connection.
+/// Size of the read-ahead buffer of a connection (a longer message is read into its own
+/// buffer, which grows with the bytes that arrive: see [`processing_core::frame`]).
 const CHUNK: usize = 64 * 1024;
-/// The first allocation for a message larger than the read-ahead buffer; it then grows by
-/// doubling as bytes arrive, so a false length prefix never costs more than twice what arrived.
-const FIRST_GROWTH: usize = 1 << 20;
 /// How long a receive busy-polls before it blocks in the kernel. A blocking wake-up across
 /// cores costs tens of microseconds on virtual machines; a short bounded spin catches a reply
 /// that is already on its way, and the yields keep a shared core usable.
@@ -182,16 +179,12 @@ struct Inner {
 }
 
 struct Reader {
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
+    /// The framer's resumable reader: the read-ahead, and the part of a message that a receive
+    /// which timed out in its middle left for the next receive. Exact (never reading ahead)
+    /// during the handshake and on ring ends.
+    frames: FrameReader,
     handles: VecDeque<OwnedOsHandle>,
-    /// During the handshake: read exactly what a frame needs, never ahead.
-    exact: bool,
     broken: bool,
-    /// A message longer than the read-ahead buffer whose body is partly read, and its length:
-    /// a receive that timed out in its middle keeps it here for the next receive.
-    large: Option<(Vec<u8>, usize)>,
 }
 
 /// How long a receive may wait for bytes.
@@ -238,12 +231,6 @@ fn wait_readable(
         }
         io.stream.poll_readable(left)?;
     }
-}
-
-/// Where a received body is.
-enum Body {
-    InBuf(usize, usize),
-    Owned(Vec<u8>),
 }
 
 impl<T, D: Direction> Clone for Connection<T, D> {
@@ -333,97 +320,103 @@ impl Inner {
     }
 }
 
-impl Reader {
-    fn new(exact: bool) -> Reader {
-        Reader {
-            buf: vec![0u8; CHUNK].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            handles: VecDeque::new(),
-            exact,
-            broken: false,
-            large: None,
-        }
-    }
+/// A connection's bytes as the framer reads them. Each read waits as the receive asks
+/// (`Wait`: a deadline, or a bounded spin then a blocking read); handles that arrive meanwhile
+/// are kept for the message they belong to.
+struct Source<'a, 'h> {
+    io: Io<'a>,
+    handles: &'h mut VecDeque<OwnedOsHandle>,
+    wait: Wait,
+}
 
-    fn buffered(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-
-    /// Whether the read-ahead buffer holds a whole frame (or a malformed header, which a
-    /// receive reports at once). Part of a frame, left by a timed-out receive, is not enough.
-    fn whole_frame_buffered(&self, max: u64) -> bool {
-        match frame::decode_header(self.buffered(), max) {
-            Ok(Some((len, header))) => self.buffered().len() as u64 >= header as u64 + len,
-            Ok(None) => false,
-            Err(_) => true,
-        }
-    }
-
-    /// Ensures at least `need` (≤ CHUNK) bytes are buffered. Past `wait`'s deadline it fails
-    /// with [`ConnectionError::Timeout`], keeping what arrived buffered.
-    fn fill(&mut self, io: Io<'_>, need: usize, wait: Wait) -> Result<(), ConnectionError> {
-        while self.end - self.start < need {
-            if self.start == self.end {
-                self.start = 0;
-                self.end = 0;
-            } else if self.buf.len() - self.start < need {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
+impl Source<'_, '_> {
+    /// Waits for bytes until the deadline, if there is one: `Timeout` past it.
+    fn wait(&mut self) -> Result<(), ConnectionError> {
+        if let Wait::Until(d) = self.wait {
+            if !wait_readable(self.io, self.handles, Some(d))? {
+                return Err(ConnectionError::Timeout);
             }
-            let limit = if self.exact {
-                self.start + need
-            } else {
-                self.buf.len()
-            };
-            if let Wait::Until(d) = wait {
-                if !wait_readable(io, &mut self.handles, Some(d))? {
-                    return Err(ConnectionError::Timeout);
-                }
-            }
-            let mut arrived = Vec::new();
-            let (buf, end) = (&mut self.buf, self.end);
-            let n = match (io.ring, wait) {
-                (Some(ring), _) => ring.read_bytes(&mut buf[end..limit], io.stream, &mut arrived),
-                (None, Wait::Forever) => {
-                    read_some(|nb| io.stream.read_chunk(&mut buf[end..limit], nb, &mut arrived))
-                }
-                (None, Wait::Until(_)) => {
-                    match io
-                        .stream
-                        .read_chunk(&mut buf[end..limit], true, &mut arrived)
-                    {
-                        // Readable a moment ago, taken since by another holder of the end.
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            self.handles.extend(arrived);
-                            continue;
-                        }
-                        r => r,
-                    }
-                }
-            };
-            self.handles.extend(arrived);
-            let n = n?;
-            if n == 0 {
-                return Err(if self.start == self.end {
-                    ConnectionError::Eof
-                } else {
-                    FrameError::Truncated.into()
-                });
-            }
-            self.end += n;
         }
         Ok(())
+    }
+}
+
+impl FrameSource for Source<'_, '_> {
+    type Error = ConnectionError;
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ConnectionError> {
+        loop {
+            self.wait()?;
+            let mut arrived = Vec::new();
+            let stream = self.io.stream;
+            let n = match (self.io.ring, self.wait) {
+                (Some(ring), _) => ring.read_bytes(buf, stream, &mut arrived),
+                (None, Wait::Forever) => read_some(|nb| stream.read_chunk(buf, nb, &mut arrived)),
+                (None, Wait::Until(_)) => match stream.read_chunk(buf, true, &mut arrived) {
+                    // Readable a moment ago, taken since by another holder of the end.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        self.handles.extend(arrived);
+                        continue;
+                    }
+                    r => r,
+                },
+            };
+            self.handles.extend(arrived);
+            return Ok(n?);
+        }
+    }
+
+    fn read_spare(&mut self, v: &mut Vec<u8>, want: usize) -> Result<usize, ConnectionError> {
+        loop {
+            self.wait()?;
+            let stream = self.io.stream;
+            return Ok(match (self.io.ring, self.wait) {
+                (Some(ring), _) => {
+                    let mut arrived = Vec::new();
+                    let spare: &mut [MaybeUninit<u8>] = v.spare_capacity_mut();
+                    let room = spare.len().min(want);
+                    let n = ring.read(&mut spare[..room], stream, &mut arrived);
+                    self.handles.extend(arrived);
+                    let n = n?;
+                    // SAFETY: `read` initialised the first n <= room bytes of the spare capacity.
+                    unsafe { v.set_len(v.len() + n) };
+                    n
+                }
+                (None, Wait::Forever) => read_some(|nb| stream.read_spare(v, want, nb))?,
+                (None, Wait::Until(_)) => match stream.read_spare(v, want, true) {
+                    // Readable a moment ago, taken since by another holder of the end.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => r?,
+                },
+            });
+        }
+    }
+}
+
+impl Reader {
+    fn new(exact: bool) -> Reader {
+        let mut frames = FrameReader::new(CHUNK);
+        frames.set_exact(exact);
+        Reader {
+            frames,
+            handles: VecDeque::new(),
+            broken: false,
+        }
     }
 
     fn read_frame(&mut self, io: Io<'_>, max: u64, wait: Wait) -> Result<Body, ConnectionError> {
         if self.broken {
             return Err(ConnectionError::Broken);
         }
-        let r = self.read_frame_inner(io, max, wait);
+        let mut source = Source {
+            io,
+            handles: &mut self.handles,
+            wait,
+        };
+        let r = self.frames.read_frame(&mut source, max);
         if let Err(e) = &r {
-            // A timeout leaves the stream in step: what arrived of the frame stays buffered.
+            // A timeout leaves the stream in step: what arrived of the frame stays in the
+            // reader for the next receive.
             if !matches!(e, ConnectionError::Eof | ConnectionError::Timeout) {
                 self.broken = true;
             }
@@ -431,108 +424,8 @@ impl Reader {
         r
     }
 
-    /// Reads one frame. A frame that fits the read-ahead buffer is consumed only once it is
-    /// whole; a longer one is continued from `large` where a timed-out receive left it.
-    fn read_frame_inner(
-        &mut self,
-        io: Io<'_>,
-        max: u64,
-        wait: Wait,
-    ) -> Result<Body, ConnectionError> {
-        if let Some((v, len)) = self.large.take() {
-            return self.read_large(io, v, len, wait);
-        }
-        self.fill(io, SHORT_HEADER, wait)?;
-        let (len, header) = match frame::decode_header(self.buffered(), max)? {
-            Some(h) => h,
-            None => {
-                self.fill(io, LONG_HEADER, wait)?;
-                frame::decode_header(self.buffered(), max)?.ok_or(FrameError::Truncated)?
-            }
-        };
-        let len = len as usize;
-        if header + len <= CHUNK {
-            self.fill(io, header + len, wait)?;
-            let s = self.start + header;
-            self.start = s + len;
-            return Ok(Body::InBuf(s, s + len));
-        }
-        self.start += header;
-        let have = self.end - self.start;
-        let mut v = Vec::with_capacity(len.min(FIRST_GROWTH.max(have)));
-        v.extend_from_slice(self.buffered());
-        self.start = 0;
-        self.end = 0;
-        self.read_large(io, v, len, wait)
-    }
-
-    /// Reads the rest of a long message's body into `v`; on a timeout it keeps `v` in `large`
-    /// for the next receive.
-    fn read_large(
-        &mut self,
-        io: Io<'_>,
-        mut v: Vec<u8>,
-        len: usize,
-        wait: Wait,
-    ) -> Result<Body, ConnectionError> {
-        match self.read_large_into(io, &mut v, len, wait) {
-            Ok(()) => Ok(Body::Owned(v)),
-            Err(ConnectionError::Timeout) => {
-                self.large = Some((v, len));
-                Err(ConnectionError::Timeout)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn read_large_into(
-        &mut self,
-        io: Io<'_>,
-        v: &mut Vec<u8>,
-        len: usize,
-        wait: Wait,
-    ) -> Result<(), ConnectionError> {
-        while v.len() < len {
-            if let Wait::Until(d) = wait {
-                if !wait_readable(io, &mut self.handles, Some(d))? {
-                    return Err(ConnectionError::Timeout);
-                }
-            }
-            if v.len() == v.capacity() {
-                v.reserve_exact((len - v.len()).min(v.len().max(FIRST_GROWTH)));
-            }
-            let want = len - v.len();
-            let n = match (io.ring, wait) {
-                (Some(ring), _) => {
-                    let mut arrived = Vec::new();
-                    let spare: &mut [MaybeUninit<u8>] = v.spare_capacity_mut();
-                    let room = spare.len().min(want);
-                    let n = ring.read(&mut spare[..room], io.stream, &mut arrived);
-                    self.handles.extend(arrived);
-                    let n = n?;
-                    // SAFETY: `read` initialised the first n <= room bytes of the spare capacity.
-                    unsafe { v.set_len(v.len() + n) };
-                    n
-                }
-                (None, Wait::Forever) => read_some(|nb| io.stream.read_spare(v, want, nb))?,
-                (None, Wait::Until(_)) => match io.stream.read_spare(v, want, true) {
-                    // Readable a moment ago, taken since by another holder of the end.
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    r => r?,
-                },
-            };
-            if n == 0 {
-                return Err(FrameError::Truncated.into());
-            }
-        }
-        Ok(())
-    }
-
     fn body<'a>(&'a self, body: &'a Body) -> &'a [u8] {
-        match body {
-            Body::InBuf(s, e) => &self.buf[*s..*e],
-            Body::Owned(v) => v,
-        }
+        self.frames.body(body)
     }
 
     fn take_handles(
@@ -645,7 +538,9 @@ impl<T, D: Direction> Connection<T, D> {
     }
 
     pub(crate) fn set_exact_reads(&self, exact: bool) {
-        lock(&self.inner.reader).exact = exact || self.inner.ring.is_some();
+        lock(&self.inner.reader)
+            .frames
+            .set_exact(exact || self.inner.ring.is_some());
     }
 
     pub(crate) fn set_read_timeout(
@@ -658,22 +553,26 @@ impl<T, D: Direction> Connection<T, D> {
             .map_err(ConnectionError::Io)
     }
 
+    /// Writes the frame built in `buf` behind [`RESERVED`] bytes of header room, with
+    /// `handles` travelling with its first byte.
     fn write_frame(
         &self,
-        header_room: &mut [u8],
+        buf: &mut [u8],
         handles: &[OwnedOsHandle],
     ) -> Result<(), ConnectionError> {
-        // `header_room` starts with SHORT_HEADER bytes reserved for the header.
-        let body_len = (header_room.len() - SHORT_HEADER) as u64;
         let _w = self.inner.write_guard();
-        if body_len <= i32::MAX as u64 {
-            header_room[..SHORT_HEADER].copy_from_slice(&(body_len as i32).to_be_bytes());
-            self.inner.write_all(header_room, handles)?;
-        } else {
-            let mut h = [0u8; LONG_HEADER];
-            let header = frame::encode_header(body_len, &mut h);
-            self.inner.write_all(header, handles)?;
-            self.inner.write_all(&header_room[SHORT_HEADER..], &[])?;
+        match processing_core::frame::seal(buf) {
+            Some(Sealed::Whole(bytes)) => self.inner.write_all(bytes, handles)?,
+            Some(Sealed::Split(header, body)) => {
+                self.inner.write_all(header.as_bytes(), handles)?;
+                self.inner.write_all(body, &[])?;
+            }
+            None => {
+                return Err(ConnectionError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a frame buffer without header room",
+                )))
+            }
         }
         Ok(())
     }
@@ -691,17 +590,14 @@ impl<T, D: CanSend> Connection<T, D> {
     /// ```
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), ConnectionError> {
         if bytes.len() <= COALESCE {
-            let mut buf = Vec::with_capacity(SHORT_HEADER + bytes.len());
-            buf.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+            let mut buf = Vec::with_capacity(RESERVED + bytes.len());
+            buf.extend_from_slice(&[0; RESERVED]);
             buf.extend_from_slice(bytes);
-            let _w = self.inner.write_guard();
-            self.inner.write_all(&buf, &[])?;
-            return Ok(());
+            return self.write_frame(&mut buf, &[]);
         }
-        let mut h = [0u8; LONG_HEADER];
-        let header = frame::encode_header(bytes.len() as u64, &mut h);
+        let header = Header::for_len(bytes.len() as u64);
         let _w = self.inner.write_guard();
-        self.inner.write_all(header, &[])?;
+        self.inner.write_all(header.as_bytes(), &[])?;
         self.inner.write_all(bytes, &[])?;
         Ok(())
     }
@@ -718,7 +614,7 @@ impl<T, D: CanSend> Connection<T, D> {
         T: Serialize,
     {
         let mut buf = Vec::with_capacity(64);
-        buf.extend_from_slice(&[0u8; SHORT_HEADER + 1]);
+        buf.extend_from_slice(&[0u8; RESERVED + 1]);
         buf.extend_from_slice(&fingerprint::<T>());
         let ((), handles) = handles::collect(|| codec::encode_into(value, &mut buf))?;
         if !handles.is_empty() && !self.inner.stream.carries_handles() {
@@ -730,7 +626,7 @@ impl<T, D: CanSend> Connection<T, D> {
                 format!("a message may carry at most {MAX_HANDLES} os handles"),
             )));
         }
-        buf[SHORT_HEADER] = handles.len() as u8;
+        buf[RESERVED] = handles.len() as u8;
         self.write_frame(&mut buf, &handles)
     }
 
@@ -753,7 +649,7 @@ impl<T, D: CanSend> Connection<T, D> {
     #[cfg(feature = "pickle")]
     pub fn send_pickle<V: Serialize + ?Sized>(&self, value: &V) -> Result<(), ConnectionError> {
         let mut buf = Vec::with_capacity(64);
-        buf.extend_from_slice(&[0u8; SHORT_HEADER]);
+        buf.extend_from_slice(&[0u8; RESERVED]);
         crate::pickle::write_into(value, &mut buf)?;
         self.write_frame(&mut buf, &[])
     }
@@ -808,10 +704,7 @@ impl<T, D: CanRecv> Connection<T, D> {
         let body = r
             .read_frame(self.inner.io(), self.max_message_size(), wait)
             .map_err(|e| attempt_error(e, attempt))?;
-        Ok(match body {
-            Body::Owned(v) => v,
-            b => r.body(&b).to_vec(),
-        })
+        Ok(r.frames.into_vec(body))
     }
 
     /// The reader, waiting for another thread's receive to end, or (`attempt`) not.
@@ -852,10 +745,7 @@ impl<T, D: CanRecv> Connection<T, D> {
         let room = &mut buf[offset..];
         let bytes = r.body(&body);
         if bytes.len() > room.len() {
-            return Err(ConnectionError::BufferTooShort(match body {
-                Body::Owned(v) => v,
-                _ => bytes.to_vec(),
-            }));
+            return Err(ConnectionError::BufferTooShort(r.frames.into_vec(body)));
         }
         room[..bytes.len()].copy_from_slice(bytes);
         Ok(bytes.len())
@@ -981,7 +871,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// ```
     pub fn poll(&self, timeout: Duration) -> Result<bool, ConnectionError> {
         let mut r = lock(&self.inner.reader);
-        if r.broken || r.whole_frame_buffered(self.max_message_size()) {
+        if r.broken || r.frames.frame_ready(self.max_message_size()) {
             return Ok(true);
         }
         let deadline = Instant::now().checked_add(timeout);
@@ -1007,7 +897,7 @@ impl<T, D: CanRecv> Waitable for Connection<T, D> {
             // `wait` sleeps on the socket after this: arm the doorbell first.
             return match self.inner.reader.try_lock() {
                 Ok(mut r) => {
-                    if r.broken || r.whole_frame_buffered(self.max_message_size()) {
+                    if r.broken || r.frames.frame_ready(self.max_message_size()) {
                         return true;
                     }
                     let mut arrived = Vec::new();
@@ -1019,7 +909,7 @@ impl<T, D: CanRecv> Waitable for Connection<T, D> {
             };
         }
         if let Ok(r) = self.inner.reader.try_lock() {
-            if r.whole_frame_buffered(self.max_message_size()) {
+            if r.frames.frame_ready(self.max_message_size()) {
                 return true;
             }
         }
@@ -1072,7 +962,7 @@ impl<T, D: Direction> Serialize for Connection<T, D> {
         }
         let handle = stream.transfer_handle().map_err(S::Error::custom)?;
         let r = lock(&self.inner.reader);
-        if r.large.is_some() {
+        if r.frames.in_long_frame() {
             // Its first part is in this process only: the copy could not continue it.
             return Err(S::Error::custom(
                 "the connection is in the middle of receiving a long message",
@@ -1082,7 +972,7 @@ impl<T, D: Direction> Serialize for Connection<T, D> {
             direction: (D::CAN_SEND, D::CAN_RECV),
             kind: stream.kind().to_byte(),
             handle: HandleRef(handle),
-            buffered: r.buffered(),
+            buffered: r.frames.buffered(),
             pending: r
                 .handles
                 .iter()
@@ -1121,11 +1011,9 @@ impl<'de, T, D: Direction> Deserialize<'de> for Connection<T, D> {
         conn.set_max_message_size(w.max_message);
         {
             let mut r = lock(&conn.inner.reader);
-            if w.buffered.len() > r.buf.len() {
+            if !r.frames.restore(&w.buffered) {
                 return Err(De::Error::custom("connection read-ahead is too long"));
             }
-            r.buf[..w.buffered.len()].copy_from_slice(&w.buffered);
-            r.end = w.buffered.len();
             r.handles = w
                 .pending
                 .into_iter()

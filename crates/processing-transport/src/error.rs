@@ -19,9 +19,17 @@ pub enum FrameError {
         /// The connection's limit.
         max: u64,
     },
-    /// The stream ended in the middle of a frame.
-    #[error("stream ended in the middle of a frame")]
-    Truncated,
+    /// The stream ended in the middle of a frame: the peer closed it (or died) mid-header or
+    /// mid-body.
+    #[error("the stream ended in the middle of a frame's {part} ({got} of {expected} bytes)")]
+    Truncated {
+        /// Where it ended.
+        part: processing_core::frame::FramePart,
+        /// Bytes of that part that arrived.
+        got: u64,
+        /// Bytes that part needed.
+        expected: u64,
+    },
     /// A typed message announced more OS handles than arrived with it.
     #[error("message announces {announced} os handles but {arrived} arrived")]
     MissingHandles {
@@ -133,8 +141,34 @@ fn is_torn(_e: &io::Error) -> bool {
     false
 }
 
+/// What the framer reports, as a connection reports it: the end of the stream between frames is
+/// [`ConnectionError::Eof`], anything else a [`FrameError`].
+impl From<processing_core::frame::FrameError> for ConnectionError {
+    fn from(e: processing_core::frame::FrameError) -> Self {
+        use processing_core::frame::FrameError as Framer;
+        ConnectionError::Frame(match e {
+            Framer::Eof => return ConnectionError::Eof,
+            Framer::Truncated {
+                part,
+                got,
+                expected,
+            } => FrameError::Truncated {
+                part,
+                got,
+                expected,
+            },
+            Framer::NegativeLength(n) => FrameError::NegativeLength(n),
+            Framer::TooLarge { len, max } => FrameError::TooLarge { len, max },
+        })
+    }
+}
+
 impl From<io::Error> for ConnectionError {
     fn from(e: io::Error) -> Self {
+        // A frame error that travelled as an `io::Error` (the framer over a `Read`).
+        if let Some(frame) = processing_core::frame::FrameError::of(&e) {
+            return frame.into();
+        }
         match e.kind() {
             io::ErrorKind::BrokenPipe
             | io::ErrorKind::ConnectionReset

@@ -1,8 +1,8 @@
-//! The frame format shared with Python's `multiprocessing.connection`.
-//!
-//! A message is a 4-byte big-endian signed length followed by that many bytes. A message longer
-//! than `i32::MAX` bytes is announced by the length `-1` followed by an 8-byte big-endian
-//! unsigned length. Any other negative length is malformed.
+//! The messages of a connection, in the frame format shared with Python's
+//! `multiprocessing.connection`, which is processing-core's one framer
+//! ([`processing_core::frame`]): a 4-byte big-endian signed length followed by that many bytes;
+//! a message longer than `i32::MAX` bytes is announced by the length `-1` followed by an 8-byte
+//! big-endian unsigned length; any other negative length is malformed.
 //!
 //! Typed messages (`Connection::send`) use the same frame; their body starts with one byte, the
 //! number of OS handles that travel beside the message (Unix `SCM_RIGHTS`), then the postcard
@@ -10,77 +10,10 @@
 
 use crate::error::FrameError;
 
-/// Length of the short header.
-pub(crate) const SHORT_HEADER: usize = 4;
-/// Length of the long header (escape plus 8-byte length).
-pub(crate) const LONG_HEADER: usize = 12;
+pub use processing_core::frame::{split_frames, FramePart};
 
 /// Default largest message a connection accepts: 16 GiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1 << 34;
-
-/// Writes the header announcing a body of `len` bytes; returns the used prefix of `out`.
-pub(crate) fn encode_header(len: u64, out: &mut [u8; LONG_HEADER]) -> &[u8] {
-    if len <= i32::MAX as u64 {
-        out[..4].copy_from_slice(&(len as i32).to_be_bytes());
-        &out[..SHORT_HEADER]
-    } else {
-        out[..4].copy_from_slice(&(-1i32).to_be_bytes());
-        out[4..].copy_from_slice(&len.to_be_bytes());
-        &out[..LONG_HEADER]
-    }
-}
-
-/// Decodes a frame header from the start of `bytes`.
-///
-/// Returns `Ok(None)` when more bytes are needed, `Ok(Some((body_len, header_len)))` when the
-/// header is complete and the length acceptable, and an error for a malformed header or a body
-/// longer than `max`.
-pub(crate) fn decode_header(bytes: &[u8], max: u64) -> Result<Option<(u64, usize)>, FrameError> {
-    let Some(short) = bytes.get(..SHORT_HEADER) else {
-        return Ok(None);
-    };
-    let short = i32::from_be_bytes([short[0], short[1], short[2], short[3]]);
-    let (len, header_len) = match short {
-        -1 => {
-            let Some(long) = bytes.get(SHORT_HEADER..LONG_HEADER) else {
-                return Ok(None);
-            };
-            let mut b = [0u8; 8];
-            b.copy_from_slice(long);
-            (u64::from_be_bytes(b), LONG_HEADER)
-        }
-        n if n < 0 => return Err(FrameError::NegativeLength(n)),
-        n => (n as u64, SHORT_HEADER),
-    };
-    if len > max {
-        return Err(FrameError::TooLarge { len, max });
-    }
-    if usize::try_from(len).is_err() {
-        return Err(FrameError::TooLarge {
-            len,
-            max: usize::MAX as u64,
-        });
-    }
-    Ok(Some((len, header_len)))
-}
-
-/// Splits a complete in-memory stream of frames into bodies (used by tests and fuzzing: the
-/// decoder never allocates more than the input holds).
-pub fn split_frames(mut bytes: &[u8], max: u64) -> Result<Vec<&[u8]>, FrameError> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let Some((len, header)) = decode_header(bytes, max)? else {
-            return Err(FrameError::Truncated);
-        };
-        let end = header
-            .checked_add(len as usize)
-            .filter(|&end| end <= bytes.len())
-            .ok_or(FrameError::Truncated)?;
-        out.push(&bytes[header..end]);
-        bytes = &bytes[end..];
-    }
-    Ok(out)
-}
 
 /// Bytes of the type fingerprint after a typed message's handle-count byte.
 pub(crate) const FINGERPRINT: usize = 4;
@@ -156,41 +89,10 @@ pub(crate) fn typed_payload<T>(rest: &[u8]) -> Result<&[u8], FrameError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use processing_core::frame::{decode_header, Header};
     use proptest::prelude::*;
 
-    #[test]
-    fn short_and_long_headers() {
-        let mut h = [0u8; LONG_HEADER];
-        assert_eq!(encode_header(5, &mut h), &[0, 0, 0, 5]);
-        let long = encode_header(1 << 32, &mut h).to_vec();
-        assert_eq!(long.len(), LONG_HEADER);
-        assert_eq!(&long[..4], &[0xff; 4]);
-        assert_eq!(
-            decode_header(&long, u64::MAX).unwrap(),
-            Some((1 << 32, LONG_HEADER))
-        );
-    }
-
-    #[test]
-    fn hostile_headers_are_errors() {
-        // 2^63 in the long form.
-        let mut bytes = vec![0xff, 0xff, 0xff, 0xff];
-        bytes.extend_from_slice(&(1u64 << 63).to_be_bytes());
-        assert!(matches!(
-            decode_header(&bytes, DEFAULT_MAX_MESSAGE_SIZE),
-            Err(FrameError::TooLarge { .. })
-        ));
-        assert!(matches!(
-            decode_header(&[0x80, 0, 0, 0], u64::MAX),
-            Err(FrameError::NegativeLength(_))
-        ));
-        assert_eq!(decode_header(&[0, 0], 10).unwrap(), None);
-        assert!(matches!(
-            split_frames(&[0, 0, 0, 9, 1], 100),
-            Err(FrameError::Truncated)
-        ));
-    }
+    use super::*;
 
     proptest! {
         #[test]
@@ -203,8 +105,7 @@ mod tests {
         fn frames_round_trip(bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8)) {
             let mut stream = Vec::new();
             for b in &bodies {
-                let mut h = [0u8; LONG_HEADER];
-                stream.extend_from_slice(encode_header(b.len() as u64, &mut h));
+                stream.extend_from_slice(Header::for_len(b.len() as u64).as_bytes());
                 stream.extend_from_slice(b);
             }
             let back = split_frames(&stream, 1 << 20).unwrap();
@@ -213,5 +114,40 @@ mod tests {
                 prop_assert_eq!(*a, b.as_slice());
             }
         }
+    }
+
+    /// Under Miri: headers of every size class and a stream of frames cut at every byte
+    /// (each cut is an incomplete or truncated stream, never a read past the end).
+    #[test]
+    fn miri_frame_headers_and_split_at_every_cut() {
+        for len in [0u64, 1, 255, i32::MAX as u64, i32::MAX as u64 + 1] {
+            let header = Header::for_len(len).as_bytes().to_vec();
+            assert_eq!(
+                decode_header(&header, u64::MAX).unwrap(),
+                Some((len, header.len()))
+            );
+            for cut in 0..header.len() {
+                assert_eq!(decode_header(&header[..cut], u64::MAX).unwrap(), None);
+            }
+        }
+        let bodies: [&[u8]; 3] = [b"", b"abc", &[7u8; 40]];
+        let mut stream = Vec::new();
+        for b in bodies {
+            stream.extend_from_slice(Header::for_len(b.len() as u64).as_bytes());
+            stream.extend_from_slice(b);
+        }
+        assert_eq!(split_frames(&stream, 1 << 20).unwrap(), bodies);
+        for cut in 1..stream.len() {
+            let part = &stream[..cut];
+            if let Ok(frames) = split_frames(part, 1 << 20) {
+                // A cut at a frame boundary: the whole frames before it.
+                assert_eq!(frames, &bodies[..frames.len()]);
+            }
+        }
+        let typed = encode_typed(&(5u32, String::from("five"))).unwrap();
+        assert_eq!(
+            decode_typed::<(u32, String)>(&typed).unwrap(),
+            (5, "five".into())
+        );
     }
 }

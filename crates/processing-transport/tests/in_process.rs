@@ -95,6 +95,7 @@ fn raw_pair() -> (Connection<String>, std::os::unix::net::UnixStream) {
 #[cfg(unix)]
 #[test]
 fn hostile_frames_are_typed_errors() {
+    use processing_transport::frame::FramePart;
     use processing_transport::FrameError;
     // A length prefix of 2^63 in the long form.
     let (c, mut raw) = raw_pair();
@@ -118,13 +119,31 @@ fn hostile_frames_are_typed_errors() {
     // A truncated frame followed by the end of the stream.
     assert!(matches!(
         recv_after_eof(&[0, 0, 0, 10, 1, 2]),
-        ConnectionError::Frame(FrameError::Truncated)
+        ConnectionError::Frame(FrameError::Truncated {
+            part: FramePart::Body,
+            got: 2,
+            expected: 10
+        })
+    ));
+
+    // The end of the stream inside a header.
+    assert!(matches!(
+        recv_after_eof(&[0, 0]),
+        ConnectionError::Frame(FrameError::Truncated {
+            part: FramePart::Header,
+            got: 2,
+            expected: 4
+        })
     ));
 
     // A big announced length with few bytes behind it: no allocation of the announced size.
     assert!(matches!(
         recv_after_eof(&[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]),
-        ConnectionError::Frame(FrameError::Truncated)
+        ConnectionError::Frame(FrameError::Truncated {
+            part: FramePart::Body,
+            got: 3,
+            ..
+        })
     ));
 
     // A well-formed frame with garbage inside for a typed receive.

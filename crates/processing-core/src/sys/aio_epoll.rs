@@ -1,7 +1,8 @@
 //! The Linux side of the reactor (`crate::aio`): an epoll set holding a timerfd (the next
 //! timer deadline) and one-shot registrations of waited descriptors.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
@@ -17,9 +18,8 @@ pub(crate) fn ready_now(fd: BorrowedFd<'_>, readable: bool) -> bool {
         },
         revents: 0,
     };
-    // SAFETY: one valid pollfd; a zero timeout never blocks.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n != 0
+    // A zero timeout never blocks.
+    crate::os::poll(std::slice::from_mut(&mut p), 0).map_or(true, |n| n != 0)
 }
 
 /// The epoll token of the timerfd (descriptor tokens start at 1).
@@ -27,7 +27,8 @@ const TIMER_TOKEN: u64 = 0;
 
 pub(crate) struct Poller {
     epoll: OwnedFd,
-    timer: OwnedFd,
+    /// A `File` only to read its 8-byte expiry count with std's `Read`.
+    timer: File,
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -38,36 +39,46 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// A new epoll set and a new non-blocking monotonic timerfd, both close-on-exec.
+fn epoll_and_timer() -> io::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: both calls take flags only and return a fresh descriptor owned by nobody else
+    // (or -1, checked before it is owned); the epoll set is dropped (closed) if the timer fails.
+    unsafe {
+        let epoll = OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?);
+        let timer = cvt(libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+        ))?;
+        Ok((epoll, OwnedFd::from_raw_fd(timer)))
+    }
+}
+
 impl Poller {
     pub(crate) fn new() -> io::Result<Poller> {
-        // SAFETY: plain syscall; the result is checked and owned below.
-        let ep = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: `ep` is a fresh descriptor nobody else owns.
-        let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
-        // SAFETY: plain syscall; the result is checked and owned below.
-        let tf = cvt(unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
-            )
-        })?;
-        // SAFETY: `tf` is a fresh descriptor nobody else owns.
-        let timer = unsafe { OwnedFd::from_raw_fd(tf) };
-        let p = Poller { epoll, timer };
+        let (epoll, timer) = epoll_and_timer()?;
+        let p = Poller {
+            epoll,
+            timer: File::from(timer),
+        };
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: TIMER_TOKEN,
         };
-        // SAFETY: both descriptors are open; `ev` is a valid epoll_event.
-        cvt(unsafe {
-            libc::epoll_ctl(
-                p.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                p.timer.as_raw_fd(),
-                &mut ev,
-            )
-        })?;
+        p.ctl(libc::EPOLL_CTL_ADD, p.timer.as_raw_fd(), Some(&mut ev))?;
         Ok(p)
+    }
+
+    /// `epoll_ctl(op, fd)` on this poller's set (`ev`: `None` for `EPOLL_CTL_DEL`).
+    fn ctl(
+        &self,
+        op: libc::c_int,
+        fd: RawFd,
+        ev: Option<&mut libc::epoll_event>,
+    ) -> io::Result<()> {
+        let ev = ev.map_or(std::ptr::null_mut(), |e| e as *mut libc::epoll_event);
+        // SAFETY: the epoll descriptor is open; `ev` is null or a valid epoll_event borrowed
+        // for the call; epoll_ctl only reads it. A closed `fd` is an error, not undefined.
+        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, ev) }).map(drop)
     }
 
     /// Sets the timerfd to fire at `deadline` (`None`: disarmed).
@@ -107,23 +118,15 @@ impl Poller {
             events: (dir | libc::EPOLLONESHOT) as u32,
             u64: token,
         };
-        // SAFETY: `fd` is open (the reactor owns a duplicate); `ev` is valid.
-        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
-        Ok(())
+        // `fd` is open: the reactor owns a duplicate.
+        self.ctl(libc::EPOLL_CTL_ADD, fd, Some(&mut ev))
     }
 
     /// Removes `fd` from the set (before its duplicate is closed: the registration belongs to
     /// the open file, which the caller's descriptor keeps alive).
     pub(crate) fn delete(&self, fd: BorrowedFd<'_>) {
-        // SAFETY: `fd` is open; a failure (not registered) leaves nothing to undo.
-        unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                fd.as_raw_fd(),
-                std::ptr::null_mut(),
-            );
-        }
+        // A failure (not registered) leaves nothing to undo.
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd.as_raw_fd(), None);
     }
 
     /// Waits for events; fills `tokens` with the ready descriptor tokens (the timer is drained
@@ -137,10 +140,8 @@ impl Poller {
             let token = ev.u64;
             if token == TIMER_TOKEN {
                 let mut buf = [0u8; 8];
-                // SAFETY: reads at most 8 bytes into `buf`; non-blocking, EAGAIN is fine.
-                unsafe {
-                    libc::read(self.timer.as_raw_fd(), buf.as_mut_ptr().cast(), 8);
-                }
+                // Non-blocking: EAGAIN (already drained) is fine.
+                let _ = (&self.timer).read(&mut buf);
             } else {
                 tokens.push(token);
             }

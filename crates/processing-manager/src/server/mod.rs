@@ -3,6 +3,8 @@
 
 pub(crate) mod objects;
 mod registry;
+#[cfg(test)]
+mod tests;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,7 +22,7 @@ use crate::protocol::{self, Elem, Hello, Welcome, STATUS_ERR, STATUS_OK};
 use crate::sys::{self, Listener, Mailbox, Stream};
 use crate::wire::Framed;
 use objects::{Init, Kind};
-use registry::Registry;
+use registry::{Holder, Registry};
 
 /// How long a connection's handler polls for the next request before blocking: clients in a
 /// loop of calls send the next one within microseconds.
@@ -71,11 +73,16 @@ pub(crate) struct Cx<'a> {
     registry: &'a Registry,
     /// The connection making the call: the owner identity of locks.
     pub(crate) conn: u64,
-    /// The client process making the call: the holder of the references it is given.
-    process: u64,
+    /// The life of the client process making the call: it holds the references it is given.
+    holder: &'a Holder,
     stream: &'a Stream,
     stopping: &'a AtomicBool,
     deferred: RefCell<Vec<u64>>,
+    /// References the call grants the client besides those in its reply (a created object's).
+    granted: RefCell<Vec<u64>>,
+    /// What the call took out of its object to send it (a queue's item): put back when the
+    /// reply cannot be delivered.
+    unsent: RefCell<Option<Elem>>,
 }
 
 impl Cx<'_> {
@@ -122,6 +129,18 @@ impl Cx<'_> {
         for e in elems {
             self.release(e);
         }
+    }
+
+    /// The client gets one reference on `id` (its process holds it until it gives it back or
+    /// ends), booked with the reply.
+    pub(crate) fn grant(&self, id: u64) {
+        self.granted.borrow_mut().push(id);
+    }
+
+    /// `item` was taken out of the called object to be sent in the reply: if the reply cannot
+    /// be delivered (the client is gone), the object takes it back ([`objects::Object::put_back`]).
+    pub(crate) fn sending(&self, item: Elem) {
+        *self.unsent.borrow_mut() = Some(item);
     }
 
     /// An error when the call should give up waiting: the server is stopping or the client
@@ -333,6 +352,9 @@ impl Server {
             f.stream.shutdown();
         }
         let is_owner = hello.owner_token.is_some() && hello.owner_token == self.config.owner_token;
+        // The life of the client process this connection belongs to: it holds the references
+        // the connection's replies give the client.
+        let holder = self.registry.attach(hello.process, hello.anchor);
         let mut request = Vec::with_capacity(256);
         let mut after = After::default();
         let mut mailbox: Option<Mailbox> = None;
@@ -365,11 +387,14 @@ impl Server {
             let cx = Cx {
                 registry: &self.registry,
                 conn,
-                process: hello.process,
+                holder: &holder,
                 stream: &f.stream,
                 stopping: &self.stopping,
                 deferred: RefCell::new(Vec::new()),
+                granted: RefCell::new(Vec::new()),
+                unsent: RefCell::new(None),
             };
+            let mut target: Option<Arc<dyn objects::Object>> = None;
             // A panic while serving one call (a bug, or an argument no check foresaw) fails that
             // call; the connection and the server go on.
             let (result, sent) = protocol::collect_sent_refs(|| {
@@ -380,19 +405,35 @@ impl Server {
                             self.control(&cx, request, &mut after)
                                 .and_then(|reply| encode(&reply).map_err(RemoteError::bad_args))
                         } else {
-                            self.registry.get(object)?.call(&cx, payload)
+                            let object = self.registry.get(object)?;
+                            let reply = object.call(&cx, payload);
+                            target = Some(object);
+                            reply
                         }
                     })
                 }))
                 .unwrap_or_else(|payload| Err(panicked(payload.as_ref())))
             });
             // The references of values sent back are the client's now (until it gives them
-            // back, or its connection closes).
+            // back, or its process ends). They are booked before the reply leaves, so that the
+            // client cannot give one back before it is booked.
+            let unsent = cx.unsent.take();
+            let mut booked = Vec::new();
             if result.is_ok() {
-                self.registry.hold(hello.process, &sent);
+                booked = sent;
+                booked.extend(cx.granted.take());
             }
+            let settling = !(booked.is_empty() && unsent.is_none());
+            let live = !settling || self.registry.begin_reply(&holder, &booked);
             for id in cx.deferred.into_inner() {
                 self.registry.decref(id);
+            }
+            if !live {
+                // The client process ended while this call ran (its last anchor closed): what
+                // the reply would give it goes back where it came from, and the connection,
+                // whose peer is gone, closes.
+                self.take_back(target.as_deref(), unsent, &booked);
+                break;
             }
             let err_payload;
             let parts: [&[u8]; 2] = match &result {
@@ -402,7 +443,11 @@ impl Server {
                     [&[STATUS_ERR], &err_payload]
                 }
             };
+            // A reply that carries something taken out of an object is not sent to a client
+            // known to be gone (a shared-memory mailbox would accept it all the same).
+            let gone = unsent.is_some() && sys::peer_closed(&f.stream);
             let sent = match mailbox.as_mut() {
+                _ if gone => Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
                 Some(mb) => {
                     let fits = mb.write(&parts);
                     mb.publish();
@@ -414,6 +459,14 @@ impl Server {
                 }
                 None => f.send(&parts),
             };
+            if settling {
+                if sent.is_err() && unsent.is_some() {
+                    // Not delivered: the object takes back what it gave.
+                    self.registry.unbook(&holder, &booked);
+                    self.take_back(target.as_deref(), unsent, &booked);
+                }
+                self.registry.end_reply(&holder);
+            }
             if sent.is_err() || after.stop {
                 break;
             }
@@ -430,10 +483,9 @@ impl Server {
         for object in self.registry.all() {
             object.on_disconnect(conn);
         }
-        if hello.anchor {
-            // The client process ended (or dropped its last hold on this server).
-            self.registry.release_process(hello.process);
-        }
+        // The last anchor closing ends the client process's life here: everything it held is
+        // given back.
+        self.registry.detach(&holder, hello.anchor);
         if is_owner || stop_after {
             self.stop();
         }
@@ -510,25 +562,24 @@ impl Server {
                         }
                     }
                 };
-                self.registry.hold(cx.process, &[id]);
+                cx.grant(id);
                 Ok(ControlReply::Created(id))
             }
             ControlRequest::Lookup { name, tag } => match self.registry.lookup_name(&name) {
                 Some(id) => {
                     self.check_tag(id, &tag, &name)?;
-                    self.registry.hold(cx.process, &[id]);
+                    cx.grant(id);
                     Ok(ControlReply::Found(Some(id)))
                 }
                 None => Ok(ControlReply::Found(None)),
             },
             ControlRequest::Incref { id } => {
                 self.registry.incref(id)?;
-                self.registry.hold(cx.process, &[id]);
+                cx.grant(id);
                 Ok(ControlReply::Done)
             }
             ControlRequest::Decref { id } => {
-                self.registry.unhold(cx.process, id);
-                self.registry.decref(id);
+                self.registry.drop_ref(cx.holder, id);
                 Ok(ControlReply::Done)
             }
             ControlRequest::Objects => Ok(ControlReply::Objects(self.registry.len() as u64)),
@@ -560,6 +611,36 @@ impl Server {
                 after.mailbox = Some(mb);
                 Ok(ControlReply::Done)
             }
+        }
+    }
+
+    /// A reply that will not reach its client gives back what it carried: `unsent` (taken out
+    /// of `target`) to its object, with its references; the other references `booked` for it are
+    /// released.
+    fn take_back(
+        &self,
+        target: Option<&dyn objects::Object>,
+        unsent: Option<Elem>,
+        booked: &[u64],
+    ) {
+        let mut release = booked.to_vec();
+        if let Some(item) = unsent {
+            let refs = item.refs.clone();
+            let back = match target {
+                Some(object) => object.put_back(item),
+                None => Err(item),
+            };
+            if back.is_ok() {
+                // The item's references are the object's again.
+                for id in refs {
+                    if let Some(at) = release.iter().position(|&r| r == id) {
+                        release.swap_remove(at);
+                    }
+                }
+            }
+        }
+        for id in release {
+            self.registry.decref(id);
         }
     }
 

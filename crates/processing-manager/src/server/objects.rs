@@ -53,6 +53,12 @@ pub(crate) trait Object: Send + Sync {
     }
     /// A connection closed: give up what it held (locks).
     fn on_disconnect(&self, _conn: u64) {}
+    /// Takes back `item`, which a call took out of this object (see [`Cx::sending`]) for a
+    /// reply that was not delivered; `Err(item)` when the object cannot (it was freed meanwhile,
+    /// or never gives anything out).
+    fn put_back(&self, item: Elem) -> Result<(), Elem> {
+        Err(item)
+    }
 }
 
 /// Decodes a request of type `Q` for an object called `name`, applies `f`, encodes its reply.
@@ -61,8 +67,20 @@ fn serve<Q: Request, R: Serialize>(
     request: &[u8],
     f: impl FnOnce(Q) -> Result<R, RemoteError>,
 ) -> Result<Vec<u8>, RemoteError> {
+    serve_then(name, request, f, drop)
+}
+
+/// [`serve`], handing the reply to `then` once encoded.
+fn serve_then<Q: Request, R: Serialize>(
+    name: &str,
+    request: &[u8],
+    f: impl FnOnce(Q) -> Result<R, RemoteError>,
+    then: impl FnOnce(R),
+) -> Result<Vec<u8>, RemoteError> {
     let reply = f(decode_request::<Q>(name, request)?)?;
-    encode(&reply).map_err(RemoteError::bad_args)
+    let bytes = encode(&reply).map_err(RemoteError::bad_args)?;
+    then(reply);
+    Ok(bytes)
 }
 
 fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
@@ -596,6 +614,8 @@ struct QueueState {
     items: VecDeque<Elem>,
     unfinished: u64,
     closed: bool,
+    /// The queue was freed (its items' references given back): it takes nothing back.
+    freed: bool,
 }
 
 pub(crate) struct QueueObj {
@@ -616,6 +636,7 @@ impl QueueObj {
                 items: VecDeque::new(),
                 unfinished: 0,
                 closed: false,
+                freed: false,
             }),
             changed: Condvar::new(),
         }
@@ -637,93 +658,119 @@ impl Object for QueueObj {
         } else {
             "queue"
         };
-        serve(name, request, |request: QueueRequest| {
-            let s = lock(&self.state);
-            Ok(match request {
-                QueueRequest::Put { item, wait } => {
-                    let (mut s, ready) =
-                        wait_until(cx, &self.changed, s, wait, |s| s.closed || !self.full(s))?;
-                    if s.closed {
-                        QueueReply::Closed
-                    } else if !ready {
-                        match wait {
-                            Wait::No => QueueReply::Full,
-                            _ => QueueReply::Timeout,
-                        }
-                    } else {
-                        cx.adopt(&item)?;
-                        s.items.push_back(item);
-                        s.unfinished += 1;
-                        self.changed.notify_all();
-                        QueueReply::Done
-                    }
-                }
-                QueueRequest::Get { wait } => {
-                    let (mut s, _) = wait_until(cx, &self.changed, s, wait, |s| {
-                        s.closed || !s.items.is_empty()
-                    })?;
-                    match s.items.pop_front() {
-                        Some(item) => {
-                            self.changed.notify_all();
-                            QueueReply::Item(item)
-                        }
-                        None if s.closed => QueueReply::Closed,
-                        None if wait == Wait::No => QueueReply::Empty,
-                        None => QueueReply::Timeout,
-                    }
-                }
-                QueueRequest::AwaitReady { put, wait } => {
-                    let (_s, ready) = wait_until(cx, &self.changed, s, wait, |s| {
-                        s.closed
-                            || if put {
-                                !self.full(s)
-                            } else {
-                                !s.items.is_empty()
+        let sent = |reply: QueueReply| {
+            if let QueueReply::Item(item) = reply {
+                cx.sending(item);
+            }
+        };
+        serve_then(
+            name,
+            request,
+            |request: QueueRequest| {
+                let s = lock(&self.state);
+                Ok(match request {
+                    QueueRequest::Put { item, wait } => {
+                        let (mut s, ready) =
+                            wait_until(cx, &self.changed, s, wait, |s| s.closed || !self.full(s))?;
+                        if s.closed {
+                            QueueReply::Closed
+                        } else if !ready {
+                            match wait {
+                                Wait::No => QueueReply::Full,
+                                _ => QueueReply::Timeout,
                             }
-                    })?;
-                    QueueReply::Flag(ready)
-                }
-                QueueRequest::Len => QueueReply::Len(s.items.len() as u64),
-                QueueRequest::IsEmpty => QueueReply::Flag(s.items.is_empty()),
-                QueueRequest::IsFull => QueueReply::Flag(self.full(&s)),
-                QueueRequest::Close => {
-                    let mut s = s;
-                    s.closed = true;
-                    self.changed.notify_all();
-                    QueueReply::Done
-                }
-                QueueRequest::IsClosed => QueueReply::Flag(s.closed),
-                QueueRequest::TaskDone if self.joinable => {
-                    let mut s = s;
-                    if s.unfinished == 0 {
-                        return Ok(QueueReply::TooMany);
+                        } else {
+                            cx.adopt(&item)?;
+                            s.items.push_back(item);
+                            s.unfinished += 1;
+                            self.changed.notify_all();
+                            QueueReply::Done
+                        }
                     }
-                    s.unfinished -= 1;
-                    if s.unfinished == 0 {
+                    QueueRequest::Get { wait } => {
+                        let (mut s, _) = wait_until(cx, &self.changed, s, wait, |s| {
+                            s.closed || !s.items.is_empty()
+                        })?;
+                        match s.items.pop_front() {
+                            Some(item) => {
+                                self.changed.notify_all();
+                                QueueReply::Item(item)
+                            }
+                            None if s.closed => QueueReply::Closed,
+                            None if wait == Wait::No => QueueReply::Empty,
+                            None => QueueReply::Timeout,
+                        }
+                    }
+                    QueueRequest::AwaitReady { put, wait } => {
+                        let (_s, ready) = wait_until(cx, &self.changed, s, wait, |s| {
+                            s.closed
+                                || if put {
+                                    !self.full(s)
+                                } else {
+                                    !s.items.is_empty()
+                                }
+                        })?;
+                        QueueReply::Flag(ready)
+                    }
+                    QueueRequest::Len => QueueReply::Len(s.items.len() as u64),
+                    QueueRequest::IsEmpty => QueueReply::Flag(s.items.is_empty()),
+                    QueueRequest::IsFull => QueueReply::Flag(self.full(&s)),
+                    QueueRequest::Close => {
+                        let mut s = s;
+                        s.closed = true;
                         self.changed.notify_all();
-                    }
-                    QueueReply::Done
-                }
-                QueueRequest::Join { wait } if self.joinable => {
-                    let (_s, done) = wait_until(cx, &self.changed, s, wait, |s| s.unfinished == 0)?;
-                    if done {
                         QueueReply::Done
-                    } else {
-                        QueueReply::Timeout
                     }
-                }
-                request @ (QueueRequest::TaskDone | QueueRequest::Join { .. }) => {
-                    return Err(RemoteError::unknown_method(
-                        "a queue that is not joinable",
-                        &format!("{request:?}"),
-                    ))
-                }
-            })
-        })
+                    QueueRequest::IsClosed => QueueReply::Flag(s.closed),
+                    QueueRequest::TaskDone if self.joinable => {
+                        let mut s = s;
+                        if s.unfinished == 0 {
+                            return Ok(QueueReply::TooMany);
+                        }
+                        s.unfinished -= 1;
+                        if s.unfinished == 0 {
+                            self.changed.notify_all();
+                        }
+                        QueueReply::Done
+                    }
+                    QueueRequest::Join { wait } if self.joinable => {
+                        let (_s, done) =
+                            wait_until(cx, &self.changed, s, wait, |s| s.unfinished == 0)?;
+                        if done {
+                            QueueReply::Done
+                        } else {
+                            QueueReply::Timeout
+                        }
+                    }
+                    request @ (QueueRequest::TaskDone | QueueRequest::Join { .. }) => {
+                        return Err(RemoteError::unknown_method(
+                            "a queue that is not joinable",
+                            &format!("{request:?}"),
+                        ))
+                    }
+                })
+            },
+            sent,
+        )
     }
 
     fn drain_refs(&self) -> Vec<u64> {
-        refs_of(&std::mem::take(&mut lock(&self.state).items))
+        let mut s = lock(&self.state);
+        s.freed = true;
+        refs_of(&std::mem::take(&mut s.items))
+    }
+
+    /// The item a `get` took goes back at the head, where it was: the order is kept, and the
+    /// count of unfinished tasks, which a `get` does not change, stays right. (A put that came
+    /// in meanwhile may leave a bounded queue one over its size until the next get.)
+    fn put_back(&self, item: Elem) -> Result<(), Elem> {
+        let mut s = lock(&self.state);
+        if s.freed {
+            return Err(item);
+        }
+        s.items.push_front(item);
+        self.changed.notify_all();
+        Ok(())
     }
 }
 
@@ -892,6 +939,25 @@ struct CondState {
     next_ticket: u64,
     waiting: VecDeque<u64>,
     notified: HashSet<u64>,
+    /// The tickets of awaited waits, by the connection they are tied to (the one that
+    /// registered them, then the waiting one that claimed them): its closing withdraws them.
+    tied: HashMap<u64, u64>,
+}
+
+impl CondState {
+    /// Takes the waiter `ticket` out; a notification it had (and cannot take) passes to the
+    /// next waiter, as if it had been sent to that one. Whether one passed (wake the waiters).
+    fn withdraw(&mut self, ticket: u64) -> bool {
+        self.waiting.retain(|&t| t != ticket);
+        self.tied.remove(&ticket);
+        if self.notified.remove(&ticket) {
+            if let Some(next) = self.waiting.pop_front() {
+                self.notified.insert(next);
+                return true;
+            }
+        }
+        false
+    }
 }
 
 pub(crate) struct ConditionObj {
@@ -961,15 +1027,8 @@ impl Object for ConditionObj {
                     let (mut s, notified) = match waited {
                         Ok(r) => r,
                         Err(e) => {
-                            let mut s = lock(&self.state);
-                            s.waiting.retain(|&t| t != ticket);
-                            // A notification this waiter got but cannot take passes to the
-                            // next waiter, as if it had been sent to that one.
-                            if s.notified.remove(&ticket) {
-                                if let Some(next) = s.waiting.pop_front() {
-                                    s.notified.insert(next);
-                                    self.changed.notify_all();
-                                }
+                            if lock(&self.state).withdraw(ticket) {
+                                self.changed.notify_all();
                             }
                             return Err(e);
                         }
@@ -1008,15 +1067,84 @@ impl Object for ConditionObj {
                     self.changed.notify_all();
                     ConditionReply::Notified
                 }
+                ConditionRequest::Enqueue => {
+                    let mut s = s;
+                    if s.owner != Some(me) {
+                        return Ok(ConditionReply::NotOwner);
+                    }
+                    let count = s.count;
+                    s.owner = None;
+                    s.count = 0;
+                    let ticket = s.next_ticket;
+                    s.next_ticket += 1;
+                    s.waiting.push_back(ticket);
+                    s.tied.insert(ticket, me);
+                    self.changed.notify_all();
+                    ConditionReply::Enqueued { ticket, count }
+                }
+                ConditionRequest::AwaitNotified { ticket, wait } => {
+                    let mut s = s;
+                    match s.tied.get_mut(&ticket) {
+                        Some(tied) => *tied = me,
+                        // Withdrawn (the connection that registered it closed): a wake-up
+                        // without a notification.
+                        None => return Ok(ConditionReply::Waited(false)),
+                    }
+                    let (s, _) = wait_until(cx, &self.changed, s, wait, |s| {
+                        s.notified.contains(&ticket) || !s.tied.contains_key(&ticket)
+                    })?;
+                    ConditionReply::Waited(s.notified.contains(&ticket))
+                }
+                ConditionRequest::Reacquire {
+                    ticket,
+                    count,
+                    cancel,
+                    wait,
+                } => {
+                    let mut s = s;
+                    if cancel && s.withdraw(ticket) {
+                        self.changed.notify_all();
+                    }
+                    let free = |s: &mut CondState| s.owner.is_none() || s.owner == Some(me);
+                    let (mut s, got) = wait_until(cx, &self.changed, s, wait, free)?;
+                    ConditionReply::Acquire(if got {
+                        // The wait ends: its ticket (and the notification it took) with it.
+                        s.waiting.retain(|&t| t != ticket);
+                        s.tied.remove(&ticket);
+                        s.notified.remove(&ticket);
+                        s.owner = Some(me);
+                        s.count = s.count.saturating_add(count);
+                        Acquired::Yes
+                    } else {
+                        not_acquired(wait)
+                    })
+                }
+                ConditionRequest::AwaitFree { wait } => {
+                    let (s, _) = wait_until(cx, &self.changed, s, wait, |s| s.owner.is_none())?;
+                    ConditionReply::Locked(s.owner.is_some())
+                }
             })
         })
     }
 
     fn on_disconnect(&self, conn: u64) {
         let mut s = lock(&self.state);
+        let mut wake = false;
         if s.owner == Some(conn) {
             s.owner = None;
             s.count = 0;
+            wake = true;
+        }
+        let tied: Vec<u64> = s
+            .tied
+            .iter()
+            .filter(|&(_, &c)| c == conn)
+            .map(|(&t, _)| t)
+            .collect();
+        for ticket in tied {
+            wake |= s.withdraw(ticket);
+        }
+        if wake {
             self.changed.notify_all();
         }
     }

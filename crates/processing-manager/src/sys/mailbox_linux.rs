@@ -1,51 +1,44 @@
 //! Linux: a shared-memory mailbox per local connection, so that a call costs no system call
-//! while both sides are awake: the sender writes the message into its slot and bumps the slot's
-//! sequence number; the receiver spins on that number for a bounded time, then sleeps on it
-//! with `futex` (the sender wakes it only if it announced that it sleeps).
+//! while both sides are awake. It is two of processing-shm's SPSC rings
+//! ([`processing_shm::spsc`]) in one mapped file, one per direction (requests, responses): the
+//! sender writes the message into its ring and commits it; the receiver spins on the ring for
+//! a bounded, adaptive time, then sleeps on the ring's futex word (the sender wakes it only if
+//! it announced that it sleeps).
 //!
-//! The socket stays open beside the mailbox: messages larger than a slot travel on it, and its
-//! end of stream is how a sleeping side notices that its peer died.
+//! The socket stays open beside the mailbox: messages larger than a ring keeps travel on it,
+//! announced by an empty message in the ring (a real message is never empty: a request
+//! starts with its object id, a response with its status), and its end of stream is how a
+//! sleeping side notices that its peer died.
 
-use std::cell::UnsafeCell;
-use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use processing_shm::Region;
+use processing_shm::spsc::{Consumer, Mapping, Producer, Size};
 
-use crate::loom::{futex_wait, futex_wake, AtomicU32, Ordering};
-
-/// Bytes of payload a slot holds; larger messages go over the socket.
-const CAPACITY: usize = 64 * 1024 - 64;
-/// `len` value meaning "this message travels on the socket".
-const ON_SOCKET: u32 = u32::MAX;
-/// Checks of the sequence number before the spin starts yielding between checks.
+/// Each direction's ring: 128 KiB of entries, messages up to 64 KiB − 64 bytes (larger ones
+/// go over the socket). One message is in flight per direction (request, then response), so
+/// the ring only needs room for the largest.
+#[cfg(not(loom))]
+const RING: Size = Size {
+    capacity: 128 * 1024,
+    max_message: 64 * 1024 - 64,
+};
+/// Each direction's ring (small under loom: fewer checked bytes).
+#[cfg(loom)]
+const RING: Size = Size {
+    capacity: 64,
+    max_message: 16,
+};
+/// The mapping: the request ring, then the response ring.
+const SIZE: usize = 2 * RING.bytes();
+/// Checks of the ring before the spin starts yielding between checks.
 const PURE_SPIN_CHECKS: u32 = 200;
 /// The shortest spin budget.
 const MIN_SPIN: Duration = Duration::from_micros(4);
 /// How long a sleeping side sleeps before checking that its peer is still there.
 const NAP: Duration = Duration::from_millis(100);
-
-#[repr(C)]
-struct Slot {
-    seq: AtomicU32,
-    sleeping: AtomicU32,
-    len: AtomicU32,
-    _pad: [u8; 52],
-    /// Written by the slot's sender while the receiver does not read it (see `write`/`read`):
-    /// shared mutable bytes, hence `UnsafeCell`, only ever accessed through raw pointers.
-    data: UnsafeCell<[u8; CAPACITY]>,
-}
-
-#[repr(C)]
-struct Shared {
-    request: Slot,
-    response: Slot,
-}
-
-const SIZE: usize = std::mem::size_of::<Shared>();
 
 /// Which side of the mailbox this process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,90 +50,84 @@ pub(crate) enum Side {
 /// One mapped mailbox.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
-    /// The mapped file, unmapped on drop (processing-shm's one mapping type; a plain file cannot be sealed, so
-    /// it lives in the server's private 0700 directory and is unlinked once mapped).
-    _region: Region,
-    base: *mut Shared,
-    side: Side,
-    /// Sequence number of the last message received.
-    received: std::cell::Cell<u32>,
+    /// This side's outgoing ring (requests for a client, responses for the server).
+    out: Producer,
+    /// The peer's ring.
+    inbox: Consumer,
     /// The current spin budget (adapted per wait).
-    spin: std::cell::Cell<Duration>,
+    spin: Duration,
 }
-
-// SAFETY: the mapping is owned by this value and only touched through atomics and through the
-// data area of a slot while the protocol gives this side exclusive use of it.
-unsafe impl Send for Mailbox {}
 
 impl Mailbox {
     /// Creates a mailbox file at `path` (which must not exist) and maps it.
+    #[cfg(not(loom))]
     pub(crate) fn create(path: &Path) -> io::Result<Mailbox> {
-        let file = OpenOptions::new()
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(path)?;
         file.set_len(SIZE as u64)?;
-        Mailbox::map(Region::from_file(file, SIZE)?, Side::Client)
+        // processing-shm's one mapping type; a plain file cannot be sealed, so it lives in the
+        // server's private 0700 directory and is unlinked once mapped.
+        let region = processing_shm::Region::from_file(file, SIZE)?;
+        Mailbox::map(Arc::new(region), Side::Client)
     }
 
     /// Maps the mailbox file at `path` created by a client.
+    #[cfg(not(loom))]
     pub(crate) fn open(path: &Path) -> io::Result<Mailbox> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        Mailbox::map(Region::from_file(file, SIZE)?, Side::Server)
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let region = processing_shm::Region::from_file(file, SIZE)?;
+        Mailbox::map(Arc::new(region), Side::Server)
     }
 
-    fn map(region: Region, side: Side) -> io::Result<Mailbox> {
+    /// Under loom rings live on the heap (see `model`): no mailbox files.
+    #[cfg(loom)]
+    pub(crate) fn create(_path: &Path) -> io::Result<Mailbox> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Under loom rings live on the heap (see `model`): no mailbox files.
+    #[cfg(loom)]
+    pub(crate) fn open(_path: &Path) -> io::Result<Mailbox> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    fn map(map: Arc<Mapping>, side: Side) -> io::Result<Mailbox> {
+        let (out, inbox) = match side {
+            Side::Client => (0, RING.bytes()),
+            Side::Server => (RING.bytes(), 0),
+        };
         Ok(Mailbox {
-            base: region.as_ptr().as_ptr().cast(),
-            _region: region,
-            side,
-            received: std::cell::Cell::new(0),
-            spin: std::cell::Cell::new(MIN_SPIN),
+            out: Producer::new(map.clone(), out, RING)?,
+            inbox: Consumer::new(map, inbox, RING)?,
+            spin: MIN_SPIN,
         })
     }
 
-    fn slots(&self) -> (&Slot, &Slot) {
-        // SAFETY: `base` points to a live mapping of a `Shared` for the lifetime of `self`;
-        // the atomics are shared, the data areas are only accessed through raw pointers below.
-        let shared = unsafe { &*self.base };
-        match self.side {
-            Side::Client => (&shared.request, &shared.response),
-            Side::Server => (&shared.response, &shared.request),
-        }
-    }
-
-    /// Writes `parts` as the next message; `false` means it is too large: the slot now says
-    /// "on the socket", and the caller must `publish` first, then send the message there.
+    /// Writes `parts` (not all empty) as the next message; `false` means it is too large:
+    /// the ring now holds the "on the socket" announcement, and the caller must `publish`
+    /// first, then send the message there.
     pub(crate) fn write(&mut self, parts: &[&[u8]]) -> bool {
-        let (out, _) = self.slots();
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        if total > CAPACITY {
-            out.len.store(ON_SOCKET, Ordering::Relaxed);
-            return false;
+        debug_assert!(parts.iter().any(|p| !p.is_empty()), "an empty message");
+        if self.out.write(parts).is_ok() {
+            return true;
         }
-        let data = out.data.get().cast::<u8>();
-        let mut at = 0;
-        for p in parts {
-            // SAFETY: `at + p.len() <= total <= CAPACITY`, inside our outgoing slot, which the
-            // peer does not read until `publish` bumps the sequence number.
-            unsafe {
-                crate::loom::wrote(data.add(at), p.len());
-                std::ptr::copy_nonoverlapping(p.as_ptr(), data.add(at), p.len())
-            };
-            at += p.len();
-        }
-        out.len.store(total as u32, Ordering::Relaxed);
-        true
+        // An empty message always fits.
+        let _ = self.out.write(&[]);
+        false
     }
 
     /// Makes the written message visible and wakes the peer if it sleeps.
     pub(crate) fn publish(&mut self) {
-        let (out, _) = self.slots();
-        out.seq.fetch_add(1, Ordering::SeqCst);
-        if out.sleeping.load(Ordering::SeqCst) != 0 {
-            futex_wake(&out.seq, u32::MAX);
+        if self.out.commit() {
+            self.out.wake();
         }
     }
 
@@ -153,70 +140,43 @@ impl Mailbox {
         spin: Duration,
         mut cancelled: impl FnMut() -> Option<io::Error>,
     ) -> io::Result<Option<usize>> {
-        let expected = self.received.get().wrapping_add(1);
-        let (_, inbox) = self.slots();
         let began = Instant::now();
         // The spin adapts: it shrinks while messages keep arriving only after it gave up (a
         // busy or oversubscribed machine, where spinning only delays the peer), and grows back
         // while they arrive within it. Past a short pure spin it yields the CPU between checks,
         // so that a peer waiting for this core gets to run.
-        let budget = self.spin.get().min(spin);
+        let budget = self.spin.min(spin);
         let mut checks = 0u32;
-        while inbox.seq.load(Ordering::Acquire) != expected {
+        while !self.inbox.has_data() {
             checks += 1;
             if checks > PURE_SPIN_CHECKS {
                 std::thread::yield_now();
             }
             // (Under loom a wait goes straight to its sleep, a yield: no timing in the model.)
             if cfg!(loom) || began.elapsed() >= budget {
-                self.spin.set((budget / 2).max(MIN_SPIN));
-                loop {
-                    inbox.sleeping.store(1, Ordering::SeqCst);
-                    let now = inbox.seq.load(Ordering::SeqCst);
-                    if now == expected {
-                        break;
-                    }
-                    futex_wait(&inbox.seq, now, Some(NAP));
-                    if inbox.seq.load(Ordering::SeqCst) == expected {
-                        break;
-                    }
-                    if let Some(e) = cancelled() {
-                        inbox.sleeping.store(0, Ordering::SeqCst);
-                        return Err(e);
-                    }
-                }
-                inbox.sleeping.store(0, Ordering::SeqCst);
+                self.spin = (budget / 2).max(MIN_SPIN);
+                self.inbox.sleep(NAP, &mut cancelled)?;
                 break;
             }
             std::hint::spin_loop();
         }
         if began.elapsed() < budget {
-            self.spin
-                .set((budget * 2).clamp(MIN_SPIN, spin.max(MIN_SPIN)));
+            self.spin = (budget * 2).clamp(MIN_SPIN, spin.max(MIN_SPIN));
         }
-        self.received.set(expected);
-        let len = inbox.len.load(Ordering::Acquire);
-        if len == ON_SOCKET {
+        let corrupt = || io::Error::new(io::ErrorKind::InvalidData, "mailbox ring corrupt");
+        let message = self
+            .inbox
+            .take()
+            .map_err(|_| corrupt())?
+            .ok_or_else(corrupt)?;
+        if message.is_empty() {
+            self.inbox.release();
             return Ok(None);
         }
-        let len = len as usize;
-        if len > CAPACITY {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "mailbox message length out of range",
-            ));
-        }
         buf.clear();
-        buf.reserve(len);
-        let data = inbox.data.get().cast::<u8>().cast_const();
-        // SAFETY: `len <= CAPACITY` bytes inside the peer's slot, which it does not write again
-        // until we answer; `buf` has room for `len` bytes, set as its length after the copy.
-        unsafe {
-            crate::loom::read(data, len);
-            std::ptr::copy_nonoverlapping(data, buf.as_mut_ptr(), len);
-            buf.set_len(len);
-        }
-        Ok(Some(len))
+        buf.extend_from_slice(message);
+        self.inbox.release();
+        Ok(Some(buf.len()))
     }
 }
 
@@ -230,6 +190,6 @@ pub(crate) fn mailbox_path(socket: &Path) -> Option<PathBuf> {
     Some(dir.join(format!("mb-{tag}")))
 }
 
-/// The mailbox over loom's atomics, for `tests/loom_*.rs` (see [`crate::model`]).
+/// The mailbox over a heap region, for `tests/loom_*.rs` (see [`crate::model`]).
 #[cfg(loom)]
 pub(crate) mod model;

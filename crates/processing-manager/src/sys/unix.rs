@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 
@@ -19,10 +19,10 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    pub(crate) fn raw_fd(&self) -> RawFd {
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Stream::Unix(s) => s.as_raw_fd(),
-            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Tcp(s) => s.as_fd(),
         }
     }
 
@@ -147,19 +147,10 @@ pub(crate) fn peer_closed(stream: &Stream) -> bool {
 }
 
 fn recv_flags(stream: &Stream, buf: &mut [u8], flags: i32) -> io::Result<Option<usize>> {
-    loop {
-        // SAFETY: `buf` is a valid writable region of `buf.len()` bytes for the whole call and
-        // the descriptor is owned by `stream`, which outlives the call.
-        let n = unsafe { libc::recv(stream.raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock => return Ok(None),
-            io::ErrorKind::Interrupted => continue,
-            _ => return Err(e),
-        }
+    match processing_core::os::recv(stream.as_fd(), buf, flags) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -267,8 +258,7 @@ pub(crate) fn sweep_stale_addresses() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
+    let uid = processing_core::os::uid();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name
@@ -305,10 +295,8 @@ pub(crate) async fn readable(
     {
         let _ = backoff;
         use processing_core::aio::{wait_fd, Interest};
-        // SAFETY: `stream` is borrowed for the whole call, so its descriptor stays open;
-        // `wait_fd` duplicates it before the future outlives this borrow.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.raw_fd()) };
-        wait_fd(fd, Interest::Readable)?.await
+        // `wait_fd` duplicates the descriptor before the future outlives this borrow.
+        wait_fd(stream.as_fd(), Interest::Readable)?.await
     }
     #[cfg(not(target_os = "linux"))]
     {

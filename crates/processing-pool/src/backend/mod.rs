@@ -21,8 +21,6 @@ pub use crate::task::{entry_from_offset, entry_to_offset, install_panic_hook, En
 pub use threads::reply_error;
 
 pub(crate) mod processes;
-#[cfg(unix)]
-pub(crate) mod ring;
 pub(crate) mod threads;
 
 /// What every new worker runs before its first task.

@@ -1,17 +1,26 @@
 //! The process backend: each worker is a daemonic child process running [`worker_main`].
 //!
-//! Parent and worker talk over a private stream (a Unix socketpair) in length-prefixed frames:
+//! Parent and worker talk over a private stream (a Unix socketpair) in the frames of
+//! processing-core's framer ([`processing_core::frame`]), whose bodies are:
 //!
-//! - parent → worker, a batch: `u32 length, u32 count`, then per task `u64 id, i64 entry
-//!   offset, u32 input length, input bytes`;
-//! - worker → parent, one frame per event: `u32 length, u8 kind, u64 id, u8 status, payload`
-//!   with kind `Ready`, `InitFailed`, `Done` or `Retire`.
+//! - parent → worker, a batch: `u32 count`, then per task `u64 id, i64 entry offset, u32 input
+//!   length, input bytes`;
+//! - worker → parent, one frame per event: `u8 kind, u64 id, u8 status, payload` with kind
+//!   `Ready`, `InitFailed`, `Done` or `Retire`.
 //!
 //! Where the platform has shared memory files (Linux), the reply frames go into a reply ring
-//! shared with the supervisor ([`super::ring`]) instead of the stream: publishing a reply is a
-//! copy and an atomic store, not a system call. The stream then carries only wake-up frames
-//! (kind `Wake`, when the supervisor sleeps) and replies too large for the ring (announced by
-//! a `Stream` entry in the ring, so that the ring fixes the order of every reply).
+//! shared with the supervisor (processing-shm's one SPSC ring, `processing_shm::spsc`, each
+//! message a reply's body, the bytes after the room for its frame header) instead of the stream: publishing a reply
+//! is a copy and an atomic store, not a system call. The stream then carries only wake-up
+//! frames (kind `Wake`, when the supervisor sleeps: the ring's sleep hand-over with the
+//! socket as its bell, since the supervisor sleeps in `poll` on the stream and the worker's
+//! sentinel) and replies too large for the ring (announced by a `Stream` entry in the ring,
+//! so that the ring fixes the order of every reply).
+//!
+//! A worker publishes each reply here before it starts its next task: a copy and an atomic
+//! store instead of a system call, and still durable if the worker dies right after (the
+//! memory belongs to the supervisor too). So "the first task of a batch without a reply is the
+//! one that was running" stays exact.
 //!
 //! The worker publishes each reply as soon as its task finishes, before it starts the next, so
 //! the first task of a batch without a reply is the one the worker was running, if it began
@@ -22,10 +31,11 @@
 //! everything published before it (ring and stream) is read first; the exit status comes from
 //! joining the process.
 
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use processing_core::frame::{self, Body, FrameError, FrameReader, FrameSource, ReadSource};
+use processing_core::frame::{Sealed, RESERVED};
 use processing_core::handles::TransferableHandle;
 use processing_core::OwnedOsHandle;
 use processing_process::{KillHandle, Process, ProcessError, StartMethod};
@@ -46,10 +56,15 @@ const KIND_STREAM: u8 = 4;
 const KIND_WAKE: u8 = 5;
 /// How long a supervisor spins on an empty ring before it sleeps.
 const SPIN: Duration = Duration::from_micros(40);
-/// `u32 length, u8 kind, u64 id, u8 status`.
-const REPLY_HEADER: usize = 4 + 1 + 8 + 1;
-/// Largest frame either side accepts.
-const MAX_FRAME: usize = 1 << 31;
+/// The room for the frame header (a ring message starts after it), then `u8 kind, u64 id, u8
+/// status`.
+const REPLY_HEADER: usize = RESERVED + REPLY_FIELDS;
+/// `u8 kind, u64 id, u8 status`: the start of a reply's body.
+const REPLY_FIELDS: usize = 1 + 8 + 1;
+/// Largest frame body either side accepts.
+const MAX_FRAME: u64 = 1 << 31;
+/// The read-ahead of the supervisor's stream reader.
+const READ_AHEAD: usize = 64 * 1024;
 
 /// Starts worker processes.
 #[derive(Debug, Default)]
@@ -99,18 +114,17 @@ struct ProcessLink {
     stream: sys::Stream,
     process: Process<()>,
     control: Arc<ProcessControl>,
-    /// Received bytes not consumed yet: `buf[start..end]`.
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    /// The stream's frames (what arrived of the next one stays here between attempts).
+    frames: FrameReader,
+    /// The last reply taken from the stream (borrowed by `recv`'s result until the next call).
+    last: Option<Body>,
     out: Vec<u8>,
     exited: bool,
     /// End of stream (or a read error) was seen.
     closed: bool,
-    /// The reply ring, if the worker publishes there.
-    ring: Option<Ring>,
-    /// The supervisor's position in the ring (released at the next `recv`).
-    ring_pos: u64,
+    /// The reply ring, if the worker publishes there (the reply last returned is held until
+    /// the next `recv`).
+    ring: Option<Consumer>,
     /// The ring announced that the next reply is on the stream.
     from_stream: bool,
     /// Which task the worker began last, if the platform shares memory with it.
@@ -119,8 +133,58 @@ struct ProcessLink {
 
 /// Where the reply `recv` found is.
 enum Found {
-    Ring(usize, usize),
-    Buf(usize, usize),
+    /// The reply held by the ring.
+    Ring,
+    Stream(Body),
+}
+
+/// Why a non-blocking read of the stream stopped.
+enum Pull {
+    /// Nothing there now.
+    Empty,
+    Frame(FrameError),
+}
+
+impl From<FrameError> for Pull {
+    fn from(e: FrameError) -> Pull {
+        Pull::Frame(e)
+    }
+}
+
+/// The supervisor's stream, read without blocking; its end (or an error) is remembered.
+struct Now<'a> {
+    stream: &'a sys::Stream,
+    closed: &'a mut bool,
+}
+
+impl FrameSource for Now<'_> {
+    type Error = Pull;
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Pull> {
+        if *self.closed {
+            return Ok(0);
+        }
+        match sys::read_now(self.stream, buf) {
+            Ok(Some(0)) | Err(_) => {
+                *self.closed = true;
+                Ok(0)
+            }
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Err(Pull::Empty),
+        }
+    }
+}
+
+/// Writes the frame built in `buf` behind [`RESERVED`] bytes of header room.
+fn write_frame(stream: &sys::Stream, buf: &mut [u8]) -> std::io::Result<()> {
+    match frame::seal(buf) {
+        Some(Sealed::Whole(bytes)) => sys::write_all(stream, bytes),
+        Some(Sealed::Split(header, body)) => {
+            sys::write_all(stream, header.as_bytes())?;
+            sys::write_all(stream, body)
+        }
+        None => Err(std::io::ErrorKind::InvalidInput.into()),
+    }
 }
 
 impl std::fmt::Debug for ProcessLink {
@@ -179,14 +243,12 @@ impl Backend for Processes {
                 last_pid: pid,
                 killer,
             }),
-            buf: vec![0; 64 * 1024],
-            start: 0,
-            end: 0,
+            frames: FrameReader::new(READ_AHEAD),
+            last: None,
             out: Vec::new(),
             exited: false,
             closed: false,
             ring,
-            ring_pos: 0,
             from_stream: false,
             marker,
         }))
@@ -212,71 +274,12 @@ impl ProcessLink {
         *self.control.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// The length of the complete frame at the front of the buffer, if there is one.
-    fn complete_frame(&self) -> Result<Option<usize>, LinkError> {
-        let available = self.end - self.start;
-        if available < 4 {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes(
-            self.buf[self.start..self.start + 4]
-                .try_into()
-                .unwrap_or_default(),
-        ) as usize;
-        if len + 4 < REPLY_HEADER || len > MAX_FRAME {
-            return Err(LinkError::Lost);
-        }
-        Ok((available >= 4 + len).then_some(4 + len))
-    }
-
-    /// Makes room for at least `need` bytes after `end`.
-    fn reserve(&mut self, need: usize) {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.buf.len() - self.end < need {
-            let want = (self.end + need).max(self.buf.len() * 2);
-            self.buf.resize(want, 0);
-        }
-    }
-
-    /// Reads what is there now; `Ok(false)` if nothing was, `Err(Lost)` at end of stream.
-    fn fill_now(&mut self) -> Result<bool, LinkError> {
-        let frame_need = if self.end - self.start >= 4 {
-            let len = u32::from_le_bytes(
-                self.buf[self.start..self.start + 4]
-                    .try_into()
-                    .unwrap_or_default(),
-            ) as usize;
-            (4 + len).saturating_sub(self.end - self.start)
-        } else {
-            4
-        };
-        self.reserve(frame_need.clamp(4, MAX_FRAME).max(16 * 1024));
-        if self.closed {
-            return Ok(false);
-        }
-        match sys::read_now(&self.stream, &mut self.buf[self.end..]) {
-            Ok(Some(0)) | Err(_) => {
-                self.closed = true;
-                Ok(false)
-            }
-            Ok(Some(n)) => {
-                self.end += n;
-                Ok(true)
-            }
-            Ok(None) => Ok(false),
-        }
-    }
-
     /// Spins briefly (then yields a few times) until the ring has an entry past `pos`.
-    fn spin_on_ring(ring: &Ring, pos: u64) -> bool {
+    fn spin_on_ring(ring: &Consumer) -> bool {
         let t = Instant::now();
         let mut i = 0u32;
         loop {
-            if ring.has_data(pos) {
+            if ring.has_data() {
                 return true;
             }
             std::hint::spin_loop();
@@ -287,7 +290,7 @@ impl ProcessLink {
         }
         for _ in 0..2 {
             std::thread::yield_now();
-            if ring.has_data(pos) {
+            if ring.has_data() {
                 return true;
             }
         }
@@ -298,49 +301,50 @@ impl ProcessLink {
     fn find(&mut self) -> Result<Option<Found>, LinkError> {
         loop {
             if !self.from_stream {
-                if let Some(ring) = &self.ring {
-                    if let Some((off, len, next)) =
-                        ring.peek(self.ring_pos).map_err(|_| LinkError::Lost)?
-                    {
-                        self.ring_pos = next;
-                        if ring.entry(off, len).get(4) == Some(&KIND_STREAM) {
-                            ring.release(next);
+                if let Some(ring) = &mut self.ring {
+                    if let Some(reply) = ring.take().map_err(|_| LinkError::Lost)? {
+                        if reply.first() == Some(&KIND_STREAM) {
+                            ring.release();
                             self.from_stream = true;
                             continue;
                         }
-                        return Ok(Some(Found::Ring(off, len)));
+                        return Ok(Some(Found::Ring));
                     }
                 }
             }
-            if let Some(n) = self.complete_frame()? {
-                let at = self.start;
-                self.start += n;
-                if self.buf[at + 4] == KIND_WAKE {
-                    continue;
+            let mut now = Now {
+                stream: &self.stream,
+                closed: &mut self.closed,
+            };
+            let body = match self.frames.read_frame(&mut now, MAX_FRAME) {
+                Ok(body) => body,
+                // The end of the stream is noticed by `recv` (`closed`).
+                Err(Pull::Empty | Pull::Frame(FrameError::Eof | FrameError::Truncated { .. })) => {
+                    return Ok(None)
                 }
-                if self.ring.is_some() && !self.from_stream {
-                    // A reply on the stream that the ring did not announce.
-                    return Err(LinkError::Lost);
-                }
-                self.from_stream = false;
-                return Ok(Some(Found::Buf(at, n)));
+                Err(Pull::Frame(_)) => return Err(LinkError::Lost),
+            };
+            if self.frames.body(&body).first() == Some(&KIND_WAKE) {
+                continue;
             }
-            if !self.fill_now()? {
-                return Ok(None);
+            if self.ring.is_some() && !self.from_stream {
+                // A reply on the stream that the ring did not announce.
+                return Err(LinkError::Lost);
             }
+            self.from_stream = false;
+            return Ok(Some(Found::Stream(body)));
         }
     }
 }
 
-/// A reply from its frame bytes (`u32 length, u8 kind, u64 id, u8 status, payload`).
-fn parse_frame(frame: &[u8]) -> Result<Reply<'_>, LinkError> {
-    if frame.len() < REPLY_HEADER {
+/// A reply from its body (`u8 kind, u64 id, u8 status, payload`).
+fn parse_reply(body: &[u8]) -> Result<Reply<'_>, LinkError> {
+    let Some((fields, payload)) = body.split_first_chunk::<REPLY_FIELDS>() else {
         return Err(LinkError::Lost);
-    }
-    let kind = frame[4];
-    let id = u64::from_le_bytes(frame[5..13].try_into().unwrap_or_default());
-    let status = Status::from_u8(frame[13]).ok_or(LinkError::Lost)?;
-    let payload = &frame[REPLY_HEADER..];
+    };
+    let kind = fields[0];
+    let id = read_u64(fields, 1).unwrap_or_default();
+    let status = Status::from_u8(fields[9]).ok_or(LinkError::Lost)?;
     match kind {
         KIND_READY => Ok(Reply::Ready),
         KIND_INIT_FAILED => Ok(Reply::InitFailed(super::threads::reply_error(
@@ -356,35 +360,49 @@ fn parse_frame(frame: &[u8]) -> Result<Reply<'_>, LinkError> {
     }
 }
 
-/// A new reply ring and the memory file to hand to the worker, where the platform has them.
-/// (processing-shm's sealed memory file, Linux only.)
-#[cfg(target_os = "linux")]
-fn create_ring() -> Option<(Ring, OwnedOsHandle)> {
-    let region =
-        processing_shm::Region::anonymous(c"processing-pool-ring", super::ring::MAPPING_LEN)
-            .ok()?;
+/// The reply ring's dimensions: 256 KiB of entries, replies up to a quarter of it (larger
+/// ones travel on the stream). Under loom 64 bytes, so that models wrap around.
+#[cfg(all(unix, not(loom)))]
+pub(crate) const RING: Size = Size {
+    capacity: 256 * 1024,
+    max_message: 64 * 1024 - 4,
+};
+/// The reply ring's dimensions (a small ring under loom, so that models wrap around).
+#[cfg(all(unix, loom))]
+pub(crate) const RING: Size = Size {
+    capacity: 64,
+    max_message: 12,
+};
+
+/// A new reply ring and the memory file to hand to the worker, where the platform has them
+/// (processing-shm's sealed memory file, Linux only; not under loom, whose rings live on the
+/// heap).
+#[cfg(all(target_os = "linux", not(loom)))]
+fn create_ring() -> Option<(Consumer, OwnedOsHandle)> {
+    let region = processing_shm::Region::anonymous(c"processing-pool-ring", RING.bytes()).ok()?;
     let fd = region.fd().try_clone_to_owned().ok()?;
-    Some((Ring::new(region)?, fd))
+    Some((Consumer::new(Arc::new(region), 0, RING).ok()?, fd))
 }
 
-#[cfg(not(target_os = "linux"))]
-fn create_ring() -> Option<(Ring, OwnedOsHandle)> {
+#[cfg(not(all(target_os = "linux", not(loom))))]
+fn create_ring() -> Option<(Consumer, OwnedOsHandle)> {
     None
 }
 
 /// The worker's side of the ring made by [`create_ring`].
-#[cfg(target_os = "linux")]
-fn open_ring(handle: OwnedOsHandle) -> Option<Ring> {
-    Ring::new(processing_shm::Region::from_fd(handle, super::ring::MAPPING_LEN).ok()?)
+#[cfg(all(target_os = "linux", not(loom)))]
+fn open_ring(handle: OwnedOsHandle) -> Option<Producer> {
+    let region = processing_shm::Region::from_fd(handle, RING.bytes()).ok()?;
+    Producer::new(Arc::new(region), 0, RING).ok()
 }
 
-#[cfg(not(target_os = "linux"))]
-fn open_ring(_handle: OwnedOsHandle) -> Option<Ring> {
+#[cfg(not(all(target_os = "linux", not(loom))))]
+fn open_ring(_handle: OwnedOsHandle) -> Option<Producer> {
     None
 }
 
 #[cfg(unix)]
-use super::ring::Ring;
+use processing_shm::spsc::{Consumer, Producer, Size};
 
 /// The id of the task a worker runs, in memory shared with its supervisor: the worker writes
 /// it before it calls the task, the supervisor reads it after losing the worker. A batch's
@@ -464,32 +482,40 @@ impl Marker {
 /// No reply ring on this platform: every reply travels on the stream.
 #[cfg(not(unix))]
 #[derive(Debug)]
-enum Ring {}
+enum Consumer {}
 
 #[cfg(not(unix))]
-impl Ring {
-    fn fits(_len: usize) -> bool {
-        false
-    }
-    fn push(&self, _frame: &[u8]) -> bool {
+impl Consumer {
+    fn take(&mut self) -> Result<Option<&[u8]>, ()> {
         match *self {}
     }
-    fn peek(&self, _pos: u64) -> Result<Option<(usize, usize, u64)>, ()> {
+    fn held(&self) -> Option<&[u8]> {
         match *self {}
     }
-    fn entry(&self, _off: usize, _len: usize) -> &[u8] {
+    fn release(&mut self) {
         match *self {}
     }
-    fn release(&self, _pos: u64) {
+    fn has_data(&self) -> bool {
         match *self {}
     }
-    fn has_data(&self, _pos: u64) -> bool {
-        match *self {}
-    }
-    fn prepare_sleep(&self, _pos: u64) -> bool {
+    fn prepare_sleep(&self) -> bool {
         match *self {}
     }
     fn end_sleep(&self) {
+        match *self {}
+    }
+}
+
+/// No reply ring on this platform (the worker's side).
+#[cfg(not(unix))]
+enum Producer {}
+
+#[cfg(not(unix))]
+impl Producer {
+    fn fits(&self, _len: usize) -> bool {
+        match *self {}
+    }
+    fn push(&mut self, _parts: &[&[u8]]) -> Result<bool, ()> {
         match *self {}
     }
 }
@@ -502,7 +528,7 @@ impl WorkerLink for ProcessLink {
     fn send(&mut self, tasks: &[TaskRef<'_>]) -> Result<(), LinkError> {
         let out = &mut self.out;
         out.clear();
-        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&[0; RESERVED]);
         out.extend_from_slice(&(tasks.len() as u32).to_le_bytes());
         for t in tasks {
             out.extend_from_slice(&t.id.to_le_bytes());
@@ -510,9 +536,7 @@ impl WorkerLink for ProcessLink {
             out.extend_from_slice(&(t.input.len() as u32).to_le_bytes());
             out.extend_from_slice(t.input);
         }
-        let len = u32::try_from(out.len() - 4).map_err(|_| LinkError::Lost)?;
-        out[..4].copy_from_slice(&len.to_le_bytes());
-        let result = sys::write_all(&self.stream, out);
+        let result = write_frame(&self.stream, out);
         if out.capacity() > 4 << 20 {
             *out = Vec::new();
         }
@@ -520,10 +544,11 @@ impl WorkerLink for ProcessLink {
     }
 
     fn recv(&mut self, deadline: Option<Instant>) -> Result<Reply<'_>, LinkError> {
-        if let Some(ring) = &self.ring {
+        if let Some(ring) = &mut self.ring {
             // The previous reply (borrowed until this call) is no longer needed.
-            ring.release(self.ring_pos);
+            ring.release();
         }
+        self.last = None;
         let mut spun = false;
         let mut last_look = false;
         let found = loop {
@@ -542,7 +567,7 @@ impl WorkerLink for ProcessLink {
             if let Some(ring) = ring {
                 if !spun {
                     spun = true;
-                    if Self::spin_on_ring(ring, self.ring_pos) {
+                    if Self::spin_on_ring(ring) {
                         continue;
                     }
                 }
@@ -558,7 +583,7 @@ impl WorkerLink for ProcessLink {
                 }
             };
             if let Some(ring) = ring {
-                if !ring.prepare_sleep(self.ring_pos) {
+                if !ring.prepare_sleep() {
                     continue;
                 }
             }
@@ -573,9 +598,12 @@ impl WorkerLink for ProcessLink {
             }
         };
         match (found, &self.ring) {
-            (Found::Ring(off, len), Some(ring)) => parse_frame(ring.entry(off, len)),
-            (Found::Buf(at, n), _) => parse_frame(&self.buf[at..at + n]),
-            (Found::Ring(..), None) => Err(LinkError::Lost),
+            (Found::Ring, Some(ring)) => parse_reply(ring.held().ok_or(LinkError::Lost)?),
+            (Found::Stream(body), _) => {
+                let body = self.last.insert(body);
+                parse_reply(self.frames.body(body))
+            }
+            (Found::Ring, None) => Err(LinkError::Lost),
         }
     }
 
@@ -624,39 +652,44 @@ impl WorkerLink for ProcessLink {
 /// How a worker publishes its replies: into the ring if there is one, else on the stream.
 struct Replies {
     stream: sys::Stream,
-    ring: Option<Ring>,
+    ring: Option<Producer>,
 }
 
 impl Replies {
+    /// Writes a reply's fields behind the room for its frame header or ring word.
     fn header(out: &mut [u8], kind: u8, id: u64, status: Status) {
-        let len = (out.len() - 4) as u32;
-        out[0..4].copy_from_slice(&len.to_le_bytes());
-        out[4] = kind;
-        out[5..13].copy_from_slice(&id.to_le_bytes());
-        out[13] = status as u8;
+        out[RESERVED] = kind;
+        out[RESERVED + 1..RESERVED + 9].copy_from_slice(&id.to_le_bytes());
+        out[RESERVED + 9] = status as u8;
     }
 
-    /// Publishes one reply frame (`out` starts with [`REPLY_HEADER`] bytes of room).
-    fn send(&self, out: &mut [u8], kind: u8, id: u64, status: Status) -> std::io::Result<()> {
+    /// Publishes one reply (`out` starts with [`REPLY_HEADER`] bytes of room).
+    fn send(&mut self, out: &mut [u8], kind: u8, id: u64, status: Status) -> std::io::Result<()> {
         Self::header(out, kind, id, status);
-        let Some(ring) = &self.ring else {
-            return sys::write_all(&self.stream, out);
+        let Some(ring) = &mut self.ring else {
+            return write_frame(&self.stream, out);
         };
-        if Ring::fits(out.len()) {
-            return self.push(ring, out);
+        if ring.fits(out.len() - RESERVED) {
+            return Self::push(ring, &self.stream, out);
         }
         // Too large for the ring: announce it there, then send it on the stream.
         let mut marker = [0u8; REPLY_HEADER];
         Self::header(&mut marker, KIND_STREAM, id, Status::Ok);
-        self.push(ring, &marker)?;
-        sys::write_all(&self.stream, out)
+        Self::push(ring, &self.stream, &marker)?;
+        write_frame(&self.stream, out)
     }
 
-    fn push(&self, ring: &Ring, frame: &[u8]) -> std::io::Result<()> {
-        if ring.push(frame) {
+    /// Publishes a reply's body in the ring (the ring keeps its own length word) and rings
+    /// the supervisor's bell, a wake-up frame on the stream, if it sleeps.
+    fn push(ring: &mut Producer, stream: &sys::Stream, reply: &[u8]) -> std::io::Result<()> {
+        let body = reply.get(RESERVED..).unwrap_or_default();
+        if ring
+            .push(&[body])
+            .map_err(|_| std::io::ErrorKind::InvalidInput)?
+        {
             let mut wake = [0u8; REPLY_HEADER];
             Self::header(&mut wake, KIND_WAKE, 0, Status::Ok);
-            sys::write_all(&self.stream, &wake)?;
+            write_frame(stream, &mut wake)?;
         }
         Ok(())
     }
@@ -715,13 +748,8 @@ fn worker_main(args: WorkerArgs) {
     }
     let mut frame = Vec::new();
     loop {
-        let mut len = [0u8; 4];
-        if replies.stream.read_exact(&mut len).is_err() {
-            return;
-        }
-        let len = u32::from_le_bytes(len) as usize;
-        frame.resize(len, 0);
-        if replies.stream.read_exact(&mut frame).is_err() {
+        // The end of the stream (or a broken one) ends the worker.
+        if frame::read_frame(&mut ReadSource(&mut replies.stream), MAX_FRAME, &mut frame).is_err() {
             return;
         }
         let Some(count) = read_u32(&frame, 0) else {

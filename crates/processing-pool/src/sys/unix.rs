@@ -6,9 +6,8 @@ pub(crate) fn resident_bytes() -> Option<u64> {
     {
         let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
         let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        Some(pages * u64::try_from(page).ok()?)
+        let page = processing_core::os::sysconf(libc::_SC_PAGESIZE)?;
+        Some(pages * page)
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
@@ -25,14 +24,11 @@ pub(crate) fn resident_bytes() -> Option<u64> {
 
 /// Workers leave Ctrl-C to the parent: the parent decides, and its workers end with it.
 pub(crate) fn ignore_interrupts() {
-    // SAFETY: installing SIG_IGN for SIGINT has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-    }
+    let _ = processing_core::os::ignore_signal(libc::SIGINT);
 }
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -65,25 +61,10 @@ pub(crate) fn write_all(stream: &Stream, mut data: &[u8]) -> io::Result<()> {
 /// Reads what is available now into `buf` without blocking: `Ok(None)` if nothing is,
 /// `Ok(Some(0))` at end of stream.
 pub(crate) fn read_now(stream: &Stream, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    loop {
-        // SAFETY: buf is a valid writable buffer of buf.len() bytes for the call.
-        let n = unsafe {
-            libc::recv(
-                stream.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => return Ok(None),
-            _ => return Err(err),
-        }
+    match processing_core::os::recv(stream.as_fd(), buf, libc::MSG_DONTWAIT) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -111,16 +92,16 @@ pub(crate) fn wait_readable(
         Some(t) => i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
     };
     loop {
-        // SAFETY: fds is a valid array of two pollfd structs (a negative fd is ignored).
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-        if r >= 0 {
-            let ready =
-                |p: &libc::pollfd| p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
-            return Ok((ready(&fds[0]), ready(&fds[1])));
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        // A negative descriptor is ignored.
+        match processing_core::os::poll(&mut fds, ms) {
+            Ok(_) => {
+                let ready = |p: &libc::pollfd| {
+                    p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+                };
+                return Ok((ready(&fds[0]), ready(&fds[1])));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

@@ -24,66 +24,33 @@ pub(crate) fn ignore_interrupts() {
 }
 
 use std::io;
-use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle};
+use std::os::windows::io::{AsHandle, BorrowedHandle, OwnedHandle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use windows_sys::Win32::Foundation::{
-    GetLastError, ERROR_BROKEN_PIPE, ERROR_PIPE_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE,
-    INVALID_HANDLE_VALUE, WAIT_OBJECT_0,
-};
-use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, OPEN_EXISTING,
-    PIPE_ACCESS_DUPLEX,
-};
-use windows_sys::Win32::System::Pipes::{
-    ConnectNamedPipe, CreateNamedPipeW, DisconnectNamedPipe, PeekNamedPipe, PIPE_READMODE_BYTE,
-    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_WAIT,
-};
-use windows_sys::Win32::System::Threading::WaitForSingleObject;
+use processing_core::os;
+use windows_sys::Win32::Foundation::ERROR_BROKEN_PIPE;
 
 /// One end of a worker's channel: a byte-mode named pipe instance or its client handle.
 #[derive(Debug)]
 pub(crate) struct Stream(OwnedHandle);
 
 impl Stream {
-    fn raw(&self) -> HANDLE {
-        self.0.as_raw_handle() as HANDLE
-    }
-
     /// Ends the conversation: the peer's reads fail, so a worker exits.
     pub(crate) fn shutdown(&self, _how: std::net::Shutdown) -> io::Result<()> {
-        // SAFETY: a valid pipe handle owned by self; disconnecting the server end of a pipe
-        // (or failing harmlessly on the client end) touches nothing else.
-        unsafe {
-            DisconnectNamedPipe(self.raw());
-        }
+        // Disconnecting the server end of a pipe (or failing harmlessly on the client end)
+        // touches nothing else.
+        let _ = os::disconnect_named_pipe(self.0.as_handle());
         Ok(())
     }
 }
 
 impl io::Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut n = 0u32;
-        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        // SAFETY: buf is valid for `len` writable bytes; synchronous read on a valid handle.
-        let ok = unsafe {
-            ReadFile(
-                self.raw(),
-                buf.as_mut_ptr(),
-                len,
-                &mut n,
-                std::ptr::null_mut(),
-            )
-        };
-        if ok == 0 {
-            // SAFETY: no preconditions.
-            if unsafe { GetLastError() } == ERROR_BROKEN_PIPE {
-                return Ok(0);
-            }
-            return Err(io::Error::last_os_error());
+        match os::read_handle(self.0.as_handle(), buf) {
+            Err(e) if e.raw_os_error() == Some(ERROR_BROKEN_PIPE as i32) => Ok(0),
+            r => r,
         }
-        Ok(n as usize)
     }
 }
 
@@ -103,48 +70,10 @@ pub(crate) fn duplex() -> io::Result<(Stream, OwnedHandle)> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     let name = wide(&name);
-    // SAFETY: a valid NUL-terminated name; default security; the returned handle is checked.
-    let server = unsafe {
-        CreateNamedPipeW(
-            name.as_ptr(),
-            PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE,
-            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-            1,
-            1 << 20,
-            1 << 20,
-            0,
-            std::ptr::null(),
-        )
-    };
-    if server == INVALID_HANDLE_VALUE {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `server` is a fresh handle owned by nobody else.
-    let server = unsafe { OwnedHandle::from_raw_handle(server as _) };
-    // SAFETY: a valid NUL-terminated name; the returned handle is checked.
-    let client = unsafe {
-        CreateFileW(
-            name.as_ptr(),
-            GENERIC_READ | GENERIC_WRITE,
-            0,
-            std::ptr::null(),
-            OPEN_EXISTING,
-            0,
-            std::ptr::null_mut(),
-        )
-    };
-    if client == INVALID_HANDLE_VALUE {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `client` is a fresh handle owned by nobody else.
-    let client = unsafe { OwnedHandle::from_raw_handle(client as _) };
-    // SAFETY: a valid server handle; the client is already connected, which the call reports
-    // as ERROR_PIPE_CONNECTED.
-    let ok = unsafe { ConnectNamedPipe(server.as_raw_handle() as HANDLE, std::ptr::null_mut()) };
-    // SAFETY: no preconditions.
-    if ok == 0 && unsafe { GetLastError() } != ERROR_PIPE_CONNECTED {
-        return Err(io::Error::last_os_error());
-    }
+    let server = os::create_named_pipe(&name, true, 1, 1 << 20)?;
+    let client = os::open_pipe_client(&name)?;
+    // The client is already connected, which the call reports as success.
+    os::connect_named_pipe(server.as_handle())?;
     Ok((Stream(server), client))
 }
 
@@ -156,51 +85,22 @@ pub(crate) fn stream_from_handle(handle: OwnedHandle) -> Stream {
 /// Writes all of `data` (blocking).
 pub(crate) fn write_all(stream: &Stream, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
-        let mut n = 0u32;
-        let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        // SAFETY: data is valid for `len` readable bytes; synchronous write on a valid handle.
-        let ok = unsafe {
-            WriteFile(
-                stream.raw(),
-                data.as_ptr(),
-                len,
-                &mut n,
-                std::ptr::null_mut(),
-            )
-        };
-        if ok == 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let n = os::write_handle(stream.0.as_handle(), data)?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        data = &data[n as usize..];
+        data = &data[n..];
     }
     Ok(())
 }
 
 /// Bytes waiting in the pipe; `None` once the other end is gone.
 fn available(stream: &Stream) -> io::Result<Option<u32>> {
-    let mut avail = 0u32;
-    // SAFETY: a valid pipe handle; only the count of available bytes is written.
-    let ok = unsafe {
-        PeekNamedPipe(
-            stream.raw(),
-            std::ptr::null_mut(),
-            0,
-            std::ptr::null_mut(),
-            &mut avail,
-            std::ptr::null_mut(),
-        )
-    };
-    if ok == 0 {
-        // SAFETY: no preconditions.
-        if unsafe { GetLastError() } == ERROR_BROKEN_PIPE {
-            return Ok(None);
-        }
-        return Err(io::Error::last_os_error());
+    match os::peek_named_pipe(stream.0.as_handle()) {
+        Ok(avail) => Ok(Some(avail)),
+        Err(e) if e.raw_os_error() == Some(ERROR_BROKEN_PIPE as i32) => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(avail))
 }
 
 /// Reads what is available now into `buf` without blocking: `Ok(None)` if nothing is,
@@ -233,8 +133,7 @@ pub(crate) fn wait_readable(
             return Ok((true, false));
         }
         if let Some(s) = sentinel {
-            // SAFETY: a valid process handle borrowed for the call.
-            if unsafe { WaitForSingleObject(s.as_raw_handle() as HANDLE, 1) } == WAIT_OBJECT_0 {
+            if os::wait_handle(s, 1).unwrap_or(false) {
                 return Ok((false, true));
             }
         } else {

@@ -11,11 +11,12 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use processing_core::os::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
+use processing_core::frame::{self, FrameSource, Sealed};
+use processing_core::os::{self, recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 
 use super::{to_std, Event, ExecRequest};
 use crate::error::SpawnError;
-use crate::wire::{Frame, Setup, StdioMsg, BODY_STEP, CHILD_MARKER, MAX_FRAME};
+use crate::wire::{self, Frame, Setup, StdioMsg, CHILD_MARKER};
 use crate::{Resource, StartMethod};
 
 /// The signal `terminate` sends.
@@ -62,25 +63,17 @@ pub(crate) fn socketpair(kind: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     cvt(unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) })?;
     // SAFETY: socketpair succeeded, so both descriptors are fresh and owned by nobody else.
     let pair = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    set_cloexec(pair.0.as_raw_fd(), true)?;
-    set_cloexec(pair.1.as_raw_fd(), true)?;
+    os::set_cloexec(pair.0.as_fd(), true)?;
+    os::set_cloexec(pair.1.as_fd(), true)?;
     Ok(pair)
 }
 
+/// `processing_core::os::set_cloexec` on a descriptor number (the fork server's and a
+/// pre-exec child's form): `fd` must be open for the call, which only changes its flags.
 pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor the caller owns; it changes only its descriptor flags.
-    unsafe {
-        let flags = cvt(libc::fcntl(fd, libc::F_GETFD))?;
-        let new = if on {
-            flags | libc::FD_CLOEXEC
-        } else {
-            flags & !libc::FD_CLOEXEC
-        };
-        if new != flags {
-            cvt(libc::fcntl(fd, libc::F_SETFD, new))?;
-        }
-    }
-    Ok(())
+    // SAFETY: the caller passes a descriptor that is open for the whole call (its own, or one
+    // a pre-exec child inherited); the borrow ends with the call.
+    os::set_cloexec(unsafe { BorrowedFd::borrow_raw(fd) }, on)
 }
 
 /// The bootstrap channel: a Unix stream socket carrying frames with descriptors.
@@ -130,18 +123,23 @@ impl Channel {
                 "too many descriptors in one message",
             ));
         }
-        let len = u32::try_from(body.len())
-            .ok()
-            .filter(|&l| (l as usize) < MAX_FRAME)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "message too large"))?;
-        let mut buf = Vec::with_capacity(8 + body.len());
-        buf.extend_from_slice(&len.to_le_bytes());
-        buf.extend_from_slice(&split.to_le_bytes());
-        buf.extend_from_slice(body);
+        let mut buf = wire::frame_bytes(split, body)?;
         let borrowed: Vec<BorrowedFd<'_>> = handles.iter().map(|h| h.as_fd()).collect();
-        let mut sent = send_with_fds(self.fd.as_fd(), &buf, &borrowed)?;
-        while sent < buf.len() {
-            let n = send_with_fds(self.fd.as_fd(), &buf[sent..], &[])?;
+        match frame::seal(&mut buf) {
+            Some(Sealed::Whole(bytes)) => self.send_all(bytes, &borrowed),
+            Some(Sealed::Split(header, body)) => {
+                self.send_all(header.as_bytes(), &borrowed)?;
+                self.send_all(body, &[])
+            }
+            None => Err(io::ErrorKind::InvalidInput.into()),
+        }
+    }
+
+    /// Sends all of `bytes`, `fds` with the first byte.
+    fn send_all(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        let mut sent = send_with_fds(self.fd.as_fd(), bytes, fds)?;
+        while sent < bytes.len() {
+            let n = send_with_fds(self.fd.as_fd(), &bytes[sent..], &[])?;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -152,53 +150,14 @@ impl Channel {
 
     /// Receives one frame; `None` at a clean end of stream.
     pub(crate) fn recv_frame(&self) -> io::Result<Option<Frame>> {
-        let mut handles = Vec::new();
-        let mut header = [0u8; 8];
-        if !self.read_exact(&mut header, &mut handles, true)? {
+        let mut src = FdSource {
+            fd: self.fd.as_fd(),
+            handles: Vec::new(),
+        };
+        let Some(payload) = wire::read_payload(&mut src)? else {
             return Ok(None);
-        }
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let split = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len >= MAX_FRAME {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame too large",
-            ));
-        }
-        // The body grows with the bytes that arrive (a lying length costs at most twice them).
-        let mut body = Vec::new();
-        while body.len() < len {
-            let have = body.len();
-            body.resize(len.min(have.max(BODY_STEP) * 2).max(have + 1), 0);
-            self.read_exact(&mut body[have..], &mut handles, false)?;
-        }
-        Ok(Some(Frame {
-            split,
-            body,
-            handles: handles.into_iter().collect(),
-        }))
-    }
-
-    /// Fills `buf`; returns false on end of stream before the first byte (if `eof_ok`).
-    fn read_exact(
-        &self,
-        buf: &mut [u8],
-        handles: &mut Vec<OwnedFd>,
-        eof_ok: bool,
-    ) -> io::Result<bool> {
-        let mut got = 0;
-        while got < buf.len() {
-            let (n, fds) = recv_with_fds(self.fd.as_fd(), &mut buf[got..], 0)?;
-            handles.extend(fds);
-            if n == 0 {
-                if got == 0 && eof_ok {
-                    return Ok(false);
-                }
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            got += n;
-        }
-        Ok(true)
+        };
+        Frame::new(payload, src.handles).map(Some)
     }
 
     /// Whether a frame (or end of stream) can be read without blocking.
@@ -206,6 +165,22 @@ impl Channel {
         poll_two(Some(self.raw()), None, Some(Duration::ZERO))
             .map(|r| r.0)
             .unwrap_or(true)
+    }
+}
+
+/// The channel's bytes for the framer, with the descriptors that arrive beside them.
+struct FdSource<'a> {
+    fd: BorrowedFd<'a>,
+    handles: Vec<OwnedFd>,
+}
+
+impl FrameSource for FdSource<'_> {
+    type Error = io::Error;
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let (n, fds) = recv_with_fds(self.fd, buf, 0)?;
+        self.handles.extend(fds);
+        Ok(n)
     }
 }
 
@@ -232,14 +207,11 @@ fn poll_two(
         Some(d) => (d.as_millis().min(i32::MAX as u128) as i32)
             .saturating_add(i32::from(d.subsec_nanos() % 1_000_000 != 0)),
     };
-    // SAFETY: `fds` is a valid array of two pollfd structures; negative fds are ignored.
-    let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-    if r < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok((false, false));
-        }
-        return Err(err);
+    // Negative descriptors are ignored.
+    match os::poll(&mut fds, ms) {
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok((false, false)),
+        Err(e) => return Err(e),
+        Ok(_) => {}
     }
     Ok((fds[0].revents != 0, fds[1].revents != 0))
 }
@@ -294,22 +266,7 @@ impl ProcHandle {
         if let Some(relay) = &self.relay {
             return self.try_relayed(relay);
         }
-        let mut status = 0;
-        loop {
-            // SAFETY: waitpid on our own child with a valid status pointer.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r == 0 {
-                return Ok(None);
-            }
-            if r < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(err);
-            }
-            return Ok(Some(decode_status(status)));
-        }
+        Ok(os::waitpid(self.pid, true)?.map(decode_status))
     }
 
     fn try_relayed(&self, relay: &Relay) -> io::Result<Option<i32>> {
@@ -337,8 +294,8 @@ impl ProcHandle {
     /// the pidfd was opened); a child that already ended is not signalled.
     pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
         let Some(relay) = &self.relay else {
-            // SAFETY: the pid is our unreaped child (a zombie at worst), so it cannot be reused.
-            return cvt(unsafe { libc::kill(self.pid, signal) }).map(drop);
+            // The pid is our unreaped child (a zombie at worst), so it cannot be reused.
+            return os::kill(self.pid, signal);
         };
         let Some(pidfd) = pidfd_open(self.pid) else {
             let err = io::Error::last_os_error();
@@ -350,16 +307,13 @@ impl ProcHandle {
             };
         };
         let mut peek = [0u8; 1];
-        // SAFETY: recv into a valid one-byte buffer; MSG_PEEK leaves the message queued.
-        let queued = unsafe {
-            libc::recv(
-                relay.status.as_raw_fd(),
-                peek.as_mut_ptr().cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        if queued >= 0 {
+        // MSG_PEEK leaves the message queued.
+        let queued = os::recv(
+            relay.status.as_fd(),
+            &mut peek,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        );
+        if queued.is_ok() {
             // A status (the child ended) or end of stream (the server is gone: the pid may be
             // reused by now): nothing to signal.
             return Ok(());
@@ -387,10 +341,10 @@ impl ProcHandle {
     /// Blocks until the child ended and returns its code (after a SIGKILL: promptly).
     fn wait_blocking(&self) -> Option<i32> {
         if self.relay.is_none() {
-            let mut status = 0;
-            // SAFETY: blocking waitpid on our own child.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
-            return (r > 0).then(|| decode_status(status));
+            return os::waitpid(self.pid, false)
+                .ok()
+                .flatten()
+                .map(decode_status);
         }
         loop {
             match self.try_wait() {
@@ -683,10 +637,7 @@ pub(crate) fn fork_supported() -> Result<(), SpawnError> {
 
 /// Child side: ignore SIGPIPE as the Rust runtime does for `main` (the bootstrap runs before it).
 pub(crate) fn child_defaults() {
-    // SAFETY: setting a signal disposition to SIG_IGN has no memory-safety preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    let _ = os::ignore_signal(libc::SIGPIPE);
 }
 
 /// Child side: applies redirections, environment, directory, limits and the parent-death signal.
@@ -740,8 +691,7 @@ fn die_with(parent_pid: u32) -> Result<(), ErrorChain> {
     .map_err(|e| ErrorChain::with_source("cannot set the parent-death signal", &e))?;
     // The parent may have died before the signal was armed. A fork-server child's parent is the server (which dies with the requester).
     let parent = super::forkserver::server_parent().unwrap_or(parent_pid);
-    // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } as u32 != parent {
+    if std::os::unix::process::parent_id() != parent {
         return Err("the parent exited before the child started".into());
     }
     Ok(())
@@ -753,10 +703,8 @@ fn die_with(parent_pid: u32) -> Result<(), ErrorChain> {
     std::thread::Builder::new()
         .name("processing-parent-watch".into())
         .spawn(move || loop {
-            // SAFETY: getppid has no preconditions.
-            if unsafe { libc::getppid() } as u32 != parent_pid {
-                // SAFETY: sending SIGTERM to ourselves.
-                unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+            if std::os::unix::process::parent_id() != parent_pid {
+                let _ = os::kill(std::process::id() as i32, libc::SIGTERM);
             }
             std::thread::sleep(Duration::from_millis(200));
         })
@@ -817,12 +765,9 @@ fn close_range(low: RawFd, high: RawFd) {
             return;
         }
     }
-    // SAFETY: sysconf has no preconditions.
-    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
-    let max = if max <= 0 {
-        1024
-    } else {
-        max.min(65_536) as RawFd
+    let max = match os::sysconf(libc::_SC_OPEN_MAX) {
+        Some(max) if max > 0 => max.min(65_536) as RawFd,
+        _ => 1024,
     };
     for fd in low..=high.min(max) {
         // SAFETY: closing descriptors the caller gave up (EBADF for unused numbers is fine).
@@ -853,8 +798,7 @@ pub(crate) fn write_stderr(text: &str) {
 pub(crate) fn parse_marker(value: &str) -> Option<Channel> {
     let fd: RawFd = value.trim().parse().ok()?;
     // The descriptor must be open; then it is ours (the parent passed it for this purpose).
-    // SAFETY: fcntl(F_GETFD) only queries the descriptor.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    if !os::fd_is_open(fd) {
         return None;
     }
     let _ = set_cloexec(fd, true);

@@ -4,33 +4,33 @@
 //! `(pid, value)` (processing-core pulls them with `DuplicateHandle`), so the channel carries
 //! bytes only. Every `Command::new` of the crate on Windows lives here.
 
-use processing_core::ErrorChain;
+use processing_core::frame::{self, ReadSource};
+use processing_core::{os, ErrorChain};
 use std::fs::File;
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Write as _};
 use std::os::windows::io::{
-    AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, IntoRawHandle, OwnedHandle, RawHandle,
+    AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle, RawHandle,
 };
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    SetHandleInformation, ERROR_INTERNAL_ERROR, HANDLE, HANDLE_FLAG_INHERIT, WAIT_OBJECT_0,
-    WAIT_TIMEOUT,
+    SetHandleInformation, ERROR_INTERNAL_ERROR, HANDLE, HANDLE_FLAG_INHERIT,
 };
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation,
     SetInformationJobObject, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
     JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
-use windows_sys::Win32::System::Pipes::{CreatePipe, PeekNamedPipe};
+use windows_sys::Win32::System::Pipes::CreatePipe;
 use windows_sys::Win32::System::Threading::{
-    ExitProcess, GetExitCodeProcess, OpenProcess, TerminateProcess, WaitForSingleObject,
-    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_TERMINATE,
+    ExitProcess, TerminateProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
+    PROCESS_TERMINATE,
 };
 
 use super::{to_std, Event, ExecRequest};
 use crate::error::SpawnError;
-use crate::wire::{Frame, Setup, StdioMsg, BODY_STEP, CHILD_MARKER, MAX_FRAME};
+use crate::wire::{self, Frame, Setup, StdioMsg, CHILD_MARKER};
 use crate::StartMethod;
 
 /// The exit code `terminate` gives (as Python's `TERMINATE`).
@@ -91,6 +91,19 @@ pub(crate) fn channel_pair() -> io::Result<(Channel, Channel)> {
     ))
 }
 
+/// The read end of the channel's pipe, where the writer's end closing (`ERROR_BROKEN_PIPE`) is
+/// the end of the stream.
+struct PipeReader<'a>(&'a File);
+
+impl io::Read for PipeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match (&mut &*self.0).read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+            r => r,
+        }
+    }
+}
+
 impl Channel {
     /// Sends one frame (handles travel inside the bytes on Windows).
     pub(crate) fn send_frame(
@@ -99,72 +112,22 @@ impl Channel {
         body: &[u8],
         _handles: &[OwnedHandle],
     ) -> io::Result<()> {
-        let len = u32::try_from(body.len())
-            .ok()
-            .filter(|&l| (l as usize) < MAX_FRAME)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "message too large"))?;
-        let mut buf = Vec::with_capacity(8 + body.len());
-        buf.extend_from_slice(&len.to_le_bytes());
-        buf.extend_from_slice(&split.to_le_bytes());
-        buf.extend_from_slice(body);
-        (&self.write).write_all(&buf)
+        let mut buf = wire::frame_bytes(split, body)?;
+        frame::write_reserved(&mut &self.write, &mut buf)
     }
 
     /// Receives one frame; `None` at a clean end of stream.
     pub(crate) fn recv_frame(&self) -> io::Result<Option<Frame>> {
-        let mut header = [0u8; 8];
-        let mut got = 0;
-        while got < header.len() {
-            match (&self.read).read(&mut header[got..]) {
-                Ok(0) => {
-                    if got == 0 {
-                        return Ok(None);
-                    }
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe && got == 0 => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let split = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len >= MAX_FRAME {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame too large",
-            ));
-        }
-        // The body grows with the bytes that arrive (a lying length costs at most twice them).
-        let mut body = Vec::new();
-        while body.len() < len {
-            let have = body.len();
-            body.resize(len.min(have.max(BODY_STEP) * 2).max(have + 1), 0);
-            (&self.read).read_exact(&mut body[have..])?;
-        }
-        Ok(Some(Frame {
-            split,
-            body,
-            handles: Vec::new(),
-        }))
+        let Some(payload) = wire::read_payload(&mut ReadSource(PipeReader(&self.read)))? else {
+            return Ok(None);
+        };
+        Frame::new(payload, Vec::new()).map(Some)
     }
 
     /// Whether a frame (or end of stream) can be read without blocking.
     pub(crate) fn readable_now(&self) -> bool {
-        let mut available = 0u32;
-        // SAFETY: peeks at a pipe handle we own, writing only the available-bytes count.
-        let ok = unsafe {
-            PeekNamedPipe(
-                self.read.as_raw_handle() as HANDLE,
-                std::ptr::null_mut(),
-                0,
-                std::ptr::null_mut(),
-                &mut available,
-                std::ptr::null_mut(),
-            )
-        };
-        ok == 0 || available > 0
+        // An error (the writer is gone: end of stream) reads at once too.
+        os::peek_named_pipe(self.read.as_handle()).map_or(true, |available| available > 0)
     }
 
     /// Not a descriptor on Windows (nothing to keep open by number).
@@ -210,17 +173,11 @@ pub(crate) struct ProcHandle {
 impl ProcHandle {
     /// Opens process `pid` (a process that is gone reads as ended with code 0).
     pub(crate) fn open(pid: u32) -> ProcHandle {
-        // SAFETY: OpenProcess returns a new handle or null.
-        let h = unsafe {
-            OpenProcess(
-                PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_SYNCHRONIZE | PROCESS_TERMINATE,
-                0,
-                pid,
-            )
-        };
-        // SAFETY: a non-null result is a fresh handle owned by nobody else.
-        let handle =
-            (!h.is_null()).then(|| unsafe { OwnedHandle::from_raw_handle(h as RawHandle) });
+        let handle = os::open_process(
+            PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_SYNCHRONIZE | PROCESS_TERMINATE,
+            pid,
+        )
+        .ok();
         ProcHandle { pid, handle }
     }
 
@@ -237,20 +194,10 @@ impl ProcHandle {
         let Some(handle) = &self.handle else {
             return Ok(Some(0));
         };
-        // SAFETY: waits on a process handle we own.
-        let r = unsafe { WaitForSingleObject(handle.as_raw_handle() as HANDLE, ms) };
-        if r == WAIT_TIMEOUT {
+        if !os::wait_handle(handle.as_handle(), ms)? {
             return Ok(None);
         }
-        if r != WAIT_OBJECT_0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut code = 0u32;
-        // SAFETY: queries the exit code of a process handle we own.
-        if unsafe { GetExitCodeProcess(handle.as_raw_handle() as HANDLE, &mut code) } == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Some(code as i32))
+        Ok(Some(os::exit_code(handle.as_handle())? as i32))
     }
 
     /// Ends the process with exit code `code`.
@@ -377,8 +324,8 @@ pub(crate) fn spawn_exec(req: ExecRequest) -> Result<ProcHandle, SpawnError> {
     };
     drop(child_end);
     let pid = child.id();
-    // SAFETY: the std Child gives up its process handle, which we now own.
-    let handle = unsafe { OwnedHandle::from_raw_handle(child.into_raw_handle()) };
+    // The std Child gives up its process handle, which we now own.
+    let handle = OwnedHandle::from(child);
     let handle_raw = handle.as_raw_handle() as HANDLE;
     let proc = ProcHandle {
         pid,

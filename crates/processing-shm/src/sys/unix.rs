@@ -1,7 +1,9 @@
 //! Unix: POSIX shared memory (`shm_open`, `posix_fallocate`, `mmap`) and `/proc` facts.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
+use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 use crate::error::ShmError;
@@ -23,45 +25,58 @@ fn c_name(name: &str) -> Result<CString, ShmError> {
     CString::new(format!("/{name}")).map_err(|_| ShmError::InvalidName(name.to_string()))
 }
 
+/// `shm_open(name, flags, mode)`, the descriptor owned.
+fn shm_open(cname: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    // SAFETY: `cname` is a valid NUL-terminated string for the call; shm_open returns a fresh
+    // descriptor owned by nobody else, or -1 (checked before it is owned).
+    unsafe {
+        let fd = libc::shm_open(cname.as_ptr(), flags, mode as libc::c_uint);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// `shm_unlink(name)`: removes the name (existing mappings stay valid).
+fn shm_unlink(cname: &CStr) -> io::Result<()> {
+    // SAFETY: `cname` is a valid NUL-terminated string for the call.
+    if unsafe { libc::shm_unlink(cname.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 impl Segment {
     /// Creates `name` exclusively with `len` bytes reserved (zero-filled) and maps it.
     pub(crate) fn create(name: &str, len: usize) -> Result<Segment, ShmError> {
         let cname = c_name(name)?;
         let size = libc::off_t::try_from(len).map_err(|_| ShmError::InvalidSize(len))?;
-        // SAFETY: cname is a valid NUL-terminated string; the flags create a new object only.
-        let fd = unsafe {
-            libc::shm_open(
-                cname.as_ptr(),
-                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-                0o600,
-            )
-        };
-        if fd < 0 {
-            let err = io::Error::last_os_error();
-            return Err(match err.raw_os_error() {
-                Some(libc::EEXIST) => ShmError::AlreadyExists(name.to_string()),
-                Some(libc::EINVAL) | Some(libc::ENAMETOOLONG) => {
-                    ShmError::InvalidName(name.to_string())
-                }
-                _ => ShmError::Io(err),
-            });
-        }
-        let cleanup = |err: ShmError| {
-            // SAFETY: fd is ours and open; cname names the object we just created.
-            unsafe {
-                libc::close(fd);
-                libc::shm_unlink(cname.as_ptr());
+        let fd = shm_open(
+            &cname,
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600,
+        )
+        .map_err(|err| match err.raw_os_error() {
+            Some(libc::EEXIST) => ShmError::AlreadyExists(name.to_string()),
+            Some(libc::EINVAL) | Some(libc::ENAMETOOLONG) => {
+                ShmError::InvalidName(name.to_string())
             }
+            _ => ShmError::Io(err),
+        })?;
+        // The descriptor closes on drop; the name of the object we just created goes on error.
+        let cleanup = |err: ShmError| {
+            let _ = shm_unlink(&cname);
             err
         };
-        // SAFETY: fd is a valid shared-memory descriptor we own.
-        if unsafe { libc::ftruncate(fd, size) } != 0 {
-            return Err(cleanup(ShmError::Io(io::Error::last_os_error())));
+        let file = File::from(fd);
+        if let Err(e) = file.set_len(size as u64) {
+            return Err(cleanup(ShmError::Io(e)));
         }
         // Reserve the pages now so that a full /dev/shm is an error here rather than SIGBUS at
         // first touch. posix_fallocate returns the error number instead of setting errno.
-        // SAFETY: fd is valid; the range lies within the object just sized.
-        let rc = unsafe { libc::posix_fallocate(fd, 0, size) };
+        // SAFETY: the descriptor is open; the range lies within the object just sized.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size) };
         if rc != 0 && rc != libc::EOPNOTSUPP && rc != libc::EINVAL {
             let err = if rc == libc::ENOSPC {
                 ShmError::NoSpace(len)
@@ -70,67 +85,43 @@ impl Segment {
             };
             return Err(cleanup(err));
         }
-        let mapped = map(fd, len);
-        // SAFETY: fd is ours; the mapping (if any) keeps the object alive.
-        unsafe { libc::close(fd) };
-        match mapped {
+        // The mapping (if any) keeps the object alive after the descriptor closes.
+        match map(file.as_fd(), len) {
             Ok(base) => Ok(Segment { base, len }),
-            Err(e) => {
-                // SAFETY: cname names the object we just created.
-                unsafe { libc::shm_unlink(cname.as_ptr()) };
-                Err(ShmError::Io(e))
-            }
+            Err(e) => Err(cleanup(ShmError::Io(e))),
         }
     }
 
     /// Opens an existing segment and maps all of it.
     pub(crate) fn open(name: &str) -> Result<Segment, ShmError> {
         let cname = c_name(name)?;
-        // SAFETY: cname is a valid NUL-terminated string.
-        let fd = unsafe { libc::shm_open(cname.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
-        if fd < 0 {
-            let err = io::Error::last_os_error();
-            return Err(match err.raw_os_error() {
+        let fd = shm_open(&cname, libc::O_RDWR | libc::O_CLOEXEC, 0).map_err(|err| {
+            match err.raw_os_error() {
                 Some(libc::ENOENT) => ShmError::NotFound(name.to_string()),
                 Some(libc::EINVAL) | Some(libc::ENAMETOOLONG) => {
                     ShmError::InvalidName(name.to_string())
                 }
                 _ => ShmError::Io(err),
-            });
-        }
-        // SAFETY: an all-zero stat is a valid out-parameter.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fd is valid and st is a writable stat.
-        let rc = unsafe { libc::fstat(fd, &mut st) };
-        let result = if rc != 0 {
-            Err(ShmError::Io(io::Error::last_os_error()))
-        } else {
-            let len = usize::try_from(st.st_size).unwrap_or(0);
-            if len == 0 {
-                Err(ShmError::Invalid(name.to_string()))
-            } else {
-                map(fd, len)
-                    .map(|base| Segment { base, len })
-                    .map_err(ShmError::Io)
             }
-        };
-        // SAFETY: fd is ours.
-        unsafe { libc::close(fd) };
-        result
+        })?;
+        let file = File::from(fd);
+        let len = file.metadata().map_err(ShmError::Io)?.len();
+        let len = usize::try_from(len).unwrap_or(0);
+        if len == 0 {
+            return Err(ShmError::Invalid(name.to_string()));
+        }
+        map(file.as_fd(), len)
+            .map(|base| Segment { base, len })
+            .map_err(ShmError::Io)
     }
 
     /// Removes `name` from the system namespace (existing mappings stay valid).
     pub(crate) fn unlink_name(name: &str) -> Result<(), ShmError> {
         let cname = c_name(name)?;
-        // SAFETY: cname is a valid NUL-terminated string.
-        if unsafe { libc::shm_unlink(cname.as_ptr()) } != 0 {
-            let err = io::Error::last_os_error();
-            return Err(match err.raw_os_error() {
-                Some(libc::ENOENT) => ShmError::NotFound(name.to_string()),
-                _ => ShmError::Io(err),
-            });
-        }
-        Ok(())
+        shm_unlink(&cname).map_err(|err| match err.raw_os_error() {
+            Some(libc::ENOENT) => ShmError::NotFound(name.to_string()),
+            _ => ShmError::Io(err),
+        })
     }
 
     /// Whether `name` exists in the system namespace.
@@ -169,7 +160,7 @@ pub(crate) unsafe fn unmap(base: NonNull<u8>, len: usize) {
 
 /// The one `mmap` of the workspace: `len` bytes of the open descriptor `fd`, shared, read and
 /// write, at an address the kernel picks.
-pub(crate) fn map(fd: libc::c_int, len: usize) -> io::Result<NonNull<u8>> {
+pub(crate) fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<NonNull<u8>> {
     // SAFETY: a fresh shared mapping of an open descriptor; the kernel picks the address.
     let p = unsafe {
         libc::mmap(
@@ -177,7 +168,7 @@ pub(crate) fn map(fd: libc::c_int, len: usize) -> io::Result<NonNull<u8>> {
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
-            fd,
+            fd.as_raw_fd(),
             0,
         )
     };

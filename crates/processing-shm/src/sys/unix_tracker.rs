@@ -294,8 +294,8 @@ fn serve(listener: UnixListener) {
                 revents: 0,
             })
             .collect();
-        // SAFETY: fds is a valid array of pollfd of the given length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 250) };
+        // An error (EINTR) counts as nothing ready.
+        let n = processing_core::os::poll(&mut fds, 250).unwrap_or(0);
         let mut lost_client = false;
         if n > 0 {
             if fds[0].revents != 0 {

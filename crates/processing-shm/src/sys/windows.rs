@@ -14,15 +14,17 @@
 //! no resource tracker process.
 
 use std::io;
+use std::os::windows::io::{
+    AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle, RawHandle,
+};
 use std::path::PathBuf;
 use std::ptr::NonNull;
 use std::sync::{Mutex, Once};
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, GetLastError, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_COMMITMENT_LIMIT,
-    ERROR_DISK_FULL, ERROR_FILE_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_NOT_ENOUGH_MEMORY,
-    ERROR_PATH_NOT_FOUND, ERROR_SHARING_VIOLATION, FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE,
-    INVALID_HANDLE_VALUE,
+    ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_COMMITMENT_LIMIT, ERROR_DISK_FULL,
+    ERROR_FILE_EXISTS, ERROR_FILE_NOT_FOUND, ERROR_NOT_ENOUGH_MEMORY, ERROR_PATH_NOT_FOUND,
+    ERROR_SHARING_VIOLATION, FILETIME, GENERIC_READ, GENERIC_WRITE, HANDLE, INVALID_HANDLE_VALUE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, DeleteFileW, GetFileSizeEx, CREATE_NEW, FILE_ATTRIBUTE_NOT_CONTENT_INDEXED,
@@ -32,20 +34,16 @@ use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, MapViewOfFile, UnmapViewOfFile, FILE_MAP_ALL_ACCESS,
     MEMORY_MAPPED_VIEW_ADDRESS, PAGE_READWRITE,
 };
-use windows_sys::Win32::System::Threading::{
-    GetCurrentProcessId, GetExitCodeProcess, GetProcessTimes, OpenProcess,
-    PROCESS_QUERY_LIMITED_INFORMATION,
-};
+use windows_sys::Win32::System::Threading::{GetProcessTimes, PROCESS_QUERY_LIMITED_INFORMATION};
 
 use crate::error::ShmError;
 use crate::segment::{header, HEADER_SIZE};
 
-const STILL_ACTIVE: u32 = 259;
-
 /// One mapped view of a segment file; the view and the section handle close on drop.
 #[derive(Debug)]
 pub(crate) struct Segment {
-    section: HANDLE,
+    /// `Some` until drop, which closes it before it retries a delayed delete.
+    section: Option<OwnedHandle>,
     base: NonNull<u8>,
     len: usize,
     name: String,
@@ -80,20 +78,15 @@ fn path(name: &str) -> Vec<u16> {
 }
 
 fn last_error() -> u32 {
-    // SAFETY: reads this thread's last error; no preconditions.
-    unsafe { GetLastError() }
+    io::Error::last_os_error().raw_os_error().unwrap_or(0) as u32
 }
 
-fn close(h: HANDLE) {
-    // SAFETY: h is a handle the caller owns and closes once.
-    unsafe { CloseHandle(h) };
-}
-
-fn open_file(name: &str, create: bool) -> Result<HANDLE, u32> {
+fn open_file(name: &str, create: bool) -> Result<OwnedHandle, u32> {
     let wpath = path(name);
-    // SAFETY: wpath is NUL-terminated UTF-16; null security attributes and template.
-    let file = unsafe {
-        CreateFileW(
+    // SAFETY: wpath is NUL-terminated UTF-16; null security attributes and template; a
+    // result other than INVALID_HANDLE_VALUE is a fresh handle owned by nobody else.
+    unsafe {
+        let file = CreateFileW(
             wpath.as_ptr(),
             GENERIC_READ | GENERIC_WRITE,
             FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
@@ -101,12 +94,12 @@ fn open_file(name: &str, create: bool) -> Result<HANDLE, u32> {
             if create { CREATE_NEW } else { OPEN_EXISTING },
             FILE_ATTRIBUTE_TEMPORARY | FILE_ATTRIBUTE_NOT_CONTENT_INDEXED,
             std::ptr::null_mut(),
-        )
-    };
-    if file == INVALID_HANDLE_VALUE {
-        Err(last_error())
-    } else {
-        Ok(file)
+        );
+        if file == INVALID_HANDLE_VALUE {
+            Err(last_error())
+        } else {
+            Ok(OwnedHandle::from_raw_handle(file as RawHandle))
+        }
     }
 }
 
@@ -121,29 +114,37 @@ fn delete_file(name: &str) -> Result<(), u32> {
 }
 
 /// A section over all of `file` (`len` bytes: the file is extended to that size if shorter).
-fn section_of(file: HANDLE, len: u64) -> Result<HANDLE, u32> {
-    // SAFETY: file is a valid file handle opened for reading and writing; unnamed section.
-    let section = unsafe {
-        CreateFileMappingW(
-            file,
+fn section_of(file: BorrowedHandle<'_>, len: u64) -> Result<OwnedHandle, u32> {
+    // SAFETY: file is a valid file handle opened for reading and writing; unnamed section; a
+    // non-null result is a fresh handle owned by nobody else.
+    unsafe {
+        let section = CreateFileMappingW(
+            file.as_raw_handle() as HANDLE,
             std::ptr::null(),
             PAGE_READWRITE,
             (len >> 32) as u32,
             len as u32,
             std::ptr::null(),
-        )
-    };
-    if section.is_null() {
-        Err(last_error())
-    } else {
-        Ok(section)
+        );
+        if section.is_null() {
+            Err(last_error())
+        } else {
+            Ok(OwnedHandle::from_raw_handle(section as RawHandle))
+        }
     }
 }
 
-fn map_view(section: HANDLE, len: usize) -> io::Result<NonNull<u8>> {
+fn map_view(section: BorrowedHandle<'_>, len: usize) -> io::Result<NonNull<u8>> {
     // SAFETY: section is a valid file-mapping handle; the kernel picks the address.
-    let view: MEMORY_MAPPED_VIEW_ADDRESS =
-        unsafe { MapViewOfFile(section, FILE_MAP_ALL_ACCESS, 0, 0, len) };
+    let view: MEMORY_MAPPED_VIEW_ADDRESS = unsafe {
+        MapViewOfFile(
+            section.as_raw_handle() as HANDLE,
+            FILE_MAP_ALL_ACCESS,
+            0,
+            0,
+            len,
+        )
+    };
     NonNull::new(view.Value.cast()).ok_or_else(io::Error::last_os_error)
 }
 
@@ -170,22 +171,22 @@ impl Segment {
             }
             Err(code) => return Err(create_error(name, code, len)),
         };
-        let section = section_of(file, len as u64);
-        close(file);
+        let section = section_of(file.as_handle(), len as u64);
+        drop(file);
         let fail = |e: ShmError| {
             let _ = delete_file(name);
             e
         };
         let section = section.map_err(|code| fail(create_error(name, code, len)))?;
-        match map_view(section, len) {
+        match map_view(section.as_handle(), len) {
             Ok(base) => Ok(Segment {
-                section,
+                section: Some(section),
                 base,
                 len,
                 name: name.to_string(),
             }),
             Err(e) => {
-                close(section);
+                drop(section);
                 Err(fail(ShmError::Io(e)))
             }
         }
@@ -201,21 +202,17 @@ impl Segment {
         })?;
         let mut file_len = 0i64;
         // SAFETY: file is a valid handle; file_len is a writable i64.
-        let sized = unsafe { GetFileSizeEx(file, &mut file_len) } != 0;
+        let sized = unsafe { GetFileSizeEx(file.as_raw_handle() as HANDLE, &mut file_len) } != 0;
         let file_len = if sized { file_len as u64 } else { 0 };
         if file_len < HEADER_SIZE as u64 {
-            close(file);
             return Err(ShmError::Invalid(name.to_string()));
         }
-        let section = section_of(file, 0);
-        close(file);
+        let section = section_of(file.as_handle(), 0);
+        drop(file);
+        // The section closes (drops) on every error return below.
         let section = section.map_err(io_error)?;
-        let fail = |e: ShmError| {
-            close(section);
-            e
-        };
         // Map the header first to learn the size, then the whole segment.
-        let head = map_view(section, HEADER_SIZE).map_err(|e| fail(ShmError::Io(e)))?;
+        let head = map_view(section.as_handle(), HEADER_SIZE).map_err(ShmError::Io)?;
         // SAFETY: the header view is HEADER_SIZE bytes; offset 8 holds the user size (an
         // aligned u64 written before the segment's name was published).
         let size = unsafe { std::ptr::read_volatile(head.as_ptr().add(8).cast::<u64>()) };
@@ -224,16 +221,14 @@ impl Segment {
             .ok()
             .and_then(|s| s.checked_add(HEADER_SIZE))
             .filter(|&l| l as u64 <= file_len)
-            .ok_or_else(|| fail(ShmError::Invalid(name.to_string())))?;
-        match map_view(section, len) {
-            Ok(base) => Ok(Segment {
-                section,
-                base,
-                len,
-                name: name.to_string(),
-            }),
-            Err(e) => Err(fail(ShmError::Io(e))),
-        }
+            .ok_or_else(|| ShmError::Invalid(name.to_string()))?;
+        let base = map_view(section.as_handle(), len).map_err(ShmError::Io)?;
+        Ok(Segment {
+            section: Some(section),
+            base,
+            len,
+            name: name.to_string(),
+        })
     }
 
     /// Deletes the segment's file: no process can open it any more. Windows refuses while a
@@ -279,7 +274,7 @@ fn create_error(name: &str, code: u32, len: usize) -> ShmError {
 impl Drop for Segment {
     fn drop(&mut self) {
         unmap(self.base);
-        close(self.section);
+        drop(self.section.take());
         let mut later = DELETE_LATER.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = later.iter().position(|n| *n == self.name) {
             match delete_file(&self.name) {
@@ -316,38 +311,38 @@ fn sweep() {
 }
 
 pub(crate) fn os_pid() -> u32 {
-    // SAFETY: no preconditions.
-    unsafe { GetCurrentProcessId() }
+    std::process::id()
 }
 
 /// The low 32 bits of the process creation time (never 0), or `None` when it has exited.
 pub(crate) fn process_stamp(pid: u32) -> Option<u32> {
-    // SAFETY: plain Win32 calls on a handle we open and close here; the FILETIME
-    // out-parameters are valid locals.
-    unsafe {
-        let process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
-        if process.is_null() {
-            return None;
-        }
-        let mut code = 0u32;
-        let alive = GetExitCodeProcess(process, &mut code) != 0 && code == STILL_ACTIVE;
-        let zero = FILETIME {
-            dwLowDateTime: 0,
-            dwHighDateTime: 0,
-        };
-        let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
-        let ok = GetProcessTimes(process, &mut created, &mut exited, &mut kernel, &mut user) != 0;
-        CloseHandle(process);
-        if !alive {
-            return None;
-        }
-        let stamp = if ok {
-            created.dwLowDateTime ^ created.dwHighDateTime
-        } else {
-            1
-        };
-        Some(stamp.max(1))
+    use processing_core::os;
+    let process = os::open_process(PROCESS_QUERY_LIMITED_INFORMATION, pid).ok()?;
+    if os::exit_code(process.as_handle()).ok()? != os::STILL_ACTIVE {
+        return None;
     }
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: `process` is open for the call; the four FILETIME out-parameters are valid
+    // locals.
+    let ok = unsafe {
+        GetProcessTimes(
+            process.as_raw_handle() as HANDLE,
+            &mut created,
+            &mut exited,
+            &mut kernel,
+            &mut user,
+        )
+    } != 0;
+    let stamp = if ok {
+        created.dwLowDateTime ^ created.dwHighDateTime
+    } else {
+        1
+    };
+    Some(stamp.max(1))
 }
 
 /// Windows has no `fork`.

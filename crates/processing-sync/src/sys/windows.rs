@@ -5,48 +5,28 @@
 //! re-check their word, and a waker releases at most that many permits; a permit left over by
 //! a sleeper that timed out only causes a spurious wake-up later, which the algorithms absorb.
 
+use std::os::windows::io::{AsHandle, OwnedHandle};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
-use windows_sys::Win32::System::Threading::{
-    CreateSemaphoreW, ReleaseSemaphore, WaitForSingleObject, INFINITE,
-};
+use processing_core::os;
+use windows_sys::Win32::System::Threading::INFINITE;
 
 use super::SLOTS;
 
-/// The semaphores of one primitive, opened (or created) by name.
+/// The semaphores of one primitive, opened (or created) by name; closed on drop.
 #[derive(Debug)]
 pub(crate) struct Parker {
-    sems: [HANDLE; SLOTS],
+    sems: Vec<OwnedHandle>,
 }
-
-// SAFETY: kernel handles are process-wide; the semaphores are safe to use from any thread.
-unsafe impl Send for Parker {}
-// SAFETY: as for Send.
-unsafe impl Sync for Parker {}
 
 impl Parker {
     pub(crate) fn new(segment: &str) -> std::io::Result<Parker> {
-        let mut sems: [HANDLE; SLOTS] = [std::ptr::null_mut(); SLOTS];
-        for (slot, sem) in sems.iter_mut().enumerate() {
-            let name: Vec<u16> = format!("Local\\{segment}-w{slot}")
-                .encode_utf16()
-                .chain(std::iter::once(0))
-                .collect();
-            // SAFETY: name is NUL-terminated UTF-16; an existing semaphore of that name is
-            // opened instead of created.
-            let h = unsafe { CreateSemaphoreW(std::ptr::null(), 0, i32::MAX, name.as_ptr()) };
-            if h.is_null() {
-                let err = std::io::Error::last_os_error();
-                for opened in sems.iter().filter(|h| !h.is_null()) {
-                    // SAFETY: handles we opened above.
-                    unsafe { CloseHandle(*opened) };
-                }
-                return Err(err);
-            }
-            *sem = h;
-        }
+        // An existing semaphore of a slot's name is opened instead of created; those opened
+        // before a failure close with the vector.
+        let sems = (0..SLOTS)
+            .map(|slot| os::create_semaphore(&format!("Local\\{segment}-w{slot}")))
+            .collect::<std::io::Result<Vec<_>>>()?;
         Ok(Parker { sems })
     }
 
@@ -64,8 +44,8 @@ impl Parker {
             let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
             ms.min(u128::from(INFINITE - 1)) as u32
         });
-        // SAFETY: the semaphore handle is open for the life of self.
-        unsafe { WaitForSingleObject(self.sems[slot % SLOTS], ms) };
+        // Every return may be spurious: the caller re-checks its word.
+        let _ = os::wait_handle(self.sems[slot % SLOTS].as_handle(), ms);
     }
 
     pub(crate) fn wake(&self, slot: usize, _word: &AtomicU32, n: u32, sleepers: u32) {
@@ -73,16 +53,7 @@ impl Parker {
         if n == 0 {
             return;
         }
-        // SAFETY: the semaphore handle is open; releasing beyond the maximum fails harmlessly.
-        unsafe { ReleaseSemaphore(self.sems[slot % SLOTS], n as i32, std::ptr::null_mut()) };
-    }
-}
-
-impl Drop for Parker {
-    fn drop(&mut self) {
-        for h in self.sems {
-            // SAFETY: handles opened in `new`, closed once.
-            unsafe { CloseHandle(h) };
-        }
+        // Releasing beyond the maximum fails harmlessly.
+        let _ = os::release_semaphore(self.sems[slot % SLOTS].as_handle(), n as i32);
     }
 }

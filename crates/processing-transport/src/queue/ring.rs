@@ -632,6 +632,16 @@ impl Ring {
                 return result;
             }
             if h.overflow.active.load(Ordering::Acquire) != 0 {
+                // The commit read above may predate items put into the ring just before the
+                // chain started (a consumer preempted between the two loads): they come
+                // first. Every ring item was committed before the `active` store this load
+                // saw (ring puts stop while the chain is active), so this load finds them.
+                let now = h.put.commit.load(Ordering::Acquire);
+                if items_between(head, now) != 0 {
+                    h.get.cache.store(now, Ordering::Relaxed);
+                    drop(guard);
+                    continue;
+                }
                 match overflow(read) {
                     Ok(result) => {
                         drop(guard);

@@ -6,8 +6,8 @@
 //! handle in flight keeps a segment alive until a receiver attaches. The consumer attaches
 //! (deserializing the reference), reads the item, and removes the name.
 
+use crate::loom::Ordering;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use processing_shm::SharedMemory;
@@ -65,7 +65,50 @@ impl Segment {
     pub(crate) fn len(&self) -> usize {
         self.shm.len()
     }
+
+    /// Opens the segment named `name` (a chain segment named in shared memory).
+    #[cfg_attr(loom, allow(dead_code))]
+    fn open_named(name: &str) -> Result<Segment, String> {
+        SharedMemory::open(name)
+            .map(Segment::from_shared_memory)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A serialized handle that keeps this segment alive while no process holds it.
+    #[cfg_attr(loom, allow(dead_code))]
+    fn handle_in_flight(&self) -> Result<Vec<u8>, String> {
+        processing_core::codec::encode(&self.shm).map_err(|e| e.to_string())
+    }
+
+    /// Takes a handle made by [`handle_in_flight`](Self::handle_in_flight) back.
+    #[cfg_attr(loom, allow(dead_code))]
+    fn release_handle(handle: &[u8]) {
+        if let Ok(shm) = processing_core::codec::decode::<SharedMemory>(handle) {
+            drop(shm);
+        }
+    }
+
+    /// Removes the segment named `name` whose handle in flight is `handle` (either may be
+    /// unusable: a process killed mid-way).
+    #[cfg_attr(loom, allow(dead_code))]
+    fn remove(name: &[u8], handle: &[u8]) {
+        if let Ok(shm) = processing_core::codec::decode::<SharedMemory>(handle) {
+            let _ = shm.unlink();
+        } else if let Ok(text) = std::str::from_utf8(name) {
+            if let Ok(shm) = SharedMemory::open(text) {
+                let _ = shm.unlink();
+            }
+        }
+    }
 }
+
+/// The memory of a chain segment: a named segment; under loom a model segment of the same
+/// interface (`queue/model.rs`: heap regions in a table of names, the loom models of the
+/// chain in `tests/loom_u06_queue_chain.rs`).
+#[cfg(not(loom))]
+type ChunkMem = Segment;
+#[cfg(loom)]
+type ChunkMem = super::model::ChainSegment;
 
 /// One segment of an unbounded queue's overflow chain: a ring of the queue's format (without
 /// an item bound) in a segment of its own.
@@ -74,12 +117,12 @@ struct Chunk {
     name: Vec<u8>,
     ring: Ring,
     // Declared after `ring`, which points into it: dropped last.
-    segment: Segment,
+    segment: ChunkMem,
 }
 
 impl Chunk {
     fn create(capacity: u64) -> Result<Chunk, QueueError> {
-        let segment = Segment::create(Ring::region_len(capacity))?;
+        let segment = ChunkMem::create(Ring::region_len(capacity))?;
         // SAFETY: the segment was just created: zero-filled, page-aligned, large enough and
         // unknown to anyone else; `Chunk` keeps it mapped as long as the ring.
         let ring = unsafe { Ring::init(segment.as_ptr(), segment.len(), capacity, 0) };
@@ -92,8 +135,7 @@ impl Chunk {
 
     fn open(name: &[u8]) -> Result<Chunk, String> {
         let text = std::str::from_utf8(name).map_err(|e| e.to_string())?;
-        let shm = SharedMemory::open(text).map_err(|e| e.to_string())?;
-        let segment = Segment::from_shared_memory(shm);
+        let segment = ChunkMem::open_named(text)?;
         // SAFETY: the segment stays mapped for as long as `Chunk` holds it next to the ring;
         // it is shared only with other queue handles, which follow the ring protocol.
         let ring = unsafe { Ring::attach(segment.as_ptr(), segment.len()) }
@@ -107,15 +149,13 @@ impl Chunk {
 
     /// The serialized handle that keeps this segment alive while no process holds it.
     fn handle_in_flight(&self) -> Result<Vec<u8>, String> {
-        processing_core::codec::encode(self.segment.shared_memory()).map_err(|e| e.to_string())
+        self.segment.handle_in_flight()
     }
 }
 
 /// Takes a handle in flight back (see [`Chunk::handle_in_flight`]) and removes the segment.
 fn retire(handle: &[u8], chunk: Chunk) {
-    if let Ok(shm) = processing_core::codec::decode::<SharedMemory>(handle) {
-        drop(shm);
-    }
+    ChunkMem::release_handle(handle);
     chunk.segment.unlink();
 }
 
@@ -267,13 +307,7 @@ fn end_chain(root: &Ring) {
     ov.got
         .store(ov.put.load(Ordering::Acquire), Ordering::Release);
     ov.active.store(0, Ordering::Release);
-    if let Ok(shm) = processing_core::codec::decode::<SharedMemory>(&handle) {
-        let _ = shm.unlink();
-    } else if let Ok(text) = std::str::from_utf8(&name) {
-        if let Ok(shm) = SharedMemory::open(text) {
-            let _ = shm.unlink();
-        }
-    }
+    ChunkMem::remove(&name, &handle);
 }
 
 /// A chain segment of `capacity` bytes of ring (at most the largest ring): at least the

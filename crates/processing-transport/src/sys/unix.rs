@@ -4,7 +4,7 @@
 use super::StreamKind;
 use std::io;
 use std::net::TcpStream;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -35,18 +35,9 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 impl Stream {
     /// A connected pair of Unix stream sockets.
     pub(crate) fn pair() -> io::Result<(Stream, Stream)> {
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: fds is a writable array of two ints, as socketpair requires.
-        cvt(unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        })?;
-        // SAFETY: socketpair succeeded, so both descriptors are fresh and owned by nobody else.
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // Both ends close-on-exec, as std creates every descriptor.
+        let (a, b) = UnixStream::pair()?;
+        let (a, b) = (OwnedFd::from(a), OwnedFd::from(b));
         let a = Stream {
             fd: a,
             kind: StreamKind::Local,
@@ -64,16 +55,8 @@ impl Stream {
     fn tune(&self) {
         let size: libc::c_int = 1 << 20;
         for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
-            // SAFETY: setsockopt reads sizeof(c_int) bytes from &size; failure is harmless.
-            unsafe {
-                libc::setsockopt(
-                    self.fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&size as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
+            // A failure is harmless: the default buffer stays.
+            let _ = set_socket_option(self.fd.as_fd(), opt, &size);
         }
     }
 
@@ -156,7 +139,7 @@ impl Stream {
     ) -> io::Result<usize> {
         let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
         if self.kind == StreamKind::Tcp {
-            return self.read_raw(buf.as_mut_ptr(), buf.len(), flags);
+            return processing_core::os::recv(self.fd.as_fd(), buf, flags);
         }
         let (n, fds) = recv_with_fds(self.fd.as_fd(), buf, flags)?;
         handles.extend(fds);
@@ -172,28 +155,8 @@ impl Stream {
         max: usize,
         nonblocking: bool,
     ) -> io::Result<usize> {
-        let max = max.min(v.capacity() - v.len());
         let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
-        // SAFETY: the pointer is to v's spare capacity, which has room for `max` bytes.
-        let ptr = unsafe { v.as_mut_ptr().add(v.len()) };
-        let n = self.read_raw(ptr, max, flags)?;
-        // SAFETY: the kernel initialised exactly n <= max bytes of the spare capacity.
-        unsafe { v.set_len(v.len() + n) };
-        Ok(n)
-    }
-
-    fn read_raw(&self, ptr: *mut u8, len: usize, flags: libc::c_int) -> io::Result<usize> {
-        loop {
-            // SAFETY: the caller guarantees ptr is valid for writes of len bytes.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), ptr.cast(), len, flags) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+        processing_core::os::recv_spare(self.fd.as_fd(), v, max, flags)
     }
 
     /// Whether the stream is readable (data or end of stream) within `timeout`.
@@ -209,14 +172,10 @@ impl Stream {
             events: 0,
             revents: 0,
         };
-        // SAFETY: p is one valid pollfd structure.
-        let r = unsafe { libc::poll(&mut p, 1, 0) };
-        if r < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                return Ok(false);
-            }
-            return Err(err);
+        match processing_core::os::poll(std::slice::from_mut(&mut p), 0) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) => return Err(e),
+            Ok(_) => {}
         }
         Ok(p.revents & (libc::POLLHUP | libc::POLLERR) != 0)
     }
@@ -234,17 +193,7 @@ impl Stream {
                 tv_usec: 0,
             },
         };
-        // SAFETY: setsockopt reads sizeof(timeval) bytes from &tv.
-        cvt(unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        })?;
-        Ok(())
+        set_socket_option(self.fd.as_fd(), libc::SO_RCVTIMEO, &tv)
     }
 
     pub(crate) fn raw_waitable(&self) -> Option<RawWaitable> {
@@ -256,6 +205,22 @@ impl Stream {
         // SAFETY: shutdown only changes the state of this open socket.
         unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
     }
+}
+
+/// `setsockopt(SOL_SOCKET, opt)` to `value` (a `c_int`, a `timeval`, ...).
+fn set_socket_option<T: Copy>(fd: BorrowedFd<'_>, opt: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: setsockopt reads size_of::<T>() bytes from `value`, a valid reference for the
+    // call, on a socket open for the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
 }
 
 /// Borrows an owned handle.
@@ -283,14 +248,10 @@ pub(crate) fn wait_any(raws: &[RawWaitable], timeout: Option<Duration>) -> io::R
                 left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
             }
         };
-        // SAFETY: pfds is a valid array of pfds.len() pollfd structures.
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-        if r >= 0 {
-            return Ok(pfds.iter().map(|p| p.revents != 0).collect());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        match processing_core::os::poll(&mut pfds, ms) {
+            Ok(_) => return Ok(pfds.iter().map(|p| p.revents != 0).collect()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

@@ -14,23 +14,17 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    GetLastError, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_BROKEN_PIPE, ERROR_NO_DATA,
-    ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE,
-    HANDLE, INVALID_HANDLE_VALUE, WAIT_OBJECT_0,
+    ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_BROKEN_PIPE, ERROR_NO_DATA, ERROR_PIPE_BUSY,
+    ERROR_PIPE_NOT_CONNECTED, HANDLE, WAIT_OBJECT_0,
 };
 use windows_sys::Win32::Networking::WinSock::{recv, WSAPoll, POLLRDNORM, SOCKET, WSAPOLLFD};
-use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, OPEN_EXISTING,
-    PIPE_ACCESS_DUPLEX,
-};
-use windows_sys::Win32::System::Pipes::{
-    ConnectNamedPipe, CreateNamedPipeW, DisconnectNamedPipe, PeekNamedPipe, WaitNamedPipeW,
-    PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES,
-    PIPE_WAIT,
-};
+use windows_sys::Win32::Storage::FileSystem::ReadFile;
+use windows_sys::Win32::System::Pipes::{WaitNamedPipeW, PIPE_UNLIMITED_INSTANCES};
 use windows_sys::Win32::System::Threading::{
     CreateEventW, WaitForMultipleObjects, WaitForSingleObject,
 };
+
+use processing_core::os;
 
 use crate::error::ListenerError;
 
@@ -58,8 +52,7 @@ fn wide(s: &str) -> Vec<u16> {
 }
 
 fn last_error() -> u32 {
-    // SAFETY: GetLastError has no preconditions.
-    unsafe { GetLastError() }
+    io::Error::last_os_error().raw_os_error().unwrap_or(0) as u32
 }
 
 fn unique_pipe_name() -> String {
@@ -77,59 +70,15 @@ fn unique_pipe_name() -> String {
 }
 
 fn create_instance(name: &[u16], first: bool) -> io::Result<OwnedHandle> {
-    let flags = PIPE_ACCESS_DUPLEX
-        | if first {
-            FILE_FLAG_FIRST_PIPE_INSTANCE
-        } else {
-            0
-        };
-    // SAFETY: name is a NUL-terminated UTF-16 string; a null security descriptor is allowed.
-    let h = unsafe {
-        CreateNamedPipeW(
-            name.as_ptr(),
-            flags,
-            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-            PIPE_UNLIMITED_INSTANCES,
-            PIPE_BUFFER,
-            PIPE_BUFFER,
-            0,
-            std::ptr::null(),
-        )
-    };
-    if h == INVALID_HANDLE_VALUE {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: CreateNamedPipeW returned a fresh handle owned by nobody else.
-    Ok(unsafe { OwnedHandle::from_raw_handle(h as RawHandle) })
+    os::create_named_pipe(name, first, PIPE_UNLIMITED_INSTANCES, PIPE_BUFFER)
 }
 
 fn open_client(name: &[u16]) -> io::Result<OwnedHandle> {
-    // SAFETY: name is a NUL-terminated UTF-16 string; null security attributes and template.
-    let h = unsafe {
-        CreateFileW(
-            name.as_ptr(),
-            GENERIC_READ | GENERIC_WRITE,
-            0,
-            std::ptr::null(),
-            OPEN_EXISTING,
-            0,
-            std::ptr::null_mut(),
-        )
-    };
-    if h == INVALID_HANDLE_VALUE {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: CreateFileW returned a fresh handle owned by nobody else.
-    Ok(unsafe { OwnedHandle::from_raw_handle(h as RawHandle) })
+    os::open_pipe_client(name)
 }
 
 fn connect_server(h: &OwnedHandle) -> io::Result<()> {
-    // SAFETY: h is a valid pipe server handle opened for synchronous I/O.
-    let ok = unsafe { ConnectNamedPipe(h.as_raw_handle() as HANDLE, std::ptr::null_mut()) };
-    if ok == 0 && last_error() != ERROR_PIPE_CONNECTED {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    os::connect_named_pipe(h.as_handle())
 }
 
 fn is_eof_error(code: u32) -> bool {
@@ -138,26 +87,11 @@ fn is_eof_error(code: u32) -> bool {
 
 /// Bytes waiting in a pipe; `None` at the end of the stream.
 fn pipe_available(h: &OwnedHandle) -> io::Result<Option<u32>> {
-    let mut avail = 0u32;
-    // SAFETY: only the count of available bytes is written; no buffer is passed.
-    let ok = unsafe {
-        PeekNamedPipe(
-            h.as_raw_handle() as HANDLE,
-            std::ptr::null_mut(),
-            0,
-            std::ptr::null_mut(),
-            &mut avail,
-            std::ptr::null_mut(),
-        )
-    };
-    if ok == 0 {
-        let code = last_error();
-        if is_eof_error(code) {
-            return Ok(None);
-        }
-        return Err(io::Error::from_raw_os_error(code as i32));
+    match os::peek_named_pipe(h.as_handle()) {
+        Ok(avail) => Ok(Some(avail)),
+        Err(e) if e.raw_os_error().is_some_and(|c| is_eof_error(c as u32)) => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(avail))
 }
 
 fn socket_readable(s: &TcpStream, timeout: Option<Duration>) -> io::Result<bool> {
@@ -246,26 +180,14 @@ impl Stream {
             }
             Os::Pipe(h) => {
                 while !data.is_empty() {
-                    let chunk = data.len().min(u32::MAX as usize) as u32;
-                    let mut n = 0u32;
-                    // SAFETY: data is valid for chunk bytes; n receives the count written.
-                    let ok = unsafe {
-                        WriteFile(
-                            h.as_raw_handle() as HANDLE,
-                            data.as_ptr(),
-                            chunk,
-                            &mut n,
-                            std::ptr::null_mut(),
-                        )
-                    };
-                    if ok == 0 {
-                        let code = last_error();
-                        if is_eof_error(code) {
+                    let n = match os::write_handle(h.as_handle(), data) {
+                        Ok(n) => n,
+                        Err(e) if e.raw_os_error().is_some_and(|c| is_eof_error(c as u32)) => {
                             return Err(io::ErrorKind::BrokenPipe.into());
                         }
-                        return Err(io::Error::from_raw_os_error(code as i32));
-                    }
-                    data = &data[n as usize..];
+                        Err(e) => return Err(e),
+                    };
+                    data = &data[n..];
                 }
                 Ok(())
             }
@@ -398,8 +320,8 @@ impl Stream {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
             Os::Pipe(h) => {
-                // SAFETY: h is a valid pipe handle; disconnecting only changes its state.
-                unsafe { DisconnectNamedPipe(h.as_raw_handle() as HANDLE) };
+                // Disconnecting only changes the pipe's state; a failure leaves it connected.
+                let _ = os::disconnect_named_pipe(h.as_handle());
             }
         }
     }

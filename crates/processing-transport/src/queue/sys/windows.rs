@@ -13,17 +13,14 @@
 //! objects exist while some sleeper holds them. A word outside a file mapping (never the case
 //! for a queue) falls back to polling with short sleeps.
 
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
+use std::os::windows::io::{AsHandle, OwnedHandle};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use windows_sys::Win32::Foundation::{HANDLE, WAIT_OBJECT_0};
+use processing_core::os;
 use windows_sys::Win32::System::Memory::{VirtualQuery, MEMORY_BASIC_INFORMATION};
 use windows_sys::Win32::System::ProcessStatus::K32GetMappedFileNameW;
-use windows_sys::Win32::System::Threading::{
-    CreateSemaphoreW, GetCurrentProcess, OpenSemaphoreW, ReleaseSemaphore, Sleep,
-    WaitForSingleObject, SEMAPHORE_MODIFY_STATE, SYNCHRONIZATION_SYNCHRONIZE,
-};
+use windows_sys::Win32::System::Threading::{GetCurrentProcess, Sleep};
 
 /// The kernel-object name prefix of the word: its segment file's name and its offset there.
 fn word_key(word: &AtomicU32) -> Option<String> {
@@ -60,52 +57,24 @@ fn word_key(word: &AtomicU32) -> Option<String> {
     Some(format!(r"Local\processing-q-{file}-{offset}"))
 }
 
-fn wide(s: &str) -> Vec<u16> {
-    s.encode_utf16().chain(std::iter::once(0)).collect()
-}
-
-fn owned(h: HANDLE) -> Option<OwnedHandle> {
-    if h.is_null() {
-        None
-    } else {
-        // SAFETY: h is a fresh handle returned to this process and owned by nobody else.
-        Some(unsafe { OwnedHandle::from_raw_handle(h as RawHandle) })
-    }
-}
-
 /// Opens the semaphore `name`, creating it (count 0) if needed.
 fn semaphore(name: &str) -> Option<OwnedHandle> {
-    let w = wide(name);
-    // SAFETY: w is NUL-terminated UTF-16; default security; counts are in range.
-    owned(unsafe { CreateSemaphoreW(std::ptr::null(), 0, i32::MAX, w.as_ptr()) })
+    os::create_semaphore(name).ok()
 }
 
 /// Opens the semaphore `name` if it exists.
 fn existing_semaphore(name: &str) -> Option<OwnedHandle> {
-    let w = wide(name);
-    // SAFETY: w is NUL-terminated UTF-16.
-    owned(unsafe {
-        OpenSemaphoreW(
-            SEMAPHORE_MODIFY_STATE | SYNCHRONIZATION_SYNCHRONIZE,
-            0,
-            w.as_ptr(),
-        )
-    })
-}
-
-fn raw(h: &OwnedHandle) -> HANDLE {
-    h.as_raw_handle() as HANDLE
+    os::open_semaphore(name).ok()
 }
 
 /// Takes one count of `sem` if it has one, without waiting.
 fn try_take(sem: &OwnedHandle) -> bool {
-    // SAFETY: sem is a valid semaphore handle.
-    unsafe { WaitForSingleObject(raw(sem), 0) == WAIT_OBJECT_0 }
+    os::wait_handle(sem.as_handle(), 0).unwrap_or(false)
 }
 
 fn release(sem: &OwnedHandle, n: i32) {
-    // SAFETY: sem is a valid semaphore handle opened with SEMAPHORE_MODIFY_STATE.
-    unsafe { ReleaseSemaphore(raw(sem), n, std::ptr::null_mut()) };
+    // Past the maximum count it fails, and the permits are not needed.
+    let _ = os::release_semaphore(sem.as_handle(), n);
 }
 
 /// Sleeps while `word` holds `expected`, at most `timeout`. Spurious returns are allowed: the
@@ -126,8 +95,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
         return;
     }
     let ms = timeout.as_micros().div_ceil(1000).min(u32::MAX as u128 - 1) as u32;
-    // SAFETY: permits is a valid semaphore handle.
-    let woken = unsafe { WaitForSingleObject(raw(&permits), ms) } == WAIT_OBJECT_0;
+    let woken = os::wait_handle(permits.as_handle(), ms).unwrap_or(false);
     if !woken {
         // Take the registration back; if a waker drained it, its permit stays for a later
         // sleeper (one spurious return).
