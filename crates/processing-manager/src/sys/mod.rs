@@ -5,6 +5,26 @@
 //! `try_read`, `peer_closed`, `new_local_address`, `remove_local_address`,
 //! `remove_address_on_termination`, `remove_address_at_exit`.
 
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Connects to the TCP `host_port`, trying each resolved address within `timeout`; the stream
+/// has `TCP_NODELAY` set. The error is the last address's, or `NotFound` when none resolved.
+fn connect_tcp(host_port: &str, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
+    for addr in host_port.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => {
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

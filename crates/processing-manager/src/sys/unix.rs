@@ -2,7 +2,7 @@
 //! on TCP.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -94,19 +94,7 @@ impl Listener {
 pub(crate) fn connect(address: &Address, timeout: Duration) -> io::Result<Stream> {
     match address {
         Address::Local(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
-        Address::Tcp(host_port) => {
-            let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
-            for addr in host_port.to_socket_addrs()? {
-                match TcpStream::connect_timeout(&addr, timeout) {
-                    Ok(s) => {
-                        s.set_nodelay(true)?;
-                        return Ok(Stream::Tcp(s));
-                    }
-                    Err(e) => last = e,
-                }
-            }
-            Err(last)
-        }
+        Address::Tcp(host_port) => super::connect_tcp(host_port, timeout).map(Stream::Tcp),
     }
 }
 

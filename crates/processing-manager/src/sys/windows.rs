@@ -2,7 +2,7 @@
 //! local sockets there), protected by the same mutual HMAC authentication as remote ones.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
 use crate::address::Address;
@@ -75,17 +75,7 @@ pub(crate) fn connect(address: &Address, timeout: Duration) -> io::Result<Stream
     let Address::Tcp(host_port) = address else {
         return Err(unsupported_local());
     };
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
-    for addr in host_port.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                s.set_nodelay(true)?;
-                return Ok(Stream::Tcp(s));
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
+    super::connect_tcp(host_port, timeout).map(Stream::Tcp)
 }
 
 /// Binds `address`; port 0 is resolved to the port the system chose.
