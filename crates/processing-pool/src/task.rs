@@ -269,6 +269,24 @@ fn write_error<E: Serialize>(out: &mut Vec<u8>, start: usize, status: Status, er
     }
 }
 
+/// [`write_error`] of the codec error `what`, caused by `e`.
+fn codec_error(
+    out: &mut Vec<u8>,
+    start: usize,
+    what: &str,
+    e: &(dyn std::error::Error + 'static),
+) -> Status {
+    write_error(out, start, Status::Codec, &ErrorChain::with_source(what, e))
+}
+
+/// Decodes the next input of a chunk from `rest` and advances `rest` past it.
+fn take_args<A: DeserializeOwned>(rest: &mut &[u8]) -> Result<A, ErrorChain> {
+    let (args, tail) = postcard::take_from_bytes::<A>(rest)
+        .map_err(|e| ErrorChain::with_source("cannot decode arguments", &e))?;
+    *rest = tail;
+    Ok(args)
+}
+
 /// The prologue of a chunk: reads the count of inputs and writes it to `out` as the count of
 /// results; the inputs follow. A failure is already written as the chunk's codec error.
 fn chunk_header<'a>(
@@ -276,17 +294,10 @@ fn chunk_header<'a>(
     out: &mut Vec<u8>,
     start: usize,
 ) -> Result<(u64, &'a [u8]), Status> {
-    let (count, rest) = postcard::take_from_bytes::<u64>(input).map_err(|e| {
-        write_error(
-            out,
-            start,
-            Status::Codec,
-            &ErrorChain::with_source("cannot decode arguments", &e),
-        )
-    })?;
+    let (count, rest) = postcard::take_from_bytes::<u64>(input)
+        .map_err(|e| codec_error(out, start, "cannot decode arguments", &e))?;
     if let Err(e) = postcard::to_io(&count, &mut *out) {
-        let error = ErrorChain::with_source("cannot encode results", &e);
-        return Err(write_error(out, start, Status::Codec, &error));
+        return Err(codec_error(out, start, "cannot encode results", &e));
     }
     Ok((count, rest))
 }
@@ -313,13 +324,10 @@ where
     let mut codec_error: Option<ErrorChain> = None;
     let outcome = catch_task(|| {
         for _ in 0..count {
-            let args = match postcard::take_from_bytes::<A>(rest) {
-                Ok((args, tail)) => {
-                    rest = tail;
-                    args
-                }
-                Err(e) => {
-                    codec_error = Some(ErrorChain::with_source("cannot decode arguments", &e));
+            let args = match take_args::<A>(&mut rest) {
+                Ok(args) => args,
+                Err(chain) => {
+                    codec_error = Some(chain);
                     return;
                 }
             };
@@ -376,19 +384,9 @@ where
         Err(status) => return status,
     };
     for _ in 0..count {
-        let args = match postcard::take_from_bytes::<A>(rest) {
-            Ok((args, tail)) => {
-                rest = tail;
-                args
-            }
-            Err(e) => {
-                return write_error(
-                    out,
-                    start,
-                    Status::Codec,
-                    &ErrorChain::with_source("cannot decode arguments", &e),
-                )
-            }
+        let args = match take_args::<A>(&mut rest) {
+            Ok(args) => args,
+            Err(chain) => return write_error(out, start, Status::Codec, &chain),
         };
         let item_start = out.len();
         let failure = match catch_task(|| call.invoke(args)) {
@@ -404,12 +402,7 @@ where
         if let Some(failure) = failure {
             out.truncate(item_start);
             if let Err(e) = postcard::to_io(&Err::<(), ItemError>(failure), &mut *out) {
-                return write_error(
-                    out,
-                    start,
-                    Status::Codec,
-                    &ErrorChain::with_source("cannot encode an error", &e),
-                );
+                return codec_error(out, start, "cannot encode an error", &e);
             }
         }
     }
@@ -429,14 +422,7 @@ where
     let start = out.len();
     let args = match processing_core::codec::decode::<A>(input) {
         Ok(a) => a,
-        Err(e) => {
-            return write_error(
-                out,
-                start,
-                Status::Codec,
-                &ErrorChain::with_source("cannot decode initializer arguments", &e),
-            )
-        }
+        Err(e) => return codec_error(out, start, "cannot decode initializer arguments", &e),
     };
     match catch_task(|| f(args)) {
         Ok(()) => Status::Ok,
