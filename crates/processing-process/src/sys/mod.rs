@@ -37,6 +37,27 @@ fn to_std(s: Stdio) -> std::process::Stdio {
     }
 }
 
+/// What a re-exec sets alike on both platforms: the child marker (`marker`, the platform's
+/// spelling of the bootstrap channel), the environment, the working directory and the
+/// standard streams.
+fn configure_exec(
+    cmd: &mut std::process::Command,
+    marker: String,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    stdio: [Stdio; 3],
+) {
+    cmd.env(crate::wire::CHILD_MARKER, marker);
+    cmd.envs(env);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let [stdin, stdout, stderr] = stdio;
+    cmd.stdin(to_std(stdin))
+        .stdout(to_std(stdout))
+        .stderr(to_std(stderr));
+}
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

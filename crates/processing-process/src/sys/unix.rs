@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use processing_core::frame::{self, FrameSource, Sealed};
 use processing_core::os::{self, recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 
-use super::{to_std, Event, ExecRequest};
+use super::{configure_exec, Event, ExecRequest};
 use crate::error::SpawnError;
-use crate::wire::{self, Frame, Setup, StdioMsg, CHILD_MARKER};
+use crate::wire::{self, Frame, Setup, StdioMsg};
 use crate::{Resource, StartMethod};
 
 /// The signal `terminate` sends.
@@ -512,15 +512,7 @@ pub(crate) fn spawn_exec(req: ExecRequest) -> Result<ProcHandle, SpawnError> {
             }
         };
         let fd = child_end.raw();
-        cmd.env(CHILD_MARKER, fd.to_string());
-        cmd.envs(env);
-        if let Some(dir) = cwd {
-            cmd.current_dir(dir);
-        }
-        let [stdin, stdout, stderr] = stdio;
-        cmd.stdin(to_std(stdin))
-            .stdout(to_std(stdout))
-            .stderr(to_std(stderr));
+        configure_exec(&mut cmd, fd.to_string(), env, cwd, stdio);
         // SAFETY: the closure runs in the forked child before exec and only calls fcntl, which
         // is async-signal-safe, on a descriptor that the child inherited.
         unsafe {

@@ -28,9 +28,9 @@ use windows_sys::Win32::System::Threading::{
     PROCESS_TERMINATE,
 };
 
-use super::{to_std, Event, ExecRequest};
+use super::{configure_exec, Event, ExecRequest};
 use crate::error::SpawnError;
-use crate::wire::{self, Frame, Setup, StdioMsg, CHILD_MARKER};
+use crate::wire::{self, Frame, Setup, StdioMsg};
 use crate::StartMethod;
 
 /// The exit code `terminate` gives (as Python's `TERMINATE`).
@@ -292,15 +292,7 @@ pub(crate) fn spawn_exec(req: ExecRequest) -> Result<ProcHandle, SpawnError> {
             .map_err(|e| SpawnError::io("cannot locate the executable", e))?,
     };
     let mut cmd = std::process::Command::new(program);
-    cmd.env(CHILD_MARKER, child_end.marker());
-    cmd.envs(env);
-    if let Some(dir) = cwd {
-        cmd.current_dir(dir);
-    }
-    let [stdin, stdout, stderr] = stdio;
-    cmd.stdin(to_std(stdin))
-        .stdout(to_std(stdout))
-        .stderr(to_std(stderr));
+    configure_exec(&mut cmd, child_end.marker(), env, cwd, stdio);
     let child = {
         let _lock = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         child_end
