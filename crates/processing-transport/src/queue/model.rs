@@ -25,6 +25,16 @@ pub enum Fail {
     Other,
 }
 
+impl From<PutFail> for Fail {
+    fn from(e: PutFail) -> Fail {
+        match e {
+            PutFail::Full => Fail::WouldBlock,
+            PutFail::Closed => Fail::Closed,
+            PutFail::Timeout | PutFail::Overflow => Fail::Other,
+        }
+    }
+}
+
 impl QueueRing {
     /// A fresh ring; `max_items` 0 bounds it by bytes only.
     pub fn new(capacity: u64, max_items: u64) -> QueueRing {
@@ -51,11 +61,7 @@ impl QueueRing {
         let deadline = if wait { Deadline::Never } else { Deadline::Now };
         self.ring
             .put(FrameKind::Inline, payload, deadline, None)
-            .map_err(|e| match e {
-                PutFail::Full => Fail::WouldBlock,
-                PutFail::Closed => Fail::Closed,
-                PutFail::Timeout | PutFail::Overflow => Fail::Other,
-            })
+            .map_err(Fail::from)
     }
 
     /// Takes the oldest payload, waiting for one if `wait`.
@@ -142,11 +148,7 @@ impl ChainQueue {
         let chain = |kind: FrameKind, bytes: &[u8]| self.chain.put(&self.ring, kind, bytes);
         self.ring
             .put(FrameKind::Inline, payload, Deadline::Never, Some(&chain))
-            .map_err(|e| match e {
-                PutFail::Full => Fail::WouldBlock,
-                PutFail::Closed => Fail::Closed,
-                PutFail::Timeout | PutFail::Overflow => Fail::Other,
-            })
+            .map_err(Fail::from)
     }
 
     /// Takes the oldest payload (the ring's, then the chain's), waiting for one if `wait`.
