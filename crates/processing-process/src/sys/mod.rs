@@ -58,6 +58,26 @@ fn configure_exec(
         .stderr(to_std(stderr));
 }
 
+/// The child-side part of a setup both platforms apply alike: the environment, then the
+/// working directory.
+fn apply_env_and_cwd(
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+) -> Result<(), processing_core::ErrorChain> {
+    for (k, v) in env {
+        std::env::set_var(k, v);
+    }
+    if let Some(dir) = cwd {
+        std::env::set_current_dir(&dir).map_err(|e| {
+            processing_core::ErrorChain::with_source(
+                format!("cannot change directory to {}", dir.display()),
+                &e,
+            )
+        })?;
+    }
+    Ok(())
+}
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use processing_core::frame::{self, FrameSource, Sealed};
 use processing_core::os::{self, recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};
 
-use super::{configure_exec, Event, ExecRequest};
+use super::{apply_env_and_cwd, configure_exec, Event, ExecRequest};
 use crate::error::SpawnError;
 use crate::wire::{self, Frame, Setup, StdioMsg};
 use crate::{Resource, StartMethod};
@@ -650,14 +650,7 @@ pub(crate) fn apply_setup(setup: Setup, parent_pid: u32) -> Result<(), ErrorChai
             })?;
         }
     }
-    for (k, v) in env {
-        std::env::set_var(k, v);
-    }
-    if let Some(dir) = cwd {
-        std::env::set_current_dir(&dir).map_err(|e| {
-            ErrorChain::with_source(format!("cannot change directory to {}", dir.display()), &e)
-        })?;
-    }
+    apply_env_and_cwd(env, cwd)?;
     for (resource, soft, hard) in limits {
         set_limit(resource, soft, hard)
             .map_err(|e| ErrorChain::with_source(format!("cannot set limit {resource:?}"), &e))?;

@@ -28,7 +28,7 @@ use windows_sys::Win32::System::Threading::{
     PROCESS_TERMINATE,
 };
 
-use super::{configure_exec, Event, ExecRequest};
+use super::{apply_env_and_cwd, configure_exec, Event, ExecRequest};
 use crate::error::SpawnError;
 use crate::wire::{self, Frame, Setup, StdioMsg};
 use crate::StartMethod;
@@ -410,15 +410,7 @@ pub(crate) fn apply_setup(setup: Setup, _parent_pid: u32) -> Result<(), ErrorCha
     if stdio.iter().any(|s| matches!(s, StdioMsg::Handle(_))) {
         return Err("redirections are applied by the spawn on Windows".into());
     }
-    for (k, v) in env {
-        std::env::set_var(k, v);
-    }
-    if let Some(dir) = cwd {
-        std::env::set_current_dir(&dir).map_err(|e| {
-            ErrorChain::with_source(format!("cannot change directory to {}", dir.display()), &e)
-        })?;
-    }
-    Ok(())
+    apply_env_and_cwd(env, cwd)
 }
 
 /// Resource limits are not supported on Windows.
