@@ -244,35 +244,15 @@ fn m05_reading_returns_a_copy() {
     assert_eq!(l.get(0).unwrap(), [1]);
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Account {
-    balance: i64,
-}
+#[path = "../crates/processing-manager/tests/common/account.rs"]
+mod account;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum BankError {
-    Insufficient { missing: i64 },
-}
+use account::{Account, BankError};
 
 impl Account {
-    fn deposit(&mut self, amount: i64) -> i64 {
-        self.balance += amount;
-        self.balance
-    }
-    fn withdraw(&mut self, amount: i64) -> Result<i64, BankError> {
-        if amount > self.balance {
-            return Err(BankError::Insufficient {
-                missing: amount - self.balance,
-            });
-        }
-        self.balance -= amount;
-        Ok(self.balance)
-    }
-    fn balance(&self) -> i64 {
-        self.balance
-    }
-    /// Not exposed through the manager.
-    pub fn audit(&mut self) {
+    /// Not exposed through the manager (so never called).
+    #[allow(dead_code)]
+    pub(crate) fn audit(&mut self) {
         self.balance = 0;
     }
 }

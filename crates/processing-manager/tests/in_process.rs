@@ -4,35 +4,14 @@
 use std::time::{Duration, Instant};
 
 use processing_manager::{shared_type, ListProxy, Manager, ManagerError, RemoteErrorKind};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Account {
-    balance: i64,
-}
+#[path = "common/account.rs"]
+mod account;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum BankError {
-    Insufficient { missing: i64 },
-}
+use account::{Account, BankError};
 
 impl Account {
-    fn deposit(&mut self, amount: i64) -> i64 {
-        self.balance += amount;
-        self.balance
-    }
-    fn withdraw(&mut self, amount: i64) -> Result<i64, BankError> {
-        if amount > self.balance {
-            return Err(BankError::Insufficient {
-                missing: amount - self.balance,
-            });
-        }
-        self.balance -= amount;
-        Ok(self.balance)
-    }
-    fn balance(&self) -> i64 {
-        self.balance
-    }
     #[allow(dead_code)]
     fn secret(&self) -> i64 {
         42
