@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 #[allow(dead_code)]
 mod python_echo;
 
+#[path = "../crates/processing-transport/tests/common/pickle_echo.rs"]
+mod pickle_echo;
+
 mod python_support;
 
 const KEY: &[u8] = b"pickle secret";
@@ -305,20 +308,7 @@ fn pickle_python_objects_meet_typed_and_dynamic_rust_values() {
         // Dynamic values: Python's types as they are.
         let v: PickleValue = conn.recv_pickle().unwrap();
         let s = |x: &str| P::Str(x.into());
-        assert_eq!(
-            v,
-            P::Dict(vec![(
-                s("a"),
-                P::List(vec![
-                    P::Int(1),
-                    P::Float(2.5),
-                    s("x"),
-                    P::None,
-                    P::Bytes(b"y".to_vec()),
-                    P::Tuple(vec![P::Bool(true)]),
-                ]),
-            )])
-        );
+        assert_eq!(v, pickle_echo::echo_value());
         let v: PickleValue = conn.recv_pickle().unwrap();
         let P::Tuple(items) = &v else { panic!("{v:?}") };
         assert_eq!(items[0], P::Int(1));

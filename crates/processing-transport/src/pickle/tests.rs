@@ -24,19 +24,10 @@ fn s(v: &str) -> PickleValue {
     P::Str(v.into())
 }
 
-fn echo_value() -> PickleValue {
-    P::Dict(vec![(
-        s("a"),
-        P::List(vec![
-            P::Int(1),
-            P::Float(2.5),
-            s("x"),
-            P::None,
-            P::Bytes(b"y".to_vec()),
-            P::Tuple(vec![P::Bool(true)]),
-        ]),
-    )])
-}
+#[path = "../../tests/common/pickle_echo.rs"]
+mod pickle_echo;
+
+use pickle_echo::echo_value;
 
 #[test]
 fn pickle_python_data_decodes_in_protocols_3_to_5() {
