@@ -13,9 +13,14 @@ use std::time::{Duration, Instant};
 use processing::shm::RawValue;
 use processing::sync::{
     AcquireError, Barrier, BarrierError, BoundedSemaphore, Condition, Event, Lock, RLock,
-    Semaphore, Value,
+    RLockGuard, Semaphore, Value,
 };
 use processing::Process;
+
+#[path = "../crates/processing-sync/tests/common/until_entered.rs"]
+mod until_entered;
+
+use until_entered::until_entered;
 
 const SLACK: Duration = Duration::from_secs(5);
 const T: Duration = Duration::from_millis(300);
@@ -257,25 +262,6 @@ fn cond_waiter(
     };
     *woken.lock().unwrap() += 1;
     notified
-}
-
-/// Holds the condition's lock once `entered` reached `n`: then all those waiters are
-/// inside `wait` (they count themselves under the lock, and `wait` releases it).
-fn until_entered<'a>(
-    cond: &'a Condition,
-    entered: &Value<u32>,
-    n: u32,
-) -> processing::sync::RLockGuard<'a> {
-    let start = Instant::now();
-    loop {
-        let g = cond.acquire().unwrap();
-        if entered.get() >= n {
-            return g;
-        }
-        drop(g);
-        assert!(start.elapsed() < SLACK * 2, "waiters did not arrive");
-        thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn waiters(

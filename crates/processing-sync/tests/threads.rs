@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 use processing_core::codec;
 use processing_sync::*;
 
+#[path = "common/until_entered.rs"]
+mod until_entered;
+
+use until_entered::until_entered;
+
 const SLACK: Duration = Duration::from_secs(5);
 
 fn assert_about(elapsed: Duration, t: Duration) {
@@ -157,21 +162,6 @@ fn start_waiters(
             })
         })
         .collect()
-}
-
-/// Returns holding the condition's lock once `entered` reached `n`: then all of them are
-/// inside `wait` (they count themselves under the lock, and wait releases it).
-fn until_entered<'a>(cond: &'a Condition, entered: &Value<u32>, n: u32) -> RLockGuard<'a> {
-    let start = Instant::now();
-    loop {
-        let g = cond.acquire().unwrap();
-        if entered.get() >= n {
-            return g;
-        }
-        drop(g);
-        assert!(start.elapsed() < SLACK, "waiters did not arrive");
-        thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn until_woken(woken: &AtomicUsize, n: usize) {
