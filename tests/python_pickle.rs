@@ -22,8 +22,10 @@ use serde::{Deserialize, Serialize};
 #[allow(dead_code)]
 mod python_echo;
 
-#[path = "../crates/processing-transport/tests/common/pickle_echo.rs"]
-mod pickle_echo;
+#[path = "../crates/processing-transport/tests/common/pickle_fixtures.rs"]
+mod pickle_fixtures;
+
+use pickle_fixtures::Shape;
 
 mod python_support;
 
@@ -138,14 +140,6 @@ with Listener(("127.0.0.1", 0), authkey=key) as l:
         assert same(keyed, expected), (shape(keyed), shape(expected))
 print("OK", flush=True)
 "#;
-
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
-enum Shape {
-    Point,
-    Circle(f64),
-    Rect { w: u32, h: u32 },
-    Pair(i8, i8),
-}
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 struct Order {
@@ -308,7 +302,7 @@ fn pickle_python_objects_meet_typed_and_dynamic_rust_values() {
         // Dynamic values: Python's types as they are.
         let v: PickleValue = conn.recv_pickle().unwrap();
         let s = |x: &str| P::Str(x.into());
-        assert_eq!(v, pickle_echo::echo_value());
+        assert_eq!(v, pickle_fixtures::echo_value());
         let v: PickleValue = conn.recv_pickle().unwrap();
         let P::Tuple(items) = &v else { panic!("{v:?}") };
         assert_eq!(items[0], P::Int(1));

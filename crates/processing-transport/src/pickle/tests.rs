@@ -24,10 +24,10 @@ fn s(v: &str) -> PickleValue {
     P::Str(v.into())
 }
 
-#[path = "../../tests/common/pickle_echo.rs"]
-mod pickle_echo;
+#[path = "../../tests/common/pickle_fixtures.rs"]
+mod pickle_fixtures;
 
-use pickle_echo::echo_value;
+use pickle_fixtures::{echo_value, Shape};
 
 #[test]
 fn pickle_python_data_decodes_in_protocols_3_to_5() {
@@ -142,14 +142,6 @@ fn pickle_integers_map_by_range() {
     let umax = to_vec(&u128::MAX).unwrap();
     assert_eq!(from_slice::<u128>(&umax).unwrap(), u128::MAX);
     assert!(matches!(from_slice::<PickleValue>(&umax).unwrap(), P::BigInt(b) if b.len() == 17));
-}
-
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
-enum Shape {
-    Point,
-    Circle(f64),
-    Rect { w: u32, h: u32 },
-    Pair(i8, i8),
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
