@@ -516,6 +516,11 @@ impl Drop for Pool {
     }
 }
 
+/// A chunk of inputs encoded as one task message, with its number of inputs.
+fn encode_counted<A: Serialize>(chunk: &[A]) -> Result<(Vec<u8>, usize), PoolError> {
+    Ok((encode_chunk(chunk)?, chunk.len()))
+}
+
 /// The map-style calls of a [`Pool`] with a chosen chunk size ([`Pool::chunksize`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Chunked<'p> {
@@ -639,11 +644,7 @@ impl<'p> Chunked<'p> {
             .chunksize
             .unwrap_or_else(|| default_chunksize(items.len(), self.pool.processes));
         let progress = self.pool.progress_for(Some(items.len()));
-        let chunks = items.chunks(chunksize).map(|c| {
-            encode_chunk(c)
-                .map(|bytes| (bytes, c.len()))
-                .map_err(PoolError::from)
-        });
+        let chunks = items.chunks(chunksize).map(encode_counted);
         result::MapGroup::submit(
             &self.pool.shared,
             entry,
@@ -679,11 +680,7 @@ impl<'p> Chunked<'p> {
             if chunk.is_empty() {
                 return None;
             }
-            Some(
-                encode_chunk(&chunk)
-                    .map(|bytes| (bytes, chunk.len()))
-                    .map_err(PoolError::from),
-            )
+            Some(encode_counted(&chunk))
         });
         let progress = self.pool.progress_for(exact);
         IMap::start(
