@@ -268,7 +268,7 @@ fn read_some(mut f: impl FnMut(bool) -> std::io::Result<usize>) -> std::io::Resu
     loop {
         round += 1;
         if round & 7 == 0 {
-            sys::yield_now();
+            std::thread::yield_now();
             if started.elapsed() > SPIN {
                 break;
             }

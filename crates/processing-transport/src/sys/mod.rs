@@ -1,8 +1,8 @@
 //! The platform seam of processing-transport: `unix.rs` or `windows.rs`, one fixed list of names.
 //!
 //! Both provide `Stream` (a connected byte stream that may carry OS handles), `LocalListener`
-//! and `connect_local` (private local sockets / named pipes), `wait_any`, `RawWaitable` and
-//! `yield_now`. `RingEnd` is the shared-memory fast path of `Pipe` pairs: real on Linux
+//! and `connect_local` (private local sockets / named pipes), `wait_any` and `RawWaitable`.
+//! `RingEnd` is the shared-memory fast path of `Pipe` pairs: real on Linux
 //! (`ring.rs`), an uninhabited type elsewhere (`no_ring.rs`: pairs stay on the stream).
 
 /// What kind of stream a connection runs on.
@@ -36,16 +36,14 @@ mod unix;
 #[cfg(unix)]
 pub use unix::RawWaitable;
 #[cfg(unix)]
-pub(crate) use unix::{borrow_handle, connect_local, wait_any, yield_now, LocalListener, Stream};
+pub(crate) use unix::{borrow_handle, connect_local, wait_any, LocalListener, Stream};
 
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
 pub use windows::RawWaitable;
 #[cfg(windows)]
-pub(crate) use windows::{
-    borrow_handle, connect_local, wait_any, yield_now, LocalListener, Stream,
-};
+pub(crate) use windows::{borrow_handle, connect_local, wait_any, LocalListener, Stream};
 
 #[cfg(target_os = "linux")]
 pub(crate) mod ring;

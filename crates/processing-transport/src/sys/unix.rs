@@ -256,11 +256,6 @@ pub(crate) fn wait_any(raws: &[RawWaitable], timeout: Option<Duration>) -> io::R
     }
 }
 
-/// Gives the processor to another runnable thread.
-pub(crate) fn yield_now() {
-    std::thread::yield_now();
-}
-
 /// The private per-user directory that holds local sockets (processing-core's one private
 /// runtime directory).
 fn socket_dir() -> Result<PathBuf, ListenerError> {

@@ -364,11 +364,6 @@ pub(crate) fn wait_any(raws: &[RawWaitable], timeout: Option<Duration>) -> io::R
     }
 }
 
-/// Gives the processor to another runnable thread.
-pub(crate) fn yield_now() {
-    std::thread::yield_now();
-}
-
 fn pipe_path(name: &str) -> Result<String, ListenerError> {
     if name.is_empty() {
         return Err(ListenerError::InvalidAddress(name.to_string()));
