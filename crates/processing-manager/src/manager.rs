@@ -11,7 +11,7 @@ use crate::calls::{unexpected_reply, ControlReply, ControlRequest};
 use crate::client::{self, RawProxy, Remote};
 use crate::custom::{table_of, SharedType, TypeList};
 use crate::error::ManagerError;
-use crate::protocol::Elem;
+use crate::protocol::{Elem, TypeIdentity};
 use crate::proxy::*;
 use crate::server::objects::{Init, Kind};
 use crate::server::{Server, ServerConfig};
@@ -129,6 +129,17 @@ impl<L: TypeList> ManagerBuilder<L> {
             .filter(|k| **k != *processing_core::authkey::get())
     }
 
+    /// What every proxy of a manager reached at `address` shares: the server run `instance`,
+    /// the key as it travels, the registered types.
+    fn remote(&self, address: Address, instance: u64, types: Vec<TypeIdentity>) -> Arc<Remote> {
+        Arc::new(Remote {
+            address,
+            instance,
+            authkey: self.travelling_key(),
+            types,
+        })
+    }
+
     /// Starts the server in a daemonic child process and returns its owner (see
     /// [`Manager::start`]).
     pub fn start(self) -> Result<Manager, ManagerError> {
@@ -212,12 +223,7 @@ impl<L: TypeList> ManagerBuilder<L> {
                 }
             }
         };
-        let remote = Arc::new(Remote {
-            address,
-            instance: welcome.instance,
-            authkey: self.travelling_key(),
-            types,
-        });
+        let remote = self.remote(address, welcome.instance, types);
         Ok(Manager {
             remote,
             owner: Some(Owner {
@@ -285,12 +291,7 @@ impl<L: TypeList> ManagerBuilder<L> {
                 Err(e) => return Err(e),
             }
         };
-        let remote = Arc::new(Remote {
-            address,
-            instance: welcome.instance,
-            authkey: self.travelling_key(),
-            types,
-        });
+        let remote = self.remote(address, welcome.instance, types);
         client::keep_connection(&remote, framed);
         Ok(Manager {
             remote,
@@ -365,8 +366,23 @@ impl ServerHandle {
     }
 }
 
+/// The object constructors of [`Manager`] and [`Named`]; the type provides `remote()` and
+/// `object_name()` (the name objects are created under, if any).
 macro_rules! creators {
     () => {
+        fn make<P: Proxy>(&self, kind: Kind, init: Init) -> Result<P, ManagerError> {
+            self.create_kind(kind, P::tag(), init)
+        }
+
+        fn create_kind<P: Proxy>(
+            &self,
+            kind: Kind,
+            tag: String,
+            init: Init,
+        ) -> Result<P, ManagerError> {
+            create(self.remote(), kind, tag, init, self.object_name())
+        }
+
         /// A new shared list.
         pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>, ManagerError> {
             self.list_from(std::iter::empty())
@@ -618,17 +634,9 @@ impl Manager {
         &self.remote
     }
 
-    fn make<P: Proxy>(&self, kind: Kind, init: Init) -> Result<P, ManagerError> {
-        self.create_kind(kind, P::tag(), init)
-    }
-
-    fn create_kind<P: Proxy>(
-        &self,
-        kind: Kind,
-        tag: String,
-        init: Init,
-    ) -> Result<P, ManagerError> {
-        create(&self.remote, kind, tag, init, None)
+    /// Objects created through the manager itself are unnamed.
+    fn object_name(&self) -> Option<&str> {
+        None
     }
 
     creators!();
@@ -656,17 +664,8 @@ impl Named<'_> {
         &self.manager.remote
     }
 
-    fn make<P: Proxy>(&self, kind: Kind, init: Init) -> Result<P, ManagerError> {
-        self.create_kind(kind, P::tag(), init)
-    }
-
-    fn create_kind<P: Proxy>(
-        &self,
-        kind: Kind,
-        tag: String,
-        init: Init,
-    ) -> Result<P, ManagerError> {
-        create(self.remote(), kind, tag, init, Some(self.name))
+    fn object_name(&self) -> Option<&str> {
+        Some(self.name)
     }
 
     creators!();
