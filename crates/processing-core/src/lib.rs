@@ -23,6 +23,7 @@ mod chain;
 pub mod codec;
 pub mod handles;
 pub mod os;
+mod spin;
 pub mod startup;
 mod sys;
 

@@ -1,5 +1,6 @@
-//! Portable process facts shared by every layer, and (Unix) the process-shared futex that
-//! every shared-memory primitive sleeps on.
+//! Portable process facts shared by every layer, (Unix) the process-shared futex that every
+//! shared-memory primitive sleeps on, and the spin-then-sleep policy of their waiters
+//! ([`SpinPolicy`], [`oversubscribed`]).
 
 #[cfg(unix)]
 use std::sync::atomic::AtomicU32;
@@ -83,6 +84,8 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 pub fn futex_wake(word: &AtomicU32, n: u32) {
     crate::sys::futex_wake(word, n)
 }
+
+pub use crate::spin::{oversubscribed, SpinPolicy};
 
 #[cfg(unix)]
 pub use crate::sys::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};

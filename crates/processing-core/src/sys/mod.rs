@@ -13,6 +13,9 @@ pub(crate) use unix::private_runtime_dir;
 #[cfg(unix)]
 pub use unix::{recv_with_fds, send_with_fds, InsecureDir, MAX_FDS_PER_MESSAGE};
 
+mod sched;
+pub(crate) use sched::{online_cpus, pinned_to_one_cpu, runnable_threads};
+
 #[cfg(all(target_os = "linux", feature = "async"))]
 pub(crate) mod aio_epoll;
 
