@@ -1,5 +1,6 @@
 //! Portable process facts shared by every layer, (Unix) the process-shared futex that every
-//! shared-memory primitive sleeps on, and the one safe wrapper of each system call that more
+//! shared-memory primitive sleeps on, the spin-then-sleep policy of their waiters
+//! ([`SpinPolicy`], [`oversubscribed`]), and the one safe wrapper of each system call that more
 //! than one crate of the workspace makes (`poll`, `kill`, `waitpid`, `recv`, ...; on Windows
 //! named pipes, semaphores, process handles and waits).
 
@@ -85,6 +86,8 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 pub fn futex_wake(word: &AtomicU32, n: u32) {
     crate::sys::futex_wake(word, n)
 }
+
+pub use crate::spin::{oversubscribed, SpinPolicy};
 
 #[cfg(unix)]
 pub use crate::sys::{recv_with_fds, send_with_fds, MAX_FDS_PER_MESSAGE};

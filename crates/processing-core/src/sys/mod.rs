@@ -18,6 +18,9 @@ pub use unix::{
 #[cfg(unix)]
 pub use unix::{recv_with_fds, send_with_fds, InsecureDir, MAX_FDS_PER_MESSAGE};
 
+mod sched;
+pub(crate) use sched::{online_cpus, pinned_to_one_cpu, runnable_threads};
+
 #[cfg(all(target_os = "linux", feature = "async"))]
 pub(crate) mod aio_epoll;
 

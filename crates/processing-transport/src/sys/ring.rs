@@ -30,8 +30,10 @@
 //!   `reader_waiting` was set, clear it and write one doorbell byte to the socket.
 //! - read: copy bytes at `head` after an Acquire load of `tail`, publish `head`, SeqCst fence,
 //!   then if `writer_waiting` was set, clear it, bump `space_seq` and `FUTEX_WAKE` it.
-//! - a reader with nothing to read spins for a bounded, adaptive time (yielding now and then;
-//!   at once when its thread is pinned to one CPU), then sets `reader_waiting`, fences, checks
+//! - a reader with nothing to read spins as `processing_core::os::SpinPolicy` allows (a
+//!   bounded, adaptive time, yielding now and then, at once when its thread is pinned to one
+//!   CPU; not at all while the machine has more runnable threads than CPUs, where a spin only
+//!   takes the CPU from the peer it waits for), then sets `reader_waiting`, fences, checks
 //!   the ring again and sleeps in `poll` on the socket: a doorbell byte, a handle message or the end of
 //!   the stream (peer gone, even SIGKILLed) wakes it. `wait` and `poll` use the same socket.
 //! - a writer with no room spins likewise, then sets `writer_waiting` and sleeps on the
@@ -42,7 +44,6 @@
 //! (an error), and every copy is masked into the data area, so a hostile peer can produce
 //! garbage bytes but never an out-of-bounds access.
 
-use std::cell::Cell;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -50,6 +51,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use processing_core::os::SpinPolicy;
 use processing_shm::owner::{Owner, OwnerWord, Suspect};
 use processing_shm::Region;
 
@@ -64,18 +66,6 @@ const PAGE: usize = 4096;
 pub(crate) const CAPACITY: usize = 512 * 1024;
 /// Largest capacity a received memfd may announce.
 const MAX_CAPACITY: usize = 64 << 20;
-/// The longest a reader or writer busy-waits before sleeping. A blocking wake-up across cores
-/// costs 25–40 µs on the target VMs, a spinning hand-over well under 1 µs.
-const SPIN: Duration = Duration::from_micros(50);
-/// The shortest spin (used while waits are long: the peer is busy or off the CPU, and a longer
-/// spin would only take CPU time from it).
-const SPIN_MIN: Duration = Duration::from_micros(5);
-/// Waits longer than this count as this long in the running average (so that one long idle
-/// period does not disable spinning for long).
-const WAIT_SAMPLE_CAP: Duration = Duration::from_millis(1);
-/// The first part of the spin has no `sched_yield` (a yield can hand the CPU to an unrelated
-/// process for a whole time slice).
-const SPIN_NO_YIELD: Duration = Duration::from_micros(10);
 /// How long a sleeping writer waits on the futex before checking that the peer still lives.
 const WRITER_NAP: Duration = Duration::from_millis(10);
 /// How long a sleeping reader waits in `poll` before it checks the ring again (the doorbell
@@ -142,8 +132,9 @@ pub(crate) struct RingEnd {
     /// ring of the doorbell is also a Release increment here, and a woken reader takes it.
     #[cfg(loom)]
     bells: std::sync::Arc<[AtomicU32; 2]>,
-    read_waits: WaitStats,
-    write_waits: WaitStats,
+    /// The spin policies of this end's reads and writes.
+    read_waits: SpinPolicy,
+    write_waits: SpinPolicy,
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics (control blocks) or by
@@ -180,95 +171,15 @@ pub(crate) fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var_os("PROCESSING_PIPE_RING").is_none_or(|v| v != "0"))
 }
 
-thread_local! {
-    /// (calls until the next check, whether this thread may run on one CPU only).
-    static PINNED: Cell<(u32, bool)> = const { Cell::new((0, false)) };
-}
-
-/// Whether the calling thread is pinned to a single CPU (then a spinning wait would only keep
-/// the peer off the CPU: yield at once). Checked again every 256 calls.
-fn pinned() -> bool {
-    PINNED.with(|c| {
-        let (left, pinned) = c.get();
-        if left > 0 {
-            c.set((left - 1, pinned));
-            return pinned;
-        }
-        // SAFETY: cpu_set_t is plain old data (zero is the empty set); sched_getaffinity writes
-        // at most sizeof(cpu_set_t) bytes into it.
-        let pinned = unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0
-                && libc::CPU_COUNT(&set) == 1
-        };
-        c.set((255, pinned));
-        pinned
-    })
-}
-
-/// The running average of how long one side's waits last, which sets its spin budget: spin
-/// about four times the usual wait (5–50 µs) while waits are short, only 5 µs while they are
-/// longer than a spin could cover (a contended machine, an idle peer).
-#[derive(Debug)]
-struct WaitStats(AtomicU64);
-
-impl WaitStats {
-    fn new() -> WaitStats {
-        WaitStats(AtomicU64::new(10_000))
-    }
-
-    fn budget(&self) -> Duration {
-        let avg = Duration::from_nanos(self.0.load(Ordering::Relaxed));
-        if avg > 2 * SPIN {
-            SPIN_MIN
-        } else {
-            (avg * 4 + SPIN_MIN).min(SPIN)
-        }
-    }
-
-    fn record(&self, waited: Duration) {
-        let w = waited.min(WAIT_SAMPLE_CAP).as_nanos() as u64;
-        let avg = self.0.load(Ordering::Relaxed);
-        self.0.store(avg - avg / 8 + w / 8, Ordering::Relaxed);
-    }
-}
-
-/// Busy-waits until `ready()` or `budget` is spent; returns whether it became ready.
-fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    if ready() {
-        return true;
-    }
+/// Spins while `policy` allows (see `processing_core::os::SpinPolicy`: bounded, adaptive,
+/// nothing while the machine is oversubscribed) until `ready()`; returns whether it became
+/// ready.
+fn spin_until(policy: &SpinPolicy, ready: impl FnMut() -> bool) -> bool {
     if cfg!(loom) {
         // Under loom every wait goes straight to its sleep, which is a scheduling point.
         return false;
     }
-    let yield_at_once = pinned();
-    let start = Instant::now();
-    let mut round = 0u32;
-    loop {
-        round = round.wrapping_add(1);
-        if yield_at_once {
-            // SAFETY: sched_yield has no preconditions.
-            unsafe { libc::sched_yield() };
-            if round & 3 == 0 && start.elapsed() > budget {
-                return false;
-            }
-        } else if round & 63 == 0 {
-            let el = start.elapsed();
-            if el > budget {
-                return false;
-            }
-            if el > SPIN_NO_YIELD {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
-            }
-        } else {
-            std::hint::spin_loop();
-        }
-        if ready() {
-            return true;
-        }
-    }
+    policy.spin_until(ready)
 }
 
 /// Which lock of a ring.
@@ -389,8 +300,8 @@ impl RingEnd {
             peer_gone: AtomicBool::new(false),
             #[cfg(loom)]
             bells: std::sync::Arc::new([AtomicU32::new(0), AtomicU32::new(0)]),
-            read_waits: WaitStats::new(),
-            write_waits: WaitStats::new(),
+            read_waits: SpinPolicy::new(),
+            write_waits: SpinPolicy::new(),
         }
     }
 
@@ -582,7 +493,7 @@ impl RingEnd {
             }
             // Spin only before the first sleep: after it, the doorbell is what wakes us.
             if !slept
-                && spin_until(self.read_waits.budget(), || {
+                && spin_until(&self.read_waits, || {
                     self.available().map_or(true, |n| n > 0)
                 })
             {
@@ -745,9 +656,7 @@ impl RingEnd {
 
     fn wait_room(&self, stream: &Stream) -> io::Result<()> {
         let since = Instant::now();
-        if spin_until(self.write_waits.budget(), || {
-            self.room().map_or(true, |n| n > 0)
-        }) {
+        if spin_until(&self.write_waits, || self.room().map_or(true, |n| n > 0)) {
             self.write_waits.record(since.elapsed());
             return Ok(());
         }
