@@ -174,3 +174,52 @@ fn pool_dropped_future_of_a_started_task_lets_it_finish() {
     go.set();
     assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(9));
 }
+
+/// `Pool::join_async`: refused before close; after close it ends once the queued work is
+/// done; after terminate, once the workers are stopped.
+async fn pool_join_async_waits_for_the_workers() {
+    let pool = Pool::new(2).unwrap();
+    assert!(pool.join_async().await.unwrap_err().is_not_closed());
+    let (started, go) = (Event::new().unwrap(), Event::new().unwrap());
+    let held = pool
+        .apply_async(gated, (started.clone(), go.clone(), 5))
+        .unwrap();
+    let queued: Vec<_> = (0..20u64)
+        .map(|i| pool.apply_async(square, i).unwrap())
+        .collect();
+    started.wait();
+    pool.close();
+    {
+        // A task still runs: the join is pending, and a dropped join takes nothing with it.
+        let mut early = std::pin::pin!(pool.join_async());
+        assert!(poll_once(early.as_mut()));
+    }
+    go.set();
+    pool.join_async().await.unwrap();
+    assert_eq!(held.get().unwrap(), 5);
+    for (i, r) in queued.into_iter().enumerate() {
+        assert_eq!(r.get().unwrap(), (i * i) as u64);
+    }
+
+    let pool = Pool::new(2).unwrap();
+    let (started, go) = (Event::new().unwrap(), Event::new().unwrap());
+    let stuck = pool.apply_async(gated, (started.clone(), go, 1)).unwrap();
+    started.wait();
+    pool.terminate();
+    pool.join_async().await.unwrap();
+    assert!(stuck.get().unwrap_err().is_terminated());
+}
+
+#[test]
+fn pool_join_async_tokio() {
+    fn is_send<T: Send>(_: &T) {}
+    let pool = Pool::new(1).unwrap();
+    is_send(&pool.join_async());
+    drop(pool);
+    tokio_rt().block_on(pool_join_async_waits_for_the_workers());
+}
+
+#[test]
+fn pool_join_async_block_on() {
+    futures::executor::block_on(pool_join_async_waits_for_the_workers());
+}

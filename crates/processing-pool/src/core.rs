@@ -91,6 +91,8 @@ struct Queue {
     live_supervisors: usize,
     /// Slots whose worker is up and takes tasks.
     serving: usize,
+    /// Tasks awaiting the end of every supervisor (`Pool::join_async`).
+    stop_wakers: Vec<std::task::Waker>,
 }
 
 /// Settings the supervisors need.
@@ -148,6 +150,7 @@ impl Shared {
                 idle_supervisors: 0,
                 live_supervisors: 0,
                 serving: 0,
+                stop_wakers: Vec::new(),
             }),
             work: Condvar::new(),
             all_stopped: Condvar::new(),
@@ -262,6 +265,19 @@ impl Shared {
     /// Whether `join` may be called.
     pub(crate) fn is_stopping(&self) -> bool {
         lock(&self.queue).state != State::Running
+    }
+
+    /// Ready once every supervisor has stopped; until then `cx`'s waker is woken when the
+    /// last one stops.
+    pub(crate) fn poll_stopped(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let mut q = lock(&self.queue);
+        if q.live_supervisors == 0 {
+            return std::task::Poll::Ready(());
+        }
+        if !q.stop_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            q.stop_wakers.push(cx.waker().clone());
+        }
+        std::task::Poll::Pending
     }
 
     /// Waits until every supervisor has stopped.
@@ -439,11 +455,13 @@ impl Shared {
         if q.live_supervisors == 0 {
             // Nobody is left to run what is queued (possible only when workers cannot start).
             let drained: Vec<Task> = q.pending.drain(..).collect();
+            let wakers = std::mem::take(&mut q.stop_wakers);
             self.all_stopped.notify_all();
             drop(q);
             for t in drained {
                 t.fail(PoolError::Terminated);
             }
+            wakers.into_iter().for_each(std::task::Waker::wake);
         }
     }
 }

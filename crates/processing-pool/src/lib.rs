@@ -497,11 +497,42 @@ impl Pool {
             return Err(PoolError::NotClosed);
         }
         self.shared.wait_stopped();
+        self.join_supervisors();
+        Ok(())
+    }
+
+    /// [`join`](Pool::join) without blocking a thread (feature `async`; any executor): the
+    /// last supervising thread to stop wakes the awaiting task. [`PoolError::NotClosed`] at
+    /// once unless the pool was closed or terminated. Dropping the future stops nothing: the
+    /// workers exit as they would anyway.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use processing::Pool;
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let pool = Pool::new(2)?;
+    /// let r = pool.apply_async(square, 7)?;
+    /// pool.close();
+    /// processing::core::aio::block_on(pool.join_async())?;
+    /// assert_eq!(r.get()?, 49);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn join_async(&self) -> Result<(), PoolError> {
+        if !self.shared.is_stopping() {
+            return Err(PoolError::NotClosed);
+        }
+        std::future::poll_fn(|cx| self.shared.poll_stopped(cx)).await;
+        self.join_supervisors();
+        Ok(())
+    }
+
+    /// Joins the supervising threads, which have stopped (or are returning).
+    fn join_supervisors(&self) {
         let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
         for h in handles {
             let _ = h.join();
         }
-        Ok(())
     }
 
     fn progress_for(&self, total: Option<usize>) -> Option<progress::Progress> {
