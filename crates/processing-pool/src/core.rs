@@ -269,6 +269,7 @@ impl Shared {
 
     /// Ready once every supervisor has stopped; until then `cx`'s waker is woken when the
     /// last one stops.
+    #[cfg(feature = "async")]
     pub(crate) fn poll_stopped(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         let mut q = lock(&self.queue);
         if q.live_supervisors == 0 {
