@@ -329,12 +329,16 @@ impl Server {
     fn serve_connection(self: Arc<Self>, conn: u64, stream: Stream) {
         let mut f = Framed::new(stream);
         let authenticated = crate::auth::server_side(&mut f, &self.config.authkey)
-            .map_err(|e| format!("connection refused: {e}"))
-            .and_then(|()| {
-                self.handshake(&mut f)
-                    .map_err(|e| format!("handshake failed: {e}"))
-            });
+            .map_err(|e| format!("connection refused: {e}"));
+        // Settled before the handshake's answer lets the client go on: a connection still
+        // counted as pending after its client was told it is in could be cut as the oldest
+        // pending one by later arrivals (the owner's own connection, whose end stops the
+        // server).
         self.settled(conn);
+        let authenticated = authenticated.and_then(|()| {
+            self.handshake(&mut f)
+                .map_err(|e| format!("handshake failed: {e}"))
+        });
         let hello = match authenticated {
             Ok(h) => h,
             Err(e) => {
