@@ -145,7 +145,13 @@ impl Mailbox {
         // busy or oversubscribed machine, where spinning only delays the peer), and grows back
         // while they arrive within it. Past a short pure spin it yields the CPU between checks,
         // so that a peer waiting for this core gets to run.
-        let budget = self.spin.min(spin);
+        // No spin at all while the machine is oversubscribed: the peer is then likely waiting
+        // for a CPU, and a spin would only burn the slice it needs.
+        let budget = if cfg!(loom) || processing_core::os::oversubscribed() {
+            Duration::ZERO
+        } else {
+            self.spin.min(spin)
+        };
         let mut checks = 0u32;
         while !self.inbox.has_data() {
             checks += 1;
