@@ -30,12 +30,8 @@ pub(crate) fn online_cpus() -> u32 {
     static CPUS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *CPUS.get_or_init(|| {
         #[cfg(unix)]
-        {
-            // SAFETY: sysconf only reads a system parameter.
-            let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-            if n > 0 {
-                return u32::try_from(n).unwrap_or(u32::MAX);
-            }
+        if let Some(n) = crate::sys::sysconf(libc::_SC_NPROCESSORS_ONLN).filter(|&n| n > 0) {
+            return u32::try_from(n).unwrap_or(u32::MAX);
         }
         std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
     })
