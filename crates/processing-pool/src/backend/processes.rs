@@ -32,11 +32,12 @@
 //! joining the process.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use processing_core::frame::{self, Body, FrameError, FrameReader, FrameSource, ReadSource};
 use processing_core::frame::{Sealed, RESERVED};
 use processing_core::handles::TransferableHandle;
+use processing_core::os::SpinPolicy;
 use processing_core::OwnedOsHandle;
 use processing_process::{KillHandle, Process, ProcessError, StartMethod};
 use serde::{Deserialize, Serialize};
@@ -54,8 +55,6 @@ const KIND_RETIRE: u8 = 3;
 const KIND_STREAM: u8 = 4;
 /// A stream frame that only wakes a sleeping supervisor (ring mode).
 const KIND_WAKE: u8 = 5;
-/// How long a supervisor spins on an empty ring before it sleeps.
-const SPIN: Duration = Duration::from_micros(40);
 /// The room for the frame header (a ring message starts after it), then `u8 kind, u64 id, u8
 /// status`.
 const REPLY_HEADER: usize = RESERVED + REPLY_FIELDS;
@@ -127,6 +126,9 @@ struct ProcessLink {
     ring: Option<Consumer>,
     /// The ring announced that the next reply is on the stream.
     from_stream: bool,
+    /// How long to spin on an empty ring before sleeping (learnt from the waits for replies;
+    /// no spin while the machine is oversubscribed).
+    waits: SpinPolicy,
     /// Which task the worker began last, if the platform shares memory with it.
     marker: Option<Marker>,
 }
@@ -250,6 +252,7 @@ impl Backend for Processes {
             closed: false,
             ring,
             from_stream: false,
+            waits: SpinPolicy::new(),
             marker,
         }))
     }
@@ -272,29 +275,6 @@ impl ProcessLink {
             self.control.kill();
         }
         *self.control.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    /// Spins briefly (then yields a few times) until the ring has an entry past `pos`.
-    fn spin_on_ring(ring: &Consumer) -> bool {
-        let t = Instant::now();
-        let mut i = 0u32;
-        loop {
-            if ring.has_data() {
-                return true;
-            }
-            std::hint::spin_loop();
-            i += 1;
-            if i.is_multiple_of(64) && t.elapsed() >= SPIN {
-                break;
-            }
-        }
-        for _ in 0..2 {
-            std::thread::yield_now();
-            if ring.has_data() {
-                return true;
-            }
-        }
-        false
     }
 
     /// Finds the next reply (ring first, then the stream) without blocking.
@@ -550,11 +530,16 @@ impl WorkerLink for ProcessLink {
         }
         self.last = None;
         let mut spun = false;
+        let mut waiting_since: Option<Instant> = None;
         let mut last_look = false;
         let found = loop {
             if let Some(found) = self.find()? {
+                if let Some(since) = waiting_since {
+                    self.waits.record(since.elapsed());
+                }
                 break found;
             }
+            waiting_since.get_or_insert_with(Instant::now);
             if self.exited || self.closed {
                 // The worker is gone; one more look collects what it published just before.
                 if last_look {
@@ -567,7 +552,7 @@ impl WorkerLink for ProcessLink {
             if let Some(ring) = ring {
                 if !spun {
                     spun = true;
-                    if Self::spin_on_ring(ring) {
+                    if self.waits.spin_until(|| ring.has_data()) {
                         continue;
                     }
                 }
