@@ -324,7 +324,7 @@ pub(crate) fn call_bytes(
                         sys::peer_closed(stream)
                             .then(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
                     };
-                    match mb.read(reply, CLIENT_SPIN, gone)? {
+                    match mb.read(reply, gone)? {
                         Some(_) => Ok(std::mem::take(reply)),
                         None => framed.recv(Duration::ZERO).map(|f| f.to_vec()),
                     }

@@ -375,7 +375,7 @@ impl Server {
                         (stopping.load(Ordering::Acquire) || sys::peer_closed(stream))
                             .then(|| std::io::Error::from(std::io::ErrorKind::ConnectionAborted))
                     };
-                    match mb.read(&mut request, SERVER_SPIN, cancelled) {
+                    match mb.read(&mut request, cancelled) {
                         Ok(Some(_)) => Ok(()),
                         Ok(None) => f.recv(Duration::ZERO).map(|frame| {
                             request.clear();

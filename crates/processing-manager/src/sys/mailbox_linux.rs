@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use processing_core::os::SpinPolicy;
 use processing_shm::spsc::{Consumer, Mapping, Producer, Size};
 
 /// Each direction's ring: 128 KiB of entries, messages up to 64 KiB − 64 bytes (larger ones
@@ -33,10 +34,6 @@ const RING: Size = Size {
 };
 /// The mapping: the request ring, then the response ring.
 const SIZE: usize = 2 * RING.bytes();
-/// Checks of the ring before the spin starts yielding between checks.
-const PURE_SPIN_CHECKS: u32 = 200;
-/// The shortest spin budget.
-const MIN_SPIN: Duration = Duration::from_micros(4);
 /// How long a sleeping side sleeps before checking that its peer is still there.
 const NAP: Duration = Duration::from_millis(100);
 
@@ -54,8 +51,9 @@ pub(crate) struct Mailbox {
     out: Producer,
     /// The peer's ring.
     inbox: Consumer,
-    /// The current spin budget (adapted per wait).
-    spin: Duration,
+    /// How long to spin before sleeping (learnt from this side's waits; no spin while the
+    /// machine is oversubscribed).
+    waits: SpinPolicy,
 }
 
 impl Mailbox {
@@ -107,7 +105,7 @@ impl Mailbox {
         Ok(Mailbox {
             out: Producer::new(map.clone(), out, RING)?,
             inbox: Consumer::new(map, inbox, RING)?,
-            spin: MIN_SPIN,
+            waits: SpinPolicy::new(),
         })
     }
 
@@ -131,43 +129,21 @@ impl Mailbox {
         }
     }
 
-    /// Waits for the next message: spins for `spin`, then sleeps, calling `cancelled` every
+    /// Waits for the next message: spins as its `SpinPolicy` allows, then sleeps, calling `cancelled` every
     /// 100 ms. Returns `Some(len)` with the message copied into `buf`, or `None` when it
     /// travels on the socket.
     pub(crate) fn read(
         &mut self,
         buf: &mut Vec<u8>,
-        spin: Duration,
         mut cancelled: impl FnMut() -> Option<io::Error>,
     ) -> io::Result<Option<usize>> {
         let began = Instant::now();
-        // The spin adapts: it shrinks while messages keep arriving only after it gave up (a
-        // busy or oversubscribed machine, where spinning only delays the peer), and grows back
-        // while they arrive within it. Past a short pure spin it yields the CPU between checks,
-        // so that a peer waiting for this core gets to run.
-        // No spin at all while the machine is oversubscribed: the peer is then likely waiting
-        // for a CPU, and a spin would only burn the slice it needs.
-        let budget = if cfg!(loom) || processing_core::os::oversubscribed() {
-            Duration::ZERO
-        } else {
-            self.spin.min(spin)
-        };
-        let mut checks = 0u32;
-        while !self.inbox.has_data() {
-            checks += 1;
-            if checks > PURE_SPIN_CHECKS {
-                std::thread::yield_now();
-            }
-            // (Under loom a wait goes straight to its sleep, a yield: no timing in the model.)
-            if cfg!(loom) || began.elapsed() >= budget {
-                self.spin = (budget / 2).max(MIN_SPIN);
+        // (Under loom a wait goes straight to its sleep, a yield: no timing in the model.)
+        if !self.inbox.has_data() {
+            if cfg!(loom) || !self.waits.spin_until(|| self.inbox.has_data()) {
                 self.inbox.sleep(NAP, &mut cancelled)?;
-                break;
             }
-            std::hint::spin_loop();
-        }
-        if began.elapsed() < budget {
-            self.spin = (budget * 2).clamp(MIN_SPIN, spin.max(MIN_SPIN));
+            self.waits.record(began.elapsed());
         }
         let corrupt = || io::Error::new(io::ErrorKind::InvalidData, "mailbox ring corrupt");
         let message = self

@@ -2,7 +2,6 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Never constructed here.
 #[derive(Debug)]
@@ -31,7 +30,6 @@ impl Mailbox {
     pub(crate) fn read(
         &mut self,
         _buf: &mut Vec<u8>,
-        _spin: Duration,
         _cancelled: impl FnMut() -> Option<io::Error>,
     ) -> io::Result<Option<usize>> {
         match *self {}
