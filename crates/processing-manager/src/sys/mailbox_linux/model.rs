@@ -49,10 +49,7 @@ impl End {
         cancelled: impl FnMut() -> Option<io::Error>,
     ) -> io::Result<Option<Vec<u8>>> {
         let mut buf = Vec::new();
-        Ok(self
-            .mailbox
-            .read(&mut buf, Duration::from_micros(1), cancelled)?
-            .map(|_| buf))
+        Ok(self.mailbox.read(&mut buf, cancelled)?.map(|_| buf))
     }
 
     /// Bytes of the largest message the ring keeps; a larger one goes on the socket.
