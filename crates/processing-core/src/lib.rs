@@ -25,6 +25,7 @@ pub mod codec;
 pub mod frame;
 pub mod handles;
 pub mod os;
+mod predicates;
 mod spin;
 pub mod startup;
 mod sys;

@@ -79,31 +79,6 @@ impl RemoteError {
         }
     }
 
-    /// The method is not exposed by the object.
-    pub fn is_unknown_method(&self) -> bool {
-        self.kind == RemoteErrorKind::UnknownMethod
-    }
-
-    /// The object is not known to the server (freed, or another server instance).
-    pub fn is_unknown_object(&self) -> bool {
-        self.kind == RemoteErrorKind::UnknownObject
-    }
-
-    /// An index was outside the sequence.
-    pub fn is_index_out_of_range(&self) -> bool {
-        self.kind == RemoteErrorKind::IndexOutOfRange
-    }
-
-    /// A key or value was not found.
-    pub fn is_not_found(&self) -> bool {
-        self.kind == RemoteErrorKind::NotFound
-    }
-
-    /// The barrier was broken.
-    pub fn is_broken_barrier(&self) -> bool {
-        self.kind == RemoteErrorKind::BrokenBarrier
-    }
-
     pub(crate) fn bad_args(e: impl std::fmt::Display) -> Self {
         RemoteError::new(RemoteErrorKind::BadArguments, e.to_string())
     }
@@ -113,6 +88,21 @@ impl RemoteError {
             RemoteErrorKind::UnknownMethod,
             format!("{kind} has no method `{method}`"),
         )
+    }
+}
+
+processing_core::predicates! {
+    impl RemoteError by kind {
+        /// The method is not exposed by the object.
+        is_unknown_method => RemoteErrorKind::UnknownMethod,
+        /// The object is not known to the server (freed, or another server instance).
+        is_unknown_object => RemoteErrorKind::UnknownObject,
+        /// An index was outside the sequence.
+        is_index_out_of_range => RemoteErrorKind::IndexOutOfRange,
+        /// A key or value was not found.
+        is_not_found => RemoteErrorKind::NotFound,
+        /// The barrier was broken.
+        is_broken_barrier => RemoteErrorKind::BrokenBarrier,
     }
 }
 
@@ -199,21 +189,6 @@ impl ManagerError {
         })
     }
 
-    /// The server is gone or the connection broke.
-    pub fn is_disconnected(&self) -> bool {
-        matches!(self, ManagerError::Disconnected(_))
-    }
-
-    /// Authentication failed (wrong authkey on either side).
-    pub fn is_auth(&self) -> bool {
-        matches!(self, ManagerError::Auth(_))
-    }
-
-    /// Client and server are incompatible (protocol version or shared type identity).
-    pub fn is_incompatible(&self) -> bool {
-        matches!(self, ManagerError::Incompatible(_))
-    }
-
     /// The server reported an error for the call.
     pub fn as_remote(&self) -> Option<&RemoteError> {
         match self {
@@ -225,5 +200,16 @@ impl ManagerError {
     /// The server reported that the method is not exposed.
     pub fn is_unknown_method(&self) -> bool {
         self.as_remote().is_some_and(RemoteError::is_unknown_method)
+    }
+}
+
+processing_core::predicates! {
+    impl ManagerError {
+        /// The server is gone or the connection broke.
+        is_disconnected => Self::Disconnected(_),
+        /// Authentication failed (wrong authkey on either side).
+        is_auth => Self::Auth(_),
+        /// Client and server are incompatible (protocol version or shared type identity).
+        is_incompatible => Self::Incompatible(_),
     }
 }

@@ -231,42 +231,6 @@ fn describe_exit(exitcode: Option<i32>, signal: Option<i32>) -> String {
 }
 
 impl PoolError {
-    /// The task panicked.
-    pub fn is_panic(&self) -> bool {
-        matches!(self, PoolError::Panic { .. })
-    }
-    /// The task's worker died.
-    pub fn is_worker_lost(&self) -> bool {
-        matches!(self, PoolError::WorkerLost { .. })
-    }
-    /// The task ran past the pool's task timeout.
-    pub fn is_task_timeout(&self) -> bool {
-        matches!(self, PoolError::TaskTimeout(_))
-    }
-    /// Waiting for a result timed out (the task goes on).
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, PoolError::Timeout)
-    }
-    /// The task was cancelled.
-    pub fn is_cancelled(&self) -> bool {
-        matches!(self, PoolError::Cancelled)
-    }
-    /// The pool was terminated before the task finished.
-    pub fn is_terminated(&self) -> bool {
-        matches!(self, PoolError::Terminated)
-    }
-    /// The pool is closed.
-    pub fn is_closed(&self) -> bool {
-        matches!(self, PoolError::Closed)
-    }
-    /// `join` came before `close`/`terminate`.
-    pub fn is_not_closed(&self) -> bool {
-        matches!(self, PoolError::NotClosed)
-    }
-    /// A worker could not be started.
-    pub fn is_spawn(&self) -> bool {
-        matches!(self, PoolError::Spawn(_))
-    }
     /// The operating system's error that caused this one, if any (a worker that could not
     /// be started, a worker channel that failed).
     pub fn os_error(&self) -> Option<&std::io::Error> {
@@ -283,6 +247,29 @@ impl PoolError {
             PoolError::Panic { message, .. } => Some(message),
             _ => None,
         }
+    }
+}
+
+processing_core::predicates! {
+    impl PoolError {
+        /// The task panicked.
+        is_panic => Self::Panic { .. },
+        /// The task's worker died.
+        is_worker_lost => Self::WorkerLost { .. },
+        /// The task ran past the pool's task timeout.
+        is_task_timeout => Self::TaskTimeout(_),
+        /// Waiting for a result timed out (the task goes on).
+        is_timeout => Self::Timeout,
+        /// The task was cancelled.
+        is_cancelled => Self::Cancelled,
+        /// The pool was terminated before the task finished.
+        is_terminated => Self::Terminated,
+        /// The pool is closed.
+        is_closed => Self::Closed,
+        /// `join` came before `close`/`terminate`.
+        is_not_closed => Self::NotClosed,
+        /// A worker could not be started.
+        is_spawn => Self::Spawn(_),
     }
 }
 
@@ -343,28 +330,25 @@ impl PoolBuildError {
             kind: BuildErrorKind::Spawn(e),
         }
     }
-    /// `processes(0)` or `Pool::new(0)`.
-    pub fn is_zero_processes(&self) -> bool {
-        matches!(self.kind, BuildErrorKind::ZeroProcesses)
-    }
-    /// `max_tasks_per_child(0)`.
-    pub fn is_zero_max_tasks(&self) -> bool {
-        matches!(self.kind, BuildErrorKind::ZeroMaxTasks)
-    }
-    /// `max_memory_per_child(0)`.
-    pub fn is_zero_max_memory(&self) -> bool {
-        matches!(self.kind, BuildErrorKind::ZeroMaxMemory)
-    }
-    /// A worker could not be started.
-    pub fn is_spawn(&self) -> bool {
-        matches!(self.kind, BuildErrorKind::Spawn(_))
-    }
     /// For a failed start: the operating system's error that caused it, if any.
     pub fn os_error(&self) -> Option<&std::io::Error> {
         match &self.kind {
             BuildErrorKind::Spawn(e) => e.os_error(),
             _ => None,
         }
+    }
+}
+
+processing_core::predicates! {
+    impl PoolBuildError by kind {
+        /// `processes(0)` or `Pool::new(0)`.
+        is_zero_processes => BuildErrorKind::ZeroProcesses,
+        /// `max_tasks_per_child(0)`.
+        is_zero_max_tasks => BuildErrorKind::ZeroMaxTasks,
+        /// `max_memory_per_child(0)`.
+        is_zero_max_memory => BuildErrorKind::ZeroMaxMemory,
+        /// A worker could not be started.
+        is_spawn => BuildErrorKind::Spawn(_),
     }
 }
 

@@ -66,42 +66,29 @@ impl SpawnError {
     pub fn os_error(&self) -> Option<&std::io::Error> {
         processing_core::find_in_chain(self.source.as_deref()?)
     }
+}
 
-    /// The operating system refused an operation (creating a socket, executing the program).
-    pub fn is_io(&self) -> bool {
-        self.kind == SpawnErrorKind::Io
-    }
-
-    /// The started program did not run the processing bootstrap (it does not link
-    /// processing, or the pre-main hook was disabled and `processing::init()` is not called).
-    pub fn is_no_bootstrap(&self) -> bool {
-        self.kind == SpawnErrorKind::NoBootstrap
-    }
-
-    /// This process was itself started as a child but its bootstrap did not run, so it refuses
-    /// to start processes (which would otherwise recurse).
-    pub fn is_recursive(&self) -> bool {
-        self.kind == SpawnErrorKind::Recursive
-    }
-
-    /// The child is a different build of the program, so the target cannot be located in it.
-    pub fn is_different_binary(&self) -> bool {
-        self.kind == SpawnErrorKind::DifferentBinary
-    }
-
-    /// A daemonic process tried to create a child.
-    pub fn is_daemonic(&self) -> bool {
-        self.kind == SpawnErrorKind::Daemonic
-    }
-
-    /// The start method or option is not available on this platform.
-    pub fn is_unsupported(&self) -> bool {
-        self.kind == SpawnErrorKind::Unsupported
-    }
-
-    /// The child could not apply its settings (working directory, limits, redirections).
-    pub fn is_setup(&self) -> bool {
-        self.kind == SpawnErrorKind::Setup
+processing_core::predicates! {
+    impl SpawnError by kind {
+        /// The operating system refused an operation (creating a socket, executing the
+        /// program).
+        is_io => SpawnErrorKind::Io,
+        /// The started program did not run the processing bootstrap (it does not link
+        /// processing, or the pre-main hook was disabled and `processing::init()` is not
+        /// called).
+        is_no_bootstrap => SpawnErrorKind::NoBootstrap,
+        /// This process was itself started as a child but its bootstrap did not run, so it
+        /// refuses to start processes (which would otherwise recurse).
+        is_recursive => SpawnErrorKind::Recursive,
+        /// The child is a different build of the program, so the target cannot be located in
+        /// it.
+        is_different_binary => SpawnErrorKind::DifferentBinary,
+        /// A daemonic process tried to create a child.
+        is_daemonic => SpawnErrorKind::Daemonic,
+        /// The start method or option is not available on this platform.
+        is_unsupported => SpawnErrorKind::Unsupported,
+        /// The child could not apply its settings (working directory, limits, redirections).
+        is_setup => SpawnErrorKind::Setup,
     }
 }
 
@@ -191,25 +178,23 @@ impl ProcessError {
             _ => None,
         }
     }
+}
 
-    /// Whether the target panicked.
-    pub fn is_panicked(&self) -> bool {
-        matches!(self, ProcessError::Panicked { .. })
-    }
-
-    /// Whether a `join_timeout` ran out.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, ProcessError::Timeout)
-    }
-
-    /// Whether a value could not cross the process boundary (in this process or in the child).
-    pub fn is_codec(&self) -> bool {
-        matches!(self, ProcessError::Codec(_) | ProcessError::ChildCodec(_))
-    }
-
-    /// Whether the process ended by a signal.
-    pub fn is_signaled(&self) -> bool {
-        matches!(self, ProcessError::Signaled(_))
+processing_core::predicates! {
+    impl ProcessError {
+        /// Whether the target panicked.
+        is_panicked => Self::Panicked { .. },
+        /// Whether a `join_timeout` ran out.
+        is_timeout => Self::Timeout,
+        /// Whether a value could not cross the process boundary (in this process or in the
+        /// child).
+        is_codec => Self::Codec(_) | Self::ChildCodec(_),
+        /// Whether the process ended by a signal.
+        is_signaled => Self::Signaled(_),
+        /// Whether the operation cannot apply to this kind of worker
+        /// ([`ProcessError::Unsupported`]: terminating or killing a running thread of the
+        /// twin).
+        is_unsupported => Self::Unsupported(_),
     }
 }
 
@@ -244,13 +229,5 @@ impl SpawnError {
     /// ```
     pub fn from_os(context: impl Into<String>, source: std::io::Error) -> SpawnError {
         SpawnError::io(context, source)
-    }
-}
-
-impl ProcessError {
-    /// Whether the operation cannot apply to this kind of worker
-    /// ([`ProcessError::Unsupported`]: terminating or killing a running thread of the twin).
-    pub fn is_unsupported(&self) -> bool {
-        matches!(self, ProcessError::Unsupported(_))
     }
 }

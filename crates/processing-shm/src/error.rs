@@ -44,25 +44,17 @@ pub enum ShmError {
     Io(#[from] std::io::Error),
 }
 
-impl ShmError {
-    /// Whether this is [`ShmError::InvalidSize`].
-    pub fn is_invalid_size(&self) -> bool {
-        matches!(self, ShmError::InvalidSize(_))
-    }
-    /// Whether this is [`ShmError::NotFound`].
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, ShmError::NotFound(_))
-    }
-    /// Whether this is [`ShmError::AlreadyExists`].
-    pub fn is_already_exists(&self) -> bool {
-        matches!(self, ShmError::AlreadyExists(_))
-    }
-    /// Whether this is [`ShmError::OutOfRange`].
-    pub fn is_out_of_range(&self) -> bool {
-        matches!(self, ShmError::OutOfRange { .. })
-    }
-    /// Whether this is [`ShmError::NoSpace`].
-    pub fn is_no_space(&self) -> bool {
-        matches!(self, ShmError::NoSpace(_))
+processing_core::predicates! {
+    impl ShmError {
+        /// Whether this is [`ShmError::InvalidSize`].
+        is_invalid_size => Self::InvalidSize(_),
+        /// Whether this is [`ShmError::NotFound`].
+        is_not_found => Self::NotFound(_),
+        /// Whether this is [`ShmError::AlreadyExists`].
+        is_already_exists => Self::AlreadyExists(_),
+        /// Whether this is [`ShmError::OutOfRange`].
+        is_out_of_range => Self::OutOfRange { .. },
+        /// Whether this is [`ShmError::NoSpace`].
+        is_no_space => Self::NoSpace(_),
     }
 }

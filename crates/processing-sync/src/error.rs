@@ -35,22 +35,6 @@ pub enum AcquireError<G> {
 }
 
 impl<G> AcquireError<G> {
-    /// Whether `try_acquire` found it taken.
-    pub fn is_would_block(&self) -> bool {
-        matches!(self, AcquireError::WouldBlock)
-    }
-    /// Whether the wait timed out.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, AcquireError::Timeout)
-    }
-    /// Whether a proxy's manager failed.
-    pub fn is_manager(&self) -> bool {
-        matches!(self, AcquireError::Manager(_))
-    }
-    /// Whether the lock was recovered from a dead holder.
-    pub fn is_owner_died(&self) -> bool {
-        matches!(self, AcquireError::OwnerDied(_))
-    }
     /// The guard, when the lock was recovered from a dead holder.
     pub fn into_guard(self) -> Option<G> {
         match self {
@@ -67,6 +51,19 @@ impl<G> AcquireError<G> {
             AcquireError::OwnerDied(g) => AcquireError::OwnerDied(f(g)),
             AcquireError::Manager(e) => AcquireError::Manager(e),
         }
+    }
+}
+
+processing_core::predicates! {
+    impl<G> AcquireError<G> {
+        /// Whether `try_acquire` found it taken.
+        is_would_block => Self::WouldBlock,
+        /// Whether the wait timed out.
+        is_timeout => Self::Timeout,
+        /// Whether a proxy's manager failed.
+        is_manager => Self::Manager(_),
+        /// Whether the lock was recovered from a dead holder.
+        is_owner_died => Self::OwnerDied(_),
     }
 }
 
@@ -99,18 +96,14 @@ pub enum ReleaseError {
     Manager(#[source] processing_core::BoxError),
 }
 
-impl ReleaseError {
-    /// Whether the lock was not held.
-    pub fn is_not_locked(&self) -> bool {
-        matches!(self, ReleaseError::NotLocked)
-    }
-    /// Whether the caller was not the owner.
-    pub fn is_not_owner(&self) -> bool {
-        matches!(self, ReleaseError::NotOwner)
-    }
-    /// Whether a bounded semaphore was released past its bound.
-    pub fn is_bound(&self) -> bool {
-        matches!(self, ReleaseError::Bound)
+processing_core::predicates! {
+    impl ReleaseError {
+        /// Whether the lock was not held.
+        is_not_locked => Self::NotLocked,
+        /// Whether the caller was not the owner.
+        is_not_owner => Self::NotOwner,
+        /// Whether a bounded semaphore was released past its bound.
+        is_bound => Self::Bound,
     }
 }
 
@@ -134,10 +127,10 @@ pub enum ConditionError {
     Manager(#[source] processing_core::BoxError),
 }
 
-impl ConditionError {
-    /// Whether the caller did not hold the lock.
-    pub fn is_not_owner(&self) -> bool {
-        matches!(self, ConditionError::NotOwner)
+processing_core::predicates! {
+    impl ConditionError {
+        /// Whether the caller did not hold the lock.
+        is_not_owner => Self::NotOwner,
     }
 }
 
@@ -168,14 +161,12 @@ pub enum BarrierError {
     Manager(#[source] processing_core::BoxError),
 }
 
-impl BarrierError {
-    /// Whether the barrier was broken by someone else (or is broken).
-    pub fn is_broken(&self) -> bool {
-        matches!(self, BarrierError::Broken)
-    }
-    /// Whether this wait timed out.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, BarrierError::Timeout)
+processing_core::predicates! {
+    impl BarrierError {
+        /// Whether the barrier was broken by someone else (or is broken).
+        is_broken => Self::Broken,
+        /// Whether this wait timed out.
+        is_timeout => Self::Timeout,
     }
 }
 
@@ -198,10 +189,10 @@ pub enum SyncError {
     Os(#[from] std::io::Error),
 }
 
-impl SyncError {
-    /// Whether an argument was out of range.
-    pub fn is_invalid_argument(&self) -> bool {
-        matches!(self, SyncError::InvalidArgument(_))
+processing_core::predicates! {
+    impl SyncError {
+        /// Whether an argument was out of range.
+        is_invalid_argument => Self::InvalidArgument(_),
     }
 }
 

@@ -101,31 +101,25 @@ pub enum ConnectionError {
 }
 
 impl ConnectionError {
-    /// Whether the peer closed the connection (EOF on receive, or a broken pipe on send).
-    pub fn is_eof(&self) -> bool {
-        matches!(self, ConnectionError::Eof | ConnectionError::Disconnected)
-    }
-
-    /// Whether this is [`ConnectionError::BufferTooShort`].
-    pub fn is_buffer_too_short(&self) -> bool {
-        matches!(self, ConnectionError::BufferTooShort(_))
-    }
-
     /// Whether the bytes on the wire were malformed.
     pub fn is_malformed(&self) -> bool {
         matches!(self, ConnectionError::Frame(_))
             || matches!(self, ConnectionError::Codec(e) if e.is_decode()
             )
     }
+}
 
-    /// Whether a timeout elapsed.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, ConnectionError::Timeout)
-    }
-
-    /// Whether a one-attempt receive found no whole message ([`ConnectionError::WouldBlock`]).
-    pub fn is_would_block(&self) -> bool {
-        matches!(self, ConnectionError::WouldBlock)
+processing_core::predicates! {
+    impl ConnectionError {
+        /// Whether the peer closed the connection (EOF on receive, or a broken pipe on send).
+        is_eof => Self::Eof | Self::Disconnected,
+        /// Whether this is [`ConnectionError::BufferTooShort`].
+        is_buffer_too_short => Self::BufferTooShort(_),
+        /// Whether a timeout elapsed.
+        is_timeout => Self::Timeout,
+        /// Whether a one-attempt receive found no whole message
+        /// ([`ConnectionError::WouldBlock`]).
+        is_would_block => Self::WouldBlock,
     }
 }
 
@@ -257,11 +251,6 @@ pub enum ListenerError {
 }
 
 impl ListenerError {
-    /// Whether the handshake failed because of an authentication problem.
-    pub fn is_auth(&self) -> bool {
-        matches!(self, ListenerError::Auth(_))
-    }
-
     /// Whether a timeout elapsed (the handshake's, or the operating system's connect timeout).
     pub fn is_timeout(&self) -> bool {
         match self {
@@ -296,9 +285,13 @@ impl ListenerError {
             other => other,
         }
     }
+}
 
-    /// Whether the address was already in use.
-    pub fn is_address_in_use(&self) -> bool {
-        matches!(self, ListenerError::AddressInUse(_))
+processing_core::predicates! {
+    impl ListenerError {
+        /// Whether the handshake failed because of an authentication problem.
+        is_auth => Self::Auth(_),
+        /// Whether the address was already in use.
+        is_address_in_use => Self::AddressInUse(_),
     }
 }

@@ -13,128 +13,163 @@ use processing_transport::queue::{
 };
 use processing_transport::{AuthError, ConnectionError, FrameError, ListenerError};
 
-/// Any error of `processing`, wrapping the typed error of each area.
-///
-/// Every area keeps its own precise error type (crossbeam-style, often handing a value back);
-/// this enum is for application code that just wants `?`. Each variant holds the area's error
-/// as its [`source`](std::error::Error::source), so the chain of causes down to the operating
-/// system's error stays intact ([`Error::os_error`] finds it). Converting a value-carrying
-/// error (`PutError::Full(item)`, `AcquireError::OwnerDied(guard)`) keeps the error's kind and
-/// cause but drops what it carried: the item is discarded, the guard is released.
-///
-/// [`is_timeout`](Error::is_timeout) is true for the timeout of every area (a queue get or
-/// put, a process join, a pool result, a connection receive, a lock acquire, a barrier wait, a
-/// joinable queue's join, a manager call whose connection timed out).
-///
-/// ```
-/// fn double_in_a_child(x: u32) -> Result<u32, processing::Error> {
-///     let queue = processing::Queue::<u32>::new()?;
-///     queue.put(x)?;
-///     let mut child = processing::spawn(|x: u32| x * 2, queue.get()?)?;
-///     Ok(child.join()?)
-/// }
-/// assert_eq!(double_in_a_child(21).unwrap(), 42);
-///
-/// let queue = processing::Queue::<u32>::new().unwrap();
-/// let err: processing::Error = queue.get_timeout(std::time::Duration::ZERO).unwrap_err().into();
-/// assert!(err.is_timeout());
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A process could not be started.
-    #[error(transparent)]
-    Spawn(#[from] SpawnError),
-    /// A process ended badly (panic, exit code, signal), a join timed out, or it was misused.
-    #[error(transparent)]
-    Process(#[from] ProcessError),
-    /// A shared-memory segment could not be created or opened.
-    #[error(transparent)]
-    Shm(#[from] ShmError),
-    /// A synchronisation primitive could not be created or opened.
-    #[error(transparent)]
-    Sync(#[from] SyncError),
-    /// A lock or semaphore could not be acquired (timed out, or its holder died); the guard
-    /// an `OwnerDied` carried is released.
-    #[error(transparent)]
-    Acquire(AcquireError<()>),
-    /// A lock or semaphore was released wrongly.
-    #[error(transparent)]
-    Release(#[from] ReleaseError),
-    /// A condition was used without its lock.
-    #[error(transparent)]
-    Condition(#[from] ConditionError),
-    /// A barrier was broken, aborted, reset or timed out.
-    #[error(transparent)]
-    Barrier(#[from] BarrierError),
-    /// An item could not be put on a queue (closed, or not encodable); the item is dropped.
-    #[error(transparent)]
-    Put(PutError<()>),
-    /// `try_put` found the queue full (or closed…); the item is dropped.
-    #[error(transparent)]
-    TryPut(TryPutError<()>),
-    /// `put_timeout` ran out (or the queue was closed…); the item is dropped.
-    #[error(transparent)]
-    PutTimeout(PutTimeoutError<()>),
-    /// An item could not be taken from a queue.
-    #[error(transparent)]
-    Get(#[from] GetError),
-    /// `try_get` found the queue empty (or closed…).
-    #[error(transparent)]
-    TryGet(#[from] TryGetError),
-    /// `get_timeout` ran out (or the queue was closed…).
-    #[error(transparent)]
-    GetTimeout(#[from] GetTimeoutError),
-    /// A queue could not be created or opened.
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    /// `task_done` was called more times than items were put.
-    #[error(transparent)]
-    TaskDone(#[from] TaskDoneError),
-    /// `join_timeout` of a joinable queue ran out.
-    #[error(transparent)]
-    JoinTimeout(#[from] JoinTimeoutError),
-    /// A connection failed (end of stream, malformed frame, timeout, OS error).
-    #[error(transparent)]
-    Connection(#[from] ConnectionError),
-    /// Authentication failed.
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    /// A listener or client could not be set up.
-    #[error(transparent)]
-    Listener(#[from] ListenerError),
-    /// A manager or one of its proxies failed.
-    #[error(transparent)]
-    Manager(#[from] ManagerError),
-    /// A method call on a managed object failed on the server.
-    #[error(transparent)]
-    Remote(#[from] RemoteError),
-    /// A pool task failed, a result timed out, or the pool was misused.
-    #[error(transparent)]
-    Pool(#[from] PoolError),
-    /// A pool could not be built.
-    #[error(transparent)]
-    PoolBuild(#[from] PoolBuildError),
-    /// A value could not be encoded or decoded.
-    #[error(transparent)]
-    Codec(#[from] CodecError),
-    /// An OS handle could not travel.
-    #[error(transparent)]
-    Handle(#[from] HandleError),
-    /// A cluster pool, worker host or cluster queue could not start or go on.
-    #[cfg(feature = "cluster")]
-    #[error(transparent)]
-    Cluster(#[from] processing_cluster::ClusterError),
-    /// A cluster queue call failed.
-    #[cfg(feature = "cluster")]
-    #[error(transparent)]
-    ClusterQueue(#[from] processing_cluster::QueueError),
-    /// An error that crossed a process boundary (see [`ErrorChain`]).
-    #[error(transparent)]
-    Chain(#[from] ErrorChain),
-    /// An operating-system error.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
+/// Declares [`Error`], one variant per area error, from one list: each variant is transparent
+/// (its `Display` and `source()` are the area error's), `area()` returns the wrapped error, and
+/// a variant marked `#[from]` gets its `From` conversion.
+macro_rules! area_errors {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $(#[cfg($cfg:meta)])?
+                $variant:ident($(#[$from:ident])? $ty:ty),
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $(
+                $(#[doc = $doc])*
+                $(#[cfg($cfg)])?
+                $variant($ty),
+            )*
+        }
+
+        impl $name {
+            /// The area's error this one wraps: what `Display` shows and where the chain of
+            /// causes starts.
+            fn area(&self) -> &(dyn std::error::Error + 'static) {
+                match self {
+                    $(
+                        $(#[cfg($cfg)])?
+                        $name::$variant(e) => e,
+                    )*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self.area(), f)
+            }
+        }
+
+        impl std::error::Error for $name {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.area().source()
+            }
+        }
+
+        $(
+            $(#[cfg($cfg)])?
+            area_errors!(@from $name::$variant($ty) $($from)?);
+        )*
+    };
+    (@from $name:ident::$variant:ident($ty:ty) from) => {
+        impl From<$ty> for $name {
+            fn from(e: $ty) -> $name {
+                $name::$variant(e)
+            }
+        }
+    };
+    (@from $name:ident::$variant:ident($ty:ty)) => {};
+}
+
+area_errors! {
+    /// Any error of `processing`, wrapping the typed error of each area.
+    ///
+    /// Every area keeps its own precise error type (crossbeam-style, often handing a value back);
+    /// this enum is for application code that just wants `?`. Each variant holds the area's error
+    /// as its [`source`](std::error::Error::source), so the chain of causes down to the operating
+    /// system's error stays intact ([`Error::os_error`] finds it). Converting a value-carrying
+    /// error (`PutError::Full(item)`, `AcquireError::OwnerDied(guard)`) keeps the error's kind and
+    /// cause but drops what it carried: the item is discarded, the guard is released.
+    ///
+    /// [`is_timeout`](Error::is_timeout) is true for the timeout of every area (a queue get or
+    /// put, a process join, a pool result, a connection receive, a lock acquire, a barrier wait, a
+    /// joinable queue's join, a manager call whose connection timed out).
+    ///
+    /// ```
+    /// fn double_in_a_child(x: u32) -> Result<u32, processing::Error> {
+    ///     let queue = processing::Queue::<u32>::new()?;
+    ///     queue.put(x)?;
+    ///     let mut child = processing::spawn(|x: u32| x * 2, queue.get()?)?;
+    ///     Ok(child.join()?)
+    /// }
+    /// assert_eq!(double_in_a_child(21).unwrap(), 42);
+    ///
+    /// let queue = processing::Queue::<u32>::new().unwrap();
+    /// let err: processing::Error = queue.get_timeout(std::time::Duration::ZERO).unwrap_err().into();
+    /// assert!(err.is_timeout());
+    /// ```
+    #[derive(Debug)]
+    #[non_exhaustive]
+    pub enum Error {
+        /// A process could not be started.
+        Spawn(#[from] SpawnError),
+        /// A process ended badly (panic, exit code, signal), a join timed out, or it was misused.
+        Process(#[from] ProcessError),
+        /// A shared-memory segment could not be created or opened.
+        Shm(#[from] ShmError),
+        /// A synchronisation primitive could not be created or opened.
+        Sync(#[from] SyncError),
+        /// A lock or semaphore could not be acquired (timed out, or its holder died); the guard
+        /// an `OwnerDied` carried is released.
+        Acquire(AcquireError<()>),
+        /// A lock or semaphore was released wrongly.
+        Release(#[from] ReleaseError),
+        /// A condition was used without its lock.
+        Condition(#[from] ConditionError),
+        /// A barrier was broken, aborted, reset or timed out.
+        Barrier(#[from] BarrierError),
+        /// An item could not be put on a queue (closed, or not encodable); the item is dropped.
+        Put(PutError<()>),
+        /// `try_put` found the queue full (or closed…); the item is dropped.
+        TryPut(TryPutError<()>),
+        /// `put_timeout` ran out (or the queue was closed…); the item is dropped.
+        PutTimeout(PutTimeoutError<()>),
+        /// An item could not be taken from a queue.
+        Get(#[from] GetError),
+        /// `try_get` found the queue empty (or closed…).
+        TryGet(#[from] TryGetError),
+        /// `get_timeout` ran out (or the queue was closed…).
+        GetTimeout(#[from] GetTimeoutError),
+        /// A queue could not be created or opened.
+        Queue(#[from] QueueError),
+        /// `task_done` was called more times than items were put.
+        TaskDone(#[from] TaskDoneError),
+        /// `join_timeout` of a joinable queue ran out.
+        JoinTimeout(#[from] JoinTimeoutError),
+        /// A connection failed (end of stream, malformed frame, timeout, OS error).
+        Connection(#[from] ConnectionError),
+        /// Authentication failed.
+        Auth(#[from] AuthError),
+        /// A listener or client could not be set up.
+        Listener(#[from] ListenerError),
+        /// A manager or one of its proxies failed.
+        Manager(#[from] ManagerError),
+        /// A method call on a managed object failed on the server.
+        Remote(#[from] RemoteError),
+        /// A pool task failed, a result timed out, or the pool was misused.
+        Pool(#[from] PoolError),
+        /// A pool could not be built.
+        PoolBuild(#[from] PoolBuildError),
+        /// A value could not be encoded or decoded.
+        Codec(#[from] CodecError),
+        /// An OS handle could not travel.
+        Handle(#[from] HandleError),
+        /// A cluster pool, worker host or cluster queue could not start or go on.
+        #[cfg(feature = "cluster")]
+        Cluster(#[from] processing_cluster::ClusterError),
+        /// A cluster queue call failed.
+        #[cfg(feature = "cluster")]
+        ClusterQueue(#[from] processing_cluster::QueueError),
+        /// An error that crossed a process boundary (see [`ErrorChain`]).
+        Chain(#[from] ErrorChain),
+        /// An operating-system error.
+        Io(#[from] std::io::Error),
+    }
 }
 
 // The value-carrying errors convert by dropping their value and keeping their kind and cause.
@@ -145,23 +180,21 @@ impl<G> From<AcquireError<G>> for Error {
     }
 }
 
-impl<T> From<PutError<T>> for Error {
-    fn from(e: PutError<T>) -> Error {
-        Error::Put(e.map_item(drop))
-    }
+/// `From` for the queue's put errors, which hand the item back: the item is dropped.
+macro_rules! from_put_error {
+    ($($variant:ident($ty:ident)),*) => {$(
+        impl<T> From<$ty<T>> for Error {
+            fn from(e: $ty<T>) -> Error {
+                Error::$variant(e.map_item(drop))
+            }
+        }
+    )*};
 }
-
-impl<T> From<TryPutError<T>> for Error {
-    fn from(e: TryPutError<T>) -> Error {
-        Error::TryPut(e.map_item(drop))
-    }
-}
-
-impl<T> From<PutTimeoutError<T>> for Error {
-    fn from(e: PutTimeoutError<T>) -> Error {
-        Error::PutTimeout(e.map_item(drop))
-    }
-}
+from_put_error!(
+    Put(PutError),
+    TryPut(TryPutError),
+    PutTimeout(PutTimeoutError)
+);
 
 impl From<FrameError> for Error {
     fn from(e: FrameError) -> Error {
@@ -276,44 +309,5 @@ impl Error {
     /// ```
     pub fn os_error(&self) -> Option<&std::io::Error> {
         processing_core::find_in_chain(self.area())
-    }
-
-    /// The area's error this one wraps (a `transparent` variant forwards `source()` to the
-    /// area error's own source, so walking the chain starts here).
-    fn area(&self) -> &(dyn std::error::Error + 'static) {
-        match self {
-            Error::Spawn(e) => e,
-            Error::Process(e) => e,
-            Error::Shm(e) => e,
-            Error::Sync(e) => e,
-            Error::Acquire(e) => e,
-            Error::Release(e) => e,
-            Error::Condition(e) => e,
-            Error::Barrier(e) => e,
-            Error::Put(e) => e,
-            Error::TryPut(e) => e,
-            Error::PutTimeout(e) => e,
-            Error::Get(e) => e,
-            Error::TryGet(e) => e,
-            Error::GetTimeout(e) => e,
-            Error::Queue(e) => e,
-            Error::TaskDone(e) => e,
-            Error::JoinTimeout(e) => e,
-            Error::Connection(e) => e,
-            Error::Auth(e) => e,
-            Error::Listener(e) => e,
-            Error::Manager(e) => e,
-            Error::Remote(e) => e,
-            Error::Pool(e) => e,
-            Error::PoolBuild(e) => e,
-            Error::Codec(e) => e,
-            Error::Handle(e) => e,
-            #[cfg(feature = "cluster")]
-            Error::Cluster(e) => e,
-            #[cfg(feature = "cluster")]
-            Error::ClusterQueue(e) => e,
-            Error::Chain(e) => e,
-            Error::Io(e) => e,
-        }
     }
 }

@@ -100,17 +100,16 @@ macro_rules! put_error {
                     $name::Manager(t, e) => $name::Manager(f(t), e),
                 }
             }
-            /// Whether the queue was closed.
-            pub fn is_closed(&self) -> bool {
-                matches!(self, $name::Closed(_))
-            }
-            /// Whether the item could not be encoded or spilled.
-            pub fn is_encode(&self) -> bool {
-                matches!(self, $name::Encode(..) | $name::Spill(..))
-            }
-            /// Whether a proxy's manager failed (the source is its `ManagerError`).
-            pub fn is_manager(&self) -> bool {
-                matches!(self, $name::Manager(..))
+        }
+
+        processing_core::predicates! {
+            impl<T> $name<T> {
+                /// Whether the queue was closed.
+                is_closed => Self::Closed(_),
+                /// Whether the item could not be encoded or spilled.
+                is_encode => Self::Encode(..) | Self::Spill(..),
+                /// Whether a proxy's manager failed (the source is its `ManagerError`).
+                is_manager => Self::Manager(..),
             }
         }
     };
@@ -164,17 +163,17 @@ put_error! {
     }
 }
 
-impl<T> TryPutError<T> {
-    /// Whether the queue was full.
-    pub fn is_full(&self) -> bool {
-        matches!(self, TryPutError::Full(_))
+processing_core::predicates! {
+    impl<T> TryPutError<T> {
+        /// Whether the queue was full.
+        is_full => Self::Full(_),
     }
 }
 
-impl<T> PutTimeoutError<T> {
-    /// Whether the timeout passed.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, PutTimeoutError::Timeout(_))
+processing_core::predicates! {
+    impl<T> PutTimeoutError<T> {
+        /// Whether the timeout passed.
+        is_timeout => Self::Timeout(_),
     }
 }
 
@@ -229,19 +228,15 @@ macro_rules! get_error {
             }
         }
 
-        impl $name {
-            /// Whether the queue was closed and drained.
-            pub fn is_closed(&self) -> bool {
-                matches!(self, $name::Closed)
-            }
-            /// Whether an item could not be decoded (a spilled item whose segment is lost
-            /// included); the item was removed.
-            pub fn is_decode(&self) -> bool {
-                matches!(self, $name::Decode(_))
-            }
-            /// Whether a proxy's manager failed (the source is its `ManagerError`).
-            pub fn is_manager(&self) -> bool {
-                matches!(self, $name::Manager(_))
+        processing_core::predicates! {
+            impl $name {
+                /// Whether the queue was closed and drained.
+                is_closed => Self::Closed,
+                /// Whether an item could not be decoded (a spilled item whose segment is lost
+                /// included); the item was removed.
+                is_decode => Self::Decode(_),
+                /// Whether a proxy's manager failed (the source is its `ManagerError`).
+                is_manager => Self::Manager(_),
             }
         }
     };
@@ -289,17 +284,17 @@ get_error! {
     }
 }
 
-impl TryGetError {
-    /// Whether the queue was empty.
-    pub fn is_empty(&self) -> bool {
-        matches!(self, TryGetError::Empty)
+processing_core::predicates! {
+    impl TryGetError {
+        /// Whether the queue was empty.
+        is_empty => Self::Empty,
     }
 }
 
-impl GetTimeoutError {
-    /// Whether the timeout passed.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, GetTimeoutError::Timeout)
+processing_core::predicates! {
+    impl GetTimeoutError {
+        /// Whether the timeout passed.
+        is_timeout => Self::Timeout,
     }
 }
 
@@ -339,14 +334,12 @@ pub enum QueueError {
     NotAQueue(&'static str),
 }
 
-impl QueueError {
-    /// Whether an argument was out of range.
-    pub fn is_invalid_argument(&self) -> bool {
-        matches!(self, QueueError::InvalidArgument(_))
-    }
-    /// Whether the shared segment failed.
-    pub fn is_segment(&self) -> bool {
-        matches!(self, QueueError::Segment(_))
+processing_core::predicates! {
+    impl QueueError {
+        /// Whether an argument was out of range.
+        is_invalid_argument => Self::InvalidArgument(_),
+        /// Whether the shared segment failed.
+        is_segment => Self::Segment(_),
     }
 }
 
@@ -369,10 +362,10 @@ pub enum TaskDoneError {
     Manager(#[source] BoxError),
 }
 
-impl TaskDoneError {
-    /// Whether `task_done` was called more times than items were put.
-    pub fn is_too_many(&self) -> bool {
-        matches!(self, TaskDoneError::TooMany)
+processing_core::predicates! {
+    impl TaskDoneError {
+        /// Whether `task_done` was called more times than items were put.
+        is_too_many => Self::TooMany,
     }
 }
 
@@ -396,10 +389,10 @@ pub enum JoinTimeoutError {
     Manager(#[source] BoxError),
 }
 
-impl JoinTimeoutError {
-    /// Whether the timeout passed.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, JoinTimeoutError::Timeout)
+processing_core::predicates! {
+    impl JoinTimeoutError {
+        /// Whether the timeout passed.
+        is_timeout => Self::Timeout,
     }
 }
 
