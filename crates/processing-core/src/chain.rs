@@ -106,25 +106,26 @@ impl ErrorChain {
 
     /// The messages of every link, first to last.
     pub fn messages(&self) -> Vec<&str> {
-        let mut out = vec![self.message.as_str()];
-        let mut next = self.source.as_deref();
-        while let Some(link) = next {
-            out.push(&link.message);
-            next = link.source.as_deref();
-        }
-        out
+        self.links().map(|link| link.message.as_str()).collect()
     }
 
     /// The first operating-system error of the chain, re-created from its code.
     pub fn os_error(&self) -> Option<&std::io::Error> {
-        let mut next = Some(self);
-        while let Some(link) = next {
-            if let Some(io) = &link.io {
-                return Some(io);
-            }
-            next = link.source.as_deref();
+        self.links().find_map(|link| link.io.as_deref())
+    }
+
+    /// This link and every cause after it, first to last.
+    fn links(&self) -> impl Iterator<Item = &ErrorChain> {
+        std::iter::successors(Some(self), |link| link.source.as_deref())
+    }
+
+    /// The link as it travels: without its cause and its re-created OS error.
+    fn wire(&self) -> WireLink {
+        WireLink {
+            kind: self.kind.clone(),
+            message: self.message.clone(),
+            os_error: self.os_error,
         }
-        None
     }
 }
 
@@ -147,13 +148,11 @@ macro_rules! from_message {
 
 from_message!(ErrorChain, ErrorContext);
 
+/// The links, first to last, each as it travels (kind, message, OS error code).
 impl fmt::Debug for ErrorChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ErrorChain")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("os_error", &self.os_error)
-            .field("source", &self.source)
+        f.debug_tuple("ErrorChain")
+            .field(&self.links().map(ErrorChain::wire).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -186,7 +185,7 @@ impl PartialEq for ErrorChain {
 
 impl Eq for ErrorChain {}
 
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct WireLink {
     kind: String,
     message: String,
@@ -195,16 +194,7 @@ struct WireLink {
 
 impl Serialize for ErrorChain {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut links = Vec::new();
-        let mut next = Some(self);
-        while let Some(link) = next {
-            links.push(WireLink {
-                kind: link.kind.clone(),
-                message: link.message.clone(),
-                os_error: link.os_error,
-            });
-            next = link.source.as_deref();
-        }
+        let links: Vec<WireLink> = self.links().map(ErrorChain::wire).collect();
         links.serialize(serializer)
     }
 }
