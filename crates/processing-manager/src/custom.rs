@@ -252,28 +252,19 @@ macro_rules! shared_type {
                 }
             }
 
-            impl<'de> serde::Deserialize<'de> for __Request {
-                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
-                    struct V;
-                    impl<'de> serde::de::Visitor<'de> for V {
-                        type Value = __Request;
-                        fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                            f.write_str("a request")
+            impl<'de> $crate::__private::ByIndex<'de> for __Request {
+                const EXPECTING: &'static str = "a request";
+                fn read<A: serde::de::SeqAccess<'de>>(index: u32, seq: &mut A) -> ::std::result::Result<Self, A::Error> {
+                    $(
+                        if index == __Index::$method as u32 {
+                            let ($($arg,)*): ($($argty,)*) = $crate::__private::next(seq)?;
+                            return ::std::result::Result::Ok(__Request::$method { $($arg),* });
                         }
-                        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> ::std::result::Result<__Request, A::Error> {
-                            let index: u32 = $crate::__private::next(&mut seq)?;
-                            $(
-                                if index == __Index::$method as u32 {
-                                    let ($($arg,)*): ($($argty,)*) = $crate::__private::next(&mut seq)?;
-                                    return ::std::result::Result::Ok(__Request::$method { $($arg),* });
-                                }
-                            )*
-                            ::std::result::Result::Err($crate::__private::unknown_index(index))
-                        }
-                    }
-                    d.deserialize_tuple(2, V)
+                    )*
+                    ::std::result::Result::Err($crate::__private::unknown_index(index))
                 }
             }
+            $crate::shared_type!(@deserialize __Request);
 
             impl serde::Serialize for __Reply {
                 fn serialize<S: serde::Serializer>(&self, s: S) -> ::std::result::Result<S::Ok, S::Error> {
@@ -283,27 +274,18 @@ macro_rules! shared_type {
                 }
             }
 
-            impl<'de> serde::Deserialize<'de> for __Reply {
-                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
-                    struct V;
-                    impl<'de> serde::de::Visitor<'de> for V {
-                        type Value = __Reply;
-                        fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                            f.write_str("a reply")
+            impl<'de> $crate::__private::ByIndex<'de> for __Reply {
+                const EXPECTING: &'static str = "a reply";
+                fn read<A: serde::de::SeqAccess<'de>>(index: u32, seq: &mut A) -> ::std::result::Result<Self, A::Error> {
+                    $(
+                        if index == __Index::$method as u32 {
+                            return ::std::result::Result::Ok(__Reply::$method($crate::__private::next(seq)?));
                         }
-                        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> ::std::result::Result<__Reply, A::Error> {
-                            let index: u32 = $crate::__private::next(&mut seq)?;
-                            $(
-                                if index == __Index::$method as u32 {
-                                    return ::std::result::Result::Ok(__Reply::$method($crate::__private::next(&mut seq)?));
-                                }
-                            )*
-                            ::std::result::Result::Err($crate::__private::unknown_index(index))
-                        }
-                    }
-                    d.deserialize_tuple(2, V)
+                    )*
+                    ::std::result::Result::Err($crate::__private::unknown_index(index))
                 }
             }
+            $crate::shared_type!(@deserialize __Reply);
 
             impl $crate::Request for __Request {
                 fn methods() -> &'static [&'static str] {
@@ -370,6 +352,13 @@ macro_rules! shared_type {
                 )*
             }
         };
+    };
+    (@deserialize $t:ident) => {
+        impl<'de> $crate::__private::serde::Deserialize<'de> for $t {
+            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(d: D) -> ::std::result::Result<Self, D::Error> {
+                $crate::__private::deserialize_by_index(d)
+            }
+        }
     };
     (@ret) => { () };
     (@ret $ret:ty) => { $ret };

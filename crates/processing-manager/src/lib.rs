@@ -79,6 +79,35 @@ pub mod __private {
             .ok_or_else(|| serde::de::Error::custom("truncated request or reply"))
     }
 
+    /// A request or reply of a shared type: its method index, then that method's fields (read
+    /// by [`read`](ByIndex::read) from the same sequence).
+    pub trait ByIndex<'de>: Sized {
+        /// What the deserializer expected, for its error message.
+        const EXPECTING: &'static str;
+        /// The variant of method `index`, its fields read from `seq`.
+        fn read<A: serde::de::SeqAccess<'de>>(index: u32, seq: &mut A) -> Result<Self, A::Error>;
+    }
+
+    /// Deserializes a [`ByIndex`] value (a `(index, fields)` pair).
+    pub fn deserialize_by_index<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+        T: ByIndex<'de>,
+    {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: ByIndex<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(T::EXPECTING)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+                let index: u32 = next(&mut seq)?;
+                T::read(index, &mut seq)
+            }
+        }
+        d.deserialize_tuple(2, V(std::marker::PhantomData))
+    }
+
     /// A request or reply whose method index the type does not have.
     pub fn unknown_index<E: serde::de::Error>(index: u32) -> E {
         E::custom(format_args!("no method #{index}"))
