@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use processing::manager::Manager;
+use processing::manager::{ConditionProxy, Manager};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -255,22 +255,11 @@ fn condition_wait_async_releases_and_takes_the_lock_back() {
         let mut f = std::pin::pin!(c.wait_async());
         // Registered, with the lock released: another thread takes it and notifies.
         assert!(poll_once(f.as_mut()));
-        let notifier = {
-            let c = c.clone();
-            std::thread::spawn(move || {
-                let g = c.acquire_timeout(PATIENCE).unwrap();
-                c.notify().unwrap();
-                drop(g);
-            })
-        };
+        let notifier = notifier(&c, false);
         f.await.unwrap();
         notifier.join().unwrap();
         // Held again, with both levels, by this thread.
-        let other = {
-            let c = c.clone();
-            std::thread::spawn(move || c.try_acquire().unwrap_err().is_would_block())
-        };
-        assert!(other.join().unwrap());
+        assert!(held_for_another_thread(&c));
         drop(outer);
         drop(g);
         assert!(c.try_acquire().is_ok());
@@ -299,14 +288,7 @@ fn condition_wait_for_async_and_notify_all_with_several_async_waiters() {
         };
         let mut all = std::pin::pin!(futures::future::join_all((0..3).map(waiter)));
         assert!(poll_once(all.as_mut()));
-        let notifier = {
-            let c = c.clone();
-            std::thread::spawn(move || {
-                let g = c.acquire_timeout(PATIENCE).unwrap();
-                c.notify_all().unwrap();
-                drop(g);
-            })
-        };
+        let notifier = notifier(&c, true);
         all.await;
         notifier.join().unwrap();
 
@@ -329,20 +311,44 @@ fn condition_wait_for_async_and_notify_all_with_several_async_waiters() {
     });
 }
 
-/// A thread that waits (blocking) on `c` for at most `PATIENCE`; it tells `ready` while it
-/// holds the lock, just before its wait releases it. Its result: whether it was notified.
-fn sync_waiter(
-    c: &processing::manager::ConditionProxy,
-    ready: mpsc::Sender<()>,
-) -> std::thread::JoinHandle<bool> {
+/// A thread that waits (blocking) on `c` for at most `PATIENCE`, returned once it holds the
+/// lock just before its wait releases it (whoever takes the lock next finds it registered).
+/// Its result: whether it was notified.
+fn sync_waiter(c: &ConditionProxy) -> std::thread::JoinHandle<bool> {
+    let (ready_tx, ready_rx) = mpsc::channel();
     let c = c.clone();
-    std::thread::spawn(move || {
+    let waiter = std::thread::spawn(move || {
         let g = c.acquire().unwrap();
-        ready.send(()).unwrap();
+        ready_tx.send(()).unwrap();
         let notified = c.wait_timeout(PATIENCE).unwrap();
         drop(g);
         notified
+    });
+    ready_rx.recv().unwrap();
+    waiter
+}
+
+/// A thread that takes `c`'s lock (waiting at most `PATIENCE`), wakes one waiter (`all`: every
+/// waiter) and lets the lock go.
+fn notifier(c: &ConditionProxy, all: bool) -> std::thread::JoinHandle<()> {
+    let c = c.clone();
+    std::thread::spawn(move || {
+        let g = c.acquire_timeout(PATIENCE).unwrap();
+        if all {
+            c.notify_all().unwrap();
+        } else {
+            c.notify().unwrap();
+        }
+        drop(g);
     })
+}
+
+/// Whether `c`'s lock is held as another thread sees it (its `try_acquire` would block).
+fn held_for_another_thread(c: &ConditionProxy) -> bool {
+    let c = c.clone();
+    std::thread::spawn(move || c.try_acquire().unwrap_err().is_would_block())
+        .join()
+        .unwrap()
 }
 
 #[test]
@@ -355,16 +361,10 @@ fn a_dropped_condition_wait_async_leaves_the_lock_held_and_no_waiter() {
         assert!(poll_once(f));
     }
     // Held again by this thread.
-    let other = {
-        let c = c.clone();
-        std::thread::spawn(move || c.try_acquire().unwrap_err().is_would_block())
-    };
-    assert!(other.join().unwrap());
+    assert!(held_for_another_thread(&c));
     drop(g);
     // No waiter left behind: one notification reaches a waiter that came after.
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let w = sync_waiter(&c, ready_tx);
-    ready_rx.recv().unwrap();
+    let w = sync_waiter(&c);
     // Taken once the waiter's wait released it: the waiter is registered.
     let g = c.acquire().unwrap();
     c.notify().unwrap();
@@ -380,14 +380,12 @@ fn a_notification_taken_by_a_dropped_condition_wait_async_passes_on() {
     let m = Manager::start().unwrap();
     let c = m.condition().unwrap();
     let g = c.acquire().unwrap();
-    let (ready_tx, ready_rx) = mpsc::channel();
     let w;
     {
         // The async waiter registers first, then a blocking one.
         let mut f = std::pin::pin!(c.wait_async());
         assert!(poll_once(f.as_mut()));
-        w = sync_waiter(&c, ready_tx);
-        ready_rx.recv().unwrap();
+        w = sync_waiter(&c);
         let n = c.acquire().unwrap();
         // One notification: to the first waiter, the async one, which is then dropped.
         c.notify().unwrap();
@@ -395,11 +393,7 @@ fn a_notification_taken_by_a_dropped_condition_wait_async_passes_on() {
     }
     // The dropped waiter took the lock back (the level `g` had), and its notification went to
     // the blocking waiter, which wakes once the lock is free.
-    let other = {
-        let c = c.clone();
-        std::thread::spawn(move || c.try_acquire().unwrap_err().is_would_block())
-    };
-    assert!(other.join().unwrap());
+    assert!(held_for_another_thread(&c));
     drop(g);
     assert!(
         w.join().unwrap(),

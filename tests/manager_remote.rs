@@ -72,6 +72,15 @@ fn m07_remote_manager() {
     server.join().unwrap();
 }
 
+/// A started manager and a list of it that holds one item: each call on the list afterwards
+/// reaches the server.
+fn manager_with_a_list() -> (Manager, ListProxy<u32>) {
+    let m = Manager::start().unwrap();
+    let l = m.list::<u32>().unwrap();
+    l.push(1).unwrap();
+    (m, l)
+}
+
 fn blocked_getter((q, started): (QueueProxy<u32>, EventProxy)) -> bool {
     // The reply may be lost to the shutdown this signal triggers; the call was applied.
     let _ = started.set();
@@ -80,9 +89,7 @@ fn blocked_getter((q, started): (QueueProxy<u32>, EventProxy)) -> bool {
 
 #[test]
 fn m08_proxy_after_shutdown_is_an_error_not_a_hang() {
-    let m = Manager::start().unwrap();
-    let l = m.list::<u32>().unwrap();
-    l.push(1).unwrap();
+    let (m, l) = manager_with_a_list();
     let q = m.queue::<u32>().unwrap();
     let started = m.event().unwrap();
     let mut waiter = Process::new(blocked_getter, (q.clone(), started.clone()));
@@ -103,9 +110,7 @@ fn m08_proxy_after_shutdown_is_an_error_not_a_hang() {
 /// The server killed from outside: SIGKILL on Unix, TerminateProcess on Windows.
 #[test]
 fn m08_proxy_after_server_killed_is_an_error_not_a_hang() {
-    let m = Manager::start().unwrap();
-    let l = m.list::<u32>().unwrap();
-    l.push(1).unwrap();
+    let (m, l) = manager_with_a_list();
     let pid = m
         .server_pid()
         .expect("a started manager has a server process");
