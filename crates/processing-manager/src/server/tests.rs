@@ -26,6 +26,13 @@ fn eventually(mut check: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// A client process played by two connections to `m`: its anchor (the process lives while it
+/// is open) and one connection for its calls.
+fn open_process(m: &Manager, process: u64) -> (Framed, Framed) {
+    let anchor = open_for_test(m.address(), process, true);
+    (anchor, open_for_test(m.address(), process, false))
+}
+
 fn send(conn: &mut Framed, object: u64, request: &[u8]) {
     conn.send(&[&object.to_le_bytes(), request]).expect("send");
 }
@@ -66,9 +73,7 @@ fn get_request(wait: Wait) -> Vec<u8> {
 fn a_reply_settled_after_its_process_ended_gives_its_references_back() {
     let m = Manager::start_in_thread().unwrap();
     let base = m.live_objects().unwrap();
-    let process = 0x5eed_0000_0000_0001;
-    let anchor = open_for_test(m.address(), process, true);
-    let mut conn = open_for_test(m.address(), process, false);
+    let (anchor, mut conn) = open_process(&m, 0x5eed_0000_0000_0001);
     create_list(&mut conn);
     assert_eq!(m.live_objects().unwrap(), base + 1);
     // The process ends: its anchor closes, and what it held is given back.
@@ -93,9 +98,7 @@ fn a_get_that_completes_after_its_process_ended_puts_the_item_back() {
     let q: QueueProxy<ListProxy<u32>> = m.queue().unwrap();
     let list = m.list_from([1u32, 2, 3]).unwrap();
     let base = m.live_objects().unwrap();
-    let process = 0x5eed_0000_0000_0002;
-    let anchor = open_for_test(m.address(), process, true);
-    let mut conn = open_for_test(m.address(), process, false);
+    let (anchor, mut conn) = open_process(&m, 0x5eed_0000_0000_0002);
     create_list(&mut conn);
     send(&mut conn, q.as_raw().id(), &get_request(Wait::Forever));
     drop(anchor);
@@ -122,13 +125,11 @@ fn a_process_that_connects_again_starts_a_new_life() {
     let m = Manager::start_in_thread().unwrap();
     let base = m.live_objects().unwrap();
     let process = 0x5eed_0000_0000_0003;
-    let anchor = open_for_test(m.address(), process, true);
-    let mut old = open_for_test(m.address(), process, false);
+    let (anchor, mut old) = open_process(&m, process);
     create_list(&mut old);
     drop(anchor);
     assert!(eventually(|| m.live_objects().unwrap() == base));
-    let anchor = open_for_test(m.address(), process, true);
-    let mut conn = open_for_test(m.address(), process, false);
+    let (anchor, mut conn) = open_process(&m, process);
     create_list(&mut conn);
     create_list(&mut conn);
     assert_eq!(m.live_objects().unwrap(), base + 2);
