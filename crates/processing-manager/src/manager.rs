@@ -366,6 +366,20 @@ impl ServerHandle {
     }
 }
 
+/// The constructors of the synchronisation primitives (no type parameter), one per line:
+/// `name(arguments) -> Proxy = (kind, initial state)`.
+macro_rules! primitive_creators {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident($($arg:ident: $argty:ty),*) -> $proxy:ty = ($kind:expr, $init:expr);
+    )*) => {$(
+        $(#[$doc])*
+        pub fn $name(&self $(, $arg: $argty)*) -> Result<$proxy, ManagerError> {
+            self.make($kind, $init)
+        }
+    )*};
+}
+
 /// The object constructors of [`Manager`] and [`Named`]; the type provides `remote()` and
 /// `object_name()` (the name objects are created under, if any).
 macro_rules! creators {
@@ -393,8 +407,7 @@ macro_rules! creators {
             &self,
             values: impl IntoIterator<Item = T>,
         ) -> Result<ListProxy<T>, ManagerError> {
-            let es = self.elems(values)?;
-            self.make(Kind::List, Init::Elems(es))
+            self.make_holding(Kind::List, values)
         }
 
         /// A new shared dictionary.
@@ -423,8 +436,7 @@ macro_rules! creators {
             &self,
             values: impl IntoIterator<Item = T>,
         ) -> Result<ArrayProxy<T>, ManagerError> {
-            let es = self.elems(values)?;
-            self.make(Kind::Array, Init::Elems(es))
+            self.make_holding(Kind::Array, values)
         }
 
         /// A new unbounded queue.
@@ -449,42 +461,22 @@ macro_rules! creators {
             self.make(Kind::JoinableQueue, Init::Size(0))
         }
 
-        /// A new lock.
-        pub fn lock(&self) -> Result<LockProxy, ManagerError> {
-            self.make(Kind::Lock, Init::Nothing)
-        }
-
-        /// A new reentrant lock.
-        pub fn rlock(&self) -> Result<RLockProxy, ManagerError> {
-            self.make(Kind::RLock, Init::Nothing)
-        }
-
-        /// A new semaphore with `value` units.
-        pub fn semaphore(&self, value: usize) -> Result<SemaphoreProxy, ManagerError> {
-            self.make(Kind::Semaphore, Init::Size(value as u64))
-        }
-
-        /// A new bounded semaphore with `value` units.
-        pub fn bounded_semaphore(
-            &self,
-            value: usize,
-        ) -> Result<BoundedSemaphoreProxy, ManagerError> {
-            self.make(Kind::BoundedSemaphore, Init::Size(value as u64))
-        }
-
-        /// A new condition variable (over a reentrant lock).
-        pub fn condition(&self) -> Result<ConditionProxy, ManagerError> {
-            self.make(Kind::Condition, Init::Nothing)
-        }
-
-        /// A new event.
-        pub fn event(&self) -> Result<EventProxy, ManagerError> {
-            self.make(Kind::Event, Init::Nothing)
-        }
-
-        /// A new barrier for `parties` parties.
-        pub fn barrier(&self, parties: usize) -> Result<BarrierProxy, ManagerError> {
-            self.make(Kind::Barrier, Init::Size(parties as u64))
+        primitive_creators! {
+            /// A new lock.
+            lock() -> LockProxy = (Kind::Lock, Init::Nothing);
+            /// A new reentrant lock.
+            rlock() -> RLockProxy = (Kind::RLock, Init::Nothing);
+            /// A new semaphore with `value` units.
+            semaphore(value: usize) -> SemaphoreProxy = (Kind::Semaphore, Init::Size(value as u64));
+            /// A new bounded semaphore with `value` units.
+            bounded_semaphore(value: usize) -> BoundedSemaphoreProxy =
+                (Kind::BoundedSemaphore, Init::Size(value as u64));
+            /// A new condition variable (over a reentrant lock).
+            condition() -> ConditionProxy = (Kind::Condition, Init::Nothing);
+            /// A new event.
+            event() -> EventProxy = (Kind::Event, Init::Nothing);
+            /// A new barrier for `parties` parties.
+            barrier(parties: usize) -> BarrierProxy = (Kind::Barrier, Init::Size(parties as u64));
         }
 
         /// A new object of the registered custom type `T`, starting as `value`.
@@ -497,14 +489,17 @@ macro_rules! creators {
             )
         }
 
-        fn elems<T: Serialize>(
+        /// A new object of `kind` (a list or an array) holding `values`.
+        fn make_holding<P: Proxy, T: Serialize>(
             &self,
+            kind: Kind,
             values: impl IntoIterator<Item = T>,
-        ) -> Result<Vec<Elem>, ManagerError> {
-            values
+        ) -> Result<P, ManagerError> {
+            let elems = values
                 .into_iter()
-                .map(|v| client::encode_elem(self.remote(), &v).map_err(ManagerError::from))
-                .collect()
+                .map(|v| client::encode_elem(self.remote(), &v))
+                .collect::<Result<Vec<Elem>, _>>()?;
+            self.make(kind, Init::Elems(elems))
         }
     };
 }
