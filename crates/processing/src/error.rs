@@ -311,3 +311,28 @@ impl Error {
         processing_core::find_in_chain(self.area())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_variant_shows_and_chains_as_its_area_error() {
+        let os = std::io::Error::from_raw_os_error(2);
+        let area = processing_manager::ManagerError::disconnected("cannot connect", os);
+        let text = area.to_string();
+        let e = Error::from(area);
+        assert!(matches!(e, Error::Manager(_)));
+        assert_eq!(e.to_string(), text);
+        // Transparent: the first source is the area error's own (its context), not the area
+        // error itself.
+        let context = e.source().unwrap();
+        assert!(context.is::<processing_core::ErrorContext>(), "{context:?}");
+        assert_eq!(e.os_error().and_then(|e| e.raw_os_error()), Some(2));
+
+        let e = Error::from(processing_transport::queue::PutError::Closed(7u32));
+        assert_eq!(e.to_string(), "queue is closed");
+        assert!(e.is_closed() && e.source().is_none());
+    }
+}
