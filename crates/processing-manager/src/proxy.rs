@@ -69,7 +69,18 @@ fn bounds(range: impl RangeBounds<isize>) -> (Option<i64>, Option<i64>) {
     (start, end)
 }
 
+/// A proxy type: the struct around its [`RawProxy`], `Clone`, `Debug`, [`Proxy`] with `tag`;
+/// with `Request => Reply`, also its `call` (one request to the object, the server's reply).
 macro_rules! proxy_type {
+    ($(#[$meta:meta])* $name:ident<$($t:ident),*>, $tag:expr, $request:ident => $reply:ident) => {
+        proxy_type!($(#[$meta])* $name<$($t),*>, $tag);
+
+        impl<$($t),*> $name<$($t),*> {
+            fn call(&self, request: $request) -> Result<$reply, ManagerError> {
+                self.raw.request(&request)
+            }
+        }
+    };
     ($(#[$meta:meta])* $name:ident<$($t:ident),*>, $tag:expr) => {
         $(#[$meta])*
         #[derive(Serialize, Deserialize)]
@@ -126,14 +137,11 @@ proxy_type!(
     /// assert_eq!(l.slice(-2..).unwrap(), [2, 3]);
     /// ```
     ListProxy<T>,
-    format!("list<{}>", tn::<T>())
+    format!("list<{}>", tn::<T>()),
+    ListRequest => ListReply
 );
 
 impl<T: Serialize + DeserializeOwned> ListProxy<T> {
-    fn call(&self, request: ListRequest) -> Result<ListReply, ManagerError> {
-        self.raw.request(&request)
-    }
-
     fn done(&self, request: ListRequest) -> Result<(), ManagerError> {
         expect!(self.call(request)?, "list", ListReply::Done => Ok(()))
     }
@@ -304,14 +312,11 @@ proxy_type!(
     /// assert_eq!(d.items().unwrap(), [("a".to_string(), 1)]);
     /// ```
     DictProxy<K, V>,
-    format!("dict<{}, {}>", tn::<K>(), tn::<V>())
+    format!("dict<{}, {}>", tn::<K>(), tn::<V>()),
+    DictRequest => DictReply
 );
 
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
-    fn call(&self, request: DictRequest) -> Result<DictReply, ManagerError> {
-        self.raw.request(&request)
-    }
-
     fn value_reply(&self, request: DictRequest) -> Result<Option<V>, ManagerError> {
         expect!(self.call(request)?, "dict",
             DictReply::Value(e) => Ok(e.map(|e| self.raw.value(e)).transpose()?))
@@ -396,14 +401,11 @@ proxy_type!(
     /// assert_eq!(ns.names().unwrap(), ["name", "x"]);
     /// ```
     NamespaceProxy<>,
-    "namespace".to_string()
+    "namespace".to_string(),
+    NamespaceRequest => NamespaceReply
 );
 
 impl NamespaceProxy {
-    fn call(&self, request: NamespaceRequest) -> Result<NamespaceReply, ManagerError> {
-        self.raw.request(&request)
-    }
-
     /// A copy of the attribute `name`, decoded as `T`.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ManagerError> {
         let request = NamespaceRequest::Get { name: name.into() };
@@ -460,14 +462,11 @@ proxy_type!(
     /// assert_eq!(v.get().unwrap(), [1, 2, 3]);
     /// ```
     ValueProxy<T>,
-    format!("value<{}>", tn::<T>())
+    format!("value<{}>", tn::<T>()),
+    ValueRequest => ValueReply
 );
 
 impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
-    fn call(&self, request: ValueRequest) -> Result<ValueReply, ManagerError> {
-        self.raw.request(&request)
-    }
-
     /// A copy of the value.
     pub fn get(&self) -> Result<T, ManagerError> {
         expect!(self.call(ValueRequest::Get)?, "value", ValueReply::Value(e) => Ok(self.raw.value(e)?))
@@ -497,14 +496,11 @@ proxy_type!(
     /// assert_eq!(a.to_vec().unwrap(), [0, 0, 0, 9]);
     /// ```
     ArrayProxy<T>,
-    format!("array<{}>", tn::<T>())
+    format!("array<{}>", tn::<T>()),
+    ArrayRequest => ArrayReply
 );
 
 impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
-    fn call(&self, request: ArrayRequest) -> Result<ArrayReply, ManagerError> {
-        self.raw.request(&request)
-    }
-
     /// A copy of the element at `index`.
     pub fn get(&self, index: isize) -> Result<T, ManagerError> {
         let request = ArrayRequest::Get {
@@ -549,10 +545,6 @@ enum SendFail {
 
 macro_rules! queue_methods {
     ($name:expr) => {
-        fn call(&self, request: QueueRequest) -> Result<QueueReply, ManagerError> {
-            self.raw.request(&request)
-        }
-
         fn send_put(&self, value: &T, wait: Wait) -> Result<QueueReply, SendFail> {
             let item = self.raw.elem(value).map_err(SendFail::Encode)?;
             self.call(QueueRequest::Put { item, wait })
@@ -750,7 +742,8 @@ proxy_type!(
     /// assert!(q.try_get().unwrap_err().is_empty());
     /// ```
     QueueProxy<T>,
-    format!("queue<{}>", tn::<T>())
+    format!("queue<{}>", tn::<T>()),
+    QueueRequest => QueueReply
 );
 
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
@@ -771,7 +764,8 @@ proxy_type!(
     /// assert!(q.task_done().unwrap_err().is_too_many());
     /// ```
     JoinableQueueProxy<T>,
-    format!("joinable_queue<{}>", tn::<T>())
+    format!("joinable_queue<{}>", tn::<T>()),
+    QueueRequest => QueueReply
 );
 
 impl<T: Serialize + DeserializeOwned> JoinableQueueProxy<T> {
@@ -907,8 +901,12 @@ impl Drop for ProxyGuard<'_> {
 
 type Acquire<'a> = Result<ProxyGuard<'a>, AcquireError<ProxyGuard<'a>>>;
 
+/// The acquire family of a lock-like proxy (lock, reentrant lock, semaphore, condition's lock)
+/// and its `release`. `acquire_async`: non-waiting acquires on the thread's connection, and
+/// between them an awaited wait (`$await`, answered `$free`, on a connection of its own) until
+/// the object is free, which takes nothing.
 macro_rules! lock_methods {
-    ($request:ident, $reply:ident, $holder:ident, $name:expr) => {
+    ($request:ident, $reply:ident, $holder:ident, $await:ident, $free:ident, $name:expr) => {
         fn acquire_with(&self, wait: Wait) -> Acquire<'_> {
             let reply = self
                 .raw
@@ -941,13 +939,7 @@ macro_rules! lock_methods {
         pub fn acquire_timeout(&self, timeout: Duration) -> Acquire<'_> {
             self.acquire_with(Wait::timeout(timeout))
         }
-    };
-}
 
-/// `acquire_async`: non-waiting acquires on the thread's connection, and between them an
-/// awaited wait (on a connection of its own) until the object is free, which takes nothing.
-macro_rules! acquire_async_method {
-    ($request:ident, $reply:ident, $await:ident, $free:ident, $name:expr) => {
         /// Awaits the object and acquires it (feature `async`): [`acquire`](Self::acquire)
         /// without a blocked thread, with its errors and its guard. The acquire itself is a
         /// call on the thread's connection that does not wait (the holder is that connection,
@@ -976,6 +968,15 @@ macro_rules! acquire_async_method {
                 }
             }
         }
+
+        /// Releases once: a lock (any client may release a held lock, as with Python's
+        /// `Lock`), one level of a reentrant lock or of a condition's lock (by the thread that
+        /// holds it), one unit of a semaphore. The server's refusal is the error: `NotLocked`
+        /// (a lock not held), `NotOwner` (a level this thread does not hold), `Bound` (a bounded
+        /// semaphore at its initial value).
+        pub fn release(&self) -> Result<(), ReleaseError> {
+            release(&self.raw, Holder::$holder, 1)
+        }
     };
 }
 
@@ -999,14 +1000,7 @@ proxy_type!(
 );
 
 impl LockProxy {
-    lock_methods!(LockRequest, LockReply, Lock, "lock");
-    acquire_async_method!(LockRequest, LockReply, AwaitFree, Locked, "lock");
-
-    /// Releases (any client may release a held lock, as with Python's `Lock`); `NotLocked`
-    /// when it is not held.
-    pub fn release(&self) -> Result<(), ReleaseError> {
-        release(&self.raw, Holder::Lock, 1)
-    }
+    lock_methods!(LockRequest, LockReply, Lock, AwaitFree, Locked, "lock");
 
     /// Whether the lock is held.
     pub fn is_locked(&self) -> Result<bool, ManagerError> {
@@ -1032,24 +1026,19 @@ proxy_type!(
 );
 
 impl RLockProxy {
-    lock_methods!(LockRequest, LockReply, Lock, "rlock");
-    acquire_async_method!(LockRequest, LockReply, AwaitFree, Locked, "rlock");
-
-    /// Releases one level; `NotOwner` when this thread does not hold it.
-    pub fn release(&self) -> Result<(), ReleaseError> {
-        release(&self.raw, Holder::Lock, 1)
-    }
+    lock_methods!(LockRequest, LockReply, Lock, AwaitFree, Locked, "rlock");
 }
 
 macro_rules! semaphore_methods {
     ($name:expr) => {
-        lock_methods!(SemaphoreRequest, SemaphoreReply, Semaphore, $name);
-        acquire_async_method!(SemaphoreRequest, SemaphoreReply, AwaitAvailable, Value, $name);
-
-        /// Releases one unit.
-        pub fn release(&self) -> Result<(), ReleaseError> {
-            release(&self.raw, Holder::Semaphore, 1)
-        }
+        lock_methods!(
+            SemaphoreRequest,
+            SemaphoreReply,
+            Semaphore,
+            AwaitAvailable,
+            Value,
+            $name
+        );
 
         /// Releases `n` units.
         pub fn release_n(&self, n: usize) -> Result<(), ReleaseError> {
@@ -1116,10 +1105,10 @@ proxy_type!(
 );
 
 impl ConditionProxy {
-    lock_methods!(ConditionRequest, ConditionReply, Condition, "condition");
-    acquire_async_method!(
+    lock_methods!(
         ConditionRequest,
         ConditionReply,
+        Condition,
         AwaitFree,
         Locked,
         "condition"
@@ -1149,11 +1138,6 @@ impl ConditionProxy {
             ConditionReply::NotOwner => Err(ConditionError::NotOwner),
             _ => Err(Self::unexpected()),
         }
-    }
-
-    /// Releases one level of the underlying lock.
-    pub fn release(&self) -> Result<(), ReleaseError> {
-        release(&self.raw, Holder::Condition, 1)
     }
 
     /// Releases the lock, waits for a notification, re-acquires; `NotOwner` when this thread
@@ -1374,14 +1358,11 @@ proxy_type!(
     /// e.wait().unwrap();
     /// ```
     EventProxy<>,
-    "event".to_string()
+    "event".to_string(),
+    EventRequest => EventReply
 );
 
 impl EventProxy {
-    fn call(&self, request: EventRequest) -> Result<EventReply, ManagerError> {
-        self.raw.request(&request)
-    }
-
     /// Sets the flag, waking every waiter.
     pub fn set(&self) -> Result<(), ManagerError> {
         expect!(self.call(EventRequest::Set)?, "event", EventReply::Done => Ok(()))
@@ -1447,14 +1428,11 @@ proxy_type!(
     /// assert!(b.wait().unwrap_err().is_broken());
     /// ```
     BarrierProxy<>,
-    "barrier".to_string()
+    "barrier".to_string(),
+    BarrierRequest => BarrierReply
 );
 
 impl BarrierProxy {
-    fn call(&self, request: BarrierRequest) -> Result<BarrierReply, ManagerError> {
-        self.raw.request(&request)
-    }
-
     fn wait_with(&self, wait: Wait) -> Result<usize, BarrierError> {
         Self::waited(self.call(BarrierRequest::Wait { wait }))
     }
