@@ -558,6 +558,17 @@ impl RawProxy {
         call.call(&self.remote, self.id, request).await
     }
 
+    /// [`RawProxy::request`] awaited once, on a connection of its own that closes when the
+    /// call returns or is dropped (feature `async`): a wait that gives up what it waited for
+    /// when it is cancelled.
+    #[cfg(feature = "async")]
+    pub(crate) async fn request_async_alone<Q: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        request: &Q,
+    ) -> Result<R, ManagerError> {
+        self.request_async(&mut AsyncCall::default(), request).await
+    }
+
     pub(crate) fn elem<T: Serialize + ?Sized>(&self, value: &T) -> Result<Elem, CodecError> {
         encode_elem(&self.remote, value)
     }

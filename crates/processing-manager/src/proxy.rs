@@ -10,7 +10,7 @@ use std::ops::{Bound, RangeBounds};
 use std::time::Duration;
 
 use processing_core::codec::encode;
-use processing_core::{BoxError, CodecError};
+use processing_core::BoxError;
 use processing_sync::{AcquireError, BarrierError, ConditionError, ReleaseError};
 use processing_transport::queue::{
     GetError, GetTimeoutError, JoinTimeoutError, PutError, PutTimeoutError, TaskDoneError,
@@ -146,6 +146,11 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         expect!(self.call(request)?, "list", ListReply::Done => Ok(()))
     }
 
+    /// The element a request answers with (`get`, `pop_at`), decoded.
+    fn item(&self, request: ListRequest) -> Result<T, ManagerError> {
+        expect!(self.call(request)?, "list", ListReply::Item(e) => Ok(self.raw.value(e)?))
+    }
+
     /// Appends `value`.
     pub fn push(&self, value: T) -> Result<(), ManagerError> {
         let item = self.raw.elem(&value)?;
@@ -172,10 +177,9 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 
     /// A copy of the element at `index`.
     pub fn get(&self, index: isize) -> Result<T, ManagerError> {
-        let request = ListRequest::Get {
+        self.item(ListRequest::Get {
             index: index as i64,
-        };
-        expect!(self.call(request)?, "list", ListReply::Item(e) => Ok(self.raw.value(e)?))
+        })
     }
 
     /// Replaces the element at `index`.
@@ -204,10 +208,9 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 
     /// Removes and returns the element at `index`.
     pub fn pop_at(&self, index: isize) -> Result<T, ManagerError> {
-        let request = ListRequest::Pop {
+        self.item(ListRequest::Pop {
             index: Some(index as i64),
-        };
-        expect!(self.call(request)?, "list", ListReply::Item(e) => Ok(self.raw.value(e)?))
+        })
     }
 
     /// Removes the first element equal to `value`; `false` when there is none.
@@ -537,18 +540,26 @@ impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Why a queue request could not be sent.
-enum SendFail {
-    Encode(CodecError),
-    Manager(ManagerError),
-}
-
 macro_rules! queue_methods {
     ($name:expr) => {
-        fn send_put(&self, value: &T, wait: Wait) -> Result<QueueReply, SendFail> {
-            let item = self.raw.elem(value).map_err(SendFail::Encode)?;
-            self.call(QueueRequest::Put { item, wait })
-                .map_err(SendFail::Manager)
+        /// Puts `value`. A failure every put shares (closed, not encodable, the manager's)
+        /// is `Err(Err(..))`; any other reply (`Full`, `Timeout`) is `Err(Ok(..))`, with the
+        /// item, for the method to map.
+        fn send_put(
+            &self,
+            value: T,
+            wait: Wait,
+        ) -> Result<(), Result<(QueueReply, T), PutError<T>>> {
+            let item = match self.raw.elem(&value) {
+                Ok(item) => item,
+                Err(e) => return Err(Err(PutError::Encode(value, e))),
+            };
+            match self.call(QueueRequest::Put { item, wait }) {
+                Ok(QueueReply::Done) => Ok(()),
+                Ok(QueueReply::Closed) => Err(Err(PutError::Closed(value))),
+                Ok(other) => Err(Ok((other, value))),
+                Err(e) => Err(Err(PutError::Manager(value, boxed(e)))),
+            }
         }
 
         fn send_get(&self, wait: Wait) -> Result<Option<T>, Result<QueueReply, GetError>> {
@@ -565,37 +576,37 @@ macro_rules! queue_methods {
         /// Puts `value`, waiting for room in a bounded queue. On failure the item comes back
         /// inside the error (`Closed`, `Encode`, or `Manager` when the manager failed).
         pub fn put(&self, value: T) -> Result<(), PutError<T>> {
-            match self.send_put(&value, Wait::Forever) {
-                Ok(QueueReply::Done) => Ok(()),
-                Ok(QueueReply::Closed) => Err(PutError::Closed(value)),
-                Ok(_) => Err(PutError::Manager(value, boxed(unexpected_reply($name)))),
-                Err(SendFail::Encode(e)) => Err(PutError::Encode(value, e)),
-                Err(SendFail::Manager(e)) => Err(PutError::Manager(value, boxed(e))),
+            match self.send_put(value, Wait::Forever) {
+                Ok(()) => Ok(()),
+                Err(Ok((_, value))) => {
+                    Err(PutError::Manager(value, boxed(unexpected_reply($name))))
+                }
+                Err(Err(e)) => Err(e),
             }
         }
 
         /// Puts `value` if there is room now; `Full` with the item otherwise.
         pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
-            match self.send_put(&value, Wait::No) {
-                Ok(QueueReply::Done) => Ok(()),
-                Ok(QueueReply::Full) => Err(TryPutError::Full(value)),
-                Ok(QueueReply::Closed) => Err(TryPutError::Closed(value)),
-                Ok(_) => Err(TryPutError::Manager(value, boxed(unexpected_reply($name)))),
-                Err(SendFail::Encode(e)) => Err(TryPutError::Encode(value, e)),
-                Err(SendFail::Manager(e)) => Err(TryPutError::Manager(value, boxed(e))),
+            match self.send_put(value, Wait::No) {
+                Ok(()) => Ok(()),
+                Err(Ok((QueueReply::Full, value))) => Err(TryPutError::Full(value)),
+                Err(Ok((_, value))) => {
+                    Err(TryPutError::Manager(value, boxed(unexpected_reply($name))))
+                }
+                Err(Err(e)) => Err(e.into()),
             }
         }
 
         /// Puts `value`, waiting at most `timeout` for room (`Duration::MAX`: for ever);
         /// `Timeout` with the item when it passed.
         pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-            match self.send_put(&value, Wait::timeout(timeout)) {
-                Ok(QueueReply::Done) => Ok(()),
-                Ok(QueueReply::Timeout) => Err(PutTimeoutError::Timeout(value)),
-                Ok(QueueReply::Closed) => Err(PutTimeoutError::Closed(value)),
-                Ok(_) => Err(PutTimeoutError::Manager(value, boxed(unexpected_reply($name)))),
-                Err(SendFail::Encode(e)) => Err(PutTimeoutError::Encode(value, e)),
-                Err(SendFail::Manager(e)) => Err(PutTimeoutError::Manager(value, boxed(e))),
+            match self.send_put(value, Wait::timeout(timeout)) {
+                Ok(()) => Ok(()),
+                Err(Ok((QueueReply::Timeout, value))) => Err(PutTimeoutError::Timeout(value)),
+                Err(Ok((_, value))) => {
+                    Err(PutTimeoutError::Manager(value, boxed(unexpected_reply($name))))
+                }
+                Err(Err(e)) => Err(e.into()),
             }
         }
 
@@ -650,15 +661,16 @@ macro_rules! queue_methods {
         /// dropping the future before it completes leaves the item not put.
         pub async fn put_async(&self, value: T) -> Result<(), PutError<T>> {
             let mut call = AsyncCall::default();
+            let mut value = value;
             loop {
-                match self.send_put(&value, Wait::No) {
-                    Ok(QueueReply::Done) => return Ok(()),
-                    Ok(QueueReply::Full) => {}
-                    Ok(QueueReply::Closed) => return Err(PutError::Closed(value)),
-                    Ok(_) => return Err(PutError::Manager(value, boxed(unexpected_reply($name)))),
-                    Err(SendFail::Encode(e)) => return Err(PutError::Encode(value, e)),
-                    Err(SendFail::Manager(e)) => return Err(PutError::Manager(value, boxed(e))),
-                }
+                value = match self.send_put(value, Wait::No) {
+                    Ok(()) => return Ok(()),
+                    Err(Ok((QueueReply::Full, value))) => value,
+                    Err(Ok((_, value))) => {
+                        return Err(PutError::Manager(value, boxed(unexpected_reply($name))))
+                    }
+                    Err(Err(e)) => return Err(e),
+                };
                 if let Err(e) = self.await_ready(&mut call, true).await {
                     return Err(PutError::Manager(value, boxed(e)));
                 }
@@ -794,11 +806,10 @@ impl<T: Serialize + DeserializeOwned> JoinableQueueProxy<T> {
     /// of its own, awaited through the reactor. Cancellation safe (it takes nothing).
     #[cfg(feature = "async")]
     pub async fn join_async(&self) -> Result<(), ManagerError> {
-        let mut call = AsyncCall::default();
         let request = QueueRequest::Join {
             wait: Wait::Forever,
         };
-        expect!(self.raw.request_async(&mut call, &request).await?, "joinable queue",
+        expect!(self.raw.request_async_alone(&request).await?, "joinable queue",
             QueueReply::Done => Ok(()))
     }
 
@@ -1120,6 +1131,19 @@ impl ConditionProxy {
             .map_err(|e| ConditionError::Manager(boxed(e)))
     }
 
+    /// [`call`](Self::call) awaited on `call`'s connection (feature `async`).
+    #[cfg(feature = "async")]
+    async fn call_async(
+        &self,
+        call: &mut AsyncCall,
+        request: &ConditionRequest,
+    ) -> Result<ConditionReply, ConditionError> {
+        self.raw
+            .request_async(call, request)
+            .await
+            .map_err(|e| ConditionError::Manager(boxed(e)))
+    }
+
     fn unexpected() -> ConditionError {
         ConditionError::Manager(boxed(unexpected_reply("condition")))
     }
@@ -1281,19 +1305,13 @@ struct AsyncWait<'a> {
 #[cfg(feature = "async")]
 impl AsyncWait<'_> {
     async fn run(&mut self) -> Result<(), ConditionError> {
-        let manager = |e| ConditionError::Manager(boxed(e));
         let proxy = self.proxy;
         let call = self.call.get_or_insert_with(AsyncCall::default);
         let notified = ConditionRequest::AwaitNotified {
             ticket: self.ticket,
             wait: Wait::Forever,
         };
-        match proxy
-            .raw
-            .request_async(call, &notified)
-            .await
-            .map_err(manager)?
-        {
+        match proxy.call_async(call, &notified).await? {
             ConditionReply::Waited(_) => {}
             _ => return Err(ConditionProxy::unexpected()),
         }
@@ -1315,12 +1333,7 @@ impl AsyncWait<'_> {
             let free = ConditionRequest::AwaitFree {
                 wait: Wait::Forever,
             };
-            match proxy
-                .raw
-                .request_async(call, &free)
-                .await
-                .map_err(manager)?
-            {
+            match proxy.call_async(call, &free).await? {
                 ConditionReply::Locked(_) => {}
                 _ => return Err(ConditionProxy::unexpected()),
             }
@@ -1375,15 +1388,17 @@ impl EventProxy {
 
     /// Whether the flag is set.
     pub fn is_set(&self) -> Result<bool, ManagerError> {
-        expect!(self.call(EventRequest::IsSet)?, "event", EventReply::Flag(b) => Ok(b))
+        Self::flag(self.call(EventRequest::IsSet))
+    }
+
+    /// The flag, as a reply tells it (`is_set`, and a wait: whether the flag was set).
+    fn flag(reply: Result<EventReply, ManagerError>) -> Result<bool, ManagerError> {
+        expect!(reply?, "event", EventReply::Flag(b) => Ok(b))
     }
 
     /// Waits until the flag is set.
     pub fn wait(&self) -> Result<(), ManagerError> {
-        let request = EventRequest::Wait {
-            wait: Wait::Forever,
-        };
-        expect!(self.call(request)?, "event", EventReply::Flag(_) => Ok(()))
+        self.wait_timeout(Duration::MAX).map(drop)
     }
 
     /// [`EventProxy::wait`] awaited (feature `async`): the wait runs on a connection of its
@@ -1399,20 +1414,17 @@ impl EventProxy {
     /// ```
     #[cfg(feature = "async")]
     pub async fn wait_async(&self) -> Result<(), ManagerError> {
-        let mut call = AsyncCall::default();
         let request = EventRequest::Wait {
             wait: Wait::Forever,
         };
-        expect!(self.raw.request_async(&mut call, &request).await?, "event",
-            EventReply::Flag(_) => Ok(()))
+        Self::flag(self.raw.request_async_alone(&request).await).map(drop)
     }
 
     /// Waits at most `timeout` (`Duration::MAX`: for ever); whether the flag is set.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
-        let request = EventRequest::Wait {
+        Self::flag(self.call(EventRequest::Wait {
             wait: Wait::timeout(timeout),
-        };
-        expect!(self.call(request)?, "event", EventReply::Flag(b) => Ok(b))
+        }))
     }
 }
 
@@ -1459,11 +1471,10 @@ impl BarrierProxy {
     /// others, as a party that vanishes (or times out) does.
     #[cfg(feature = "async")]
     pub async fn wait_async(&self) -> Result<usize, BarrierError> {
-        let mut call = AsyncCall::default();
         let request = BarrierRequest::Wait {
             wait: Wait::Forever,
         };
-        Self::waited(self.raw.request_async(&mut call, &request).await)
+        Self::waited(self.raw.request_async_alone(&request).await)
     }
 
     /// [`BarrierProxy::wait`] for at most `timeout` (`Duration::MAX`: for ever); `Timeout`
