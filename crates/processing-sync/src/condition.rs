@@ -41,10 +41,7 @@ impl fmt::Debug for Condition {
 }
 
 impl Condition {
-    /// Creates a condition with its own recursive lock.
-    pub fn new() -> Result<Condition, SyncError> {
-        Condition::with_lock(RLock::new()?)
-    }
+    crate::__condition_methods!(RLock, RLockGuard);
 
     /// Creates a condition over `lock`.
     pub fn with_lock(lock: RLock) -> Result<Condition, SyncError> {
@@ -74,6 +71,4 @@ impl Condition {
         self.shared.state().notify(self.shared.park(), me().pid, n);
         Ok(())
     }
-
-    crate::__condition_methods!(RLock, RLockGuard);
 }
