@@ -41,8 +41,6 @@ impl fmt::Debug for Condition {
 }
 
 impl Condition {
-    crate::__condition_methods!(RLock, RLockGuard);
-
     /// Creates a condition over `lock`.
     pub fn with_lock(lock: RLock) -> Result<Condition, SyncError> {
         Ok(Condition {
@@ -50,6 +48,8 @@ impl Condition {
             shared: Shared::create(|_| {})?,
         })
     }
+
+    crate::__condition_methods!(RLock, RLockGuard);
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, ConditionError> {
         self.check_owner()?;

@@ -8,36 +8,16 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use processing_transport::queue::{
     GetError, GetFailure, JoinTimeoutError, PutError, PutFailure, QueueError, TaskDoneError,
 };
+use processing_transport::Deadline;
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
 use super::registry;
-use super::sync::lock;
-
-/// How long an operation may wait.
-#[derive(Clone, Copy)]
-enum Deadline {
-    /// As long as needed.
-    Never,
-    /// One attempt.
-    Now,
-    /// Until this instant.
-    At(Instant),
-}
-
-impl Deadline {
-    /// `Duration::MAX` (or any timeout past the clock's range) waits for ever.
-    fn after(timeout: Duration) -> Deadline {
-        match Instant::now().checked_add(timeout) {
-            Some(d) => Deadline::At(d),
-            None => Deadline::Never,
-        }
-    }
-}
+use super::sync::{lock, wait_on};
 
 struct State {
     items: VecDeque<Vec<u8>>,
@@ -54,29 +34,6 @@ struct Inner {
     not_full: Condvar,
     all_done: Condvar,
     max_items: Option<usize>,
-}
-
-/// Waits on `cv` until `deadline`; `None` when the deadline has passed (or is `Now`).
-fn wait_on<'a>(
-    cv: &Condvar,
-    s: std::sync::MutexGuard<'a, State>,
-    deadline: Deadline,
-) -> Option<std::sync::MutexGuard<'a, State>> {
-    match deadline {
-        Deadline::Now => None,
-        Deadline::Never => Some(cv.wait(s).unwrap_or_else(|e| e.into_inner())),
-        Deadline::At(d) => {
-            let now = Instant::now();
-            if now >= d {
-                return None;
-            }
-            Some(
-                cv.wait_timeout(s, d - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0,
-            )
-        }
-    }
 }
 
 /// Builds a twin [`Queue`] with chosen bounds, as `processing::QueueBuilder`
@@ -198,7 +155,7 @@ impl<T> Queue<T> {
                 self.inner.not_empty.notify_one();
                 return Ok(());
             }
-            s = wait_on(&self.inner.not_full, s, deadline).ok_or(PutFailure::Full)?;
+            s = wait_on(&self.inner.not_full, s, deadline).map_err(|_| PutFailure::Full)?;
         }
     }
 
@@ -212,7 +169,7 @@ impl<T> Queue<T> {
             if s.closed {
                 return Err(GetFailure::Closed);
             }
-            s = wait_on(&self.inner.not_empty, s, deadline).ok_or(GetFailure::Empty)?;
+            s = wait_on(&self.inner.not_empty, s, deadline).map_err(|_| GetFailure::Empty)?;
         }
     }
 }
@@ -293,7 +250,7 @@ impl<T> JoinableQueue<T> {
         let inner = &self.queue.inner;
         let mut s = lock(&inner.state);
         while s.unfinished > 0 {
-            s = wait_on(&inner.all_done, s, deadline).ok_or(JoinTimeoutError::Timeout)?;
+            s = wait_on(&inner.all_done, s, deadline).map_err(|_| JoinTimeoutError::Timeout)?;
         }
         Ok(())
     }

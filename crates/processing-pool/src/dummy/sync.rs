@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use processing_shm::{Pod, ShmError};
 use processing_sync::{twin, AcquireError, BarrierError, ConditionError, ReleaseError, SyncError};
+use processing_transport::Deadline;
 
 /// Locks `m`, ignoring poison (a panicking holder leaves consistent state in every use here).
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,31 +61,45 @@ impl<S> Monitor<S> {
     }
 }
 
-/// Waits on `cv` until `done` holds or `deadline` passes (checked first); returns the guard
-/// and whether `done` held.
+/// Waits on `cv` once, at most until `deadline`; gives the guard back as `Err` when the
+/// deadline has passed (at once for `Deadline::Now`). The one wait of every twin object.
+pub(super) fn wait_on<'a, T>(
+    cv: &Condvar,
+    guard: MutexGuard<'a, T>,
+    deadline: Deadline,
+) -> Result<MutexGuard<'a, T>, MutexGuard<'a, T>> {
+    match deadline.instant() {
+        None => Ok(cv.wait(guard).unwrap_or_else(|e| e.into_inner())),
+        Some(d) => {
+            let now = Instant::now();
+            if now >= d {
+                return Err(guard);
+            }
+            Ok(cv
+                .wait_timeout(guard, d - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0)
+        }
+    }
+}
+
+/// Waits on `cv` until `done` holds or `deadline` passes (`None`: for ever; checked first);
+/// returns the guard and whether `done` held.
 fn wait_until<'a, T>(
     cv: &Condvar,
     mut guard: MutexGuard<'a, T>,
     deadline: Option<Instant>,
     mut done: impl FnMut(&mut T) -> bool,
 ) -> (MutexGuard<'a, T>, bool) {
+    let deadline = deadline.map_or(Deadline::Never, Deadline::At);
     loop {
         if done(&mut guard) {
             return (guard, true);
         }
-        match deadline {
-            None => guard = cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    return (guard, false);
-                }
-                guard = cv
-                    .wait_timeout(guard, d - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-        }
+        guard = match wait_on(cv, guard, deadline) {
+            Ok(guard) => guard,
+            Err(guard) => return (guard, false),
+        };
     }
 }
 
@@ -471,8 +486,6 @@ impl fmt::Debug for Condition {
 }
 
 impl Condition {
-    processing_sync::__condition_methods!(RLock, RLockGuard);
-
     /// Creates a condition over `lock`.
     pub fn with_lock(lock: RLock) -> Result<Condition, SyncError> {
         Ok(Condition {
@@ -483,6 +496,8 @@ impl Condition {
             }),
         })
     }
+
+    processing_sync::__condition_methods!(RLock, RLockGuard);
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, ConditionError> {
         self.check_owner()?;

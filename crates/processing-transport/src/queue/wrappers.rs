@@ -148,8 +148,7 @@ macro_rules! __queue_wrappers {
 /// is another handle to the same queue), a private `from_state`, `new` and `bounded` (through
 /// the `QueueBuilder` in scope), and the put and get families over the queue's own
 /// `put_until(&T, Deadline) -> Result<(), PutFailure>` and
-/// `get_until(Deadline) -> Result<T, GetFailure>` (the `Deadline` in scope, with `Never`,
-/// `Now` and `after(timeout)`).
+/// `get_until(Deadline) -> Result<T, GetFailure>` (`Deadline`: [`crate::Deadline`]).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __queue_handle {
@@ -193,7 +192,7 @@ macro_rules! __queue_handle {
             /// Puts `item`, waiting for room as long as needed; a failed put hands the item
             /// back inside the `PutError` (`Closed`, `Encode`, `Spill`).
             pub fn put(&self, item: T) -> ::std::result::Result<(), $crate::queue::PutError<T>> {
-                self.put_until(&item, Deadline::Never)
+                self.put_until(&item, $crate::Deadline::Never)
                     .map_err(|f| f.put(item))
             }
 
@@ -205,14 +204,14 @@ macro_rules! __queue_handle {
                 item: T,
                 timeout: ::std::time::Duration,
             ) -> ::std::result::Result<(), $crate::queue::PutTimeoutError<T>> {
-                self.put_until(&item, Deadline::after(timeout))
+                self.put_until(&item, $crate::Deadline::after(timeout))
                     .map_err(|f| f.put_timeout(item))
             }
 
             /// Puts `item` if there is room now; `TryPutError::Full` hands the item back
             /// otherwise.
             pub fn try_put(&self, item: T) -> ::std::result::Result<(), $crate::queue::TryPutError<T>> {
-                self.put_until(&item, Deadline::Now)
+                self.put_until(&item, $crate::Deadline::Now)
                     .map_err(|f| f.try_put(item))
             }
         }
@@ -221,7 +220,7 @@ macro_rules! __queue_handle {
             /// Takes the oldest item, waiting as long as needed (`GetError::Closed` once the
             /// queue is closed and drained).
             pub fn get(&self) -> ::std::result::Result<T, $crate::queue::GetError> {
-                self.get_until(Deadline::Never)
+                self.get_until($crate::Deadline::Never)
                     .map_err($crate::queue::GetFailure::get)
             }
 
@@ -231,13 +230,13 @@ macro_rules! __queue_handle {
                 &self,
                 timeout: ::std::time::Duration,
             ) -> ::std::result::Result<T, $crate::queue::GetTimeoutError> {
-                self.get_until(Deadline::after(timeout))
+                self.get_until($crate::Deadline::after(timeout))
                     .map_err($crate::queue::GetFailure::get_timeout)
             }
 
             /// Takes the oldest item if there is one now (`TryGetError::Empty` otherwise).
             pub fn try_get(&self) -> ::std::result::Result<T, $crate::queue::TryGetError> {
-                self.get_until(Deadline::Now)
+                self.get_until($crate::Deadline::Now)
                     .map_err($crate::queue::GetFailure::try_get)
             }
         }
