@@ -60,7 +60,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::backend::{Backend, WorkerInit};
 use crate::core::{Config, Shared};
-use crate::task::{chunk_entry, encode_chunk, init_entry, item_entry, Direct, EntryFn, Spread};
+use crate::task::{encode_chunk, init_entry, Direct, Entries, EntryFn, Spread};
 
 pub use crate::error::{PoolBuildError, PoolError, WorkerStartError};
 pub use crate::result::{AsyncResult, Callbacks, IMap};
@@ -373,7 +373,7 @@ macro_rules! map_style_calls {
         {
             task::stateless(f);
             self.chunked()
-                .submit_map(chunk_entry::<$apply<F>, A, R>, iterable, callbacks)
+                .submit_map(Entries::<$apply<F>, A, R>::chunk, iterable, callbacks)
         }
     };
     (@imap $($(#[$doc:meta])* fn $name:ident, ordered: $ordered:literal;)*) => {$(
@@ -390,7 +390,7 @@ macro_rules! map_style_calls {
         {
             task::stateless(f);
             self.chunked()
-                .submit_imap(item_entry::<Direct<F>, A, R>, iterable, $ordered)
+                .submit_imap(Entries::<Direct<F>, A, R>::items, iterable, $ordered)
         }
     )*};
 }
@@ -459,7 +459,7 @@ impl Pool {
         R: TaskResult,
     {
         task::stateless(f);
-        let entry: EntryFn = chunk_entry::<Direct<F>, A, R>;
+        let entry: EntryFn = Entries::<Direct<F>, A, R>::chunk;
         let input = encode_chunk(std::slice::from_ref(&args))?;
         result::ApplyGroup::submit(&self.shared, entry, input, callbacks)
     }
