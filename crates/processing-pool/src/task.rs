@@ -322,7 +322,7 @@ impl From<ItemError> for crate::PoolError {
 /// `fn(&[u8], &mut Vec<u8>) -> Status` ([`EntryFn`]). Both decode a chunk (the count of inputs,
 /// then the postcard sequence of arguments) and append to `out` the count and then the results;
 /// arguments that do not decode, or bytes after them, fail the chunk as a codec error.
-pub(crate) struct Entries<C, A, R>(PhantomData<(C, fn(A) -> R)>);
+pub(crate) struct Entries<C, A, R>(PhantomData<fn(C, A) -> R>);
 
 impl<C, A, R> Entries<C, A, R>
 where

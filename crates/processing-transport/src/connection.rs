@@ -86,13 +86,17 @@ impl CanRecv for Duplex {}
 impl CanRecv for ReadOnly {}
 
 /// Defines `SimplexPair<T>` and `Pipe` (`new`, `simplex`) over the `Connection` in scope and
-/// its `pair::<T, A, B>() -> Result<(Connection<T, A>, Connection<T, B>), ConnectionError>`
+/// its `pair::<T, A, B>() -> Result<EndPair<T, A, B>, ConnectionError>` (`EndPair`, defined
+/// here: `(Connection<T, A>, Connection<T, B>)`)
 /// (two connected ends of the directions asked for): the pipe of processes and of the thread
 /// twin, documented once (the examples name `Pipe` by the path `$path`).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __pipe {
     ($path:literal) => {
+        /// Two connected ends, of directions `A` and `B` (what `pair` makes).
+        type EndPair<T, A, B> = (Connection<T, A>, Connection<T, B>);
+
         /// The `(reader, writer)` ends of a simplex pipe.
         pub type SimplexPair<T> = (
             Connection<T, $crate::ReadOnly>,
@@ -145,8 +149,7 @@ macro_rules! __pipe {
 crate::__pipe!("processing::transport::Pipe");
 
 /// Two connected ends: a socket pair, and the shared-memory rings where there are.
-fn pair<T, A: Direction, B: Direction>(
-) -> Result<(Connection<T, A>, Connection<T, B>), ConnectionError> {
+fn pair<T, A: Direction, B: Direction>() -> Result<EndPair<T, A, B>, ConnectionError> {
     let (a, b) = Stream::pair()?;
     let (ra, rb) = ring_pair();
     Ok((Connection::from_parts(a, ra), Connection::from_parts(b, rb)))

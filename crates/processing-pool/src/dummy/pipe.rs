@@ -67,8 +67,7 @@ impl Drop for End {
 processing_transport::__pipe!("processing::dummy::Pipe");
 
 /// Two connected twin ends.
-fn pair<T, A: Direction, B: Direction>(
-) -> Result<(Connection<T, A>, Connection<T, B>), ConnectionError> {
+fn pair<T, A: Direction, B: Direction>() -> Result<EndPair<T, A, B>, ConnectionError> {
     let (ab, ba) = (Chan::new(), Chan::new());
     let end = |incoming: &Arc<Chan>, outgoing: &Arc<Chan>, can_send, can_recv| {
         Arc::new(End {

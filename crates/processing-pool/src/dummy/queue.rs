@@ -3,7 +3,7 @@
 //! (`processing::transport::queue`).
 //!
 //! Items are encoded on `put` and decoded on `get` as for processes (postcard), so an item
-//! that cannot cross a process boundary fails here the same way ([`PutError::Encode`]).
+//! that cannot cross a process boundary fails here the same way ([`PutError::Encode`](processing_transport::queue::PutError::Encode)).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use processing_transport::queue::{
-    GetError, GetFailure, JoinTimeoutError, PutError, PutFailure, QueueError, TaskDoneError,
+    GetFailure, JoinTimeoutError, PutFailure, QueueError, TaskDoneError,
 };
 use processing_transport::Deadline;
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
@@ -130,8 +130,8 @@ impl<T> Queue<T> {
         self.inner.max_items
     }
 
-    /// Closes the queue: later puts fail with [`PutError::Closed`], gets drain what is left
-    /// and then fail with [`GetError::Closed`]; blocked puts and gets wake up.
+    /// Closes the queue: later puts fail with `PutError::Closed`, gets drain what is left and
+    /// then fail with `GetError::Closed`; blocked puts and gets wake up.
     pub fn close(&self) {
         lock(&self.inner.state).closed = true;
         self.inner.not_empty.notify_all();
@@ -261,6 +261,7 @@ impl<T> JoinableQueue<T> {
 #[cfg(feature = "async")]
 mod awaitable {
     use super::*;
+    use processing_transport::queue::{GetError, PutError};
 
     impl<T: DeserializeOwned> Queue<T> {
         /// Awaits and takes the oldest item, like [`get`](Queue::get).

@@ -151,7 +151,8 @@ macro_rules! acquire_by_take {
     ($guard:ident, $what:literal) => {
         #[doc = concat!("Takes ", $what, ", waiting as long as it takes (it does not fail).")]
         pub fn acquire(&self) -> Result<$guard<'_>, AcquireError<$guard<'_>>> {
-            self.take_or(None, AcquireError::Timeout)
+            self.take(None);
+            Ok($guard::new(self))
         }
 
         #[doc = concat!(
