@@ -50,6 +50,7 @@ mod progress;
 mod result;
 mod sys;
 mod task;
+mod wait;
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

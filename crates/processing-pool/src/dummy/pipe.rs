@@ -20,7 +20,7 @@ use processing_transport::{
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
 use super::registry;
-use super::sync::{lock, wait_on};
+use crate::wait::{lock, wait_on};
 
 /// One direction of a pair: the messages on their way and whether either side is gone.
 struct Chan {
@@ -179,7 +179,7 @@ impl<T, D: Direction> Connection<T, D> {
             if s.writer_gone {
                 return Err(ConnectionError::Eof);
             }
-            s = wait_on(&chan.ready, s, deadline).map_err(|_| match deadline {
+            s = wait_on(&chan.ready, s, deadline.instant()).map_err(|_| match deadline {
                 Deadline::Now => ConnectionError::WouldBlock,
                 _ => ConnectionError::Timeout,
             })?;
@@ -285,7 +285,7 @@ impl<T, D: CanRecv> Connection<T, D> {
             if !s.messages.is_empty() || s.writer_gone {
                 return Ok(true);
             }
-            s = match wait_on(&chan.ready, s, deadline) {
+            s = match wait_on(&chan.ready, s, deadline.instant()) {
                 Ok(s) => s,
                 Err(_) => return Ok(false),
             };

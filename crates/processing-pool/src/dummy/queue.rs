@@ -17,7 +17,7 @@ use processing_transport::Deadline;
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
 use super::registry;
-use super::sync::{lock, wait_on};
+use crate::wait::{lock, wait_on};
 
 struct State {
     items: VecDeque<Vec<u8>>,
@@ -155,7 +155,8 @@ impl<T> Queue<T> {
                 self.inner.not_empty.notify_one();
                 return Ok(());
             }
-            s = wait_on(&self.inner.not_full, s, deadline).map_err(|_| PutFailure::Full)?;
+            s = wait_on(&self.inner.not_full, s, deadline.instant())
+                .map_err(|_| PutFailure::Full)?;
         }
     }
 
@@ -169,7 +170,8 @@ impl<T> Queue<T> {
             if s.closed {
                 return Err(GetFailure::Closed);
             }
-            s = wait_on(&self.inner.not_empty, s, deadline).map_err(|_| GetFailure::Empty)?;
+            s = wait_on(&self.inner.not_empty, s, deadline.instant())
+                .map_err(|_| GetFailure::Empty)?;
         }
     }
 }
@@ -250,7 +252,8 @@ impl<T> JoinableQueue<T> {
         let inner = &self.queue.inner;
         let mut s = lock(&inner.state);
         while s.unfinished > 0 {
-            s = wait_on(&inner.all_done, s, deadline).map_err(|_| JoinTimeoutError::Timeout)?;
+            s = wait_on(&inner.all_done, s, deadline.instant())
+                .map_err(|_| JoinTimeoutError::Timeout)?;
         }
         Ok(())
     }

@@ -15,19 +15,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use crate::wait::{deadline, lock, wait_on};
 use processing_shm::{Pod, ShmError};
 use processing_sync::{twin, AcquireError, BarrierError, ConditionError, ReleaseError, SyncError};
-use processing_transport::Deadline;
-
-/// Locks `m`, ignoring poison (a panicking holder leaves consistent state in every use here).
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The instant `timeout` from now; `None` (for ever) when it is out of range (`Duration::MAX`).
-fn deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
 
 /// The state of a twin primitive behind a mutex, with the condition variable its changes are
 /// signalled on: every twin primitive is an `Arc` of one.
@@ -61,28 +51,6 @@ impl<S> Monitor<S> {
     }
 }
 
-/// Waits on `cv` once, at most until `deadline`; gives the guard back as `Err` when the
-/// deadline has passed (at once for `Deadline::Now`). The one wait of every twin object.
-pub(super) fn wait_on<'a, T>(
-    cv: &Condvar,
-    guard: MutexGuard<'a, T>,
-    deadline: Deadline,
-) -> Result<MutexGuard<'a, T>, MutexGuard<'a, T>> {
-    match deadline.instant() {
-        None => Ok(cv.wait(guard).unwrap_or_else(|e| e.into_inner())),
-        Some(d) => {
-            let now = Instant::now();
-            if now >= d {
-                return Err(guard);
-            }
-            Ok(cv
-                .wait_timeout(guard, d - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0)
-        }
-    }
-}
-
 /// Waits on `cv` until `done` holds or `deadline` passes (`None`: for ever; checked first);
 /// returns the guard and whether `done` held.
 fn wait_until<'a, T>(
@@ -91,7 +59,6 @@ fn wait_until<'a, T>(
     deadline: Option<Instant>,
     mut done: impl FnMut(&mut T) -> bool,
 ) -> (MutexGuard<'a, T>, bool) {
-    let deadline = deadline.map_or(Deadline::Never, Deadline::At);
     loop {
         if done(&mut guard) {
             return (guard, true);
