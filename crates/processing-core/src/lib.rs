@@ -22,9 +22,11 @@ pub mod aio;
 pub mod authkey;
 mod chain;
 pub mod codec;
+mod deadline;
 pub mod frame;
 pub mod handles;
 pub mod os;
+mod panic;
 mod predicates;
 mod spin;
 pub mod startup;
@@ -32,6 +34,8 @@ mod sys;
 
 pub use chain::{find_in_chain, ErrorChain, ErrorContext};
 pub use codec::CodecError;
+pub use deadline::{time_left, Expired};
+pub use panic::panic_message;
 
 /// The cause carried by an error variant whose source lives in a higher layer (a manager proxy's
 /// `ManagerError` inside a queue or lock error): any error, sendable between threads, whose

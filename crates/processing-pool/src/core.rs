@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use crate::backend::{
     threads::reply_error, Backend, LinkError, Reply, TaskRef, WorkerControl, WorkerInit, WorkerLink,
 };
 use crate::task::{EntryFn, Status};
+use crate::wait::{self, lock, wait_on};
 use crate::{PoolError, WorkerStartError};
 use std::error::Error as _;
 
@@ -128,11 +129,6 @@ impl std::fmt::Debug for Shared {
             .field("backend", &self.backend)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic never happens while these locks are held by pool code; recover regardless.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
@@ -409,7 +405,7 @@ impl Shared {
     /// Waits `pause` before the next start attempt; `false` if the slot should stop instead
     /// (terminated, or closed with nothing left to run).
     fn pause_before_retry(&self, pause: Duration) -> bool {
-        let deadline = Instant::now().checked_add(pause);
+        let deadline = wait::deadline(pause);
         let mut q = lock(&self.queue);
         loop {
             match q.state {
@@ -417,17 +413,10 @@ impl Shared {
                 State::Closed if q.pending.is_empty() => return false,
                 _ => {}
             }
-            let Some(left) = deadline.and_then(|d| d.checked_duration_since(Instant::now())) else {
-                return true;
+            q = match wait_on(&self.retry, q, deadline) {
+                Ok(q) => q,
+                Err(_) => return true,
             };
-            if left.is_zero() {
-                return true;
-            }
-            q = self
-                .retry
-                .wait_timeout(q, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
         }
     }
 

@@ -50,6 +50,7 @@ mod progress;
 mod result;
 mod sys;
 mod task;
+mod wait;
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -60,7 +61,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::backend::{Backend, WorkerInit};
 use crate::core::{Config, Shared};
-use crate::task::{chunk_entry, encode_chunk, init_entry, item_entry, Direct, EntryFn, Spread};
+use crate::task::{encode_chunk, init_entry, Direct, Entries, EntryFn, Spread};
 
 pub use crate::error::{PoolBuildError, PoolError, WorkerStartError};
 pub use crate::result::{AsyncResult, Callbacks, IMap};
@@ -287,6 +288,114 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// The fn-item rule of a pool task, in the doc of each call that takes one.
+macro_rules! task_rule_doc {
+    () => {
+        "`f` must be a fn item or a closure that captures nothing. A capturing closure is \
+         refused when the program is built (`cargo build`, `cargo test`), not by `cargo check`, \
+         with `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure \
+         that captures nothing`."
+    };
+}
+
+/// The map-style calls, written once for the two types that have them: [`Pool`] (the
+/// automatic chunk size) and [`Chunked`] (a chosen one). It expands in an `impl` whose type
+/// has `fn chunked(&self) -> Chunked<'_>`, the chunk size its calls submit with. `map` and
+/// `starmap` differ only in the bound of `f` and in how a task applies it to an input
+/// (`Direct`: `f(a)`; `Spread`: `f(a, b, ..)` for a tuple), given once for their three calls;
+/// `imap` and `imap_unordered` differ only in the order of the results.
+macro_rules! map_style_calls {
+    () => {
+        map_style_calls! {
+            @map [F: TaskFn<A, R>, A: TaskArg, R: TaskResult, I: IntoIterator<Item = A>], Direct,
+            /// `f` applied to every input, in order; waits for all.
+            fn map;
+            /// Queues `f` over every input; the result is the whole vector.
+            fn map_async;
+            /// [`map_async`](Self::map_async) with a callback and/or error callback.
+            fn map_async_with;
+        }
+        map_style_calls! {
+            @map [F: StarFn<A, R>, A: TaskArg, R: TaskResult, I: IntoIterator<Item = A>], Spread,
+            /// `f(a, b, ..)` for every tuple `(a, b, ..)`, in order.
+            fn starmap;
+            /// Queues [`starmap`](Self::starmap).
+            fn starmap_async;
+            /// [`starmap_async`](Self::starmap_async) with a callback and/or error callback.
+            fn starmap_async_with;
+        }
+        map_style_calls! {
+            @imap
+            /// A lazy iterator of `f` over the inputs, in order (see [`IMap`]).
+            fn imap, ordered: true;
+            /// Like [`imap`](Self::imap), yielding results as they finish.
+            fn imap_unordered, ordered: false;
+        }
+    };
+    (
+        @map [$($bounds:tt)*], $apply:ident,
+        $(#[$wait_doc:meta])* fn $wait:ident;
+        $(#[$queue_doc:meta])* fn $queue:ident;
+        $(#[$with_doc:meta])* fn $with:ident;
+    ) => {
+        $(#[$wait_doc])*
+        ///
+        #[doc = task_rule_doc!()]
+        pub fn $wait<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
+        where
+            $($bounds)*
+        {
+            self.$queue(f, iterable)?.get()
+        }
+
+        $(#[$queue_doc])*
+        ///
+        #[doc = task_rule_doc!()]
+        pub fn $queue<F, A, R, I>(
+            &self,
+            f: F,
+            iterable: I,
+        ) -> Result<AsyncResult<Vec<R>>, PoolError>
+        where
+            $($bounds)*
+        {
+            self.$with(f, iterable, Callbacks::new())
+        }
+
+        $(#[$with_doc])*
+        pub fn $with<F, A, R, I>(
+            &self,
+            f: F,
+            iterable: I,
+            callbacks: Callbacks<Vec<R>>,
+        ) -> Result<AsyncResult<Vec<R>>, PoolError>
+        where
+            $($bounds)*
+        {
+            task::stateless(f);
+            self.chunked()
+                .submit_map(Entries::<$apply<F>, A, R>::chunk, iterable, callbacks)
+        }
+    };
+    (@imap $($(#[$doc:meta])* fn $name:ident, ordered: $ordered:literal;)*) => {$(
+        $(#[$doc])*
+        ///
+        #[doc = task_rule_doc!()]
+        pub fn $name<'a, F, A, R, I>(&self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
+        where
+            F: TaskFn<A, R>,
+            A: TaskArg,
+            R: TaskResult,
+            I: IntoIterator<Item = A>,
+            I::IntoIter: 'a,
+        {
+            task::stateless(f);
+            self.chunked()
+                .submit_imap(Entries::<Direct<F>, A, R>::items, iterable, $ordered)
+        }
+    )*};
+}
+
 impl Pool {
     /// A pool of `processes` workers (`Pool::new(0)` is an error).
     pub fn new(processes: usize) -> Result<Pool, PoolBuildError> {
@@ -309,9 +418,8 @@ impl Pool {
     }
 
     /// Runs `f(args)` in a worker and waits for the result.
-    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
-    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
-    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
+    ///
+    #[doc = task_rule_doc!()]
     ///
     /// ```compile_fail,E0080
     /// let pool = processing::pool::Pool::new(1).unwrap();
@@ -328,9 +436,8 @@ impl Pool {
     }
 
     /// Queues `f(args)` and returns at once.
-    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
-    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
-    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
+    ///
+    #[doc = task_rule_doc!()]
     pub fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>, PoolError>
     where
         F: TaskFn<A, R>,
@@ -353,130 +460,28 @@ impl Pool {
         R: TaskResult,
     {
         task::stateless(f);
-        let entry: EntryFn = chunk_entry::<Direct<F>, A, R>;
+        let entry: EntryFn = Entries::<Direct<F>, A, R>::chunk;
         let input = encode_chunk(std::slice::from_ref(&args))?;
         result::ApplyGroup::submit(&self.shared, entry, input, callbacks)
     }
 
-    /// `f` applied to every input, in order; waits for all.
-    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
-    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
-    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
-    pub fn map<F, A, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
-    where
-        F: TaskFn<A, R>,
-        A: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = A>,
-    {
-        self.chunksize_opt(None).map(f, iterable)
-    }
-
-    /// Queues `f` over every input; the result is the whole vector.
-    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
-    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
-    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
-    pub fn map_async<F, A, R, I>(&self, f: F, iterable: I) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        F: TaskFn<A, R>,
-        A: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = A>,
-    {
-        self.chunksize_opt(None).map_async(f, iterable)
-    }
-
-    /// [`map_async`](Pool::map_async) with a callback and/or error callback.
-    pub fn map_async_with<F, A, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-        callbacks: Callbacks<Vec<R>>,
-    ) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        F: TaskFn<A, R>,
-        A: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = A>,
-    {
-        self.chunksize_opt(None)
-            .map_async_with(f, iterable, callbacks)
-    }
-
-    /// A lazy iterator of `f` over the inputs, in order (see [`IMap`]).
-    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
-    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
-    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
-    pub fn imap<'a, F, A, R, I>(&self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
-    where
-        F: TaskFn<A, R>,
-        A: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a,
-    {
-        self.chunksize_opt(None).imap(f, iterable)
-    }
-
-    /// Like [`imap`](Pool::imap), yielding results as they finish.
-    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
-    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
-    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
-    pub fn imap_unordered<'a, F, A, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-    ) -> Result<IMap<'a, R>, PoolError>
-    where
-        F: TaskFn<A, R>,
-        A: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a,
-    {
-        self.chunksize_opt(None).imap_unordered(f, iterable)
-    }
-
-    /// `f(a, b, ..)` for every tuple `(a, b, ..)`, in order.
-    /// `f` must be a fn item or a closure that captures nothing. A capturing closure is refused
-    /// when the program is built (`cargo build`, `cargo test`), not by `cargo check`, with
-    /// `error[E0080]: evaluation panicked: a pool task must be a fn item or a closure that captures nothing`.
-    pub fn starmap<F, Args, R, I>(&self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
-    where
-        F: StarFn<Args, R>,
-        Args: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = Args>,
-    {
-        self.chunksize_opt(None).starmap(f, iterable)
-    }
-
-    /// Queues [`starmap`](Pool::starmap).
-    pub fn starmap_async<F, Args, R, I>(
-        &self,
-        f: F,
-        iterable: I,
-    ) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        F: StarFn<Args, R>,
-        Args: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = Args>,
-    {
-        self.chunksize_opt(None).starmap_async(f, iterable)
-    }
+    map_style_calls!();
 
     /// The map-style calls with an explicit chunk size (inputs per task message; at least 1).
     /// Without it, `map`/`starmap` use about four chunks per worker and `imap` uses 1 (or the
     /// `map` rule when the input knows its exact length).
     pub fn chunksize(&self, chunksize: usize) -> Chunked<'_> {
-        self.chunksize_opt(Some(chunksize.max(1)))
-    }
-
-    fn chunksize_opt(&self, chunksize: Option<usize>) -> Chunked<'_> {
         Chunked {
             pool: self,
-            chunksize,
+            chunksize: Some(chunksize.max(1)),
+        }
+    }
+
+    /// The automatic chunk size as the receiver of the map-style calls.
+    fn chunked(&self) -> Chunked<'_> {
+        Chunked {
+            pool: self,
+            chunksize: None,
         }
     }
 
@@ -552,7 +557,8 @@ fn encode_counted<A: Serialize>(chunk: &[A]) -> Result<(Vec<u8>, usize), PoolErr
     Ok((encode_chunk(chunk)?, chunk.len()))
 }
 
-/// The map-style calls of a [`Pool`] with a chosen chunk size ([`Pool::chunksize`]).
+/// The map-style calls of a [`Pool`] with a chosen chunk size ([`Pool::chunksize`]): each is
+/// the pool's call of the same name with this chunk size.
 #[derive(Debug, Clone, Copy)]
 pub struct Chunked<'p> {
     pool: &'p Pool,
@@ -560,100 +566,11 @@ pub struct Chunked<'p> {
 }
 
 impl<'p> Chunked<'p> {
-    /// [`Pool::map`] with this chunk size.
-    pub fn map<F, A, R, I>(self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
-    where
-        F: TaskFn<A, R>,
-        A: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = A>,
-    {
-        self.map_async(f, iterable)?.get()
-    }
+    map_style_calls!();
 
-    /// [`Pool::map_async`] with this chunk size.
-    pub fn map_async<F, A, R, I>(self, f: F, iterable: I) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        F: TaskFn<A, R>,
-        A: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = A>,
-    {
-        self.map_async_with(f, iterable, Callbacks::new())
-    }
-
-    /// [`Pool::map_async_with`] with this chunk size.
-    pub fn map_async_with<F, A, R, I>(
-        self,
-        f: F,
-        iterable: I,
-        callbacks: Callbacks<Vec<R>>,
-    ) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        F: TaskFn<A, R>,
-        A: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = A>,
-    {
-        task::stateless(f);
-        self.submit_map(chunk_entry::<Direct<F>, A, R>, iterable, callbacks)
-    }
-
-    /// [`Pool::starmap`] with this chunk size.
-    pub fn starmap<F, Args, R, I>(self, f: F, iterable: I) -> Result<Vec<R>, PoolError>
-    where
-        F: StarFn<Args, R>,
-        Args: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = Args>,
-    {
-        self.starmap_async(f, iterable)?.get()
-    }
-
-    /// [`Pool::starmap_async`] with this chunk size.
-    pub fn starmap_async<F, Args, R, I>(
-        self,
-        f: F,
-        iterable: I,
-    ) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        F: StarFn<Args, R>,
-        Args: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = Args>,
-    {
-        task::stateless(f);
-        self.submit_map(
-            chunk_entry::<Spread<F>, Args, R>,
-            iterable,
-            Callbacks::new(),
-        )
-    }
-
-    /// [`Pool::imap`] with this chunk size.
-    pub fn imap<'a, F, A, R, I>(self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
-    where
-        F: TaskFn<A, R>,
-        A: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a,
-    {
-        task::stateless(f);
-        self.submit_imap(item_entry::<Direct<F>, A, R>, iterable, true)
-    }
-
-    /// [`Pool::imap_unordered`] with this chunk size.
-    pub fn imap_unordered<'a, F, A, R, I>(self, f: F, iterable: I) -> Result<IMap<'a, R>, PoolError>
-    where
-        F: TaskFn<A, R>,
-        A: TaskArg,
-        R: TaskResult,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a,
-    {
-        task::stateless(f);
-        self.submit_imap(item_entry::<Direct<F>, A, R>, iterable, false)
+    /// This chunk size as the receiver of the map-style calls.
+    fn chunked(&self) -> Chunked<'p> {
+        *self
     }
 
     fn submit_map<A, R, I>(

@@ -4,26 +4,19 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
 use crate::core::{Group, Shared, Task};
 use crate::task::EntryFn;
+use crate::wait::{deadline, lock, wait_on};
 use crate::PoolError;
 
 #[cfg(feature = "async")]
 #[path = "async_result.rs"]
 mod async_result;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
 
 /// Dispatch state of a submission: how many of its tasks were handed to workers, and whether
 /// it was cancelled (then no further task of it is dispatched).
@@ -199,22 +192,7 @@ impl<T> Slot<T> {
         let mut s = lock(&self.state);
         while !self.is_ready() {
             s.waiters += 1;
-            let r = match deadline {
-                None => Ok(self.cond.wait(s).unwrap_or_else(|e| e.into_inner())),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        Err(s)
-                    } else {
-                        Ok(self
-                            .cond
-                            .wait_timeout(s, d - now)
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0)
-                    }
-                }
-            };
-            match r {
+            match wait_on(&self.cond, s, deadline) {
                 Ok(g) => {
                     s = g;
                     s.waiters -= 1;
@@ -322,7 +300,7 @@ impl<T> AsyncResult<T> {
     /// Waits at most `timeout`. On [`PoolError::Timeout`] the task goes on and the result can
     /// still be fetched; a result returned once is gone ([`PoolError::AlreadyTaken`] after).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, PoolError> {
-        self.slot.take(deadline_after(timeout))
+        self.slot.take(deadline(timeout))
     }
 
     /// Waits until the result is there.
@@ -332,7 +310,7 @@ impl<T> AsyncResult<T> {
 
     /// Waits at most `timeout`; whether the result is there.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.slot.wait_until(deadline_after(timeout))
+        self.slot.wait_until(deadline(timeout))
     }
 
     /// Whether the result is there.
@@ -703,7 +681,7 @@ impl<'a, R: DeserializeOwned + Send + 'static> IMap<'a, R> {
     /// The next result, waiting at most `timeout` for it. `Ok(None)` at the end of the input;
     /// [`PoolError::Timeout`] if it did not come in time (call again to keep waiting).
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<R>, PoolError> {
-        self.next_until(deadline_after(timeout))
+        self.next_until(deadline(timeout))
     }
 
     fn next_until(&mut self, deadline: Option<Instant>) -> Result<Option<R>, PoolError> {
@@ -734,19 +712,11 @@ impl<'a, R: DeserializeOwned + Send + 'static> IMap<'a, R> {
                         break c;
                     }
                     s.waiting = true;
-                    s = match deadline {
-                        None => self.group.cond.wait(s).unwrap_or_else(|e| e.into_inner()),
-                        Some(d) => {
-                            let now = Instant::now();
-                            if now >= d {
-                                s.waiting = false;
-                                return Err(PoolError::Timeout);
-                            }
-                            self.group
-                                .cond
-                                .wait_timeout(s, d - now)
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0
+                    s = match wait_on(&self.group.cond, s, deadline) {
+                        Ok(s) => s,
+                        Err(mut s) => {
+                            s.waiting = false;
+                            return Err(PoolError::Timeout);
                         }
                     };
                     s.waiting = false;

@@ -2,13 +2,13 @@
 //!
 //! A task function is a fn item or a closure that captures nothing: a zero-sized type, so the
 //! function is fully named by its type. For each `(function, argument, result)` combination the
-//! pool instantiates [`chunk_entry`], a plain `fn(&[u8], &mut Vec<u8>) -> Status` that decodes a
+//! pool instantiates [`Entries::chunk`], a plain `fn(&[u8], &mut Vec<u8>) -> Status` that decodes a
 //! postcard sequence of arguments, calls the function on each and appends the encoded results.
 //! A thread worker calls that pointer directly; a process worker receives it as an offset from
 //! [`anchor`] (the worker is the same executable, so the offset names the same code).
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
@@ -238,16 +238,6 @@ pub fn install_panic_hook() {
     });
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_string()
-    }
-}
-
 /// Runs `f` as task code: a panic becomes a [`PanicReport`].
 pub(crate) fn catch_task<T>(f: impl FnOnce() -> T) -> Result<T, PanicReport> {
     IN_TASK.with(|t| t.set(true));
@@ -255,7 +245,7 @@ pub(crate) fn catch_task<T>(f: impl FnOnce() -> T) -> Result<T, PanicReport> {
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     IN_TASK.with(|t| t.set(false));
     result.map_err(|payload| PanicReport {
-        message: panic_message(&*payload),
+        message: processing_core::panic_message(&*payload),
         location: LAST_PANIC.with(|p| p.borrow_mut().take()),
     })
 }
@@ -308,46 +298,6 @@ fn trailing(rest: &[u8]) -> ErrorChain {
     ErrorChain::new(format!("{} trailing bytes after the arguments", rest.len()))
 }
 
-/// Decodes a sequence of `A`, applies `C` to each and appends the encoded sequence of `R`.
-pub(crate) fn chunk_entry<C, A, R>(input: &[u8], out: &mut Vec<u8>) -> Status
-where
-    C: Invoke<A, R>,
-    A: DeserializeOwned,
-    R: Serialize,
-{
-    let call: C = conjure();
-    let start = out.len();
-    let (count, mut rest) = match chunk_header(input, out, start) {
-        Ok(v) => v,
-        Err(status) => return status,
-    };
-    let mut codec_error: Option<ErrorChain> = None;
-    let outcome = catch_task(|| {
-        for _ in 0..count {
-            let args = match take_args::<A>(&mut rest) {
-                Ok(args) => args,
-                Err(chain) => {
-                    codec_error = Some(chain);
-                    return;
-                }
-            };
-            let result = call.invoke(args);
-            if let Err(e) = postcard::to_io(&result, &mut *out) {
-                codec_error = Some(ErrorChain::with_source("cannot encode result", &e));
-                return;
-            }
-        }
-        if !rest.is_empty() {
-            codec_error = Some(trailing(rest));
-        }
-    });
-    match (outcome, codec_error) {
-        (Err(report), _) => write_error(out, start, Status::Panic, &report),
-        (Ok(()), Some(msg)) => write_error(out, start, Status::Codec, &msg),
-        (Ok(()), None) => Status::Ok,
-    }
-}
-
 /// Why one input of an `imap` chunk has no result.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ItemError {
@@ -368,48 +318,102 @@ impl From<ItemError> for crate::PoolError {
     }
 }
 
-/// Like [`chunk_entry`], but each input is called on its own: the output is the sequence of
-/// `Result<R, ItemError>`, so a panicking input fails alone and the others keep their values
-/// (`imap`, which yields one item per input). Arguments that do not decode fail the chunk.
-pub(crate) fn item_entry<C, A, R>(input: &[u8], out: &mut Vec<u8>) -> Status
+/// The entry points of the call `C` from `A` to `R`, each a plain
+/// `fn(&[u8], &mut Vec<u8>) -> Status` ([`EntryFn`]). Both decode a chunk (the count of inputs,
+/// then the postcard sequence of arguments) and append to `out` the count and then the results;
+/// arguments that do not decode, or bytes after them, fail the chunk as a codec error.
+pub(crate) struct Entries<C, A, R>(PhantomData<fn(C, A) -> R>);
+
+impl<C, A, R> Entries<C, A, R>
 where
     C: Invoke<A, R>,
     A: DeserializeOwned,
     R: Serialize,
 {
-    let call: C = conjure();
-    let start = out.len();
-    let (count, mut rest) = match chunk_header(input, out, start) {
-        Ok(v) => v,
-        Err(status) => return status,
-    };
-    for _ in 0..count {
-        let args = match take_args::<A>(&mut rest) {
-            Ok(args) => args,
-            Err(chain) => return write_error(out, start, Status::Codec, &chain),
-        };
-        let item_start = out.len();
-        let failure = match catch_task(|| call.invoke(args)) {
-            Ok(result) => match postcard::to_io(&Ok::<&R, ItemError>(&result), &mut *out) {
-                Ok(_) => None,
-                Err(e) => Some(ItemError::Codec(ErrorChain::with_source(
-                    "cannot encode result",
-                    &e,
-                ))),
-            },
-            Err(report) => Some(ItemError::Panic(report)),
-        };
-        if let Some(failure) = failure {
-            out.truncate(item_start);
-            if let Err(e) = postcard::to_io(&Err::<(), ItemError>(failure), &mut *out) {
-                return codec_error(out, start, "cannot encode an error", &e);
-            }
+    /// The results are the encoded sequence of `R`; a panic fails the chunk as a whole (`map`,
+    /// `apply`).
+    pub(crate) fn chunk(input: &[u8], out: &mut Vec<u8>) -> Status {
+        Self::run(input, out, Self::whole)
+    }
+
+    /// Each input is called on its own: the results are the sequence of
+    /// `Result<R, ItemError>`, so a panicking input fails alone and the others keep their
+    /// values (`imap`, which yields one item per input).
+    pub(crate) fn items(input: &[u8], out: &mut Vec<u8>) -> Status {
+        Self::run(input, out, Self::each)
+    }
+
+    /// Reads the chunk's count (see [`chunk_header`]), then `body` calls `C` on its `count`
+    /// inputs in `rest`, writing after `start`.
+    fn run(
+        input: &[u8],
+        out: &mut Vec<u8>,
+        body: fn(C, u64, &[u8], &mut Vec<u8>, usize) -> Status,
+    ) -> Status {
+        let start = out.len();
+        match chunk_header(input, out, start) {
+            Ok((count, rest)) => body(conjure(), count, rest, out, start),
+            Err(status) => status,
         }
     }
-    if !rest.is_empty() {
-        return write_error(out, start, Status::Codec, &trailing(rest));
+
+    fn whole(call: C, count: u64, mut rest: &[u8], out: &mut Vec<u8>, start: usize) -> Status {
+        let mut codec_error: Option<ErrorChain> = None;
+        let outcome = catch_task(|| {
+            for _ in 0..count {
+                let args = match take_args::<A>(&mut rest) {
+                    Ok(args) => args,
+                    Err(chain) => {
+                        codec_error = Some(chain);
+                        return;
+                    }
+                };
+                let result = call.invoke(args);
+                if let Err(e) = postcard::to_io(&result, &mut *out) {
+                    codec_error = Some(ErrorChain::with_source("cannot encode result", &e));
+                    return;
+                }
+            }
+            if !rest.is_empty() {
+                codec_error = Some(trailing(rest));
+            }
+        });
+        match (outcome, codec_error) {
+            (Err(report), _) => write_error(out, start, Status::Panic, &report),
+            (Ok(()), Some(msg)) => write_error(out, start, Status::Codec, &msg),
+            (Ok(()), None) => Status::Ok,
+        }
     }
-    Status::Ok
+
+    fn each(call: C, count: u64, mut rest: &[u8], out: &mut Vec<u8>, start: usize) -> Status {
+        for _ in 0..count {
+            let args = match take_args::<A>(&mut rest) {
+                Ok(args) => args,
+                Err(chain) => return write_error(out, start, Status::Codec, &chain),
+            };
+            let item_start = out.len();
+            let failure = match catch_task(|| call.invoke(args)) {
+                Ok(result) => match postcard::to_io(&Ok::<&R, ItemError>(&result), &mut *out) {
+                    Ok(_) => None,
+                    Err(e) => Some(ItemError::Codec(ErrorChain::with_source(
+                        "cannot encode result",
+                        &e,
+                    ))),
+                },
+                Err(report) => Some(ItemError::Panic(report)),
+            };
+            if let Some(failure) = failure {
+                out.truncate(item_start);
+                if let Err(e) = postcard::to_io(&Err::<(), ItemError>(failure), &mut *out) {
+                    return codec_error(out, start, "cannot encode an error", &e);
+                }
+            }
+        }
+        if !rest.is_empty() {
+            return write_error(out, start, Status::Codec, &trailing(rest));
+        }
+        Status::Ok
+    }
 }
 
 /// Decodes one `A` and calls the initializer `F` with it.
@@ -430,7 +434,7 @@ where
     }
 }
 
-/// Encodes `items` as the postcard sequence [`chunk_entry`] decodes.
+/// Encodes `items` as the postcard sequence [`Entries`] decode.
 pub(crate) fn encode_chunk<A: Serialize>(
     items: &[A],
 ) -> Result<Vec<u8>, processing_core::CodecError> {
@@ -467,8 +471,8 @@ mod entry_tests {
         }
         fn direct<F: Fn(u32) -> u32 + Copy + Send + Sync + 'static>(_: F) -> [Entry; 2] {
             [
-                chunk_entry::<Direct<F>, u32, u32>,
-                item_entry::<Direct<F>, u32, u32>,
+                Entries::<Direct<F>, u32, u32>::chunk,
+                Entries::<Direct<F>, u32, u32>::items,
             ]
         }
         for entry in direct(double) {

@@ -189,7 +189,7 @@ pub(crate) fn run_configured(
 
     let hook_name = name;
     std::panic::set_hook(Box::new(move |info| {
-        let message = panic_message(info.payload());
+        let message = processing_core::panic_message(info.payload());
         let location = info
             .location()
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
@@ -221,7 +221,7 @@ pub(crate) fn run_configured(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take()
-                .unwrap_or_else(|| (panic_message(&*payload), None));
+                .unwrap_or_else(|| (processing_core::panic_message(&*payload), None));
             (Report::Panicked { message, location }, Vec::new(), 1)
         }
     };
@@ -243,16 +243,6 @@ fn send(chan: &Channel, report: &Report, handles: &[OwnedOsHandle]) {
             }
         }
         Err(e) => sys::write_stderr(&format!("processing: cannot encode a report: {e}\n")),
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_string()
     }
 }
 

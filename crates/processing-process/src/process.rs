@@ -531,16 +531,8 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
                 }
                 break code;
             }
-            let remaining = match deadline {
-                None => None,
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(ProcessError::Timeout);
-                    }
-                    Some(d - now)
-                }
-            };
+            let remaining =
+                processing_core::time_left(deadline).map_err(|_| ProcessError::Timeout)?;
             let chan = if st.report.is_none() {
                 st.chan.as_ref()
             } else {

@@ -41,11 +41,6 @@ impl fmt::Debug for Condition {
 }
 
 impl Condition {
-    /// Creates a condition with its own recursive lock.
-    pub fn new() -> Result<Condition, SyncError> {
-        Condition::with_lock(RLock::new()?)
-    }
-
     /// Creates a condition over `lock`.
     pub fn with_lock(lock: RLock) -> Result<Condition, SyncError> {
         Ok(Condition {
@@ -53,6 +48,8 @@ impl Condition {
             shared: Shared::create(|_| {})?,
         })
     }
+
+    crate::__condition_methods!(RLock, RLockGuard);
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, ConditionError> {
         self.check_owner()?;
@@ -74,6 +71,4 @@ impl Condition {
         self.shared.state().notify(self.shared.park(), me().pid, n);
         Ok(())
     }
-
-    crate::__condition_methods!(RLock, RLockGuard);
 }

@@ -167,11 +167,17 @@ macro_rules! __delegate_acquire {
 }
 
 /// The methods of a `Condition` that only delegate to its recursive lock (field `lock` of type
-/// `$rlock`, guard `$guard`) or loop over its `wait_until(Option<Instant>)` and `notify_n`.
+/// `$rlock`, guard `$guard`) or loop over its `with_lock`, `wait_until(Option<Instant>)` and
+/// `notify_n`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __condition_methods {
     ($rlock:ident, $guard:ident) => {
+        /// Creates a condition with its own recursive lock.
+        pub fn new() -> ::std::result::Result<Self, $crate::SyncError> {
+            Self::with_lock($rlock::new()?)
+        }
+
         /// The condition's lock.
         pub fn lock(&self) -> &$rlock {
             &self.lock

@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{ConnectionError, FrameError};
 use crate::frame::{self, fingerprint, looks_like_pickle, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::sys::{self, RingEnd, RingLock, Stream, StreamKind};
-use crate::wait::{RawWaitable, Waitable};
+use crate::wait::{Deadline, RawWaitable, Waitable};
 
 /// Size of the read-ahead buffer of a connection (a longer message is read into its own
 /// buffer, which grows with the bytes that arrive: see [`processing_core::frame`]).
@@ -85,52 +85,74 @@ impl CanSend for WriteOnly {}
 impl CanRecv for Duplex {}
 impl CanRecv for ReadOnly {}
 
-/// The `(reader, writer)` ends of a simplex pipe.
-pub type SimplexPair<T> = (Connection<T, ReadOnly>, Connection<T, WriteOnly>);
+/// Defines `SimplexPair<T>` and `Pipe` (`new`, `simplex`) over the `Connection` in scope and
+/// its `pair::<T, A, B>() -> Result<EndPair<T, A, B>, ConnectionError>` (`EndPair`, defined
+/// here: `(Connection<T, A>, Connection<T, B>)`)
+/// (two connected ends of the directions asked for): the pipe of processes and of the thread
+/// twin, documented once (the examples name `Pipe` by the path `$path`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __pipe {
+    ($path:literal) => {
+        /// Two connected ends, of directions `A` and `B` (what `pair` makes).
+        type EndPair<T, A, B> = (Connection<T, A>, Connection<T, B>);
 
-/// Creates connected pairs of [`Connection`]s.
-///
-/// ```
-/// use processing::transport::Pipe;
-/// let (a, b) = Pipe::new::<String>().unwrap();
-/// a.send(&"ping".to_string()).unwrap();
-/// assert_eq!(b.recv().unwrap(), "ping");
-/// ```
-#[derive(Debug)]
-pub struct Pipe(());
+        /// The `(reader, writer)` ends of a simplex pipe.
+        pub type SimplexPair<T> = (
+            Connection<T, $crate::ReadOnly>,
+            Connection<T, $crate::WriteOnly>,
+        );
 
-impl Pipe {
-    /// A duplex pair: both ends send and receive.
-    ///
-    /// ```
-    /// let (a, b) = processing::transport::Pipe::new::<u32>().unwrap();
-    /// b.send(&7).unwrap();
-    /// assert_eq!(a.recv().unwrap(), 7);
-    /// ```
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new<T>() -> Result<(Connection<T>, Connection<T>), ConnectionError> {
-        let (a, b) = Stream::pair()?;
-        let (ra, rb) = ring_pair();
-        Ok((Connection::from_parts(a, ra), Connection::from_parts(b, rb)))
-    }
+        /// Creates connected pairs of [`Connection`]s.
+        ///
+        #[doc = concat!("```\nuse ", $path, ";")]
+        /// let (a, b) = Pipe::new::<String>().unwrap();
+        /// a.send(&"ping".to_string()).unwrap();
+        /// assert_eq!(b.recv().unwrap(), "ping");
+        /// drop(a);
+        /// assert!(b.recv().unwrap_err().is_eof());
+        /// ```
+        #[derive(Debug)]
+        pub struct Pipe(());
 
-    /// A one-way pair `(reader, writer)`: the reader cannot send, the writer cannot receive.
-    ///
-    /// ```
-    /// let (rx, tx) = processing::transport::Pipe::simplex::<u32>().unwrap();
-    /// tx.send(&1).unwrap();
-    /// assert_eq!(rx.recv().unwrap(), 1);
-    /// ```
-    ///
-    /// ```compile_fail
-    /// let (rx, _tx) = processing::transport::Pipe::simplex::<u32>().unwrap();
-    /// rx.send(&1).unwrap(); // the read end has no `send`
-    /// ```
-    pub fn simplex<T>() -> Result<SimplexPair<T>, ConnectionError> {
-        let (a, b) = Stream::pair()?;
-        let (ra, rb) = ring_pair();
-        Ok((Connection::from_parts(a, ra), Connection::from_parts(b, rb)))
-    }
+        impl Pipe {
+            /// A duplex pair: both ends send and receive.
+            ///
+            #[doc = concat!("```\nlet (a, b) = ", $path, "::new::<u32>().unwrap();")]
+            /// b.send(&7).unwrap();
+            /// assert_eq!(a.recv().unwrap(), 7);
+            /// ```
+            #[allow(clippy::new_ret_no_self)]
+            pub fn new<T>(
+            ) -> ::std::result::Result<(Connection<T>, Connection<T>), $crate::ConnectionError> {
+                pair()
+            }
+
+            /// A one-way pair `(reader, writer)`: the reader cannot send, the writer cannot
+            /// receive.
+            ///
+            #[doc = concat!("```\nlet (rx, tx) = ", $path, "::simplex::<u32>().unwrap();")]
+            /// tx.send(&1).unwrap();
+            /// assert_eq!(rx.recv().unwrap(), 1);
+            /// ```
+            ///
+            #[doc = concat!("```compile_fail\nlet (rx, _tx) = ", $path, "::simplex::<u32>().unwrap();")]
+            /// rx.send(&1).unwrap(); // the read end has no `send`
+            /// ```
+            pub fn simplex<T>() -> ::std::result::Result<SimplexPair<T>, $crate::ConnectionError> {
+                pair()
+            }
+        }
+    };
+}
+
+crate::__pipe!("processing::transport::Pipe");
+
+/// Two connected ends: a socket pair, and the shared-memory rings where there are.
+fn pair<T, A: Direction, B: Direction>() -> Result<EndPair<T, A, B>, ConnectionError> {
+    let (a, b) = Stream::pair()?;
+    let (ra, rb) = ring_pair();
+    Ok((Connection::from_parts(a, ra), Connection::from_parts(b, rb)))
 }
 
 /// The shared-memory rings of a new pair, when the platform has them and they are switched on
@@ -185,24 +207,6 @@ struct Reader {
     frames: FrameReader,
     handles: VecDeque<OwnedOsHandle>,
     broken: bool,
-}
-
-/// How long a receive may wait for bytes.
-#[derive(Clone, Copy)]
-enum Wait {
-    /// As long as needed (`recv`).
-    Forever,
-    /// Until this instant (`recv_timeout`; `try_recv` passes the present: one attempt).
-    Until(Instant),
-}
-
-impl Wait {
-    fn after(timeout: Duration) -> Wait {
-        match Instant::now().checked_add(timeout) {
-            Some(d) => Wait::Until(d),
-            None => Wait::Forever,
-        }
-    }
 }
 
 /// Whether bytes (or the end of the stream) can be read from `io`, waiting for them until
@@ -321,18 +325,18 @@ impl Inner {
 }
 
 /// A connection's bytes as the framer reads them. Each read waits as the receive asks
-/// (`Wait`: a deadline, or a bounded spin then a blocking read); handles that arrive meanwhile
+/// (a [`Deadline`], or for ever: a bounded spin then a blocking read); handles that arrive meanwhile
 /// are kept for the message they belong to.
 struct Source<'a, 'h> {
     io: Io<'a>,
     handles: &'h mut VecDeque<OwnedOsHandle>,
-    wait: Wait,
+    wait: Deadline,
 }
 
 impl Source<'_, '_> {
     /// Waits for bytes until the deadline, if there is one: `Timeout` past it.
     fn wait(&mut self) -> Result<(), ConnectionError> {
-        if let Wait::Until(d) = self.wait {
+        if let Some(d) = self.wait.instant() {
             if !wait_readable(self.io, self.handles, Some(d))? {
                 return Err(ConnectionError::Timeout);
             }
@@ -351,15 +355,17 @@ impl FrameSource for Source<'_, '_> {
             let stream = self.io.stream;
             let n = match (self.io.ring, self.wait) {
                 (Some(ring), _) => ring.read_bytes(buf, stream, &mut arrived),
-                (None, Wait::Forever) => read_some(|nb| stream.read_chunk(buf, nb, &mut arrived)),
-                (None, Wait::Until(_)) => match stream.read_chunk(buf, true, &mut arrived) {
-                    // Readable a moment ago, taken since by another holder of the end.
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        self.handles.extend(arrived);
-                        continue;
+                (None, Deadline::Never) => read_some(|nb| stream.read_chunk(buf, nb, &mut arrived)),
+                (None, Deadline::At(_) | Deadline::Now) => {
+                    match stream.read_chunk(buf, true, &mut arrived) {
+                        // Readable a moment ago, taken since by another holder of the end.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            self.handles.extend(arrived);
+                            continue;
+                        }
+                        r => r,
                     }
-                    r => r,
-                },
+                }
             };
             self.handles.extend(arrived);
             return Ok(n?);
@@ -382,8 +388,8 @@ impl FrameSource for Source<'_, '_> {
                     unsafe { v.set_len(v.len() + n) };
                     n
                 }
-                (None, Wait::Forever) => read_some(|nb| stream.read_spare(v, want, nb))?,
-                (None, Wait::Until(_)) => match stream.read_spare(v, want, true) {
+                (None, Deadline::Never) => read_some(|nb| stream.read_spare(v, want, nb))?,
+                (None, Deadline::At(_) | Deadline::Now) => match stream.read_spare(v, want, true) {
                     // Readable a moment ago, taken since by another holder of the end.
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     r => r?,
@@ -404,7 +410,12 @@ impl Reader {
         }
     }
 
-    fn read_frame(&mut self, io: Io<'_>, max: u64, wait: Wait) -> Result<Body, ConnectionError> {
+    fn read_frame(
+        &mut self,
+        io: Io<'_>,
+        max: u64,
+        wait: Deadline,
+    ) -> Result<Body, ConnectionError> {
         if self.broken {
             return Err(ConnectionError::Broken);
         }
@@ -665,7 +676,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// assert_eq!(a.recv_bytes().unwrap(), [1, 2, 3]);
     /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
-        self.recv_bytes_with(Wait::Forever, false)
+        self.recv_bytes_with(Deadline::Never, false)
     }
 
     /// Receives one message as bytes, waiting at most `timeout` for it (`Duration::MAX`: as
@@ -680,7 +691,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// assert_eq!(a.recv_bytes_timeout(Duration::MAX).unwrap(), b"late");
     /// ```
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, ConnectionError> {
-        self.recv_bytes_with(Wait::after(timeout), false)
+        self.recv_bytes_with(Deadline::after(timeout), false)
     }
 
     /// Receives one message as bytes if a whole one is there now:
@@ -695,10 +706,10 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// assert_eq!(a.try_recv_bytes().unwrap(), b"now");
     /// ```
     pub fn try_recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
-        self.recv_bytes_with(Wait::Until(Instant::now()), true)
+        self.recv_bytes_with(Deadline::Now, true)
     }
 
-    fn recv_bytes_with(&self, wait: Wait, attempt: bool) -> Result<Vec<u8>, ConnectionError> {
+    fn recv_bytes_with(&self, wait: Deadline, attempt: bool) -> Result<Vec<u8>, ConnectionError> {
         let mut r = self.reader(attempt)?;
         let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
         let body = r
@@ -741,7 +752,7 @@ impl<T, D: CanRecv> Connection<T, D> {
         }
         let mut r = lock(&self.inner.reader);
         let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
-        let body = r.read_frame(self.inner.io(), self.max_message_size(), Wait::Forever)?;
+        let body = r.read_frame(self.inner.io(), self.max_message_size(), Deadline::Never)?;
         let room = &mut buf[offset..];
         let bytes = r.body(&body);
         if bytes.len() > room.len() {
@@ -762,7 +773,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     where
         T: DeserializeOwned,
     {
-        self.recv_with(Wait::Forever, false)
+        self.recv_with(Deadline::Never, false)
     }
 
     /// Receives one value, waiting at most `timeout` for it (`Duration::MAX`: as long as
@@ -783,7 +794,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     where
         T: DeserializeOwned,
     {
-        self.recv_with(Wait::after(timeout), false)
+        self.recv_with(Deadline::after(timeout), false)
     }
 
     /// Receives one value if a whole message is there now: [`ConnectionError::WouldBlock`]
@@ -801,10 +812,10 @@ impl<T, D: CanRecv> Connection<T, D> {
     where
         T: DeserializeOwned,
     {
-        self.recv_with(Wait::Until(Instant::now()), true)
+        self.recv_with(Deadline::Now, true)
     }
 
-    fn recv_with(&self, wait: Wait, attempt: bool) -> Result<T, ConnectionError>
+    fn recv_with(&self, wait: Deadline, attempt: bool) -> Result<T, ConnectionError>
     where
         T: DeserializeOwned,
     {
@@ -855,7 +866,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     pub fn recv_pickle<V: DeserializeOwned>(&self) -> Result<V, ConnectionError> {
         let mut r = lock(&self.inner.reader);
         let _g = self.inner.ring.as_ref().map(RingEnd::lock_read);
-        let body = r.read_frame(self.inner.io(), self.max_message_size(), Wait::Forever)?;
+        let body = r.read_frame(self.inner.io(), self.max_message_size(), Deadline::Never)?;
         Ok(crate::pickle::from_slice(r.body(&body))?)
     }
 

@@ -42,6 +42,8 @@ pub use connection::{
 };
 pub use error::{AuthError, ConnectionError, FrameError, ListenerError};
 pub use listener::{Client, ClientBuilder, Listener, ListenerBuilder, MAX_PENDING_HANDSHAKES};
+#[doc(hidden)]
+pub use wait::Deadline;
 pub use wait::{wait, RawWaitable, Waitable};
 
 pub mod queue;

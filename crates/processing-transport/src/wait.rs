@@ -5,6 +5,39 @@ use std::time::{Duration, Instant};
 
 pub use crate::sys::RawWaitable;
 
+/// When a blocking operation gives up: the deadline of the queue's waits, of a connection's
+/// receives and of the thread twin's (processing-pool's `dummy`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Never wait: one attempt.
+    Now,
+    /// Wait until this instant.
+    At(Instant),
+    /// Wait as long as it takes.
+    Never,
+}
+
+impl Deadline {
+    /// `timeout` from now; `Duration::MAX` (or any timeout past the clock's range) waits for
+    /// ever.
+    pub fn after(timeout: Duration) -> Deadline {
+        match Instant::now().checked_add(timeout) {
+            Some(t) => Deadline::At(t),
+            None => Deadline::Never,
+        }
+    }
+
+    /// The instant it passes (`Now`: the present), `None` for ever.
+    pub fn instant(self) -> Option<Instant> {
+        match self {
+            Deadline::Now => Some(Instant::now()),
+            Deadline::At(t) => Some(t),
+            Deadline::Never => None,
+        }
+    }
+}
+
 /// Something [`wait`] can watch: a receiving [`Connection`](crate::Connection), or (from the
 /// process layer) a process sentinel.
 ///

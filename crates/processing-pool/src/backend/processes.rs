@@ -557,16 +557,7 @@ impl WorkerLink for ProcessLink {
                     }
                 }
             }
-            let timeout = match deadline {
-                None => None,
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(LinkError::Timeout);
-                    }
-                    Some(d - now)
-                }
-            };
+            let timeout = processing_core::time_left(deadline).map_err(|_| LinkError::Timeout)?;
             if let Some(ring) = ring {
                 if !ring.prepare_sleep() {
                     continue;

@@ -184,16 +184,9 @@ impl WorkerLink for ThreadLink {
             if self.control.abandoned.load(Ordering::SeqCst) {
                 return Err(LinkError::Lost);
             }
-            let wait = match deadline {
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(LinkError::Timeout);
-                    }
-                    (d - now).min(step)
-                }
-                None => step,
-            };
+            let wait = processing_core::time_left(deadline)
+                .map_err(|_| LinkError::Timeout)?
+                .map_or(step, |left| left.min(step));
             match self.replies.recv_timeout(wait) {
                 Ok(m) => break m,
                 Err(RecvTimeoutError::Timeout) => continue,

@@ -11,16 +11,16 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use processing_transport::frame::DEFAULT_MAX_MESSAGE_SIZE;
 use processing_transport::{
-    CanRecv, CanSend, ConnectionError, Direction, Duplex, FrameError, ReadOnly, WriteOnly,
+    CanRecv, CanSend, ConnectionError, Deadline, Direction, Duplex, FrameError,
 };
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
 use super::registry;
-use super::sync::lock;
+use crate::wait::{lock, wait_on};
 
 /// One direction of a pair: the messages on their way and whether either side is gone.
 struct Chan {
@@ -64,65 +64,10 @@ impl Drop for End {
     }
 }
 
-/// How long a receive may wait.
-#[derive(Clone, Copy)]
-enum Wait {
-    Forever,
-    Now,
-    Until(Instant),
-}
+processing_transport::__pipe!("processing::dummy::Pipe");
 
-impl Wait {
-    fn after(timeout: Duration) -> Wait {
-        match Instant::now().checked_add(timeout) {
-            Some(d) => Wait::Until(d),
-            None => Wait::Forever,
-        }
-    }
-}
-
-/// The `(reader, writer)` ends of a twin simplex pipe.
-pub type SimplexPair<T> = (Connection<T, ReadOnly>, Connection<T, WriteOnly>);
-
-/// Creates connected pairs of twin [`Connection`]s, as `processing::Pipe` does.
-///
-/// ```
-/// use processing::dummy::Pipe;
-/// let (a, b) = Pipe::new::<String>().unwrap();
-/// a.send(&"ping".to_string()).unwrap();
-/// assert_eq!(b.recv().unwrap(), "ping");
-/// drop(a);
-/// assert!(b.recv().unwrap_err().is_eof());
-/// ```
-#[derive(Debug)]
-pub struct Pipe(());
-
-impl Pipe {
-    /// A duplex pair: both ends send and receive.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new<T>() -> Result<(Connection<T>, Connection<T>), ConnectionError> {
-        let (a, b) = pair(true, true, true, true);
-        Ok((a, b))
-    }
-
-    /// A one-way pair `(reader, writer)`: the reader cannot send, the writer cannot receive.
-    ///
-    /// ```
-    /// let (rx, tx) = processing::dummy::Pipe::simplex::<u32>().unwrap();
-    /// tx.send(&1).unwrap();
-    /// assert_eq!(rx.recv().unwrap(), 1);
-    /// ```
-    pub fn simplex<T>() -> Result<SimplexPair<T>, ConnectionError> {
-        Ok(pair(false, true, true, false))
-    }
-}
-
-fn pair<T, A: Direction, B: Direction>(
-    a_send: bool,
-    a_recv: bool,
-    b_send: bool,
-    b_recv: bool,
-) -> (Connection<T, A>, Connection<T, B>) {
+/// Two connected twin ends.
+fn pair<T, A: Direction, B: Direction>() -> Result<EndPair<T, A, B>, ConnectionError> {
     let (ab, ba) = (Chan::new(), Chan::new());
     let end = |incoming: &Arc<Chan>, outgoing: &Arc<Chan>, can_send, can_recv| {
         Arc::new(End {
@@ -135,10 +80,10 @@ fn pair<T, A: Direction, B: Direction>(
             can_recv,
         })
     };
-    (
-        Connection::from_end(end(&ba, &ab, a_send, a_recv)),
-        Connection::from_end(end(&ab, &ba, b_send, b_recv)),
-    )
+    Ok((
+        Connection::from_end(end(&ba, &ab, A::CAN_SEND, A::CAN_RECV)),
+        Connection::from_end(end(&ab, &ba, B::CAN_SEND, B::CAN_RECV)),
+    ))
 }
 
 /// One end of a twin pipe, carrying messages of type `T`, with the methods, signatures and
@@ -212,7 +157,7 @@ impl<T, D: Direction> Connection<T, D> {
         Ok(())
     }
 
-    fn pop(&self, wait: Wait) -> Result<Vec<u8>, ConnectionError> {
+    fn pop(&self, deadline: Deadline) -> Result<Vec<u8>, ConnectionError> {
         if self.end.broken.load(Ordering::Relaxed) {
             return Err(ConnectionError::Broken);
         }
@@ -234,20 +179,10 @@ impl<T, D: Direction> Connection<T, D> {
             if s.writer_gone {
                 return Err(ConnectionError::Eof);
             }
-            s = match wait {
-                Wait::Forever => chan.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
-                Wait::Now => return Err(ConnectionError::WouldBlock),
-                Wait::Until(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(ConnectionError::Timeout);
-                    }
-                    chan.ready
-                        .wait_timeout(s, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
+            s = wait_on(&chan.ready, s, deadline.instant()).map_err(|_| match deadline {
+                Deadline::Now => ConnectionError::WouldBlock,
+                _ => ConnectionError::Timeout,
+            })?;
         }
     }
 
@@ -278,19 +213,19 @@ impl<T, D: CanRecv> Connection<T, D> {
     /// Receives one message as bytes; blocks until one arrives ([`ConnectionError::Eof`] once
     /// the other end is gone and every message was read).
     pub fn recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
-        self.pop(Wait::Forever)
+        self.pop(Deadline::Never)
     }
 
     /// Receives one message as bytes, waiting at most `timeout` (`Duration::MAX`: as long as
     /// needed, zero: one attempt): [`ConnectionError::Timeout`] when none came.
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, ConnectionError> {
-        self.pop(Wait::after(timeout))
+        self.pop(Deadline::after(timeout))
     }
 
     /// Receives one message as bytes if one is there now: [`ConnectionError::WouldBlock`]
     /// otherwise.
     pub fn try_recv_bytes(&self) -> Result<Vec<u8>, ConnectionError> {
-        self.pop(Wait::Now)
+        self.pop(Deadline::Now)
     }
 
     /// Receives one message into `buf[offset..]` and returns its length; if it does not fit,
@@ -302,7 +237,7 @@ impl<T, D: CanRecv> Connection<T, D> {
                 "offset is beyond the end of the buffer",
             )));
         }
-        let m = self.pop(Wait::Forever)?;
+        let m = self.pop(Deadline::Never)?;
         let room = &mut buf[offset..];
         if m.len() > room.len() {
             return Err(ConnectionError::BufferTooShort(m));
@@ -316,7 +251,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     where
         T: DeserializeOwned,
     {
-        Self::decode(&self.pop(Wait::Forever)?)
+        Self::decode(&self.pop(Deadline::Never)?)
     }
 
     /// Receives one value, waiting at most `timeout` (`Duration::MAX`: as long as needed,
@@ -325,7 +260,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     where
         T: DeserializeOwned,
     {
-        Self::decode(&self.pop(Wait::after(timeout))?)
+        Self::decode(&self.pop(Deadline::after(timeout))?)
     }
 
     /// Receives one value if a message is there now: [`ConnectionError::WouldBlock`]
@@ -334,7 +269,7 @@ impl<T, D: CanRecv> Connection<T, D> {
     where
         T: DeserializeOwned,
     {
-        Self::decode(&self.pop(Wait::Now)?)
+        Self::decode(&self.pop(Deadline::Now)?)
     }
 
     /// Whether a message (or the end of the stream) can be received without blocking, waiting
@@ -343,26 +278,16 @@ impl<T, D: CanRecv> Connection<T, D> {
         if self.end.broken.load(Ordering::Relaxed) {
             return Ok(true);
         }
-        let wait = Wait::after(timeout);
+        let deadline = Deadline::after(timeout);
         let chan = &self.end.incoming;
         let mut s = lock(&chan.state);
         loop {
             if !s.messages.is_empty() || s.writer_gone {
                 return Ok(true);
             }
-            s = match wait {
-                Wait::Forever => chan.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
-                Wait::Now => return Ok(false),
-                Wait::Until(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Ok(false);
-                    }
-                    chan.ready
-                        .wait_timeout(s, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
+            s = match wait_on(&chan.ready, s, deadline.instant()) {
+                Ok(s) => s,
+                Err(_) => return Ok(false),
             };
         }
     }
@@ -407,7 +332,7 @@ mod awaitable {
         where
             T: DeserializeOwned,
         {
-            let body = processing_core::aio::retry(|| match self.pop(Wait::Now) {
+            let body = processing_core::aio::retry(|| match self.pop(Deadline::Now) {
                 Err(ConnectionError::WouldBlock) => None,
                 r => Some(r),
             })

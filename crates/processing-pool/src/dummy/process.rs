@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub use processing_process::ProcessError;
 use processing_process::{Resource, SpawnError, StartMethod, Stdio};
 
-use super::sync::lock;
+use crate::wait::{lock, wait_on};
 
 type Outcome<R> = Result<R, crate::task::PanicReport>;
 
@@ -378,24 +378,7 @@ impl<R: Send + 'static> Process<R> {
                 if let Some(outcome) = o.take() {
                     break outcome;
                 }
-                o = match deadline {
-                    None => self
-                        .finished
-                        .done
-                        .wait(o)
-                        .unwrap_or_else(|e| e.into_inner()),
-                    Some(d) => {
-                        let now = Instant::now();
-                        if now >= d {
-                            return Err(ProcessError::Timeout);
-                        }
-                        self.finished
-                            .done
-                            .wait_timeout(o, d - now)
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0
-                    }
-                };
+                o = wait_on(&self.finished.done, o, deadline).map_err(|_| ProcessError::Timeout)?;
             }
         };
         if let Some(h) = self.handle.take() {

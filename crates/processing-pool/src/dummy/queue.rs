@@ -3,43 +3,21 @@
 //! (`processing::transport::queue`).
 //!
 //! Items are encoded on `put` and decoded on `get` as for processes (postcard), so an item
-//! that cannot cross a process boundary fails here the same way ([`PutError::Encode`]).
+//! that cannot cross a process boundary fails here the same way ([`PutError::Encode`](processing_transport::queue::PutError::Encode)).
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use processing_transport::queue::{
-    GetError, GetFailure, GetTimeoutError, JoinTimeoutError, PutError, PutFailure, PutTimeoutError,
-    QueueError, TaskDoneError, TryGetError, TryPutError,
+    GetFailure, JoinTimeoutError, PutFailure, QueueError, TaskDoneError,
 };
+use processing_transport::Deadline;
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
 use super::registry;
-use super::sync::lock;
-
-/// How long an operation may wait.
-#[derive(Clone, Copy)]
-enum Deadline {
-    /// As long as needed.
-    Never,
-    /// One attempt.
-    Now,
-    /// Until this instant.
-    At(Instant),
-}
-
-impl Deadline {
-    /// `Duration::MAX` (or any timeout past the clock's range) waits for ever.
-    fn after(timeout: Duration) -> Deadline {
-        match Instant::now().checked_add(timeout) {
-            Some(d) => Deadline::At(d),
-            None => Deadline::Never,
-        }
-    }
-}
+use crate::wait::{lock, wait_on};
 
 struct State {
     items: VecDeque<Vec<u8>>,
@@ -56,29 +34,6 @@ struct Inner {
     not_full: Condvar,
     all_done: Condvar,
     max_items: Option<usize>,
-}
-
-/// Waits on `cv` until `deadline`; `None` when the deadline has passed (or is `Now`).
-fn wait_on<'a>(
-    cv: &Condvar,
-    s: std::sync::MutexGuard<'a, State>,
-    deadline: Deadline,
-) -> Option<std::sync::MutexGuard<'a, State>> {
-    match deadline {
-        Deadline::Now => None,
-        Deadline::Never => Some(cv.wait(s).unwrap_or_else(|e| e.into_inner())),
-        Deadline::At(d) => {
-            let now = Instant::now();
-            if now >= d {
-                return None;
-            }
-            Some(
-                cv.wait_timeout(s, d - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0,
-            )
-        }
-    }
 }
 
 /// Builds a twin [`Queue`] with chosen bounds, as `processing::QueueBuilder`
@@ -114,7 +69,7 @@ impl QueueBuilder {
     /// Creates the queue (its bounds checked as the process queue's).
     pub fn build<T>(self) -> Result<Queue<T>, QueueError> {
         let (max_items, _) = self.0.checked()?;
-        Ok(Queue::from_inner(Arc::new(Inner {
+        Ok(Queue::from_state(Arc::new(Inner {
             id: registry::next_id(),
             state: Mutex::new(State {
                 items: VecDeque::new(),
@@ -129,27 +84,20 @@ impl QueueBuilder {
     }
 }
 
-/// A multi-producer, multi-consumer FIFO between threads, with the methods, signatures and
-/// error types of the process-shared `processing::Queue`.
-///
-/// ```
-/// let q = processing::dummy::Queue::bounded(1).unwrap();
-/// q.put(1).unwrap();
-/// let e = q.try_put(2).unwrap_err();
-/// assert!(e.is_full());
-/// assert_eq!(e.into_inner(), 2);
-/// assert_eq!(q.get().unwrap(), 1);
-/// assert!(q.try_get().unwrap_err().is_empty());
-/// ```
-pub struct Queue<T> {
-    inner: Arc<Inner>,
-    _items: PhantomData<fn(T) -> T>,
-}
-
-impl<T> Clone for Queue<T> {
-    fn clone(&self) -> Self {
-        Queue::from_inner(self.inner.clone())
-    }
+processing_transport::__queue_handle! {
+    /// A multi-producer, multi-consumer FIFO between threads, with the methods, signatures and
+    /// error types of the process-shared `processing::Queue`.
+    ///
+    /// ```
+    /// let q = processing::dummy::Queue::bounded(1).unwrap();
+    /// q.put(1).unwrap();
+    /// let e = q.try_put(2).unwrap_err();
+    /// assert!(e.is_full());
+    /// assert_eq!(e.into_inner(), 2);
+    /// assert_eq!(q.get().unwrap(), 1);
+    /// assert!(q.try_get().unwrap_err().is_empty());
+    /// ```
+    pub struct Queue<T>(inner: Inner) as "processing::dummy::Queue";
 }
 
 impl<T> fmt::Debug for Queue<T> {
@@ -162,34 +110,6 @@ impl<T> fmt::Debug for Queue<T> {
 }
 
 impl<T> Queue<T> {
-    fn from_inner(inner: Arc<Inner>) -> Queue<T> {
-        Queue {
-            inner,
-            _items: PhantomData,
-        }
-    }
-
-    /// A queue without an item bound.
-    ///
-    /// ```
-    /// let q = processing::dummy::Queue::<u8>::new().unwrap();
-    /// assert!(q.is_empty());
-    /// ```
-    pub fn new() -> Result<Queue<T>, QueueError> {
-        QueueBuilder::new().build()
-    }
-
-    /// A queue of at most `n` items (`n ≥ 1`; 0 is [`QueueError::InvalidArgument`]).
-    ///
-    /// ```
-    /// let q = processing::dummy::Queue::bounded(1).unwrap();
-    /// q.put(1u8).unwrap();
-    /// assert!(q.is_full());
-    /// ```
-    pub fn bounded(n: usize) -> Result<Queue<T>, QueueError> {
-        QueueBuilder::new().max_items(n).build()
-    }
-
     /// Number of items in the queue.
     pub fn len(&self) -> usize {
         lock(&self.inner.state).items.len()
@@ -210,8 +130,8 @@ impl<T> Queue<T> {
         self.inner.max_items
     }
 
-    /// Closes the queue: later puts fail with [`PutError::Closed`], gets drain what is left
-    /// and then fail with [`GetError::Closed`]; blocked puts and gets wake up.
+    /// Closes the queue: later puts fail with `PutError::Closed`, gets drain what is left and
+    /// then fail with `GetError::Closed`; blocked puts and gets wake up.
     pub fn close(&self) {
         lock(&self.inner.state).closed = true;
         self.inner.not_empty.notify_all();
@@ -235,7 +155,8 @@ impl<T> Queue<T> {
                 self.inner.not_empty.notify_one();
                 return Ok(());
             }
-            s = wait_on(&self.inner.not_full, s, deadline).ok_or(PutFailure::Full)?;
+            s = wait_on(&self.inner.not_full, s, deadline.instant())
+                .map_err(|_| PutFailure::Full)?;
         }
     }
 
@@ -249,7 +170,8 @@ impl<T> Queue<T> {
             if s.closed {
                 return Err(GetFailure::Closed);
             }
-            s = wait_on(&self.inner.not_empty, s, deadline).ok_or(GetFailure::Empty)?;
+            s = wait_on(&self.inner.not_empty, s, deadline.instant())
+                .map_err(|_| GetFailure::Empty)?;
         }
     }
 }
@@ -262,48 +184,12 @@ impl<T: Serialize> Queue<T> {
         let bytes = processing_core::codec::encode(item).map_err(PutFailure::Encode)?;
         self.put_bytes(bytes, deadline)
     }
-
-    /// Puts `item`, waiting for room as long as needed; a failed put hands the item back.
-    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_until(&item, Deadline::Never)
-            .map_err(|f| f.put(item))
-    }
-
-    /// Puts `item`, waiting at most `timeout` for room (`Duration::MAX`: as long as needed,
-    /// zero: one attempt).
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-        self.put_until(&item, Deadline::after(timeout))
-            .map_err(|f| f.put_timeout(item))
-    }
-
-    /// Puts `item` if there is room now.
-    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
-        self.put_until(&item, Deadline::Now)
-            .map_err(|f| f.try_put(item))
-    }
 }
 
 impl<T: DeserializeOwned> Queue<T> {
     fn get_until(&self, deadline: Deadline) -> Result<T, GetFailure> {
         let bytes = self.get_bytes(deadline)?;
         processing_core::codec::decode(&bytes).map_err(GetFailure::Decode)
-    }
-
-    /// Takes the oldest item, waiting as long as needed.
-    pub fn get(&self) -> Result<T, GetError> {
-        self.get_until(Deadline::Never).map_err(GetFailure::get)
-    }
-
-    /// Takes the oldest item, waiting at most `timeout` (`Duration::MAX`: as long as needed,
-    /// zero: one attempt).
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
-        self.get_until(Deadline::after(timeout))
-            .map_err(GetFailure::get_timeout)
-    }
-
-    /// Takes the oldest item if there is one now.
-    pub fn try_get(&self) -> Result<T, TryGetError> {
-        self.get_until(Deadline::Now).map_err(GetFailure::try_get)
     }
 }
 
@@ -319,42 +205,11 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = registry::Wire::deserialize(d)?;
         let inner = registry::receive::<Inner>(wire, "queue").map_err(serde::de::Error::custom)?;
-        Ok(Queue::from_inner(inner))
+        Ok(Queue::from_state(inner))
     }
 }
 
-processing_transport::__queue_wrappers! {
-    /// A twin [`Queue`] that also counts unfinished tasks, as
-    /// `processing::JoinableQueue`: every put adds one,
-    /// [`task_done`](JoinableQueue::task_done) removes one, [`join`](JoinableQueue::join) waits
-    /// for zero.
-    ///
-    /// ```
-    /// use processing::dummy::JoinableQueue;
-    /// let q = JoinableQueue::new().unwrap();
-    /// q.put(1u32).unwrap();
-    /// let _item = q.get().unwrap();
-    /// q.task_done().unwrap();
-    /// q.join();
-    /// assert!(q.task_done().unwrap_err().is_too_many());
-    /// ```
-    JoinableQueue;
-    /// The simplest twin queue, as `processing::SimpleQueue` (Python's
-    /// `SimpleQueue`): unbounded `put`, blocking `get`, `is_empty`, `close`, `is_closed`.
-    ///
-    /// ```
-    /// use processing::dummy::SimpleQueue;
-    /// let q = SimpleQueue::new().unwrap();
-    /// q.put("x".to_string()).unwrap();
-    /// assert!(!q.is_empty());
-    /// assert_eq!(q.get().unwrap(), "x");
-    /// q.close();
-    /// assert!(q.get().unwrap_err().is_closed());
-    /// ```
-    SimpleQueue;
-    /// Puts `item`; a failed put hands it back.
-    fn put;
-}
+processing_transport::__queue_wrappers!(JoinableQueue, SimpleQueue in "processing::dummy");
 
 impl<T> fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -397,7 +252,8 @@ impl<T> JoinableQueue<T> {
         let inner = &self.queue.inner;
         let mut s = lock(&inner.state);
         while s.unfinished > 0 {
-            s = wait_on(&inner.all_done, s, deadline).ok_or(JoinTimeoutError::Timeout)?;
+            s = wait_on(&inner.all_done, s, deadline.instant())
+                .map_err(|_| JoinTimeoutError::Timeout)?;
         }
         Ok(())
     }
@@ -408,6 +264,7 @@ impl<T> JoinableQueue<T> {
 #[cfg(feature = "async")]
 mod awaitable {
     use super::*;
+    use processing_transport::queue::{GetError, PutError};
 
     impl<T: DeserializeOwned> Queue<T> {
         /// Awaits and takes the oldest item, like [`get`](Queue::get).

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use serde::{Deserialize, Serialize};
 
-use super::sync::lock;
+use crate::wait::lock;
 
 type Shared = Arc<dyn Any + Send + Sync>;
 

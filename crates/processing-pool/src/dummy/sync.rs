@@ -15,21 +15,44 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use crate::wait::{deadline, lock, wait_on};
 use processing_shm::{Pod, ShmError};
 use processing_sync::{twin, AcquireError, BarrierError, ConditionError, ReleaseError, SyncError};
 
-/// Locks `m`, ignoring poison (a panicking holder leaves consistent state in every use here).
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// The state of a twin primitive behind a mutex, with the condition variable its changes are
+/// signalled on: every twin primitive is an `Arc` of one.
+struct Monitor<S> {
+    state: Mutex<S>,
+    changed: Condvar,
 }
 
-/// The instant `timeout` from now; `None` (for ever) when it is out of range (`Duration::MAX`).
-fn deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
+impl<S> Monitor<S> {
+    fn new(state: S) -> Arc<Monitor<S>> {
+        Arc::new(Monitor {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+        })
+    }
+
+    /// The state, locked (ignoring poison).
+    fn lock(&self) -> MutexGuard<'_, S> {
+        lock(&self.state)
+    }
+
+    /// Waits until `done` holds or `deadline` passes (checked first: a past deadline is one
+    /// non-blocking check); returns the locked state and whether `done` held. `done` may
+    /// change the state when it returns true (a `take` claims what it waited for).
+    fn wait_until(
+        &self,
+        deadline: Option<Instant>,
+        done: impl FnMut(&mut S) -> bool,
+    ) -> (MutexGuard<'_, S>, bool) {
+        wait_until(&self.changed, self.lock(), deadline, done)
+    }
 }
 
-/// Waits on `cv` until `done` holds or `deadline` passes (checked first: a past deadline is
-/// one non-blocking check); returns the guard and whether `done` held.
+/// Waits on `cv` until `done` holds or `deadline` passes (`None`: for ever; checked first);
+/// returns the guard and whether `done` held.
 fn wait_until<'a, T>(
     cv: &Condvar,
     mut guard: MutexGuard<'a, T>,
@@ -40,19 +63,10 @@ fn wait_until<'a, T>(
         if done(&mut guard) {
             return (guard, true);
         }
-        match deadline {
-            None => guard = cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    return (guard, false);
-                }
-                guard = cv
-                    .wait_timeout(guard, d - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-        }
+        guard = match wait_on(cv, guard, deadline) {
+            Ok(guard) => guard,
+            Err(guard) => return (guard, false),
+        };
     }
 }
 
@@ -60,37 +74,106 @@ fn wait_until<'a, T>(
 /// their limits so that one program behaves alike on both.
 const MAX_COUNT: usize = u32::MAX as usize;
 
+/// A twin primitive `$name`, an `Arc` of `$inner` (with the doc comments given before its
+/// name; a clone is another handle to the same object), and its `Debug`, which shows each
+/// `$field` as the value of its `$getter()`. With `fn new = $state` after the docs of `new`:
+/// its `new`, over a fresh `Monitor` of `$state`.
+macro_rules! twin_primitive {
+    (
+        $(#[$attr:meta])* $name:ident($inner:ty), $($field:ident: $getter:ident),+;
+        $(#[$new:meta])* fn new = $state:expr;
+    ) => {
+        twin_primitive! { $(#[$attr])* $name($inner), $($field: $getter),+; }
+
+        impl $name {
+            $(#[$new])*
+            pub fn new() -> Result<$name, SyncError> {
+                Ok($name {
+                    inner: Monitor::new($state),
+                })
+            }
+        }
+    };
+    ($(#[$attr:meta])* $name:ident($inner:ty), $($field:ident: $getter:ident),+;) => {
+        $(#[$attr])*
+        #[derive(Clone)]
+        pub struct $name {
+            inner: Arc<$inner>,
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &self.$getter()))+
+                    .finish()
+            }
+        }
+    };
+}
+
+/// `acquire`, `acquire_timeout` and `try_acquire` of a twin primitive over its
+/// `take(Option<Instant>) -> bool` (false: the deadline passed first), whose guard is
+/// `$guard`; `$what` is what a call takes. They do not fail otherwise: no holder can die.
+macro_rules! acquire_by_take {
+    ($guard:ident, $what:literal) => {
+        #[doc = concat!("Takes ", $what, ", waiting as long as it takes (it does not fail).")]
+        pub fn acquire(&self) -> Result<$guard<'_>, AcquireError<$guard<'_>>> {
+            self.take(None);
+            Ok($guard::new(self))
+        }
+
+        #[doc = concat!(
+            "Takes ", $what, ", waiting at most `timeout` ([`AcquireError::Timeout`] then; ",
+            "`Duration::MAX` waits for ever)."
+        )]
+        pub fn acquire_timeout(
+            &self,
+            timeout: Duration,
+        ) -> Result<$guard<'_>, AcquireError<$guard<'_>>> {
+            self.take_or(deadline(timeout), AcquireError::Timeout)
+        }
+
+        #[doc = concat!(
+            "Takes ", $what, " if it needs no wait; [`AcquireError::WouldBlock`] otherwise."
+        )]
+        pub fn try_acquire(&self) -> Result<$guard<'_>, AcquireError<$guard<'_>>> {
+            self.take_or(Some(Instant::now()), AcquireError::WouldBlock)
+        }
+
+        /// A guard once taken by `deadline`, else `failed`.
+        fn take_or<'a>(
+            &'a self,
+            deadline: Option<Instant>,
+            failed: AcquireError<$guard<'a>>,
+        ) -> Result<$guard<'a>, AcquireError<$guard<'a>>> {
+            if self.take(deadline) {
+                Ok($guard::new(self))
+            } else {
+                Err(failed)
+            }
+        }
+    };
+}
+
 // ------------------------------------------------------------------------------------ Lock
 
-struct LockInner {
-    locked: Mutex<bool>,
-    freed: Condvar,
-}
-
-/// A lock between threads with the API of the process-shared `Lock`: any thread may release
-/// it; `try_acquire` on a held lock is [`AcquireError::WouldBlock`].
-///
-/// ```
-/// use std::time::Duration;
-/// let lock = processing::dummy::Lock::new().unwrap();
-/// {
-///     let _guard = lock.acquire().unwrap();
-///     assert!(lock.try_acquire().unwrap_err().is_would_block());
-///     assert!(lock.acquire_timeout(Duration::from_millis(5)).unwrap_err().is_timeout());
-/// } // released here
-/// assert!(lock.release().unwrap_err().is_not_locked());
-/// ```
-#[derive(Clone)]
-pub struct Lock {
-    inner: Arc<LockInner>,
-}
-
-impl fmt::Debug for Lock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lock")
-            .field("locked", &self.is_locked())
-            .finish()
-    }
+twin_primitive! {
+    /// A lock between threads with the API of the process-shared `Lock`: any thread may release
+    /// it; `try_acquire` on a held lock is [`AcquireError::WouldBlock`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lock = processing::dummy::Lock::new().unwrap();
+    /// {
+    ///     let _guard = lock.acquire().unwrap();
+    ///     assert!(lock.try_acquire().unwrap_err().is_would_block());
+    ///     assert!(lock.acquire_timeout(Duration::from_millis(5)).unwrap_err().is_timeout());
+    /// } // released here
+    /// assert!(lock.release().unwrap_err().is_not_locked());
+    /// ```
+    Lock(Monitor<bool>), locked: is_locked;
+    /// Creates an unlocked lock (never fails; a `Result` as the process-shared one).
+    fn new = false;
 }
 
 processing_sync::__release_guard! {
@@ -99,24 +182,11 @@ processing_sync::__release_guard! {
 }
 
 impl Lock {
-    /// Creates an unlocked lock (never fails; a `Result` as the process-shared one).
-    pub fn new() -> Result<Lock, SyncError> {
-        Ok(Lock {
-            inner: Arc::new(LockInner {
-                locked: Mutex::new(false),
-                freed: Condvar::new(),
-            }),
-        })
-    }
-
     /// Waits until free (for ever with `None`) and takes the lock; false on timeout.
     fn take(&self, deadline: Option<Instant>) -> bool {
-        let state = lock(&self.inner.locked);
-        let (mut locked, free) = wait_until(&self.inner.freed, state, deadline, |l| !*l);
-        if free {
-            *locked = true;
-        }
-        free
+        self.inner
+            .wait_until(deadline, |locked| !std::mem::replace(locked, true))
+            .1
     }
 
     /// Takes the lock, waiting as long as it takes, as a guard.
@@ -125,51 +195,21 @@ impl Lock {
         LockGuard::new(self)
     }
 
-    /// Acquires, waiting as long as it takes (it does not fail: no holder can die).
-    pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
-        Ok(self.held())
-    }
-
-    /// Acquires, waiting at most `timeout` ([`AcquireError::Timeout`] then; `Duration::MAX`
-    /// waits for ever).
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
-        if self.take(deadline(timeout)) {
-            Ok(LockGuard::new(self))
-        } else {
-            Err(AcquireError::Timeout)
-        }
-    }
-
-    /// Acquires if the lock is free now; [`AcquireError::WouldBlock`] if it is held.
-    pub fn try_acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
-        let mut locked = lock(&self.inner.locked);
-        if *locked {
-            Err(AcquireError::WouldBlock)
-        } else {
-            *locked = true;
-            Ok(LockGuard::new(self))
-        }
-    }
+    acquire_by_take!(LockGuard, "the lock");
 
     /// Releases the lock (held through a forgotten guard); [`ReleaseError::NotLocked`] if it
     /// is not held.
     pub fn release(&self) -> Result<(), ReleaseError> {
-        let mut locked = lock(&self.inner.locked);
-        if !*locked {
+        if !std::mem::replace(&mut *self.inner.lock(), false) {
             return Err(ReleaseError::NotLocked);
         }
-        *locked = false;
-        drop(locked);
-        self.inner.freed.notify_one();
+        self.inner.changed.notify_one();
         Ok(())
     }
 
     /// Whether any thread holds the lock now.
     pub fn is_locked(&self) -> bool {
-        *lock(&self.inner.locked)
+        *self.inner.lock()
     }
 }
 
@@ -180,34 +220,25 @@ struct RLockState {
     depth: usize,
 }
 
-struct RLockInner {
-    state: Mutex<RLockState>,
-    freed: Condvar,
-}
-
-/// A recursive lock between threads with the API of the process-shared `RLock`: the holding
-/// thread may acquire it again and must release it as many times; no other thread may release
-/// it ([`ReleaseError::NotOwner`]).
-///
-/// ```
-/// let lock = processing::dummy::RLock::new().unwrap();
-/// let a = lock.acquire().unwrap();
-/// let b = lock.try_acquire().unwrap(); // reentrant
-/// drop(b);
-/// drop(a);
-/// assert!(lock.release().unwrap_err().is_not_owner());
-/// ```
-#[derive(Clone)]
-pub struct RLock {
-    inner: Arc<RLockInner>,
-}
-
-impl fmt::Debug for RLock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RLock")
-            .field("owned", &self.is_owned())
-            .finish()
-    }
+twin_primitive! {
+    /// A recursive lock between threads with the API of the process-shared `RLock`: the
+    /// holding thread may acquire it again and must release it as many times; no other thread
+    /// may release it ([`ReleaseError::NotOwner`]).
+    ///
+    /// ```
+    /// let lock = processing::dummy::RLock::new().unwrap();
+    /// let a = lock.acquire().unwrap();
+    /// let b = lock.try_acquire().unwrap(); // reentrant
+    /// drop(b);
+    /// drop(a);
+    /// assert!(lock.release().unwrap_err().is_not_owner());
+    /// ```
+    RLock(Monitor<RLockState>), owned: is_owned;
+    /// Creates an unlocked recursive lock (never fails; a `Result` as the process-shared one).
+    fn new = RLockState {
+        owner: None,
+        depth: 0,
+    };
 }
 
 processing_sync::__release_guard! {
@@ -216,68 +247,34 @@ processing_sync::__release_guard! {
 }
 
 impl RLock {
-    /// Creates an unlocked recursive lock (never fails; a `Result` as the process-shared one).
-    pub fn new() -> Result<RLock, SyncError> {
-        Ok(RLock {
-            inner: Arc::new(RLockInner {
-                state: Mutex::new(RLockState {
-                    owner: None,
-                    depth: 0,
-                }),
-                freed: Condvar::new(),
-            }),
-        })
-    }
-
-    fn guard(&self) -> RLockGuard<'_> {
-        RLockGuard::new(self)
-    }
-
     /// Waits until free (or held by this thread) and takes `levels` levels.
-    fn take(&self, deadline: Option<Instant>, levels: usize) -> bool {
+    fn take_levels(&self, deadline: Option<Instant>, levels: usize) -> bool {
         let me = thread::current().id();
-        let state = lock(&self.inner.state);
-        let (mut s, free) = wait_until(&self.inner.freed, state, deadline, |s| {
-            s.owner.is_none() || s.owner == Some(me)
-        });
-        if free {
-            s.owner = Some(me);
-            s.depth += levels;
-        }
-        free
+        self.inner
+            .wait_until(deadline, |s| {
+                let free = s.owner.is_none_or(|owner| owner == me);
+                if free {
+                    s.owner = Some(me);
+                    s.depth += levels;
+                }
+                free
+            })
+            .1
     }
 
-    /// Acquires (again, if this thread holds it), waiting as long as it takes.
-    pub fn acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
-        self.take(None, 1);
-        Ok(self.guard())
+    /// Takes one level.
+    fn take(&self, deadline: Option<Instant>) -> bool {
+        self.take_levels(deadline, 1)
     }
 
-    /// Acquires, waiting at most `timeout` ([`AcquireError::Timeout`] then).
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
-        if self.take(deadline(timeout), 1) {
-            Ok(self.guard())
-        } else {
-            Err(AcquireError::Timeout)
-        }
-    }
-
-    /// Acquires if free now or already held by this thread; [`AcquireError::WouldBlock`] if
-    /// another thread holds it.
-    pub fn try_acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
-        if self.take(Some(Instant::now()), 1) {
-            Ok(self.guard())
-        } else {
-            Err(AcquireError::WouldBlock)
-        }
-    }
+    acquire_by_take!(
+        RLockGuard,
+        "one level of the lock (this thread may hold it already)"
+    );
 
     /// Releases one level; [`ReleaseError::NotOwner`] if this thread does not hold it.
     pub fn release(&self) -> Result<(), ReleaseError> {
-        let mut s = lock(&self.inner.state);
+        let mut s = self.inner.lock();
         if s.owner != Some(thread::current().id()) {
             return Err(ReleaseError::NotOwner);
         }
@@ -285,60 +282,51 @@ impl RLock {
         if s.depth == 0 {
             s.owner = None;
             drop(s);
-            self.inner.freed.notify_one();
+            self.inner.changed.notify_one();
         }
         Ok(())
     }
 
     /// Whether the calling thread holds the lock.
     pub fn is_owned(&self) -> bool {
-        lock(&self.inner.state).owner == Some(thread::current().id())
+        self.inner.lock().owner == Some(thread::current().id())
     }
 
     /// Releases every level the calling thread holds (it holds at least one); returns how
-    /// many, for [`RLock::take`] to restore (a condition's wait).
+    /// many, for [`RLock::take_levels`] to restore (a condition's wait).
     fn release_all(&self) -> usize {
-        let mut s = lock(&self.inner.state);
+        let mut s = self.inner.lock();
         let depth = std::mem::take(&mut s.depth);
         s.owner = None;
         drop(s);
-        self.inner.freed.notify_one();
+        self.inner.changed.notify_one();
         depth
     }
 }
 
 // ------------------------------------------------------------------------------- Semaphore
 
-struct SemaphoreInner {
-    value: Mutex<usize>,
+struct Permits {
+    /// Free permits.
+    value: usize,
     /// The most permits a release may bring the value to (`BoundedSemaphore`).
     bound: Option<usize>,
-    freed: Condvar,
 }
 
-/// A counting semaphore between threads with the API of the process-shared `Semaphore`:
-/// `release` may raise the count past its initial value (up to `u32::MAX`, as the shared one).
-///
-/// ```
-/// let sem = processing::dummy::Semaphore::new(2).unwrap();
-/// let a = sem.acquire().unwrap();
-/// let _b = sem.try_acquire().unwrap();
-/// assert!(sem.try_acquire().unwrap_err().is_would_block());
-/// drop(a);
-/// assert_eq!(sem.value(), 1);
-/// ```
-#[derive(Clone)]
-pub struct Semaphore {
-    inner: Arc<SemaphoreInner>,
-}
-
-impl fmt::Debug for Semaphore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Semaphore")
-            .field("value", &self.value())
-            .field("bound", &self.inner.bound)
-            .finish()
-    }
+twin_primitive! {
+    /// A counting semaphore between threads with the API of the process-shared `Semaphore`:
+    /// `release` may raise the count past its initial value (up to `u32::MAX`, as the shared
+    /// one).
+    ///
+    /// ```
+    /// let sem = processing::dummy::Semaphore::new(2).unwrap();
+    /// let a = sem.acquire().unwrap();
+    /// let _b = sem.try_acquire().unwrap();
+    /// assert!(sem.try_acquire().unwrap_err().is_would_block());
+    /// drop(a);
+    /// assert_eq!(sem.value(), 1);
+    /// ```
+    Semaphore(Monitor<Permits>), value: value, bound: bound;
 }
 
 processing_sync::__release_guard! {
@@ -350,74 +338,55 @@ impl Semaphore {
     /// Creates a semaphore with `value` permits; more than `u32::MAX` is
     /// [`SyncError::InvalidArgument`], as for the process-shared one.
     pub fn new(value: usize) -> Result<Semaphore, SyncError> {
-        Semaphore::with_bound(twin::semaphore_permits(value)? as usize, None)
+        Ok(Semaphore::with_bound(
+            twin::semaphore_permits(value)? as usize,
+            None,
+        ))
     }
 
-    fn with_bound(value: usize, bound: Option<usize>) -> Result<Semaphore, SyncError> {
-        Ok(Semaphore {
-            inner: Arc::new(SemaphoreInner {
-                value: Mutex::new(value),
-                bound,
-                freed: Condvar::new(),
-            }),
-        })
+    fn with_bound(value: usize, bound: Option<usize>) -> Semaphore {
+        Semaphore {
+            inner: Monitor::new(Permits { value, bound }),
+        }
     }
 
     fn take(&self, deadline: Option<Instant>) -> bool {
-        let value = lock(&self.inner.value);
-        let (mut v, free) = wait_until(&self.inner.freed, value, deadline, |v| *v > 0);
-        if free {
-            *v -= 1;
-        }
-        free
+        self.inner
+            .wait_until(deadline, |p| {
+                let free = p.value > 0;
+                if free {
+                    p.value -= 1;
+                }
+                free
+            })
+            .1
     }
 
-    /// Takes a permit, waiting as long as it takes (it does not fail).
-    pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
-        self.take(None);
-        Ok(SemaphoreGuard::new(self))
-    }
-
-    /// Takes a permit, waiting at most `timeout` ([`AcquireError::Timeout`] then).
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
-        if self.take(deadline(timeout)) {
-            Ok(SemaphoreGuard::new(self))
-        } else {
-            Err(AcquireError::Timeout)
-        }
-    }
-
-    /// Takes a permit if one is free now; [`AcquireError::WouldBlock`] if none is.
-    pub fn try_acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError<SemaphoreGuard<'_>>> {
-        if self.take(Some(Instant::now())) {
-            Ok(SemaphoreGuard::new(self))
-        } else {
-            Err(AcquireError::WouldBlock)
-        }
-    }
+    acquire_by_take!(SemaphoreGuard, "a permit");
 
     /// Returns a permit; [`ReleaseError::Bound`] past a bounded semaphore's bound,
     /// [`ReleaseError::Overflow`] past `u32::MAX` permits.
     pub fn release(&self) -> Result<(), ReleaseError> {
-        let mut v = lock(&self.inner.value);
-        if self.inner.bound.is_some_and(|b| *v >= b) {
+        let mut p = self.inner.lock();
+        if p.bound.is_some_and(|b| p.value >= b) {
             return Err(ReleaseError::Bound);
         }
-        if *v >= MAX_COUNT {
+        if p.value >= MAX_COUNT {
             return Err(ReleaseError::Overflow);
         }
-        *v += 1;
-        drop(v);
-        self.inner.freed.notify_one();
+        p.value += 1;
+        drop(p);
+        self.inner.changed.notify_one();
         Ok(())
     }
 
     /// The number of free permits now.
     pub fn value(&self) -> usize {
-        *lock(&self.inner.value)
+        self.inner.lock().value
+    }
+
+    fn bound(&self) -> Option<usize> {
+        self.inner.lock().bound
     }
 }
 
@@ -439,7 +408,7 @@ impl BoundedSemaphore {
     pub fn new(value: usize) -> Result<BoundedSemaphore, SyncError> {
         let value = twin::bounded_permits(value)? as usize;
         Ok(BoundedSemaphore {
-            inner: Semaphore::with_bound(value, Some(value))?,
+            inner: Semaphore::with_bound(value, Some(value)),
         })
     }
 
@@ -452,11 +421,6 @@ struct ConditionState {
     next: u64,
     /// Current waiters, oldest first: (ticket, notified).
     waiters: VecDeque<(u64, bool)>,
-}
-
-struct ConditionInner {
-    state: Mutex<ConditionState>,
-    changed: Condvar,
 }
 
 /// A condition variable between threads with the API of the process-shared `Condition`, over
@@ -478,7 +442,7 @@ struct ConditionInner {
 #[derive(Clone)]
 pub struct Condition {
     lock: RLock,
-    inner: Arc<ConditionInner>,
+    inner: Arc<Monitor<ConditionState>>,
 }
 
 impl fmt::Debug for Condition {
@@ -490,38 +454,31 @@ impl fmt::Debug for Condition {
 }
 
 impl Condition {
-    /// Creates a condition with its own recursive lock.
-    pub fn new() -> Result<Condition, SyncError> {
-        Condition::with_lock(RLock::new()?)
-    }
-
     /// Creates a condition over `lock`.
     pub fn with_lock(lock: RLock) -> Result<Condition, SyncError> {
         Ok(Condition {
             lock,
-            inner: Arc::new(ConditionInner {
-                state: Mutex::new(ConditionState {
-                    next: 0,
-                    waiters: VecDeque::new(),
-                }),
-                changed: Condvar::new(),
+            inner: Monitor::new(ConditionState {
+                next: 0,
+                waiters: VecDeque::new(),
             }),
         })
     }
+
+    processing_sync::__condition_methods!(RLock, RLockGuard);
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, ConditionError> {
         self.check_owner()?;
         // Registered before the lock is let go: a notify (made under the lock) cannot be missed.
         let ticket = {
-            let mut s = lock(&self.inner.state);
+            let mut s = self.inner.lock();
             let ticket = s.next;
             s.next += 1;
             s.waiters.push_back((ticket, false));
             ticket
         };
         let depth = self.lock.release_all();
-        let state = lock(&self.inner.state);
-        let (mut s, _) = wait_until(&self.inner.changed, state, deadline, |s| {
+        let (mut s, _) = self.inner.wait_until(deadline, |s| {
             s.waiters
                 .iter()
                 .any(|&(t, notified)| t == ticket && notified)
@@ -532,14 +489,14 @@ impl Condition {
             None => false,
         };
         drop(s);
-        self.lock.take(None, depth);
+        self.lock.take_levels(None, depth);
         Ok(notified)
     }
 
     /// Wakes up to `n` waiters, the oldest first.
     pub fn notify_n(&self, n: usize) -> Result<(), ConditionError> {
         self.check_owner()?;
-        let mut s = lock(&self.inner.state);
+        let mut s = self.inner.lock();
         let mut woken = 0;
         for (_, notified) in s
             .waiters
@@ -556,76 +513,54 @@ impl Condition {
         }
         Ok(())
     }
-
-    processing_sync::__condition_methods!(RLock, RLockGuard);
 }
 
 // ----------------------------------------------------------------------------------- Event
 
-struct EventInner {
-    set: Mutex<bool>,
-    changed: Condvar,
-}
-
-/// A flag threads can wait for, with the API of the process-shared `Event`.
-///
-/// ```
-/// use std::time::Duration;
-/// let ev = processing::dummy::Event::new().unwrap();
-/// assert!(!ev.wait_timeout(Duration::from_millis(1)));
-/// ev.set();
-/// assert!(ev.is_set() && ev.wait_timeout(Duration::ZERO));
-/// ```
-#[derive(Clone)]
-pub struct Event {
-    inner: Arc<EventInner>,
-}
-
-impl fmt::Debug for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event")
-            .field("set", &self.is_set())
-            .finish()
-    }
+twin_primitive! {
+    /// A flag threads can wait for, with the API of the process-shared `Event`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ev = processing::dummy::Event::new().unwrap();
+    /// assert!(!ev.wait_timeout(Duration::from_millis(1)));
+    /// ev.set();
+    /// assert!(ev.is_set() && ev.wait_timeout(Duration::ZERO));
+    /// ```
+    Event(Monitor<bool>), set: is_set;
+    /// Creates a clear event (never fails; a `Result` as the process-shared one).
+    fn new = false;
 }
 
 impl Event {
-    /// Creates a clear event (never fails; a `Result` as the process-shared one).
-    pub fn new() -> Result<Event, SyncError> {
-        Ok(Event {
-            inner: Arc::new(EventInner {
-                set: Mutex::new(false),
-                changed: Condvar::new(),
-            }),
-        })
-    }
-
     /// Whether the flag is set.
     pub fn is_set(&self) -> bool {
-        *lock(&self.inner.set)
+        *self.inner.lock()
     }
 
     /// Sets the flag and wakes every waiter.
     pub fn set(&self) {
-        *lock(&self.inner.set) = true;
+        *self.inner.lock() = true;
         self.inner.changed.notify_all();
     }
 
     /// Clears the flag.
     pub fn clear(&self) {
-        *lock(&self.inner.set) = false;
+        *self.inner.lock() = false;
     }
 
     /// Waits until the flag is set.
     pub fn wait(&self) {
-        let set = lock(&self.inner.set);
-        drop(wait_until(&self.inner.changed, set, None, |s| *s));
+        self.wait_until(None);
     }
 
     /// Waits at most `timeout`; returns whether the flag is set.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let set = lock(&self.inner.set);
-        wait_until(&self.inner.changed, set, deadline(timeout), |s| *s).1
+        self.wait_until(deadline(timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        self.inner.wait_until(deadline, |set| *set).1
     }
 }
 
@@ -644,38 +579,26 @@ struct BarrierState {
 struct BarrierInner {
     parties: usize,
     action: Option<fn()>,
-    state: Mutex<BarrierState>,
-    changed: Condvar,
+    monitor: Monitor<BarrierState>,
 }
 
-/// A cyclic barrier for `parties` threads with the API of the process-shared `Barrier`.
-///
-/// `wait` blocks until `parties` callers have arrived, then releases them all and returns each
-/// a distinct index in `0..parties` (its arrival order); the barrier is then ready for the next
-/// pass. An optional action runs once per pass, in the last arriver, before the others are
-/// released. `abort`, a timeout or a panicking action break it: waiters get
-/// [`BarrierError::Broken`] until `reset`.
-///
-/// ```
-/// let b = processing::dummy::Barrier::new(1).unwrap();
-/// assert_eq!(b.wait().unwrap(), 0);
-/// b.abort();
-/// assert!(b.wait().unwrap_err().is_broken());
-/// assert_eq!((b.parties(), b.n_waiting(), b.broken()), (1, 0, true));
-/// ```
-#[derive(Clone)]
-pub struct Barrier {
-    inner: Arc<BarrierInner>,
-}
-
-impl fmt::Debug for Barrier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Barrier")
-            .field("parties", &self.parties())
-            .field("n_waiting", &self.n_waiting())
-            .field("broken", &self.broken())
-            .finish()
-    }
+twin_primitive! {
+    /// A cyclic barrier for `parties` threads with the API of the process-shared `Barrier`.
+    ///
+    /// `wait` blocks until `parties` callers have arrived, then releases them all and returns
+    /// each a distinct index in `0..parties` (its arrival order); the barrier is then ready for
+    /// the next pass. An optional action runs once per pass, in the last arriver, before the
+    /// others are released. `abort`, a timeout or a panicking action break it: waiters get
+    /// [`BarrierError::Broken`] until `reset`.
+    ///
+    /// ```
+    /// let b = processing::dummy::Barrier::new(1).unwrap();
+    /// assert_eq!(b.wait().unwrap(), 0);
+    /// b.abort();
+    /// assert!(b.wait().unwrap_err().is_broken());
+    /// assert_eq!((b.parties(), b.n_waiting(), b.broken()), (1, 0, true));
+    /// ```
+    Barrier(BarrierInner), parties: parties, n_waiting: n_waiting, broken: broken;
 }
 
 impl Barrier {
@@ -696,15 +619,21 @@ impl Barrier {
             inner: Arc::new(BarrierInner {
                 parties,
                 action,
-                state: Mutex::new(BarrierState {
-                    count: 0,
-                    generation: 0,
-                    broken: false,
-                    broken_passes: HashMap::new(),
-                }),
-                changed: Condvar::new(),
+                monitor: Monitor {
+                    state: Mutex::new(BarrierState {
+                        count: 0,
+                        generation: 0,
+                        broken: false,
+                        broken_passes: HashMap::new(),
+                    }),
+                    changed: Condvar::new(),
+                },
             }),
         })
+    }
+
+    fn state(&self) -> MutexGuard<'_, BarrierState> {
+        self.inner.monitor.lock()
     }
 
     /// Breaks the current pass, whose `sleepers` waiters will be told so.
@@ -715,11 +644,11 @@ impl Barrier {
         }
         s.generation += 1;
         s.count = 0;
-        self.inner.changed.notify_all();
+        self.inner.monitor.changed.notify_all();
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<usize, BarrierError> {
-        let mut s = lock(&self.inner.state);
+        let mut s = self.state();
         if s.broken {
             return Err(BarrierError::Broken);
         }
@@ -739,10 +668,10 @@ impl Barrier {
             }
             s.generation += 1;
             s.count = 0;
-            self.inner.changed.notify_all();
+            self.inner.monitor.changed.notify_all();
             return Ok(index);
         }
-        let (mut s, moved) = wait_until(&self.inner.changed, s, deadline, |s| {
+        let (mut s, moved) = wait_until(&self.inner.monitor.changed, s, deadline, |s| {
             s.generation != generation
         });
         if !moved {
@@ -773,14 +702,14 @@ impl Barrier {
 
     /// Breaks the barrier: current and future waits fail until [`reset`](Self::reset).
     pub fn abort(&self) {
-        let mut s = lock(&self.inner.state);
+        let mut s = self.state();
         let sleepers = s.count;
         self.break_pass(&mut s, sleepers);
     }
 
     /// Fails the current waiters (if any) and makes the barrier usable again.
     pub fn reset(&self) {
-        let mut s = lock(&self.inner.state);
+        let mut s = self.state();
         let sleepers = s.count;
         if sleepers > 0 {
             self.break_pass(&mut s, sleepers);
@@ -795,7 +724,7 @@ impl Barrier {
 
     /// The number of parties waiting in the current pass (0 while broken).
     pub fn n_waiting(&self) -> usize {
-        let s = lock(&self.inner.state);
+        let s = self.state();
         if s.broken {
             0
         } else {
@@ -805,7 +734,7 @@ impl Barrier {
 
     /// Whether the barrier is broken.
     pub fn broken(&self) -> bool {
-        lock(&self.inner.state).broken
+        self.state().broken
     }
 }
 
@@ -821,18 +750,10 @@ impl Barrier {
 /// v.set(v.get() * 2);
 /// assert_eq!(v.get(), 10);
 /// ```
+#[derive(Clone)]
 pub struct Value<T: Pod> {
     data: Arc<Mutex<T>>,
     lock: Lock,
-}
-
-impl<T: Pod> Clone for Value<T> {
-    fn clone(&self) -> Self {
-        Value {
-            data: self.data.clone(),
-            lock: self.lock.clone(),
-        }
-    }
 }
 
 impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
@@ -929,20 +850,11 @@ impl<T: Pod> Value<T> {
 /// assert_eq!(a.to_vec(), vec![1, 3, 6]);
 /// assert!(a.set(3, 0).unwrap_err().is_out_of_range());
 /// ```
+#[derive(Clone)]
 pub struct Array<T: Pod> {
     data: Arc<Mutex<Vec<T>>>,
     len: usize,
     lock: Lock,
-}
-
-impl<T: Pod> Clone for Array<T> {
-    fn clone(&self) -> Self {
-        Array {
-            data: self.data.clone(),
-            len: self.len,
-            lock: self.lock.clone(),
-        }
-    }
 }
 
 impl<T: Pod> fmt::Debug for Array<T> {

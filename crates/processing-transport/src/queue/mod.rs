@@ -49,7 +49,6 @@ mod wrappers;
 
 use std::cell::RefCell;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,7 +168,7 @@ impl QueueBuilder {
         // SAFETY: the segment was just created: zero-filled, page-aligned, large enough, and
         // unknown to anyone else; `Shared` keeps it mapped as long as the ring.
         let ring = unsafe { Ring::init(segment.as_ptr(), segment.len(), capacity, max_items) };
-        Ok(Queue::from_shared(Arc::new(Shared {
+        Ok(Queue::from_state(Arc::new(Shared {
             ring,
             segment,
             chain: segment::Chain::default(),
@@ -177,34 +176,32 @@ impl QueueBuilder {
     }
 }
 
-/// A multi-producer, multi-consumer FIFO queue shared between processes.
-///
-/// Items are serde values (encoded with postcard). Values holding OS handles (a `Connection`)
-/// cannot travel through a queue on Unix: `put` returns [`PutError::Encode`]. Values holding
-/// shared-memory handles (segments, queues, locks) travel fine.
-///
-/// After [`close`](Queue::close), `put` fails with [`PutError::Closed`] (the item handed back)
-/// in every process, and `get` drains the items still queued before failing with
-/// [`GetError::Closed`].
-///
-/// ```
-/// use processing::transport::queue::Queue;
-/// let q = Queue::new().unwrap();
-/// let inner: Queue<String> = Queue::new().unwrap();
-/// q.put(inner.clone()).unwrap(); // a queue travels through a queue
-/// let back = q.get().unwrap();
-/// back.put("hello".to_string()).unwrap();
-/// assert_eq!(inner.get().unwrap(), "hello");
-/// ```
-pub struct Queue<T> {
-    shared: Arc<Shared>,
-    _items: PhantomData<fn(T) -> T>,
-}
-
-impl<T> Clone for Queue<T> {
-    fn clone(&self) -> Self {
-        Queue::from_shared(self.shared.clone())
-    }
+crate::__queue_handle! {
+    /// A multi-producer, multi-consumer FIFO queue shared between processes.
+    ///
+    /// Items are serde values (encoded with postcard). Values holding OS handles (a `Connection`)
+    /// cannot travel through a queue on Unix: `put` returns [`PutError::Encode`]. Values holding
+    /// shared-memory handles (segments, queues, locks) travel fine.
+    ///
+    /// A queue without an item bound never makes a put wait: items beyond its ring (1 MiB by
+    /// default) go to overflow segments in shared memory (in order, removed once drained), so a
+    /// producer can put any number of items and exit before anyone reads them. When a put
+    /// returns `Ok`, the item is in shared memory: the calling process may exit at once.
+    ///
+    /// After [`close`](Queue::close), `put` fails with [`PutError::Closed`] (the item handed back)
+    /// in every process, and `get` drains the items still queued before failing with
+    /// [`GetError::Closed`].
+    ///
+    /// ```
+    /// use processing::transport::queue::Queue;
+    /// let q = Queue::new().unwrap();
+    /// let inner: Queue<String> = Queue::new().unwrap();
+    /// q.put(inner.clone()).unwrap(); // a queue travels through a queue
+    /// let back = q.get().unwrap();
+    /// back.put("hello".to_string()).unwrap();
+    /// assert_eq!(inner.get().unwrap(), "hello");
+    /// ```
+    pub struct Queue<T>(shared: Shared) as "processing::transport::queue::Queue";
 }
 
 impl<T> fmt::Debug for Queue<T> {
@@ -219,36 +216,6 @@ impl<T> fmt::Debug for Queue<T> {
 }
 
 impl<T> Queue<T> {
-    fn from_shared(shared: Arc<Shared>) -> Queue<T> {
-        Queue {
-            shared,
-            _items: PhantomData,
-        }
-    }
-
-    /// A queue without an item bound: `put` never waits for room. Items beyond its 1 MiB ring
-    /// go to overflow segments in shared memory (in order, removed once drained), so a producer
-    /// can put any number of items and exit before anyone reads them.
-    ///
-    /// ```
-    /// let q = processing::transport::queue::Queue::<u8>::new().unwrap();
-    /// assert!(q.is_empty());
-    /// ```
-    pub fn new() -> Result<Queue<T>, QueueError> {
-        QueueBuilder::new().build()
-    }
-
-    /// A queue of at most `n` items (`n ≥ 1`).
-    ///
-    /// ```
-    /// let q = processing::transport::queue::Queue::bounded(1).unwrap();
-    /// q.put(1u8).unwrap();
-    /// assert!(q.is_full());
-    /// ```
-    pub fn bounded(n: usize) -> Result<Queue<T>, QueueError> {
-        QueueBuilder::new().max_items(n).build()
-    }
-
     /// Attaches to the queue in `segment` (received in a message).
     fn attach(segment: Segment) -> Result<Queue<T>, QueueError> {
         // SAFETY: the segment stays mapped for as long as `Shared` holds it next to the ring;
@@ -261,7 +228,7 @@ impl<T> Queue<T> {
                 ring::AttachFail::BadCapacity => "bad capacity",
             })
         })?;
-        Ok(Queue::from_shared(Arc::new(Shared {
+        Ok(Queue::from_state(Arc::new(Shared {
             ring,
             segment,
             chain: segment::Chain::default(),
@@ -304,27 +271,6 @@ impl<T> Queue<T> {
 }
 
 impl<T: Serialize> Queue<T> {
-    /// Puts `item`, waiting for room as long as needed. When it returns `Ok`, the item is in
-    /// shared memory: the calling process may exit at once. A failed put hands the item back
-    /// inside the [`PutError`] (`Closed`, `Encode`, `Spill`).
-    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_until(&item, Deadline::Never)
-            .map_err(|f| f.put(item))
-    }
-
-    /// Puts `item`, waiting at most `timeout` for room (`Duration::MAX`: as long as needed,
-    /// zero: one attempt); [`PutTimeoutError::Timeout`] hands the item back when no room came.
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-        self.put_until(&item, Deadline::after(timeout))
-            .map_err(|f| f.put_timeout(item))
-    }
-
-    /// Puts `item` if there is room now; [`TryPutError::Full`] hands the item back otherwise.
-    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
-        self.put_until(&item, Deadline::Now)
-            .map_err(|f| f.try_put(item))
-    }
-
     fn put_until(&self, item: &T, deadline: Deadline) -> Result<(), PutFailure> {
         let ring = &self.shared.ring;
         if ring.is_closed() {
@@ -400,24 +346,6 @@ impl<T: Serialize> Queue<T> {
 }
 
 impl<T: DeserializeOwned> Queue<T> {
-    /// Takes the oldest item, waiting as long as needed ([`GetError::Closed`] once the queue
-    /// is closed and drained).
-    pub fn get(&self) -> Result<T, GetError> {
-        self.get_until(Deadline::Never).map_err(GetFailure::get)
-    }
-
-    /// Takes the oldest item, waiting at most `timeout` (`Duration::MAX`: as long as needed,
-    /// zero: one attempt); [`GetTimeoutError::Timeout`] when none came.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
-        self.get_until(Deadline::after(timeout))
-            .map_err(GetFailure::get_timeout)
-    }
-
-    /// Takes the oldest item if there is one now ([`TryGetError::Empty`] otherwise).
-    pub fn try_get(&self) -> Result<T, TryGetError> {
-        self.get_until(Deadline::Now).map_err(GetFailure::try_get)
-    }
-
     fn get_until(&self, deadline: Deadline) -> Result<T, GetFailure> {
         let mut spilled: Option<Segment> = None;
         let ring = &self.shared.ring;
@@ -488,39 +416,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
     }
 }
 
-crate::__queue_wrappers! {
-    /// A [`Queue`] that also counts unfinished tasks: every put adds one,
-    /// [`task_done`](JoinableQueue::task_done) removes one, and [`join`](JoinableQueue::join)
-    /// waits for zero.
-    ///
-    /// ```
-    /// use processing::transport::queue::JoinableQueue;
-    /// let q = JoinableQueue::new().unwrap();
-    /// q.put(1u32).unwrap();
-    /// let _item = q.get().unwrap();
-    /// q.task_done().unwrap();
-    /// q.join(); // every task is done
-    /// assert!(q.task_done().is_err()); // one too many
-    /// ```
-    JoinableQueue;
-    /// The simplest queue, as Python's `SimpleQueue`: `put`, blocking `get`, `is_empty`, `close`
-    /// (and `is_closed`), with the error types of [`Queue`].
-    ///
-    /// ```
-    /// use processing::transport::queue::SimpleQueue;
-    /// let q = SimpleQueue::new().unwrap();
-    /// q.put("x".to_string()).unwrap();
-    /// assert!(!q.is_empty());
-    /// assert_eq!(q.get().unwrap(), "x");
-    /// q.close();
-    /// assert!(q.is_closed());
-    /// assert!(q.get().unwrap_err().is_closed());
-    /// assert_eq!(q.put("y".to_string()).unwrap_err().into_inner(), "y");
-    /// ```
-    SimpleQueue;
-    /// Puts `item` (it is in shared memory when this returns); a failed put hands it back.
-    fn put;
-}
+crate::__queue_wrappers!(JoinableQueue, SimpleQueue in "processing::transport::queue");
 
 impl<T> fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

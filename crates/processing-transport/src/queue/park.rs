@@ -16,25 +16,9 @@ use super::sys;
 /// (a lock owner that died, a deadline).
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
-/// When a blocking operation gives up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Deadline {
-    /// Never wait.
-    Now,
-    /// Wait until this instant.
-    At(Instant),
-    /// Wait as long as it takes.
-    Never,
-}
+pub(crate) use crate::wait::Deadline;
 
 impl Deadline {
-    pub(crate) fn after(timeout: Duration) -> Deadline {
-        match Instant::now().checked_add(timeout) {
-            Some(t) => Deadline::At(t),
-            None => Deadline::Never,
-        }
-    }
-
     /// Time left before the deadline (`None`: it has passed), capped at [`MAX_SLEEP`].
     fn sleep_slice(self) -> Option<Duration> {
         match self {
