@@ -2,7 +2,8 @@
 //! header: processing-shm's owner-checked word (holder pid + start stamp) and a wake flag.
 //!
 //! A lock whose owner process died is taken over by the next locker, which learns it
-//! (`Acquired::owner_died`). Liveness is checked only after spinning, with
+//! (`Acquired::owner_died`). A waiter first spins as its `SpinPolicy` allows (see `park`),
+//! trying the lock whenever it looks free; liveness is checked only after that spin, with
 //! `OwnerWord::take_over_if_dead`: a pid that runs nothing (or a zombie) is dead at once; a pid
 //! reused by an unrelated process (another start stamp) is dead when seen twice, `CHECK_EVERY`
 //! apart.
@@ -10,9 +11,10 @@
 use crate::loom::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use processing_core::os::SpinPolicy;
 use processing_shm::owner::{Owner, OwnerWord, Suspect};
 
-use super::park::{self, Backoff, Deadline};
+use super::park::{self, Deadline};
 
 /// Least time between two liveness checks of one waiter (the second observation of a suspected
 /// reused pid must come after the new holder had time to store its stamp).
@@ -43,13 +45,26 @@ impl PidLock {
         }
     }
 
-    /// Takes the lock, or returns `None` when the deadline passes first.
-    pub(crate) fn lock(&self, deadline: Deadline) -> Option<Acquired> {
+    /// Takes the lock, or returns `None` when the deadline passes first. A wait spins as
+    /// `waits` allows (and is recorded there) before it checks the holder's liveness and sleeps.
+    pub(crate) fn lock(&self, deadline: Deadline, waits: &SpinPolicy) -> Option<Acquired> {
         let me = Owner::current();
         if self.owner.try_lock(me) {
             return Some(Acquired { owner_died: false });
         }
-        let mut backoff = Backoff::new();
+        let began = Instant::now();
+        let got = self.lock_contended(me, deadline, waits);
+        park::record(waits, began);
+        got
+    }
+
+    fn lock_contended(
+        &self,
+        me: Owner,
+        deadline: Deadline,
+        waits: &SpinPolicy,
+    ) -> Option<Acquired> {
+        let mut spun = false;
         let mut suspect = Suspect::default();
         let mut last_check: Option<Instant> = None;
         loop {
@@ -61,8 +76,18 @@ impl PidLock {
                 }
                 continue;
             }
-            if backoff.snooze() {
-                continue;
+            // Spin once, before the first liveness check and sleep (a holder only copies one
+            // item; a sleeper is woken by the unlock). Under loom no wait spins: straight on.
+            if !spun {
+                spun = true;
+                if !cfg!(loom) {
+                    let free_and_taken = || self.owner.holder() == 0 && self.owner.try_lock(me);
+                    if park::spin(waits, free_and_taken) {
+                        return Some(Acquired { owner_died: false });
+                    }
+                    // `cur` is stale after a spin: look again.
+                    continue;
+                }
             }
             // (Under loom every thread is this live process: no liveness check, whose timing
             // would make the model's runs differ.)

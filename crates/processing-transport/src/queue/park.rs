@@ -1,13 +1,21 @@
-//! How a queue operation waits: a short bounded spin, a few yields, then a sleep on a futex word.
+//! How a queue operation waits: it spins as the waiter's `SpinPolicy` allows, then sleeps on a
+//! futex word.
 //!
-//! A blocking wake-up across cores costs tens of microseconds, busy-polling a fraction of one,
-//! so a waiter first spins briefly; an unbounded spin on a shared core would cost a whole time
-//! slice, so it soon yields and then sleeps. A sleeper raises a `wake_flag` word before its last
-//! check; the waking side makes a system call only when it finds the flag raised, and lowers
-//! it in the same atomic swap, so a sleeper that is slow to run costs one wake-up, not one per
-//! operation of the waking side.
+//! The spin is processing-core's one wait strategy (`processing_core::os::SpinPolicy`, shared
+//! with the pipe rings, the pool's supervisors and the manager's mailbox): about four times the
+//! recent average wait of that kind (5–50 µs), yielding now and then (at once on a thread
+//! pinned to one CPU), and none at all while the machine has more runnable threads than CPUs,
+//! where a spinner only takes the time slice of the peer it waits for. A blocking wake-up across
+//! cores costs tens of microseconds, so a short wait is cheaper spun; a long one sleeps.
+//!
+//! A sleeper raises a `wake_flag` word before its last check; the waking side makes a system
+//! call only when it finds the flag raised, and lowers it in the same atomic swap, so a sleeper
+//! that is slow to run costs one wake-up, not one per operation of the waking side.
+//!
+//! Under loom a wait never spins: it goes straight to [`sleep_on`], whose sleep is a yield.
 
 use crate::loom::{AtomicU32, Ordering};
+use processing_core::os::SpinPolicy;
 use std::time::{Duration, Instant};
 
 use super::sys;
@@ -36,38 +44,43 @@ impl Deadline {
     }
 }
 
-/// The state of one waiting loop.
-#[derive(Debug, Default)]
-pub(crate) struct Backoff {
-    step: u32,
+/// Spins until `ready()` holds or `policy`'s budget is spent; returns whether it holds.
+/// Under loom it never spins (every wait goes straight to its sleep, a scheduling point).
+pub(crate) fn spin(policy: &SpinPolicy, ready: impl FnMut() -> bool) -> bool {
+    !cfg!(loom) && policy.spin_until(ready)
 }
 
-const SPIN_LIMIT: u32 = 6;
-const YIELD_LIMIT: u32 = 16;
-
-impl Backoff {
-    pub(crate) fn new() -> Backoff {
-        Backoff { step: 0 }
+/// Records in `policy` how long a whole wait lasted (nothing under loom, whose waits never spin).
+pub(crate) fn record(policy: &SpinPolicy, began: Instant) {
+    if !cfg!(loom) {
+        policy.record(began.elapsed());
     }
+}
 
-    /// Spins or yields once if the budget allows; returns false when it is time to sleep.
-    pub(crate) fn snooze(&mut self) -> bool {
-        // Under loom every wait goes straight to `sleep_on`, whose sleep is a yield.
-        if cfg!(loom) {
-            return false;
-        }
-        if self.step <= SPIN_LIMIT {
-            for _ in 0..(1u32 << self.step) {
-                std::hint::spin_loop();
+/// Waits until `ready()` holds: spins as `policy` allows, then sleeps on `seq` (see
+/// [`sleep_on`]) until it holds (true) or the deadline passes (false).
+pub(crate) fn wait_until(
+    policy: &SpinPolicy,
+    seq: &AtomicU32,
+    wake_flag: &AtomicU32,
+    deadline: Deadline,
+    ready: impl Fn() -> bool,
+) -> bool {
+    if ready() {
+        return true;
+    }
+    let began = Instant::now();
+    let held = spin(policy, &ready)
+        || loop {
+            if !sleep_on(seq, wake_flag, deadline, &ready) {
+                break false;
             }
-        } else if self.step <= YIELD_LIMIT {
-            std::thread::yield_now();
-        } else {
-            return false;
-        }
-        self.step += 1;
-        true
-    }
+            if ready() {
+                break true;
+            }
+        };
+    record(policy, began);
+    held
 }
 
 /// Sleeps on `seq` unless `ready()` holds after raising `wake_flag`. Returns false if the

@@ -20,10 +20,11 @@
 //! over (`owner_died`) and finds nothing to repair.
 
 use crate::loom::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use processing_core::os::SpinPolicy;
 use std::ptr::NonNull;
 
 use super::lock::PidLock;
-use super::park::{self, Backoff, Deadline};
+use super::park::{self, Deadline};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"prcQUEUE");
 const VERSION: u32 = 3;
@@ -292,13 +293,28 @@ pub(crate) enum AttachFail {
 }
 
 /// A view of a queue region. It does not own the memory: its owner keeps the mapping alive
-/// for as long as the `Ring` exists.
+/// for as long as the `Ring` exists. One per process and queue (every handle of the queue in
+/// a process shares it), with that process's spin policies.
 #[derive(Debug)]
 pub(crate) struct Ring {
     header: NonNull<Header>,
     data: NonNull<u8>,
     capacity: u64,
     max_items: u64,
+    /// Producers' waits: for the put lock, for room.
+    put_waits: SideWaits,
+    /// Consumers' waits: for the get lock, for an item.
+    get_waits: SideWaits,
+    /// `join`'s waits for the last `task_done`.
+    join_waits: SpinPolicy,
+}
+
+/// The spin policies of one side's waits in this process (see `park`): a side lock is held for
+/// one copy, while the other side may take any time, so each learns its own wait length.
+#[derive(Debug, Default)]
+struct SideWaits {
+    lock: SpinPolicy,
+    peer: SpinPolicy,
 }
 
 // SAFETY: all shared state behind the pointers is accessed through atomics, or (data bytes)
@@ -313,6 +329,15 @@ pub(crate) struct SideGuard<'a>(&'a PidLock);
 impl Drop for SideGuard<'_> {
     fn drop(&mut self) {
         self.0.unlock();
+    }
+}
+
+impl Side {
+    /// Takes this side's lock (by [`lock_deadline`]), spinning as `waits` allows; `None` when
+    /// the deadline passes first.
+    fn guard(&self, deadline: Deadline, waits: &SideWaits) -> Option<SideGuard<'_>> {
+        self.lock.lock(lock_deadline(deadline), &waits.lock)?;
+        Some(SideGuard(&self.lock))
     }
 }
 
@@ -358,12 +383,7 @@ impl Ring {
         }
         // SAFETY: the data area starts inside the region (len ≥ HEADER_BYTES + capacity).
         let data = unsafe { base.add(HEADER_BYTES) };
-        Ring {
-            header,
-            data,
-            capacity,
-            max_items,
-        }
+        Ring::view(header, data, capacity, max_items)
     }
 
     /// Views a region initialised by [`Ring::init`] (in this or another process).
@@ -396,12 +416,19 @@ impl Ring {
         }
         // SAFETY: the data area lies inside the region, as just checked.
         let data = unsafe { base.add(HEADER_BYTES) };
-        Ok(Ring {
+        Ok(Ring::view(header, data, capacity, max_items))
+    }
+
+    fn view(header: NonNull<Header>, data: NonNull<u8>, capacity: u64, max_items: u64) -> Ring {
+        Ring {
             header,
             data,
             capacity,
             max_items,
-        })
+            put_waits: SideWaits::default(),
+            get_waits: SideWaits::default(),
+            join_waits: SpinPolicy::new(),
+        }
     }
 
     fn h(&self) -> &Header {
@@ -446,7 +473,8 @@ impl Ring {
     /// Takes the put lock (waiting for ever: it is only held for short, bounded work).
     pub(crate) fn lock_put(&self) -> SideGuard<'_> {
         let h = self.h();
-        let _ = h.put.lock.lock(Deadline::Never);
+        // Waiting for ever, `lock` always takes it.
+        let _ = h.put.lock.lock(Deadline::Never, &self.put_waits.lock);
         SideGuard(&h.put.lock)
     }
 
@@ -517,13 +545,10 @@ impl Ring {
             if self.is_closed() {
                 return Err(PutFail::Closed);
             }
-            let _guard = {
-                h.put
-                    .lock
-                    .lock(lock_deadline(deadline))
-                    .ok_or(PutFail::Timeout)?;
-                SideGuard(&h.put.lock)
-            };
+            let _guard = h
+                .put
+                .guard(deadline, &self.put_waits)
+                .ok_or(PutFail::Timeout)?;
             if let Some(spill) = overflow {
                 if h.overflow.active.load(Ordering::Acquire) != 0 {
                     let r = spill(kind, payload);
@@ -584,13 +609,9 @@ impl Ring {
                 let head = h.get.commit.load(Ordering::Acquire);
                 self.is_closed() || self.room(tail, head, frame).is_some()
             };
-            let mut backoff = Backoff::new();
-            while !has_room() {
-                if !backoff.snooze()
-                    && !park::sleep_on(&h.get.seq, &h.get.wake_flag, deadline, has_room)
-                {
-                    return Err(PutFail::Timeout);
-                }
+            let peer = &self.put_waits.peer;
+            if !park::wait_until(peer, &h.get.seq, &h.get.wake_flag, deadline, has_room) {
+                return Err(PutFail::Timeout);
             }
         }
     }
@@ -610,13 +631,10 @@ impl Ring {
         let h = self.h();
         let mut read = read;
         loop {
-            let guard = {
-                h.get
-                    .lock
-                    .lock(lock_deadline(deadline))
-                    .ok_or(GetFail::Timeout)?;
-                SideGuard(&h.get.lock)
-            };
+            let guard = h
+                .get
+                .guard(deadline, &self.get_waits)
+                .ok_or(GetFail::Timeout)?;
             let head = h.get.commit.load(Ordering::Acquire);
             let mut tail = h.get.cache.load(Ordering::Relaxed);
             if items_between(head, tail) == 0 {
@@ -670,13 +688,9 @@ impl Ring {
                     || items_between(head, tail) != 0
                     || h.overflow.active.load(Ordering::Acquire) != 0
             };
-            let mut backoff = Backoff::new();
-            while !ready() {
-                if !backoff.snooze()
-                    && !park::sleep_on(&h.put.seq, &h.put.wake_flag, deadline, ready)
-                {
-                    return Err(GetFail::Timeout);
-                }
+            let peer = &self.get_waits.peer;
+            if !park::wait_until(peer, &h.put.seq, &h.put.wake_flag, deadline, ready) {
+                return Err(GetFail::Timeout);
             }
         }
     }
@@ -782,14 +796,14 @@ impl Ring {
     /// Waits until every item put has been marked done; false on timeout.
     pub(crate) fn join(&self, deadline: Deadline) -> bool {
         let h = self.h();
-        let mut backoff = Backoff::new();
         let ready = || self.unfinished() == 0;
-        while !ready() {
-            if !backoff.snooze() && !park::sleep_on(&h.done, &h.join_wake_flag, deadline, ready) {
-                return false;
-            }
-        }
-        true
+        park::wait_until(
+            &self.join_waits,
+            &h.done,
+            &h.join_wake_flag,
+            deadline,
+            ready,
+        )
     }
 
     /// Test hook: makes both side locks look held by process `pid`, as if it died inside a
