@@ -57,8 +57,9 @@ pub(crate) fn record(policy: &SpinPolicy, began: Instant) {
     }
 }
 
-/// Waits until `ready()` holds: spins as `policy` allows, then sleeps on `seq` (see
-/// [`sleep_on`]) until it holds (true) or the deadline passes (false).
+/// Waits until `ready()` holds: spins as `policy` allows (not past the deadline, and not at all
+/// for [`Deadline::Now`]), then sleeps on `seq` (see [`sleep_on`]) until it holds (true) or the
+/// deadline passes (false).
 pub(crate) fn wait_until(
     policy: &SpinPolicy,
     seq: &AtomicU32,
@@ -70,7 +71,13 @@ pub(crate) fn wait_until(
         return true;
     }
     let began = Instant::now();
-    let held = spin(policy, &ready)
+    // A zero timeout does not spin, and a spin ends at the deadline.
+    let spun = match deadline {
+        Deadline::Now => false,
+        Deadline::Never => spin(policy, &ready),
+        Deadline::At(t) => spin(policy, || ready() || Instant::now() >= t) && ready(),
+    };
+    let held = spun
         || loop {
             if !sleep_on(seq, wake_flag, deadline, &ready) {
                 break false;
