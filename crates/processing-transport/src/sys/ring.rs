@@ -273,22 +273,32 @@ fn lock_ring(control: &Control, which: Which) -> RingLock<'_> {
 impl RingEnd {
     /// A fresh memfd with both rings, mapped once for each side.
     pub(crate) fn pair() -> io::Result<(RingEnd, RingEnd)> {
-        let capacity = CAPACITY;
+        let (a, b) = RingEnd::fresh_file(c"processing-pipe", CAPACITY)?;
+        Ok(RingEnd::over(a, b, CAPACITY))
+    }
+
+    /// A fresh memory file named `name` for rings of `capacity` bytes, mapped twice (one
+    /// mapping for each end). The size is sealed: no holder can shrink the file under
+    /// another's mapping (which would turn that one's accesses into SIGBUS).
+    fn fresh_file(name: &std::ffi::CStr, capacity: usize) -> io::Result<(Region, Region)> {
         let len = total_len(capacity);
-        // The size is sealed: no holder can shrink the file under another's mapping (which
-        // would turn that one's accesses into SIGBUS).
-        let region = Region::anonymous(c"processing-pipe", len)?;
-        let other = Region::from_fd(region.fd().try_clone_to_owned()?, len)?;
-        let a = RingEnd::new(region, 0, capacity);
-        // SAFETY: the file was just created and sized; the header area is ours to initialise
-        // before any other party can see the descriptor.
+        let a = Region::anonymous(name, len)?;
+        let b = Region::from_fd(a.fd().try_clone_to_owned()?, len)?;
+        Ok((a, b))
+    }
+
+    /// The two ends over `a` and `b`, two mappings of one fresh file holding rings of
+    /// `capacity` bytes; writes the file's header (magic, capacity) through `a`.
+    fn over(a: Region, b: Region, capacity: usize) -> (RingEnd, RingEnd) {
+        let a = RingEnd::new(a, 0, capacity);
+        // SAFETY: the file was just created and sized; the header words lie in its first page,
+        // ours to initialise before any other party can see the descriptor.
         unsafe {
             let h = a.base.as_ptr().cast::<u64>();
             h.write(MAGIC);
             h.add(1).write(capacity as u64);
         }
-        let b = RingEnd::new(other, 1, capacity);
-        Ok((a, b))
+        (a, RingEnd::new(b, 1, capacity))
     }
 
     fn new(region: Region, side: u8, capacity: usize) -> RingEnd {
@@ -835,23 +845,11 @@ mod tests {
     /// in for the pair's doorbell (the tests below never wait, so it is never used). Under
     /// Miri, which cannot map a memory file, over heap bytes; otherwise over a real memfd.
     fn test_pair(capacity: usize) -> (RingEnd, RingEnd, Stream, Stream) {
-        let len = total_len(capacity);
         #[cfg(miri)]
-        let (ra, rb) = Region::heap_pair(len).unwrap();
+        let (ra, rb) = Region::heap_pair(total_len(capacity)).unwrap();
         #[cfg(not(miri))]
-        let (ra, rb) = {
-            let ra = Region::anonymous(c"processing-pipe-test", len).unwrap();
-            let rb = Region::from_fd(ra.fd().try_clone_to_owned().unwrap(), len).unwrap();
-            (ra, rb)
-        };
-        let a = RingEnd::new(ra, 0, capacity);
-        // SAFETY: the header words lie in the first page of the fresh mapping, unused so far.
-        unsafe {
-            let h = a.base.as_ptr().cast::<u64>();
-            h.write(MAGIC);
-            h.add(1).write(capacity as u64);
-        }
-        let b = RingEnd::new(rb, 1, capacity);
+        let (ra, rb) = RingEnd::fresh_file(c"processing-pipe-test", capacity).unwrap();
+        let (a, b) = RingEnd::over(ra, rb, capacity);
         let (sa, sb) = std::os::unix::net::UnixStream::pair().unwrap();
         let stream = |s: std::os::unix::net::UnixStream| {
             Stream::from_handle(s.into(), super::super::StreamKind::Local).unwrap()
