@@ -391,25 +391,30 @@ impl RingEnd {
 
     /// Bytes waiting in the incoming ring (an error if the counters are impossible).
     fn available(&self) -> io::Result<usize> {
-        let c = self.control(self.in_ring());
-        let tail = c.tail.0.load(Ordering::Acquire);
-        let head = c.head.0.load(Ordering::Relaxed);
+        // The writer's tail with Acquire: the bytes it published are visible.
+        self.used(self.in_ring(), Ordering::Acquire, Ordering::Relaxed)
+    }
+
+    /// Free bytes in the outgoing ring (an error if the counters are impossible).
+    fn room(&self) -> io::Result<usize> {
+        // The reader's head with Acquire: it is done with the bytes it released.
+        let used = self.used(self.out_ring(), Ordering::Relaxed, Ordering::Acquire)?;
+        Ok(self.capacity - used)
+    }
+
+    /// Bytes between `head` and `tail` of `ring`, each counter loaded with its ordering (the
+    /// peer's Acquire, this end's own Relaxed); an error if they are impossible (more than the
+    /// ring holds).
+    #[inline]
+    fn used(&self, ring: u8, tail: Ordering, head: Ordering) -> io::Result<usize> {
+        let c = self.control(ring);
+        let tail = c.tail.0.load(tail);
+        let head = c.head.0.load(head);
         let n = tail.wrapping_sub(head);
         if n > self.capacity as u64 {
             return Err(corrupt());
         }
         Ok(n as usize)
-    }
-
-    fn room(&self) -> io::Result<usize> {
-        let c = self.control(self.out_ring());
-        let head = c.head.0.load(Ordering::Acquire);
-        let tail = c.tail.0.load(Ordering::Relaxed);
-        let used = tail.wrapping_sub(head);
-        if used > self.capacity as u64 {
-            return Err(corrupt());
-        }
-        Ok(self.capacity - used as usize)
     }
 
     /// Takes the cross-process write lock of the outgoing ring.
@@ -718,8 +723,7 @@ mod tests {
 
     #[test]
     fn impossible_counters_are_an_error_not_an_overrun() {
-        let (a, b) = RingEnd::pair().unwrap();
-        let (sa, _sb) = Stream::pair().unwrap();
+        let (a, b, sa, _sb) = test_pair(CAPACITY);
         // A hostile writer claims more bytes than the ring holds.
         b.control(b.out_ring())
             .tail
@@ -746,10 +750,14 @@ mod tests {
         Owner { pid, stamp: 7 }
     }
 
+    /// Asserts that `e` reports a torn stream.
+    fn assert_torn(e: &io::Error) {
+        assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+    }
+
     #[test]
     fn a_reader_dead_mid_message_tears_the_stream() {
-        let (a, b) = RingEnd::pair().unwrap();
-        let (sa, sb) = Stream::pair().unwrap();
+        let (a, b, sa, sb) = test_pair(CAPACITY);
         b.write_all(&[1, 2, 3, 4, 5, 6, 7, 8], &sb).unwrap();
         // A reader of `a`'s end read 3 bytes of a message, then died holding the read lock.
         {
@@ -762,13 +770,12 @@ mod tests {
         let _g = a.lock_read();
         let mut rest = [0u8; 5];
         let e = a.read_bytes(&mut rest, &sa, &mut Vec::new()).unwrap_err();
-        assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+        assert_torn(&e);
     }
 
     #[test]
     fn a_writer_dead_mid_message_tears_the_stream_after_its_bytes() {
-        let (a, b) = RingEnd::pair().unwrap();
-        let (sa, sb) = Stream::pair().unwrap();
+        let (a, b, sa, sb) = test_pair(CAPACITY);
         // A whole message, then a writer that published part of the next one and died.
         {
             let _g = b.lock_write();
@@ -783,35 +790,26 @@ mod tests {
         {
             let _g = b.lock_write();
             let e = b.write_all(&[4, 5], &sb).unwrap_err();
-            assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+            assert_torn(&e);
         }
         // The reader gets every byte published before the tear, then the error.
-        let mut got = [0u8; 5];
-        let mut n = 0;
-        while n < 5 {
-            n += a.read_bytes(&mut got[n..], &sa, &mut Vec::new()).unwrap();
-        }
-        assert_eq!(got, [9, 9, 1, 2, 3]);
-        let e = a.read_bytes(&mut got, &sa, &mut Vec::new()).unwrap_err();
-        assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+        assert_eq!(read_n(&a, &sa, 5), [9, 9, 1, 2, 3]);
+        let e = a
+            .read_bytes(&mut [0u8; 5], &sa, &mut Vec::new())
+            .unwrap_err();
+        assert_torn(&e);
     }
 
     #[test]
     fn counters_wrap_around_u64() {
-        let (a, b) = RingEnd::pair().unwrap();
-        let (sa, sb) = Stream::pair().unwrap();
+        let (a, b, sa, sb) = test_pair(CAPACITY);
         let start = u64::MAX - 10;
         let c = b.control(b.out_ring());
         c.tail.0.store(start, Ordering::Release);
         c.head.0.store(start, Ordering::Release);
         let msg: Vec<u8> = (0..100u8).collect();
         b.write_all(&msg, &sb).unwrap();
-        let mut got = vec![0u8; 100];
-        let mut n = 0;
-        while n < 100 {
-            n += a.read_bytes(&mut got[n..], &sa, &mut Vec::new()).unwrap();
-        }
-        assert_eq!(got, msg);
+        assert_eq!(read_n(&a, &sa, 100), msg);
     }
 
     #[test]
