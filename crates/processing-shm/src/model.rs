@@ -243,6 +243,26 @@ pub fn spin_hint() {
     yield_under_loom_or(std::hint::spin_loop);
 }
 
+/// Round `round` (from 1) of a wait with nothing to sleep on (a full ring's producer, a lock
+/// word held by another process): busy-wait hints before round `spin_until`, then yields
+/// before round `yield_until`, then sleeps of `nap`; under loom every round is a yield.
+#[inline]
+pub fn backoff(round: u32, spin_until: u32, yield_until: u32, nap: std::time::Duration) {
+    #[cfg(loom)]
+    {
+        let _ = (round, spin_until, yield_until, nap);
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    if round < spin_until {
+        std::hint::spin_loop();
+    } else if round < yield_until {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(nap);
+    }
+}
+
 /// `processing_core::os::futex_wait`; under loom a yield (a spurious wake-up, which every
 /// sleeper tolerates), since the model's threads share one OS thread.
 #[cfg(unix)]

@@ -260,13 +260,7 @@ fn lock_ring(control: &Control, which: Which) -> RingLock<'_> {
                 return RingLock { control, which };
             }
         }
-        if round < 64 {
-            crate::loom::spin_hint();
-        } else if round < 256 {
-            crate::loom::yield_now();
-        } else {
-            crate::loom::nap(Duration::from_micros(50));
-        }
+        processing_shm::model::backoff(round, 64, 256, Duration::from_micros(50));
     }
 }
 
