@@ -20,6 +20,14 @@ fn cluster_pool(url: &str, slots: usize) -> processing::cluster::ClusterPoolBuil
         .visibility_timeout(Duration::from_secs(1))
 }
 
+/// A Redis server and `n` worker hosts of this build on it; `None` (the test passes without
+/// running) where no `redis-server` can be started.
+fn cluster(n: usize) -> Option<(Redis, Vec<Host>)> {
+    let redis = Redis::start()?;
+    let hosts = hosts(&redis.url(), n);
+    Some((redis, hosts))
+}
+
 fn square(x: u64) -> u64 {
     x * x
 }
@@ -30,8 +38,9 @@ fn add(a: u64, b: u64) -> u64 {
 
 #[test]
 fn k01_map_imap_starmap_apply_async_match_the_local_pool() {
-    let Some(redis) = Redis::start() else { return };
-    let _hosts = hosts(&redis.url(), 2);
+    let Some((redis, _hosts)) = cluster(2) else {
+        return;
+    };
     let pool = cluster_pool(&redis.url(), 8).build().unwrap();
     let expected: Vec<u64> = (0..1000u64).map(square).collect();
     assert_eq!(pool.map(square, 0..1000u64).unwrap(), expected);
@@ -108,6 +117,24 @@ fn executions(dir: &Path) -> Vec<u64> {
     per
 }
 
+/// Tasks `0..n` of [`counted`] and the like, each with `dir`, where its executions are
+/// recorded.
+fn tasks_in(dir: &Path, n: u64) -> Vec<(u64, PathBuf)> {
+    (0..n).map(|i| (i, dir.to_path_buf())).collect()
+}
+
+/// A cluster of `hosts` worker hosts, a pool of `slots` on it and a fresh directory `name`
+/// for recording executions (see [`cluster`]: `None` without `redis-server`).
+fn recording_cluster(
+    hosts: usize,
+    slots: usize,
+    name: &str,
+) -> Option<(Redis, Vec<Host>, PathBuf, Pool)> {
+    let (redis, hosts) = cluster(hosts)?;
+    let pool = cluster_pool(&redis.url(), slots).build().unwrap();
+    Some((redis, hosts, temp_dir(name), pool))
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("processing-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -117,13 +144,14 @@ fn temp_dir(name: &str) -> PathBuf {
 
 #[test]
 fn k02_killed_host_mid_map_every_result_once_in_flight_tasks_rerun() {
-    let Some(redis) = Redis::start() else { return };
-    let mut hosts = hosts(&redis.url(), 2);
-    let dir = temp_dir("k02");
-    let pool = cluster_pool(&redis.url(), 6).build().unwrap();
+    let Some((_redis, mut hosts, dir, pool)) = recording_cluster(2, 6, "k02") else {
+        return;
+    };
     let n = 300u64;
-    let args: Vec<(u64, PathBuf)> = (0..n).map(|i| (i, dir.clone())).collect();
-    let it = pool.chunksize(1).imap_unordered(counted, args).unwrap();
+    let it = pool
+        .chunksize(1)
+        .imap_unordered(counted, tasks_in(&dir, n))
+        .unwrap();
     let mut seen = vec![0u32; n as usize];
     let mut killed_at = None;
     let mut got = 0;
@@ -166,8 +194,9 @@ fn crash_on_seven(i: u64) -> u64 {
 
 #[test]
 fn k03_task_killing_its_worker_fails_after_max_deliveries() {
-    let Some(redis) = Redis::start() else { return };
-    let _hosts = hosts(&redis.url(), 2);
+    let Some((redis, _hosts)) = cluster(2) else {
+        return;
+    };
     let pool = cluster_pool(&redis.url(), 4)
         .max_deliveries(3)
         .build()
@@ -199,8 +228,9 @@ fn k03_task_killing_its_worker_fails_after_max_deliveries() {
 
 #[test]
 fn k04_imap_over_endless_input_keeps_a_bounded_window_in_redis() {
-    let Some(redis) = Redis::start() else { return };
-    let _hosts = hosts(&redis.url(), 2);
+    let Some((redis, _hosts)) = cluster(2) else {
+        return;
+    };
     let slots = 4;
     let pool = cluster_pool(&redis.url(), slots).build().unwrap();
     let mut c = redis.client();
@@ -277,8 +307,9 @@ fn touch(path: PathBuf) -> u32 {
 
 #[test]
 fn k06_unsigned_or_foreign_key_tasks_are_refused_counted_never_run() {
-    let Some(redis) = Redis::start() else { return };
-    let _hosts = hosts(&redis.url(), 1);
+    let Some((redis, _hosts)) = cluster(1) else {
+        return;
+    };
     let dir = temp_dir("k06");
     // A driver with another key.
     let foreign = Pool::builder()
@@ -331,12 +362,13 @@ fn slow((i, dir): (u64, PathBuf)) -> u64 {
 
 #[test]
 fn k07_terminate_drops_pending_tasks_and_leaves_no_keys() {
-    let Some(redis) = Redis::start() else { return };
-    let _hosts = hosts(&redis.url(), 2);
-    let dir = temp_dir("k07");
-    let pool = cluster_pool(&redis.url(), 6).build().unwrap();
-    let args: Vec<(u64, PathBuf)> = (0..10_000u64).map(|i| (i, dir.clone())).collect();
-    let r = pool.chunksize(1).map_async(slow, args).unwrap();
+    let Some((redis, _hosts, dir, pool)) = recording_cluster(2, 6, "k07") else {
+        return;
+    };
+    let r = pool
+        .chunksize(1)
+        .map_async(slow, tasks_in(&dir, 10_000))
+        .unwrap();
     wait_for("tasks to start", Duration::from_secs(30), || {
         std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0) >= 20
     });
@@ -422,14 +454,14 @@ fn k09_task_timeout_fails_the_task_and_the_host_keeps_serving() {
 
 #[test]
 fn k02_long_task_is_never_stolen_while_its_host_lives() {
-    let Some(redis) = Redis::start() else { return };
-    let _hosts = hosts(&redis.url(), 1);
-    let dir = temp_dir("k02-long");
     // Tasks three times longer than the visibility timeout: the heartbeat keeps them.
-    let pool = cluster_pool(&redis.url(), 3).build().unwrap();
-    let args: Vec<(u64, PathBuf)> = (0..3u64).map(|i| (i, dir.clone())).collect();
+    let Some((_redis, _hosts, dir, pool)) = recording_cluster(1, 3, "k02-long") else {
+        return;
+    };
     assert_eq!(
-        pool.chunksize(1).map(long_counted, args).unwrap(),
+        pool.chunksize(1)
+            .map(long_counted, tasks_in(&dir, 3))
+            .unwrap(),
         [0, 1, 4]
     );
     let mut per = executions(&dir);

@@ -197,9 +197,14 @@ fn fetcher(host: &Host, mut con: redis::Connection) {
                     .query(&mut con)?;
                 return Ok(0);
             }
-            let mut taken = reclaim(host, &mut con, &pools, free)?;
+            let mut fetch = Fetch {
+                host,
+                con: &mut con,
+                pools: &pools,
+            };
+            let mut taken = fetch.reclaim(free)?;
             if taken < free {
-                taken += read_new(host, &mut con, &pools, free - taken)?;
+                taken += fetch.read_new(free - taken)?;
             }
             Ok(taken)
         })();
@@ -266,163 +271,164 @@ fn discover(
     Ok(())
 }
 
-/// Takes over entries whose holder went silent, ahead of new ones.
-fn reclaim(
-    host: &Host,
-    con: &mut redis::Connection,
-    pools: &HashMap<String, PoolInfo>,
-    free: usize,
-) -> redis::RedisResult<usize> {
-    let mut p = redis::pipe();
-    let names: Vec<&String> = pools.keys().collect();
-    for name in &names {
-        p.cmd("XAUTOCLAIM")
-            .arg(wire::tasks_key(name))
-            .arg(GROUP)
-            .arg(&host.consumer)
-            .arg(pools[*name].visibility.as_millis() as u64)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(free);
-    }
-    let replies: Vec<redis::RedisResult<redis::Value>> = match p.query::<Vec<redis::Value>>(con) {
-        Ok(v) => v.into_iter().map(Ok).collect(),
-        Err(e) => return Err(e),
-    };
-    let mut taken = 0;
-    for (name, reply) in names.iter().zip(replies) {
-        let Ok(redis::Value::Array(parts)) = reply else {
-            continue;
-        };
-        let Some(redis::Value::Array(entries)) = parts.get(1) else {
-            continue;
-        };
-        for e in entries {
-            let Some((id, d, m)) = wire::stream_entry(e) else {
-                continue;
-            };
-            // The delivery count after this claim.
-            let pending: redis::Value = redis::cmd("XPENDING")
+/// One round of the fetcher: the host, its connection and the pools it knows, for taking up
+/// to a number of entries (as many as runners are free).
+struct Fetch<'a> {
+    host: &'a Host,
+    con: &'a mut redis::Connection,
+    pools: &'a HashMap<String, PoolInfo>,
+}
+
+impl Fetch<'_> {
+    /// Takes over entries whose holder went silent, ahead of new ones.
+    fn reclaim(&mut self, free: usize) -> redis::RedisResult<usize> {
+        let (host, pools) = (self.host, self.pools);
+        let mut p = redis::pipe();
+        let names: Vec<&String> = pools.keys().collect();
+        for name in &names {
+            p.cmd("XAUTOCLAIM")
                 .arg(wire::tasks_key(name))
                 .arg(GROUP)
-                .arg(&id)
-                .arg(&id)
-                .arg(1)
-                .query(con)?;
-            let deliveries = match &pending {
-                redis::Value::Array(rows) => match rows.first() {
-                    Some(redis::Value::Array(row)) => match row.get(3) {
-                        Some(redis::Value::Int(n)) => *n as u32,
+                .arg(&host.consumer)
+                .arg(pools[*name].visibility.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(free);
+        }
+        let replies: Vec<redis::RedisResult<redis::Value>> =
+            match p.query::<Vec<redis::Value>>(self.con) {
+                Ok(v) => v.into_iter().map(Ok).collect(),
+                Err(e) => return Err(e),
+            };
+        let mut taken = 0;
+        for (name, reply) in names.iter().zip(replies) {
+            let Ok(redis::Value::Array(parts)) = reply else {
+                continue;
+            };
+            let Some(redis::Value::Array(entries)) = parts.get(1) else {
+                continue;
+            };
+            for e in entries {
+                let Some((id, d, m)) = wire::stream_entry(e) else {
+                    continue;
+                };
+                // The delivery count after this claim.
+                let pending: redis::Value = redis::cmd("XPENDING")
+                    .arg(wire::tasks_key(name))
+                    .arg(GROUP)
+                    .arg(&id)
+                    .arg(&id)
+                    .arg(1)
+                    .query(self.con)?;
+                let deliveries = match &pending {
+                    redis::Value::Array(rows) => match rows.first() {
+                        Some(redis::Value::Array(row)) => match row.get(3) {
+                            Some(redis::Value::Int(n)) => *n as u32,
+                            _ => 2,
+                        },
                         _ => 2,
                     },
                     _ => 2,
-                },
-                _ => 2,
-            };
-            if accept(host, con, name, pools[*name], id, d, m, deliveries)? {
-                taken += 1;
+                };
+                if self.accept(name, id, d, m, deliveries)? {
+                    taken += 1;
+                }
             }
         }
+        Ok(taken)
     }
-    Ok(taken)
-}
 
-/// Reads new entries of every pool.
-fn read_new(
-    host: &Host,
-    con: &mut redis::Connection,
-    pools: &HashMap<String, PoolInfo>,
-    free: usize,
-) -> redis::RedisResult<usize> {
-    let names: Vec<&String> = pools.keys().collect();
-    let mut cmd = redis::cmd("XREADGROUP");
-    cmd.arg("GROUP")
-        .arg(GROUP)
-        .arg(&host.consumer)
-        .arg("COUNT")
-        .arg(free)
-        .arg("BLOCK")
-        .arg(100)
-        .arg("STREAMS");
-    for n in &names {
-        cmd.arg(wire::tasks_key(n));
-    }
-    for _ in &names {
-        cmd.arg(">");
-    }
-    let reply: redis::Value = cmd.query(con)?;
-    let mut taken = 0;
-    for (key, entries) in wire::read_reply(&reply) {
-        let Some(name) = names
-            .iter()
-            .find(|n| wire::tasks_key(n) == key)
-            .map(|n| (*n).clone())
-        else {
-            continue;
-        };
-        for e in entries {
-            let Some((id, d, m)) = wire::stream_entry(e) else {
+    /// Reads new entries of every pool.
+    fn read_new(&mut self, free: usize) -> redis::RedisResult<usize> {
+        let (host, pools) = (self.host, self.pools);
+        let names: Vec<&String> = pools.keys().collect();
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&host.consumer)
+            .arg("COUNT")
+            .arg(free)
+            .arg("BLOCK")
+            .arg(100)
+            .arg("STREAMS");
+        for n in &names {
+            cmd.arg(wire::tasks_key(n));
+        }
+        for _ in &names {
+            cmd.arg(">");
+        }
+        let reply: redis::Value = cmd.query(self.con)?;
+        let mut taken = 0;
+        for (key, entries) in wire::read_reply(&reply) {
+            let Some(name) = names
+                .iter()
+                .find(|n| wire::tasks_key(n) == key)
+                .map(|n| (*n).clone())
+            else {
                 continue;
             };
-            if accept(host, con, &name, pools[&name], id, d, m, 1)? {
-                taken += 1;
+            for e in entries {
+                let Some((id, d, m)) = wire::stream_entry(e) else {
+                    continue;
+                };
+                if self.accept(&name, id, d, m, 1)? {
+                    taken += 1;
+                }
             }
         }
+        Ok(taken)
     }
-    Ok(taken)
-}
 
-/// Verifies an entry and queues it for a runner; refuses (acknowledges, deletes and counts)
-/// one that is not signed with the cluster key or not of this build.
-#[allow(clippy::too_many_arguments)]
-fn accept(
-    host: &Host,
-    con: &mut redis::Connection,
-    pool: &str,
-    info: PoolInfo,
-    entry: String,
-    d: Option<&[u8]>,
-    m: Option<&[u8]>,
-    deliveries: u32,
-) -> redis::RedisResult<bool> {
-    let batch = match (d, m) {
-        (Some(d), Some(m)) if host.key.verify(d, m) => {
-            processing_core::codec::decode::<TaskBatch>(d).ok()
-        }
-        _ => None,
-    };
-    let batch = batch.filter(|b| b.build == host.build && b.pool == pool);
-    let Some(batch) = batch else {
-        let n = host.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(
-            pool,
+    /// Verifies an entry of `pool` and queues it for a runner; refuses (acknowledges, deletes and
+    /// counts) one that is not signed with the cluster key or not of this build.
+    fn accept(
+        &mut self,
+        pool: &str,
+        entry: String,
+        d: Option<&[u8]>,
+        m: Option<&[u8]>,
+        deliveries: u32,
+    ) -> redis::RedisResult<bool> {
+        let (host, info) = (self.host, self.pools[pool]);
+        let batch = match (d, m) {
+            (Some(d), Some(m)) if host.key.verify(d, m) => {
+                processing_core::codec::decode::<TaskBatch>(d).ok()
+            }
+            _ => None,
+        };
+        let batch = batch.filter(|b| b.build == host.build && b.pool == pool);
+        let Some(batch) = batch else {
+            let n = host.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                pool,
+                entry,
+                refused = n,
+                "refused a task entry that is not signed with the cluster key"
+            );
+            let key = wire::tasks_key(pool);
+            let mut p = redis::pipe();
+            p.cmd("XACK").arg(&key).arg(GROUP).arg(&entry).ignore();
+            p.cmd("XDEL").arg(&key).arg(&entry).ignore();
+            p.cmd("INCR").arg(wire::refused_key(host.build)).ignore();
+            p.cmd("EXPIRE")
+                .arg(wire::refused_key(host.build))
+                .arg(KEY_TTL_S)
+                .ignore();
+            p.query::<()>(self.con)?;
+            return Ok(false);
+        };
+        *lock(&host.busy) += 1;
+        lock(&host.queue).push_back(Job {
+            pool: pool.to_string(),
             entry,
-            refused = n,
-            "refused a task entry that is not signed with the cluster key"
-        );
-        let key = wire::tasks_key(pool);
-        let mut p = redis::pipe();
-        p.cmd("XACK").arg(&key).arg(GROUP).arg(&entry).ignore();
-        p.cmd("XDEL").arg(&key).arg(&entry).ignore();
-        p.cmd("INCR").arg(wire::refused_key(host.build)).ignore();
-        p.cmd("EXPIRE")
-            .arg(wire::refused_key(host.build))
-            .arg(KEY_TTL_S)
-            .ignore();
-        p.query::<()>(con)?;
-        return Ok(false);
-    };
-    *lock(&host.busy) += 1;
-    lock(&host.queue).push_back(Job {
-        pool: pool.to_string(),
-        entry,
-        batch,
-        deliveries,
-        max_deliveries: info.max_deliveries,
-        cancelled: Arc::new(AtomicBool::new(false)),
-    });
-    host.work.notify_one();
-    Ok(true)
+            batch,
+            deliveries,
+            max_deliveries: info.max_deliveries,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        });
+        host.work.notify_one();
+        Ok(true)
+    }
 }
 
 fn encode_error(e: &PoolError) -> Vec<u8> {

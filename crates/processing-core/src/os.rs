@@ -103,7 +103,7 @@ pub use crate::sys::{
 };
 #[cfg(unix)]
 pub use crate::sys::{
-    fd_is_open, ignore_signal, kill, poll, recv, recv_spare, send, set_cloexec, sysconf, uid,
+    cvt, fd_is_open, ignore_signal, kill, poll, recv, recv_spare, send, set_cloexec, sysconf, uid,
     waitpid,
 };
 

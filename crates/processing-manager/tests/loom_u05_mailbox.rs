@@ -16,11 +16,10 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use processing_manager::model::{pair, End};
+use processing_shm::model::builder;
 
 fn check(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(2).min(2));
-    builder.check(f);
+    builder(2).check(f);
 }
 
 fn never() -> Option<io::Error> {

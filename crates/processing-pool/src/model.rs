@@ -3,10 +3,7 @@
 //! `cfg(loom)` for `tests/loom_u03_reply_ring.rs`.
 #![allow(missing_docs)]
 
-use std::sync::Arc;
-
-use processing_shm::model::HeapRegion;
-use processing_shm::spsc::{self, Consumer, Producer, HEADER};
+use processing_shm::spsc::{Consumer, Producer};
 
 use crate::backend::processes::RING;
 
@@ -17,12 +14,5 @@ pub const MAX_REPLY: usize = RING.max_message;
 
 /// A fresh reply ring: the worker's side and the supervisor's.
 pub fn pair() -> (Producer, Consumer) {
-    let map = HeapRegion::tracking_from(RING.bytes(), HEADER);
-    // SAFETY: the region is fresh, page-aligned and holds the ring at offset 0.
-    unsafe { spsc::build(&map, 0) };
-    let map = Arc::new(map);
-    (
-        Producer::new(map.clone(), 0, RING).expect("the pool's ring fits its region"),
-        Consumer::new(map, 0, RING).expect("the pool's ring fits its region"),
-    )
+    processing_shm::model::spsc::pair(RING)
 }

@@ -15,59 +15,20 @@
 #![cfg(all(loom, unix))]
 
 use loom::sync::{Arc, Notify};
-use loom::thread;
 use processing_pool::model::{pair, CAPACITY, MAX_REPLY};
-use processing_shm::spsc::{Consumer, Producer};
+use processing_shm::model::spsc::{advance, push as produce, spawn_producer, take as consume};
+use processing_shm::model::{builder, message as msg};
 
 fn check(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(2).min(2));
-    builder.check(f);
-}
-
-fn msg(tag: u8, len: usize) -> Vec<u8> {
-    (0..len as u8)
-        .map(|i| tag.wrapping_mul(16).wrapping_add(i))
-        .collect()
-}
-
-/// The worker's side: publish, ring the bell when the supervisor sleeps.
-fn produce(ring: &mut Producer, bell: &Notify, reply: &[u8]) {
-    if ring.push(&[reply]).expect("model replies fit") {
-        bell.notify();
-    }
-}
-
-/// The supervisor's side: `n` replies, sleeping (on the bell) when the ring is empty, each
-/// released at the next take (as `recv` releases the previous reply).
-fn consume(ring: &mut Consumer, bell: &Notify, n: usize) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        match ring.take().expect("ring corrupt") {
-            Some(bytes) => out.push(bytes.to_vec()),
-            None => {
-                if ring.prepare_sleep() {
-                    bell.wait();
-                    ring.end_sleep();
-                }
-            }
-        }
-    }
-    out
+    builder(2).check(f);
 }
 
 #[test]
 fn u03_reply_ring_exchange_and_wake_up() {
     check(|| {
-        let (mut tx, mut rx) = pair();
+        let (tx, mut rx) = pair();
         let bell = Arc::new(Notify::new());
-        let producer = {
-            let bell = bell.clone();
-            thread::spawn(move || {
-                produce(&mut tx, &bell, &msg(1, 4));
-                produce(&mut tx, &bell, &msg(2, 9));
-            })
-        };
+        let producer = spawn_producer(tx, &bell, vec![msg(1, 4), msg(2, 9)]);
         let got = consume(&mut rx, &bell, 2);
         assert_eq!(got, vec![msg(1, 4), msg(2, 9)]);
         producer.join().unwrap();
@@ -84,17 +45,8 @@ fn u03_reply_ring_wraps_at_the_end() {
         // Seven 8-byte entries bring both positions to 56: a 16-byte entry no longer fits
         // before the end, so the producer writes WRAP there and continues at 0, where the
         // consumer must follow it.
-        for i in 0..7 {
-            produce(&mut tx, &bell, &msg(i, 4));
-            assert_eq!(consume(&mut rx, &bell, 1), vec![msg(i, 4)]);
-        }
-        let producer = {
-            let bell = bell.clone();
-            thread::spawn(move || {
-                produce(&mut tx, &bell, &msg(8, 12));
-                produce(&mut tx, &bell, &msg(9, 12));
-            })
-        };
+        advance(&mut tx, &mut rx, &bell, 7, 4);
+        let producer = spawn_producer(tx, &bell, vec![msg(8, 12), msg(9, 12)]);
         let got = consume(&mut rx, &bell, 2);
         assert_eq!(got, vec![msg(8, 12), msg(9, 12)]);
         producer.join().unwrap();
@@ -111,13 +63,7 @@ fn u03_reply_ring_full_ring_holds_the_producer() {
         for i in 0..3 {
             produce(&mut tx, &bell, &msg(i, 12));
         }
-        let producer = {
-            let bell = bell.clone();
-            thread::spawn(move || {
-                produce(&mut tx, &bell, &msg(3, 12));
-                produce(&mut tx, &bell, &msg(4, 12));
-            })
-        };
+        let producer = spawn_producer(tx, &bell, vec![msg(3, 12), msg(4, 12)]);
         let got = consume(&mut rx, &bell, 5);
         assert_eq!(got, (0..5).map(|i| msg(i, 12)).collect::<Vec<_>>());
         producer.join().unwrap();

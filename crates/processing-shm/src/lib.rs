@@ -23,7 +23,10 @@
 #![doc(html_root_url = "https://docs.rs/processing-shm/0.1.0")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod base;
 mod error;
+#[cfg(any(loom, miri))]
+mod heap;
 pub mod liveness;
 mod loom;
 /// The loom seam of the rings (copy reports, futex calls; heap stand-ins for mappings under

@@ -16,14 +16,15 @@
 #![allow(missing_docs)]
 
 #[cfg(loom)]
-use std::alloc::{alloc_zeroed, dealloc, Layout};
-#[cfg(loom)]
 use std::ptr::NonNull;
 #[cfg(loom)]
 use std::sync::{Arc, Mutex};
 
 #[cfg(loom)]
 use loom::cell::UnsafeCell;
+
+#[cfg(loom)]
+use crate::heap::HeapBytes;
 
 #[cfg(unix)]
 use crate::loom::AtomicU32;
@@ -105,8 +106,8 @@ impl std::fmt::Debug for Shadow {
 
 #[cfg(loom)]
 struct Inner {
-    ptr: NonNull<u8>,
-    layout: Layout,
+    // Unregistered before the bytes are freed (fields drop after `drop`).
+    bytes: HeapBytes,
     cells: Arc<Cells>,
 }
 
@@ -114,9 +115,6 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         unregister(&self.cells);
-        // SAFETY: allocated in `HeapRegion::tracking_from` with this layout, freed once (last
-        // Arc).
-        unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
     }
 }
 
@@ -135,14 +133,6 @@ impl std::fmt::Debug for HeapRegion {
 }
 
 #[cfg(loom)]
-// SAFETY: the bytes are shared memory by design (the pointer is only handed out, never
-// dereferenced here); the protocols under test synchronise their use, and the cells check it.
-unsafe impl Send for Inner {}
-#[cfg(loom)]
-// SAFETY: as above.
-unsafe impl Sync for Inner {}
-
-#[cfg(loom)]
 impl HeapRegion {
     /// A zero-filled region of `len` bytes, aligned to 4096 (created inside a loom model),
     /// every byte checked.
@@ -153,24 +143,26 @@ impl HeapRegion {
     /// Like [`new`](Self::new), but only bytes from `from` on are checked (the data area after
     /// a header of atomics: fewer loom objects per run).
     pub fn tracking_from(len: usize, from: usize) -> HeapRegion {
-        let layout = Layout::from_size_align(len.max(1), 4096).expect("region layout");
-        // SAFETY: the layout has a non-zero size.
-        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory");
+        let bytes = HeapBytes::new(len).expect("heap bytes for a model region");
         let from = from.min(len);
         let cells = Cells::new(len - from);
         // SAFETY: `from <= len`, inside the allocation.
-        register(unsafe { ptr.as_ptr().add(from) }, len - from, &cells);
-        HeapRegion(Arc::new(Inner { ptr, layout, cells }))
+        register(
+            unsafe { bytes.as_ptr().as_ptr().add(from) },
+            len - from,
+            &cells,
+        );
+        HeapRegion(Arc::new(Inner { bytes, cells }))
     }
 
     /// The first byte.
     pub fn as_ptr(&self) -> NonNull<u8> {
-        self.0.ptr
+        self.0.bytes.as_ptr()
     }
 
     /// Bytes in the region.
     pub fn len(&self) -> usize {
-        self.0.layout.size()
+        self.0.bytes.len()
     }
 
     /// Whether the region has no bytes.
@@ -251,6 +243,26 @@ pub fn spin_hint() {
     yield_under_loom_or(std::hint::spin_loop);
 }
 
+/// Round `round` (from 1) of a wait with nothing to sleep on (a full ring's producer, a lock
+/// word held by another process): busy-wait hints before round `spin_until`, then yields
+/// before round `yield_until`, then sleeps of `nap`; under loom every round is a yield.
+#[inline]
+pub fn backoff(round: u32, spin_until: u32, yield_until: u32, nap: std::time::Duration) {
+    #[cfg(loom)]
+    {
+        let _ = (round, spin_until, yield_until, nap);
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    if round < spin_until {
+        std::hint::spin_loop();
+    } else if round < yield_until {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(nap);
+    }
+}
+
 /// `processing_core::os::futex_wait`; under loom a yield (a spurious wake-up, which every
 /// sleeper tolerates), since the model's threads share one OS thread.
 #[cfg(unix)]
@@ -273,4 +285,95 @@ pub fn futex_wake(word: &AtomicU32, n: u32) {
     let _ = (word, n);
     #[cfg(not(loom))]
     processing_core::os::futex_wake(word, n);
+}
+
+/// A loom model builder exploring at most `max` forced preemptions (fewer where
+/// `LOOM_MAX_PREEMPTIONS` asks for fewer; the loom leg of `cargo xtask test` sets 2), for the
+/// models of every crate: `builder(2).check(|| …)`.
+#[cfg(loom)]
+pub fn builder(max: usize) -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(max).min(max));
+    builder
+}
+
+/// A message of `len` bytes that tells its tag and every byte's place apart, so that a torn,
+/// shifted or swapped message fails the comparison.
+#[cfg(loom)]
+pub fn message(tag: u8, len: usize) -> Vec<u8> {
+    (0..len as u8)
+        .map(|i| tag.wrapping_mul(16).wrapping_add(i))
+        .collect()
+}
+
+/// The SPSC ring's loom models and their users' (the pool's reply rings): a ring over a heap
+/// region, and the two sides of a sleep hand-over whose bell is the user's own (a
+/// `loom::sync::Notify`: a permit, as a wake-up frame waiting in a socket is).
+#[cfg(all(loom, unix))]
+pub mod spsc {
+    use loom::sync::{Arc, Notify};
+    use loom::thread::{self, JoinHandle};
+
+    use super::HeapRegion;
+    use crate::spsc::{build, Consumer, Producer, Size, HEADER};
+
+    /// A fresh ring of `size` over a heap region: its producer and its consumer.
+    pub fn pair(size: Size) -> (Producer, Consumer) {
+        let map = HeapRegion::tracking_from(size.bytes(), HEADER);
+        // SAFETY: the region is fresh, page-aligned and holds the ring at offset 0.
+        unsafe { build(&map, 0) };
+        let map = std::sync::Arc::new(map);
+        (
+            Producer::new(map.clone(), 0, size).expect("the ring fits its region"),
+            Consumer::new(map, 0, size).expect("the ring fits its region"),
+        )
+    }
+
+    /// The producer's side: publishes `message`, rings `bell` when the consumer sleeps.
+    pub fn push(tx: &mut Producer, bell: &Notify, message: &[u8]) {
+        if tx.push(&[message]).expect("model messages fit") {
+            bell.notify();
+        }
+    }
+
+    /// A producer thread pushing `messages` in order (ringing `bell` as [`push`] does).
+    pub fn spawn_producer(
+        mut tx: Producer,
+        bell: &Arc<Notify>,
+        messages: Vec<Vec<u8>>,
+    ) -> JoinHandle<()> {
+        let bell = bell.clone();
+        thread::spawn(move || {
+            for m in &messages {
+                push(&mut tx, &bell, m);
+            }
+        })
+    }
+
+    /// Moves both positions on by `n` entries of `len`-byte messages, pushed and taken one by
+    /// one (a ring that has run for a while: the next entries come near its end).
+    pub fn advance(tx: &mut Producer, rx: &mut Consumer, bell: &Notify, n: u8, len: usize) {
+        for i in 0..n {
+            push(tx, bell, &super::message(i, len));
+            assert_eq!(take(rx, bell, 1), vec![super::message(i, len)]);
+        }
+    }
+
+    /// The consumer's side: `n` messages, sleeping on `bell` when the ring is empty, each
+    /// released at the next take.
+    pub fn take(rx: &mut Consumer, bell: &Notify, n: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match rx.take().expect("ring corrupt") {
+                Some(m) => out.push(m.to_vec()),
+                None => {
+                    if rx.prepare_sleep() {
+                        bell.wait();
+                        rx.end_sleep();
+                    }
+                }
+            }
+        }
+        out
+    }
 }

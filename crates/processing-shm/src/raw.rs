@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::{Bound, RangeBounds};
+use std::ops::{Bound, Range, RangeBounds};
 
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -41,28 +41,41 @@ unsafe fn word_at<'a>(at: *const u8) -> &'a AtomicU64 {
     unsafe { &*at.map_addr(|a| a & !(WORD - 1)).cast::<AtomicU64>() }
 }
 
+/// Walks the aligned words that bytes `at..at + len` of a mapping span, in order: `f` gets
+/// each word, the offset in it of the first byte in the span, and where the word's bytes fall
+/// in the span (an aligned 8-byte element is one call with the whole word).
+///
+/// # Safety
+/// `at..at + len` must lie in a live shared mapping (page-aligned, page-granular).
+#[inline]
+unsafe fn for_each_word(
+    at: *const u8,
+    len: usize,
+    mut f: impl FnMut(&AtomicU64, usize, Range<usize>),
+) {
+    let mut done = 0;
+    while done < len {
+        let p = at.wrapping_add(done);
+        let offset = p.addr() % WORD;
+        let n = (WORD - offset).min(len - done);
+        // SAFETY: the word around `p` is in the mapping (caller's promise).
+        f(unsafe { word_at(p) }, offset, done..done + n);
+        done += n;
+    }
+}
+
 /// Copies `dst.len()` bytes from shared memory at `src` with 8-byte atomic loads.
 ///
 /// # Safety
 /// `src..src + dst.len()` must lie in a live shared mapping (page-aligned, page-granular).
 #[inline]
 unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
-    if dst.len() == WORD && (src as usize).is_multiple_of(WORD) {
-        // The common case (an aligned 8-byte element): one load.
-        // SAFETY: the caller's promise.
-        let word = unsafe { word_at(src) }.load(Ordering::Relaxed);
-        dst.copy_from_slice(&word.to_ne_bytes());
-        return;
-    }
-    let mut done = 0;
-    while done < dst.len() {
-        let at = src.wrapping_add(done);
-        let offset = at.addr() % WORD;
-        let n = (WORD - offset).min(dst.len() - done);
-        // SAFETY: the word around `at` is in the mapping (caller's promise).
-        let word = unsafe { word_at(at) }.load(Ordering::Relaxed).to_ne_bytes();
-        dst[done..done + n].copy_from_slice(&word[offset..offset + n]);
-        done += n;
+    // SAFETY: the caller's promise.
+    unsafe {
+        for_each_word(src, dst.len(), |word, offset, part| {
+            let word = word.load(Ordering::Relaxed).to_ne_bytes();
+            dst[part.clone()].copy_from_slice(&word[offset..offset + part.len()]);
+        })
     }
 }
 
@@ -74,33 +87,22 @@ unsafe fn copy_out(src: *const u8, dst: &mut [u8]) {
 /// page-granular).
 #[inline]
 unsafe fn copy_in(dst: *mut u8, src: &[u8]) {
-    if src.len() == WORD && (dst as usize).is_multiple_of(WORD) {
-        // The common case (an aligned 8-byte element): one store.
-        let mut b = [0u8; WORD];
-        b.copy_from_slice(src);
-        // SAFETY: the caller's promise.
-        unsafe { word_at(dst) }.store(u64::from_ne_bytes(b), Ordering::Relaxed);
-        return;
-    }
-    let mut done = 0;
-    while done < src.len() {
-        let at = dst.wrapping_add(done);
-        let offset = at.addr() % WORD;
-        let n = (WORD - offset).min(src.len() - done);
-        // SAFETY: the word around `at` is in the mapping (caller's promise).
-        let word = unsafe { word_at(at) };
-        if n == WORD {
-            let mut b = [0u8; WORD];
-            b.copy_from_slice(&src[done..done + WORD]);
-            word.store(u64::from_ne_bytes(b), Ordering::Relaxed);
-        } else {
-            let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-                let mut b = old.to_ne_bytes();
-                b[offset..offset + n].copy_from_slice(&src[done..done + n]);
-                Some(u64::from_ne_bytes(b))
-            });
-        }
-        done += n;
+    // SAFETY: the caller's promise.
+    unsafe {
+        for_each_word(dst, src.len(), |word, offset, part| {
+            let src = &src[part];
+            if src.len() == WORD {
+                let mut b = [0u8; WORD];
+                b.copy_from_slice(src);
+                word.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+            } else {
+                let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                    let mut b = old.to_ne_bytes();
+                    b[offset..offset + src.len()].copy_from_slice(src);
+                    Some(u64::from_ne_bytes(b))
+                });
+            }
+        })
     }
 }
 

@@ -31,6 +31,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
+use crate::base::SharedBase;
+
 /// The seals every memory file of a region carries (and a received one must carry).
 #[cfg(target_os = "linux")]
 const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
@@ -38,19 +40,13 @@ const SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
 /// A shared mapping of a whole memory file (or plain file), unmapped on drop.
 #[derive(Debug)]
 pub struct Region {
-    base: NonNull<u8>,
+    base: SharedBase,
     len: usize,
     fd: OwnedFd,
     /// Under Miri: the heap bytes standing in for the mapping (see [`Region::heap_pair`]).
     #[cfg(miri)]
-    heap: Option<std::sync::Arc<miri::HeapBytes>>,
+    heap: Option<std::sync::Arc<crate::heap::HeapBytes>>,
 }
-
-// SAFETY: the mapping is plain shared memory owned by this value; access to its bytes is
-// synchronised by the protocol of its user (atomics, single writers), not by thread identity.
-unsafe impl Send for Region {}
-// SAFETY: as for Send; `&Region` only hands out the base pointer and the descriptor.
-unsafe impl Sync for Region {}
 
 impl Region {
     /// A new zero-filled memory file of `len` bytes (`name` shows in `/proc/<pid>/fd`), sealed
@@ -101,7 +97,7 @@ impl Region {
     fn map(fd: OwnedFd, len: usize) -> io::Result<Region> {
         let base = crate::sys::map(fd.as_fd(), len)?;
         Ok(Region {
-            base,
+            base: SharedBase::new(base),
             len,
             fd,
             #[cfg(miri)]
@@ -111,7 +107,7 @@ impl Region {
 
     /// The first byte of the mapping (page-aligned).
     pub fn as_ptr(&self) -> NonNull<u8> {
-        self.base
+        self.base.get()
     }
 
     /// The mapping's size in bytes.
@@ -149,7 +145,7 @@ impl Drop for Region {
         }
         // SAFETY: base/len describe the mapping `map` created; borrows of it are tied to
         // `&self`, so nothing refers to it any more.
-        unsafe { crate::sys::unmap(self.base, self.len) };
+        unsafe { crate::sys::unmap(self.base.get(), self.len) };
     }
 }
 
@@ -157,47 +153,22 @@ impl Drop for Region {
 /// `cargo xtask models`) map theirs over heap bytes instead.
 #[cfg(miri)]
 mod miri {
-    use std::alloc::{alloc_zeroed, dealloc, Layout};
     use std::io;
-    use std::ptr::NonNull;
     use std::sync::Arc;
 
-    use super::Region;
-
-    /// A zero-filled, page-aligned heap buffer.
-    #[derive(Debug)]
-    pub(super) struct HeapBytes {
-        ptr: NonNull<u8>,
-        layout: Layout,
-    }
-
-    // SAFETY: the bytes are shared memory by design; their users synchronise access (as they
-    // do for a mapping), this type only frees them.
-    unsafe impl Send for HeapBytes {}
-    // SAFETY: as above.
-    unsafe impl Sync for HeapBytes {}
-
-    impl Drop for HeapBytes {
-        fn drop(&mut self) {
-            // SAFETY: allocated in `heap_pair` with this layout, freed once (last Arc).
-            unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
-        }
-    }
+    use super::{Region, SharedBase};
+    use crate::heap::HeapBytes;
 
     impl Region {
         /// Under Miri only: two regions over the same `len` zero-filled, page-aligned heap
         /// bytes, as two processes map one memory file. Their descriptors are the two ends of
         /// a socket pair (stand-ins: nothing can map them).
         pub fn heap_pair(len: usize) -> io::Result<(Region, Region)> {
-            let layout = Layout::from_size_align(len.max(1), 4096)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            // SAFETY: the layout has a non-zero size.
-            let ptr = NonNull::new(unsafe { alloc_zeroed(layout) })
-                .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
-            let heap = Arc::new(HeapBytes { ptr, layout });
+            let heap = Arc::new(HeapBytes::new(len)?);
+            let ptr = heap.as_ptr();
             let (a, b) = std::os::unix::net::UnixStream::pair()?;
             let region = |fd: std::os::unix::net::UnixStream| Region {
-                base: ptr,
+                base: SharedBase::new(ptr),
                 len,
                 fd: fd.into(),
                 heap: Some(heap.clone()),

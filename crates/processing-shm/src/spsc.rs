@@ -238,7 +238,7 @@ impl Producer {
             }
             // The consumer is behind (busy, or a slow callback); it releases as it reads.
             rounds += 1;
-            backoff(rounds);
+            crate::model::backoff(rounds, 64, 128, Duration::from_micros(50));
         }
         if skip > 0 {
             // SAFETY: `off` is 8-aligned and below capacity, so 4 bytes fit; the consumer
@@ -423,25 +423,6 @@ impl Consumer {
                 return Err(e);
             }
         }
-    }
-}
-
-/// One round of the producer's wait for room: spin, yield, then short sleeps (a yield under
-/// loom).
-#[inline]
-fn backoff(round: u32) {
-    #[cfg(loom)]
-    {
-        let _ = round;
-        loom::thread::yield_now();
-    }
-    #[cfg(not(loom))]
-    if round < 64 {
-        std::hint::spin_loop();
-    } else if round < 128 {
-        std::thread::yield_now();
-    } else {
-        std::thread::sleep(Duration::from_micros(50));
     }
 }
 

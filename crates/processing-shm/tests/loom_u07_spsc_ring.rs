@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use loom::sync::{Arc, Notify};
 use loom::thread;
-use processing_shm::model::HeapRegion;
-use processing_shm::spsc::{self, Consumer, Producer, Size, HEADER};
+use processing_shm::model::spsc::{advance, pair, spawn_producer, take};
+use processing_shm::model::{builder, message as msg, HeapRegion};
+use processing_shm::spsc::{self, Consumer, Producer, Size};
 
 /// 64 bytes of entries, messages up to 20 bytes (a 24-byte entry).
 const SIZE: Size = Size {
@@ -26,61 +27,31 @@ const SIZE: Size = Size {
 };
 
 fn check(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(2).min(2));
-    builder.check(f);
+    builder(2).check(f);
 }
 
-fn ring() -> (Producer, Consumer) {
-    let map = HeapRegion::tracking_from(SIZE.bytes(), HEADER);
-    // SAFETY: the region is fresh, page-aligned and holds the ring at offset 0.
-    unsafe { spsc::build(&map, 0) };
-    let map = std::sync::Arc::new(map);
-    (
-        Producer::new(map.clone(), 0, SIZE).unwrap(),
-        Consumer::new(map, 0, SIZE).unwrap(),
-    )
+/// A fresh ring of [`SIZE`] and its user's bell.
+fn ring() -> (Producer, Consumer, Arc<Notify>) {
+    let (tx, rx) = pair(SIZE);
+    (tx, rx, Arc::new(Notify::new()))
 }
 
-fn msg(tag: u8, len: usize) -> Vec<u8> {
-    (0..len as u8)
-        .map(|i| tag.wrapping_mul(16).wrapping_add(i))
-        .collect()
-}
-
-/// Takes `n` messages, sleeping on `bell` (the user's own bell) when the ring is empty.
-fn consume(rx: &mut Consumer, bell: &Notify, n: usize) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        match rx.take().expect("ring corrupt") {
-            Some(m) => out.push(m.to_vec()),
-            None => {
-                if rx.prepare_sleep() {
-                    bell.wait();
-                    rx.end_sleep();
-                }
-            }
+/// The next message, waiting for it by yielding (a consumer that does not sleep).
+fn next(rx: &mut Consumer) -> Vec<u8> {
+    loop {
+        if let Some(m) = rx.take().unwrap() {
+            return m.to_vec();
         }
+        thread::yield_now();
     }
-    out
 }
 
 #[test]
 fn u07_spsc_exchange_and_wake_up() {
     check(|| {
-        let (mut tx, mut rx) = ring();
-        let bell = Arc::new(Notify::new());
-        let producer = {
-            let bell = bell.clone();
-            thread::spawn(move || {
-                for m in [msg(1, 3), msg(2, 11)] {
-                    if tx.push(&[&m]).unwrap() {
-                        bell.notify();
-                    }
-                }
-            })
-        };
-        assert_eq!(consume(&mut rx, &bell, 2), vec![msg(1, 3), msg(2, 11)]);
+        let (tx, mut rx, bell) = ring();
+        let producer = spawn_producer(tx, &bell, vec![msg(1, 3), msg(2, 11)]);
+        assert_eq!(take(&mut rx, &bell, 2), vec![msg(1, 3), msg(2, 11)]);
         producer.join().unwrap();
         assert_eq!(rx.take(), Ok(None));
     });
@@ -89,27 +60,17 @@ fn u07_spsc_exchange_and_wake_up() {
 #[test]
 fn u07_spsc_message_of_parts_wraps_at_the_end() {
     check(|| {
-        let (mut tx, mut rx) = ring();
-        let bell = Notify::new();
+        let (mut tx, mut rx, bell) = ring();
         // Six 8-byte entries bring both positions to 48: a 24-byte entry no longer fits
         // before the end (48 + 24 > 64), so the producer writes WRAP there and continues at 0.
-        for i in 0..6 {
-            tx.push(&[&msg(i, 4)]).unwrap();
-            assert_eq!(consume(&mut rx, &bell, 1), vec![msg(i, 4)]);
-        }
+        advance(&mut tx, &mut rx, &bell, 6, 4);
         let producer = thread::spawn(move || {
             let (a, b) = (msg(8, 7), msg(9, 13));
             tx.push(&[&a, &[], &b]).unwrap();
         });
         let mut whole = msg(8, 7);
         whole.extend(msg(9, 13));
-        loop {
-            if let Some(m) = rx.take().unwrap() {
-                assert_eq!(m, &whole[..]);
-                break;
-            }
-            thread::yield_now();
-        }
+        assert_eq!(next(&mut rx), whole);
         producer.join().unwrap();
         assert_eq!(rx.take(), Ok(None));
     });
@@ -118,21 +79,13 @@ fn u07_spsc_message_of_parts_wraps_at_the_end() {
 #[test]
 fn u07_spsc_full_ring_holds_the_producer() {
     check(|| {
-        let (mut tx, mut rx) = ring();
-        let bell = Arc::new(Notify::new());
+        let (mut tx, mut rx, bell) = ring();
         // Two 24-byte entries fill 48 of the 64 bytes: the third wraps (16 bytes skipped) and
         // waits until the consumer released the first (at its next take).
         tx.push(&[&msg(0, 20)]).unwrap();
         tx.push(&[&msg(1, 20)]).unwrap();
-        let producer = {
-            let bell = bell.clone();
-            thread::spawn(move || {
-                if tx.push(&[&msg(2, 20)]).unwrap() {
-                    bell.notify();
-                }
-            })
-        };
-        let got = consume(&mut rx, &bell, 3);
+        let producer = spawn_producer(tx, &bell, vec![msg(2, 20)]);
+        let got = take(&mut rx, &bell, 3);
         assert_eq!(got, (0..3).map(|i| msg(i, 20)).collect::<Vec<_>>());
         producer.join().unwrap();
     });
@@ -141,7 +94,7 @@ fn u07_spsc_full_ring_holds_the_producer() {
 #[test]
 fn u07_spsc_staged_messages_commit_together() {
     check(|| {
-        let (mut tx, mut rx) = ring();
+        let (mut tx, mut rx) = pair(SIZE);
         let producer = thread::spawn(move || {
             tx.write(&[&msg(1, 5)]).unwrap();
             tx.write(&[&msg(2, 6)]).unwrap();
@@ -149,13 +102,7 @@ fn u07_spsc_staged_messages_commit_together() {
         });
         // The first message shows only with the second: once it is there, the second is
         // too, without waiting (one commit published both).
-        let first = loop {
-            if let Some(m) = rx.take().unwrap() {
-                break m.to_vec();
-            }
-            thread::yield_now();
-        };
-        assert_eq!(first, msg(1, 5));
+        assert_eq!(next(&mut rx), msg(1, 5));
         assert_eq!(
             rx.take().unwrap(),
             Some(&msg(2, 6)[..]),
@@ -168,7 +115,7 @@ fn u07_spsc_staged_messages_commit_together() {
 #[test]
 fn u07_spsc_futex_sleeper_is_woken() {
     check(|| {
-        let (mut tx, mut rx) = ring();
+        let (mut tx, mut rx) = pair(SIZE);
         let producer = thread::spawn(move || {
             if tx.push(&[&msg(3, 9)]).unwrap() {
                 tx.wake();
@@ -188,7 +135,7 @@ fn u07_spsc_futex_sleeper_is_woken() {
 #[test]
 fn u07_spsc_too_large_and_misplaced_rings_are_refused() {
     check(|| {
-        let (mut tx, _rx) = ring();
+        let (mut tx, _rx) = pair(SIZE);
         assert_eq!(tx.push(&[&[0u8; 21]]), Err(spsc::TooLarge));
         let map = std::sync::Arc::new(HeapRegion::new(SIZE.bytes()));
         assert!(Producer::new(map.clone(), 64, SIZE).is_err());

@@ -8,7 +8,7 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use loom::thread;
+use loom::thread::{self, JoinHandle};
 use processing_sync::model::*;
 
 fn check(f: impl Fn() + Sync + Send + 'static) {
@@ -72,23 +72,41 @@ fn loom_rlock_recursion_and_exclusion() {
     });
 }
 
+/// A lock, a condition and a flag guarded by the lock, with a thread running `waiter` on them
+/// (holding the lock, which it releases before it returns).
+#[allow(clippy::type_complexity)]
+fn condition_with_waiter<R: Send + 'static>(
+    waiter: impl FnOnce(&LockState, &ConditionState, &UnsafeCell<bool>) -> R + Send + 'static,
+) -> (
+    Arc<LockState>,
+    Arc<ConditionState>,
+    Arc<UnsafeCell<bool>>,
+    JoinHandle<R>,
+) {
+    let lock = Arc::new(lock_new());
+    let cond = Arc::new(ConditionState::new());
+    let flag = Arc::new(UnsafeCell::new(false));
+    let thread = {
+        let (lock, cond, flag) = (lock.clone(), cond.clone(), flag.clone());
+        thread::spawn(move || {
+            rlock_acquire(&lock);
+            let r = waiter(&lock, &cond, &flag);
+            assert!(rlock_release(&lock));
+            r
+        })
+    };
+    (lock, cond, flag, thread)
+}
+
 #[test]
 fn loom_condition_notify_is_not_lost() {
     check(|| {
-        let lock = Arc::new(lock_new());
-        let cond = Arc::new(ConditionState::new());
-        let flag = Arc::new(UnsafeCell::new(false));
-        let waiter = {
-            let (lock, cond, flag) = (lock.clone(), cond.clone(), flag.clone());
-            thread::spawn(move || {
-                rlock_acquire(&lock);
-                // SAFETY: guarded by the lock, which wait re-acquires before returning.
-                while !flag.with(|p| unsafe { *p }) {
-                    cond_wait(&cond, &lock);
-                }
-                assert!(rlock_release(&lock));
-            })
-        };
+        let (lock, cond, flag, waiter) = condition_with_waiter(|lock, cond, flag| {
+            // SAFETY: guarded by the lock, which wait re-acquires before returning.
+            while !flag.with(|p| unsafe { *p }) {
+                cond_wait(cond, lock);
+            }
+        });
         rlock_acquire(&lock);
         // SAFETY: guarded by the lock.
         flag.with_mut(|p| unsafe { *p = true });
@@ -101,23 +119,15 @@ fn loom_condition_notify_is_not_lost() {
 #[test]
 fn loom_condition_grant_matches_wakeup() {
     check(|| {
-        let lock = Arc::new(lock_new());
-        let cond = Arc::new(ConditionState::new());
-        let entered = Arc::new(UnsafeCell::new(false));
-        let waiter = {
-            let (lock, cond, entered) = (lock.clone(), cond.clone(), entered.clone());
-            thread::spawn(move || {
-                rlock_acquire(&lock);
-                // SAFETY: guarded by the lock.
-                entered.with_mut(|p| unsafe { *p = true });
-                // One wait whose deadline passes after its first sleep: notified or not.
-                let notified = cond_wait_once(&cond, &lock);
-                // SAFETY: guarded by the lock (re-acquired by wait).
-                entered.with_mut(|p| unsafe { *p = false });
-                assert!(rlock_release(&lock));
-                notified
-            })
-        };
+        let (lock, cond, entered, waiter) = condition_with_waiter(|lock, cond, entered| {
+            // SAFETY: guarded by the lock.
+            entered.with_mut(|p| unsafe { *p = true });
+            // One wait whose deadline passes after its first sleep: notified or not.
+            let notified = cond_wait_once(cond, lock);
+            // SAFETY: guarded by the lock (re-acquired by wait).
+            entered.with_mut(|p| unsafe { *p = false });
+            notified
+        });
         rlock_acquire(&lock);
         // SAFETY: guarded by the lock.
         let waiting = entered.with(|p| unsafe { *p });
@@ -173,16 +183,24 @@ fn loom_event_wakes_waiter() {
     });
 }
 
+/// Runs `f` on `state` on a second thread and on this one: (this one's result, the other's).
+fn on_two_threads<S, R>(state: &Arc<S>, f: fn(&S) -> R) -> (R, R)
+where
+    S: Send + Sync + 'static,
+    R: Send + 'static,
+{
+    let other = {
+        let state = state.clone();
+        thread::spawn(move || f(&state))
+    };
+    let mine = f(state);
+    (mine, other.join().unwrap())
+}
+
 #[test]
 fn loom_barrier_indexes() {
     check(|| {
-        let barrier = Arc::new(BarrierState::new(2));
-        let other = {
-            let barrier = barrier.clone();
-            thread::spawn(move || barrier_wait(&barrier))
-        };
-        let mine = barrier_wait(&barrier);
-        let theirs = other.join().unwrap();
+        let (mine, theirs) = on_two_threads(&Arc::new(BarrierState::new(2)), barrier_wait);
         let mut idx = [mine, theirs];
         idx.sort_unstable();
         assert_eq!(idx, [0, 1]);
@@ -195,12 +213,7 @@ fn loom_barrier_indexes() {
 fn loom_barrier_withdrawn_arrivals() {
     check(|| {
         let barrier = Arc::new(BarrierState::new(2));
-        let other = {
-            let barrier = barrier.clone();
-            thread::spawn(move || barrier_arrive_and_leave(&barrier))
-        };
-        let mine = barrier_arrive_and_leave(&barrier);
-        let theirs = other.join().unwrap();
+        let (mine, theirs) = on_two_threads(&barrier, barrier_arrive_and_leave);
         assert_eq!(mine, theirs, "one saw the pass complete, the other did not");
         assert_eq!(barrier_n_waiting(&barrier), 0);
     });

@@ -13,10 +13,6 @@ pub(crate) use std::sync::atomic::fence;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
-/// A busy-wait hint (a yield under loom, which must see every spin as a scheduling point).
-#[cfg(target_os = "linux")]
-pub(crate) use processing_shm::model::spin_hint;
-
 /// A scheduling point under loom only, at the top of a retry loop that makes no other one on
 /// some path: loom lets a relaxed load return a stale value again and again until the thread
 /// yields (real hardware makes the new value visible within a short time).
@@ -25,27 +21,7 @@ pub(crate) fn model_yield() {
     processing_shm::model::yield_under_loom_or(|| ());
 }
 
-/// Gives up the CPU (a loom yield under loom).
-#[cfg(target_os = "linux")]
-#[inline]
-pub(crate) fn yield_now() {
-    processing_shm::model::yield_under_loom_or(std::thread::yield_now);
-}
-
 #[cfg(target_os = "linux")]
 pub(crate) use processing_shm::model::{futex_wait, futex_wake};
 /// The copy reports and futex calls of the seam (one copy, in processing-shm).
 pub(crate) use processing_shm::model::{read, wrote};
-
-/// A short sleep in a waiting loop (a yield under loom).
-#[cfg(target_os = "linux")]
-#[inline]
-pub(crate) fn nap(d: std::time::Duration) {
-    #[cfg(loom)]
-    {
-        let _ = d;
-        loom::thread::yield_now();
-    }
-    #[cfg(not(loom))]
-    std::thread::sleep(d);
-}

@@ -12,39 +12,51 @@
 
 use loom::sync::Arc;
 use loom::thread;
+use processing_shm::model::{builder, message as msg};
 use processing_transport::model::{Fail, QueueRing};
 
 fn check(f: impl Fn() + Sync + Send + 'static) {
-    check_bounded(2, f);
+    builder(2).check(f);
 }
 
-/// `LOOM_MAX_PREEMPTIONS` (the loom leg sets 2), capped at `max`.
-fn check_bounded(max: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(max).min(max));
-    builder.check(f);
+/// A producer thread puts `items` (waiting for room) while this thread gets them (waiting for
+/// each): they arrive whole and in order.
+fn exchange(q: &Arc<QueueRing>, items: Vec<Vec<u8>>) {
+    let producer = {
+        let (q, items) = (q.clone(), items.clone());
+        thread::spawn(move || {
+            for item in &items {
+                q.put(item, true).unwrap();
+            }
+        })
+    };
+    for item in &items {
+        assert_eq!(&q.get(true).unwrap(), item);
+    }
+    producer.join().unwrap();
 }
 
-fn msg(tag: u8, len: usize) -> Vec<u8> {
-    (0..len as u8)
-        .map(|i| tag.wrapping_mul(16).wrapping_add(i))
-        .collect()
+/// `wait` (a get or put that waits) runs on another thread while this one closes the ring: it
+/// ends with `Closed`.
+fn close_ends<T>(
+    q: &Arc<QueueRing>,
+    wait: impl FnOnce(&QueueRing) -> Result<T, Fail> + Send + 'static,
+) where
+    T: std::fmt::Debug + PartialEq + Send + 'static,
+{
+    let waiter = {
+        let q = q.clone();
+        thread::spawn(move || wait(&q))
+    };
+    q.close();
+    assert_eq!(waiter.join().unwrap(), Err(Fail::Closed));
 }
 
 #[test]
 fn u02_queue_ring_exchange_keeps_order_and_bytes() {
     check(|| {
         let q = Arc::new(QueueRing::new(64, 0));
-        let producer = {
-            let q = q.clone();
-            thread::spawn(move || {
-                q.put(&msg(1, 5), true).unwrap();
-                q.put(&msg(2, 8), true).unwrap();
-            })
-        };
-        assert_eq!(q.get(true).unwrap(), msg(1, 5));
-        assert_eq!(q.get(true).unwrap(), msg(2, 8));
-        producer.join().unwrap();
+        exchange(&q, vec![msg(1, 5), msg(2, 8)]);
         assert_eq!(q.get(false), Err(Fail::WouldBlock));
     });
 }
@@ -60,16 +72,7 @@ fn u02_queue_ring_wraps_with_a_skip_frame() {
             q.put(&msg(i, 8), false).unwrap();
             assert_eq!(q.get(false).unwrap(), msg(i, 8));
         }
-        let producer = {
-            let q = q.clone();
-            thread::spawn(move || {
-                q.put(&msg(7, 8), true).unwrap();
-                q.put(&msg(8, 8), true).unwrap();
-            })
-        };
-        assert_eq!(q.get(true).unwrap(), msg(7, 8));
-        assert_eq!(q.get(true).unwrap(), msg(8, 8));
-        producer.join().unwrap();
+        exchange(&q, vec![msg(7, 8), msg(8, 8)]);
     });
 }
 
@@ -78,16 +81,7 @@ fn u02_queue_ring_full_ring_holds_the_producer() {
     check(|| {
         // One item at most: the second put waits until the consumer took the first.
         let q = Arc::new(QueueRing::new(32, 1));
-        let producer = {
-            let q = q.clone();
-            thread::spawn(move || {
-                q.put(&msg(1, 4), true).unwrap();
-                q.put(&msg(2, 4), true).unwrap();
-            })
-        };
-        assert_eq!(q.get(true).unwrap(), msg(1, 4));
-        assert_eq!(q.get(true).unwrap(), msg(2, 4));
-        producer.join().unwrap();
+        exchange(&q, vec![msg(1, 4), msg(2, 4)]);
         assert!(q.is_empty());
     });
 }
@@ -95,13 +89,7 @@ fn u02_queue_ring_full_ring_holds_the_producer() {
 #[test]
 fn u02_queue_ring_close_ends_a_waiting_consumer() {
     check(|| {
-        let q = Arc::new(QueueRing::new(32, 0));
-        let consumer = {
-            let q = q.clone();
-            thread::spawn(move || q.get(true))
-        };
-        q.close();
-        assert_eq!(consumer.join().unwrap(), Err(Fail::Closed));
+        close_ends(&Arc::new(QueueRing::new(32, 0)), |q| q.get(true));
     });
 }
 
@@ -110,12 +98,7 @@ fn u02_queue_ring_close_ends_a_producer_waiting_for_room() {
     check(|| {
         let q = Arc::new(QueueRing::new(32, 1));
         q.put(&msg(1, 4), false).unwrap();
-        let producer = {
-            let q = q.clone();
-            thread::spawn(move || q.put(&msg(2, 4), true))
-        };
-        q.close();
-        assert_eq!(producer.join().unwrap(), Err(Fail::Closed));
+        close_ends(&q, |q| q.put(&msg(2, 4), true));
         // What was committed before the close is still there.
         assert_eq!(q.get(false).unwrap(), msg(1, 4));
     });
@@ -126,7 +109,7 @@ fn u02_queue_ring_close_ends_a_producer_waiting_for_room() {
 /// runs with one, which still covers every interleaving with one forced switch.
 #[test]
 fn u02_queue_ring_two_producers_one_consumer() {
-    check_bounded(1, || {
+    builder(1).check(|| {
         let q = Arc::new(QueueRing::new(64, 0));
         let producers: Vec<_> = (1..=2u8)
             .map(|tag| {

@@ -16,29 +16,36 @@
 use std::io;
 
 use loom::thread;
-use processing_transport::model::pipe_pair;
+use processing_shm::model::builder;
+use processing_transport::model::{pipe_pair, PipeEnd};
 
 fn check(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(2).min(2));
-    builder.check(f);
+    builder(2).check(f);
 }
 
 fn bytes(from: u8, n: usize) -> Vec<u8> {
     (0..n as u8).map(|i| from.wrapping_add(i)).collect()
 }
 
+/// The writing end `b` sends `chunks` on another thread (and stays open until it has sent
+/// them all) while `a` reads them as one run of bytes.
+fn stream(a: &PipeEnd, b: PipeEnd, chunks: Vec<Vec<u8>>) {
+    let all = chunks.concat();
+    let writer = thread::spawn(move || {
+        for chunk in &chunks {
+            b.send(chunk).unwrap();
+        }
+        b
+    });
+    assert_eq!(a.recv(all.len()).unwrap(), all);
+    drop(writer.join().unwrap());
+}
+
 #[test]
 fn u04_pipe_ring_exchange_in_order() {
     check(|| {
         let (a, b) = pipe_pair(16).unwrap();
-        let writer = thread::spawn(move || {
-            b.send(&bytes(1, 3)).unwrap();
-            b.send(&bytes(4, 2)).unwrap();
-            b
-        });
-        assert_eq!(a.recv(5).unwrap(), bytes(1, 5));
-        drop(writer.join().unwrap());
+        stream(&a, b, vec![bytes(1, 3), bytes(4, 2)]);
     });
 }
 
@@ -52,12 +59,7 @@ fn u04_pipe_ring_wraps_at_the_end() {
             b.send(&bytes(10 * i, 4)).unwrap();
             assert_eq!(a.recv(4).unwrap(), bytes(10 * i, 4));
         }
-        let writer = thread::spawn(move || {
-            b.send(&bytes(50, 6)).unwrap();
-            b
-        });
-        assert_eq!(a.recv(6).unwrap(), bytes(50, 6));
-        drop(writer.join().unwrap());
+        stream(&a, b, vec![bytes(50, 6)]);
     });
 }
 
@@ -66,12 +68,7 @@ fn u04_pipe_ring_full_ring_holds_the_writer() {
     check(|| {
         // 8 bytes of ring, 12 bytes sent: the writer sleeps for room at least once.
         let (a, b) = pipe_pair(8).unwrap();
-        let writer = thread::spawn(move || {
-            b.send(&bytes(1, 12)).unwrap();
-            b
-        });
-        assert_eq!(a.recv(12).unwrap(), bytes(1, 12));
-        drop(writer.join().unwrap());
+        stream(&a, b, vec![bytes(1, 12)]);
     });
 }
 

@@ -13,14 +13,14 @@
 #![cfg(loom)]
 
 use loom::thread;
+use processing_shm::model::builder;
 use processing_transport::model::ChainQueue;
 
 /// Bytes of each queue ring (the smallest a chain segment may have).
 const RING: u64 = 1024;
 
 fn check(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(2).min(2));
+    let mut builder = builder(2);
     // Every byte of a segment name in shared memory is an atomic (a branch of the model).
     builder.max_branches = 100_000;
     builder.check(f);
@@ -52,6 +52,19 @@ fn full_queue() -> (ChainQueue, ChainQueue) {
 /// put an item into the ring and the next one into a new chain, then saw the chain active and
 /// took the chain's item first: `Ring::get` now reads the commit again after seeing the chain
 /// active.)
+/// Gets items `0..n` in order, waiting for each, while a producer thread may still put; then
+/// joins it.
+fn drain_in_order<T>(consumer: &ChainQueue, n: u8, producer: thread::JoinHandle<T>) -> T {
+    for tag in 0..n {
+        assert_eq!(
+            consumer.get(true).unwrap(),
+            item(consumer, tag),
+            "item {tag}"
+        );
+    }
+    producer.join().unwrap()
+}
+
 #[test]
 fn u06_queue_chain_ring_to_chain_and_back_keeps_order() {
     check(|| {
@@ -62,14 +75,7 @@ fn u06_queue_chain_ring_to_chain_and_back_keeps_order() {
             }
             producer
         });
-        for tag in 0..7 {
-            assert_eq!(
-                consumer.get(true).unwrap(),
-                item(&consumer, tag),
-                "item {tag}"
-            );
-        }
-        let producer = producer.join().unwrap();
+        let producer = drain_in_order(&consumer, 7, producer);
         // Drained: the chain ends (at the latest at this get), and the next put goes to the
         // ring.
         assert!(consumer.get(false).is_err());
@@ -101,14 +107,7 @@ fn u06_queue_chain_extends_while_consumer_drains_and_removes() {
             producer.put(&item(&producer, 8)).unwrap();
             producer
         });
-        for tag in 0..9 {
-            assert_eq!(
-                consumer.get(true).unwrap(),
-                item(&consumer, tag),
-                "item {tag}"
-            );
-        }
-        let producer = producer.join().unwrap();
+        let producer = drain_in_order(&consumer, 9, producer);
         assert!(consumer.is_empty());
         assert!(consumer.get(false).is_err());
         assert!(!consumer.chain_active());

@@ -6,6 +6,8 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
+use crate::os::cvt;
+
 /// Whether `fd` is ready for reading (or writing) now, without waiting (`poll` with a zero
 /// timeout); an error, hang-up or invalid descriptor counts as ready (the next call tells).
 pub(crate) fn ready_now(fd: BorrowedFd<'_>, readable: bool) -> bool {
@@ -29,14 +31,6 @@ pub(crate) struct Poller {
     epoll: OwnedFd,
     /// A `File` only to read its 8-byte expiry count with std's `Read`.
     timer: File,
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 /// A new epoll set and a new non-blocking monotonic timerfd, both close-on-exec.

@@ -12,7 +12,7 @@ pub(crate) use futex::{futex_wait, futex_wake};
 pub(crate) use unix::private_runtime_dir;
 #[cfg(unix)]
 pub use unix::{
-    fd_is_open, ignore_signal, kill, poll, recv, recv_spare, send, set_cloexec, sysconf, uid,
+    cvt, fd_is_open, ignore_signal, kill, poll, recv, recv_spare, send, set_cloexec, sysconf, uid,
     waitpid,
 };
 #[cfg(unix)]

@@ -113,17 +113,8 @@ pub fn send_with_fds(
             raw.len(),
         );
     }
-    loop {
-        // SAFETY: msg and everything it points to (iov, data, control) live across the call.
-        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    // SAFETY: msg and everything it points to (iov, data, control) live across the call.
+    count_retrying(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })
 }
 
 /// Receives into `buf` from `sock`, collecting any descriptors that arrived (close-on-exec set).
@@ -140,17 +131,10 @@ pub fn recv_with_fds(
         iov_len: buf.len(),
     };
     let mut msg = msghdr(&mut iov, &mut control, space);
-    let n = loop {
-        // SAFETY: msg points at a writable buffer and control area that live across the call.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags | cmsg_cloexec()) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    };
+    // SAFETY: msg points at a writable buffer and control area that live across the call.
+    let n = count_retrying(|| unsafe {
+        libc::recvmsg(sock.as_raw_fd(), &mut msg, flags | cmsg_cloexec())
+    })?;
     let mut fds = Vec::new();
     // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed cmsgs;
     // the CMSG_* macros walk exactly that area; every SCM_RIGHTS descriptor is a fresh
@@ -236,11 +220,38 @@ impl std::error::Error for InsecureDir {}
 // wrapper is safe: it takes buffers as slices and descriptors as `BorrowedFd`, and returns the
 // OS error as it came.
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+/// The result of a libc call that returns a negative number on failure (and sets `errno`):
+/// `Ok` of what it returned, or the OS error. For the calls of the crates above that this
+/// module does not wrap (each crate's `sys/` seam).
+///
+/// ```
+/// // SAFETY: getpid takes nothing and cannot fail.
+/// let pid = processing::core::os::cvt(unsafe { libc::getpid() }).unwrap();
+/// assert_eq!(pid as u32, std::process::id());
+/// // SAFETY: closing descriptor -1 touches nothing; it fails with EBADF.
+/// let e = processing::core::os::cvt(unsafe { libc::close(-1) }).unwrap_err();
+/// assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+/// ```
+pub fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(r)
+    }
+}
+
+/// Runs a call that returns a byte count, or a negative number with `errno` set, again while it
+/// is interrupted: the count, or the OS error.
+fn count_retrying(mut call: impl FnMut() -> libc::ssize_t) -> io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
     }
 }
 
@@ -347,17 +358,10 @@ pub fn fd_is_open(fd: RawFd) -> bool {
 /// assert_eq!(processing::core::os::recv(b.as_fd(), &mut buf, 0).unwrap(), 2);
 /// ```
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
+    count_retrying(|| unsafe {
+        libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags)
+    })
 }
 
 /// Like [`recv`], into the spare capacity of `v` (at most `max` bytes), which grows by the
@@ -379,26 +383,19 @@ pub fn recv_spare(
     flags: i32,
 ) -> io::Result<usize> {
     let max = max.min(v.capacity() - v.len());
-    loop {
+    count_retrying(|| {
         let spare = v.spare_capacity_mut().as_mut_ptr();
         // SAFETY: the kernel writes at most `max` bytes at `spare`, the spare capacity of `v`,
         // which has room for them; on success exactly `n <= max` of them are initialised, so
         // the length may grow by `n`.
-        let n = unsafe {
+        unsafe {
             let n = libc::recv(fd.as_raw_fd(), spare.cast(), max, flags);
             if n >= 0 {
                 v.set_len(v.len() + n as usize);
             }
             n
-        };
-        if n >= 0 {
-            return Ok(n as usize);
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    })
 }
 
 /// Sends `data` on socket `fd` with `flags` (`send(2)`; `MSG_NOSIGNAL`, ...). Returns the
@@ -410,17 +407,10 @@ pub fn recv_spare(
 /// assert_eq!(processing::core::os::send(a.as_fd(), b"hi", libc::MSG_NOSIGNAL).unwrap(), 2);
 /// ```
 pub fn send(fd: BorrowedFd<'_>, data: &[u8], flags: i32) -> io::Result<usize> {
-    loop {
-        // SAFETY: `data` is valid for reads of `data.len()` bytes for the whole call.
-        let n = unsafe { libc::send(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), flags) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    // SAFETY: `data` is valid for reads of `data.len()` bytes for the whole call.
+    count_retrying(|| unsafe {
+        libc::send(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), flags)
+    })
 }
 
 /// Makes this process ignore `signal` (`signal(signal, SIG_IGN)`), as the Rust runtime does

@@ -396,20 +396,11 @@ pub fn peek_named_pipe(pipe: BorrowedHandle<'_>) -> io::Result<u32> {
 /// # }
 /// ```
 pub fn read_handle(file: BorrowedHandle<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-    let mut n = 0u32;
-    // SAFETY: `buf` is valid for writes of `len <= buf.len()` bytes; `n` receives the count;
-    // synchronous I/O (no OVERLAPPED) on a handle open for the call.
-    check(unsafe {
-        ReadFile(
-            file.as_raw_handle() as HANDLE,
-            buf.as_mut_ptr(),
-            len,
-            &mut n,
-            std::ptr::null_mut(),
-        )
-    })?;
-    Ok(n as usize)
+    let file = file.as_raw_handle() as HANDLE;
+    // SAFETY: `buf` is valid for writes of `len <= buf.len()` bytes.
+    sync_io(buf.len(), |len, n| unsafe {
+        ReadFile(file, buf.as_mut_ptr(), len, n, std::ptr::null_mut())
+    })
 }
 
 /// Writes at most `data.len()` bytes (capped at `u32::MAX`) to `file` (`WriteFile`,
@@ -425,18 +416,19 @@ pub fn read_handle(file: BorrowedHandle<'_>, buf: &mut [u8]) -> io::Result<usize
 /// # }
 /// ```
 pub fn write_handle(file: BorrowedHandle<'_>, data: &[u8]) -> io::Result<usize> {
-    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    let file = file.as_raw_handle() as HANDLE;
+    // SAFETY: `data` is valid for reads of `len <= data.len()` bytes.
+    sync_io(data.len(), |len, n| unsafe {
+        WriteFile(file, data.as_ptr(), len, n, std::ptr::null_mut())
+    })
+}
+
+/// One synchronous (no OVERLAPPED) `ReadFile` or `WriteFile`, `call`, of a buffer of `len`
+/// bytes on a handle open for the call: `call` gets the length capped at `u32::MAX` and where
+/// to put the count. Returns the count, or the OS error.
+fn sync_io(len: usize, call: impl FnOnce(u32, &mut u32) -> i32) -> io::Result<usize> {
+    let len = u32::try_from(len).unwrap_or(u32::MAX);
     let mut n = 0u32;
-    // SAFETY: `data` is valid for reads of `len <= data.len()` bytes; `n` receives the count;
-    // synchronous I/O (no OVERLAPPED) on a handle open for the call.
-    check(unsafe {
-        WriteFile(
-            file.as_raw_handle() as HANDLE,
-            data.as_ptr(),
-            len,
-            &mut n,
-            std::ptr::null_mut(),
-        )
-    })?;
+    check(call(len, &mut n))?;
     Ok(n as usize)
 }

@@ -6,20 +6,15 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
+use crate::base::SharedBase;
 use crate::error::ShmError;
 
 /// One mapped segment; unmapped on drop (the name is removed only by [`Segment::unlink_name`]).
 #[derive(Debug)]
 pub(crate) struct Segment {
-    base: NonNull<u8>,
+    base: SharedBase,
     len: usize,
 }
-
-// SAFETY: the mapping is plain shared memory; access to its bytes is synchronised by the
-// users of the segment (atomics or the caller's own discipline), not by thread identity.
-unsafe impl Send for Segment {}
-// SAFETY: as for Send; `Segment` itself has no interior state besides the pointer.
-unsafe impl Sync for Segment {}
 
 fn c_name(name: &str) -> Result<CString, ShmError> {
     CString::new(format!("/{name}")).map_err(|_| ShmError::InvalidName(name.to_string()))
@@ -87,7 +82,10 @@ impl Segment {
         }
         // The mapping (if any) keeps the object alive after the descriptor closes.
         match map(file.as_fd(), len) {
-            Ok(base) => Ok(Segment { base, len }),
+            Ok(base) => Ok(Segment {
+                base: SharedBase::new(base),
+                len,
+            }),
             Err(e) => Err(cleanup(ShmError::Io(e))),
         }
     }
@@ -111,7 +109,10 @@ impl Segment {
             return Err(ShmError::Invalid(name.to_string()));
         }
         map(file.as_fd(), len)
-            .map(|base| Segment { base, len })
+            .map(|base| Segment {
+                base: SharedBase::new(base),
+                len,
+            })
             .map_err(ShmError::Io)
     }
 
@@ -134,7 +135,7 @@ impl Segment {
     }
 
     pub(crate) fn base(&self) -> NonNull<u8> {
-        self.base
+        self.base.get()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -145,7 +146,7 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         // SAFETY: base/len describe a mapping created by `map` and not unmapped before.
-        unsafe { unmap(self.base, self.len) };
+        unsafe { unmap(self.base.get(), self.len) };
     }
 }
 

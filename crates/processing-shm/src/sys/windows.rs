@@ -36,6 +36,7 @@ use windows_sys::Win32::System::Memory::{
 };
 use windows_sys::Win32::System::Threading::{GetProcessTimes, PROCESS_QUERY_LIMITED_INFORMATION};
 
+use crate::base::SharedBase;
 use crate::error::ShmError;
 use crate::segment::{header, HEADER_SIZE};
 
@@ -44,16 +45,10 @@ use crate::segment::{header, HEADER_SIZE};
 pub(crate) struct Segment {
     /// `Some` until drop, which closes it before it retries a delayed delete.
     section: Option<OwnedHandle>,
-    base: NonNull<u8>,
+    base: SharedBase,
     len: usize,
     name: String,
 }
-
-// SAFETY: the view is plain shared memory and the section handle is a process-wide kernel
-// handle; neither is tied to a thread.
-unsafe impl Send for Segment {}
-// SAFETY: as for Send; access to the bytes is synchronised by the segment's users.
-unsafe impl Sync for Segment {}
 
 /// Names whose file could not be deleted while this process still mapped it.
 static DELETE_LATER: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -181,7 +176,7 @@ impl Segment {
         match map_view(section.as_handle(), len) {
             Ok(base) => Ok(Segment {
                 section: Some(section),
-                base,
+                base: SharedBase::new(base),
                 len,
                 name: name.to_string(),
             }),
@@ -225,7 +220,7 @@ impl Segment {
         let base = map_view(section.as_handle(), len).map_err(ShmError::Io)?;
         Ok(Segment {
             section: Some(section),
-            base,
+            base: SharedBase::new(base),
             len,
             name: name.to_string(),
         })
@@ -253,7 +248,7 @@ impl Segment {
     }
 
     pub(crate) fn base(&self) -> NonNull<u8> {
-        self.base
+        self.base.get()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -273,7 +268,7 @@ fn create_error(name: &str, code: u32, len: usize) -> ShmError {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        unmap(self.base);
+        unmap(self.base.get());
         drop(self.section.take());
         let mut later = DELETE_LATER.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = later.iter().position(|n| *n == self.name) {

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::lock::{LockState, Me};
-use super::{capped, expired, SharedState, POLL};
+use super::{capped, counted_sleep, expired, SharedState, POLL};
 use crate::loom::{AtomicU32, Ordering};
 use crate::sys::{self, Parker};
 
@@ -237,11 +237,8 @@ impl BarrierState {
 
         let mut last_check = Instant::now();
         loop {
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            if self.generation.load(Ordering::SeqCst) == g {
-                park.wait(SLOT, &self.generation, g, Some(capped(deadline, POLL)));
-            }
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            let timeout = Some(capped(deadline, POLL));
+            counted_sleep(park, SLOT, &self.sleepers, &self.generation, g, timeout);
             if self.generation.load(Ordering::Acquire) != g {
                 return self.outcome(g, index);
             }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{expired, remaining, SharedState};
+use super::{counted_sleep, expired, remaining, SharedState};
 use crate::loom::{AtomicU32, Ordering};
 use crate::sys::Parker;
 
@@ -52,11 +52,8 @@ impl EventState {
             if expired(deadline) {
                 return false;
             }
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            if self.flag.load(Ordering::SeqCst) == 0 {
-                park.wait(SLOT, &self.flag, 0, remaining(deadline));
-            }
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            let timeout = remaining(deadline);
+            counted_sleep(park, SLOT, &self.sleepers, &self.flag, 0, timeout);
         }
     }
 }

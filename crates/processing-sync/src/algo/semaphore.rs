@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{expired, remaining, SharedState};
+use super::{counted_sleep, expired, remaining, SharedState};
 use crate::loom::{spin_hint, AtomicU32, Ordering, SPIN};
 use crate::sys::Parker;
 
@@ -64,11 +64,8 @@ impl SemaphoreState {
             if expired(deadline) {
                 return false;
             }
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            if self.value.load(Ordering::SeqCst) == 0 {
-                park.wait(SLOT, &self.value, 0, remaining(deadline));
-            }
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            let timeout = remaining(deadline);
+            counted_sleep(park, SLOT, &self.sleepers, &self.value, 0, timeout);
             if self.try_acquire() {
                 return true;
             }

@@ -21,6 +21,18 @@ pub(crate) enum RingEnd {}
 /// The lock type of the ring API (never constructed here).
 pub(crate) struct RingLock<'a>(PhantomData<&'a ()>);
 
+/// `&self` methods of the uninhabited `RingEnd`, the ring API of `ring.rs` by signature: none
+/// can be called (there is no value to call it on), so each body is the empty match.
+macro_rules! unreachable_methods {
+    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;)*) => {
+        $(
+            pub(crate) fn $name(&self $(, $arg: $ty)*) -> $ret {
+                match *self {}
+            }
+        )*
+    };
+}
+
 fn unsupported() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
@@ -37,69 +49,25 @@ impl RingEnd {
         Err(unsupported())
     }
 
-    pub(crate) fn memfd(&self) -> BorrowedOsHandle<'_> {
-        match *self {}
-    }
-
-    pub(crate) fn side(&self) -> u8 {
-        match *self {}
-    }
-
-    pub(crate) fn lock_write(&self) -> RingLock<'_> {
-        match *self {}
-    }
-
-    pub(crate) fn lock_read(&self) -> RingLock<'_> {
-        match *self {}
-    }
-
-    pub(crate) fn read(
-        &self,
-        _dst: &mut [MaybeUninit<u8>],
-        _stream: &Stream,
-        _handles: &mut Vec<OwnedOsHandle>,
-    ) -> io::Result<usize> {
-        match *self {}
-    }
-
-    pub(crate) fn read_bytes(
-        &self,
-        _dst: &mut [u8],
-        _stream: &Stream,
-        _handles: &mut Vec<OwnedOsHandle>,
-    ) -> io::Result<usize> {
-        match *self {}
-    }
-
-    pub(crate) fn arm(
-        &self,
-        _stream: &Stream,
-        _handles: &mut Vec<OwnedOsHandle>,
-    ) -> io::Result<bool> {
-        match *self {}
-    }
-
-    pub(crate) fn drain(
-        &self,
-        _stream: &Stream,
-        _handles: &mut Vec<OwnedOsHandle>,
-    ) -> io::Result<()> {
-        match *self {}
-    }
-
-    pub(crate) fn readable_now(&self) -> bool {
-        match *self {}
-    }
-
-    pub(crate) fn write_all(&self, _data: &[u8], _stream: &Stream) -> io::Result<()> {
-        match *self {}
-    }
-
-    pub(crate) fn send_handles(
-        &self,
-        _stream: &Stream,
-        _handles: &[OwnedOsHandle],
-    ) -> io::Result<()> {
-        match *self {}
+    unreachable_methods! {
+        fn memfd() -> BorrowedOsHandle<'_>;
+        fn side() -> u8;
+        fn lock_write() -> RingLock<'_>;
+        fn lock_read() -> RingLock<'_>;
+        fn read(
+            _dst: &mut [MaybeUninit<u8>],
+            _stream: &Stream,
+            _handles: &mut Vec<OwnedOsHandle>,
+        ) -> io::Result<usize>;
+        fn read_bytes(
+            _dst: &mut [u8],
+            _stream: &Stream,
+            _handles: &mut Vec<OwnedOsHandle>,
+        ) -> io::Result<usize>;
+        fn arm(_stream: &Stream, _handles: &mut Vec<OwnedOsHandle>) -> io::Result<bool>;
+        fn drain(_stream: &Stream, _handles: &mut Vec<OwnedOsHandle>) -> io::Result<()>;
+        fn readable_now() -> bool;
+        fn write_all(_data: &[u8], _stream: &Stream) -> io::Result<()>;
+        fn send_handles(_stream: &Stream, _handles: &[OwnedOsHandle]) -> io::Result<()>;
     }
 }

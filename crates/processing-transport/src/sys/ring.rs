@@ -260,35 +260,39 @@ fn lock_ring(control: &Control, which: Which) -> RingLock<'_> {
                 return RingLock { control, which };
             }
         }
-        if round < 64 {
-            crate::loom::spin_hint();
-        } else if round < 256 {
-            crate::loom::yield_now();
-        } else {
-            crate::loom::nap(Duration::from_micros(50));
-        }
+        processing_shm::model::backoff(round, 64, 256, Duration::from_micros(50));
     }
 }
 
 impl RingEnd {
     /// A fresh memfd with both rings, mapped once for each side.
     pub(crate) fn pair() -> io::Result<(RingEnd, RingEnd)> {
-        let capacity = CAPACITY;
+        let (a, b) = RingEnd::fresh_file(c"processing-pipe", CAPACITY)?;
+        Ok(RingEnd::over(a, b, CAPACITY))
+    }
+
+    /// A fresh memory file named `name` for rings of `capacity` bytes, mapped twice (one
+    /// mapping for each end). The size is sealed: no holder can shrink the file under
+    /// another's mapping (which would turn that one's accesses into SIGBUS).
+    fn fresh_file(name: &std::ffi::CStr, capacity: usize) -> io::Result<(Region, Region)> {
         let len = total_len(capacity);
-        // The size is sealed: no holder can shrink the file under another's mapping (which
-        // would turn that one's accesses into SIGBUS).
-        let region = Region::anonymous(c"processing-pipe", len)?;
-        let other = Region::from_fd(region.fd().try_clone_to_owned()?, len)?;
-        let a = RingEnd::new(region, 0, capacity);
-        // SAFETY: the file was just created and sized; the header area is ours to initialise
-        // before any other party can see the descriptor.
+        let a = Region::anonymous(name, len)?;
+        let b = Region::from_fd(a.fd().try_clone_to_owned()?, len)?;
+        Ok((a, b))
+    }
+
+    /// The two ends over `a` and `b`, two mappings of one fresh file holding rings of
+    /// `capacity` bytes; writes the file's header (magic, capacity) through `a`.
+    fn over(a: Region, b: Region, capacity: usize) -> (RingEnd, RingEnd) {
+        let a = RingEnd::new(a, 0, capacity);
+        // SAFETY: the file was just created and sized; the header words lie in its first page,
+        // ours to initialise before any other party can see the descriptor.
         unsafe {
             let h = a.base.as_ptr().cast::<u64>();
             h.write(MAGIC);
             h.add(1).write(capacity as u64);
         }
-        let b = RingEnd::new(other, 1, capacity);
-        Ok((a, b))
+        (a, RingEnd::new(b, 1, capacity))
     }
 
     fn new(region: Region, side: u8, capacity: usize) -> RingEnd {
@@ -381,25 +385,30 @@ impl RingEnd {
 
     /// Bytes waiting in the incoming ring (an error if the counters are impossible).
     fn available(&self) -> io::Result<usize> {
-        let c = self.control(self.in_ring());
-        let tail = c.tail.0.load(Ordering::Acquire);
-        let head = c.head.0.load(Ordering::Relaxed);
+        // The writer's tail with Acquire: the bytes it published are visible.
+        self.used(self.in_ring(), Ordering::Acquire, Ordering::Relaxed)
+    }
+
+    /// Free bytes in the outgoing ring (an error if the counters are impossible).
+    fn room(&self) -> io::Result<usize> {
+        // The reader's head with Acquire: it is done with the bytes it released.
+        let used = self.used(self.out_ring(), Ordering::Relaxed, Ordering::Acquire)?;
+        Ok(self.capacity - used)
+    }
+
+    /// Bytes between `head` and `tail` of `ring`, each counter loaded with its ordering (the
+    /// peer's Acquire, this end's own Relaxed); an error if they are impossible (more than the
+    /// ring holds).
+    #[inline]
+    fn used(&self, ring: u8, tail: Ordering, head: Ordering) -> io::Result<usize> {
+        let c = self.control(ring);
+        let tail = c.tail.0.load(tail);
+        let head = c.head.0.load(head);
         let n = tail.wrapping_sub(head);
         if n > self.capacity as u64 {
             return Err(corrupt());
         }
         Ok(n as usize)
-    }
-
-    fn room(&self) -> io::Result<usize> {
-        let c = self.control(self.out_ring());
-        let head = c.head.0.load(Ordering::Acquire);
-        let tail = c.tail.0.load(Ordering::Relaxed);
-        let used = tail.wrapping_sub(head);
-        if used > self.capacity as u64 {
-            return Err(corrupt());
-        }
-        Ok(self.capacity - used as usize)
     }
 
     /// Takes the cross-process write lock of the outgoing ring.
@@ -708,8 +717,7 @@ mod tests {
 
     #[test]
     fn impossible_counters_are_an_error_not_an_overrun() {
-        let (a, b) = RingEnd::pair().unwrap();
-        let (sa, _sb) = Stream::pair().unwrap();
+        let (a, b, sa, _sb) = test_pair(CAPACITY);
         // A hostile writer claims more bytes than the ring holds.
         b.control(b.out_ring())
             .tail
@@ -736,10 +744,14 @@ mod tests {
         Owner { pid, stamp: 7 }
     }
 
+    /// Asserts that `e` reports a torn stream.
+    fn assert_torn(e: &io::Error) {
+        assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+    }
+
     #[test]
     fn a_reader_dead_mid_message_tears_the_stream() {
-        let (a, b) = RingEnd::pair().unwrap();
-        let (sa, sb) = Stream::pair().unwrap();
+        let (a, b, sa, sb) = test_pair(CAPACITY);
         b.write_all(&[1, 2, 3, 4, 5, 6, 7, 8], &sb).unwrap();
         // A reader of `a`'s end read 3 bytes of a message, then died holding the read lock.
         {
@@ -752,13 +764,12 @@ mod tests {
         let _g = a.lock_read();
         let mut rest = [0u8; 5];
         let e = a.read_bytes(&mut rest, &sa, &mut Vec::new()).unwrap_err();
-        assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+        assert_torn(&e);
     }
 
     #[test]
     fn a_writer_dead_mid_message_tears_the_stream_after_its_bytes() {
-        let (a, b) = RingEnd::pair().unwrap();
-        let (sa, sb) = Stream::pair().unwrap();
+        let (a, b, sa, sb) = test_pair(CAPACITY);
         // A whole message, then a writer that published part of the next one and died.
         {
             let _g = b.lock_write();
@@ -773,35 +784,26 @@ mod tests {
         {
             let _g = b.lock_write();
             let e = b.write_all(&[4, 5], &sb).unwrap_err();
-            assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+            assert_torn(&e);
         }
         // The reader gets every byte published before the tear, then the error.
-        let mut got = [0u8; 5];
-        let mut n = 0;
-        while n < 5 {
-            n += a.read_bytes(&mut got[n..], &sa, &mut Vec::new()).unwrap();
-        }
-        assert_eq!(got, [9, 9, 1, 2, 3]);
-        let e = a.read_bytes(&mut got, &sa, &mut Vec::new()).unwrap_err();
-        assert!(e.get_ref().is_some_and(|r| r.is::<TornStream>()), "{e}");
+        assert_eq!(read_n(&a, &sa, 5), [9, 9, 1, 2, 3]);
+        let e = a
+            .read_bytes(&mut [0u8; 5], &sa, &mut Vec::new())
+            .unwrap_err();
+        assert_torn(&e);
     }
 
     #[test]
     fn counters_wrap_around_u64() {
-        let (a, b) = RingEnd::pair().unwrap();
-        let (sa, sb) = Stream::pair().unwrap();
+        let (a, b, sa, sb) = test_pair(CAPACITY);
         let start = u64::MAX - 10;
         let c = b.control(b.out_ring());
         c.tail.0.store(start, Ordering::Release);
         c.head.0.store(start, Ordering::Release);
         let msg: Vec<u8> = (0..100u8).collect();
         b.write_all(&msg, &sb).unwrap();
-        let mut got = vec![0u8; 100];
-        let mut n = 0;
-        while n < 100 {
-            n += a.read_bytes(&mut got[n..], &sa, &mut Vec::new()).unwrap();
-        }
-        assert_eq!(got, msg);
+        assert_eq!(read_n(&a, &sa, 100), msg);
     }
 
     #[test]
@@ -835,23 +837,11 @@ mod tests {
     /// in for the pair's doorbell (the tests below never wait, so it is never used). Under
     /// Miri, which cannot map a memory file, over heap bytes; otherwise over a real memfd.
     fn test_pair(capacity: usize) -> (RingEnd, RingEnd, Stream, Stream) {
-        let len = total_len(capacity);
         #[cfg(miri)]
-        let (ra, rb) = Region::heap_pair(len).unwrap();
+        let (ra, rb) = Region::heap_pair(total_len(capacity)).unwrap();
         #[cfg(not(miri))]
-        let (ra, rb) = {
-            let ra = Region::anonymous(c"processing-pipe-test", len).unwrap();
-            let rb = Region::from_fd(ra.fd().try_clone_to_owned().unwrap(), len).unwrap();
-            (ra, rb)
-        };
-        let a = RingEnd::new(ra, 0, capacity);
-        // SAFETY: the header words lie in the first page of the fresh mapping, unused so far.
-        unsafe {
-            let h = a.base.as_ptr().cast::<u64>();
-            h.write(MAGIC);
-            h.add(1).write(capacity as u64);
-        }
-        let b = RingEnd::new(rb, 1, capacity);
+        let (ra, rb) = RingEnd::fresh_file(c"processing-pipe-test", capacity).unwrap();
+        let (a, b) = RingEnd::over(ra, rb, capacity);
         let (sa, sb) = std::os::unix::net::UnixStream::pair().unwrap();
         let stream = |s: std::os::unix::net::UnixStream| {
             Stream::from_handle(s.into(), super::super::StreamKind::Local).unwrap()

@@ -10,7 +10,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use processing_core::os::{recv_with_fds, send_with_fds};
+use processing_core::os::{cvt, recv_with_fds, send_with_fds};
 
 use crate::error::ListenerError;
 
@@ -22,14 +22,6 @@ pub type RawWaitable = RawFd;
 pub(crate) struct Stream {
     fd: OwnedFd,
     kind: StreamKind,
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 impl Stream {

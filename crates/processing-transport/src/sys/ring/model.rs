@@ -42,9 +42,7 @@ impl std::fmt::Debug for PipeEnd {
 /// A pipe pair whose rings hold `capacity` bytes each (a power of two, at least 8).
 pub fn pipe_pair(capacity: usize) -> io::Result<(PipeEnd, PipeEnd)> {
     assert!(capacity.is_power_of_two() && capacity >= 8);
-    let len = total_len(capacity);
-    let region = Region::anonymous(c"processing-pipe-model", len)?;
-    let other = Region::from_fd(region.fd().try_clone_to_owned()?, len)?;
+    let (region, other) = RingEnd::fresh_file(c"processing-pipe-model", capacity)?;
     let a = RingEnd::new(region, 0, capacity);
     let mut b = RingEnd::new(other, 1, capacity);
     b.bells = a.bells.clone();
