@@ -53,12 +53,48 @@ pub(crate) trait Object: Send + Sync {
     }
     /// A connection closed: give up what it held (locks).
     fn on_disconnect(&self, _conn: u64) {}
-    /// Takes back `item`, which a call took out of this object (see [`Cx::sending`]) for a
-    /// reply that was not delivered; `Err(item)` when the object cannot (it was freed meanwhile,
-    /// or never gives anything out).
-    fn put_back(&self, item: Elem) -> Result<(), Elem> {
-        Err(item)
+    /// Undoes a take-out whose reply was not delivered (see [`Cx::sending`]): `taken.item` goes
+    /// back where `taken.undo` says, with its references (and those of the undo's key). `Err`
+    /// hands back what the object did not keep, whose references the caller releases: the
+    /// object was freed meanwhile, its place was filled again (a dict key or namespace name set
+    /// meanwhile: the newer value wins), or it never gives anything out.
+    fn put_back(&self, taken: Taken) -> Result<(), Taken> {
+        Err(taken)
     }
+}
+
+/// Where a value taken out of an object by a call goes back when the call's reply is not
+/// delivered (the client is gone): the undo of each take-out.
+#[derive(Debug)]
+pub(crate) enum Undo {
+    /// A queue's `get`: back at the head.
+    Head,
+    /// A list's `pop`: back at this index (counted from the front), or at the end when the list
+    /// is shorter now.
+    At(usize),
+    /// A dict's `remove`: back under this key (which the object holds again, with its
+    /// references), at its place in insertion order (`seq`), unless the key was set meanwhile.
+    Key { key: Elem, seq: u64 },
+    /// A namespace's `remove`: back under this name, unless the name was set meanwhile.
+    Name(String),
+}
+
+impl Undo {
+    /// The references the undo itself holds (a dict key's): released once the reply is
+    /// delivered, or when the value cannot go back.
+    pub(crate) fn refs(&self) -> &[u64] {
+        match self {
+            Undo::Key { key, .. } => &key.refs,
+            _ => &[],
+        }
+    }
+}
+
+/// A value a call took out of its object to send it, and how to put it back.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub(crate) item: Elem,
+    pub(crate) undo: Undo,
 }
 
 /// Decodes a request of type `Q` for an object called `name`, applies `f`, encodes its reply.
@@ -172,6 +208,8 @@ fn clamp(i: Option<i64>, len: usize, default: usize) -> usize {
 struct ListState {
     items: Vec<Elem>,
     version: u64,
+    /// The list was freed (its items' references given back): it takes nothing back.
+    freed: bool,
 }
 
 pub(crate) struct ListObj {
@@ -183,7 +221,11 @@ impl ListObj {
     pub(crate) fn new(tag: String, items: Vec<Elem>) -> Self {
         ListObj {
             tag,
-            state: Mutex::new(ListState { items, version: 0 }),
+            state: Mutex::new(ListState {
+                items,
+                version: 0,
+                freed: false,
+            }),
         }
     }
 }
@@ -194,132 +236,166 @@ impl Object for ListObj {
     }
 
     fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        serve("list", request, |request: ListRequest| {
-            let mut s = lock(&self.state);
-            if request.mutates() {
-                s.version += 1;
+        // Where a popped element goes back if the reply is not delivered.
+        let popped_at = std::cell::Cell::new(None);
+        let sent = |reply: ListReply| {
+            if let (ListReply::Item(item), Some(at)) = (reply, popped_at.get()) {
+                cx.sending(item, Undo::At(at));
             }
-            Ok(match request {
-                ListRequest::Push { item } => {
-                    cx.adopt(&item)?;
-                    s.items.push(item);
-                    ListReply::Done
+        };
+        serve_then(
+            "list",
+            request,
+            |request: ListRequest| {
+                let mut s = lock(&self.state);
+                if request.mutates() {
+                    s.version += 1;
                 }
-                ListRequest::Extend { items } => {
-                    cx.adopt_all(&items)?;
-                    s.items.extend(items);
-                    ListReply::Done
-                }
-                ListRequest::Insert { index, item } => {
-                    cx.adopt(&item)?;
-                    let len = s.items.len();
-                    let at = clamp(Some(index), len, len);
-                    s.items.insert(at, item);
-                    ListReply::Done
-                }
-                ListRequest::Get { index: i } => {
-                    let at = index(i, s.items.len())?;
-                    cx.share(&s.items[at]);
-                    ListReply::Item(s.items[at].clone())
-                }
-                ListRequest::Set { index: i, item } => {
-                    let at = index(i, s.items.len())?;
-                    cx.adopt(&item)?;
-                    let old = std::mem::replace(&mut s.items[at], item);
-                    cx.release(&old);
-                    ListReply::Done
-                }
-                ListRequest::Slice { start, end } => {
-                    let len = s.items.len();
-                    let (from, to) = (clamp(start, len, 0), clamp(end, len, len));
-                    let part = if from < to {
-                        s.items[from..to].to_vec()
-                    } else {
-                        Vec::new()
-                    };
-                    cx.share_all(&part);
-                    ListReply::Items(part)
-                }
-                ListRequest::Pop { index: i } => {
-                    let len = s.items.len();
-                    if len == 0 && i.is_none() {
-                        return Ok(ListReply::Empty);
+                Ok(match request {
+                    ListRequest::Push { item } => {
+                        cx.adopt(&item)?;
+                        s.items.push(item);
+                        ListReply::Done
                     }
-                    let at = index(i.unwrap_or(-1), len)?;
-                    // The popped element's references pass to the caller's copy.
-                    ListReply::Item(s.items.remove(at))
-                }
-                ListRequest::Remove { value } => {
-                    match s.items.iter().position(|e| e.bytes == value) {
-                        Some(at) => {
-                            let old = s.items.remove(at);
-                            cx.release(&old);
-                            ListReply::Found(true)
+                    ListRequest::Extend { items } => {
+                        cx.adopt_all(&items)?;
+                        s.items.extend(items);
+                        ListReply::Done
+                    }
+                    ListRequest::Insert { index, item } => {
+                        cx.adopt(&item)?;
+                        let len = s.items.len();
+                        let at = clamp(Some(index), len, len);
+                        s.items.insert(at, item);
+                        ListReply::Done
+                    }
+                    ListRequest::Get { index: i } => {
+                        let at = index(i, s.items.len())?;
+                        cx.share(&s.items[at]);
+                        ListReply::Item(s.items[at].clone())
+                    }
+                    ListRequest::Set { index: i, item } => {
+                        let at = index(i, s.items.len())?;
+                        cx.adopt(&item)?;
+                        let old = std::mem::replace(&mut s.items[at], item);
+                        cx.release(&old);
+                        ListReply::Done
+                    }
+                    ListRequest::Slice { start, end } => {
+                        let len = s.items.len();
+                        let (from, to) = (clamp(start, len, 0), clamp(end, len, len));
+                        let part = if from < to {
+                            s.items[from..to].to_vec()
+                        } else {
+                            Vec::new()
+                        };
+                        cx.share_all(&part);
+                        ListReply::Items(part)
+                    }
+                    ListRequest::Pop { index: i } => {
+                        let len = s.items.len();
+                        if len == 0 && i.is_none() {
+                            return Ok(ListReply::Empty);
                         }
-                        None => ListReply::Found(false),
+                        let at = index(i.unwrap_or(-1), len)?;
+                        // The popped element's references pass to the caller's copy.
+                        popped_at.set(Some(at));
+                        ListReply::Item(s.items.remove(at))
                     }
-                }
-                ListRequest::Index { value } => ListReply::Position(
-                    s.items
-                        .iter()
-                        .position(|e| e.bytes == value)
-                        .map(|at| at as u64),
-                ),
-                ListRequest::Count { value } => {
-                    ListReply::Count(s.items.iter().filter(|e| e.bytes == value).count() as u64)
-                }
-                ListRequest::Contains { value } => {
-                    ListReply::Found(s.items.iter().any(|e| e.bytes == value))
-                }
-                ListRequest::Reverse => {
-                    s.items.reverse();
-                    ListReply::Done
-                }
-                ListRequest::Len => ListReply::Count(s.items.len() as u64),
-                ListRequest::Clear => {
-                    let old = std::mem::take(&mut s.items);
-                    cx.release_all(&old);
-                    ListReply::Done
-                }
-                ListRequest::ToVec => {
-                    cx.share_all(&s.items);
-                    ListReply::Items(s.items.clone())
-                }
-                ListRequest::Snapshot => {
-                    cx.share_all(&s.items);
-                    ListReply::Snapshot {
-                        version: s.version,
-                        items: s.items.clone(),
+                    ListRequest::Remove { value } => {
+                        match s.items.iter().position(|e| e.bytes == value) {
+                            Some(at) => {
+                                let old = s.items.remove(at);
+                                cx.release(&old);
+                                ListReply::Found(true)
+                            }
+                            None => ListReply::Found(false),
+                        }
                     }
-                }
-                ListRequest::Permute { version, order } => {
-                    // `version` was read before this call bumped it.
-                    if version.checked_add(1) != Some(s.version) {
-                        return Ok(ListReply::Conflict);
+                    ListRequest::Index { value } => ListReply::Position(
+                        s.items
+                            .iter()
+                            .position(|e| e.bytes == value)
+                            .map(|at| at as u64),
+                    ),
+                    ListRequest::Count { value } => {
+                        ListReply::Count(s.items.iter().filter(|e| e.bytes == value).count() as u64)
                     }
-                    let len = s.items.len();
-                    let mut seen = vec![false; len];
-                    let valid = order.len() == len
-                        && order.iter().all(|&i| {
-                            (i as usize) < len && !std::mem::replace(&mut seen[i as usize], true)
-                        });
-                    if !valid {
-                        return Err(RemoteError::bad_args("not a permutation of the list"));
+                    ListRequest::Contains { value } => {
+                        ListReply::Found(s.items.iter().any(|e| e.bytes == value))
                     }
-                    let mut old: Vec<Option<Elem>> =
-                        std::mem::take(&mut s.items).into_iter().map(Some).collect();
-                    s.items = order
-                        .iter()
-                        .filter_map(|&i| old[i as usize].take())
-                        .collect();
-                    ListReply::Done
-                }
-            })
-        })
+                    ListRequest::Reverse => {
+                        s.items.reverse();
+                        ListReply::Done
+                    }
+                    ListRequest::Len => ListReply::Count(s.items.len() as u64),
+                    ListRequest::Clear => {
+                        let old = std::mem::take(&mut s.items);
+                        cx.release_all(&old);
+                        ListReply::Done
+                    }
+                    ListRequest::ToVec => {
+                        cx.share_all(&s.items);
+                        ListReply::Items(s.items.clone())
+                    }
+                    ListRequest::Snapshot => {
+                        cx.share_all(&s.items);
+                        ListReply::Snapshot {
+                            version: s.version,
+                            items: s.items.clone(),
+                        }
+                    }
+                    ListRequest::Permute { version, order } => {
+                        // `version` was read before this call bumped it.
+                        if version.checked_add(1) != Some(s.version) {
+                            return Ok(ListReply::Conflict);
+                        }
+                        let len = s.items.len();
+                        let mut seen = vec![false; len];
+                        let valid = order.len() == len
+                            && order.iter().all(|&i| {
+                                (i as usize) < len
+                                    && !std::mem::replace(&mut seen[i as usize], true)
+                            });
+                        if !valid {
+                            return Err(RemoteError::bad_args("not a permutation of the list"));
+                        }
+                        let mut old: Vec<Option<Elem>> =
+                            std::mem::take(&mut s.items).into_iter().map(Some).collect();
+                        s.items = order
+                            .iter()
+                            .filter_map(|&i| old[i as usize].take())
+                            .collect();
+                        ListReply::Done
+                    }
+                })
+            },
+            sent,
+        )
     }
 
     fn drain_refs(&self) -> Vec<u64> {
-        refs_of(&std::mem::take(&mut lock(&self.state).items))
+        let mut s = lock(&self.state);
+        s.freed = true;
+        refs_of(&std::mem::take(&mut s.items))
+    }
+
+    /// A popped element goes back at the index it was popped from, counted from the front, or
+    /// at the end when the list is shorter now (elements removed meanwhile): elements added or
+    /// removed before that index meanwhile shift it, as they would have shifted it had it
+    /// stayed. The list's version changes, as for any write (a `sort` in progress starts over).
+    fn put_back(&self, taken: Taken) -> Result<(), Taken> {
+        let mut s = lock(&self.state);
+        let Undo::At(at) = taken.undo else {
+            return Err(taken);
+        };
+        if s.freed {
+            return Err(taken);
+        }
+        let at = at.min(s.items.len());
+        s.items.insert(at, taken.item);
+        s.version += 1;
+        Ok(())
     }
 }
 
@@ -330,7 +406,11 @@ impl Object for ListObj {
 struct DictState {
     index: HashMap<Vec<u8>, u64>,
     entries: BTreeMap<u64, (Elem, Elem)>,
+    /// The insertion order's next place; never reused (a `clear` keeps it), so that a removed
+    /// entry put back (see [`Object::put_back`]) takes its old place without meeting a newer one.
     next_seq: u64,
+    /// The dict was freed (its entries' references given back): it takes nothing back.
+    freed: bool,
 }
 
 impl DictState {
@@ -349,9 +429,16 @@ impl DictState {
         None
     }
 
-    fn remove(&mut self, key: &[u8]) -> Option<(Elem, Elem)> {
+    /// Removes `key`'s entry; returns it with its place in insertion order.
+    fn remove(&mut self, key: &[u8]) -> Option<(u64, Elem, Elem)> {
         let seq = self.index.remove(key)?;
-        self.entries.remove(&seq)
+        self.entries.remove(&seq).map(|(k, v)| (seq, k, v))
+    }
+
+    /// Takes every entry out (the place of the next insertion stays where it was).
+    fn take_entries(&mut self) -> BTreeMap<u64, (Elem, Elem)> {
+        self.index.clear();
+        std::mem::take(&mut self.entries)
     }
 }
 
@@ -381,93 +468,143 @@ impl Object for DictObj {
     }
 
     fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        serve("dict", request, |request: DictRequest| {
-            let mut s = lock(&self.state);
-            Ok(match request {
-                DictRequest::Get { key } => {
-                    let v = s
-                        .index
-                        .get(&key)
-                        .and_then(|seq| s.entries.get(seq))
-                        .map(|(_, v)| v.clone());
-                    if let Some(v) = &v {
-                        cx.share(v);
-                    }
-                    DictReply::Value(v)
-                }
-                DictRequest::Insert { key, value } => {
-                    cx.adopt(&key)?;
-                    cx.adopt(&value)?;
-                    DictReply::Value(s.insert(cx, key, value))
-                }
-                DictRequest::Update { items } => {
-                    for (k, v) in &items {
-                        cx.adopt(k)?;
-                        cx.adopt(v)?;
-                    }
-                    for (k, v) in items {
-                        if let Some(old) = s.insert(cx, k, v) {
-                            cx.release(&old);
+        // The key (and place) a removed value goes back under if the reply is not delivered.
+        let removed = std::cell::RefCell::new(None);
+        let sent = |reply: DictReply| {
+            if let (DictReply::Value(Some(item)), Some((key, seq))) = (reply, removed.take()) {
+                cx.sending(item, Undo::Key { key, seq });
+            }
+        };
+        let served = serve_then(
+            "dict",
+            request,
+            |request: DictRequest| {
+                let mut s = lock(&self.state);
+                Ok(match request {
+                    DictRequest::Get { key } => {
+                        let v = s
+                            .index
+                            .get(&key)
+                            .and_then(|seq| s.entries.get(seq))
+                            .map(|(_, v)| v.clone());
+                        if let Some(v) = &v {
+                            cx.share(v);
                         }
+                        DictReply::Value(v)
                     }
-                    DictReply::Done
-                }
-                DictRequest::Remove { key } => DictReply::Value(s.remove(&key).map(|(k, v)| {
-                    cx.release(&k);
-                    v
-                })),
-                DictRequest::ContainsKey { key } => DictReply::Found(s.index.contains_key(&key)),
-                DictRequest::Keys => {
-                    let keys: Vec<Elem> = s.entries.values().map(|(k, _)| k.clone()).collect();
-                    cx.share_all(&keys);
-                    DictReply::Elems(keys)
-                }
-                DictRequest::Values => {
-                    let values: Vec<Elem> = s.entries.values().map(|(_, v)| v.clone()).collect();
-                    cx.share_all(&values);
-                    DictReply::Elems(values)
-                }
-                DictRequest::Items => {
-                    let items: Vec<(Elem, Elem)> = s.entries.values().cloned().collect();
-                    for (k, v) in &items {
-                        cx.share(k);
-                        cx.share(v);
+                    DictRequest::Insert { key, value } => {
+                        cx.adopt(&key)?;
+                        cx.adopt(&value)?;
+                        DictReply::Value(s.insert(cx, key, value))
                     }
-                    DictReply::Items(items)
-                }
-                DictRequest::Len => DictReply::Len(s.entries.len() as u64),
-                DictRequest::Clear => {
-                    let old = std::mem::take(&mut *s);
-                    for (k, v) in old.entries.values() {
-                        cx.release(k);
-                        cx.release(v);
+                    DictRequest::Update { items } => {
+                        for (k, v) in &items {
+                            cx.adopt(k)?;
+                            cx.adopt(v)?;
+                        }
+                        for (k, v) in items {
+                            if let Some(old) = s.insert(cx, k, v) {
+                                cx.release(&old);
+                            }
+                        }
+                        DictReply::Done
                     }
-                    DictReply::Done
-                }
-            })
-        })
+                    DictRequest::Remove { key } => {
+                        DictReply::Value(s.remove(&key).map(|(seq, k, v)| {
+                            // The key's references are released once the reply is delivered (or
+                            // the value goes back with its key).
+                            *removed.borrow_mut() = Some((k, seq));
+                            v
+                        }))
+                    }
+                    DictRequest::ContainsKey { key } => {
+                        DictReply::Found(s.index.contains_key(&key))
+                    }
+                    DictRequest::Keys => {
+                        let keys: Vec<Elem> = s.entries.values().map(|(k, _)| k.clone()).collect();
+                        cx.share_all(&keys);
+                        DictReply::Elems(keys)
+                    }
+                    DictRequest::Values => {
+                        let values: Vec<Elem> =
+                            s.entries.values().map(|(_, v)| v.clone()).collect();
+                        cx.share_all(&values);
+                        DictReply::Elems(values)
+                    }
+                    DictRequest::Items => {
+                        let items: Vec<(Elem, Elem)> = s.entries.values().cloned().collect();
+                        for (k, v) in &items {
+                            cx.share(k);
+                            cx.share(v);
+                        }
+                        DictReply::Items(items)
+                    }
+                    DictRequest::Len => DictReply::Len(s.entries.len() as u64),
+                    DictRequest::Clear => {
+                        for (k, v) in s.take_entries().values() {
+                            cx.release(k);
+                            cx.release(v);
+                        }
+                        DictReply::Done
+                    }
+                })
+            },
+            sent,
+        );
+        // A removal that failed to encode its reply sends nothing: its key is released.
+        if let Some((key, _)) = removed.take() {
+            cx.release(&key);
+        }
+        served
     }
 
     fn drain_refs(&self) -> Vec<u64> {
-        let old = std::mem::take(&mut *lock(&self.state));
-        old.entries
+        let mut s = lock(&self.state);
+        s.freed = true;
+        s.take_entries()
             .values()
             .flat_map(|(k, v)| k.refs.iter().chain(&v.refs).copied())
             .collect()
+    }
+
+    /// A removed value goes back under its key, at its place in insertion order, unless the
+    /// key was set again meanwhile: then the newer value wins and the removed one is dropped
+    /// (its references, and its key's, released by the caller).
+    fn put_back(&self, taken: Taken) -> Result<(), Taken> {
+        let mut s = lock(&self.state);
+        match taken {
+            Taken {
+                item,
+                undo: Undo::Key { key, seq },
+            } if !s.freed && !s.index.contains_key(&key.bytes) => {
+                // `seq` is free: entries only ever take fresh places.
+                s.index.insert(key.bytes.clone(), seq);
+                s.entries.insert(seq, (key, item));
+                Ok(())
+            }
+            taken => Err(taken),
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // namespace
 
+#[derive(Default)]
+struct NamespaceState {
+    attrs: BTreeMap<String, Elem>,
+    /// The namespace was freed (its values' references given back): it takes nothing back.
+    freed: bool,
+}
+
 pub(crate) struct NamespaceObj {
-    attrs: Mutex<BTreeMap<String, Elem>>,
+    state: Mutex<NamespaceState>,
 }
 
 impl NamespaceObj {
     pub(crate) fn new() -> Self {
         NamespaceObj {
-            attrs: Mutex::new(BTreeMap::new()),
+            state: Mutex::new(NamespaceState::default()),
         }
     }
 }
@@ -478,34 +615,74 @@ impl Object for NamespaceObj {
     }
 
     fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        serve("namespace", request, |request: NamespaceRequest| {
-            let mut attrs = lock(&self.attrs);
-            Ok(match request {
-                NamespaceRequest::Get { name } => {
-                    let v = attrs.get(&name).cloned();
-                    if let Some(v) = &v {
-                        cx.share(v);
+        // The name a removed value goes back under if the reply is not delivered.
+        let removed = std::cell::RefCell::new(None);
+        let sent = |reply: NamespaceReply| {
+            if let (NamespaceReply::Value(Some(item)), Some(name)) = (reply, removed.take()) {
+                cx.sending(item, Undo::Name(name));
+            }
+        };
+        serve_then(
+            "namespace",
+            request,
+            |request: NamespaceRequest| {
+                let mut s = lock(&self.state);
+                let attrs = &mut s.attrs;
+                Ok(match request {
+                    NamespaceRequest::Get { name } => {
+                        let v = attrs.get(&name).cloned();
+                        if let Some(v) = &v {
+                            cx.share(v);
+                        }
+                        NamespaceReply::Value(v)
                     }
-                    NamespaceReply::Value(v)
-                }
-                NamespaceRequest::Set { name, value } => {
-                    cx.adopt(&value)?;
-                    if let Some(old) = attrs.insert(name, value) {
-                        cx.release(&old);
+                    NamespaceRequest::Set { name, value } => {
+                        cx.adopt(&value)?;
+                        if let Some(old) = attrs.insert(name, value) {
+                            cx.release(&old);
+                        }
+                        NamespaceReply::Done
                     }
-                    NamespaceReply::Done
-                }
-                NamespaceRequest::Remove { name } => NamespaceReply::Value(attrs.remove(&name)),
-                NamespaceRequest::Contains { name } => {
-                    NamespaceReply::Found(attrs.contains_key(&name))
-                }
-                NamespaceRequest::Names => NamespaceReply::Names(attrs.keys().cloned().collect()),
-            })
-        })
+                    NamespaceRequest::Remove { name } => {
+                        let value = attrs.remove(&name);
+                        if value.is_some() {
+                            *removed.borrow_mut() = Some(name);
+                        }
+                        NamespaceReply::Value(value)
+                    }
+                    NamespaceRequest::Contains { name } => {
+                        NamespaceReply::Found(attrs.contains_key(&name))
+                    }
+                    NamespaceRequest::Names => {
+                        NamespaceReply::Names(attrs.keys().cloned().collect())
+                    }
+                })
+            },
+            sent,
+        )
     }
 
     fn drain_refs(&self) -> Vec<u64> {
-        refs_of(std::mem::take(&mut *lock(&self.attrs)).values())
+        let mut s = lock(&self.state);
+        s.freed = true;
+        refs_of(std::mem::take(&mut s.attrs).values())
+    }
+
+    /// A removed value goes back under its name, unless the name was set again meanwhile:
+    /// then the newer value wins and the removed one is dropped (its references released by
+    /// the caller).
+    fn put_back(&self, taken: Taken) -> Result<(), Taken> {
+        let mut s = lock(&self.state);
+        match taken {
+            Taken {
+                item,
+                undo: Undo::Name(name),
+            } if !s.freed && !s.attrs.contains_key(&name) => {
+                s.attrs.insert(name, item);
+                Ok(())
+            }
+            taken => Err(taken),
+        }
     }
 }
 
@@ -660,7 +837,7 @@ impl Object for QueueObj {
         };
         let sent = |reply: QueueReply| {
             if let QueueReply::Item(item) = reply {
-                cx.sending(item);
+                cx.sending(item, Undo::Head);
             }
         };
         serve_then(
@@ -763,12 +940,12 @@ impl Object for QueueObj {
     /// The item a `get` took goes back at the head, where it was: the order is kept, and the
     /// count of unfinished tasks, which a `get` does not change, stays right. (A put that came
     /// in meanwhile may leave a bounded queue one over its size until the next get.)
-    fn put_back(&self, item: Elem) -> Result<(), Elem> {
+    fn put_back(&self, taken: Taken) -> Result<(), Taken> {
         let mut s = lock(&self.state);
-        if s.freed {
-            return Err(item);
+        if s.freed || !matches!(taken.undo, Undo::Head) {
+            return Err(taken);
         }
-        s.items.push_front(item);
+        s.items.push_front(taken.item);
         self.changed.notify_all();
         Ok(())
     }
