@@ -270,11 +270,13 @@ pub(super) fn reply_gate(address: &Address, object: u64) {
 }
 
 /// A test's handle on its gate.
+#[cfg(unix)]
 struct Armed {
     address: String,
     object: u64,
 }
 
+#[cfg(unix)]
 impl Armed {
     /// Holds the reply of the next take-out from `object` (of `m`'s server).
     fn arm(m: &Manager, object: u64) -> Armed {
@@ -340,6 +342,7 @@ fn kill_mid_take_out(
 }
 
 /// The contents of a list of lists.
+#[cfg(unix)]
 fn nested(l: &ListProxy<ListProxy<u32>>) -> Vec<Vec<u32>> {
     l.to_vec()
         .unwrap()
@@ -349,6 +352,7 @@ fn nested(l: &ListProxy<ListProxy<u32>>) -> Vec<Vec<u32>> {
 }
 
 /// A list of one-element lists `[[0], [1], ...]`.
+#[cfg(unix)]
 fn list_of_lists(m: &Manager, n: u32) -> ListProxy<ListProxy<u32>> {
     let l = m.list().unwrap();
     for i in 0..n {
