@@ -11,7 +11,7 @@ use crate::client::open_for_test;
 use crate::protocol::STATUS_OK;
 use crate::server::objects::{Init, Kind};
 use crate::wire::Framed;
-use crate::{Address, ListProxy, Manager, Proxy, QueueProxy};
+use crate::{Address, DictProxy, ListProxy, Manager, Proxy, QueueProxy};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -318,18 +318,19 @@ impl Armed {
     }
 }
 
-/// Starts a forked client process running `call`, waits until the server holds the reply of its
+/// Starts a client process running `call(args)`, waits until the server holds the reply of its
 /// take-out from `object`, lets `meanwhile` run, kills the client, and lets the reply go on:
 /// a reply that can never be delivered.
 #[cfg(unix)]
-fn kill_mid_take_out(
+fn kill_mid_take_out<A: serde::Serialize + serde::de::DeserializeOwned>(
     m: &Manager,
     object: u64,
-    call: impl FnOnce() + Send + 'static,
+    call: impl Fn(A) + 'static,
+    args: A,
     meanwhile: impl FnOnce(),
 ) {
     let gate = Armed::arm(m, object);
-    let mut client = processing_process::Process::fork(call);
+    let mut client = processing_process::Process::new(call, args);
     client.start().expect("start the client");
     gate.wait_reached();
     meanwhile();
@@ -370,13 +371,11 @@ fn a_list_pop_for_a_killed_client_puts_the_element_back_at_its_index() {
     let before = m.live_objects().unwrap();
     let l = list_of_lists(&m, 4);
     let base = m.live_objects().unwrap();
-    let theirs = l.clone();
     kill_mid_take_out(
         &m,
         l.as_raw().id(),
-        move || {
-            let _ = theirs.pop_at(1);
-        },
+        |l: ListProxy<ListProxy<u32>>| drop(l.pop_at(1)),
+        l.clone(),
         || assert_eq!(l.len().unwrap(), 3, "the element is out while held"),
     );
     assert!(eventually(|| l.len().unwrap() == 4), "the element is lost");
@@ -400,13 +399,11 @@ fn a_list_pop_for_a_killed_client_goes_back_at_the_end_when_the_list_shrank() {
     let m = Manager::start_in_thread().unwrap();
     let before = m.live_objects().unwrap();
     let l = list_of_lists(&m, 4);
-    let theirs = l.clone();
     kill_mid_take_out(
         &m,
         l.as_raw().id(),
-        move || {
-            let _ = theirs.pop_at(2);
-        },
+        |l: ListProxy<ListProxy<u32>>| drop(l.pop_at(2)),
+        l.clone(),
         || {
             // [0, 1, 3] -> [0]
             assert_eq!(l.pop().unwrap().unwrap().to_vec().unwrap(), [3]);
@@ -415,13 +412,11 @@ fn a_list_pop_for_a_killed_client_goes_back_at_the_end_when_the_list_shrank() {
     );
     assert!(eventually(|| l.len().unwrap() == 2), "the element is lost");
     assert_eq!(nested(&l), [[0], [2]]);
-    let theirs = l.clone();
     kill_mid_take_out(
         &m,
         l.as_raw().id(),
-        move || {
-            let _ = theirs.pop();
-        },
+        |l: ListProxy<ListProxy<u32>>| drop(l.pop()),
+        l.clone(),
         || l.push(m.list_from([7]).unwrap()).unwrap(),
     );
     assert!(eventually(|| l.len().unwrap() == 3), "the element is lost");
@@ -449,13 +444,13 @@ fn a_dict_pop_for_a_killed_client_puts_the_value_back_under_its_key() {
             .unwrap();
     }
     let base = m.live_objects().unwrap();
-    let (theirs, key) = (d.clone(), keys[1].clone());
     kill_mid_take_out(
         &m,
         d.as_raw().id(),
-        move || {
-            let _ = theirs.remove(&key);
+        |(d, key): (DictProxy<ListProxy<u32>, ListProxy<u32>>, ListProxy<u32>)| {
+            drop(d.remove(&key))
         },
+        (d.clone(), keys[1].clone()),
         || assert_eq!(d.len().unwrap(), 2, "the entry is out while held"),
     );
     assert!(eventually(|| d.len().unwrap() == 3), "the value is lost");
@@ -494,13 +489,11 @@ fn a_dict_pop_for_a_killed_client_yields_to_a_newer_value_and_releases_the_old()
     d.insert("a".into(), m.list_from([1]).unwrap()).unwrap();
     d.insert("b".into(), m.list_from([2]).unwrap()).unwrap();
     let base = m.live_objects().unwrap();
-    let theirs = d.clone();
     kill_mid_take_out(
         &m,
         d.as_raw().id(),
-        move || {
-            let _ = theirs.remove(&"a".into());
-        },
+        |d: DictProxy<String, ListProxy<u32>>| drop(d.remove(&"a".into())),
+        d.clone(),
         || {
             let newer = m.list_from([3]).unwrap();
             assert!(d.insert("a".into(), newer).unwrap().is_none());
