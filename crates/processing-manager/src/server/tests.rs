@@ -11,7 +11,9 @@ use crate::client::open_for_test;
 use crate::protocol::STATUS_OK;
 use crate::server::objects::{Init, Kind};
 use crate::wire::Framed;
-use crate::{Address, DictProxy, ListProxy, Manager, Proxy, QueueProxy};
+#[cfg(unix)]
+use crate::DictProxy;
+use crate::{Address, ListProxy, Manager, Proxy, QueueProxy};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
