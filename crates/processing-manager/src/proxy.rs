@@ -503,8 +503,11 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
 
     /// Replaces the value and returns the previous one (atomically).
     ///
-    /// A write: if the reply cannot be delivered (the caller died), the new value stays and the
-    /// previous one is dropped, its references released, as if the caller had dropped it.
+    /// Nothing is lost to a client that dies during the call: if the reply cannot be delivered
+    /// (the calling process was killed, its connection closed), the server undoes the swap —
+    /// the previous value back, the new one dropped — unless the value was written again
+    /// meanwhile: then the newer value wins, and the previous one is dropped with its
+    /// references released.
     pub fn swap(&self, value: T) -> Result<T, ManagerError> {
         let value = self.raw.elem(&value)?;
         expect!(self.call(ValueRequest::Swap { value })?, "value",

@@ -650,13 +650,15 @@ impl Server {
                 None => Err(taken),
             };
             match back {
-                Ok(()) => {
-                    // The item's references (booked with the reply) are the object's again.
+                Ok(displaced) => {
+                    // The item's references (booked with the reply) are the object's again;
+                    // those of what the undo displaced (a swapped-in value) are released.
                     for id in refs {
                         if let Some(at) = release.iter().position(|&r| r == id) {
                             release.swap_remove(at);
                         }
                     }
+                    release.extend(displaced);
                 }
                 // Dropped: the item's references are among those booked; the undo's are not.
                 Err(dropped) => release.extend_from_slice(dropped.undo.refs()),

@@ -54,11 +54,13 @@ pub(crate) trait Object: Send + Sync {
     /// A connection closed: give up what it held (locks).
     fn on_disconnect(&self, _conn: u64) {}
     /// Undoes a take-out whose reply was not delivered (see [`Cx::sending`]): `taken.item` goes
-    /// back where `taken.undo` says, with its references (and those of the undo's key). `Err`
-    /// hands back what the object did not keep, whose references the caller releases: the
-    /// object was freed meanwhile, its place was filled again (a dict key or namespace name set
-    /// meanwhile: the newer value wins), or it never gives anything out.
-    fn put_back(&self, taken: Taken) -> Result<(), Taken> {
+    /// back where `taken.undo` says, with its references (and those of the undo's key); `Ok`
+    /// carries the references of what the undo displaced (a swapped-in value), for the caller
+    /// to release. `Err` hands back what the object did not keep, whose references the caller
+    /// releases: the object was freed meanwhile, its place was filled again (a dict key or
+    /// namespace name set meanwhile, a value written again after a swap: the newer value
+    /// wins), or it never gives anything out.
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
         Err(taken)
     }
 }
@@ -77,6 +79,9 @@ pub(crate) enum Undo {
     Key { key: Elem, seq: u64 },
     /// A namespace's `remove`: back under this name, unless the name was set meanwhile.
     Name(String),
+    /// A value's `swap`, which left the value at this version: the previous value comes back
+    /// (the swapped-in one goes) unless the value was written again since.
+    Swapped(u64),
 }
 
 impl Undo {
@@ -384,7 +389,7 @@ impl Object for ListObj {
     /// at the end when the list is shorter now (elements removed meanwhile): elements added or
     /// removed before that index meanwhile shift it, as they would have shifted it had it
     /// stayed. The list's version changes, as for any write (a `sort` in progress starts over).
-    fn put_back(&self, taken: Taken) -> Result<(), Taken> {
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
         let mut s = lock(&self.state);
         let Undo::At(at) = taken.undo else {
             return Err(taken);
@@ -395,7 +400,7 @@ impl Object for ListObj {
         let at = at.min(s.items.len());
         s.items.insert(at, taken.item);
         s.version += 1;
-        Ok(())
+        Ok(Vec::new())
     }
 }
 
@@ -570,7 +575,7 @@ impl Object for DictObj {
     /// A removed value goes back under its key, at its place in insertion order, unless the
     /// key was set again meanwhile: then the newer value wins and the removed one is dropped
     /// (its references, and its key's, released by the caller).
-    fn put_back(&self, taken: Taken) -> Result<(), Taken> {
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
         let mut s = lock(&self.state);
         match taken {
             Taken {
@@ -580,7 +585,7 @@ impl Object for DictObj {
                 // `seq` is free: entries only ever take fresh places.
                 s.index.insert(key.bytes.clone(), seq);
                 s.entries.insert(seq, (key, item));
-                Ok(())
+                Ok(Vec::new())
             }
             taken => Err(taken),
         }
@@ -671,7 +676,7 @@ impl Object for NamespaceObj {
     /// A removed value goes back under its name, unless the name was set again meanwhile:
     /// then the newer value wins and the removed one is dropped (its references released by
     /// the caller).
-    fn put_back(&self, taken: Taken) -> Result<(), Taken> {
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
         let mut s = lock(&self.state);
         match taken {
             Taken {
@@ -679,7 +684,7 @@ impl Object for NamespaceObj {
                 undo: Undo::Name(name),
             } if !s.freed && !s.attrs.contains_key(&name) => {
                 s.attrs.insert(name, item);
-                Ok(())
+                Ok(Vec::new())
             }
             taken => Err(taken),
         }
@@ -689,16 +694,28 @@ impl Object for NamespaceObj {
 // ---------------------------------------------------------------------------------------------
 // value and array
 
+struct ValueState {
+    value: Elem,
+    /// Counts the writes (`set`, `swap`): a swap is undone only if none came after it.
+    version: u64,
+    /// The value was freed (its references given back): it takes nothing back.
+    freed: bool,
+}
+
 pub(crate) struct ValueObj {
     tag: String,
-    value: Mutex<Elem>,
+    state: Mutex<ValueState>,
 }
 
 impl ValueObj {
     pub(crate) fn new(tag: String, value: Elem) -> Self {
         ValueObj {
             tag,
-            value: Mutex::new(value),
+            state: Mutex::new(ValueState {
+                value,
+                version: 0,
+                freed: false,
+            }),
         }
     }
 }
@@ -709,29 +726,62 @@ impl Object for ValueObj {
     }
 
     fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        serve("value", request, |request: ValueRequest| {
-            let mut v = lock(&self.value);
-            Ok(match request {
-                ValueRequest::Get => {
-                    cx.share(&v);
-                    ValueReply::Value(v.clone())
-                }
-                ValueRequest::Set { value } => {
-                    cx.adopt(&value)?;
-                    let old = std::mem::replace(&mut *v, value);
-                    cx.release(&old);
-                    ValueReply::Done
-                }
-                ValueRequest::Swap { value } => {
-                    cx.adopt(&value)?;
-                    ValueReply::Value(std::mem::replace(&mut *v, value))
-                }
-            })
-        })
+        // The version a swap left, for its undo if the reply is not delivered.
+        let swapped = std::cell::Cell::new(None);
+        let sent = |reply: ValueReply| {
+            if let (ValueReply::Value(old), Some(version)) = (reply, swapped.get()) {
+                cx.sending(old, Undo::Swapped(version));
+            }
+        };
+        serve_then(
+            "value",
+            request,
+            |request: ValueRequest| {
+                let mut s = lock(&self.state);
+                Ok(match request {
+                    ValueRequest::Get => {
+                        cx.share(&s.value);
+                        ValueReply::Value(s.value.clone())
+                    }
+                    ValueRequest::Set { value } => {
+                        cx.adopt(&value)?;
+                        s.version += 1;
+                        let old = std::mem::replace(&mut s.value, value);
+                        cx.release(&old);
+                        ValueReply::Done
+                    }
+                    ValueRequest::Swap { value } => {
+                        cx.adopt(&value)?;
+                        s.version += 1;
+                        swapped.set(Some(s.version));
+                        // The previous value's references pass to the caller's copy.
+                        ValueReply::Value(std::mem::replace(&mut s.value, value))
+                    }
+                })
+            },
+            sent,
+        )
     }
 
     fn drain_refs(&self) -> Vec<u64> {
-        std::mem::take(&mut lock(&self.value).refs)
+        let mut s = lock(&self.state);
+        s.freed = true;
+        std::mem::take(&mut s.value.refs)
+    }
+
+    /// A swap is undone as a whole if the value was not written since: the previous value
+    /// comes back and the swapped-in one goes (its references, returned, are released by the
+    /// caller). Written since, the newer value wins and the previous one is dropped.
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
+        let mut s = lock(&self.state);
+        match taken.undo {
+            Undo::Swapped(version) if !s.freed && s.version == version => {
+                s.version += 1;
+                let swapped_in = std::mem::replace(&mut s.value, taken.item);
+                Ok(swapped_in.refs)
+            }
+            _ => Err(taken),
+        }
     }
 }
 
@@ -940,14 +990,14 @@ impl Object for QueueObj {
     /// The item a `get` took goes back at the head, where it was: the order is kept, and the
     /// count of unfinished tasks, which a `get` does not change, stays right. (A put that came
     /// in meanwhile may leave a bounded queue one over its size until the next get.)
-    fn put_back(&self, taken: Taken) -> Result<(), Taken> {
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
         let mut s = lock(&self.state);
         if s.freed || !matches!(taken.undo, Undo::Head) {
             return Err(taken);
         }
         s.items.push_front(taken.item);
         self.changed.notify_all();
-        Ok(())
+        Ok(Vec::new())
     }
 }
 

@@ -11,9 +11,9 @@ use crate::client::open_for_test;
 use crate::protocol::STATUS_OK;
 use crate::server::objects::{Init, Kind};
 use crate::wire::Framed;
-#[cfg(unix)]
-use crate::DictProxy;
 use crate::{Address, ListProxy, Manager, Proxy, QueueProxy};
+#[cfg(unix)]
+use crate::{DictProxy, ValueProxy};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -549,5 +549,66 @@ fn a_namespace_remove_for_a_client_gone_puts_the_value_back() {
     let back: ListProxy<u32> = ns.get("x").unwrap().expect("the value is lost");
     assert_eq!(back.to_vec().unwrap(), [5]);
     drop(conn);
+    m.shutdown().unwrap();
+}
+
+/// A client process killed while its value `swap` is in flight: the swap is undone (the
+/// previous value back, the swapped-in one released) unless the value was written since: then
+/// the newer value wins and the previous one is released.
+#[cfg(unix)]
+#[test]
+fn a_value_swap_for_a_killed_client_is_undone_unless_written_since() {
+    type Swap = (ValueProxy<ListProxy<u32>>, ListProxy<u32>);
+    let m = Manager::start_in_thread().unwrap();
+    let before = m.live_objects().unwrap();
+    let v = m.value(m.list_from([1u32]).unwrap()).unwrap();
+    let two = m.list_from([2u32]).unwrap();
+    kill_mid_take_out(
+        &m,
+        v.as_raw().id(),
+        |(v, new): Swap| drop(v.swap(new)),
+        (v.clone(), two.clone()),
+        || {
+            assert_eq!(
+                v.get().unwrap().to_vec().unwrap(),
+                [2],
+                "swapped while held"
+            )
+        },
+    );
+    assert!(
+        eventually(|| v.get().unwrap().to_vec().unwrap() == [1]),
+        "the previous value is lost"
+    );
+    drop(two);
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before + 2),
+        "the swapped-in value was not released: {} objects, {} expected",
+        m.live_objects().unwrap(),
+        before + 2
+    );
+    let three = m.list_from([3u32]).unwrap();
+    kill_mid_take_out(
+        &m,
+        v.as_raw().id(),
+        |(v, new): Swap| drop(v.swap(new)),
+        (v.clone(), three.clone()),
+        || v.set(m.list_from([4u32]).unwrap()).unwrap(),
+    );
+    drop(three);
+    // [1] (the previous value, not put back) and [3] (overwritten) are freed.
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before + 2),
+        "the previous value was not released: {} objects, {} expected",
+        m.live_objects().unwrap(),
+        before + 2
+    );
+    assert_eq!(v.get().unwrap().to_vec().unwrap(), [4]);
+    drop(v);
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before),
+        "a reference leaked: {} objects, {before} expected",
+        m.live_objects().unwrap()
+    );
     m.shutdown().unwrap();
 }
