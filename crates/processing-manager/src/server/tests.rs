@@ -159,10 +159,14 @@ fn a_get_for_a_client_gone_puts_the_item_back_at_the_head() {
     q.put(1).unwrap();
     q.put(2).unwrap();
     let mut conn = open_for_test(m.address(), 0x5eed_0000_0000_0004, false);
+    // The reply is held until the client is gone (else the server could answer first).
+    let gate = Armed::arm(&m, q.as_raw().id());
     send(&mut conn, q.as_raw().id(), &get_request(Wait::No));
+    gate.wait_reached();
     shut(&conn, std::net::Shutdown::Write);
-    // The server reads the request, takes item 1, finds the client gone, puts it back and
-    // closes the connection: no reply.
+    gate.open();
+    // The server took item 1, finds the client gone, puts it back and closes the connection:
+    // no reply.
     assert!(
         reply(&mut conn).is_none(),
         "the item was sent to a client gone"
