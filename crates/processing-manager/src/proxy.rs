@@ -202,10 +202,9 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// Nothing is lost to a client that dies during the call: if the reply cannot be delivered
     /// (the calling process was killed, its connection closed), the server puts the element
-    /// back as if the call had not happened — at the index it had, counted from the front
-    /// (elements added or removed before it meanwhile shift it, as they would have had it
-    /// stayed), or at the end if the list is now shorter than that — with its embedded proxies'
-    /// references.
+    /// back — at the index it had, counted from the front, or at the end if the list is now
+    /// shorter than that — with its embedded proxies' references. (The index is not adjusted
+    /// for elements inserted or removed before it meanwhile.)
     pub fn pop(&self) -> Result<Option<T>, ManagerError> {
         expect!(self.call(ListRequest::Pop { index: None })?, "list",
             ListReply::Item(e) => Ok(Some(self.raw.value(e)?)),

@@ -248,135 +248,130 @@ impl Object for ListObj {
                 cx.sending(item, Undo::At(at));
             }
         };
-        serve_then(
-            "list",
-            request,
-            |request: ListRequest| {
-                let mut s = lock(&self.state);
-                if request.mutates() {
-                    s.version += 1;
+        let apply = |request: ListRequest| {
+            let mut s = lock(&self.state);
+            if request.mutates() {
+                s.version += 1;
+            }
+            Ok(match request {
+                ListRequest::Push { item } => {
+                    cx.adopt(&item)?;
+                    s.items.push(item);
+                    ListReply::Done
                 }
-                Ok(match request {
-                    ListRequest::Push { item } => {
-                        cx.adopt(&item)?;
-                        s.items.push(item);
-                        ListReply::Done
+                ListRequest::Extend { items } => {
+                    cx.adopt_all(&items)?;
+                    s.items.extend(items);
+                    ListReply::Done
+                }
+                ListRequest::Insert { index, item } => {
+                    cx.adopt(&item)?;
+                    let len = s.items.len();
+                    let at = clamp(Some(index), len, len);
+                    s.items.insert(at, item);
+                    ListReply::Done
+                }
+                ListRequest::Get { index: i } => {
+                    let at = index(i, s.items.len())?;
+                    cx.share(&s.items[at]);
+                    ListReply::Item(s.items[at].clone())
+                }
+                ListRequest::Set { index: i, item } => {
+                    let at = index(i, s.items.len())?;
+                    cx.adopt(&item)?;
+                    let old = std::mem::replace(&mut s.items[at], item);
+                    cx.release(&old);
+                    ListReply::Done
+                }
+                ListRequest::Slice { start, end } => {
+                    let len = s.items.len();
+                    let (from, to) = (clamp(start, len, 0), clamp(end, len, len));
+                    let part = if from < to {
+                        s.items[from..to].to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    cx.share_all(&part);
+                    ListReply::Items(part)
+                }
+                ListRequest::Pop { index: i } => {
+                    let len = s.items.len();
+                    if len == 0 && i.is_none() {
+                        return Ok(ListReply::Empty);
                     }
-                    ListRequest::Extend { items } => {
-                        cx.adopt_all(&items)?;
-                        s.items.extend(items);
-                        ListReply::Done
-                    }
-                    ListRequest::Insert { index, item } => {
-                        cx.adopt(&item)?;
-                        let len = s.items.len();
-                        let at = clamp(Some(index), len, len);
-                        s.items.insert(at, item);
-                        ListReply::Done
-                    }
-                    ListRequest::Get { index: i } => {
-                        let at = index(i, s.items.len())?;
-                        cx.share(&s.items[at]);
-                        ListReply::Item(s.items[at].clone())
-                    }
-                    ListRequest::Set { index: i, item } => {
-                        let at = index(i, s.items.len())?;
-                        cx.adopt(&item)?;
-                        let old = std::mem::replace(&mut s.items[at], item);
-                        cx.release(&old);
-                        ListReply::Done
-                    }
-                    ListRequest::Slice { start, end } => {
-                        let len = s.items.len();
-                        let (from, to) = (clamp(start, len, 0), clamp(end, len, len));
-                        let part = if from < to {
-                            s.items[from..to].to_vec()
-                        } else {
-                            Vec::new()
-                        };
-                        cx.share_all(&part);
-                        ListReply::Items(part)
-                    }
-                    ListRequest::Pop { index: i } => {
-                        let len = s.items.len();
-                        if len == 0 && i.is_none() {
-                            return Ok(ListReply::Empty);
+                    let at = index(i.unwrap_or(-1), len)?;
+                    // The popped element's references pass to the caller's copy.
+                    popped_at.set(Some(at));
+                    ListReply::Item(s.items.remove(at))
+                }
+                ListRequest::Remove { value } => {
+                    match s.items.iter().position(|e| e.bytes == value) {
+                        Some(at) => {
+                            let old = s.items.remove(at);
+                            cx.release(&old);
+                            ListReply::Found(true)
                         }
-                        let at = index(i.unwrap_or(-1), len)?;
-                        // The popped element's references pass to the caller's copy.
-                        popped_at.set(Some(at));
-                        ListReply::Item(s.items.remove(at))
+                        None => ListReply::Found(false),
                     }
-                    ListRequest::Remove { value } => {
-                        match s.items.iter().position(|e| e.bytes == value) {
-                            Some(at) => {
-                                let old = s.items.remove(at);
-                                cx.release(&old);
-                                ListReply::Found(true)
-                            }
-                            None => ListReply::Found(false),
-                        }
+                }
+                ListRequest::Index { value } => ListReply::Position(
+                    s.items
+                        .iter()
+                        .position(|e| e.bytes == value)
+                        .map(|at| at as u64),
+                ),
+                ListRequest::Count { value } => {
+                    ListReply::Count(s.items.iter().filter(|e| e.bytes == value).count() as u64)
+                }
+                ListRequest::Contains { value } => {
+                    ListReply::Found(s.items.iter().any(|e| e.bytes == value))
+                }
+                ListRequest::Reverse => {
+                    s.items.reverse();
+                    ListReply::Done
+                }
+                ListRequest::Len => ListReply::Count(s.items.len() as u64),
+                ListRequest::Clear => {
+                    let old = std::mem::take(&mut s.items);
+                    cx.release_all(&old);
+                    ListReply::Done
+                }
+                ListRequest::ToVec => {
+                    cx.share_all(&s.items);
+                    ListReply::Items(s.items.clone())
+                }
+                ListRequest::Snapshot => {
+                    cx.share_all(&s.items);
+                    ListReply::Snapshot {
+                        version: s.version,
+                        items: s.items.clone(),
                     }
-                    ListRequest::Index { value } => ListReply::Position(
-                        s.items
-                            .iter()
-                            .position(|e| e.bytes == value)
-                            .map(|at| at as u64),
-                    ),
-                    ListRequest::Count { value } => {
-                        ListReply::Count(s.items.iter().filter(|e| e.bytes == value).count() as u64)
+                }
+                ListRequest::Permute { version, order } => {
+                    // `version` was read before this call bumped it.
+                    if version.checked_add(1) != Some(s.version) {
+                        return Ok(ListReply::Conflict);
                     }
-                    ListRequest::Contains { value } => {
-                        ListReply::Found(s.items.iter().any(|e| e.bytes == value))
+                    let len = s.items.len();
+                    let mut seen = vec![false; len];
+                    let valid = order.len() == len
+                        && order.iter().all(|&i| {
+                            (i as usize) < len && !std::mem::replace(&mut seen[i as usize], true)
+                        });
+                    if !valid {
+                        return Err(RemoteError::bad_args("not a permutation of the list"));
                     }
-                    ListRequest::Reverse => {
-                        s.items.reverse();
-                        ListReply::Done
-                    }
-                    ListRequest::Len => ListReply::Count(s.items.len() as u64),
-                    ListRequest::Clear => {
-                        let old = std::mem::take(&mut s.items);
-                        cx.release_all(&old);
-                        ListReply::Done
-                    }
-                    ListRequest::ToVec => {
-                        cx.share_all(&s.items);
-                        ListReply::Items(s.items.clone())
-                    }
-                    ListRequest::Snapshot => {
-                        cx.share_all(&s.items);
-                        ListReply::Snapshot {
-                            version: s.version,
-                            items: s.items.clone(),
-                        }
-                    }
-                    ListRequest::Permute { version, order } => {
-                        // `version` was read before this call bumped it.
-                        if version.checked_add(1) != Some(s.version) {
-                            return Ok(ListReply::Conflict);
-                        }
-                        let len = s.items.len();
-                        let mut seen = vec![false; len];
-                        let valid = order.len() == len
-                            && order.iter().all(|&i| {
-                                (i as usize) < len
-                                    && !std::mem::replace(&mut seen[i as usize], true)
-                            });
-                        if !valid {
-                            return Err(RemoteError::bad_args("not a permutation of the list"));
-                        }
-                        let mut old: Vec<Option<Elem>> =
-                            std::mem::take(&mut s.items).into_iter().map(Some).collect();
-                        s.items = order
-                            .iter()
-                            .filter_map(|&i| old[i as usize].take())
-                            .collect();
-                        ListReply::Done
-                    }
-                })
-            },
-            sent,
-        )
+                    let mut old: Vec<Option<Elem>> =
+                        std::mem::take(&mut s.items).into_iter().map(Some).collect();
+                    s.items = order
+                        .iter()
+                        .filter_map(|&i| old[i as usize].take())
+                        .collect();
+                    ListReply::Done
+                }
+            })
+        };
+        serve_then("list", request, apply, sent)
     }
 
     fn drain_refs(&self) -> Vec<u64> {
@@ -386,9 +381,9 @@ impl Object for ListObj {
     }
 
     /// A popped element goes back at the index it was popped from, counted from the front, or
-    /// at the end when the list is shorter now (elements removed meanwhile): elements added or
-    /// removed before that index meanwhile shift it, as they would have shifted it had it
-    /// stayed. The list's version changes, as for any write (a `sort` in progress starts over).
+    /// at the end when the list is shorter now (elements removed meanwhile). The index is not
+    /// adjusted for elements inserted or removed before it meanwhile (the list keeps no history
+    /// of them). The list's version changes, as for any write (a `sort` in progress starts over).
     fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
         let mut s = lock(&self.state);
         let Undo::At(at) = taken.undo else {
@@ -480,82 +475,75 @@ impl Object for DictObj {
                 cx.sending(item, Undo::Key { key, seq });
             }
         };
-        let served = serve_then(
-            "dict",
-            request,
-            |request: DictRequest| {
-                let mut s = lock(&self.state);
-                Ok(match request {
-                    DictRequest::Get { key } => {
-                        let v = s
-                            .index
-                            .get(&key)
-                            .and_then(|seq| s.entries.get(seq))
-                            .map(|(_, v)| v.clone());
-                        if let Some(v) = &v {
-                            cx.share(v);
+        let apply = |request: DictRequest| {
+            let mut s = lock(&self.state);
+            Ok(match request {
+                DictRequest::Get { key } => {
+                    let v = s
+                        .index
+                        .get(&key)
+                        .and_then(|seq| s.entries.get(seq))
+                        .map(|(_, v)| v.clone());
+                    if let Some(v) = &v {
+                        cx.share(v);
+                    }
+                    DictReply::Value(v)
+                }
+                DictRequest::Insert { key, value } => {
+                    cx.adopt(&key)?;
+                    cx.adopt(&value)?;
+                    DictReply::Value(s.insert(cx, key, value))
+                }
+                DictRequest::Update { items } => {
+                    for (k, v) in &items {
+                        cx.adopt(k)?;
+                        cx.adopt(v)?;
+                    }
+                    for (k, v) in items {
+                        if let Some(old) = s.insert(cx, k, v) {
+                            cx.release(&old);
                         }
-                        DictReply::Value(v)
                     }
-                    DictRequest::Insert { key, value } => {
-                        cx.adopt(&key)?;
-                        cx.adopt(&value)?;
-                        DictReply::Value(s.insert(cx, key, value))
+                    DictReply::Done
+                }
+                DictRequest::Remove { key } => {
+                    DictReply::Value(s.remove(&key).map(|(seq, k, v)| {
+                        // The key's references are released once the reply is delivered (or
+                        // the value goes back with its key).
+                        *removed.borrow_mut() = Some((k, seq));
+                        v
+                    }))
+                }
+                DictRequest::ContainsKey { key } => DictReply::Found(s.index.contains_key(&key)),
+                DictRequest::Keys => {
+                    let keys: Vec<Elem> = s.entries.values().map(|(k, _)| k.clone()).collect();
+                    cx.share_all(&keys);
+                    DictReply::Elems(keys)
+                }
+                DictRequest::Values => {
+                    let values: Vec<Elem> = s.entries.values().map(|(_, v)| v.clone()).collect();
+                    cx.share_all(&values);
+                    DictReply::Elems(values)
+                }
+                DictRequest::Items => {
+                    let items: Vec<(Elem, Elem)> = s.entries.values().cloned().collect();
+                    for (k, v) in &items {
+                        cx.share(k);
+                        cx.share(v);
                     }
-                    DictRequest::Update { items } => {
-                        for (k, v) in &items {
-                            cx.adopt(k)?;
-                            cx.adopt(v)?;
-                        }
-                        for (k, v) in items {
-                            if let Some(old) = s.insert(cx, k, v) {
-                                cx.release(&old);
-                            }
-                        }
-                        DictReply::Done
+                    DictReply::Items(items)
+                }
+                DictRequest::Len => DictReply::Len(s.entries.len() as u64),
+                DictRequest::Clear => {
+                    for (k, v) in s.take_entries().values() {
+                        cx.release(k);
+                        cx.release(v);
                     }
-                    DictRequest::Remove { key } => {
-                        DictReply::Value(s.remove(&key).map(|(seq, k, v)| {
-                            // The key's references are released once the reply is delivered (or
-                            // the value goes back with its key).
-                            *removed.borrow_mut() = Some((k, seq));
-                            v
-                        }))
-                    }
-                    DictRequest::ContainsKey { key } => {
-                        DictReply::Found(s.index.contains_key(&key))
-                    }
-                    DictRequest::Keys => {
-                        let keys: Vec<Elem> = s.entries.values().map(|(k, _)| k.clone()).collect();
-                        cx.share_all(&keys);
-                        DictReply::Elems(keys)
-                    }
-                    DictRequest::Values => {
-                        let values: Vec<Elem> =
-                            s.entries.values().map(|(_, v)| v.clone()).collect();
-                        cx.share_all(&values);
-                        DictReply::Elems(values)
-                    }
-                    DictRequest::Items => {
-                        let items: Vec<(Elem, Elem)> = s.entries.values().cloned().collect();
-                        for (k, v) in &items {
-                            cx.share(k);
-                            cx.share(v);
-                        }
-                        DictReply::Items(items)
-                    }
-                    DictRequest::Len => DictReply::Len(s.entries.len() as u64),
-                    DictRequest::Clear => {
-                        for (k, v) in s.take_entries().values() {
-                            cx.release(k);
-                            cx.release(v);
-                        }
-                        DictReply::Done
-                    }
-                })
-            },
-            sent,
-        );
+                    DictReply::Done
+                }
+            })
+        };
+        let served = serve_then("dict", request, apply, sent);
         // A removal that failed to encode its reply sends nothing: its key is released.
         if let Some((key, _)) = removed.take() {
             cx.release(&key);
@@ -627,44 +615,38 @@ impl Object for NamespaceObj {
                 cx.sending(item, Undo::Name(name));
             }
         };
-        serve_then(
-            "namespace",
-            request,
-            |request: NamespaceRequest| {
-                let mut s = lock(&self.state);
-                let attrs = &mut s.attrs;
-                Ok(match request {
-                    NamespaceRequest::Get { name } => {
-                        let v = attrs.get(&name).cloned();
-                        if let Some(v) = &v {
-                            cx.share(v);
-                        }
-                        NamespaceReply::Value(v)
+        let apply = |request: NamespaceRequest| {
+            let mut s = lock(&self.state);
+            let attrs = &mut s.attrs;
+            Ok(match request {
+                NamespaceRequest::Get { name } => {
+                    let v = attrs.get(&name).cloned();
+                    if let Some(v) = &v {
+                        cx.share(v);
                     }
-                    NamespaceRequest::Set { name, value } => {
-                        cx.adopt(&value)?;
-                        if let Some(old) = attrs.insert(name, value) {
-                            cx.release(&old);
-                        }
-                        NamespaceReply::Done
+                    NamespaceReply::Value(v)
+                }
+                NamespaceRequest::Set { name, value } => {
+                    cx.adopt(&value)?;
+                    if let Some(old) = attrs.insert(name, value) {
+                        cx.release(&old);
                     }
-                    NamespaceRequest::Remove { name } => {
-                        let value = attrs.remove(&name);
-                        if value.is_some() {
-                            *removed.borrow_mut() = Some(name);
-                        }
-                        NamespaceReply::Value(value)
+                    NamespaceReply::Done
+                }
+                NamespaceRequest::Remove { name } => {
+                    let value = attrs.remove(&name);
+                    if value.is_some() {
+                        *removed.borrow_mut() = Some(name);
                     }
-                    NamespaceRequest::Contains { name } => {
-                        NamespaceReply::Found(attrs.contains_key(&name))
-                    }
-                    NamespaceRequest::Names => {
-                        NamespaceReply::Names(attrs.keys().cloned().collect())
-                    }
-                })
-            },
-            sent,
-        )
+                    NamespaceReply::Value(value)
+                }
+                NamespaceRequest::Contains { name } => {
+                    NamespaceReply::Found(attrs.contains_key(&name))
+                }
+                NamespaceRequest::Names => NamespaceReply::Names(attrs.keys().cloned().collect()),
+            })
+        };
+        serve_then("namespace", request, apply, sent)
     }
 
     fn drain_refs(&self) -> Vec<u64> {
@@ -733,34 +715,30 @@ impl Object for ValueObj {
                 cx.sending(old, Undo::Swapped(version));
             }
         };
-        serve_then(
-            "value",
-            request,
-            |request: ValueRequest| {
-                let mut s = lock(&self.state);
-                Ok(match request {
-                    ValueRequest::Get => {
-                        cx.share(&s.value);
-                        ValueReply::Value(s.value.clone())
-                    }
-                    ValueRequest::Set { value } => {
-                        cx.adopt(&value)?;
-                        s.version += 1;
-                        let old = std::mem::replace(&mut s.value, value);
-                        cx.release(&old);
-                        ValueReply::Done
-                    }
-                    ValueRequest::Swap { value } => {
-                        cx.adopt(&value)?;
-                        s.version += 1;
-                        swapped.set(Some(s.version));
-                        // The previous value's references pass to the caller's copy.
-                        ValueReply::Value(std::mem::replace(&mut s.value, value))
-                    }
-                })
-            },
-            sent,
-        )
+        let apply = |request: ValueRequest| {
+            let mut s = lock(&self.state);
+            Ok(match request {
+                ValueRequest::Get => {
+                    cx.share(&s.value);
+                    ValueReply::Value(s.value.clone())
+                }
+                ValueRequest::Set { value } => {
+                    cx.adopt(&value)?;
+                    s.version += 1;
+                    let old = std::mem::replace(&mut s.value, value);
+                    cx.release(&old);
+                    ValueReply::Done
+                }
+                ValueRequest::Swap { value } => {
+                    cx.adopt(&value)?;
+                    s.version += 1;
+                    swapped.set(Some(s.version));
+                    // The previous value's references pass to the caller's copy.
+                    ValueReply::Value(std::mem::replace(&mut s.value, value))
+                }
+            })
+        };
+        serve_then("value", request, apply, sent)
     }
 
     fn drain_refs(&self) -> Vec<u64> {
