@@ -616,3 +616,26 @@ fn a_value_swap_for_a_killed_client_is_undone_unless_written_since() {
     );
     m.shutdown().unwrap();
 }
+
+/// A dict `remove` whose reply is delivered releases the key it kept for its undo: the removed
+/// key's object is freed once its last proxy goes.
+#[test]
+fn a_delivered_dict_pop_releases_its_key() {
+    let m = Manager::start_in_thread().unwrap();
+    let before = m.live_objects().unwrap();
+    let d = m.dict::<ListProxy<u32>, u32>().unwrap();
+    let key = m.list_from([1u32]).unwrap();
+    d.insert(key.clone(), 7).unwrap();
+    assert_eq!(d.remove(&key).unwrap(), Some(7));
+    assert!(d.is_empty().unwrap());
+    drop(key);
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before + 1),
+        "the removed key is still held: {} objects, {} expected",
+        m.live_objects().unwrap(),
+        before + 1
+    );
+    drop(d);
+    assert!(eventually(|| m.live_objects().unwrap() == before));
+    m.shutdown().unwrap();
+}
