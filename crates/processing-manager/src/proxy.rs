@@ -199,6 +199,12 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     }
 
     /// Removes and returns the last element, `None` when the list is empty.
+    ///
+    /// Nothing is lost to a client that dies during the call: if the reply cannot be delivered
+    /// (the calling process was killed, its connection closed), the server puts the element
+    /// back — at the index it had, counted from the front, or at the end if the list is now
+    /// shorter than that — with its embedded proxies' references. (The index is not adjusted
+    /// for elements inserted or removed before it meanwhile.)
     pub fn pop(&self) -> Result<Option<T>, ManagerError> {
         expect!(self.call(ListRequest::Pop { index: None })?, "list",
             ListReply::Item(e) => Ok(Some(self.raw.value(e)?)),
@@ -206,7 +212,9 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         )
     }
 
-    /// Removes and returns the element at `index`.
+    /// Removes and returns the element at `index`. An element whose reply cannot be delivered
+    /// goes back as for [`ListProxy::pop`]: at the index it was taken from, or at the end if
+    /// the list is now shorter.
     pub fn pop_at(&self, index: isize) -> Result<T, ManagerError> {
         self.item(ListRequest::Pop {
             index: Some(index as i64),
@@ -331,12 +339,21 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     }
 
     /// Sets `key` to `value`; returns the previous value.
+    ///
+    /// A write: if the reply cannot be delivered (the caller died), the write stands and the
+    /// previous value is dropped, its references released, as if the caller had dropped it.
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>, ManagerError> {
         let (key, value) = (self.raw.elem(&key)?, self.raw.elem(&value)?);
         self.value_reply(DictRequest::Insert { key, value })
     }
 
     /// Removes `key`; returns its value.
+    ///
+    /// Nothing is lost to a client that dies during the call: if the reply cannot be delivered
+    /// (the calling process was killed, its connection closed), the server puts the value back
+    /// under its key, at its place in insertion order, as if the call had not happened —
+    /// unless the key was set again meanwhile: then the newer value wins, and the removed one
+    /// is dropped with its references released.
     pub fn remove(&self, key: &K) -> Result<Option<V>, ManagerError> {
         self.value_reply(DictRequest::Remove { key: encode(key)? })
     }
@@ -426,7 +443,9 @@ impl NamespaceProxy {
         expect!(self.call(request)?, "namespace", NamespaceReply::Done => Ok(()))
     }
 
-    /// Removes the attribute `name`; whether it existed.
+    /// Removes the attribute `name`; whether it existed. If the reply cannot be delivered (the
+    /// caller died), the value goes back under `name` unless `name` was set again meanwhile
+    /// (then the newer value wins), as for [`DictProxy::remove`].
     pub fn remove(&self, name: &str) -> Result<bool, ManagerError> {
         let request = NamespaceRequest::Remove { name: name.into() };
         expect!(self.call(request)?, "namespace",
@@ -482,6 +501,12 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     }
 
     /// Replaces the value and returns the previous one (atomically).
+    ///
+    /// Nothing is lost to a client that dies during the call: if the reply cannot be delivered
+    /// (the calling process was killed, its connection closed), the server undoes the swap —
+    /// the previous value back, the new one dropped — unless the value was written again
+    /// meanwhile: then the newer value wins, and the previous one is dropped with its
+    /// references released.
     pub fn swap(&self, value: T) -> Result<T, ManagerError> {
         let value = self.raw.elem(&value)?;
         expect!(self.call(ValueRequest::Swap { value })?, "value",
@@ -611,7 +636,9 @@ macro_rules! queue_methods {
         }
 
         /// Takes the oldest item, waiting for one; `Closed` once the queue is closed and
-        /// drained.
+        /// drained. An item whose reply cannot be delivered (the calling process was killed
+        /// or its connection closed while the get waited) goes back at the head of the queue:
+        /// it is not lost (this holds for every get of the queue).
         pub fn get(&self) -> Result<T, GetError> {
             match self.send_get(Wait::Forever) {
                 Ok(Some(item)) => Ok(item),

@@ -21,7 +21,7 @@ use crate::error::{ManagerError, RemoteError, RemoteErrorKind};
 use crate::protocol::{self, Elem, Hello, Welcome, STATUS_ERR, STATUS_OK};
 use crate::sys::{self, Listener, Mailbox, Stream};
 use crate::wire::Framed;
-use objects::{Init, Kind};
+use objects::{Init, Kind, Taken, Undo};
 use registry::{Holder, Registry};
 
 /// How long a connection's handler polls for the next request before blocking: clients in a
@@ -80,9 +80,10 @@ pub(crate) struct Cx<'a> {
     deferred: RefCell<Vec<u64>>,
     /// References the call grants the client besides those in its reply (a created object's).
     granted: RefCell<Vec<u64>>,
-    /// What the call took out of its object to send it (a queue's item): put back when the
-    /// reply cannot be delivered.
-    unsent: RefCell<Option<Elem>>,
+    /// What the call took out of its object to send it (a queue's item, a list's popped
+    /// element, a dict's removed value), and how to undo that: put back when the reply cannot
+    /// be delivered.
+    unsent: RefCell<Option<Taken>>,
 }
 
 impl Cx<'_> {
@@ -138,9 +139,11 @@ impl Cx<'_> {
     }
 
     /// `item` was taken out of the called object to be sent in the reply: if the reply cannot
-    /// be delivered (the client is gone), the object takes it back ([`objects::Object::put_back`]).
-    pub(crate) fn sending(&self, item: Elem) {
-        *self.unsent.borrow_mut() = Some(item);
+    /// be delivered (the client is gone), the object takes it back as `undo` says
+    /// ([`objects::Object::put_back`]), as if the call had not happened. The references `undo`
+    /// holds (a dict key's) are released once the reply is delivered.
+    pub(crate) fn sending(&self, item: Elem, undo: Undo) {
+        *self.unsent.borrow_mut() = Some(Taken { item, undo });
     }
 
     /// An error when the call should give up waiting: the server is stopping or the client
@@ -422,6 +425,12 @@ impl Server {
             // back, or its process ends). They are booked before the reply leaves, so that the
             // client cannot give one back before it is booked.
             let unsent = cx.unsent.take();
+            #[cfg(test)]
+            if unsent.is_some() {
+                if let Ok((object, _)) = protocol::parse_request(&request) {
+                    tests::reply_gate(&self.address, object);
+                }
+            }
             let mut booked = Vec::new();
             if result.is_ok() {
                 booked = sent;
@@ -468,6 +477,11 @@ impl Server {
                     // Not delivered: the object takes back what it gave.
                     self.registry.unbook(&holder, &booked);
                     self.take_back(target.as_deref(), unsent, &booked);
+                } else if let Some(taken) = unsent {
+                    // Delivered: the undo is not needed, nor what it held.
+                    for &id in taken.undo.refs() {
+                        self.registry.decref(id);
+                    }
                 }
                 self.registry.end_reply(&holder);
             }
@@ -619,28 +633,35 @@ impl Server {
     }
 
     /// A reply that will not reach its client gives back what it carried: `unsent` (taken out
-    /// of `target`) to its object, with its references; the other references `booked` for it are
-    /// released.
+    /// of `target`) to its object, which undoes the take-out, with the item's references (and
+    /// those its undo holds); the other references `booked` for it are released, and so are
+    /// those of an item its object does not take back.
     fn take_back(
         &self,
         target: Option<&dyn objects::Object>,
-        unsent: Option<Elem>,
+        unsent: Option<Taken>,
         booked: &[u64],
     ) {
         let mut release = booked.to_vec();
-        if let Some(item) = unsent {
-            let refs = item.refs.clone();
+        if let Some(taken) = unsent {
+            let refs = taken.item.refs.clone();
             let back = match target {
-                Some(object) => object.put_back(item),
-                None => Err(item),
+                Some(object) => object.put_back(taken),
+                None => Err(taken),
             };
-            if back.is_ok() {
-                // The item's references are the object's again.
-                for id in refs {
-                    if let Some(at) = release.iter().position(|&r| r == id) {
-                        release.swap_remove(at);
+            match back {
+                Ok(displaced) => {
+                    // The item's references (booked with the reply) are the object's again;
+                    // those of what the undo displaced (a swapped-in value) are released.
+                    for id in refs {
+                        if let Some(at) = release.iter().position(|&r| r == id) {
+                            release.swap_remove(at);
+                        }
                     }
+                    release.extend(displaced);
                 }
+                // Dropped: the item's references are among those booked; the undo's are not.
+                Err(dropped) => release.extend_from_slice(dropped.undo.refs()),
             }
         }
         for id in release {

@@ -53,12 +53,53 @@ pub(crate) trait Object: Send + Sync {
     }
     /// A connection closed: give up what it held (locks).
     fn on_disconnect(&self, _conn: u64) {}
-    /// Takes back `item`, which a call took out of this object (see [`Cx::sending`]) for a
-    /// reply that was not delivered; `Err(item)` when the object cannot (it was freed meanwhile,
-    /// or never gives anything out).
-    fn put_back(&self, item: Elem) -> Result<(), Elem> {
-        Err(item)
+    /// Undoes a take-out whose reply was not delivered (see [`Cx::sending`]): `taken.item` goes
+    /// back where `taken.undo` says, with its references (and those of the undo's key); `Ok`
+    /// carries the references of what the undo displaced (a swapped-in value), for the caller
+    /// to release. `Err` hands back what the object did not keep, whose references the caller
+    /// releases: the object was freed meanwhile, its place was filled again (a dict key or
+    /// namespace name set meanwhile, a value written again after a swap: the newer value
+    /// wins), or it never gives anything out.
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
+        Err(taken)
     }
+}
+
+/// Where a value taken out of an object by a call goes back when the call's reply is not
+/// delivered (the client is gone): the undo of each take-out.
+#[derive(Debug)]
+pub(crate) enum Undo {
+    /// A queue's `get`: back at the head.
+    Head,
+    /// A list's `pop`: back at this index (counted from the front), or at the end when the list
+    /// is shorter now.
+    At(usize),
+    /// A dict's `remove`: back under this key (which the object holds again, with its
+    /// references), at its place in insertion order (`seq`), unless the key was set meanwhile.
+    Key { key: Elem, seq: u64 },
+    /// A namespace's `remove`: back under this name, unless the name was set meanwhile.
+    Name(String),
+    /// A value's `swap`, which left the value at this version: the previous value comes back
+    /// (the swapped-in one goes) unless the value was written again since.
+    Swapped(u64),
+}
+
+impl Undo {
+    /// The references the undo itself holds (a dict key's): released once the reply is
+    /// delivered, or when the value cannot go back.
+    pub(crate) fn refs(&self) -> &[u64] {
+        match self {
+            Undo::Key { key, .. } => &key.refs,
+            _ => &[],
+        }
+    }
+}
+
+/// A value a call took out of its object to send it, and how to put it back.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub(crate) item: Elem,
+    pub(crate) undo: Undo,
 }
 
 /// Decodes a request of type `Q` for an object called `name`, applies `f`, encodes its reply.
@@ -172,6 +213,8 @@ fn clamp(i: Option<i64>, len: usize, default: usize) -> usize {
 struct ListState {
     items: Vec<Elem>,
     version: u64,
+    /// The list was freed (its items' references given back): it takes nothing back.
+    freed: bool,
 }
 
 pub(crate) struct ListObj {
@@ -183,7 +226,11 @@ impl ListObj {
     pub(crate) fn new(tag: String, items: Vec<Elem>) -> Self {
         ListObj {
             tag,
-            state: Mutex::new(ListState { items, version: 0 }),
+            state: Mutex::new(ListState {
+                items,
+                version: 0,
+                freed: false,
+            }),
         }
     }
 }
@@ -194,7 +241,14 @@ impl Object for ListObj {
     }
 
     fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        serve("list", request, |request: ListRequest| {
+        // Where a popped element goes back if the reply is not delivered.
+        let popped_at = std::cell::Cell::new(None);
+        let sent = |reply: ListReply| {
+            if let (ListReply::Item(item), Some(at)) = (reply, popped_at.get()) {
+                cx.sending(item, Undo::At(at));
+            }
+        };
+        let apply = |request: ListRequest| {
             let mut s = lock(&self.state);
             if request.mutates() {
                 s.version += 1;
@@ -247,6 +301,7 @@ impl Object for ListObj {
                     }
                     let at = index(i.unwrap_or(-1), len)?;
                     // The popped element's references pass to the caller's copy.
+                    popped_at.set(Some(at));
                     ListReply::Item(s.items.remove(at))
                 }
                 ListRequest::Remove { value } => {
@@ -315,11 +370,32 @@ impl Object for ListObj {
                     ListReply::Done
                 }
             })
-        })
+        };
+        serve_then("list", request, apply, sent)
     }
 
     fn drain_refs(&self) -> Vec<u64> {
-        refs_of(&std::mem::take(&mut lock(&self.state).items))
+        let mut s = lock(&self.state);
+        s.freed = true;
+        refs_of(&std::mem::take(&mut s.items))
+    }
+
+    /// A popped element goes back at the index it was popped from, counted from the front, or
+    /// at the end when the list is shorter now (elements removed meanwhile). The index is not
+    /// adjusted for elements inserted or removed before it meanwhile (the list keeps no history
+    /// of them). The list's version changes, as for any write (a `sort` in progress starts over).
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
+        let mut s = lock(&self.state);
+        let Undo::At(at) = taken.undo else {
+            return Err(taken);
+        };
+        if s.freed {
+            return Err(taken);
+        }
+        let at = at.min(s.items.len());
+        s.items.insert(at, taken.item);
+        s.version += 1;
+        Ok(Vec::new())
     }
 }
 
@@ -330,7 +406,11 @@ impl Object for ListObj {
 struct DictState {
     index: HashMap<Vec<u8>, u64>,
     entries: BTreeMap<u64, (Elem, Elem)>,
+    /// The insertion order's next place; never reused (a `clear` keeps it), so that a removed
+    /// entry put back (see [`Object::put_back`]) takes its old place without meeting a newer one.
     next_seq: u64,
+    /// The dict was freed (its entries' references given back): it takes nothing back.
+    freed: bool,
 }
 
 impl DictState {
@@ -349,9 +429,16 @@ impl DictState {
         None
     }
 
-    fn remove(&mut self, key: &[u8]) -> Option<(Elem, Elem)> {
+    /// Removes `key`'s entry; returns it with its place in insertion order.
+    fn remove(&mut self, key: &[u8]) -> Option<(u64, Elem, Elem)> {
         let seq = self.index.remove(key)?;
-        self.entries.remove(&seq)
+        self.entries.remove(&seq).map(|(k, v)| (seq, k, v))
+    }
+
+    /// Takes every entry out (the place of the next insertion stays where it was).
+    fn take_entries(&mut self) -> BTreeMap<u64, (Elem, Elem)> {
+        self.index.clear();
+        std::mem::take(&mut self.entries)
     }
 }
 
@@ -381,7 +468,14 @@ impl Object for DictObj {
     }
 
     fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        serve("dict", request, |request: DictRequest| {
+        // The key (and place) a removed value goes back under if the reply is not delivered.
+        let removed = std::cell::RefCell::new(None);
+        let sent = |reply: DictReply| {
+            if let (DictReply::Value(Some(item)), Some((key, seq))) = (reply, removed.take()) {
+                cx.sending(item, Undo::Key { key, seq });
+            }
+        };
+        let apply = |request: DictRequest| {
             let mut s = lock(&self.state);
             Ok(match request {
                 DictRequest::Get { key } => {
@@ -412,10 +506,14 @@ impl Object for DictObj {
                     }
                     DictReply::Done
                 }
-                DictRequest::Remove { key } => DictReply::Value(s.remove(&key).map(|(k, v)| {
-                    cx.release(&k);
-                    v
-                })),
+                DictRequest::Remove { key } => {
+                    DictReply::Value(s.remove(&key).map(|(seq, k, v)| {
+                        // The key's references are released once the reply is delivered (or
+                        // the value goes back with its key).
+                        *removed.borrow_mut() = Some((k, seq));
+                        v
+                    }))
+                }
                 DictRequest::ContainsKey { key } => DictReply::Found(s.index.contains_key(&key)),
                 DictRequest::Keys => {
                     let keys: Vec<Elem> = s.entries.values().map(|(k, _)| k.clone()).collect();
@@ -437,37 +535,69 @@ impl Object for DictObj {
                 }
                 DictRequest::Len => DictReply::Len(s.entries.len() as u64),
                 DictRequest::Clear => {
-                    let old = std::mem::take(&mut *s);
-                    for (k, v) in old.entries.values() {
+                    for (k, v) in s.take_entries().values() {
                         cx.release(k);
                         cx.release(v);
                     }
                     DictReply::Done
                 }
             })
-        })
+        };
+        let served = serve_then("dict", request, apply, sent);
+        // A removal that failed to encode its reply sends nothing: its key is released.
+        if let Some((key, _)) = removed.take() {
+            cx.release(&key);
+        }
+        served
     }
 
     fn drain_refs(&self) -> Vec<u64> {
-        let old = std::mem::take(&mut *lock(&self.state));
-        old.entries
+        let mut s = lock(&self.state);
+        s.freed = true;
+        s.take_entries()
             .values()
             .flat_map(|(k, v)| k.refs.iter().chain(&v.refs).copied())
             .collect()
+    }
+
+    /// A removed value goes back under its key, at its place in insertion order, unless the
+    /// key was set again meanwhile: then the newer value wins and the removed one is dropped
+    /// (its references, and its key's, released by the caller).
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
+        let mut s = lock(&self.state);
+        match taken {
+            Taken {
+                item,
+                undo: Undo::Key { key, seq },
+            } if !s.freed && !s.index.contains_key(&key.bytes) => {
+                // `seq` is free: entries only ever take fresh places.
+                s.index.insert(key.bytes.clone(), seq);
+                s.entries.insert(seq, (key, item));
+                Ok(Vec::new())
+            }
+            taken => Err(taken),
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // namespace
 
+#[derive(Default)]
+struct NamespaceState {
+    attrs: BTreeMap<String, Elem>,
+    /// The namespace was freed (its values' references given back): it takes nothing back.
+    freed: bool,
+}
+
 pub(crate) struct NamespaceObj {
-    attrs: Mutex<BTreeMap<String, Elem>>,
+    state: Mutex<NamespaceState>,
 }
 
 impl NamespaceObj {
     pub(crate) fn new() -> Self {
         NamespaceObj {
-            attrs: Mutex::new(BTreeMap::new()),
+            state: Mutex::new(NamespaceState::default()),
         }
     }
 }
@@ -478,8 +608,16 @@ impl Object for NamespaceObj {
     }
 
     fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        serve("namespace", request, |request: NamespaceRequest| {
-            let mut attrs = lock(&self.attrs);
+        // The name a removed value goes back under if the reply is not delivered.
+        let removed = std::cell::RefCell::new(None);
+        let sent = |reply: NamespaceReply| {
+            if let (NamespaceReply::Value(Some(item)), Some(name)) = (reply, removed.take()) {
+                cx.sending(item, Undo::Name(name));
+            }
+        };
+        let apply = |request: NamespaceRequest| {
+            let mut s = lock(&self.state);
+            let attrs = &mut s.attrs;
             Ok(match request {
                 NamespaceRequest::Get { name } => {
                     let v = attrs.get(&name).cloned();
@@ -495,33 +633,71 @@ impl Object for NamespaceObj {
                     }
                     NamespaceReply::Done
                 }
-                NamespaceRequest::Remove { name } => NamespaceReply::Value(attrs.remove(&name)),
+                NamespaceRequest::Remove { name } => {
+                    let value = attrs.remove(&name);
+                    if value.is_some() {
+                        *removed.borrow_mut() = Some(name);
+                    }
+                    NamespaceReply::Value(value)
+                }
                 NamespaceRequest::Contains { name } => {
                     NamespaceReply::Found(attrs.contains_key(&name))
                 }
                 NamespaceRequest::Names => NamespaceReply::Names(attrs.keys().cloned().collect()),
             })
-        })
+        };
+        serve_then("namespace", request, apply, sent)
     }
 
     fn drain_refs(&self) -> Vec<u64> {
-        refs_of(std::mem::take(&mut *lock(&self.attrs)).values())
+        let mut s = lock(&self.state);
+        s.freed = true;
+        refs_of(std::mem::take(&mut s.attrs).values())
+    }
+
+    /// A removed value goes back under its name, unless the name was set again meanwhile:
+    /// then the newer value wins and the removed one is dropped (its references released by
+    /// the caller).
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
+        let mut s = lock(&self.state);
+        match taken {
+            Taken {
+                item,
+                undo: Undo::Name(name),
+            } if !s.freed && !s.attrs.contains_key(&name) => {
+                s.attrs.insert(name, item);
+                Ok(Vec::new())
+            }
+            taken => Err(taken),
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // value and array
 
+struct ValueState {
+    value: Elem,
+    /// Counts the writes (`set`, `swap`): a swap is undone only if none came after it.
+    version: u64,
+    /// The value was freed (its references given back): it takes nothing back.
+    freed: bool,
+}
+
 pub(crate) struct ValueObj {
     tag: String,
-    value: Mutex<Elem>,
+    state: Mutex<ValueState>,
 }
 
 impl ValueObj {
     pub(crate) fn new(tag: String, value: Elem) -> Self {
         ValueObj {
             tag,
-            value: Mutex::new(value),
+            state: Mutex::new(ValueState {
+                value,
+                version: 0,
+                freed: false,
+            }),
         }
     }
 }
@@ -532,29 +708,58 @@ impl Object for ValueObj {
     }
 
     fn call(&self, cx: &Cx<'_>, request: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        serve("value", request, |request: ValueRequest| {
-            let mut v = lock(&self.value);
+        // The version a swap left, for its undo if the reply is not delivered.
+        let swapped = std::cell::Cell::new(None);
+        let sent = |reply: ValueReply| {
+            if let (ValueReply::Value(old), Some(version)) = (reply, swapped.get()) {
+                cx.sending(old, Undo::Swapped(version));
+            }
+        };
+        let apply = |request: ValueRequest| {
+            let mut s = lock(&self.state);
             Ok(match request {
                 ValueRequest::Get => {
-                    cx.share(&v);
-                    ValueReply::Value(v.clone())
+                    cx.share(&s.value);
+                    ValueReply::Value(s.value.clone())
                 }
                 ValueRequest::Set { value } => {
                     cx.adopt(&value)?;
-                    let old = std::mem::replace(&mut *v, value);
+                    s.version += 1;
+                    let old = std::mem::replace(&mut s.value, value);
                     cx.release(&old);
                     ValueReply::Done
                 }
                 ValueRequest::Swap { value } => {
                     cx.adopt(&value)?;
-                    ValueReply::Value(std::mem::replace(&mut *v, value))
+                    s.version += 1;
+                    swapped.set(Some(s.version));
+                    // The previous value's references pass to the caller's copy.
+                    ValueReply::Value(std::mem::replace(&mut s.value, value))
                 }
             })
-        })
+        };
+        serve_then("value", request, apply, sent)
     }
 
     fn drain_refs(&self) -> Vec<u64> {
-        std::mem::take(&mut lock(&self.value).refs)
+        let mut s = lock(&self.state);
+        s.freed = true;
+        std::mem::take(&mut s.value.refs)
+    }
+
+    /// A swap is undone as a whole if the value was not written since: the previous value
+    /// comes back and the swapped-in one goes (its references, returned, are released by the
+    /// caller). Written since, the newer value wins and the previous one is dropped.
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
+        let mut s = lock(&self.state);
+        match taken.undo {
+            Undo::Swapped(version) if !s.freed && s.version == version => {
+                s.version += 1;
+                let swapped_in = std::mem::replace(&mut s.value, taken.item);
+                Ok(swapped_in.refs)
+            }
+            _ => Err(taken),
+        }
     }
 }
 
@@ -660,7 +865,7 @@ impl Object for QueueObj {
         };
         let sent = |reply: QueueReply| {
             if let QueueReply::Item(item) = reply {
-                cx.sending(item);
+                cx.sending(item, Undo::Head);
             }
         };
         serve_then(
@@ -763,14 +968,14 @@ impl Object for QueueObj {
     /// The item a `get` took goes back at the head, where it was: the order is kept, and the
     /// count of unfinished tasks, which a `get` does not change, stays right. (A put that came
     /// in meanwhile may leave a bounded queue one over its size until the next get.)
-    fn put_back(&self, item: Elem) -> Result<(), Elem> {
+    fn put_back(&self, taken: Taken) -> Result<Vec<u64>, Taken> {
         let mut s = lock(&self.state);
-        if s.freed {
-            return Err(item);
+        if s.freed || !matches!(taken.undo, Undo::Head) {
+            return Err(taken);
         }
-        s.items.push_front(item);
+        s.items.push_front(taken.item);
         self.changed.notify_all();
-        Ok(())
+        Ok(Vec::new())
     }
 }
 

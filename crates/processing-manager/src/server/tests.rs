@@ -1,6 +1,7 @@
 //! The server's bookkeeping of client processes, driven by connections that play client
 //! processes (a process id, an anchor or not) so that the orderings that matter can be forced.
 
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use processing_core::codec::{decode, encode};
@@ -10,7 +11,9 @@ use crate::client::open_for_test;
 use crate::protocol::STATUS_OK;
 use crate::server::objects::{Init, Kind};
 use crate::wire::Framed;
-use crate::{ListProxy, Manager, Proxy, QueueProxy};
+use crate::{Address, ListProxy, Manager, Proxy, QueueProxy};
+#[cfg(unix)]
+use crate::{DictProxy, ValueProxy};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -156,10 +159,14 @@ fn a_get_for_a_client_gone_puts_the_item_back_at_the_head() {
     q.put(1).unwrap();
     q.put(2).unwrap();
     let mut conn = open_for_test(m.address(), 0x5eed_0000_0000_0004, false);
+    // The reply is held until the client is gone (else the server could answer first).
+    let gate = Armed::arm(&m, q.as_raw().id());
     send(&mut conn, q.as_raw().id(), &get_request(Wait::No));
+    gate.wait_reached();
     shut(&conn, std::net::Shutdown::Write);
-    // The server reads the request, takes item 1, finds the client gone, puts it back and
-    // closes the connection: no reply.
+    gate.open();
+    // The server took item 1, finds the client gone, puts it back and closes the connection:
+    // no reply.
     assert!(
         reply(&mut conn).is_none(),
         "the item was sent to a client gone"
@@ -215,4 +222,420 @@ fn shut(conn: &Framed, how: std::net::Shutdown) {
         Stream::Unix(s) => s.shutdown(how).unwrap(),
         Stream::Tcp(s) => s.shutdown(how).unwrap(),
     }
+}
+
+/// A reply held on its way out, armed by a test for one object of one server: the window in
+/// which the tests kill a client whose call took a value out of that object.
+struct Gate {
+    address: String,
+    object: u64,
+    reached: bool,
+    open: bool,
+}
+
+static GATES: Mutex<Vec<Gate>> = Mutex::new(Vec::new());
+static GATES_CHANGED: Condvar = Condvar::new();
+
+fn gates() -> std::sync::MutexGuard<'static, Vec<Gate>> {
+    GATES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Called by the server (tests only) after a call to `object` took a value out, before its
+/// reply is settled: an armed gate holds the reply there until the test opens it.
+pub(super) fn reply_gate(address: &Address, object: u64) {
+    let address = address.to_string();
+    let mut gates = gates();
+    let Some(gate) = gates
+        .iter_mut()
+        .find(|g| g.address == address && g.object == object && !g.reached)
+    else {
+        return;
+    };
+    gate.reached = true;
+    GATES_CHANGED.notify_all();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let at = gates
+            .iter()
+            .position(|g| g.address == address && g.object == object);
+        match at {
+            Some(at) if gates[at].open => {
+                gates.remove(at);
+                return;
+            }
+            None => return,
+            Some(_) if Instant::now() >= deadline => return,
+            Some(_) => {
+                gates = GATES_CHANGED
+                    .wait_timeout(gates, Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+    }
+}
+
+/// A test's handle on its gate.
+#[cfg(unix)]
+struct Armed {
+    address: String,
+    object: u64,
+}
+
+#[cfg(unix)]
+impl Armed {
+    /// Holds the reply of the next take-out from `object` (of `m`'s server).
+    fn arm(m: &Manager, object: u64) -> Armed {
+        let address = m.address().to_string();
+        gates().push(Gate {
+            address: address.clone(),
+            object,
+            reached: false,
+            open: false,
+        });
+        Armed { address, object }
+    }
+
+    fn find<'g>(&self, gates: &'g mut [Gate]) -> Option<&'g mut Gate> {
+        gates
+            .iter_mut()
+            .find(|g| g.address == self.address && g.object == self.object)
+    }
+
+    /// Waits until a call took a value out and its reply is held.
+    fn wait_reached(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut gates = gates();
+        while !self.find(&mut gates).is_some_and(|g| g.reached) {
+            assert!(Instant::now() < deadline, "no take-out reached the gate");
+            gates = GATES_CHANGED
+                .wait_timeout(gates, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Lets the held reply go on.
+    fn open(self) {
+        if let Some(gate) = self.find(&mut gates()) {
+            gate.open = true;
+        }
+        GATES_CHANGED.notify_all();
+    }
+}
+
+/// Starts a client process running `call(args)`, waits until the server holds the reply of its
+/// take-out from `object`, lets `meanwhile` run, kills the client, and lets the reply go on:
+/// a reply that can never be delivered.
+#[cfg(unix)]
+fn kill_mid_take_out<A: serde::Serialize + serde::de::DeserializeOwned>(
+    m: &Manager,
+    object: u64,
+    call: impl Fn(A) + 'static,
+    args: A,
+    meanwhile: impl FnOnce(),
+) {
+    let gate = Armed::arm(m, object);
+    let mut client = processing_process::Process::new(call, args);
+    client.start().expect("start the client");
+    gate.wait_reached();
+    meanwhile();
+    client.kill().expect("kill the client");
+    assert!(
+        client.join_timeout(PATIENCE).is_err(),
+        "the client ended its call"
+    );
+    gate.open();
+}
+
+/// The contents of a list of lists.
+#[cfg(unix)]
+fn nested(l: &ListProxy<ListProxy<u32>>) -> Vec<Vec<u32>> {
+    l.to_vec()
+        .unwrap()
+        .iter()
+        .map(|inner| inner.to_vec().unwrap())
+        .collect()
+}
+
+/// A list of one-element lists `[[0], [1], ...]`.
+#[cfg(unix)]
+fn list_of_lists(m: &Manager, n: u32) -> ListProxy<ListProxy<u32>> {
+    let l = m.list().unwrap();
+    for i in 0..n {
+        l.push(m.list_from([i]).unwrap()).unwrap();
+    }
+    l
+}
+
+/// A client process killed while its `pop_at(1)` is in flight: the element is back at index
+/// 1, with its reference (nothing freed, nothing leaked once the list goes).
+#[cfg(unix)]
+#[test]
+fn a_list_pop_for_a_killed_client_puts_the_element_back_at_its_index() {
+    let m = Manager::start_in_thread().unwrap();
+    let before = m.live_objects().unwrap();
+    let l = list_of_lists(&m, 4);
+    let base = m.live_objects().unwrap();
+    kill_mid_take_out(
+        &m,
+        l.as_raw().id(),
+        |l: ListProxy<ListProxy<u32>>| drop(l.pop_at(1)),
+        l.clone(),
+        || assert_eq!(l.len().unwrap(), 3, "the element is out while held"),
+    );
+    assert!(eventually(|| l.len().unwrap() == 4), "the element is lost");
+    assert_eq!(nested(&l), [[0], [1], [2], [3]]);
+    assert!(eventually(|| m.live_objects().unwrap() == base));
+    drop(l);
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before),
+        "a reference leaked: {} objects, {before} expected",
+        m.live_objects().unwrap()
+    );
+    m.shutdown().unwrap();
+}
+
+/// The list shrank while the popped element was away: it goes back at the end. A `pop` of the
+/// last element goes back at the index it had, before the elements pushed meanwhile, as if it
+/// had stayed.
+#[cfg(unix)]
+#[test]
+fn a_list_pop_for_a_killed_client_goes_back_at_the_end_when_the_list_shrank() {
+    let m = Manager::start_in_thread().unwrap();
+    let before = m.live_objects().unwrap();
+    let l = list_of_lists(&m, 4);
+    kill_mid_take_out(
+        &m,
+        l.as_raw().id(),
+        |l: ListProxy<ListProxy<u32>>| drop(l.pop_at(2)),
+        l.clone(),
+        || {
+            // [0, 1, 3] -> [0]
+            assert_eq!(l.pop().unwrap().unwrap().to_vec().unwrap(), [3]);
+            assert_eq!(l.pop().unwrap().unwrap().to_vec().unwrap(), [1]);
+        },
+    );
+    assert!(eventually(|| l.len().unwrap() == 2), "the element is lost");
+    assert_eq!(nested(&l), [[0], [2]]);
+    kill_mid_take_out(
+        &m,
+        l.as_raw().id(),
+        |l: ListProxy<ListProxy<u32>>| drop(l.pop()),
+        l.clone(),
+        || l.push(m.list_from([7]).unwrap()).unwrap(),
+    );
+    assert!(eventually(|| l.len().unwrap() == 3), "the element is lost");
+    assert_eq!(nested(&l), [[0], [2], [7]]);
+    drop(l);
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before),
+        "a reference leaked: {} objects, {before} expected",
+        m.live_objects().unwrap()
+    );
+    m.shutdown().unwrap();
+}
+
+/// A client process killed while its dict `remove` is in flight: the value is back under its
+/// key, at its place in insertion order, with its reference (and its key's).
+#[cfg(unix)]
+#[test]
+fn a_dict_pop_for_a_killed_client_puts_the_value_back_under_its_key() {
+    let m = Manager::start_in_thread().unwrap();
+    let before = m.live_objects().unwrap();
+    let d = m.dict::<ListProxy<u32>, ListProxy<u32>>().unwrap();
+    let keys: Vec<ListProxy<u32>> = (0..3).map(|i| m.list_from([i]).unwrap()).collect();
+    for (i, k) in keys.iter().enumerate() {
+        d.insert(k.clone(), m.list_from([10 + i as u32]).unwrap())
+            .unwrap();
+    }
+    let base = m.live_objects().unwrap();
+    kill_mid_take_out(
+        &m,
+        d.as_raw().id(),
+        |(d, key): (DictProxy<ListProxy<u32>, ListProxy<u32>>, ListProxy<u32>)| {
+            drop(d.remove(&key))
+        },
+        (d.clone(), keys[1].clone()),
+        || assert_eq!(d.len().unwrap(), 2, "the entry is out while held"),
+    );
+    assert!(eventually(|| d.len().unwrap() == 3), "the value is lost");
+    let items: Vec<(Vec<u32>, Vec<u32>)> = d
+        .items()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.to_vec().unwrap(), v.to_vec().unwrap()))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            (vec![0], vec![10]),
+            (vec![1], vec![11]),
+            (vec![2], vec![12])
+        ]
+    );
+    assert!(eventually(|| m.live_objects().unwrap() == base));
+    drop((d, keys));
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before),
+        "a reference leaked: {} objects, {before} expected",
+        m.live_objects().unwrap()
+    );
+    m.shutdown().unwrap();
+}
+
+/// The key was set again while the removed value was away: the newer value wins, and the
+/// removed one is dropped with its references released (its object freed).
+#[cfg(unix)]
+#[test]
+fn a_dict_pop_for_a_killed_client_yields_to_a_newer_value_and_releases_the_old() {
+    let m = Manager::start_in_thread().unwrap();
+    let before = m.live_objects().unwrap();
+    let d = m.dict::<String, ListProxy<u32>>().unwrap();
+    d.insert("a".into(), m.list_from([1]).unwrap()).unwrap();
+    d.insert("b".into(), m.list_from([2]).unwrap()).unwrap();
+    let base = m.live_objects().unwrap();
+    kill_mid_take_out(
+        &m,
+        d.as_raw().id(),
+        |d: DictProxy<String, ListProxy<u32>>| drop(d.remove(&"a".into())),
+        d.clone(),
+        || {
+            let newer = m.list_from([3]).unwrap();
+            assert!(d.insert("a".into(), newer).unwrap().is_none());
+        },
+    );
+    // The old value [1] is freed once dropped; the newer one [3] took its place.
+    assert!(
+        eventually(|| m.live_objects().unwrap() == base),
+        "the old value was not released: {} objects, {base} expected",
+        m.live_objects().unwrap()
+    );
+    assert_eq!(d.get(&"a".into()).unwrap().unwrap().to_vec().unwrap(), [3]);
+    assert_eq!(d.keys().unwrap(), ["b", "a"]);
+    drop(d);
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before),
+        "a reference leaked: {} objects, {before} expected",
+        m.live_objects().unwrap()
+    );
+    m.shutdown().unwrap();
+}
+
+/// A client that shut its sending side while the reply of its namespace `remove` was on its
+/// way: the value is back under its name, with its reference.
+#[cfg(unix)]
+#[test]
+fn a_namespace_remove_for_a_client_gone_puts_the_value_back() {
+    let m = Manager::start_in_thread().unwrap();
+    let ns = m.namespace().unwrap();
+    let inner = m.list_from([5u32]).unwrap();
+    ns.set("x", &inner).unwrap();
+    drop(inner);
+    let base = m.live_objects().unwrap();
+    let mut conn = open_for_test(m.address(), 0x5eed_0000_0000_0006, false);
+    let request = encode(&crate::calls::NamespaceRequest::Remove { name: "x".into() }).unwrap();
+    let gate = Armed::arm(&m, ns.as_raw().id());
+    send(&mut conn, ns.as_raw().id(), &request);
+    gate.wait_reached();
+    assert!(!ns.contains("x").unwrap(), "the value is out while held");
+    shut(&conn, std::net::Shutdown::Write);
+    gate.open();
+    assert!(
+        reply(&mut conn).is_none(),
+        "the value was sent to a client gone"
+    );
+    assert_eq!(
+        m.live_objects().unwrap(),
+        base,
+        "the value's object was freed"
+    );
+    let back: ListProxy<u32> = ns.get("x").unwrap().expect("the value is lost");
+    assert_eq!(back.to_vec().unwrap(), [5]);
+    drop(conn);
+    m.shutdown().unwrap();
+}
+
+/// A client process killed while its value `swap` is in flight: the swap is undone (the
+/// previous value back, the swapped-in one released) unless the value was written since: then
+/// the newer value wins and the previous one is released.
+#[cfg(unix)]
+#[test]
+fn a_value_swap_for_a_killed_client_is_undone_unless_written_since() {
+    type Swap = (ValueProxy<ListProxy<u32>>, ListProxy<u32>);
+    let m = Manager::start_in_thread().unwrap();
+    let before = m.live_objects().unwrap();
+    let v = m.value(m.list_from([1u32]).unwrap()).unwrap();
+    let two = m.list_from([2u32]).unwrap();
+    kill_mid_take_out(
+        &m,
+        v.as_raw().id(),
+        |(v, new): Swap| drop(v.swap(new)),
+        (v.clone(), two.clone()),
+        || {
+            assert_eq!(
+                v.get().unwrap().to_vec().unwrap(),
+                [2],
+                "swapped while held"
+            )
+        },
+    );
+    assert!(
+        eventually(|| v.get().unwrap().to_vec().unwrap() == [1]),
+        "the previous value is lost"
+    );
+    drop(two);
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before + 2),
+        "the swapped-in value was not released: {} objects, {} expected",
+        m.live_objects().unwrap(),
+        before + 2
+    );
+    let three = m.list_from([3u32]).unwrap();
+    kill_mid_take_out(
+        &m,
+        v.as_raw().id(),
+        |(v, new): Swap| drop(v.swap(new)),
+        (v.clone(), three.clone()),
+        || v.set(m.list_from([4u32]).unwrap()).unwrap(),
+    );
+    drop(three);
+    // [1] (the previous value, not put back) and [3] (overwritten) are freed.
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before + 2),
+        "the previous value was not released: {} objects, {} expected",
+        m.live_objects().unwrap(),
+        before + 2
+    );
+    assert_eq!(v.get().unwrap().to_vec().unwrap(), [4]);
+    drop(v);
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before),
+        "a reference leaked: {} objects, {before} expected",
+        m.live_objects().unwrap()
+    );
+    m.shutdown().unwrap();
+}
+
+/// A dict `remove` whose reply is delivered releases the key it kept for its undo: the removed
+/// key's object is freed once its last proxy goes.
+#[test]
+fn a_delivered_dict_pop_releases_its_key() {
+    let m = Manager::start_in_thread().unwrap();
+    let before = m.live_objects().unwrap();
+    let d = m.dict::<ListProxy<u32>, u32>().unwrap();
+    let key = m.list_from([1u32]).unwrap();
+    d.insert(key.clone(), 7).unwrap();
+    assert_eq!(d.remove(&key).unwrap(), Some(7));
+    assert!(d.is_empty().unwrap());
+    drop(key);
+    assert!(
+        eventually(|| m.live_objects().unwrap() == before + 1),
+        "the removed key is still held: {} objects, {} expected",
+        m.live_objects().unwrap(),
+        before + 1
+    );
+    drop(d);
+    assert!(eventually(|| m.live_objects().unwrap() == before));
+    m.shutdown().unwrap();
 }
