@@ -726,11 +726,7 @@ impl Server {
 
 /// The error of a call whose handler panicked.
 fn panicked(payload: &(dyn std::any::Any + Send)) -> RemoteError {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into());
+    let message = processing_core::panic_message(payload);
     RemoteError::new(
         RemoteErrorKind::Panicked,
         format!("the server failed while serving this call: {message}"),

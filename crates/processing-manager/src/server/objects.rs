@@ -1531,11 +1531,7 @@ impl Object for CustomObj {
         match result {
             Ok(r) => r,
             Err(payload) => {
-                let msg = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".into());
+                let msg = processing_core::panic_message(&*payload);
                 Err(RemoteError::new(
                     RemoteErrorKind::Panicked,
                     format!("a method of {} panicked: {msg}", self.tag),
