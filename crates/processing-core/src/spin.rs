@@ -14,7 +14,10 @@
 //!
 //! A thread pinned to one CPU yields at once on every round (its peer can only run when it
 //! does), oversubscribed or not: that spin offers the CPU to the peer instead of taking it.
-//! Others spin 10 µs without yielding, then yield now and then.
+//! Others spin 1 µs without yielding, then yield now and then (every 64 rounds): a peer that
+//! the scheduler placed on the same CPU (it keeps two threads that take turns together) then
+//! runs within microseconds, and while both are runnable the kernel moves one of them to an
+//! idle CPU.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -24,9 +27,10 @@ use std::time::{Duration, Instant};
 const SPIN_MAX: Duration = Duration::from_micros(50);
 /// The shortest spin (while waits are long: the peer is busy or off the CPU).
 const SPIN_MIN: Duration = Duration::from_micros(5);
-/// The first part of a spin has no yield (a yield can hand the CPU to an unrelated thread for
-/// a whole time slice).
-const SPIN_NO_YIELD: Duration = Duration::from_micros(10);
+/// The first part of a spin has no yield: most hand-overs between CPUs complete within it. It
+/// is short because a peer on the same CPU waits for this thread's yield (under load nothing
+/// spins, so an unrelated thread rarely takes the yielded CPU).
+const SPIN_NO_YIELD: Duration = Duration::from_micros(1);
 /// Waits longer than this count as this long in the running average (one long idle period
 /// must not disable spinning for long).
 const WAIT_SAMPLE_CAP: Duration = Duration::from_millis(1);
