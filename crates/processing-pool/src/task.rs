@@ -435,15 +435,63 @@ where
 }
 
 /// Encodes `items` as the postcard sequence [`Entries`] decode.
-pub(crate) fn encode_chunk<A: Serialize>(
-    items: &[A],
-) -> Result<Vec<u8>, processing_core::CodecError> {
-    processing_core::codec::encode(items)
+pub(crate) fn encode_chunk<A: Serialize>(items: &[A]) -> Result<Vec<u8>, crate::PoolError> {
+    let input = processing_core::codec::encode(items)?;
+    check_size(input.len(), MAX_TASK_BYTES, "arguments").map_err(crate::PoolError::Codec)?;
+    Ok(input)
+}
+
+/// The most bytes one task message (a chunk's encoded arguments) or one reply (its encoded
+/// results) may have: a worker's frames carry at most 2 GiB, and a frame's own fields take
+/// the rest. (The same limit holds for every backend, so that the twins agree.)
+pub(crate) const MAX_TASK_BYTES: usize = (1 << 31) - 64;
+
+/// The codec error when `len` bytes of a task's `what` ("arguments", "results") exceed `max`.
+pub(crate) fn check_size(len: usize, max: usize, what: &str) -> Result<(), ErrorChain> {
+    if len <= max {
+        return Ok(());
+    }
+    Err(ErrorChain::new(format!(
+        "a task's {what} encode to {len} bytes, more than the {max} one task can carry \
+         (a map's chunk carries all its items: a smaller chunksize helps)"
+    )))
+}
+
+/// Replaces an entry's output after `start` with the codec error that says so when it is
+/// larger than [`MAX_TASK_BYTES`] (no reply frame could carry it); else returns `status`.
+pub(crate) fn limit_output(out: &mut Vec<u8>, start: usize, status: Status) -> Status {
+    limit_output_to(out, start, status, MAX_TASK_BYTES)
+}
+
+fn limit_output_to(out: &mut Vec<u8>, start: usize, status: Status, max: usize) -> Status {
+    match check_size(out.len().saturating_sub(start), max, "results") {
+        Ok(()) => status,
+        Err(chain) => write_error(out, start, Status::Codec, &chain),
+    }
 }
 
 #[cfg(test)]
 mod entry_tests {
     use super::*;
+
+    #[test]
+    fn an_output_over_the_limit_becomes_a_codec_error_naming_its_size() {
+        let mut out = vec![7u8; 3];
+        out.extend([1u8; 10]);
+        assert!(limit_output_to(&mut out, 3, Status::Ok, 10) == Status::Ok);
+        assert_eq!(out.len(), 13, "an output at the limit stays");
+        out.push(1);
+        let status = limit_output_to(&mut out, 3, Status::Ok, 10);
+        assert!(status == Status::Codec, "status {}", status as u8);
+        assert_eq!(&out[..3], &[7, 7, 7], "the room before `start` is kept");
+        let chain: ErrorChain = processing_core::codec::decode(&out[3..]).unwrap();
+        assert!(
+            chain
+                .to_string()
+                .contains("results encode to 11 bytes, more than the 10"),
+            "{chain}"
+        );
+    }
 
     fn double(x: u32) -> u32 {
         x * 2

@@ -62,6 +62,9 @@ const REPLY_HEADER: usize = RESERVED + REPLY_FIELDS;
 const REPLY_FIELDS: usize = 1 + 8 + 1;
 /// Largest frame body either side accepts.
 const MAX_FRAME: u64 = 1 << 31;
+// A task message (count, id, entry, length, arguments) and a reply (its fields, results) of
+// `task::MAX_TASK_BYTES` fit a frame; so its `u32` length fields never truncate.
+const _: () = assert!(task::MAX_TASK_BYTES as u64 + 64 <= MAX_FRAME);
 /// The read-ahead of the supervisor's stream reader.
 const READ_AHEAD: usize = 64 * 1024;
 
@@ -752,6 +755,7 @@ fn worker_main(args: WorkerArgs) {
                 m.begin(id);
             }
             let status = entry(input, &mut out);
+            let status = task::limit_output(&mut out, REPLY_HEADER, status);
             if replies.send(&mut out, KIND_DONE, id, status).is_err() {
                 return;
             }
