@@ -14,10 +14,14 @@
 //!
 //! A thread pinned to one CPU yields at once on every round (its peer can only run when it
 //! does), oversubscribed or not: that spin offers the CPU to the peer instead of taking it.
-//! Others spin 1 µs without yielding, then yield now and then (every 64 rounds): a peer that
-//! the scheduler placed on the same CPU (it keeps two threads that take turns together) then
-//! runs within microseconds, and while both are runnable the kernel moves one of them to an
-//! idle CPU.
+//! Others spin 1 µs without yielding, then yield now and then (every 64 rounds). The scheduler
+//! sometimes keeps two threads that take turns on one CPU while another CPU idles (seen with a
+//! manager client and its connection thread just after the server started). Then a spin can
+//! only end by the peer's turn: a yield that returns later than 2 µs shows that another thread
+//! ran, so the spin ends, and this thread's next 8 waits sleep at once. Yield for yield, both
+//! threads would stay runnable and never be woken, and the balancer leaves such cache-hot
+//! threads where they are; a sleeper's wake-up is where the kernel can place it anew, and a
+//! hand-over through a sleep on one CPU costs 2–4 µs where a spin there costs a whole turn.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -31,6 +35,9 @@ const SPIN_MIN: Duration = Duration::from_micros(5);
 /// is short because a peer on the same CPU waits for this thread's yield (under load nothing
 /// spins, so an unrelated thread rarely takes the yielded CPU).
 const SPIN_NO_YIELD: Duration = Duration::from_micros(1);
+/// A yield that returns later than this ran another thread on the CPU (an empty run queue
+/// answers a yield within a microsecond).
+const YIELD_RAN_ANOTHER: Duration = Duration::from_micros(2);
 /// Waits longer than this count as this long in the running average (one long idle period
 /// must not disable spinning for long).
 const WAIT_SAMPLE_CAP: Duration = Duration::from_millis(1);
@@ -83,6 +90,15 @@ thread_local! {
     /// (calls until the next check, whether this thread may run on one CPU only).
     static PINNED: std::cell::Cell<(u32, bool)> = const { std::cell::Cell::new((0, false)) };
 }
+
+thread_local! {
+    /// How many more waits of this thread sleep without spinning (after a yield ran another
+    /// thread on its CPU, see `spin_until`).
+    static SLEEP_AT_ONCE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// How many waits sleep at once after a spin found the CPU shared.
+const SLEEPS_AFTER_SHARED_CPU: u32 = 8;
 
 /// Whether the calling thread may run on one CPU only (checked again every 256 calls).
 fn pinned() -> bool {
@@ -175,6 +191,16 @@ impl SpinPolicy {
         // gives way, so even on an oversubscribed machine the spin hands the CPU over rather
         // than taking it.
         let yield_at_once = pinned();
+        if !yield_at_once {
+            let skip = SLEEP_AT_ONCE.with(|c| {
+                let n = c.get();
+                c.set(n.saturating_sub(1));
+                n > 0
+            });
+            if skip {
+                return false;
+            }
+        }
         let budget = if yield_at_once {
             self.learnt_budget()
         } else {
@@ -199,6 +225,15 @@ impl SpinPolicy {
                 }
                 if el > SPIN_NO_YIELD {
                     std::thread::yield_now();
+                    // A yield that took this long ran another thread on this CPU: most likely
+                    // the peer, which the scheduler placed here. Turn by turn on one CPU
+                    // both stay runnable, so no wake-up ever moves either to an idle CPU (and
+                    // the balancer leaves such cache-hot threads where they are): stop
+                    // spinning and sleep, so that the peer's wake-up places this thread anew.
+                    if start.elapsed() - el > YIELD_RAN_ANOTHER {
+                        SLEEP_AT_ONCE.with(|c| c.set(SLEEPS_AFTER_SHARED_CPU));
+                        return ready();
+                    }
                 }
             } else {
                 std::hint::spin_loop();
