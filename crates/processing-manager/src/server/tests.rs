@@ -348,6 +348,25 @@ fn kill_mid_take_out<A: serde::Serialize + serde::de::DeserializeOwned>(
     gate.open();
 }
 
+/// Waits until the manager has `n` live objects; else fails with `what` and the count.
+fn assert_live(m: &Manager, n: usize, what: &str) {
+    assert!(
+        eventually(|| m.live_objects().unwrap() == n),
+        "{what}: {} objects, {n} expected",
+        m.live_objects().unwrap()
+    );
+}
+
+/// Runs `test` against a fresh in-thread manager (given its count of live objects); once the
+/// test dropped all it made, no object may be left (no reference leaked).
+fn without_leaks(test: impl FnOnce(&Manager, usize)) {
+    let m = Manager::start_in_thread().unwrap();
+    let before = m.live_objects().unwrap();
+    test(&m, before);
+    assert_live(&m, before, "a reference leaked");
+    m.shutdown().unwrap();
+}
+
 /// The contents of a list of lists.
 #[cfg(unix)]
 fn nested(l: &ListProxy<ListProxy<u32>>) -> Vec<Vec<u32>> {
@@ -373,27 +392,21 @@ fn list_of_lists(m: &Manager, n: u32) -> ListProxy<ListProxy<u32>> {
 #[cfg(unix)]
 #[test]
 fn a_list_pop_for_a_killed_client_puts_the_element_back_at_its_index() {
-    let m = Manager::start_in_thread().unwrap();
-    let before = m.live_objects().unwrap();
-    let l = list_of_lists(&m, 4);
-    let base = m.live_objects().unwrap();
-    kill_mid_take_out(
-        &m,
-        l.as_raw().id(),
-        |l: ListProxy<ListProxy<u32>>| drop(l.pop_at(1)),
-        l.clone(),
-        || assert_eq!(l.len().unwrap(), 3, "the element is out while held"),
-    );
-    assert!(eventually(|| l.len().unwrap() == 4), "the element is lost");
-    assert_eq!(nested(&l), [[0], [1], [2], [3]]);
-    assert!(eventually(|| m.live_objects().unwrap() == base));
-    drop(l);
-    assert!(
-        eventually(|| m.live_objects().unwrap() == before),
-        "a reference leaked: {} objects, {before} expected",
-        m.live_objects().unwrap()
-    );
-    m.shutdown().unwrap();
+    without_leaks(|m, _| {
+        let l = list_of_lists(m, 4);
+        let base = m.live_objects().unwrap();
+        kill_mid_take_out(
+            m,
+            l.as_raw().id(),
+            |l: ListProxy<ListProxy<u32>>| drop(l.pop_at(1)),
+            l.clone(),
+            || assert_eq!(l.len().unwrap(), 3, "the element is out while held"),
+        );
+        assert!(eventually(|| l.len().unwrap() == 4), "the element is lost");
+        assert_eq!(nested(&l), [[0], [1], [2], [3]]);
+        assert!(eventually(|| m.live_objects().unwrap() == base));
+        drop(l);
+    });
 }
 
 /// The list shrank while the popped element was away: it goes back at the end. A `pop` of the
@@ -402,38 +415,32 @@ fn a_list_pop_for_a_killed_client_puts_the_element_back_at_its_index() {
 #[cfg(unix)]
 #[test]
 fn a_list_pop_for_a_killed_client_goes_back_at_the_end_when_the_list_shrank() {
-    let m = Manager::start_in_thread().unwrap();
-    let before = m.live_objects().unwrap();
-    let l = list_of_lists(&m, 4);
-    kill_mid_take_out(
-        &m,
-        l.as_raw().id(),
-        |l: ListProxy<ListProxy<u32>>| drop(l.pop_at(2)),
-        l.clone(),
-        || {
-            // [0, 1, 3] -> [0]
-            assert_eq!(l.pop().unwrap().unwrap().to_vec().unwrap(), [3]);
-            assert_eq!(l.pop().unwrap().unwrap().to_vec().unwrap(), [1]);
-        },
-    );
-    assert!(eventually(|| l.len().unwrap() == 2), "the element is lost");
-    assert_eq!(nested(&l), [[0], [2]]);
-    kill_mid_take_out(
-        &m,
-        l.as_raw().id(),
-        |l: ListProxy<ListProxy<u32>>| drop(l.pop()),
-        l.clone(),
-        || l.push(m.list_from([7]).unwrap()).unwrap(),
-    );
-    assert!(eventually(|| l.len().unwrap() == 3), "the element is lost");
-    assert_eq!(nested(&l), [[0], [2], [7]]);
-    drop(l);
-    assert!(
-        eventually(|| m.live_objects().unwrap() == before),
-        "a reference leaked: {} objects, {before} expected",
-        m.live_objects().unwrap()
-    );
-    m.shutdown().unwrap();
+    without_leaks(|m, _| {
+        let l = list_of_lists(m, 4);
+        kill_mid_take_out(
+            m,
+            l.as_raw().id(),
+            |l: ListProxy<ListProxy<u32>>| drop(l.pop_at(2)),
+            l.clone(),
+            || {
+                // [0, 1, 3] -> [0]
+                assert_eq!(l.pop().unwrap().unwrap().to_vec().unwrap(), [3]);
+                assert_eq!(l.pop().unwrap().unwrap().to_vec().unwrap(), [1]);
+            },
+        );
+        assert!(eventually(|| l.len().unwrap() == 2), "the element is lost");
+        assert_eq!(nested(&l), [[0], [2]]);
+        kill_mid_take_out(
+            m,
+            l.as_raw().id(),
+            |l: ListProxy<ListProxy<u32>>| drop(l.pop()),
+            l.clone(),
+            || l.push(m.list_from([7]).unwrap()).unwrap(),
+        );
+        assert!(eventually(|| l.len().unwrap() == 3), "the element is lost");
+        assert_eq!(nested(&l), [[0], [2], [7]]);
+        drop(l);
+    });
 }
 
 /// A client process killed while its dict `remove` is in flight: the value is back under its
@@ -441,47 +448,41 @@ fn a_list_pop_for_a_killed_client_goes_back_at_the_end_when_the_list_shrank() {
 #[cfg(unix)]
 #[test]
 fn a_dict_pop_for_a_killed_client_puts_the_value_back_under_its_key() {
-    let m = Manager::start_in_thread().unwrap();
-    let before = m.live_objects().unwrap();
-    let d = m.dict::<ListProxy<u32>, ListProxy<u32>>().unwrap();
-    let keys: Vec<ListProxy<u32>> = (0..3).map(|i| m.list_from([i]).unwrap()).collect();
-    for (i, k) in keys.iter().enumerate() {
-        d.insert(k.clone(), m.list_from([10 + i as u32]).unwrap())
-            .unwrap();
-    }
-    let base = m.live_objects().unwrap();
-    kill_mid_take_out(
-        &m,
-        d.as_raw().id(),
-        |(d, key): (DictProxy<ListProxy<u32>, ListProxy<u32>>, ListProxy<u32>)| {
-            drop(d.remove(&key))
-        },
-        (d.clone(), keys[1].clone()),
-        || assert_eq!(d.len().unwrap(), 2, "the entry is out while held"),
-    );
-    assert!(eventually(|| d.len().unwrap() == 3), "the value is lost");
-    let items: Vec<(Vec<u32>, Vec<u32>)> = d
-        .items()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.to_vec().unwrap(), v.to_vec().unwrap()))
-        .collect();
-    assert_eq!(
-        items,
-        [
-            (vec![0], vec![10]),
-            (vec![1], vec![11]),
-            (vec![2], vec![12])
-        ]
-    );
-    assert!(eventually(|| m.live_objects().unwrap() == base));
-    drop((d, keys));
-    assert!(
-        eventually(|| m.live_objects().unwrap() == before),
-        "a reference leaked: {} objects, {before} expected",
-        m.live_objects().unwrap()
-    );
-    m.shutdown().unwrap();
+    without_leaks(|m, _| {
+        let d = m.dict::<ListProxy<u32>, ListProxy<u32>>().unwrap();
+        let keys: Vec<ListProxy<u32>> = (0..3).map(|i| m.list_from([i]).unwrap()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            d.insert(k.clone(), m.list_from([10 + i as u32]).unwrap())
+                .unwrap();
+        }
+        let base = m.live_objects().unwrap();
+        kill_mid_take_out(
+            m,
+            d.as_raw().id(),
+            |(d, key): (DictProxy<ListProxy<u32>, ListProxy<u32>>, ListProxy<u32>)| {
+                drop(d.remove(&key))
+            },
+            (d.clone(), keys[1].clone()),
+            || assert_eq!(d.len().unwrap(), 2, "the entry is out while held"),
+        );
+        assert!(eventually(|| d.len().unwrap() == 3), "the value is lost");
+        let items: Vec<(Vec<u32>, Vec<u32>)> = d
+            .items()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.to_vec().unwrap(), v.to_vec().unwrap()))
+            .collect();
+        assert_eq!(
+            items,
+            [
+                (vec![0], vec![10]),
+                (vec![1], vec![11]),
+                (vec![2], vec![12])
+            ]
+        );
+        assert!(eventually(|| m.live_objects().unwrap() == base));
+        drop((d, keys));
+    });
 }
 
 /// The key was set again while the removed value was away: the newer value wins, and the
@@ -489,37 +490,27 @@ fn a_dict_pop_for_a_killed_client_puts_the_value_back_under_its_key() {
 #[cfg(unix)]
 #[test]
 fn a_dict_pop_for_a_killed_client_yields_to_a_newer_value_and_releases_the_old() {
-    let m = Manager::start_in_thread().unwrap();
-    let before = m.live_objects().unwrap();
-    let d = m.dict::<String, ListProxy<u32>>().unwrap();
-    d.insert("a".into(), m.list_from([1]).unwrap()).unwrap();
-    d.insert("b".into(), m.list_from([2]).unwrap()).unwrap();
-    let base = m.live_objects().unwrap();
-    kill_mid_take_out(
-        &m,
-        d.as_raw().id(),
-        |d: DictProxy<String, ListProxy<u32>>| drop(d.remove(&"a".into())),
-        d.clone(),
-        || {
-            let newer = m.list_from([3]).unwrap();
-            assert!(d.insert("a".into(), newer).unwrap().is_none());
-        },
-    );
-    // The old value [1] is freed once dropped; the newer one [3] took its place.
-    assert!(
-        eventually(|| m.live_objects().unwrap() == base),
-        "the old value was not released: {} objects, {base} expected",
-        m.live_objects().unwrap()
-    );
-    assert_eq!(d.get(&"a".into()).unwrap().unwrap().to_vec().unwrap(), [3]);
-    assert_eq!(d.keys().unwrap(), ["b", "a"]);
-    drop(d);
-    assert!(
-        eventually(|| m.live_objects().unwrap() == before),
-        "a reference leaked: {} objects, {before} expected",
-        m.live_objects().unwrap()
-    );
-    m.shutdown().unwrap();
+    without_leaks(|m, _| {
+        let d = m.dict::<String, ListProxy<u32>>().unwrap();
+        d.insert("a".into(), m.list_from([1]).unwrap()).unwrap();
+        d.insert("b".into(), m.list_from([2]).unwrap()).unwrap();
+        let base = m.live_objects().unwrap();
+        kill_mid_take_out(
+            m,
+            d.as_raw().id(),
+            |d: DictProxy<String, ListProxy<u32>>| drop(d.remove(&"a".into())),
+            d.clone(),
+            || {
+                let newer = m.list_from([3]).unwrap();
+                assert!(d.insert("a".into(), newer).unwrap().is_none());
+            },
+        );
+        // The old value [1] is freed once dropped; the newer one [3] took its place.
+        assert_live(m, base, "the old value was not released");
+        assert_eq!(d.get(&"a".into()).unwrap().unwrap().to_vec().unwrap(), [3]);
+        assert_eq!(d.keys().unwrap(), ["b", "a"]);
+        drop(d);
+    });
 }
 
 /// A client that shut its sending side while the reply of its namespace `remove` was on its
@@ -563,79 +554,56 @@ fn a_namespace_remove_for_a_client_gone_puts_the_value_back() {
 #[test]
 fn a_value_swap_for_a_killed_client_is_undone_unless_written_since() {
     type Swap = (ValueProxy<ListProxy<u32>>, ListProxy<u32>);
-    let m = Manager::start_in_thread().unwrap();
-    let before = m.live_objects().unwrap();
-    let v = m.value(m.list_from([1u32]).unwrap()).unwrap();
-    let two = m.list_from([2u32]).unwrap();
-    kill_mid_take_out(
-        &m,
-        v.as_raw().id(),
-        |(v, new): Swap| drop(v.swap(new)),
-        (v.clone(), two.clone()),
-        || {
-            assert_eq!(
-                v.get().unwrap().to_vec().unwrap(),
-                [2],
-                "swapped while held"
-            )
-        },
-    );
-    assert!(
-        eventually(|| v.get().unwrap().to_vec().unwrap() == [1]),
-        "the previous value is lost"
-    );
-    drop(two);
-    assert!(
-        eventually(|| m.live_objects().unwrap() == before + 2),
-        "the swapped-in value was not released: {} objects, {} expected",
-        m.live_objects().unwrap(),
-        before + 2
-    );
-    let three = m.list_from([3u32]).unwrap();
-    kill_mid_take_out(
-        &m,
-        v.as_raw().id(),
-        |(v, new): Swap| drop(v.swap(new)),
-        (v.clone(), three.clone()),
-        || v.set(m.list_from([4u32]).unwrap()).unwrap(),
-    );
-    drop(three);
-    // [1] (the previous value, not put back) and [3] (overwritten) are freed.
-    assert!(
-        eventually(|| m.live_objects().unwrap() == before + 2),
-        "the previous value was not released: {} objects, {} expected",
-        m.live_objects().unwrap(),
-        before + 2
-    );
-    assert_eq!(v.get().unwrap().to_vec().unwrap(), [4]);
-    drop(v);
-    assert!(
-        eventually(|| m.live_objects().unwrap() == before),
-        "a reference leaked: {} objects, {before} expected",
-        m.live_objects().unwrap()
-    );
-    m.shutdown().unwrap();
+    without_leaks(|m, before| {
+        let v = m.value(m.list_from([1u32]).unwrap()).unwrap();
+        let two = m.list_from([2u32]).unwrap();
+        kill_mid_take_out(
+            m,
+            v.as_raw().id(),
+            |(v, new): Swap| drop(v.swap(new)),
+            (v.clone(), two.clone()),
+            || {
+                assert_eq!(
+                    v.get().unwrap().to_vec().unwrap(),
+                    [2],
+                    "swapped while held"
+                )
+            },
+        );
+        assert!(
+            eventually(|| v.get().unwrap().to_vec().unwrap() == [1]),
+            "the previous value is lost"
+        );
+        drop(two);
+        assert_live(m, before + 2, "the swapped-in value was not released");
+        let three = m.list_from([3u32]).unwrap();
+        kill_mid_take_out(
+            m,
+            v.as_raw().id(),
+            |(v, new): Swap| drop(v.swap(new)),
+            (v.clone(), three.clone()),
+            || v.set(m.list_from([4u32]).unwrap()).unwrap(),
+        );
+        drop(three);
+        // [1] (the previous value, not put back) and [3] (overwritten) are freed.
+        assert_live(m, before + 2, "the previous value was not released");
+        assert_eq!(v.get().unwrap().to_vec().unwrap(), [4]);
+        drop(v);
+    });
 }
 
 /// A dict `remove` whose reply is delivered releases the key it kept for its undo: the removed
 /// key's object is freed once its last proxy goes.
 #[test]
 fn a_delivered_dict_pop_releases_its_key() {
-    let m = Manager::start_in_thread().unwrap();
-    let before = m.live_objects().unwrap();
-    let d = m.dict::<ListProxy<u32>, u32>().unwrap();
-    let key = m.list_from([1u32]).unwrap();
-    d.insert(key.clone(), 7).unwrap();
-    assert_eq!(d.remove(&key).unwrap(), Some(7));
-    assert!(d.is_empty().unwrap());
-    drop(key);
-    assert!(
-        eventually(|| m.live_objects().unwrap() == before + 1),
-        "the removed key is still held: {} objects, {} expected",
-        m.live_objects().unwrap(),
-        before + 1
-    );
-    drop(d);
-    assert!(eventually(|| m.live_objects().unwrap() == before));
-    m.shutdown().unwrap();
+    without_leaks(|m, before| {
+        let d = m.dict::<ListProxy<u32>, u32>().unwrap();
+        let key = m.list_from([1u32]).unwrap();
+        d.insert(key.clone(), 7).unwrap();
+        assert_eq!(d.remove(&key).unwrap(), Some(7));
+        assert!(d.is_empty().unwrap());
+        drop(key);
+        assert_live(m, before + 1, "the removed key is still held");
+        drop(d);
+    });
 }
