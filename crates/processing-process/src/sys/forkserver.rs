@@ -9,19 +9,28 @@
 //! bootstrap socketpair and the server's end of a fresh *status* socketpair
 //! (`SOCK_SEQPACKET`). The server `fork`s an ordinary child (plain `fork()` in a
 //! single-threaded process: libc does its own bookkeeping, nothing here touches its private
-//! state), opens a pidfd for it, and answers on the status socket with the pid and the pidfd
-//! (`SCM_RIGHTS`). The child closes every descriptor but 0–2 and its bootstrap end and runs the
-//! ordinary child bootstrap, reading its launch frame (target, arguments, redirections,
-//! environment) straight from the requester. When the child ends, the server reaps it and
-//! relays its exit status (the code, or minus the signal) on the status socket, then closes
-//! it — as Python's forkserver relays the status. The requester's [`ProcHandle`] is then a
-//! "relayed" one: it waits on the status socket (also the sentinel), signals through the pidfd
-//! (`pidfd_send_signal`, immune to pid reuse) and never calls `waitpid`.
+//! state) and opens a pidfd for it. The child closes every descriptor but 0–2, its bootstrap
+//! end and its copy of the status socket, and runs the ordinary child bootstrap, reading its
+//! launch frame (target, arguments, redirections, environment) straight from the requester and
+//! answering `Ready{pid}` to it. The requester opens its own pidfd for the child from that pid
+//! (trusted because nothing was relayed yet, see below).
 //!
-//! The requester sends the launch frame only after the server's answer, so a start that fails
-//! on the way (no descriptor left on either side, `fork` refused) launches nothing that could
-//! run the target: an error answer carries the OS error, and a child whose pidfd could not be
-//! delivered sees end of stream on its bootstrap channel and exits before running anything.
+//! Ending, two paths. The bootstrap ends every child through `exit_now`, which first sends
+//! `A` and the exit code on the status socket (the child's last act before `_exit`): the
+//! requester, woken by its pidfd, then has the code without the server on the way — start and
+//! join hand off requester → server → child → requester → (exit) requester, not a fifth time
+//! through the server, which matters when busy processes hold the CPUs and every wake-up may
+//! wait for a scheduler tick. And for every child, however it ended, the server reaps it and
+//! relays its status (`S`: the code, or minus the signal) on the status socket *before* the
+//! reap, then closes it — as Python's forkserver relays the status. A relayed status wins
+//! over an announced one; a child that announced nothing (a signal, `exit` called by the
+//! target) gets the relayed one. The requester's [`ProcHandle`] is a "relayed" one: it waits
+//! on the pidfd (also the sentinel), signals through it (`pidfd_send_signal`, immune to pid
+//! reuse) and never calls `waitpid`; without a pidfd it waits on the status socket alone.
+//!
+//! A start that fails in the server (no descriptor left, `fork` refused) gets an `E` answer
+//! with the OS error on the status socket, and no child runs the target: the requester sees
+//! end of stream on its bootstrap channel instead of `Ready`, and reports the server's error.
 //!
 //! The server's standard descriptors are `/dev/null`; it exits when the control socket reaches
 //! end of stream (its user exited, whatever the cause) and has the parent-death signal as a
@@ -30,7 +39,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use processing_core::os::{recv_with_fds, send_with_fds};
@@ -50,8 +59,11 @@ struct Server {
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
-/// Forgets a server handle inherited through `fork` (its descriptor may be closed or reused).
+/// Forgets a server handle inherited through `fork` (its descriptor may be closed or reused),
+/// and a fork-server child's own state (a child forked from it is not the server's child).
 pub(super) fn forget_inherited() {
+    CHILD_STATUS.store(-1, Ordering::Relaxed);
+    SERVER_PARENT.store(0, Ordering::Relaxed);
     if let Ok(mut slot) = SERVER.try_lock() {
         if let Some(old) = slot.take() {
             std::mem::forget(old);
@@ -405,6 +417,11 @@ fn answer(status: &OwnedFd, tag: u8, value: i32) -> bool {
 /// The pid of the fork server that forked this process, in a fork-server child.
 static SERVER_PARENT: AtomicU32 = AtomicU32::new(0);
 
+/// In a fork-server child: its copy of the server's end of its status socket (-1 elsewhere),
+/// and that socket's inode (a descriptor number the target closed and reused is not it).
+static CHILD_STATUS: AtomicI32 = AtomicI32::new(-1);
+static CHILD_STATUS_INODE: AtomicU64 = AtomicU64::new(0);
+
 /// In a fork-server child: the server's pid (its real parent, whose death the parent-death
 /// signal follows). `None` elsewhere.
 pub(crate) fn server_parent() -> Option<u32> {
@@ -414,6 +431,33 @@ pub(crate) fn server_parent() -> Option<u32> {
     }
 }
 
+/// In a fork-server child about to `_exit(code)`: tells the requester `code` on the status
+/// socket (`A`), so that it knows the status when the child's pidfd turns readable, without
+/// waiting for the server's relay. Nothing elsewhere.
+pub(super) fn announce_exit(code: i32) {
+    let fd = CHILD_STATUS.swap(-1, Ordering::Relaxed);
+    if fd < 0 || socket_inode(fd) != Some(CHILD_STATUS_INODE.load(Ordering::Relaxed)) {
+        return;
+    }
+    // SAFETY: `fd` is open (fstat just succeeded) and is the status socket this child was
+    // given (same inode); the borrow ends with the call.
+    let status = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut msg = [b'A', 0, 0, 0, 0];
+    msg[1..].copy_from_slice(&code.to_le_bytes());
+    let _ = send_with_fds(status, &msg, &[]);
+}
+
+/// The inode of socket `fd`, if `fd` is an open socket.
+fn socket_inode(fd: RawFd) -> Option<u64> {
+    // SAFETY: stat is plain old data; zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one stat through a valid pointer; a closed `fd` is EBADF.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return None;
+    }
+    Some(st.st_ino)
+}
+
 fn fork_one(child_end: OwnedFd, status: OwnedFd) -> Option<Child> {
     let server = std::process::id();
     // SAFETY: the server is single-threaded (it never returns to `main`), so the child may do
@@ -421,11 +465,16 @@ fn fork_one(child_end: OwnedFd, status: OwnedFd) -> Option<Child> {
     match unsafe { libc::fork() } {
         0 => {
             SERVER_PARENT.store(server, Ordering::Relaxed);
-            // Only the bootstrap channel and 0–2 (/dev/null) stay: not the control socket, not
-            // the other children's pidfds and status sockets.
-            close_fds_except(&[0, 1, 2, child_end.as_raw_fd()]);
-            // Closed by number just above; the owners are never dropped (the bootstrap does
-            // not return).
+            // Only the bootstrap channel, this child's status socket (for `announce_exit`) and
+            // 0–2 (/dev/null) stay: not the control socket, not the other children's pidfds
+            // and status sockets.
+            close_fds_except(&[0, 1, 2, child_end.as_raw_fd(), status.as_raw_fd()]);
+            if let Some(inode) = socket_inode(status.as_raw_fd()) {
+                CHILD_STATUS_INODE.store(inode, Ordering::Relaxed);
+                CHILD_STATUS.store(status.as_raw_fd(), Ordering::Relaxed);
+            }
+            // The owner is never dropped (the bootstrap does not return; `announce_exit` uses
+            // the descriptor by number).
             std::mem::forget(status);
             crate::bootstrap::run_child(Channel::from_fd(child_end), crate::StartMethod::ForkServer)
         }

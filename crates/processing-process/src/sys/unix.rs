@@ -217,7 +217,8 @@ fn poll_two(
 }
 
 /// A started child as the parent sees it: our own child (waited with `waitpid`), or a
-/// fork-server child (`relay`: the server reaps it and sends its status on a socket).
+/// fork-server child (`relay`: the server reaps it; the child announces its exit code and the
+/// server relays the status on a socket).
 #[derive(Debug)]
 pub(crate) struct ProcHandle {
     pid: libc::pid_t,
@@ -225,12 +226,70 @@ pub(crate) struct ProcHandle {
     relay: Option<Relay>,
 }
 
-/// The requester's side of a fork-server child's status socket.
+/// The requester's side of a fork-server child: its status socket and, where one could be
+/// opened, a pidfd (readable once the child ended, straight from the kernel).
+///
+/// Two messages can arrive on the status socket: `A` (announced by the child itself, as the
+/// very last thing before `_exit`, from every exit of the bootstrap) and `S` (relayed by the
+/// server after the child ended, before it reaps it). A child that ends through the bootstrap
+/// is therefore known to have ended, with its code, as soon as its pidfd is readable: no wake-up
+/// of the server lies on the way. A child that ends otherwise (a signal, `exit` called by the
+/// target) announces nothing, and its status is the server's.
 #[derive(Debug)]
 struct Relay {
     status: OwnedFd,
-    /// The server closed the socket without a status (it was killed).
-    lost: std::sync::atomic::AtomicBool,
+    /// Trusted only when opened before the server relayed anything (see [`ProcHandle::relayed`]).
+    pidfd: Option<OwnedFd>,
+    state: Mutex<RelayState>,
+    /// The pidfd turned readable and the child had announced nothing: the end is the
+    /// server's relay, so the status socket is the sentinel from then on.
+    silent_end: std::sync::atomic::AtomicBool,
+}
+
+/// What arrived on a status socket so far.
+#[derive(Debug, Default)]
+struct RelayState {
+    /// The code the child announced before its `_exit`.
+    announced: Option<i32>,
+    /// The status the server relayed (the truth, when both are there).
+    relayed: Option<i32>,
+    /// End of stream: the server is gone (after relaying, or killed before).
+    closed: bool,
+}
+
+impl RelayState {
+    /// Takes every message queued on `status` without blocking.
+    fn drain(&mut self, status: BorrowedFd<'_>) {
+        let mut msg = [0u8; 8];
+        loop {
+            match recv_with_fds(status, &mut msg, libc::MSG_DONTWAIT) {
+                Ok((5, _)) => {
+                    let code = i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]);
+                    match msg[0] {
+                        b'A' => self.announced = Some(code),
+                        b'S' => self.relayed = Some(code),
+                        _ => {}
+                    }
+                }
+                Ok((0, _)) => {
+                    self.closed = true;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.closed = true;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `fd` is readable now (a pidfd: the process ended).
+fn readable(fd: &OwnedFd) -> bool {
+    poll_two(Some(fd.as_raw_fd()), None, Some(Duration::ZERO)).is_ok_and(|r| r.0)
 }
 
 impl ProcHandle {
@@ -244,15 +303,27 @@ impl ProcHandle {
         }
     }
 
-    /// A fork-server child: `status` is where the server relays its end (before reaping it).
+    /// A fork-server child that answered `Ready{pid}`: `status` is its status socket.
+    ///
+    /// Its pidfd is opened here, from the pid. The server relays a status before it reaps a
+    /// child, so if nothing was relayed (and the server is still there) once the pidfd is
+    /// open, the pid still named the child when it was opened; otherwise the pidfd is
+    /// dropped and the relay alone tells the end.
     #[cfg(target_os = "linux")]
     pub(crate) fn relayed(pid: u32, status: OwnedFd) -> ProcHandle {
+        let pid = pid as libc::pid_t;
+        let mut state = RelayState::default();
+        let pidfd = pidfd_open(pid);
+        state.drain(status.as_fd());
+        let pidfd = pidfd.filter(|_| state.relayed.is_none() && !state.closed);
         ProcHandle {
-            pid: pid as libc::pid_t,
+            pid,
             pidfd: None,
             relay: Some(Relay {
                 status,
-                lost: std::sync::atomic::AtomicBool::new(false),
+                pidfd,
+                state: Mutex::new(state),
+                silent_end: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -270,26 +341,34 @@ impl ProcHandle {
     }
 
     fn try_relayed(&self, relay: &Relay) -> io::Result<Option<i32>> {
-        use std::sync::atomic::Ordering::Relaxed;
-        if relay.lost.load(Relaxed) {
+        // The pidfd first: a child that announced its code did so before it ended, so once
+        // the pidfd is readable the announcement is queued.
+        let ended = relay.pidfd.as_ref().is_some_and(readable);
+        let mut state = relay.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.drain(relay.status.as_fd());
+        if let Some(code) = state.relayed {
+            return Ok(Some(code));
+        }
+        if ended {
+            if let Some(code) = state.announced {
+                return Ok(Some(code));
+            }
+            // Ended without announcing (a signal, or `exit` called by the target): the server
+            // was woken by the same exit and relays the status at once; from now on the status
+            // socket is what to wait on.
+            relay
+                .silent_end
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if state.closed && (ended || relay.pidfd.is_none()) {
             return Err(lost_relay());
         }
-        let mut msg = [0u8; 8];
-        match recv_with_fds(relay.status.as_fd(), &mut msg, libc::MSG_DONTWAIT) {
-            Ok((5, _)) if msg[0] == b'S' => {
-                Ok(Some(i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]])))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
-            _ => {
-                relay.lost.store(true, Relaxed);
-                Err(lost_relay())
-            }
-        }
+        Ok(None)
     }
 
     /// Sends `signal`. Our own child: the caller guarantees it is not reaped yet. A fork-server
-    /// child: through a pidfd opened now and trusted only if the server has not relayed the
+    /// child: through its pidfd (immune to pid reuse; a zombie ignores the signal); without
+    /// one, through a pidfd opened now and trusted only if the server has not relayed the
     /// child's status yet (it relays before it reaps, so the pid still named the child when
     /// the pidfd was opened); a child that already ended is not signalled.
     pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
@@ -297,6 +376,9 @@ impl ProcHandle {
             // The pid is our unreaped child (a zombie at worst), so it cannot be reused.
             return os::kill(self.pid, signal);
         };
+        if let Some(pidfd) = &relay.pidfd {
+            return pidfd_signal(pidfd, signal);
+        }
         let Some(pidfd) = pidfd_open(self.pid) else {
             let err = io::Error::last_os_error();
             // ESRCH: the child is gone already.
@@ -306,36 +388,35 @@ impl ProcHandle {
                 Err(err)
             };
         };
-        let mut peek = [0u8; 1];
-        // MSG_PEEK leaves the message queued.
-        let queued = os::recv(
-            relay.status.as_fd(),
-            &mut peek,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        );
-        if queued.is_ok() {
-            // A status (the child ended) or end of stream (the server is gone: the pid may be
-            // reused by now): nothing to signal.
+        let mut state = relay.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.drain(relay.status.as_fd());
+        if state.relayed.is_some() || state.closed {
+            // The child ended, or the server is gone (the pid may be reused by now): nothing
+            // to signal.
             return Ok(());
         }
         pidfd_signal(&pidfd, signal)
     }
 
-    /// The waitable sentinel: the status socket of a fork-server child (readable once its
-    /// status is there), else the pidfd where the kernel has them.
+    /// The waitable sentinel, readable once the child ended: its pidfd (a fork-server
+    /// child's too, where one could be opened), else a fork-server child's status socket
+    /// (readable once a status is there). A fork-server child that ended without announcing
+    /// its code (see [`Relay`]) switches to the status socket once its end was seen, since its
+    /// status is then the server's to relay.
     pub(crate) fn sentinel(&self) -> Option<BorrowedFd<'_>> {
+        use std::sync::atomic::Ordering::Relaxed;
         match &self.relay {
-            Some(relay) => Some(relay.status.as_fd()),
+            Some(relay) => Some(match &relay.pidfd {
+                Some(pidfd) if !relay.silent_end.load(Relaxed) => pidfd.as_fd(),
+                _ => relay.status.as_fd(),
+            }),
             None => self.pidfd.as_ref().map(|f| f.as_fd()),
         }
     }
 
     /// What to poll for the end of the child.
     fn waitable(&self) -> Option<RawFd> {
-        match &self.relay {
-            Some(r) => Some(r.status.as_raw_fd()),
-            None => self.pidfd.as_ref().map(|f| f.as_raw_fd()),
-        }
+        self.sentinel().map(|f| f.as_raw_fd())
     }
 
     /// Blocks until the child ended and returns its code (after a SIGKILL: promptly).
@@ -760,8 +841,11 @@ fn close_range(low: RawFd, high: RawFd) {
     }
 }
 
-/// Child side: ends the process at once with `code`, without running exit handlers.
+/// Child side: ends the process at once with `code`, without running exit handlers (a
+/// fork-server child announces `code` to its requester first).
 pub(crate) fn exit_now(code: i32) -> ! {
+    #[cfg(target_os = "linux")]
+    super::forkserver::announce_exit(code);
     // SAFETY: _exit never returns and has no preconditions.
     unsafe { libc::_exit(code) }
 }
