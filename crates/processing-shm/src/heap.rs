@@ -34,7 +34,8 @@ impl HeapBytes {
         self.ptr.get()
     }
 
-    /// Bytes allocated.
+    /// Bytes allocated (the loom models' regions report it).
+    #[cfg(loom)]
     pub(crate) fn len(&self) -> usize {
         self.layout.size()
     }
