@@ -24,7 +24,10 @@ use crate::{Process, ProcessError};
 pub enum StartMethod {
     /// Re-execute the program.
     Spawn,
-    /// Fork the calling process (Unix only).
+    /// Fork the calling process (Unix only). As with Python's `fork`, the child has only the
+    /// forking thread: a lock that another thread held at that moment (a `Mutex` of the
+    /// program's, stdout, the allocator's in some libraries) stays held in the child for ever,
+    /// so a program with other threads should start with `ForkServer` or `Spawn`.
     Fork,
     /// Ask this process's fork server (Linux only).
     ForkServer,
