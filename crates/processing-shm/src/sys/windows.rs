@@ -300,7 +300,21 @@ fn sweep() {
         let garbage = h.valid(seg.len()) && h.abandoned(false);
         drop(seg);
         if garbage {
-            let _ = delete_file(&name);
+            delete_garbage(&name);
+        }
+    }
+}
+
+/// Deletes an abandoned segment's file. While another process maps it for a moment (another
+/// process's sweep reading its header, or the killed holder's view that the system is still
+/// tearing down) the delete fails: it is tried again a few times, 10 ms apart.
+fn delete_garbage(name: &str) {
+    const TRIES: u32 = 5;
+    for attempt in 1..=TRIES {
+        match delete_file(name) {
+            Ok(()) | Err(ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND) => return,
+            Err(_) if attempt < TRIES => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(_) => {}
         }
     }
 }
