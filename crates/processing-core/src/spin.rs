@@ -17,8 +17,8 @@
 //! Others spin 1 µs without yielding, then yield now and then (every 64 rounds). The scheduler
 //! sometimes keeps two threads that take turns on one CPU while another CPU idles (seen with a
 //! manager client and its connection thread just after the server started). Then a spin can
-//! only end by the peer's turn: a yield that returns later than 2 µs shows that another thread
-//! ran, so the spin ends, and this thread's next 8 waits sleep at once. Yield for yield, both
+//! only end by the peer's turn: a yield that returns later than 2 µs to a wait that is over
+//! shows that the peer ran there, so this thread's next 8 waits sleep at once. Yield for yield, both
 //! threads would stay runnable and never be woken, and the balancer leaves such cache-hot
 //! threads where they are; a sleeper's wake-up is where the kernel can place it anew, and a
 //! hand-over through a sleep on one CPU costs 2–4 µs where a spin there costs a whole turn.
@@ -225,14 +225,15 @@ impl SpinPolicy {
                 }
                 if el > SPIN_NO_YIELD {
                     std::thread::yield_now();
-                    // A yield that took this long ran another thread on this CPU: most likely
-                    // the peer, which the scheduler placed here. Turn by turn on one CPU
-                    // both stay runnable, so no wake-up ever moves either to an idle CPU (and
-                    // the balancer leaves such cache-hot threads where they are): stop
-                    // spinning and sleep, so that the peer's wake-up places this thread anew.
-                    if start.elapsed() - el > YIELD_RAN_ANOTHER {
+                    // A yield that took this long ran another thread on this CPU; if the
+                    // wait is over now, that thread was the peer, which the scheduler placed
+                    // here. Turn by turn on one CPU both stay runnable, so no wake-up ever
+                    // moves either to an idle CPU (and the balancer leaves such cache-hot
+                    // threads where they are): the next waits sleep, so that the peer's
+                    // wake-up places this thread anew.
+                    if start.elapsed() - el > YIELD_RAN_ANOTHER && ready() {
                         SLEEP_AT_ONCE.with(|c| c.set(SLEEPS_AFTER_SHARED_CPU));
-                        return ready();
+                        return true;
                     }
                 }
             } else {
