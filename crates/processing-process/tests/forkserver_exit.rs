@@ -97,3 +97,42 @@ fn forkserver_child_end_without_and_with_the_server() {
     assert!(exited, "exit(3) in the target was not relayed as Exited(3)");
     assert!(signaled, "the kill was not relayed as Signaled(9)");
 }
+
+/// The CPUs the calling thread may run on.
+fn allowed_cpus(_: ()) -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain old data; zero is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sched_getaffinity writes at most one cpu_set_t into `set`.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(r, 0, "sched_getaffinity");
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: every index is below CPU_SETSIZE.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+/// The server pins itself to its CPU for each fork (so that the child starts where the server
+/// is about to leave the CPU free): the child, and the server after it, may still run on every
+/// CPU the requester may.
+#[test]
+fn a_forkserver_child_may_run_on_the_cpus_of_its_requester() {
+    let ours = allowed_cpus(());
+    for _ in 0..3 {
+        let mut p = forkserver(allowed_cpus, ());
+        assert_eq!(p.join_timeout(LONG).expect("join"), ours);
+    }
+    let mut p = forkserver(server_pid, ());
+    let server = p.join_timeout(LONG).expect("join");
+    let status = std::fs::read_to_string(format!("/proc/{server}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .unwrap()
+        .to_string();
+    let mine = std::fs::read_to_string("/proc/self/status").unwrap();
+    let my_line = mine
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .unwrap();
+    assert_eq!(line, my_line, "the server stayed pinned");
+}

@@ -447,6 +447,41 @@ pub(super) fn announce_exit(code: i32) {
     let _ = send_with_fds(status, &msg, &[]);
 }
 
+/// Pins the server to the CPU it runs on, so that the child it forks next starts there (and
+/// takes that CPU as soon as the server sleeps) rather than queueing behind another process on
+/// another CPU; returns the server's mask, which both restore right after the fork.
+fn pin_to_this_cpu() -> Option<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain old data; zero is a valid (empty) set.
+    let mut mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: sched_getaffinity writes at most `size` bytes into `mask`.
+    if unsafe { libc::sched_getaffinity(0, size, &mut mask) } != 0 {
+        return None;
+    }
+    // SAFETY: sched_getcpu takes no arguments.
+    let cpu = unsafe { libc::sched_getcpu() };
+    if cpu < 0 || cpu as usize >= libc::CPU_SETSIZE as usize {
+        return None;
+    }
+    // SAFETY: as above.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu as usize, &mut one) };
+    // SAFETY: reads `size` bytes of `one`.
+    if unsafe { libc::sched_setaffinity(0, size, &one) } != 0 {
+        return None;
+    }
+    Some(mask)
+}
+
+/// Restores the mask [`pin_to_this_cpu`] saved.
+fn restore_affinity(mask: Option<&libc::cpu_set_t>) {
+    if let Some(mask) = mask {
+        // SAFETY: reads one cpu_set_t through a valid reference.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), mask) };
+    }
+}
+
 /// The inode of socket `fd`, if `fd` is an open socket.
 fn socket_inode(fd: RawFd) -> Option<u64> {
     // SAFETY: stat is plain old data; zero is a valid value.
@@ -460,10 +495,12 @@ fn socket_inode(fd: RawFd) -> Option<u64> {
 
 fn fork_one(child_end: OwnedFd, status: OwnedFd) -> Option<Child> {
     let server = std::process::id();
+    let mask = pin_to_this_cpu();
     // SAFETY: the server is single-threaded (it never returns to `main`), so the child may do
     // anything the parent could.
     match unsafe { libc::fork() } {
         0 => {
+            restore_affinity(mask.as_ref());
             SERVER_PARENT.store(server, Ordering::Relaxed);
             // Only the bootstrap channel, this child's status socket (for `announce_exit`) and
             // 0–2 (/dev/null) stay: not the control socket, not the other children's pidfds
@@ -482,10 +519,12 @@ fn fork_one(child_end: OwnedFd, status: OwnedFd) -> Option<Child> {
             let errno = io::Error::last_os_error()
                 .raw_os_error()
                 .unwrap_or(libc::EAGAIN);
+            restore_affinity(mask.as_ref());
             answer(&status, b'E', errno);
             None
         }
         pid => {
+            restore_affinity(mask.as_ref());
             drop(child_end);
             // No pidfd (no descriptor left here): the child is then checked by polling.
             let pidfd = pidfd_open(pid);
