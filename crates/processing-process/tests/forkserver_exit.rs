@@ -136,3 +136,22 @@ fn a_forkserver_child_may_run_on_the_cpus_of_its_requester() {
         .unwrap();
     assert_eq!(line, my_line, "the server stayed pinned");
 }
+
+/// The CPUs of a child started with the fork method, from a process of one thread (the fork
+/// method is for such), with the CPUs of that process.
+fn fork_child_cpus(_: ()) -> (Vec<usize>, Vec<usize>) {
+    let mut p = Process::new(allowed_cpus, ()).start_method(StartMethod::Fork);
+    p.start().expect("start");
+    (p.join_timeout(LONG).expect("join"), allowed_cpus(()))
+}
+
+/// The fork method pins the forking thread for the fork too: the child, and the thread after
+/// it, may still run on every CPU they could.
+#[test]
+fn a_fork_child_may_run_on_the_cpus_of_its_parent() {
+    let mut p = Process::new(fork_child_cpus, ()).start_method(StartMethod::Spawn);
+    p.start().expect("start");
+    let (child, parent) = p.join_timeout(LONG).expect("join");
+    assert_eq!(child, allowed_cpus(()));
+    assert_eq!(parent, allowed_cpus(()), "the forking thread stayed pinned");
+}

@@ -45,7 +45,8 @@ use std::sync::Mutex;
 use processing_core::os::{recv_with_fds, send_with_fds};
 
 use super::unix::{
-    close_fds_except, on_launcher, pidfd_open, set_cloexec, socketpair, Channel, ProcHandle,
+    close_fds_except, on_launcher, pidfd_open, pin_to_this_cpu, restore_affinity, set_cloexec,
+    socketpair, Channel, ProcHandle,
 };
 use crate::error::{SpawnError, SpawnErrorKind};
 use crate::wire::SERVER_MARKER;
@@ -445,41 +446,6 @@ pub(super) fn announce_exit(code: i32) {
     let mut msg = [b'A', 0, 0, 0, 0];
     msg[1..].copy_from_slice(&code.to_le_bytes());
     let _ = send_with_fds(status, &msg, &[]);
-}
-
-/// Pins the server to the CPU it runs on, so that the child it forks next starts there (and
-/// takes that CPU as soon as the server sleeps) rather than queueing behind another process on
-/// another CPU; returns the server's mask, which both restore right after the fork.
-fn pin_to_this_cpu() -> Option<libc::cpu_set_t> {
-    // SAFETY: cpu_set_t is plain old data; zero is a valid (empty) set.
-    let mut mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: sched_getaffinity writes at most `size` bytes into `mask`.
-    if unsafe { libc::sched_getaffinity(0, size, &mut mask) } != 0 {
-        return None;
-    }
-    // SAFETY: sched_getcpu takes no arguments.
-    let cpu = unsafe { libc::sched_getcpu() };
-    if cpu < 0 || cpu as usize >= libc::CPU_SETSIZE as usize {
-        return None;
-    }
-    // SAFETY: as above.
-    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` is below CPU_SETSIZE.
-    unsafe { libc::CPU_SET(cpu as usize, &mut one) };
-    // SAFETY: reads `size` bytes of `one`.
-    if unsafe { libc::sched_setaffinity(0, size, &one) } != 0 {
-        return None;
-    }
-    Some(mask)
-}
-
-/// Restores the mask [`pin_to_this_cpu`] saved.
-fn restore_affinity(mask: Option<&libc::cpu_set_t>) {
-    if let Some(mask) = mask {
-        // SAFETY: reads one cpu_set_t through a valid reference.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), mask) };
-    }
 }
 
 /// The inode of socket `fd`, if `fd` is an open socket.

@@ -685,12 +685,51 @@ pub(crate) fn forget_inherited_state() {
 /// In the child only async-signal-safe work is guaranteed to be safe if other threads exist;
 /// the caller holds this crate's locks across the call and keeps the child's work small.
 pub(crate) unsafe fn fork_raw() -> io::Result<Option<u32>> {
+    let mask = pin_to_this_cpu();
     // SAFETY: per this function's contract.
     let pid = unsafe { libc::fork() };
+    // (In the child, a plain system call: async-signal-safe.)
+    restore_affinity(mask.as_ref());
     match pid {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(None),
         pid => Ok(Some(pid as u32)),
+    }
+}
+
+/// Pins the calling thread to the CPU it runs on, so that the child it forks next starts there
+/// (and takes that CPU as soon as the parent waits or sleeps) rather than queueing behind
+/// another process on another CPU for a scheduler tick; returns the thread's mask, which parent
+/// and child restore right after the fork.
+pub(crate) fn pin_to_this_cpu() -> Option<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain old data; zero is a valid (empty) set.
+    let mut mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: sched_getaffinity writes at most `size` bytes into `mask`.
+    if unsafe { libc::sched_getaffinity(0, size, &mut mask) } != 0 {
+        return None;
+    }
+    // SAFETY: sched_getcpu takes no arguments.
+    let cpu = unsafe { libc::sched_getcpu() };
+    if cpu < 0 || cpu as usize >= libc::CPU_SETSIZE as usize {
+        return None;
+    }
+    // SAFETY: as above.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu as usize, &mut one) };
+    // SAFETY: reads `size` bytes of `one`.
+    if unsafe { libc::sched_setaffinity(0, size, &one) } != 0 {
+        return None;
+    }
+    Some(mask)
+}
+
+/// Restores the mask [`pin_to_this_cpu`] saved.
+pub(crate) fn restore_affinity(mask: Option<&libc::cpu_set_t>) {
+    if let Some(mask) = mask {
+        // SAFETY: reads one cpu_set_t through a valid reference.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), mask) };
     }
 }
 
