@@ -220,21 +220,11 @@ fn wait_readable(
     let Some(ring) = io.ring else {
         return Ok(io.stream.poll_readable(left(deadline))?);
     };
-    // Ring: announce a waiting reader (the writer then rings the socket), check, sleep on the
-    // socket, check again.
-    loop {
-        let mut arrived = Vec::new();
-        let ready = ring.arm(io.stream, &mut arrived);
-        handles.extend(arrived);
-        if ready? {
-            return Ok(true);
-        }
-        let left = left(deadline);
-        if left == Some(Duration::ZERO) {
-            return Ok(false);
-        }
-        io.stream.poll_readable(left)?;
-    }
+    // Ring: spin, sleep on the ring's futex, then on the socket (see `RingEnd::wait_readable`).
+    let mut arrived = Vec::new();
+    let ready = ring.wait_readable(io.stream, &mut arrived, deadline);
+    handles.extend(arrived);
+    Ok(ready?)
 }
 
 impl<T, D: Direction> Clone for Connection<T, D> {

@@ -64,6 +64,11 @@ impl RingEnd {
             _stream: &Stream,
             _handles: &mut Vec<OwnedOsHandle>,
         ) -> io::Result<usize>;
+        fn wait_readable(
+            _stream: &Stream,
+            _handles: &mut Vec<OwnedOsHandle>,
+            _deadline: Option<std::time::Instant>,
+        ) -> io::Result<bool>;
         fn arm(_stream: &Stream, _handles: &mut Vec<OwnedOsHandle>) -> io::Result<bool>;
         fn drain(_stream: &Stream, _handles: &mut Vec<OwnedOsHandle>) -> io::Result<()>;
         fn readable_now() -> bool;

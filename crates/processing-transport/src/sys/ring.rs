@@ -34,8 +34,11 @@
 //!   bounded, adaptive time, yielding now and then, at once when its thread is pinned to one
 //!   CPU; not at all while the machine has more runnable threads than CPUs, where a spin only
 //!   takes the CPU from the peer it waits for), then sets `reader_waiting`, fences, checks
-//!   the ring again and sleeps in `poll` on the socket: a doorbell byte, a handle message or the end of
-//!   the stream (peer gone, even SIGKILLed) wakes it. `wait` and `poll` use the same socket.
+//!   the ring again and sleeps in `poll` on the socket: a doorbell byte, a handle message or
+//!   the end of the stream (peer gone, even SIGKILLed) wakes it, and one non-blocking `recv`
+//!   takes what woke it (a hand-over costs the reader two system calls, the writer one). A
+//!   timed receive waits the same way until its deadline. `wait` and `poll` use the same
+//!   socket, and drain it whole before they sleep.
 //! - a writer with no room spins likewise, then sets `writer_waiting` and sleeps on the
 //!   `space_seq` futex (shared, not private: the word is in a shared mapping) with a 10 ms
 //!   timeout, checking on each timeout whether the peer hung up.
@@ -480,18 +483,11 @@ impl RingEnd {
         if dst.is_empty() {
             return Ok(0);
         }
-        let mut slept = false;
-        let mut waiting_since = None;
         loop {
             let n = self.take(dst)?;
             if n > 0 {
-                if let Some(t) = waiting_since {
-                    self.read_waits
-                        .record(Instant::now().saturating_duration_since(t));
-                }
                 return Ok(n);
             }
-            waiting_since.get_or_insert_with(Instant::now);
             if self.in_torn() {
                 // Every byte before the tear was read: the rest of this message never comes.
                 return Err(torn());
@@ -500,17 +496,64 @@ impl RingEnd {
                 // The peer's last bytes were published before its socket closed.
                 return self.take(dst);
             }
-            // Spin only before the first sleep: after it, the doorbell is what wakes us.
-            if !slept
-                && spin_until(&self.read_waits, || {
-                    self.available().map_or(true, |n| n > 0)
-                })
-            {
-                continue;
+            self.wait_readable(stream, handles, None)?;
+        }
+    }
+
+    /// Waits until the incoming ring has bytes, the stream ended or tore, or `deadline` passed
+    /// (`None`: no deadline); returns whether it can be read. Handles that arrive on the socket
+    /// meanwhile are appended to `handles`.
+    ///
+    /// First a spin as `read_waits` allows (none once the deadline passed), then sleeps on the
+    /// socket: announce the sleep, check the ring, `poll`; the writer's doorbell byte, a handle
+    /// or the peer's end wakes it, and one `recv` takes what woke it. A hand-over through the
+    /// socket thus costs the reader two system calls and the writer one.
+    pub(crate) fn wait_readable(
+        &self,
+        stream: &Stream,
+        handles: &mut Vec<OwnedFd>,
+        deadline: Option<Instant>,
+    ) -> io::Result<bool> {
+        if self.readable_now() {
+            return Ok(true);
+        }
+        let since = Instant::now();
+        let passed = |now: Instant| deadline.is_some_and(|d| now >= d);
+        let ready = !passed(since)
+            && spin_until(&self.read_waits, || {
+                self.readable_now() || passed(Instant::now())
+            })
+            && self.readable_now();
+        if !ready && !self.sleep_until_readable(stream, handles, deadline)? {
+            return Ok(false);
+        }
+        self.read_waits
+            .record(Instant::now().saturating_duration_since(since));
+        Ok(true)
+    }
+
+    /// The sleeping part of [`wait_readable`](Self::wait_readable).
+    fn sleep_until_readable(
+        &self,
+        stream: &Stream,
+        handles: &mut Vec<OwnedFd>,
+        deadline: Option<Instant>,
+    ) -> io::Result<bool> {
+        let c = self.control(self.in_ring());
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                // A last look, draining the socket: the end of the stream may be waiting there.
+                return self.arm(stream, handles);
             }
-            if !self.arm(stream, handles)? {
-                self.wait_doorbell(stream)?;
-                slept = true;
+            c.reader_waiting.0.store(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if self.readable_now() {
+                c.reader_waiting.0.store(0, Ordering::Relaxed);
+                return Ok(true);
+            }
+            if self.wait_doorbell(stream, left)? {
+                self.drain_once(stream, handles)?;
             }
         }
     }
@@ -544,20 +587,25 @@ impl RingEnd {
         Ok(false)
     }
 
-    /// Sleeps until the socket has a doorbell byte, a handle or the end of the stream, or the
-    /// nap ends. Under loom (where the model's threads share one OS thread, so nobody could
-    /// ring while it blocked) it yields until the doorbell was rung or the peer hung up: a lost
-    /// doorbell is a wait without end, which loom reports.
-    fn wait_doorbell(&self, stream: &Stream) -> io::Result<()> {
+    /// Sleeps until the socket has a doorbell byte, a handle or the end of the stream (then
+    /// `true`), or the nap (at most `left`) ends. Under loom (where the model's threads share
+    /// one OS thread, so nobody could ring while it blocked) it yields until the doorbell was
+    /// rung or the peer hung up: a lost doorbell is a wait without end, which loom reports.
+    fn wait_doorbell(&self, stream: &Stream, left: Option<Duration>) -> io::Result<bool> {
         #[cfg(loom)]
-        while self.bells[self.in_ring() as usize].swap(0, Ordering::Acquire) == 0
-            && !stream.peer_hung_up()?
         {
-            loom::thread::yield_now();
+            let _ = left;
+            while self.bells[self.in_ring() as usize].swap(0, Ordering::Acquire) == 0 {
+                if stream.peer_hung_up()? {
+                    return Ok(true);
+                }
+                loom::thread::yield_now();
+            }
+            // The doorbell byte may still be on its way: a drain must not wait for it.
+            Ok(false)
         }
         #[cfg(not(loom))]
-        stream.poll_readable(Some(READER_NAP))?;
-        Ok(())
+        stream.poll_readable(Some(left.map_or(READER_NAP, |l| l.min(READER_NAP))))
     }
 
     /// Under loom, the doorbell of the outgoing ring as loom sees it (see `bells`); nothing
@@ -566,6 +614,19 @@ impl RingEnd {
     fn ring_doorbell(&self) {
         #[cfg(loom)]
         self.bells[self.out_ring() as usize].fetch_add(1, Ordering::Release);
+    }
+
+    /// Rings the doorbell of the outgoing ring if a reader announced a sleep (after a publish
+    /// or a tear, and a SeqCst fence).
+    fn wake_reader(&self, stream: &Stream) -> io::Result<()> {
+        let c = self.control(self.out_ring());
+        if c.reader_waiting.0.load(Ordering::Relaxed) != 0
+            && c.reader_waiting.0.swap(0, Ordering::SeqCst) != 0
+        {
+            self.ring_doorbell();
+            stream.write_all(&[0], &[])?;
+        }
+        Ok(())
     }
 
     /// Whether the incoming stream is torn (a writer or reader died mid-message).
@@ -580,35 +641,37 @@ impl RingEnd {
         if c.torn.0.load(Ordering::Acquire) == 0 {
             return Ok(());
         }
-        if c.reader_waiting.0.swap(0, Ordering::SeqCst) != 0 {
-            self.ring_doorbell();
-            let _ = stream.write_all(&[0], &[]);
-        }
+        let _ = self.wake_reader(stream);
         Err(torn())
     }
 
     /// Reads whatever the socket holds without blocking (doorbells, handles, end of stream).
     pub(crate) fn drain(&self, stream: &Stream, handles: &mut Vec<OwnedFd>) -> io::Result<()> {
+        while self.drain_once(stream, handles)? {}
+        Ok(())
+    }
+
+    /// One read of what the socket holds, without blocking (doorbells, handles, end of
+    /// stream); returns whether it read anything (then more may be waiting).
+    fn drain_once(&self, stream: &Stream, handles: &mut Vec<OwnedFd>) -> io::Result<bool> {
         let mut buf = [0u8; 64];
-        loop {
-            match stream.read_chunk(&mut buf, true, handles) {
-                Ok(0) => {
-                    self.peer_gone.store(true, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-                    ) =>
-                {
-                    self.peer_gone.store(true, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
+        match stream.read_chunk(&mut buf, true, handles) {
+            Ok(0) => {
+                self.peer_gone.store(true, Ordering::Relaxed);
+                Ok(false)
             }
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                self.peer_gone.store(true, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -652,12 +715,7 @@ impl RingEnd {
                 .0
                 .store(tail.wrapping_add(n as u64), Ordering::Release);
             fence(Ordering::SeqCst);
-            if c.reader_waiting.0.load(Ordering::Relaxed) != 0
-                && c.reader_waiting.0.swap(0, Ordering::SeqCst) != 0
-            {
-                self.ring_doorbell();
-                stream.write_all(&[0], &[])?;
-            }
+            self.wake_reader(stream)?;
             data = &data[n..];
         }
         Ok(())
@@ -833,8 +891,53 @@ mod tests {
         assert!(ring_file.set_len(8 << 20).is_err());
     }
 
+    /// Doorbell bytes nobody waited for (a reader that found data after announcing its sleep)
+    /// wake a later sleep early; the reader takes them and sleeps again, and a timed wait
+    /// still ends at its deadline rather than spinning on the readable socket.
+    #[cfg(not(miri))]
+    #[test]
+    fn stray_doorbell_bytes_neither_end_nor_prolong_a_wait() {
+        let (a, b, sa, sb) = test_pair(CAPACITY);
+        for _ in 0..3 {
+            sb.write_all(&[0], &[]).unwrap();
+        }
+        let began = Instant::now();
+        let deadline = began + Duration::from_millis(30);
+        assert!(!a
+            .wait_readable(&sa, &mut Vec::new(), Some(deadline))
+            .unwrap());
+        assert!(Instant::now() >= deadline);
+        // The socket is drained: a sleeper wakes for the writer's doorbell alone.
+        let flag = &a.control(a.in_ring()).reader_waiting.0;
+        flag.store(0, Ordering::SeqCst);
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| read_n(&a, &sa, 5));
+            while flag.load(Ordering::SeqCst) == 0 {
+                std::thread::yield_now();
+            }
+            b.write_all(&[1, 2, 3, 4, 5], &sb).unwrap();
+            assert_eq!(reader.join().unwrap(), [1, 2, 3, 4, 5]);
+        });
+    }
+
+    /// A timed wait whose deadline has passed looks once (draining the socket, where the end
+    /// of the stream waits) and does not spin.
+    #[cfg(not(miri))]
+    #[test]
+    fn a_passed_deadline_looks_once_and_sees_the_end_of_the_stream() {
+        let (a, b, sa, sb) = test_pair(CAPACITY);
+        let now = Instant::now();
+        assert!(!a.wait_readable(&sa, &mut Vec::new(), Some(now)).unwrap());
+        b.write_all(&[9], &sb).unwrap();
+        assert!(a.wait_readable(&sa, &mut Vec::new(), Some(now)).unwrap());
+        assert_eq!(read_n(&a, &sa, 1), [9]);
+        drop((b, sb));
+        assert!(a.wait_readable(&sa, &mut Vec::new(), Some(now)).unwrap());
+        assert!(a.peer_gone());
+    }
+
     /// A pair of ring ends whose rings hold `capacity` bytes each, and a socket pair standing
-    /// in for the pair's doorbell (the tests below never wait, so it is never used). Under
+    /// in for the pair's doorbell (used by the tests that wait; never under Miri). Under
     /// Miri, which cannot map a memory file, over heap bytes; otherwise over a real memfd.
     fn test_pair(capacity: usize) -> (RingEnd, RingEnd, Stream, Stream) {
         #[cfg(miri)]
