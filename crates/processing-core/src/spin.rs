@@ -183,9 +183,35 @@ impl SpinPolicy {
 
     /// Busy-waits until `ready()` holds or [`budget`](Self::budget) is spent; returns whether
     /// it holds. `ready` is checked first, so a condition that already holds costs nothing.
-    pub fn spin_until(&self, mut ready: impl FnMut() -> bool) -> bool {
+    /// Under `cfg(loom)` (the model checker's build) it never spins: every wait goes straight
+    /// to its sleep, which is a scheduling point of the model.
+    pub fn spin_until(&self, ready: impl FnMut() -> bool) -> bool {
+        self.spin_until_before(None, ready)
+    }
+
+    /// [`spin_until`](Self::spin_until) that also ends at `deadline` (`None`: none), and does
+    /// not spin at all once it has passed: a wait with a timeout spins no longer than its
+    /// timeout, and a zero timeout not at all.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use processing::core::os::SpinPolicy;
+    ///
+    /// let policy = SpinPolicy::new();
+    /// // The deadline has passed: one look, no spin.
+    /// assert!(!policy.spin_until_before(Some(Instant::now()), || false));
+    /// assert!(policy.spin_until_before(Some(Instant::now()), || true));
+    /// ```
+    pub fn spin_until_before(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+    ) -> bool {
         if ready() {
             return true;
+        }
+        if cfg!(loom) {
+            return false;
         }
         // Pinned to one CPU, every round yields: the peer can only run when this thread
         // gives way, so even on an oversubscribed machine the spin hands the CPU over rather
@@ -206,10 +232,11 @@ impl SpinPolicy {
         } else {
             self.budget()
         };
+        let start = Instant::now();
+        let budget = deadline.map_or(budget, |d| budget.min(d.saturating_duration_since(start)));
         if budget.is_zero() {
             return false;
         }
-        let start = Instant::now();
         let mut round = 0u32;
         loop {
             round = round.wrapping_add(1);
@@ -267,6 +294,19 @@ mod tests {
         // Capped: one long idle period counts as 1 ms.
         assert!((900_000..=1_000_000).contains(&long), "{long}");
         assert!(p.budget() <= SPIN_MIN);
+    }
+
+    /// A wait whose deadline has passed (a zero timeout) looks once and does not spin.
+    #[test]
+    fn a_passed_deadline_looks_once() {
+        let p = SpinPolicy::new();
+        let mut looks = 0;
+        let deadline = Some(Instant::now());
+        assert!(!p.spin_until_before(deadline, || {
+            looks += 1;
+            false
+        }));
+        assert_eq!(looks, 1);
     }
 
     #[test]

@@ -220,7 +220,7 @@ fn wait_readable(
     let Some(ring) = io.ring else {
         return Ok(io.stream.poll_readable(left(deadline))?);
     };
-    // Ring: spin, sleep on the ring's futex, then on the socket (see `RingEnd::wait_readable`).
+    // Ring: spin, then sleep on the socket (see `RingEnd::wait_readable`).
     let mut arrived = Vec::new();
     let ready = ring.wait_readable(io.stream, &mut arrived, deadline);
     handles.extend(arrived);

@@ -140,7 +140,7 @@ impl Mailbox {
         let began = Instant::now();
         // (Under loom a wait goes straight to its sleep, a yield: no timing in the model.)
         if !self.inbox.has_data() {
-            if cfg!(loom) || !self.waits.spin_until(|| self.inbox.has_data()) {
+            if !self.waits.spin_until(|| self.inbox.has_data()) {
                 self.inbox.sleep(NAP, &mut cancelled)?;
             }
             self.waits.record(began.elapsed());

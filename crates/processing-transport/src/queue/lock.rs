@@ -82,7 +82,7 @@ impl PidLock {
                 spun = true;
                 if !cfg!(loom) {
                     let free_and_taken = || self.owner.holder() == 0 && self.owner.try_lock(me);
-                    if park::spin(waits, free_and_taken) {
+                    if waits.spin_until(free_and_taken) {
                         return Some(Acquired { owner_died: false });
                     }
                     // `cur` is stale after a spin: look again.

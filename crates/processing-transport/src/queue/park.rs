@@ -44,12 +44,6 @@ impl Deadline {
     }
 }
 
-/// Spins until `ready()` holds or `policy`'s budget is spent; returns whether it holds.
-/// Under loom it never spins (every wait goes straight to its sleep, a scheduling point).
-pub(crate) fn spin(policy: &SpinPolicy, ready: impl FnMut() -> bool) -> bool {
-    !cfg!(loom) && policy.spin_until(ready)
-}
-
 /// Records in `policy` how long a whole wait lasted (nothing under loom, whose waits never spin).
 pub(crate) fn record(policy: &SpinPolicy, began: Instant) {
     if !cfg!(loom) {
@@ -72,11 +66,7 @@ pub(crate) fn wait_until(
     }
     let began = Instant::now();
     // A zero timeout does not spin, and a spin ends at the deadline.
-    let spun = match deadline {
-        Deadline::Now => false,
-        Deadline::Never => spin(policy, &ready),
-        Deadline::At(t) => spin(policy, || ready() || Instant::now() >= t) && ready(),
-    };
+    let spun = policy.spin_until_before(deadline.instant(), &ready);
     let held = spun
         || loop {
             if !sleep_on(seq, wake_flag, deadline, &ready) {

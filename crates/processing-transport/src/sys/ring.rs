@@ -174,17 +174,6 @@ pub(crate) fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var_os("PROCESSING_PIPE_RING").is_none_or(|v| v != "0"))
 }
 
-/// Spins while `policy` allows (see `processing_core::os::SpinPolicy`: bounded, adaptive,
-/// nothing while the machine is oversubscribed) until `ready()`; returns whether it became
-/// ready.
-fn spin_until(policy: &SpinPolicy, ready: impl FnMut() -> bool) -> bool {
-    if cfg!(loom) {
-        // Under loom every wait goes straight to its sleep, which is a scheduling point.
-        return false;
-    }
-    policy.spin_until(ready)
-}
-
 /// Which lock of a ring.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Which {
@@ -518,12 +507,9 @@ impl RingEnd {
             return Ok(true);
         }
         let since = Instant::now();
-        let passed = |now: Instant| deadline.is_some_and(|d| now >= d);
-        let ready = !passed(since)
-            && spin_until(&self.read_waits, || {
-                self.readable_now() || passed(Instant::now())
-            })
-            && self.readable_now();
+        let ready = self
+            .read_waits
+            .spin_until_before(deadline, || self.readable_now());
         if !ready && !self.sleep_until_readable(stream, handles, deadline)? {
             return Ok(false);
         }
@@ -539,17 +525,13 @@ impl RingEnd {
         handles: &mut Vec<OwnedFd>,
         deadline: Option<Instant>,
     ) -> io::Result<bool> {
-        let c = self.control(self.in_ring());
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) {
                 // A last look, draining the socket: the end of the stream may be waiting there.
                 return self.arm(stream, handles);
             }
-            c.reader_waiting.0.store(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            if self.readable_now() {
-                c.reader_waiting.0.store(0, Ordering::Relaxed);
+            if self.announce_sleep(|| Ok(()))? {
                 return Ok(true);
             }
             if self.wait_doorbell(stream, left)? {
@@ -576,11 +558,18 @@ impl RingEnd {
     /// blocking. After `false` the caller may sleep in `poll` on the socket: the writer's next
     /// publish rings it.
     pub(crate) fn arm(&self, stream: &Stream, handles: &mut Vec<OwnedFd>) -> io::Result<bool> {
+        self.announce_sleep(|| self.drain(stream, handles))
+    }
+
+    /// Sets `reader_waiting` and fences (the writer's next publish then rings the socket),
+    /// runs `then` (a drain of the socket, or nothing), and reports whether the ring can be
+    /// read now, withdrawing the announcement if so.
+    fn announce_sleep(&self, then: impl FnOnce() -> io::Result<()>) -> io::Result<bool> {
         let c = self.control(self.in_ring());
         c.reader_waiting.0.store(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        self.drain(stream, handles)?;
-        if self.available()? > 0 || self.peer_gone() || self.in_torn() {
+        then()?;
+        if self.readable_now() {
             c.reader_waiting.0.store(0, Ordering::Relaxed);
             return Ok(true);
         }
@@ -723,7 +712,10 @@ impl RingEnd {
 
     fn wait_room(&self, stream: &Stream) -> io::Result<()> {
         let since = Instant::now();
-        if spin_until(&self.write_waits, || self.room().map_or(true, |n| n > 0)) {
+        if self
+            .write_waits
+            .spin_until(|| self.room().map_or(true, |n| n > 0))
+        {
             self.write_waits.record(since.elapsed());
             return Ok(());
         }
@@ -907,7 +899,12 @@ mod tests {
             .wait_readable(&sa, &mut Vec::new(), Some(deadline))
             .unwrap());
         assert!(Instant::now() >= deadline);
-        // The socket is drained: a sleeper wakes for the writer's doorbell alone.
+        // The wait took the stray bytes (those that woke it, and the rest at its last look):
+        // the socket is empty, and a sleeper wakes for the writer's doorbell alone.
+        let e = sa
+            .read_chunk(&mut [0u8; 8], true, &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         let flag = &a.control(a.in_ring()).reader_waiting.0;
         flag.store(0, Ordering::SeqCst);
         std::thread::scope(|s| {
