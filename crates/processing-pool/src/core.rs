@@ -21,9 +21,9 @@ use crate::{PoolError, WorkerStartError};
 use std::error::Error as _;
 
 /// Most tasks sent to a worker in one message.
-const MAX_BATCH: usize = 512;
-/// A batch stops growing past this many input bytes.
-const MAX_BATCH_BYTES: usize = 1 << 20;
+pub(crate) const MAX_BATCH: usize = 512;
+/// Most input bytes of a batch of several tasks (a larger task travels alone).
+pub(crate) const MAX_BATCH_BYTES: usize = 1 << 20;
 /// The first pause after a failed worker start; it doubles with each consecutive failure.
 const START_BACKOFF: Duration = Duration::from_millis(10);
 /// The longest pause between two attempts to start a worker.
@@ -306,7 +306,17 @@ impl Shared {
                     let want = share.clamp(1, MAX_BATCH).min(limit.max(1));
                     let mut batch = Vec::with_capacity(want);
                     let mut bytes = 0;
-                    while batch.len() < want && bytes < MAX_BATCH_BYTES {
+                    while batch.len() < want {
+                        // A task that would take the batch over its byte budget waits for the
+                        // next one: a batch of several tasks stays within the budget, and a
+                        // large task (up to `task::MAX_TASK_BYTES`) travels alone, so every
+                        // batch fits a worker's frame.
+                        let Some(next) = q.pending.front() else {
+                            break;
+                        };
+                        if !batch.is_empty() && bytes + next.input.len() > MAX_BATCH_BYTES {
+                            break;
+                        }
                         let Some(mut t) = q.pending.pop_front() else {
                             break;
                         };

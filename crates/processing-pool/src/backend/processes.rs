@@ -62,9 +62,12 @@ const REPLY_HEADER: usize = RESERVED + REPLY_FIELDS;
 const REPLY_FIELDS: usize = 1 + 8 + 1;
 /// Largest frame body either side accepts.
 const MAX_FRAME: u64 = 1 << 31;
-// A task message (count, id, entry, length, arguments) and a reply (its fields, results) of
-// `task::MAX_TASK_BYTES` fit a frame; so its `u32` length fields never truncate.
+// A batch is one task of up to `task::MAX_TASK_BYTES`, or several within the batch budget
+// (`core::take_batch`): its message (count, then id, entry, length and arguments of each task)
+// and a reply (its fields, results) fit a frame, so their `u32` length fields never truncate.
 const _: () = assert!(task::MAX_TASK_BYTES as u64 + 64 <= MAX_FRAME);
+const _: () =
+    assert!((crate::core::MAX_BATCH_BYTES + crate::core::MAX_BATCH * 64) as u64 + 64 <= MAX_FRAME);
 /// The read-ahead of the supervisor's stream reader.
 const READ_AHEAD: usize = 64 * 1024;
 
