@@ -56,7 +56,7 @@ unsafe fn for_each_word(
     // One aligned word (an 8-byte `RawValue`, an element of a `RawArray<u64>`): a call with
     // constant bounds, which the inlined copy turns into one load or store. The loop below
     // would copy through a `memcpy` call of a length known only at run time.
-    if len == WORD && at.addr() % WORD == 0 {
+    if len == WORD && at.addr().is_multiple_of(WORD) {
         // SAFETY: the word is `at..at + len` itself, in the mapping (caller's promise).
         f(unsafe { word_at(at) }, 0, 0..WORD);
         return;
