@@ -628,7 +628,7 @@ impl<'p> Chunked<'p> {
             if chunk.is_empty() {
                 return None;
             }
-            Some(encode_counted(&chunk))
+            Some((encode_chunk(&chunk), chunk.len()))
         });
         let progress = self.pool.progress_for(exact);
         IMap::start(
@@ -694,6 +694,60 @@ mod tests {
         let bar = last_bar();
         assert_eq!(bar.position(), 2);
         assert!(bar.is_finished());
+    }
+
+    /// Encodes as its number, except 13, whose encoding fails.
+    #[derive(serde::Deserialize)]
+    struct Unlucky(u64);
+
+    impl serde::Serialize for Unlucky {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if self.0 == 13 {
+                return Err(serde::ser::Error::custom("13 does not travel"));
+            }
+            s.serialize_newtype_struct("Unlucky", &self.0)
+        }
+    }
+
+    fn number(x: Unlucky) -> u64 {
+        x.0
+    }
+
+    /// A chunk whose arguments do not encode fails alone, in its place: an error for each of
+    /// its inputs, and every other input's result (also when it is the first chunk).
+    #[test]
+    fn imap_chunk_that_does_not_encode_fails_alone_in_its_place() {
+        let pool = pool();
+        for (inputs, bad) in [(0..20u64, 12..16u64), (12..20, 12..16)] {
+            for ordered in [true, false] {
+                let chunked = pool.chunksize(4);
+                let args = inputs.clone().map(Unlucky);
+                let it = if ordered {
+                    chunked.imap(number, args).unwrap()
+                } else {
+                    chunked.imap_unordered(number, args).unwrap()
+                };
+                let got: Vec<Result<u64, crate::PoolError>> = it.collect();
+                assert_eq!(got.len(), inputs.clone().count(), "ordered: {ordered}");
+                let mut ok: Vec<u64> = got
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok().copied())
+                    .collect();
+                ok.sort_unstable();
+                let want: Vec<u64> = inputs.clone().filter(|i| !bad.contains(i)).collect();
+                assert_eq!(ok, want, "ordered: {ordered}");
+                for e in got.iter().filter_map(|r| r.as_ref().err()) {
+                    assert!(matches!(e, crate::PoolError::Codec(_)), "{e}");
+                }
+                if ordered {
+                    let first_bad = (bad.start - inputs.start) as usize;
+                    for (i, r) in got.iter().enumerate() {
+                        let in_bad = (first_bad..first_bad + 4).contains(&i);
+                        assert_eq!(r.is_err(), in_bad, "item {i}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -552,9 +552,10 @@ impl<R: DeserializeOwned + Send> Group for ImapGroup<R> {
     }
 }
 
-/// Pulls the next chunk from the input: its encoded arguments and its length.
+/// Pulls the next chunk from the input: its encoded arguments (or why they cannot travel) and
+/// its number of inputs.
 pub(crate) type ChunkSource<'a> =
-    Box<dyn FnMut() -> Option<Result<(Vec<u8>, usize), PoolError>> + 'a>;
+    Box<dyn FnMut() -> Option<(Result<Vec<u8>, PoolError>, usize)> + 'a>;
 
 /// The lazy iterator of [`Pool::imap`](crate::Pool::imap) and
 /// [`Pool::imap_unordered`](crate::Pool::imap_unordered).
@@ -562,8 +563,8 @@ pub(crate) type ChunkSource<'a> =
 /// It pulls from its input on the caller's thread, a bounded number of chunks ahead of what
 /// was consumed, so an endless input works. It yields exactly one item per input (`imap`: in
 /// input order): its value, or its own error (a panic fails only that input; a lost worker or
-/// a timeout fails each input of the chunk it was running). Dropping it drops the chunks not
-/// yet started.
+/// a timeout fails each input of the chunk it was running, and so do a chunk's arguments that
+/// do not encode or reach 2 GiB). Dropping it drops the chunks not yet started.
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -662,15 +663,22 @@ impl<'a, R: DeserializeOwned + Send + 'static> IMap<'a, R> {
                         }
                     }
                 }
-                Some(Err(e)) => {
-                    self.source = None;
-                    return Err(e);
-                }
-                Some(Ok((input, len))) => {
+                Some((input, len)) => {
                     lock(&self.group.state).lens.insert(self.submitted, len);
-                    let group: Arc<dyn Group> = self.group.clone();
-                    self.shared
-                        .submit([Task::new(self.entry, input, group, self.submitted)])?;
+                    match input {
+                        Ok(input) => {
+                            let group: Arc<dyn Group> = self.group.clone();
+                            self.shared.submit([Task::new(
+                                self.entry,
+                                input,
+                                group,
+                                self.submitted,
+                            )])?;
+                        }
+                        // A chunk that cannot travel (its arguments do not encode) fails
+                        // alone, in its place: one error per input, as a failed task.
+                        Err(e) => self.group.complete(self.submitted, Err(e)),
+                    }
                     self.submitted += 1;
                 }
             }
