@@ -470,6 +470,40 @@ fn k02_long_task_is_never_stolen_while_its_host_lives() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn k02_queued_task_is_never_stolen_while_its_host_lives() {
+    // Two pools at once on hosts of one worker each: a host may take an entry of each pool
+    // for its one free worker. The one it queues waits longer than the visibility timeout;
+    // the heartbeat keeps it too.
+    let Some((redis, _hosts, dir_a, pool_a)) = recording_cluster(1, 3, "k02-queued-a") else {
+        return;
+    };
+    let pool_b = cluster_pool(&redis.url(), 3).build().unwrap();
+    let dir_b = temp_dir("k02-queued-b");
+    std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            pool_a
+                .chunksize(1)
+                .map(long_counted, tasks_in(&dir_a, 3))
+                .unwrap()
+        });
+        let b = s.spawn(|| {
+            pool_b
+                .chunksize(1)
+                .map(long_counted, tasks_in(&dir_b, 3))
+                .unwrap()
+        });
+        assert_eq!(a.join().unwrap(), [0, 1, 4]);
+        assert_eq!(b.join().unwrap(), [0, 1, 4]);
+    });
+    for dir in [&dir_a, &dir_b] {
+        let mut per = executions(dir);
+        per.sort_unstable();
+        assert_eq!(per, [0, 1, 2], "each task ran exactly once");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn long_counted((i, dir): (u64, PathBuf)) -> u64 {
     record(i, &dir);
     std::thread::sleep(Duration::from_millis(3000));

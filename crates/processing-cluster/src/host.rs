@@ -272,7 +272,9 @@ fn discover(
 }
 
 /// One round of the fetcher: the host, its connection and the pools it knows, for taking up
-/// to a number of entries (as many as runners are free).
+/// to as many entries of each pool as runners are free (more than the free runners in all
+/// when several pools have work: the extra ones wait in the host's queue, their claims
+/// renewed by the heartbeat as the running ones are).
 struct Fetch<'a> {
     host: &'a Host,
     con: &'a mut redis::Connection,
@@ -766,7 +768,7 @@ fn publisher(host: Arc<Host>, rx: Receiver<Out>) {
     }
 }
 
-/// Marks the host alive, renews the claims of running entries, cancels those of deleted
+/// Marks the host alive, renews the claims of running and queued entries, cancels those of deleted
 /// pools (their local worker is stopped at once).
 fn heartbeat(host: Arc<Host>, beat: Duration) {
     let mut con: Option<redis::Connection> = None;
@@ -777,16 +779,25 @@ fn heartbeat(host: Arc<Host>, beat: Duration) {
         }
         let Some(c) = con.as_mut() else { continue };
         mark_alive(&host, c, beat);
-        let running: Vec<(String, String)> = lock(&host.running)
+        // Every entry this host holds: running, and queued for a runner (a host takes up to
+        // its free runners' count from each pool, so an entry may wait here for a runner
+        // longer than the visibility timeout; unrenewed, another host would claim it and run
+        // it a second time).
+        let mut held: Vec<(String, String)> = lock(&host.running)
             .values()
             .map(|r| (r.pool.clone(), r.entry.clone()))
             .collect();
-        if running.is_empty() {
+        held.extend(
+            lock(&host.queue)
+                .iter()
+                .map(|j| (j.pool.clone(), j.entry.clone())),
+        );
+        if held.is_empty() {
             continue;
         }
         // XCLAIM on a deleted stream fails; run the claims and the checks separately.
         let mut checks = redis::pipe();
-        for (pool, _) in &running {
+        for (pool, _) in &held {
             checks.cmd("EXISTS").arg(wire::meta_key(pool));
         }
         let exists: redis::RedisResult<Vec<i64>> = checks.query(c);
@@ -795,7 +806,7 @@ fn heartbeat(host: Arc<Host>, beat: Duration) {
             continue;
         };
         let mut claims = redis::pipe();
-        for ((pool, entry), e) in running.iter().zip(&exists) {
+        for ((pool, entry), e) in held.iter().zip(&exists) {
             if *e == 1 {
                 claims
                     .cmd("XCLAIM")
