@@ -28,6 +28,15 @@ impl Deadline {
         }
     }
 
+    /// Whether it has passed (`Now` always has): the call looks once and does not wait.
+    pub fn passed(self) -> bool {
+        match self {
+            Deadline::Now => true,
+            Deadline::At(t) => Instant::now() >= t,
+            Deadline::Never => false,
+        }
+    }
+
     /// The instant it passes (`Now`: the present), `None` for ever.
     pub fn instant(self) -> Option<Instant> {
         match self {

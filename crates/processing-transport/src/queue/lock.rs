@@ -52,19 +52,24 @@ impl PidLock {
         if self.owner.try_lock(me) {
             return Some(Acquired { owner_died: false });
         }
+        if deadline.passed() {
+            // A look, not a wait (a zero timeout): no spin, nothing to record.
+            return self.lock_contended(me, deadline);
+        }
+        // Spin before the first liveness check and sleep (a holder only copies one item; a
+        // sleeper is woken by the unlock).
         let began = Instant::now();
-        let got = self.lock_contended(me, deadline, waits);
+        let free_and_taken = || self.owner.holder() == 0 && self.owner.try_lock(me);
+        let got = if waits.spin_until_before(deadline.instant(), free_and_taken) {
+            Some(Acquired { owner_died: false })
+        } else {
+            self.lock_contended(me, deadline)
+        };
         park::record(waits, began);
         got
     }
 
-    fn lock_contended(
-        &self,
-        me: Owner,
-        deadline: Deadline,
-        waits: &SpinPolicy,
-    ) -> Option<Acquired> {
-        let mut spun = false;
+    fn lock_contended(&self, me: Owner, deadline: Deadline) -> Option<Acquired> {
         let mut suspect = Suspect::default();
         let mut last_check: Option<Instant> = None;
         loop {
@@ -75,19 +80,6 @@ impl PidLock {
                     return Some(Acquired { owner_died: false });
                 }
                 continue;
-            }
-            // Spin once, before the first liveness check and sleep (a holder only copies one
-            // item; a sleeper is woken by the unlock). Under loom no wait spins: straight on.
-            if !spun {
-                spun = true;
-                if !cfg!(loom) {
-                    let free_and_taken = || self.owner.holder() == 0 && self.owner.try_lock(me);
-                    if waits.spin_until(free_and_taken) {
-                        return Some(Acquired { owner_died: false });
-                    }
-                    // `cur` is stale after a spin: look again.
-                    continue;
-                }
             }
             // (Under loom every thread is this live process: no liveness check, whose timing
             // would make the model's runs differ.)

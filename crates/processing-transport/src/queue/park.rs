@@ -64,8 +64,13 @@ pub(crate) fn wait_until(
     if ready() {
         return true;
     }
+    if deadline.passed() {
+        // A look, not a wait (a zero timeout): no spin, no sleep, and nothing recorded (a
+        // poll must not shorten the spins of the real waits).
+        return false;
+    }
     let began = Instant::now();
-    // A zero timeout does not spin, and a spin ends at the deadline.
+    // A spin ends at the deadline.
     let spun = policy.spin_until_before(deadline.instant(), &ready);
     let held = spun
         || loop {

@@ -808,6 +808,15 @@ impl Ring {
 
     /// Test hook: makes both side locks look held by process `pid`, as if it died inside a
     /// put and a get.
+    /// Test hook: what this process's waits on the queue learnt so far.
+    #[cfg(test)]
+    pub(crate) fn wait_statistics(&self) -> String {
+        format!(
+            "{:?} {:?} {:?}",
+            self.put_waits, self.get_waits, self.join_waits
+        )
+    }
+
     #[cfg(test)]
     pub(crate) fn hold_locks_as(&self, owner: processing_shm::owner::Owner) {
         let h = self.h();

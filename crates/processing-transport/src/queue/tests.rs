@@ -227,6 +227,33 @@ fn a_lock_held_by_a_live_process_makes_timed_operations_time_out() {
     assert_eq!(q.get().unwrap(), 1);
 }
 
+/// A zero timeout is a look, not a wait: polls of an empty queue, a full one or one whose
+/// locks are held leave the spin statistics of the real waits as they were.
+#[test]
+fn zero_timeout_polls_leave_the_wait_statistics_alone() {
+    let q: Queue<u32> = Queue::bounded(1).unwrap();
+    let before = q.shared.ring.wait_statistics();
+    for _ in 0..64 {
+        assert!(q.try_get().unwrap_err().is_empty());
+        assert!(q.get_timeout(Duration::ZERO).unwrap_err().is_timeout());
+    }
+    q.put(1).unwrap();
+    for _ in 0..64 {
+        assert!(q.try_put(2).is_err());
+        assert!(q.put_timeout(2, Duration::ZERO).is_err());
+    }
+    // (A `try_` operation waits for a side lock, held only for one copy; a zero timeout does
+    // not.)
+    q.shared.ring.hold_locks_as(Owner::current()); // this process: alive
+    for _ in 0..64 {
+        assert!(q.get_timeout(Duration::ZERO).unwrap_err().is_timeout());
+        assert!(q.put_timeout(3, Duration::ZERO).is_err());
+    }
+    assert_eq!(q.shared.ring.wait_statistics(), before);
+    q.shared.ring.hold_locks_as(Owner { pid: 0, stamp: 0 });
+    assert_eq!(q.get().unwrap(), 1);
+}
+
 #[test]
 fn locks_held_by_a_reused_pid_are_recovered() {
     // A live process (this one) under another start stamp: the holder died and its pid was
